@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Debian 12, as root), then runs formatting,
+# lint, unit and integration tests. Integration tests start real OpenSSH sshd daemons on
+# loopback and in network namespaces they create, so this must run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh must run as root (it starts sshd and creates network namespaces)" >&2
+  exit 2
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust 1.89 or newer (rustup) first" >&2
+  exit 2
+fi
+
+packages=(openssh-server openssh-client iproute2 procps nginx prometheus shellcheck systemd python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's maintainer scripts may start daemons where an init system exists; tests start their own.
+mkdir -p /run/sshd
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked -- --test-threads="${TEST_THREADS:-4}"

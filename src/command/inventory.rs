@@ -1,0 +1,59 @@
+//! `microctl inventory`: hosts, groups, vars and each host's resolved jump chain.
+
+use serde_json::json;
+
+use super::load_inventory;
+use crate::cli::{GlobalArgs, InventoryArgs};
+use crate::error::Result;
+use crate::report::{self, Table};
+
+pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
+    let inv = load_inventory(global)?;
+    if args.json {
+        let hosts: Vec<_> = inv
+            .hosts
+            .iter()
+            .map(|h| {
+                json!({
+                    "name": h.name,
+                    "address": h.address,
+                    "port": h.port,
+                    "user": h.user,
+                    "via": h.via,
+                    "groups": h.groups,
+                    "chain": inv.chain(h).iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                    "vars": h.vars,
+                })
+            })
+            .collect();
+        let groups: serde_json::Map<String, serde_json::Value> = inv
+            .groups
+            .values()
+            .map(|g| (g.name.clone(), json!({ "hosts": g.hosts, "roles": g.roles, "vars": g.vars })))
+            .collect();
+        report::json_line(&json!({ "hosts": hosts, "groups": groups }));
+        return Ok(0);
+    }
+    let mut table = Table::new(&["host", "target", "groups", "chain"]);
+    for h in &inv.hosts {
+        table.row(vec![
+            h.name.clone(),
+            format!("{}@{}:{}", h.user, h.address, h.port),
+            h.groups.join(","),
+            inv.chain_text(h),
+        ]);
+    }
+    print!("{}", table.render());
+    println!();
+    let mut groups = Table::new(&["group", "hosts", "roles"]);
+    for g in inv.groups.values() {
+        groups.row(vec![g.name.clone(), g.hosts.join(","), g.roles.join(",")]);
+    }
+    print!("{}", groups.render());
+    println!();
+    for h in &inv.hosts {
+        let vars: Vec<String> = h.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{} vars: {}", h.name, if vars.is_empty() { "-".to_string() } else { vars.join(" ") });
+    }
+    Ok(0)
+}

@@ -1,0 +1,128 @@
+//! The inventory: which hosts exist, how to reach them (user, key, jump chain), which groups
+//! they are in, and their vars.
+//!
+//! `raw` is the file as written; `resolve` turns it into the [`Inventory`] model every other
+//! module uses (settings inherited from `[defaults]`, vars merged, `via` chains checked);
+//! `pattern` selects hosts by name, group, glob and exclusion.
+
+mod pattern;
+mod raw;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub use pattern::select;
+
+/// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
+pub type Vars = toml::Table;
+
+/// Where the default inventory lives when neither `-i` nor `MICROCTL_INVENTORY` is given.
+pub const DEFAULT_PATH: &str = "inventory.toml";
+
+/// The resolved inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    /// Hosts in file order.
+    pub hosts: Vec<Host>,
+    /// Groups by name, members in host file order.
+    pub groups: BTreeMap<String, Group>,
+    /// `[deploy.NAME]` tables, validated by `deploy`.
+    pub deploy: BTreeMap<String, DeploySection>,
+}
+
+/// A raw `[deploy.NAME]` table with the line it starts on, for error messages.
+#[derive(Debug, Clone)]
+pub struct DeploySection {
+    pub table: toml::Table,
+    pub line: usize,
+}
+
+/// One host with every setting resolved.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `None` means ssh-agent, then the OpenSSH default key files.
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    /// The jump host this host is reached through.
+    pub via: Option<String>,
+    pub groups: Vec<String>,
+    pub vars: Vars,
+    pub connect_timeout: Duration,
+    /// Concurrent channels this client opens on the host's connection (below sshd's MaxSessions).
+    pub max_sessions: usize,
+    /// Run privileged work through `sudo -n` when `user` is not root.
+    pub become_root: bool,
+    /// Where microctl keeps its lock and pending handlers on the host.
+    pub state_dir: String,
+    /// Line of the `[hosts.NAME]` header, for messages.
+    pub line: usize,
+}
+
+impl Host {
+    /// The `sudo -n` prefix for privileged commands, empty when already root or become is off.
+    pub fn sudo_prefix(&self) -> &'static str {
+        if self.become_root && self.user != "root" { "sudo -n " } else { "" }
+    }
+}
+
+/// A group: its members and the roles it applies.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub roles: Vec<String>,
+    pub vars: Vars,
+}
+
+impl Inventory {
+    /// Reads and resolves the inventory file.
+    pub fn load(path: &Path) -> Result<Inventory> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::io("cannot read inventory", path, e)
+                .kind_of(ErrorKind::Inventory)
+                .hint("pass the inventory with -i PATH or MICROCTL_INVENTORY, or create inventory.toml (see README.md)")
+        })?;
+        Inventory::parse(path, &text)
+    }
+
+    /// Resolves inventory `text`, reporting errors against `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
+        resolve::resolve(path, text)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The hosts from the first hop to `host` itself: `[jenkins, web, app]`.
+    pub fn chain<'a>(&'a self, host: &'a Host) -> Vec<&'a Host> {
+        let mut chain = vec![host];
+        let mut cur = host;
+        while let Some(via) = &cur.via {
+            // resolve() guarantees every `via` exists and there are no cycles.
+            cur = self.host(via).expect("resolved via");
+            chain.push(cur);
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// `control -> jenkins -> web -> app`.
+    pub fn chain_text(&self, host: &Host) -> String {
+        let mut s = String::from("control");
+        for hop in self.chain(host) {
+            s.push_str(" -> ");
+            s.push_str(&hop.name);
+        }
+        s
+    }
+}

@@ -1,0 +1,426 @@
+//! Raw inventory -> resolved [`Inventory`]: inherit `[defaults]`, merge vars, check every name,
+//! address, port and `via` chain, and report each problem at its file, line and column.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawGroup, RawHost, RawInventory};
+use super::{DeploySection, Group, Host, Inventory, Vars};
+use crate::error::{Error, ErrorKind, Result, line_col};
+
+const DEFAULT_PORT: u16 = 22;
+const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
+const DEFAULT_MAX_SESSIONS: i64 = 8;
+const DEFAULT_STATE_DIR: &str = "/var/lib/microctl";
+
+/// Reports errors against one inventory file.
+struct Reporter<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Reporter<'_> {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> Error {
+        let (line, col) = line_col(self.text, span.start);
+        Error::new(ErrorKind::Inventory, message).at_file(self.path).at_line(line, col)
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+}
+
+pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
+    let rep = Reporter { path, text };
+    let raw: RawInventory = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        rep.at(span, format!("invalid inventory: {}", e.message().trim()))
+            .hint("fix the TOML at this position; the inventory format is described in README.md")
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+
+    let defaults = match &raw.defaults {
+        Some(d) => {
+            let span = d.span();
+            let d = d.get_ref();
+            for (field, set) in
+                [("address", d.address.is_some()), ("via", d.via.is_some()), ("groups", d.groups.is_some())]
+            {
+                if set {
+                    return Err(rep
+                        .at(span, format!("`{field}` cannot be set in [defaults]"))
+                        .field(format!("defaults.{field}"))
+                        .hint(format!("set `{field}` on each [hosts.NAME] table instead")));
+                }
+            }
+            d.clone()
+        }
+        None => RawHost::default(),
+    };
+
+    let names: HashSet<&str> = raw.hosts.keys().map(|k| k.get_ref().as_str()).collect();
+    let mut hosts = Vec::new();
+    for (name, host) in &raw.hosts {
+        hosts.push(resolve_host(&rep, base_dir, name, host, &defaults, &names)?);
+    }
+    check_via_cycles(&rep, &raw, &hosts)?;
+
+    let groups = resolve_groups(&rep, &raw, &mut hosts, &defaults)?;
+
+    let deploy = raw
+        .deploy
+        .iter()
+        .map(|(name, table)| {
+            let section = DeploySection { table: table.get_ref().clone(), line: rep.line(&table.span()) };
+            (name.get_ref().clone(), section)
+        })
+        .collect();
+
+    Ok(Inventory { path: path.to_path_buf(), hosts, groups, deploy })
+}
+
+fn resolve_host(
+    rep: &Reporter,
+    base_dir: &Path,
+    name: &Spanned<String>,
+    host: &Spanned<RawHost>,
+    defaults: &RawHost,
+    names: &HashSet<&str>,
+) -> Result<Host> {
+    let n = name.get_ref();
+    let h = host.get_ref();
+    check_name(rep, name, "host")?;
+    let address = h.address.as_ref().ok_or_else(|| {
+        rep.at(host.span(), format!("host `{n}` has no `address`"))
+            .field(format!("hosts.{n}.address"))
+            .hint("add `address = \"IP or DNS name\"` to the host")
+    })?;
+    check_address(rep, address, n)?;
+
+    let port = pick(&h.port, &defaults.port);
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => u16::try_from(*p.get_ref()).ok().filter(|p| *p > 0).ok_or_else(|| {
+            rep.at(p.span(), format!("port {} is out of range", p.get_ref()))
+                .field(format!("hosts.{n}.port"))
+                .hint("use a TCP port from 1 to 65535")
+        })?,
+    };
+
+    if let Some(via) = &h.via {
+        if !names.contains(via.get_ref().as_str()) {
+            return Err(rep
+                .at(via.span(), format!("host `{n}` goes via unknown host `{}`", via.get_ref()))
+                .field(format!("hosts.{n}.via"))
+                .hint(format!("define [hosts.{}] or set `via` to one of: {}", via.get_ref(), sorted(names))));
+        }
+        if via.get_ref() == n {
+            return Err(rep
+                .at(via.span(), format!("`via` cycle: {n} -> {n}"))
+                .field(format!("hosts.{n}.via"))
+                .hint("a host cannot be its own jump host; remove `via` or name another host"));
+        }
+    }
+
+    let max_sessions = pick(&h.max_sessions, &defaults.max_sessions)
+        .map(|m| (*m.get_ref(), m.span()))
+        .unwrap_or((DEFAULT_MAX_SESSIONS, 0..0));
+    if !(1..=1000).contains(&max_sessions.0) {
+        return Err(rep
+            .at(max_sessions.1, format!("max_sessions {} is out of range", max_sessions.0))
+            .field(format!("hosts.{n}.max_sessions"))
+            .hint("use a number from 1 to 1000, below the server's MaxSessions (OpenSSH default 10)"));
+    }
+
+    let timeout = pick(&h.connect_timeout, &defaults.connect_timeout)
+        .map(|t| (*t.get_ref(), t.span()))
+        .unwrap_or((DEFAULT_CONNECT_TIMEOUT, 0..0));
+    if !(timeout.0 > 0.0 && timeout.0 <= 3600.0) {
+        return Err(rep
+            .at(timeout.1, format!("connect_timeout {} is out of range", timeout.0))
+            .field(format!("hosts.{n}.connect_timeout"))
+            .hint("use seconds, more than 0 and at most 3600"));
+    }
+
+    let user = pick(&h.user, &defaults.user).map(|u| u.get_ref().clone()).unwrap_or_else(local_user);
+    let identity = pick(&h.identity, &defaults.identity).map(|p| expand_path(base_dir, p.get_ref()));
+    let known_hosts = pick(&h.known_hosts, &defaults.known_hosts)
+        .map(|p| expand_path(base_dir, p.get_ref()))
+        .unwrap_or_else(|| expand_path(base_dir, "~/.ssh/known_hosts"));
+    let state_dir = pick(&h.state_dir, &defaults.state_dir)
+        .map(|s| s.get_ref().clone())
+        .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string());
+    let groups = h
+        .groups
+        .iter()
+        .flatten()
+        .map(|g| check_name(rep, g, "group").map(|_| g.get_ref().clone()))
+        .collect::<Result<Vec<_>>>()?;
+
+    Ok(Host {
+        name: n.clone(),
+        address: address.get_ref().clone(),
+        port,
+        user,
+        identity,
+        known_hosts,
+        via: h.via.as_ref().map(|v| v.get_ref().clone()),
+        groups,
+        // Group vars are merged in by resolve_groups once groups are known.
+        vars: h.vars.clone().unwrap_or_default(),
+        connect_timeout: Duration::from_secs_f64(timeout.0),
+        max_sessions: max_sessions.0 as usize,
+        become_root: h.become_root.or(defaults.become_root).unwrap_or(true),
+        state_dir,
+        line: rep.line(&name.span()),
+    })
+}
+
+fn pick<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> Option<&'a T> {
+    own.as_ref().or(default.as_ref())
+}
+
+fn check_name(rep: &Reporter, name: &Spanned<String>, what: &str) -> Result<()> {
+    let n = name.get_ref();
+    let ok =
+        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && n != "all";
+    if ok {
+        Ok(())
+    } else {
+        Err(rep
+            .at(name.span(), format!("invalid {what} name `{n}`"))
+            .hint("names use letters, digits, `-`, `_` and `.`; `all` is reserved"))
+    }
+}
+
+fn check_address(rep: &Reporter, address: &Spanned<String>, host: &str) -> Result<()> {
+    let a = address.get_ref();
+    let valid_dns = !a.is_empty()
+        && a.len() <= 253
+        && a.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if a.parse::<IpAddr>().is_ok() || valid_dns {
+        Ok(())
+    } else {
+        Err(rep
+            .at(address.span(), format!("invalid address `{a}` for host `{host}`"))
+            .field(format!("hosts.{host}.address"))
+            .hint("use an IPv4/IPv6 address or a DNS name, without user or port (set `user` and `port` instead)"))
+    }
+}
+
+/// Follows every `via` chain; a chain that comes back to a host it passed is a cycle.
+fn check_via_cycles(rep: &Reporter, raw: &RawInventory, hosts: &[Host]) -> Result<()> {
+    let via: BTreeMap<&str, &str> =
+        hosts.iter().filter_map(|h| h.via.as_deref().map(|v| (h.name.as_str(), v))).collect();
+    for start in hosts {
+        let mut path = vec![start.name.as_str()];
+        let mut cur = start.name.as_str();
+        while let Some(&next) = via.get(cur) {
+            if let Some(pos) = path.iter().position(|p| *p == next) {
+                let cycle = path[pos..].iter().chain([&next]).copied().collect::<Vec<_>>().join(" -> ");
+                let first = path[pos];
+                let span = raw
+                    .hosts
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == first)
+                    .and_then(|(_, h)| h.get_ref().via.as_ref().map(|v| v.span()))
+                    .unwrap_or(0..0);
+                return Err(rep
+                    .at(span, format!("`via` cycle: {cycle}"))
+                    .field(format!("hosts.{first}.via"))
+                    .hint("jump chains must end at a host reached directly; remove `via` from one host of the cycle"));
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+    Ok(())
+}
+
+fn resolve_groups(
+    rep: &Reporter,
+    raw: &RawInventory,
+    hosts: &mut [Host],
+    defaults: &RawHost,
+) -> Result<BTreeMap<String, Group>> {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for host in hosts.iter() {
+        for g in &host.groups {
+            let group = groups.entry(g.clone()).or_insert_with(|| Group {
+                name: g.clone(),
+                hosts: vec![],
+                roles: vec![],
+                vars: Vars::new(),
+            });
+            group.hosts.push(host.name.clone());
+        }
+    }
+    for (name, table) in &raw.groups {
+        check_name(rep, name, "group")?;
+        let n = name.get_ref();
+        let RawGroup { roles, vars } = table.get_ref();
+        let Some(group) = groups.get_mut(n) else {
+            return Err(rep
+                .at(name.span(), format!("group `{n}` has no hosts"))
+                .field(format!("groups.{n}"))
+                .hint(format!("add \"{n}\" to the `groups` list of at least one host, or remove [groups.{n}]")));
+        };
+        group.roles = roles.iter().map(|r| r.get_ref().clone()).collect();
+        group.vars = vars.clone().unwrap_or_default();
+    }
+    // Vars: defaults < each group in the host's `groups` order < host.
+    for host in hosts.iter_mut() {
+        let mut vars = defaults.vars.clone().unwrap_or_default();
+        for g in &host.groups {
+            merge_vars(&mut vars, &groups[g].vars);
+        }
+        merge_vars(&mut vars, &host.vars);
+        host.vars = vars;
+    }
+    Ok(groups)
+}
+
+/// Overlays `top` on `base`, key by key (a later layer replaces a key's whole value).
+pub fn merge_vars(base: &mut Vars, top: &Vars) {
+    for (k, v) in top {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+fn sorted(names: &HashSet<&str>) -> String {
+    let mut v: Vec<_> = names.iter().copied().collect();
+    v.sort();
+    v.join(", ")
+}
+
+fn local_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "root".to_string())
+}
+
+/// Expands `~/` to $HOME; relative paths are relative to the inventory's folder.
+pub fn expand_path(base_dir: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        return home.join(rest);
+    }
+    let path = PathBuf::from(p);
+    if path.is_absolute() { path } else { base_dir.join(path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory> {
+        resolve(Path::new("inv.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    const SAMPLE: &str = r#"
+[defaults]
+user = "ubuntu"
+identity = "/keys/id"
+vars = { env = "prod", app_port = 1 }
+
+[hosts.jenkins]
+address = "203.0.113.10"
+groups = ["ci"]
+
+[hosts.web]
+address = "10.0.1.10"
+via = "jenkins"
+groups = ["web"]
+
+[hosts.app]
+address = "10.0.2.20"
+via = "web"
+user = "deploy"
+port = 2222
+groups = ["app", "extra"]
+vars = { gunicorn_workers = 3 }
+
+[groups.app]
+roles = ["app", "node_exporter"]
+vars = { app_port = 5000, tier = "app" }
+
+[groups.extra]
+vars = { tier = "extra" }
+"#;
+
+    #[test]
+    fn resolves_settings_chains_and_vars() {
+        let inv = parse(SAMPLE).unwrap();
+        let app = inv.host("app").unwrap();
+        assert_eq!(app.user, "deploy");
+        assert_eq!(app.port, 2222);
+        assert_eq!(app.identity.as_deref(), Some(Path::new("/keys/id")));
+        assert_eq!(inv.host("web").unwrap().user, "ubuntu");
+        assert_eq!(inv.chain_text(app), "control -> jenkins -> web -> app");
+        // defaults < groups in order < host
+        assert_eq!(app.vars["env"].as_str(), Some("prod"));
+        assert_eq!(app.vars["app_port"].as_integer(), Some(5000));
+        assert_eq!(app.vars["tier"].as_str(), Some("extra"));
+        assert_eq!(app.vars["gunicorn_workers"].as_integer(), Some(3));
+        assert_eq!(inv.host("web").unwrap().vars["app_port"].as_integer(), Some(1));
+        assert_eq!(inv.groups["app"].roles, vec!["app", "node_exporter"]);
+        assert_eq!(inv.groups["ci"].hosts, vec!["jenkins"]);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let e = err("[hosts.web]\naddress = \"10.0.0.1\"\nadress = \"x\"\n");
+        assert!(e.starts_with("inv.toml:3:1: invalid inventory: unknown field `adress`"), "{e}");
+    }
+
+    #[test]
+    fn via_cycle_is_printed() {
+        let e = err("[hosts.a]\naddress = \"a\"\nvia = \"b\"\n[hosts.b]\naddress = \"b\"\nvia = \"a\"\n");
+        assert!(e.starts_with("inv.toml:3:7: `via` cycle: a -> b -> a"), "{e}");
+    }
+
+    #[test]
+    fn self_via_is_a_cycle() {
+        let e = err("[hosts.a]\naddress = \"a\"\nvia = \"a\"\n");
+        assert!(e.starts_with("inv.toml:3:7: `via` cycle: a -> a"), "{e}");
+    }
+
+    #[test]
+    fn unknown_via_lists_hosts() {
+        let e = err("[hosts.app]\naddress = \"10.0.0.2\"\nvia = \"webb\"\n[hosts.web]\naddress = \"10.0.0.1\"\n");
+        assert!(e.starts_with("inv.toml:3:7: host `app` goes via unknown host `webb`"), "{e}");
+        assert!(e.contains("hint: define [hosts.webb] or set `via` to one of: app, web"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_host_is_reported() {
+        let e = err("[hosts.web]\naddress = \"a\"\n[hosts.web]\naddress = \"b\"\n");
+        assert!(e.starts_with("inv.toml:3:"), "{e}");
+        assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn empty_group_bad_address_bad_port() {
+        let e = err("[hosts.a]\naddress = \"a\"\n[groups.db]\nroles = []\n");
+        assert!(e.starts_with("inv.toml:3:9: group `db` has no hosts"), "{e}");
+        let e = err("[hosts.a]\naddress = \"10.0.0.1:22\"\n");
+        assert!(e.starts_with("inv.toml:2:11: invalid address `10.0.0.1:22` for host `a`"), "{e}");
+        let e = err("[hosts.a]\naddress = \"a\"\nport = 70000\n");
+        assert!(e.starts_with("inv.toml:3:8: port 70000 is out of range"), "{e}");
+        let e = err("[defaults]\naddress = \"x\"\n");
+        assert!(e.contains("`address` cannot be set in [defaults]"), "{e}");
+    }
+}

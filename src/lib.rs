@@ -1,0 +1,40 @@
+//! microctl: an SSH-based configuration and deployment orchestrator.
+//!
+//! Data flows one way: the inventory is parsed and resolved (`inventory`), hosts are reached
+//! over one multiplexed SSH connection each, jump hosts shared (`transport`), and each command
+//! (`command`) reports through one place (`report`). Every user-facing failure is an
+//! [`error::Error`], rendered once, here, at the top.
+
+pub mod cli;
+pub mod command;
+pub mod error;
+pub mod inventory;
+pub mod report;
+pub mod shell;
+pub mod transport;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Runs microctl with `args` (including the program name) and returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match command::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report::print_error(&err);
+            err.exit_code()
+        }
+    }
+}

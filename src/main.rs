@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(microctl::run(std::env::args_os()));
+}

@@ -1,0 +1,46 @@
+//! Everything printed to the user: errors (rendered once), host-prefixed output lines, JSON
+//! Lines, and recap tables. Commands produce results; this module decides how they look.
+
+mod lines;
+mod table;
+
+use std::io::{IsTerminal, Write};
+
+pub use lines::HostLines;
+pub use table::Table;
+
+use crate::error::Error;
+
+/// Whether to color output on this stream: a terminal, and NO_COLOR unset.
+pub fn color_enabled(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints a top-level error to stderr, once.
+pub fn print_error(err: &Error) {
+    let stderr = std::io::stderr();
+    let prefix = if color_enabled(&stderr) { "\x1b[1;31merror\x1b[0m" } else { "error" };
+    let _ = writeln!(stderr.lock(), "{prefix}: {err}");
+}
+
+/// Prints one JSON value as a line on stdout.
+pub fn json_line(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+}
+
+/// An error as a JSON object: `{"class": ..., "message": ...}` plus location fields.
+pub fn error_json(err: &Error) -> serde_json::Value {
+    let mut obj = serde_json::json!({ "class": err.kind.class(), "message": err.one_line() });
+    for (key, value) in [("hop", &err.hop), ("task", &err.task), ("hint", &err.hint)] {
+        if let Some(v) = value {
+            obj[key] = serde_json::Value::String(v.clone());
+        }
+    }
+    obj
+}
+
+/// Seconds with two decimals, as shown in recaps.
+pub fn seconds(d: std::time::Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}

@@ -1,0 +1,301 @@
+//! One authenticated SSH connection to one host: dialing it (directly, or through a
+//! `direct-tcpip` channel of its jump host's connection), verifying its host key, and handing
+//! out session channels within a budget below the server's `MaxSessions`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client::{self, Handle, Msg};
+use russh::keys::PublicKeyOrCertificate;
+use russh::{Channel, ChannelOpenFailure, Preferred};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::auth::{self, Keys};
+use super::known_hosts::{self, Verdict};
+use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Host;
+
+/// Per-run options that affect every connection.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Record unknown host keys instead of refusing them.
+    pub accept_new: bool,
+}
+
+/// What the host-key check decided, kept so a refused connection can say why.
+#[derive(Debug, Clone)]
+enum HostKeyOutcome {
+    Known,
+    Accepted,
+    Unknown { fingerprint: String, algorithm: String, recorded: Vec<String> },
+    Changed { fingerprint: String, file: PathBuf, line: usize },
+    Revoked { file: PathBuf, line: usize },
+    Failed(String),
+}
+
+/// The russh handler: verifies the server's host key against known_hosts.
+pub struct ClientHandler {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    accept_new: bool,
+    outcome: Arc<Mutex<Option<HostKeyOutcome>>>,
+}
+
+/// Serialises appends to known_hosts files across all connections of a run.
+static KNOWN_HOSTS_WRITE: Mutex<()> = Mutex::new(());
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = key.public_key();
+        let outcome = match known_hosts::verdict(&self.known_hosts, &self.address, self.port, &key) {
+            Ok(Verdict::Known) => HostKeyOutcome::Known,
+            Ok(Verdict::Unknown { .. }) if self.accept_new => {
+                let _guard = KNOWN_HOSTS_WRITE.lock().expect("known_hosts lock");
+                // Another connection may have recorded it meanwhile.
+                match known_hosts::verdict(&self.known_hosts, &self.address, self.port, &key) {
+                    Ok(Verdict::Known) => HostKeyOutcome::Known,
+                    _ => match known_hosts::append(&self.known_hosts, &self.address, self.port, &key) {
+                        Ok(()) => HostKeyOutcome::Accepted,
+                        Err(e) => HostKeyOutcome::Failed(format!(
+                            "cannot record the host key in {}: {e}",
+                            self.known_hosts.display()
+                        )),
+                    },
+                }
+            }
+            Ok(Verdict::Unknown { recorded }) => HostKeyOutcome::Unknown {
+                fingerprint: known_hosts::fingerprint(&key),
+                algorithm: key.algorithm().to_string(),
+                recorded,
+            },
+            Ok(Verdict::Changed { file, line }) => {
+                HostKeyOutcome::Changed { fingerprint: known_hosts::fingerprint(&key), file, line }
+            }
+            Ok(Verdict::Revoked { file, line }) => HostKeyOutcome::Revoked { file, line },
+            Err(e) => HostKeyOutcome::Failed(format!("cannot read {}: {e}", self.known_hosts.display())),
+        };
+        let accept = matches!(outcome, HostKeyOutcome::Known | HostKeyOutcome::Accepted);
+        *self.outcome.lock().expect("outcome lock") = Some(outcome);
+        Ok(accept)
+    }
+}
+
+/// Counters reported per host (`--json` summaries).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub channels_opened: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+/// An authenticated connection, shared by all work on its host.
+pub struct Connection {
+    pub host: String,
+    handle: Handle<ClientHandler>,
+    budget: Arc<Semaphore>,
+    in_use: Arc<AtomicUsize>,
+    pub stats: Stats,
+    /// How long dialing and authenticating took (including the jump host's own, if new).
+    pub connect_time: Duration,
+    /// Keeps the jump host's connection alive (and says which it is) as long as this one lives.
+    _via: Option<Arc<Connection>>,
+}
+
+/// A session channel and the budget slot it occupies.
+pub struct SessionChannel {
+    pub channel: Channel<Msg>,
+    pub permit: SessionPermit,
+}
+
+/// Holds one of the connection's session slots until dropped.
+pub struct SessionPermit {
+    _permit: OwnedSemaphorePermit,
+    in_use: Arc<AtomicUsize>,
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        self.in_use.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Connection {
+    /// Opens a session channel, waiting for a free slot. If the server refuses because its
+    /// `MaxSessions` is lower than our budget, the budget shrinks to what the server allows
+    /// and the request waits for the next free slot instead of failing.
+    pub async fn open_session(&self) -> Result<SessionChannel> {
+        loop {
+            let permit = self.budget.clone().acquire_owned().await.expect("budget never closed");
+            let in_use = self.in_use.fetch_add(1, Ordering::SeqCst) + 1;
+            let permit = SessionPermit { _permit: permit, in_use: self.in_use.clone() };
+            match self.handle.channel_open_session().await {
+                Ok(channel) => {
+                    self.stats.channels_opened.fetch_add(1, Ordering::Relaxed);
+                    return Ok(SessionChannel { channel, permit });
+                }
+                Err(russh::Error::ChannelOpenFailure(
+                    ChannelOpenFailure::ConnectFailed
+                    | ChannelOpenFailure::AdministrativelyProhibited
+                    | ChannelOpenFailure::ResourceShortage,
+                )) if in_use > 1 => {
+                    // The server is full with in_use - 1 of ours open: never ask for more again.
+                    drop(permit);
+                    self.budget.forget_permits(1);
+                    // Let a held channel finish before retrying.
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    return Err(Error::new(ErrorKind::Ssh, format!("cannot open a session channel on {}", self.host))
+                        .host(&self.host)
+                        .caused_by(e));
+                }
+            }
+        }
+    }
+
+    /// Opens a TCP tunnel from this host to `address:port` (used for jump chains and health checks).
+    pub async fn tunnel(&self, address: &str, port: u16) -> std::result::Result<Channel<Msg>, russh::Error> {
+        self.handle.channel_open_direct_tcpip(address, port as u32, "127.0.0.1", 0).await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Politely ends the connection.
+    pub async fn disconnect(&self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// Dials `host`, directly or through `via`, verifies its key and authenticates.
+pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
+    let started = Instant::now();
+    let recorded = known_hosts::entries(&host.known_hosts, &host.address, host.port).unwrap_or_default();
+    let preferred = Preferred {
+        key: known_hosts::preferred_algorithms(&recorded, &Preferred::DEFAULT.key).into(),
+        ..Preferred::DEFAULT
+    };
+    let config = Arc::new(client::Config {
+        preferred,
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        ..Default::default()
+    });
+    let outcome = Arc::new(Mutex::new(None));
+    let handler = ClientHandler {
+        address: host.address.clone(),
+        port: host.port,
+        known_hosts: host.known_hosts.clone(),
+        accept_new: options.accept_new,
+        outcome: outcome.clone(),
+    };
+
+    let timeout = host.connect_timeout;
+    let target = format!("{} ({}:{})", host.name, host.address, host.port);
+    let handshake = async {
+        let result = match &via {
+            None => {
+                let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port)).await.map_err(|e| {
+                    Error::new(ErrorKind::Unreachable, format!("cannot connect to {target}"))
+                        .host(&host.name)
+                        .caused_by(e)
+                        .hint("check the address and port, and that sshd is running there")
+                })?;
+                tcp.set_nodelay(true).ok();
+                client::connect_stream(config, tcp, handler).await
+            }
+            Some(jump) => {
+                let channel = jump.tunnel(&host.address, host.port).await.map_err(|e| {
+                    Error::new(ErrorKind::Unreachable, format!("{} cannot reach {target}", jump.host))
+                        .host(&host.name)
+                        .hop(&jump.host)
+                        .caused_by(e)
+                        .hint(format!(
+                            "check that {} can reach {}:{} and that its sshd allows TCP forwarding",
+                            jump.host, host.address, host.port
+                        ))
+                })?;
+                client::connect_stream(config, channel.into_stream(), handler).await
+            }
+        };
+        result.map_err(|e| handshake_error(host, via.as_deref(), &outcome, e))
+    };
+    let mut handle = match tokio::time::timeout(timeout, handshake).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("connecting to {} ({}:{}) took longer than {timeout:?}", host.name, host.address, host.port),
+            )
+            .host(&host.name)
+            .hint("check that the host is up and reachable, or raise `connect_timeout`"));
+        }
+    };
+    auth::authenticate(&mut handle, host, keys).await?;
+    Ok(Connection {
+        host: host.name.clone(),
+        handle,
+        budget: Arc::new(Semaphore::new(host.max_sessions)),
+        in_use: Arc::new(AtomicUsize::new(0)),
+        stats: Stats::default(),
+        connect_time: started.elapsed(),
+        _via: via,
+    })
+}
+
+fn handshake_error(
+    host: &Host,
+    via: Option<&Connection>,
+    outcome: &Mutex<Option<HostKeyOutcome>>,
+    err: russh::Error,
+) -> Error {
+    let target = format!("{} ({}:{})", host.name, host.address, host.port);
+    let fix_known_hosts = host.known_hosts.display();
+    let hop_error = |e: Error| match via {
+        Some(j) => e.hop(&j.host),
+        None => e,
+    };
+    let outcome = outcome.lock().expect("outcome lock").clone();
+    let e = match outcome {
+        Some(HostKeyOutcome::Unknown { fingerprint, algorithm, recorded }) => {
+            let mut msg = format!("host key of {target} is not known: {algorithm} {fingerprint}");
+            if !recorded.is_empty() {
+                msg.push_str(&format!(" (known_hosts has only {} keys for it)", recorded.join(", ")));
+            }
+            Error::new(ErrorKind::HostKeyUnknown, msg).host(&host.name).hint(format!(
+                "if that fingerprint is right, run again with --accept-new to record it in {fix_known_hosts}"
+            ))
+        }
+        Some(HostKeyOutcome::Changed { fingerprint, file, line }) => Error::new(
+            ErrorKind::HostKeyChanged,
+            format!("HOST KEY CHANGED for {target}: the server now presents {fingerprint}; no credentials were sent"),
+        )
+        .host(&host.name)
+        .at_file(file)
+        .at_line(line, 1)
+        .hint("someone may be intercepting the connection, or the host was rebuilt; if you know it was rebuilt, delete that line and connect with --accept-new"),
+        Some(HostKeyOutcome::Revoked { file, line }) => Error::new(
+            ErrorKind::HostKeyChanged,
+            format!("host key of {target} is marked @revoked; no credentials were sent"),
+        )
+        .host(&host.name)
+        .at_file(file)
+        .at_line(line, 1),
+        Some(HostKeyOutcome::Failed(why)) => Error::new(ErrorKind::HostKeyUnknown, why).host(&host.name),
+        Some(HostKeyOutcome::Known | HostKeyOutcome::Accepted) | None => {
+            Error::new(ErrorKind::Ssh, format!("SSH handshake with {target} failed"))
+                .host(&host.name)
+                .caused_by(err)
+                .hint("check that an SSH server (not another service) listens there")
+        }
+    };
+    hop_error(e)
+}

@@ -1,0 +1,17 @@
+//! SSH transport: one authenticated russh connection per host, opened lazily and shared by all
+//! work on that host; hosts with `via` are reached through a tunnel on their jump host's
+//! connection, itself shared. Host keys are verified on every hop against known_hosts.
+//!
+//! `pool` owns the connections, `connection` dials one hop and budgets its channels,
+//! `auth` offers credentials, `known_hosts` judges host keys, `process` runs remote commands.
+
+mod auth;
+mod connection;
+pub mod known_hosts;
+mod pool;
+mod process;
+
+pub use auth::PASSPHRASE_ENV;
+pub use connection::{Connection, Options, Stats};
+pub use pool::Pool;
+pub use process::{ExecOutput, Output, RemoteProcess};

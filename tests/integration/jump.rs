@@ -1,0 +1,93 @@
+//! Jump chains: a target in a private network namespace reachable only through its jump host,
+//! chains of three hops, one shared connection per jump host, and failures naming the hop.
+
+use crate::support::*;
+
+fn in_ns(ns: &str, addr: &str) -> SshdOptions {
+    SshdOptions { netns: Some((ns.to_string(), addr.to_string())), ..Default::default() }
+}
+
+#[test]
+fn two_hop_chain_reaches_a_host_this_machine_cannot() {
+    let net = PrivateNet::create();
+    let ws = Workspace::new();
+    let web = ws.sshd(in_ns(&net.jump_ns, &net.jump_address));
+    let app = ws.sshd(in_ns(&net.target_ns, &net.target_address));
+    ws.known_hosts(&[&web, &app]);
+
+    // Directly, app is unreachable from here: the route to the private subnet is `unreachable`.
+    ws.inventory(&format!("[hosts.app]\naddress = \"{}\"\n", net.target_address));
+    let direct = ws.microctl(&["exec", "app", "--json", "--", "true"]);
+    direct.assert_code(1);
+    assert_eq!(direct.host("app")["error"]["class"], "unreachable");
+
+    ws.inventory(&format!(
+        "[hosts.web]\naddress = \"{}\"\n[hosts.app]\naddress = \"{}\"\nvia = \"web\"\n",
+        net.jump_address, net.target_address
+    ));
+    let run = ws.microctl(&["exec", "app", "--", "echo ${SSH_CONNECTION%% *}"]);
+    run.assert_code(0);
+    // app saw the connection come from web's private side.
+    let web_private = net.target_address.replace(".2", ".1");
+    assert!(run.stdout.contains(&format!("app | {web_private}\n")), "{}", run.stdout);
+    let inv = ws.microctl(&["inventory"]);
+    assert!(inv.stdout.contains("control -> web -> app"), "{}", inv.stdout);
+}
+
+#[test]
+fn three_hop_chain_shares_one_connection_per_jump_host() {
+    let net = PrivateNet::create();
+    let ws = Workspace::new();
+    let jenkins = ws.sshd(SshdOptions::default());
+    let web = ws.sshd(in_ns(&net.jump_ns, &net.jump_address));
+    let app1 = ws.sshd(in_ns(&net.target_ns, &net.target_address));
+    let app2 = ws.sshd(SshdOptions { netns_port: Some(2222), ..in_ns(&net.target_ns, &net.target_address) });
+    ws.known_hosts(&[&jenkins, &web, &app1, &app2]);
+    ws.inventory(&format!(
+        "[hosts.jenkins]\naddress = \"127.0.0.1\"\nport = {}\n\
+         [hosts.web]\naddress = \"{}\"\nvia = \"jenkins\"\n\
+         [hosts.app1]\naddress = \"{t}\"\nvia = \"web\"\ngroups = [\"app\"]\n\
+         [hosts.app2]\naddress = \"{t}\"\nport = 2222\nvia = \"web\"\ngroups = [\"app\"]\n",
+        jenkins.port,
+        net.jump_address,
+        t = net.target_address
+    ));
+    let run = ws.microctl(&["exec", "app", "--", "echo ${SSH_CONNECTION##* }"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("app1 | 22\n") && run.stdout.contains("app2 | 2222\n"), "{}", run.stdout);
+    // Both targets were dialed at once; each jump host was still connected to exactly once.
+    assert_eq!(jenkins.accepted(), 1, "{}", jenkins.log());
+    assert_eq!(web.accepted(), 1, "{}", web.log());
+    // web was reached from jenkins (this machine's end of the veth), not directly.
+    let jump_side = net.jump_address.replace(".2", ".1");
+    assert!(web.log().contains(&format!("from {jump_side}")), "{}", web.log());
+    let inv = ws.microctl(&["inventory"]);
+    assert!(inv.stdout.contains("control -> jenkins -> web -> app2"), "{}", inv.stdout);
+}
+
+#[test]
+fn a_failed_jump_host_fails_its_targets_naming_the_hop() {
+    let ws = Workspace::new();
+    let mut web = ws.sshd(SshdOptions::default());
+    let app = ws.sshd(SshdOptions::default());
+    let other = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&web, &app, &other]);
+    ws.inventory(&format!(
+        "[hosts.web]\naddress = \"127.0.0.1\"\nport = {}\n[hosts.app]\naddress = \"127.0.0.1\"\nport = {}\nvia = \"web\"\n\
+         [hosts.other]\naddress = \"127.0.0.1\"\nport = {}\n",
+        web.port, app.port, other.port
+    ));
+    ws.microctl(&["exec", "app", "--", "true"]).assert_code(0);
+    web.stop();
+    let run = ws.microctl(&["exec", "all", "--json", "--", "true"]);
+    run.assert_code(1);
+    assert_eq!(run.host("other")["exit_code"], 0);
+    assert_eq!(run.host("web")["error"]["class"], "unreachable");
+    let err = &run.host("app")["error"];
+    assert_eq!(err["class"], "jump_failed");
+    assert_eq!(err["hop"], "web");
+    assert!(
+        err["message"].as_str().unwrap().starts_with("cannot reach app: jump host web failed: cannot connect to web"),
+        "{err}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `microctl` binary against real OpenSSH `sshd` daemons.
+//! Needs root (sshd, network namespaces) and openssh-server; see README.md for the command.
+
+mod support;
+
+mod auth;
+mod exec;
+mod host_keys;
+mod inventory_cli;
+mod jump;
+mod sessions;

@@ -1,0 +1,332 @@
+//! Test harness: real OpenSSH `sshd` daemons on loopback (or inside network namespaces the test
+//! creates), client keys made with `ssh-keygen`, inventories written to a temp dir, and the real
+//! `microctl` binary. Everything started is stopped by pid on drop.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A client key pair made by ssh-keygen.
+pub struct Key {
+    pub private: PathBuf,
+    pub public_line: String,
+}
+
+impl Key {
+    pub fn generate(dir: &Path, name: &str, kind: &str, passphrase: &str) -> Key {
+        let private = dir.join(name);
+        let bits = if kind == "rsa" { "-b 3072" } else { "" };
+        sh(&format!("ssh-keygen -q -t {kind} {bits} -N '{passphrase}' -C test-{name} -f {}", private.display()));
+        let public_line = std::fs::read_to_string(private.with_extension("pub")).unwrap().trim().to_string();
+        Key { private, public_line }
+    }
+}
+
+/// Options for one sshd.
+pub struct SshdOptions {
+    pub max_sessions: u32,
+    /// Run inside this network namespace, listening on `address:22`.
+    pub netns: Option<(String, String)>,
+    /// Port inside the namespace (default 22).
+    pub netns_port: Option<u16>,
+    pub authorized: Vec<String>,
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![] }
+    }
+}
+
+/// A running OpenSSH server.
+pub struct Sshd {
+    pub address: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// `ssh-ed25519 AAAA...` of the server's host key.
+    pub host_key: String,
+    child: Option<Child>,
+}
+
+impl Sshd {
+    pub fn start(opts: SshdOptions) -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        sh(&format!("ssh-keygen -q -t ed25519 -N '' -f {}/host_ed25519", d.display()));
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        std::fs::write(d.join("authorized_keys"), opts.authorized.join("\n") + "\n").unwrap();
+        let (address, port) = match &opts.netns {
+            Some((_, addr)) => (addr.clone(), opts.netns_port.unwrap_or(22)),
+            None => ("127.0.0.1".to_string(), free_port()),
+        };
+        let config = format!(
+            "Port {port}\nListenAddress {address}\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             MaxSessions {}\nMaxStartups 500:30:1000\nAllowTcpForwarding yes\nLogLevel VERBOSE\n\
+             Subsystem sftp internal-sftp\nAcceptEnv LANG\n",
+            opts.max_sessions,
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let mut cmd = match &opts.netns {
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, SSHD]);
+                c
+            }
+            None => Command::new(SSHD),
+        };
+        let child = cmd
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd (install openssh-server)");
+        let host_key = std::fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
+        let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let sshd = Sshd { address, port, dir, host_key, child: Some(child) };
+        sshd.wait_listening();
+        sshd
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().contains("Server listening on") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sshd did not start: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// How many sessions the server authenticated (one per SSH connection).
+    pub fn accepted(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
+    }
+
+    /// `[addr]:port key` as known_hosts wants it.
+    pub fn known_hosts_line(&self) -> String {
+        if self.port == 22 {
+            format!("{} {}", self.address, self.host_key)
+        } else {
+            format!("[{}]:{} {}", self.address, self.port, self.host_key)
+        }
+    }
+
+    /// Stops the daemon (and with it every session it forked? no: only the listener).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id();
+            // Session processes are children of the listener; end them too, by parent pid.
+            let _ = Command::new("pkill").args(["-TERM", "-P", &pid.to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+/// Two network namespaces, `jump` and `target`: this machine reaches `jump` over a veth pair;
+/// `target` is reachable only from `jump` (a second veth pair), like a private subnet.
+/// Addresses are in 198.19.0.0/16 (inside the 198.18.0.0/15 benchmark range); traffic to the
+/// private subnet from this machine is routed to `unreachable`, so it can never leave.
+pub struct PrivateNet {
+    pub jump_ns: String,
+    pub target_ns: String,
+    pub jump_address: String,
+    pub target_address: String,
+    host_if: String,
+    private_subnet: String,
+}
+
+impl PrivateNet {
+    pub fn create() -> PrivateNet {
+        let n = NEXT_NET.fetch_add(1, Ordering::SeqCst);
+        let slot = (std::process::id() % 30) * 4 + n % 4;
+        let (a, b) = (slot * 2, slot * 2 + 1);
+        let tag = format!("{}{}", std::process::id() % 100000, n);
+        let net = PrivateNet {
+            jump_ns: format!("mctl-j{tag}"),
+            target_ns: format!("mctl-t{tag}"),
+            jump_address: format!("198.19.{a}.2"),
+            target_address: format!("198.19.{b}.2"),
+            host_if: format!("mctlh{tag}"),
+            private_subnet: format!("198.19.{b}.0/24"),
+        };
+        let mut script = String::from("set -e\n");
+        let (j, t, h) = (&net.jump_ns, &net.target_ns, &net.host_if);
+        let _ = write!(
+            script,
+            "ip netns add {j}\nip netns add {t}\n\
+             ip -n {j} link set lo up\nip -n {t} link set lo up\n\
+             ip link add {h} type veth peer name eth0 netns {j}\n\
+             ip addr add 198.19.{a}.1/24 dev {h}\nip link set {h} up\n\
+             ip -n {j} addr add 198.19.{a}.2/24 dev eth0\nip -n {j} link set eth0 up\n\
+             ip -n {j} link add eth1 type veth peer name eth0 netns {t}\n\
+             ip -n {j} addr add 198.19.{b}.1/24 dev eth1\nip -n {j} link set eth1 up\n\
+             ip -n {t} addr add 198.19.{b}.2/24 dev eth0\nip -n {t} link set eth0 up\n\
+             ip route replace unreachable {sub}\n",
+            sub = net.private_subnet
+        );
+        sh(&script);
+        net
+    }
+}
+
+impl Drop for PrivateNet {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip route del unreachable {s}; ip link del {h}; ip netns del {j}; ip netns del {t}",
+                s = self.private_subnet,
+                h = self.host_if,
+                j = self.jump_ns,
+                t = self.target_ns
+            ))
+            .output();
+    }
+}
+
+/// A scratch workspace: a client key, a known_hosts file, an inventory, and a HOME with no
+/// keys of its own, so nothing from the developer's ~/.ssh leaks into a test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub key: Key,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let key = Key::generate(dir.path(), "id_ed25519", "ed25519", "");
+        Workspace { dir, key }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts an sshd that trusts this workspace's key.
+    pub fn sshd(&self, mut opts: SshdOptions) -> Sshd {
+        opts.authorized.push(self.key.public_line.clone());
+        Sshd::start(opts)
+    }
+
+    pub fn known_hosts(&self, servers: &[&Sshd]) {
+        let text: String = servers.iter().map(|s| s.known_hosts_line() + "\n").collect();
+        std::fs::write(self.path("known_hosts"), text).unwrap();
+    }
+
+    /// Writes inventory.toml with `[defaults]` for this workspace, then `hosts` (raw TOML).
+    pub fn inventory(&self, hosts: &str) -> PathBuf {
+        let text = format!(
+            "[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = 5\n\n{hosts}",
+            self.key.private.display(),
+            self.path("known_hosts").display()
+        );
+        let path = self.path("inventory.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs the real binary with this workspace's inventory.
+    pub fn microctl(&self, args: &[&str]) -> Run {
+        self.microctl_env(args, &[])
+    }
+
+    pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
+            .args(["-i", self.path("inventory.toml").to_str().unwrap()])
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("MICROCTL_INVENTORY")
+            .env_remove("MICROCTL_KEY_PASSPHRASE")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run microctl");
+        Run::from(out)
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The JSON Lines objects on stdout.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The `{"type":"host"}` object for `host`.
+    pub fn host(&self, host: &str) -> serde_json::Value {
+        self.json()
+            .into_iter()
+            .find(|v| v["type"] == "host" && v["host"] == host)
+            .unwrap_or_else(|| panic!("no JSON for host {host} in {}", self.stdout))
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
