@@ -23,6 +23,9 @@ pub struct GlobalArgs {
     /// StrictHostKeyChecking=accept-new). A changed key is always refused.
     #[arg(long, global = true)]
     pub accept_new: bool,
+    /// Folder of roles [default: ./roles, else `roles` next to the inventory].
+    #[arg(long, env = "MICROCTL_ROLES", global = true)]
+    pub roles_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +34,45 @@ pub enum Command {
     Exec(ExecArgs),
     /// Show hosts, groups, vars and each host's jump chain.
     Inventory(InventoryArgs),
+    /// Bring hosts to the state their roles describe.
+    Converge(ConvergeArgs),
+    /// Check inventory, roles and templates offline: render everything for every host, no SSH.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvergeArgs {
+    /// Hosts: `all`, names, groups, globs (`web*`), comma lists, `!name` to exclude.
+    #[arg(default_value = "all")]
+    pub pattern: String,
+    /// Probe and show what would change; change nothing. Exit 3 when changes are pending.
+    #[arg(long)]
+    pub check: bool,
+    /// Show unified diffs of changed text files (sensitive files excepted).
+    #[arg(long)]
+    pub diff: bool,
+    /// Only apply the resources of these roles (comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// Set a variable, highest precedence: KEY=VALUE (VALUE parsed as TOML, else a string).
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// How many hosts to work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: u32,
+    /// Print one JSON object per host, then a summary object (JSON Lines).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for another run's lock on a host before failing.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Set a variable: KEY=VALUE.
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,11 +5,14 @@
 //! (`command`) reports through one place (`report`). Every user-facing failure is an
 //! [`error::Error`], rendered once, here, at the top.
 
+pub mod apply;
 pub mod cli;
 pub mod command;
 pub mod error;
 pub mod inventory;
+pub mod plan;
 pub mod report;
+pub mod role;
 pub mod shell;
 pub mod transport;
 

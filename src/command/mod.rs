@@ -1,19 +1,25 @@
 //! One module per subcommand. Each takes the parsed CLI arguments, does its work through the
 //! library modules, reports through `report`, and returns the process exit code.
 
+mod check;
+mod converge;
 mod exec;
 mod inventory;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, ErrorKind, Result};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Vars};
+use crate::role::{RoleSet, role_names_for};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Inventory(args) => inventory::run(&cli.global, args),
+        Command::Converge(args) => converge::run(&cli.global, args),
+        Command::Check(args) => check::run(&cli.global, args),
     }
 }
 
@@ -28,4 +34,52 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Io, "cannot start the async runtime").caused_by(e))
+}
+
+/// The roles folder: `--roles-dir`/`MICROCTL_ROLES`, else `./roles`, else next to the inventory.
+fn roles_dir(global: &GlobalArgs, inv: &Inventory) -> PathBuf {
+    if let Some(dir) = &global.roles_dir {
+        return dir.clone();
+    }
+    let here = PathBuf::from("roles");
+    if here.is_dir() {
+        return here;
+    }
+    inv.path.parent().unwrap_or(Path::new(".")).join("roles")
+}
+
+/// Loads every role any host of the inventory uses (templates may read any host's vars).
+fn load_roles(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
+    let mut wanted = Vec::new();
+    for host in &inv.hosts {
+        for name in role_names_for(inv, host) {
+            if wanted.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let group = host.groups.iter().map(|g| &inv.groups[g]).find(|g| g.roles.contains(&name));
+            let mut at = Error::new(ErrorKind::Role, "").at_file(&inv.path);
+            if let Some(g) = group {
+                at = at.at_line(g.line, 1).field(format!("groups.{}.roles", g.name));
+            }
+            wanted.push((name, at));
+        }
+    }
+    RoleSet::load(&roles_dir(global, inv), &wanted)
+}
+
+/// `-e KEY=VALUE` pairs: VALUE is read as a TOML value (`5`, `true`, `"x"`, `[1, 2]`), else
+/// taken as a plain string.
+fn extra_vars(pairs: &[String]) -> Result<Vars> {
+    let mut vars = Vars::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(Error::usage(format!("-e {pair}: expected KEY=VALUE")).hint("e.g. -e app_port=5001"));
+        };
+        let parsed = toml::from_str::<Vars>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        vars.insert(key.trim().to_string(), parsed);
+    }
+    Ok(vars)
 }

@@ -81,6 +81,8 @@ pub struct Group {
     pub hosts: Vec<String>,
     pub roles: Vec<String>,
     pub vars: Vars,
+    /// Line of `[groups.NAME]` (0 when the group has no table), for messages.
+    pub line: usize,
 }
 
 impl Inventory {

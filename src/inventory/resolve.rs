@@ -262,6 +262,7 @@ fn resolve_groups(
                 hosts: vec![],
                 roles: vec![],
                 vars: Vars::new(),
+                line: 0,
             });
             group.hosts.push(host.name.clone());
         }
@@ -277,6 +278,7 @@ fn resolve_groups(
                 .hint(format!("add \"{n}\" to the `groups` list of at least one host, or remove [groups.{n}]")));
         };
         group.roles = roles.iter().map(|r| r.get_ref().clone()).collect();
+        group.line = rep.line(&table.span());
         group.vars = vars.clone().unwrap_or_default();
     }
     // Vars: defaults < each group in the host's `groups` order < host.

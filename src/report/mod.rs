@@ -2,11 +2,13 @@
 //! Lines, and recap tables. Commands produce results; this module decides how they look.
 
 mod lines;
+mod progress;
 mod table;
 
 use std::io::{IsTerminal, Write};
 
 pub use lines::HostLines;
+pub use progress::{HostProgress, Progress};
 pub use table::Table;
 
 use crate::error::Error;

@@ -100,31 +100,27 @@ impl RemoteProcess {
         self.write.eof().await.map_err(|e| self.lost(e))
     }
 
-    /// Reads stdout until a line equal to `marker` and returns what came before it; stderr
-    /// goes to `sink`. Fails if the command exits first.
-    pub async fn read_until_line(&mut self, marker: &str, mut sink: impl FnMut(Output<'_>)) -> Result<Vec<u8>> {
+    /// Reads stdout until a line equal to `marker` and returns what came before it and `true`;
+    /// stderr goes to `sink`. If the command ends first, returns all its stdout and `false`
+    /// (then call `finish` for the exit status).
+    pub async fn read_until_line(&mut self, marker: &str, mut sink: impl FnMut(Output<'_>)) -> Result<(Vec<u8>, bool)> {
         let mut stdout = Vec::new();
         let needle = format!("{marker}\n");
+        let mut searched = 0;
         loop {
-            if let Some(pos) = find_line(&stdout, needle.as_bytes()) {
+            if let Some(pos) = find_line(&stdout, needle.as_bytes(), searched) {
                 let rest = stdout.split_off(pos + needle.len());
                 stdout.truncate(pos);
                 if !rest.is_empty() {
                     sink(Output::Stdout(&rest));
                 }
-                return Ok(stdout);
+                return Ok((stdout, true));
             }
+            searched = stdout.len().saturating_sub(needle.len());
             match self.next_message().await {
                 Some(Chunk::Stdout(d)) => stdout.extend_from_slice(&d),
                 Some(Chunk::Stderr(d)) => sink(Output::Stderr(&d)),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Remote,
-                        format!("the remote script on {} ended early (exit {})", self.conn.host, self.exit_text()),
-                    )
-                    .host(&self.conn.host)
-                    .detail(String::from_utf8_lossy(&stdout).into_owned()));
-                }
+                None => return Ok((stdout, false)),
             }
         }
     }
@@ -175,6 +171,7 @@ impl RemoteProcess {
         }
     }
 
+    #[allow(dead_code)]
     fn exit_text(&self) -> String {
         match (&self.exit_code, &self.signal) {
             (Some(c), _) => c.to_string(),
@@ -227,10 +224,13 @@ impl Drop for RemoteProcess {
     }
 }
 
-fn find_line(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
+/// Position of `needle` at a line start in `haystack`, searching from `from`.
+fn find_line(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let from = from.min(haystack.len());
+    haystack[from..]
         .windows(needle.len())
         .enumerate()
+        .map(|(i, w)| (i + from, w))
         .find(|(i, w)| *w == needle && (*i == 0 || haystack[i - 1] == b'\n'))
         .map(|(i, _)| i)
 }

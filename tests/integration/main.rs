@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod converge;
 mod exec;
 mod host_keys;
 mod inventory_cli;

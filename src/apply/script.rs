@@ -1,0 +1,205 @@
+//! The apply script: a plan turned into one privileged POSIX shell script, shipped in the
+//! payload with the changed files. Every step prints `@@begin ID`, then `@@done ID` or
+//! `@@fail ID RC` followed by its output as `@@out` lines, so the client can report per step.
+//!
+//! Safety rules it follows: notified handlers are recorded on the host *before* anything
+//! changes (so an interrupted run fires them next time); every file is staged in its
+//! destination folder, owner and mode set, validated, fsynced, then renamed over the live one,
+//! so a managed file is always either entirely old or entirely new.
+
+use std::fmt::Write;
+
+use crate::plan::desired::{Desired, Meta};
+use crate::plan::{Action, Plan};
+use crate::shell::quote;
+
+/// The step id of a handler in the markers (`h0`, `h1`...).
+pub fn handler_step(i: usize) -> String {
+    format!("h{i}")
+}
+
+/// Payload path of changed file `i`.
+pub fn payload_name(i: usize) -> String {
+    format!("f/{i}")
+}
+
+const PRELUDE: &str = r#"set -u
+umask 022
+STAGED=""
+cleanup() { for t in $STAGED; do rm -f -- "$t"; done; }
+traps() { trap cleanup EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; }
+traps
+fail() {
+  printf '@@fail\t%s\t%s\n' "$1" "$2"
+  printf '%s\n' "$3" | sed 's/^/@@out\t/'
+  exit 1
+}
+stage() { # stage DEST: a temp file next to DEST, removed on exit unless renamed
+  d=$(dirname -- "$1")
+  [ -d "$d" ] || mkdir -p -- "$d" || return 1
+  t=$(mktemp -- "$d/.microctl.XXXXXX") || return 1
+  STAGED="$STAGED $t"
+}
+export DEBIAN_FRONTEND=noninteractive
+APT="apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+"#;
+
+/// Builds the apply script for `plan` (which must come from `desired`).
+pub fn build(desired: &Desired, plan: &Plan) -> String {
+    let mut s = String::from(PRELUDE);
+    if !plan.handlers.is_empty() {
+        let names: String = plan.handlers.iter().map(|h| format!("{h}\n")).collect();
+        step(
+            &mut s,
+            "pending",
+            &format!(
+                "{{ cat \"$STATE/pending-handlers\" 2>/dev/null; printf %s {}; }} | sort -u > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
+                quote(&names)
+            ),
+        );
+    }
+    // apt sources first: the package step may need them.
+    let is_apt_write =
+        |a: &Action| matches!(a, Action::WriteFile(i) | Action::FixFileMeta(i) if desired.files[*i].apt_source);
+    let order = plan
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| is_apt_write(&c.action))
+        .chain(plan.changes.iter().enumerate().filter(|(_, c)| !is_apt_write(&c.action)));
+    let mut reloaded = false;
+    for (id, change) in order {
+        let id = id.to_string();
+        match &change.action {
+            Action::Install(names) => {
+                let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
+                let list = list.join(" ");
+                let update_first = if plan.apt_update {
+                    "$APT update".to_string()
+                } else {
+                    "ls /var/lib/apt/lists/ 2>/dev/null | grep -q _Packages || $APT update".to_string()
+                };
+                step(
+                    &mut s,
+                    &id,
+                    &format!(
+                        "{update_first} && {{ $APT install {list} || {{ $APT update && $APT install {list}; }}; }}"
+                    ),
+                );
+            }
+            Action::MakeDir(i) => {
+                let dir = &desired.dirs[*i];
+                let mode = dir.meta.mode.unwrap_or(0o755);
+                let mut cmd = format!("install -d -m {mode:04o}");
+                if let Some(o) = &dir.meta.owner {
+                    cmd.push_str(&format!(" -o {}", quote(o)));
+                }
+                if let Some(g) = &dir.meta.group {
+                    cmd.push_str(&format!(" -g {}", quote(g)));
+                }
+                step(&mut s, &id, &format!("rm -f -- {p} 2>/dev/null; {cmd} -- {p}", p = quote(&dir.path)));
+            }
+            Action::FixDirMeta(i) => {
+                let dir = &desired.dirs[*i];
+                step(&mut s, &id, &set_meta(&dir.meta, &quote(&dir.path)));
+            }
+            Action::WriteFile(i) => step(&mut s, &id, &write_file(desired, *i)),
+            Action::FixFileMeta(i) => {
+                let f = &desired.files[*i];
+                step(&mut s, &id, &set_meta(&f.meta, &quote(&f.dest)));
+            }
+            Action::Link(i) => {
+                let l = &desired.links[*i];
+                let p = quote(&l.path);
+                step(
+                    &mut s,
+                    &id,
+                    &format!(
+                        "stage {p} && rm -f -- \"$t\" && ln -s -- {target} \"$t\" && mv -fT -- \"$t\" {p}",
+                        target = quote(&l.target)
+                    ),
+                );
+            }
+            Action::Remove(i) => step(&mut s, &id, &format!("rm -rf -- {}", quote(&desired.absent[*i].path))),
+            Action::Service { index, enable, start } => {
+                if plan.daemon_reload && !reloaded {
+                    step(&mut s, "daemon-reload", "systemctl daemon-reload");
+                    reloaded = true;
+                }
+                let name = quote(&desired.services[*index].name);
+                let mut cmds = Vec::new();
+                if let Some(e) = enable {
+                    cmds.push(format!("systemctl {} {name}", if *e { "enable" } else { "disable" }));
+                }
+                if let Some(r) = start {
+                    cmds.push(format!("systemctl {} {name}", if *r { "start" } else { "stop" }));
+                }
+                step(&mut s, &id, &cmds.join(" && "));
+            }
+            Action::Run(i) => step(&mut s, &id, &format!("( {}\n)", desired.commands[*i].run)),
+        }
+    }
+    if plan.daemon_reload && !reloaded {
+        step(&mut s, "daemon-reload", "systemctl daemon-reload");
+    }
+    for (i, name) in plan.handlers.iter().enumerate() {
+        let handler = desired.handlers.iter().find(|h| &h.name == name).expect("planned handler is defined");
+        let done = format!(
+            "grep -vxF -- {n} \"$STATE/pending-handlers\" > \"$STATE/pending-handlers.new\"; mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
+            n = quote(name)
+        );
+        step(&mut s, &handler_step(i), &format!("( {}\n) && {{ {done}; }}", handler.run));
+    }
+    if !plan.handlers.is_empty() {
+        s.push_str("[ -s \"$STATE/pending-handlers\" ] || rm -f -- \"$STATE/pending-handlers\"\n");
+    }
+    s
+}
+
+/// One step: markers around `body`, its output captured, the run stopped at the first failure.
+fn step(s: &mut String, id: &str, body: &str) {
+    let _ = writeln!(
+        s,
+        "printf '@@begin\\t%s\\n' {id}\nout=$( traps; {{ {body}\n}} 2>&1 </dev/null 9>&- ) || fail {id} $? \"$out\"\nprintf '@@done\\t%s\\n' {id}",
+        id = quote(id)
+    );
+}
+
+/// Stage, set owner/mode (keeping the live file's when not managed), validate, fsync, rename.
+fn write_file(desired: &Desired, i: usize) -> String {
+    let f = &desired.files[i];
+    let dest = quote(&f.dest);
+    let mut cmd = format!("stage {dest} && cat -- \"$W/{}\" > \"$t\"", payload_name(i));
+    if f.meta.owner.is_none() || f.meta.group.is_none() {
+        cmd.push_str(&format!(" && {{ [ ! -e {dest} ] || chown --reference={dest} -- \"$t\"; }}"));
+    }
+    if f.meta.mode.is_none() {
+        cmd.push_str(&format!(
+            " && {{ if [ -e {dest} ]; then chmod --reference={dest} -- \"$t\"; else chmod 0644 -- \"$t\"; fi; }}"
+        ));
+    }
+    let meta = set_meta(&f.meta, "\"$t\"");
+    if !meta.is_empty() && meta != "true" {
+        cmd.push_str(&format!(" && {meta}"));
+    }
+    if let Some(v) = &f.validate {
+        cmd.push_str(&format!(" && {{ {}; }}", v.replace("%s", "\"$t\"")));
+    }
+    cmd.push_str(&format!(" && sync -- \"$t\" && mv -fT -- \"$t\" {dest}"));
+    cmd
+}
+
+/// `chown`/`chmod` for the managed fields of `meta` on `target` (already quoted).
+fn set_meta(meta: &Meta, target: &str) -> String {
+    let mut cmds = Vec::new();
+    match (&meta.owner, &meta.group) {
+        (Some(o), Some(g)) => cmds.push(format!("chown -- {}:{} {target}", quote(o), quote(g))),
+        (Some(o), None) => cmds.push(format!("chown -- {} {target}", quote(o))),
+        (None, Some(g)) => cmds.push(format!("chgrp -- {} {target}", quote(g))),
+        (None, None) => {}
+    }
+    if let Some(m) = meta.mode {
+        cmds.push(format!("chmod {m:04o} {target}"));
+    }
+    if cmds.is_empty() { "true".to_string() } else { cmds.join(" && ") }
+}

@@ -1,0 +1,173 @@
+//! Loading roles: parse every `role.toml` a run needs (and the roles they depend on), check
+//! each resource's fields, and load their templates. Errors name the file, line and field.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::raw::RawRole;
+use super::template::Templates;
+use crate::error::{Error, ErrorKind, Result, line_col};
+
+/// One loaded role.
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    pub dir: PathBuf,
+    pub toml_path: PathBuf,
+    pub text: String,
+    pub raw: RawRole,
+}
+
+impl Role {
+    /// 1-based line of a span in role.toml.
+    pub fn line(&self, span: &Range<usize>) -> usize {
+        line_col(&self.text, span.start).0
+    }
+
+    /// An error located in this role's role.toml.
+    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Error {
+        let (line, col) = line_col(&self.text, span.start);
+        Error::new(ErrorKind::Role, message).at_file(&self.toml_path).at_line(line, col)
+    }
+}
+
+/// The roles of a run, their templates, and the static files they read.
+pub struct RoleSet {
+    pub roles_dir: PathBuf,
+    pub files_dir: PathBuf,
+    roles: BTreeMap<String, Role>,
+    pub templates: Templates,
+    static_files: Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>,
+}
+
+impl RoleSet {
+    /// Loads the roles named in `wanted` (name, and where it was asked for) and everything
+    /// they depend on.
+    pub fn load(roles_dir: &Path, wanted: &[(String, Error)]) -> Result<RoleSet> {
+        let files_dir = roles_dir.parent().unwrap_or(Path::new(".")).join("files");
+        let mut set = RoleSet {
+            roles_dir: roles_dir.to_path_buf(),
+            files_dir,
+            roles: BTreeMap::new(),
+            templates: Templates::new(),
+            static_files: Mutex::default(),
+        };
+        for (name, asked_at) in wanted {
+            set.load_one(name, &|| asked_at.duplicate())?;
+        }
+        let names: Vec<String> = set.roles.keys().cloned().collect();
+        for name in names {
+            set.check_depends_cycle(&name, &mut vec![])?;
+        }
+        Ok(set)
+    }
+
+    /// Every role folder under `roles_dir` (for `microctl check` and tests).
+    pub fn available(roles_dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(roles_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("role.toml").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn load_one(&mut self, name: &str, unknown: &dyn Fn() -> Error) -> Result<()> {
+        if self.roles.contains_key(name) {
+            return Ok(());
+        }
+        let dir = self.roles_dir.join(name);
+        let toml_path = dir.join("role.toml");
+        if !toml_path.is_file() {
+            let available = RoleSet::available(&self.roles_dir);
+            let mut err = unknown();
+            err.message = format!("unknown role `{name}`: {} does not exist", toml_path.display());
+            err.hint = Some(if available.is_empty() {
+                format!("create {} (see roles/README.md), or pass --roles-dir", toml_path.display())
+            } else {
+                format!("roles in {}: {}", self.roles_dir.display(), available.join(", "))
+            });
+            return Err(err);
+        }
+        let text = std::fs::read_to_string(&toml_path).map_err(|e| Error::io("cannot read", &toml_path, e))?;
+        let raw: RawRole = toml::from_str(&text).map_err(|e| {
+            let (line, col) = line_col(&text, e.span().unwrap_or(0..0).start);
+            Error::new(ErrorKind::Role, format!("invalid role: {}", e.message().trim()))
+                .at_file(&toml_path)
+                .at_line(line, col)
+                .hint("the role format is described in roles/README.md")
+        })?;
+        let role = Role { name: name.to_string(), dir: dir.clone(), toml_path, text, raw };
+        self.templates.load_role(&role)?;
+        let deps: Vec<(String, Range<usize>)> =
+            role.raw.depends.iter().map(|d| (d.get_ref().clone(), d.span())).collect();
+        let role_for_errors = (role.toml_path.clone(), role.text.clone());
+        self.roles.insert(name.to_string(), role);
+        for (dep, span) in deps {
+            let (path, text) = &role_for_errors;
+            self.load_one(&dep, &|| {
+                let (line, col) = line_col(text, span.start);
+                Error::new(ErrorKind::Role, "").at_file(path).at_line(line, col).field("depends")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_depends_cycle(&self, name: &str, path: &mut Vec<String>) -> Result<()> {
+        if let Some(pos) = path.iter().position(|p| p == name) {
+            let cycle = path[pos..].iter().chain([&name.to_string()]).cloned().collect::<Vec<_>>().join(" -> ");
+            let role = &self.roles[&path[pos]];
+            let span = role.raw.depends.first().map(|d| d.span()).unwrap_or(0..0);
+            return Err(role.error(&span, format!("`depends` cycle: {cycle}")).field("depends"));
+        }
+        path.push(name.to_string());
+        for dep in &self.roles[name].raw.depends {
+            self.check_depends_cycle(dep.get_ref(), path)?;
+        }
+        path.pop();
+        Ok(())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.roles.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> &Role {
+        &self.roles[name]
+    }
+
+    /// `names` with their dependencies first, each once.
+    pub fn expand(&self, names: &[String]) -> Vec<&Role> {
+        let mut out: Vec<&Role> = Vec::new();
+        fn visit<'a>(set: &'a RoleSet, name: &str, out: &mut Vec<&'a Role>) {
+            if out.iter().any(|r| r.name == name) {
+                return;
+            }
+            let role = set.get(name);
+            for dep in &role.raw.depends {
+                visit(set, dep.get_ref(), out);
+            }
+            out.push(role);
+        }
+        for n in names {
+            visit(self, n, &mut out);
+        }
+        out
+    }
+
+    /// A static file from `files/`, read once per run.
+    pub fn static_file(&self, name: &str) -> std::io::Result<Arc<Vec<u8>>> {
+        let path = self.files_dir.join(name);
+        if let Some(data) = self.static_files.lock().expect("files lock").get(&path) {
+            return Ok(data.clone());
+        }
+        let data = Arc::new(std::fs::read(&path)?);
+        self.static_files.lock().expect("files lock").insert(path, data.clone());
+        Ok(data)
+    }
+}

@@ -1,0 +1,13 @@
+//! Roles: `roles/NAME/role.toml` plus `roles/NAME/templates/`, static files in the top-level
+//! `files/`. This module loads and checks them (`load`), owns the only minijinja environment
+//! (`template`), and renders one host's resources into its [`Desired`] state (`render`).
+//!
+//! [`Desired`]: crate::plan::desired::Desired
+
+mod load;
+mod raw;
+mod render;
+mod template;
+
+pub use load::{Role, RoleSet};
+pub use render::{Renderer, role_names_for};

@@ -1,0 +1,125 @@
+//! Templates: the one minijinja environment of a run. Strict undefined (a missing variable is
+//! an error, never an empty string), `trim_blocks` and kept trailing newlines as Ansible users
+//! expect. An undefined-variable error is reported with the variable's name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use super::load::Role;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A failed render, before it is placed (role, file, host) by the caller.
+#[derive(Debug)]
+pub struct RenderError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+    /// Template name (`role/file.j2`) -> its file.
+    files: HashMap<String, PathBuf>,
+}
+
+impl Templates {
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build().expect("valid syntax config"),
+        );
+        Templates { env, files: HashMap::new() }
+    }
+
+    /// Adds every file under `roles/NAME/templates/` as `NAME/relative/path`.
+    pub fn load_role(&mut self, role: &Role) -> Result<()> {
+        let dir = role.dir.join("templates");
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&dir).expect("under templates").to_string_lossy().into_owned();
+                let source = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read template", &path, e))?;
+                let name = format!("{}/{rel}", role.name);
+                self.env.add_template_owned(name.clone(), source).map_err(|e| {
+                    let mut err = Error::new(ErrorKind::Template, format!("template syntax error: {}", describe(&e)))
+                        .at_file(&path);
+                    if let Some(line) = e.line() {
+                        err = err.at_line(line, 1);
+                    }
+                    err
+                })?;
+                self.files.insert(name, path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The file behind template `role/name`, if it exists.
+    pub fn file(&self, role: &str, name: &str) -> Option<&Path> {
+        self.files.get(&format!("{role}/{name}")).map(PathBuf::as_path)
+    }
+
+    /// Renders template `name` of `role`.
+    pub fn render_file(&self, role: &str, name: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
+        let tmpl = self
+            .env
+            .get_template(&format!("{role}/{name}"))
+            .map_err(|e| RenderError { line: None, message: describe(&e) })?;
+        tmpl.render(ctx.clone())
+            .map_err(|e| RenderError { line: e.line(), message: explain(&e, &tmpl.undeclared_variables(true), ctx) })
+    }
+
+    /// Renders a string field (dest, owner, commands...). Plain strings are returned as is.
+    pub fn render_str(&self, text: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        self.env.render_str(text, ctx.clone()).map_err(|e| {
+            // Only on failure: parse again to learn which variables the string uses.
+            let scratch = Environment::new();
+            let used = scratch.template_from_str(text).map(|t| t.undeclared_variables(true)).unwrap_or_default();
+            RenderError { line: e.line(), message: explain(&e, &used, ctx) }
+        })
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Names the undefined variable: the first variable the template uses that the context lacks.
+fn explain(e: &minijinja::Error, used: &std::collections::HashSet<String>, ctx: &Value) -> String {
+    if e.kind() != minijinja::ErrorKind::UndefinedError {
+        return describe(e);
+    }
+    let mut missing: Vec<&String> = used.iter().filter(|path| !resolves(ctx, path)).collect();
+    missing.sort();
+    match missing.first() {
+        Some(var) => format!("undefined variable `{var}`"),
+        None => describe(e),
+    }
+}
+
+/// Does a dotted path like `host.vars.app_port` resolve in `ctx`?
+fn resolves(ctx: &Value, path: &str) -> bool {
+    let mut cur = ctx.clone();
+    for part in path.split('.') {
+        match cur.get_attr(part) {
+            Ok(v) if !v.is_undefined() => cur = v,
+            _ => return false,
+        }
+    }
+    true
+}

@@ -1,0 +1,227 @@
+//! `microctl converge` against real sshd: first run creates, second run changes nothing in one
+//! exec channel, one var changes exactly its files and handlers, validate protects live files,
+//! `--check` changes nothing, handlers survive failure, and the host lock serialises runs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+const ROLE: &str = r#"
+[defaults]
+greeting = "hello"
+version = 1
+handler_fails = false
+
+[[directory]]
+path = "{{ root }}/etc/site"
+mode = "0750"
+
+[[file]]
+dest = "{{ root }}/etc/site/greeting.conf"
+template = "greeting.conf.j2"
+mode = "0640"
+notify = ["reload site"]
+
+[[file]]
+dest = "{{ root }}/etc/site/version.txt"
+content = "version {{ version }}\n"
+notify = ["restart site"]
+
+[[file]]
+dest = "{{ root }}/etc/site/checked.conf"
+content = "{{ checked | default('good') }}\n"
+validate = "grep -q '^good' %s || { echo 'checked.conf must start with good' >&2; exit 1; }"
+
+[[link]]
+path = "{{ root }}/etc/site/current"
+target = "{{ root }}/etc/site/greeting.conf"
+
+[[absent]]
+path = "{{ root }}/etc/site/old.conf"
+
+[[handler]]
+name = "reload site"
+run = "echo reload >> {{ root }}/handlers.log"
+
+[[handler]]
+name = "restart site"
+run = "{% if handler_fails %}echo restart refused >&2; exit 7{% else %}echo restart >> {{ root }}/handlers.log{% endif %}"
+"#;
+
+const TEMPLATE: &str =
+    "{{ greeting }} from {{ host.name }}\npeers:{% for h in groups.site %} {{ h.name }}{% endfor %}\n";
+
+/// A workspace with `n` hosts (each its own sshd and root folder) using role `site`.
+pub struct Fleet {
+    pub ws: Workspace,
+    pub _sshd: Vec<Sshd>,
+}
+
+impl Fleet {
+    pub fn new(n: usize, role: &str) -> Fleet {
+        let ws = Workspace::new();
+        let sshd: Vec<Sshd> = (0..n).map(|_| ws.sshd(SshdOptions::default())).collect();
+        ws.known_hosts(&sshd.iter().collect::<Vec<_>>());
+        let mut hosts = String::new();
+        for (i, s) in sshd.iter().enumerate() {
+            let root = ws.path(&format!("h{i}"));
+            hosts.push_str(&format!(
+                "[hosts.h{i}]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"site\"]\nstate_dir = \"{r}/state\"\nvars = {{ root = \"{r}\" }}\n",
+                s.port,
+                r = root.display()
+            ));
+        }
+        hosts.push_str("[groups.site]\nroles = [\"site\"]\n");
+        ws.inventory(&hosts);
+        let role_dir = ws.path("roles/site/templates");
+        std::fs::create_dir_all(&role_dir).unwrap();
+        std::fs::write(ws.path("roles/site/role.toml"), role).unwrap();
+        std::fs::write(role_dir.join("greeting.conf.j2"), TEMPLATE).unwrap();
+        Fleet { ws, _sshd: sshd }
+    }
+
+    pub fn root(&self, i: usize) -> PathBuf {
+        self.ws.path(&format!("h{i}"))
+    }
+
+    pub fn converge(&self, extra: &[&str]) -> Run {
+        let roles = self.ws.path("roles");
+        let mut args = vec!["--roles-dir", roles.to_str().unwrap(), "converge", "--json"];
+        args.extend_from_slice(extra);
+        self.ws.microctl(&args)
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn first_run_creates_second_changes_nothing_in_one_channel() {
+    let fleet = Fleet::new(2, ROLE);
+    std::fs::create_dir_all(fleet.root(0).join("etc/site")).unwrap();
+    std::fs::write(fleet.root(0).join("etc/site/old.conf"), "stale").unwrap();
+
+    let first = fleet.converge(&[]);
+    first.assert_code(0);
+    for i in 0..2 {
+        let root = fleet.root(i);
+        let site = root.join("etc/site");
+        assert_eq!(read(&site.join("greeting.conf")), format!("hello from h{i}\npeers: h0 h1"));
+        assert_eq!(mode(&site.join("greeting.conf")), 0o640);
+        assert_eq!(mode(&site), 0o750);
+        assert_eq!(mode(&site.join("version.txt")), 0o644);
+        assert_eq!(std::fs::read_link(site.join("current")).unwrap(), site.join("greeting.conf"));
+        assert!(!site.join("old.conf").exists());
+        assert_eq!(read(&root.join("handlers.log")), "reload\nrestart\n");
+        let h = first.host(&format!("h{i}"));
+        assert_eq!(h["handlers"], serde_json::json!(["reload site", "restart site"]));
+        assert_eq!(h["channels_opened"], 1, "probe and apply share one channel: {h}");
+        // No stray temp files.
+        let names: Vec<String> =
+            std::fs::read_dir(&site).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.starts_with(".microctl")), "{names:?}");
+    }
+    assert_eq!(first.host("h0")["changed"], 6, "dir, 3 files, link, absent: {}", first.stdout);
+    assert_eq!(first.host("h1")["changed"], 5);
+
+    let second = fleet.converge(&[]);
+    second.assert_code(0);
+    for i in 0..2 {
+        let h = second.host(&format!("h{i}"));
+        assert_eq!(h["changed"], 0, "{h}");
+        assert_eq!(h["ok"], 6);
+        assert_eq!(h["handlers"], serde_json::json!([]));
+        assert_eq!(h["channels_opened"], 1, "a no-op converge is one exec: {h}");
+        assert_eq!(read(&fleet.root(i).join("handlers.log")), "reload\nrestart\n");
+    }
+}
+
+#[test]
+fn one_var_changes_exactly_its_files_and_handlers() {
+    let fleet = Fleet::new(1, ROLE);
+    fleet.converge(&[]).assert_code(0);
+    let run = fleet.converge(&["-e", "greeting=hi"]);
+    run.assert_code(0);
+    let h = run.host("h0");
+    assert_eq!(h["changed"], 1, "{h}");
+    assert_eq!(h["changes"][0]["resource"], format!("file {}/etc/site/greeting.conf", fleet.root(0).display()));
+    assert_eq!(h["handlers"], serde_json::json!(["reload site"]));
+    assert_eq!(read(&fleet.root(0).join("handlers.log")), "reload\nrestart\nreload\n");
+
+    // Mode drift is repaired without upload and fires the file's handler.
+    std::fs::set_permissions(fleet.root(0).join("etc/site/greeting.conf"), std::fs::Permissions::from_mode(0o666))
+        .unwrap();
+    let run = fleet.converge(&["-e", "greeting=hi"]);
+    assert_eq!(run.host("h0")["changes"][0]["reason"], "mode 0666 -> 0640");
+    assert_eq!(mode(&fleet.root(0).join("etc/site/greeting.conf")), 0o640);
+}
+
+#[test]
+fn check_mode_reports_and_changes_nothing_and_diff_shows_lines() {
+    let fleet = Fleet::new(1, ROLE);
+    fleet.converge(&[]).assert_code(0);
+    let run = fleet.converge(&["--check", "--diff", "-e", "version=2"]);
+    run.assert_code(3);
+    let h = run.host("h0");
+    assert_eq!(h["changed"], 1);
+    assert_eq!(h["handlers"], serde_json::json!(["restart site"]));
+    let diff = h["diffs"][0].as_str().unwrap();
+    assert!(diff.contains("-version 1\n+version 2\n"), "{diff}");
+    assert_eq!(read(&fleet.root(0).join("etc/site/version.txt")), "version 1\n");
+    fleet.converge(&["--check"]).assert_code(0);
+}
+
+#[test]
+fn failing_validate_keeps_the_live_file_and_fails_the_host() {
+    let fleet = Fleet::new(2, ROLE);
+    fleet.converge(&[]).assert_code(0);
+    let live = fleet.root(0).join("etc/site/checked.conf");
+    let run = fleet.converge(&["-e", "checked=bad"]);
+    run.assert_code(1);
+    assert_eq!(read(&live), "good\n");
+    let err = &run.host("h0")["error"];
+    assert_eq!(err["class"], "remote");
+    assert_eq!(err["task"], format!("file {} (content)", live.display()));
+    let text = fleet.ws.microctl(&[
+        "--roles-dir",
+        fleet.ws.path("roles").to_str().unwrap(),
+        "converge",
+        "h0",
+        "-e",
+        "checked=bad",
+    ]);
+    assert!(text.stdout.contains("checked.conf must start with good"), "{}", text.stdout);
+    let names: Vec<String> = std::fs::read_dir(live.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with(".microctl")), "staged file removed: {names:?}");
+}
+
+#[test]
+fn handlers_survive_a_failed_run_and_fire_on_the_next() {
+    let fleet = Fleet::new(1, ROLE);
+    fleet.converge(&[]).assert_code(0);
+    // version.txt changes, then its handler fails: the run fails after the file changed.
+    let run = fleet.converge(&["-e", "version=2", "-e", "handler_fails=true"]);
+    run.assert_code(1);
+    assert_eq!(read(&fleet.root(0).join("etc/site/version.txt")), "version 2\n");
+    assert!(run.host("h0")["error"]["message"].as_str().unwrap().contains("handler restart site failed (exit 7)"));
+    assert_eq!(read(&fleet.root(0).join("state/pending-handlers")), "restart site\n");
+    // Nothing differs any more, but the pending handler still runs, once.
+    let run = fleet.converge(&["-e", "version=2"]);
+    run.assert_code(0);
+    let h = run.host("h0");
+    assert_eq!(h["changed"], 0);
+    assert_eq!(h["handlers"], serde_json::json!(["restart site"]));
+    assert_eq!(h["pending_handlers"], serde_json::json!(["restart site"]));
+    assert!(!fleet.root(0).join("state/pending-handlers").exists());
+    assert_eq!(read(&fleet.root(0).join("handlers.log")), "reload\nrestart\nrestart\n");
+    assert_eq!(fleet.converge(&["-e", "version=2"]).host("h0")["handlers"], serde_json::json!([]));
+}
