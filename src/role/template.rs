@@ -74,8 +74,10 @@ impl Templates {
             .env
             .get_template(&format!("{role}/{name}"))
             .map_err(|e| RenderError { line: None, message: describe(&e) })?;
-        tmpl.render(ctx.clone())
-            .map_err(|e| RenderError { line: e.line(), message: explain(&e, &tmpl.undeclared_variables(true), ctx) })
+        tmpl.render(ctx.clone()).map_err(|e| RenderError {
+            line: e.line(),
+            message: explain(&e, &tmpl.undeclared_variables(true), ctx, tmpl.source()),
+        })
     }
 
     /// Renders a string field (dest, owner, commands...). Plain strings are returned as is.
@@ -87,7 +89,7 @@ impl Templates {
             // Only on failure: parse again to learn which variables the string uses.
             let scratch = Environment::new();
             let used = scratch.template_from_str(text).map(|t| t.undeclared_variables(true)).unwrap_or_default();
-            RenderError { line: e.line(), message: explain(&e, &used, ctx) }
+            RenderError { line: e.line(), message: explain(&e, &used, ctx, text) }
         })
     }
 }
@@ -99,13 +101,17 @@ fn describe(e: &minijinja::Error) -> String {
     }
 }
 
-/// Names the undefined variable: the first variable the template uses that the context lacks.
-fn explain(e: &minijinja::Error, used: &std::collections::HashSet<String>, ctx: &Value) -> String {
+/// Names the undefined variable: of the variables the template uses that the context lacks,
+/// the first on the failing line (else the first by name).
+fn explain(e: &minijinja::Error, used: &std::collections::HashSet<String>, ctx: &Value, source: &str) -> String {
     if e.kind() != minijinja::ErrorKind::UndefinedError {
         return describe(e);
     }
     let mut missing: Vec<&String> = used.iter().filter(|path| !resolves(ctx, path)).collect();
     missing.sort();
+    let line = e.line().and_then(|l| source.lines().nth(l.saturating_sub(1))).unwrap_or("");
+    let position = |var: &&String| line.find(var.as_str()).unwrap_or(usize::MAX);
+    missing.sort_by_key(position);
     match missing.first() {
         Some(var) => format!("undefined variable `{var}`"),
         None => describe(e),

@@ -73,12 +73,12 @@ impl Connection {
     ) -> Result<ExecOutput> {
         let mut process = self.start(command).await?;
         let write = process.write.clone();
-        let feed = async {
+        let feed = until_closed(self, async {
             if !stdin.is_empty() {
                 write.data(stdin).await?;
             }
             write.eof().await
-        };
+        });
         let (fed, out) = tokio::join!(feed, process.finish(sink));
         let out = out?;
         fed.map_err(|e| process.lost(e))?;
@@ -90,14 +90,14 @@ impl Connection {
 impl RemoteProcess {
     /// Sends bytes to the command's stdin.
     pub async fn send(&self, data: &[u8]) -> Result<()> {
-        self.write.data(data).await.map_err(|e| self.lost(e))?;
+        until_closed(&self.conn, self.write.data(data)).await.map_err(|e| self.lost(e))?;
         self.conn.stats.bytes_sent.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Closes the command's stdin (EOF).
     pub async fn close_stdin(&self) -> Result<()> {
-        self.write.eof().await.map_err(|e| self.lost(e))
+        until_closed(&self.conn, self.write.eof()).await.map_err(|e| self.lost(e))
     }
 
     /// Reads stdout until a line equal to `marker` and returns what came before it and `true`;
@@ -220,6 +220,25 @@ impl Drop for RemoteProcess {
                 while read.wait().await.is_some() {}
                 drop(permit);
             });
+        }
+    }
+}
+
+/// Runs a channel write, giving up when the connection dies: russh does not wake a writer
+/// that waits for window space once its session has ended.
+async fn until_closed<T>(
+    conn: &Connection,
+    write: impl Future<Output = std::result::Result<T, russh::Error>>,
+) -> std::result::Result<T, russh::Error> {
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            result = &mut write => return result,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                if conn.is_closed() {
+                    return Err(russh::Error::Disconnect);
+                }
+            }
         }
     }
 }

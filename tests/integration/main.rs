@@ -5,8 +5,10 @@ mod support;
 
 mod auth;
 mod converge;
+mod converge_safety;
 mod exec;
 mod host_keys;
 mod inventory_cli;
 mod jump;
+mod role_errors;
 mod sessions;

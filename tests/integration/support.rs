@@ -145,7 +145,39 @@ impl Sshd {
         }
     }
 
-    /// Stops the daemon (and with it every session it forked? no: only the listener).
+    /// SIGKILLs the listener and every sshd process under it (the connections), as a crash
+    /// would; the remote shells are left to notice on their own. `restart` brings it back.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            for pid in descendants(child.id()).into_iter().filter(|p| comm(*p) == "sshd") {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again with the same config, port and host key.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("sshd.log")).unwrap();
+        let before = self.log().matches("Server listening on").count();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.path().join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches("Server listening on").count() == before {
+            assert!(Instant::now() < deadline, "sshd did not restart: {}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the daemon and the connections it serves.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = child.id();
@@ -161,6 +193,35 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Every process below `pid`, from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { continue };
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|x| x.parse().ok()) {
+            parents.push((p, ppid));
+        }
+    }
+    let mut out = vec![];
+    let mut frontier = vec![pid];
+    while let Some(cur) = frontier.pop() {
+        for (p, pp) in &parents {
+            if *pp == cur {
+                out.push(*p);
+                frontier.push(*p);
+            }
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
@@ -260,7 +321,7 @@ impl Workspace {
     /// Writes inventory.toml with `[defaults]` for this workspace, then `hosts` (raw TOML).
     pub fn inventory(&self, hosts: &str) -> PathBuf {
         let text = format!(
-            "[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = 5\n\n{hosts}",
+            "[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = 20\n\n{hosts}",
             self.key.private.display(),
             self.path("known_hosts").display()
         );

@@ -1,0 +1,101 @@
+//! Role and template errors through the real binary: each names the file, line and what to do.
+
+use crate::support::*;
+
+fn setup(ws: &Workspace, groups_roles: &str, role_toml: &str, template: &str) -> String {
+    std::fs::create_dir_all(ws.path("roles/web/templates")).unwrap();
+    std::fs::write(ws.path("roles/web/role.toml"), role_toml).unwrap();
+    std::fs::write(ws.path("roles/web/templates/site.j2"), template).unwrap();
+    std::fs::write(
+        ws.path("inventory.toml"),
+        format!("[hosts.w1]\naddress = \"198.18.0.11\"\ngroups = [\"web\"]\n\n[groups.web]\nroles = {groups_roles}\n"),
+    )
+    .unwrap();
+    ws.path("roles").display().to_string()
+}
+
+fn check(ws: &Workspace, roles: &str) -> Run {
+    ws.microctl(&["--roles-dir", roles, "check"])
+}
+
+const GOOD_ROLE: &str = "[[file]]\ndest = \"/etc/site.conf\"\ntemplate = \"site.j2\"\n";
+
+#[test]
+fn undefined_template_variable_names_template_line_variable_and_host() {
+    let ws = Workspace::new();
+    let roles = setup(&ws, "[\"web\"]", GOOD_ROLE, "server {\n  listen {{ port }};\n  root {{ docroot }};\n}\n");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let template = ws.path("roles/web/templates/site.j2");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: {}:2:1: undefined variable `port`\n  host: w1\n  task: role web: file /etc/site.conf\n",
+            template.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = ws.microctl(&["--roles-dir", &roles, "check", "-e", "port=80", "-e", "docroot=/srv"]);
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("check: ok: 1 hosts, 1 resources rendered"), "{}", run.stdout);
+}
+
+#[test]
+fn undefined_variable_in_a_field_names_role_toml_line_and_field() {
+    let ws = Workspace::new();
+    let role = "[[directory]]\npath = \"/srv\"\n\n[[file]]\ndest = \"{{ conf_dir }}/site.conf\"\ncontent = \"x\"\n";
+    let roles = setup(&ws, "[\"web\"]", role, "");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let toml = ws.path("roles/web/role.toml");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: {}:4:1: cannot render `file.dest`: undefined variable `conf_dir`\n  host: w1\n  field: file.dest\n",
+            toml.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_role_names_the_inventory_line_and_lists_roles() {
+    let ws = Workspace::new();
+    let roles = setup(&ws, "[\"web\", \"ngnix\"]", GOOD_ROLE, "x\n");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let inv = ws.path("inventory.toml");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}:5:1: unknown role `ngnix`: {roles}/ngnix/role.toml does not exist\n  field: groups.web.roles\n  hint: roles in {roles}: web\n",
+            inv.display()
+        )
+    );
+}
+
+#[test]
+fn bad_role_toml_names_file_line_and_column() {
+    let ws = Workspace::new();
+    let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"/etc/x\"\ntemplat = \"site.j2\"\n", "x\n");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let toml = ws.path("roles/web/role.toml");
+    assert!(
+        run.stderr.starts_with(&format!("error: {}:3:1: invalid role: unknown field `templat`", toml.display())),
+        "{}",
+        run.stderr
+    );
+
+    let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"etc/x\"\ncontent = \"x\"\nnotify = [\"nope\"]\n", "x\n");
+    let run = check(&ws, &roles);
+    assert!(run.stderr.contains("1:1: `file.dest` must be an absolute path, got `etc/x`"), "{}", run.stderr);
+
+    let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\nnotify = [\"nope\"]\n", "x\n");
+    let run = check(&ws, &roles);
+    assert!(run.stderr.contains("1:1: `notify` names unknown handler `nope`"), "{}", run.stderr);
+
+    let roles = setup(&ws, "[\"web\"]", "[[command]]\nname = \"migrate\"\nrun = \"true\"\n", "x\n");
+    let run = check(&ws, &roles);
+    assert!(run.stderr.contains("command `migrate` has no guard"), "{}", run.stderr);
+}
