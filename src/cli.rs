@@ -38,6 +38,32 @@ pub enum Command {
     Converge(ConvergeArgs),
     /// Check inventory, roles and templates offline: render everything for every host, no SSH.
     Check(CheckArgs),
+    /// Deploy an app ([deploy.NAME] in the inventory): new release, health check, rollback.
+    Deploy(DeployArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deploy to run: a [deploy.NAME] table of the inventory.
+    pub app: String,
+    /// List each host's releases and which one is live; change nothing.
+    #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
+    pub list: bool,
+    /// Switch back to the release before the live one (health-checked like a deploy).
+    #[arg(long, conflicts_with = "git_ref")]
+    pub rollback: bool,
+    /// Git ref to deploy (a branch, tag or commit of the source checkout or repository).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// Set a variable: KEY=VALUE.
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// Print one JSON object per host, then a summary object (JSON Lines).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for another run's lock on a host before failing.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cli;
 pub mod command;
+pub mod deploy;
 pub mod error;
 pub mod inventory;
 pub mod plan;

@@ -20,8 +20,9 @@ pub fn bootstrap(sudo_prefix: &str) -> String {
     format!("{sudo_prefix}sh -c {}", quote(inner))
 }
 
-/// The host script: lock, probe (`probe` is the probe section), payload.
-pub fn host_script(state_dir: &str, lock_owner: &str, lock_timeout_secs: u64, probe: &str) -> String {
+/// The start of every host script: delete itself, then take the host lock (waiting up to
+/// `timeout` seconds, then exiting with [`LOCKED_EXIT`] naming the holder). `$STATE` is set.
+pub fn lock_prelude(state_dir: &str, lock_owner: &str, timeout_secs: u64) -> String {
     format!(
         r#"rm -f -- "$0"
 set -u
@@ -30,13 +31,22 @@ mkdir -p -- "$STATE" && chmod 0700 -- "$STATE" || {{ echo "@@error cannot create
 exec 9>>"$STATE/lock"
 if ! flock -n 9; then
   printf '@@waiting\t%s\n' "$(cat "$STATE/lock.owner" 2>/dev/null)"
-  if ! flock -w {timeout} 9; then
+  if ! flock -w {timeout_secs} 9; then
     printf '@@locked\t%s\n' "$(cat "$STATE/lock.owner" 2>/dev/null)"
-    exit {locked}
+    exit {LOCKED_EXIT}
   fi
 fi
 printf '%s pid=%s since=%s\n' {owner} "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$STATE/lock.owner"
-{probe}echo {end}
+"#,
+        state = quote(state_dir),
+        owner = quote(lock_owner),
+    )
+}
+
+/// The converge host script: lock, probe (`probe` is the probe section), payload.
+pub fn host_script(state_dir: &str, lock_owner: &str, lock_timeout_secs: u64, probe: &str) -> String {
+    format!(
+        r#"{prelude}{probe}echo {PROBE_END}
 IFS= read -r n || n=0
 case "$n" in ''|0) rm -f -- "$STATE/lock.owner"; exit 0 ;; esac
 W=$(mktemp -d) || exit 70
@@ -47,11 +57,7 @@ rc=$?
 rm -f -- "$STATE/lock.owner"
 exit $rc
 "#,
-        state = quote(state_dir),
-        timeout = lock_timeout_secs,
-        locked = LOCKED_EXIT,
-        owner = quote(lock_owner),
-        end = PROBE_END,
+        prelude = lock_prelude(state_dir, lock_owner, lock_timeout_secs),
     )
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod converge;
+mod deploy;
 mod exec;
 mod inventory;
 
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inventory(args) => inventory::run(&cli.global, args),
         Command::Converge(args) => converge::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Deploy(args) => deploy::run(&cli.global, args),
     }
 }
 

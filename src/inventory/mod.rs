@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Result};
 
 pub use pattern::select;
+pub use resolve::expand_path;
 
 /// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
 pub type Vars = toml::Table;

@@ -34,7 +34,7 @@ pub fn json_line(value: &serde_json::Value) {
 /// An error as a JSON object: `{"class": ..., "message": ...}` plus location fields.
 pub fn error_json(err: &Error) -> serde_json::Value {
     let mut obj = serde_json::json!({ "class": err.kind.class(), "message": err.one_line() });
-    for (key, value) in [("hop", &err.hop), ("task", &err.task), ("hint", &err.hint)] {
+    for (key, value) in [("hop", &err.hop), ("task", &err.task), ("hint", &err.hint), ("detail", &err.detail)] {
         if let Some(v) = value {
             obj[key] = serde_json::Value::String(v.clone());
         }

@@ -125,6 +125,35 @@ impl RemoteProcess {
         }
     }
 
+    /// Calls `on_line` with each stdout line (without its newline) as it arrives, and stderr
+    /// chunks as they come, until a line equal to `marker` (returns true) or the end (false).
+    pub async fn lines_until(&mut self, marker: &str, mut on_line: impl FnMut(Output<'_>)) -> Result<bool> {
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                let line = &line[..line.len() - 1];
+                if line == marker.as_bytes() {
+                    if !pending.is_empty() {
+                        on_line(Output::Stdout(&pending));
+                    }
+                    return Ok(true);
+                }
+                on_line(Output::Stdout(line));
+            }
+            match self.next_message().await {
+                Some(Chunk::Stdout(d)) => pending.extend_from_slice(&d),
+                Some(Chunk::Stderr(d)) => on_line(Output::Stderr(&d)),
+                None => {
+                    if !pending.is_empty() {
+                        on_line(Output::Stdout(&pending));
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
     /// Reads to the end, streaming to `sink`, and returns the collected output and status.
     pub async fn finish(&mut self, mut sink: impl FnMut(Output<'_>)) -> Result<ExecOutput> {
         let mut out = ExecOutput::default();

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod converge;
 mod converge_safety;
+mod deploy;
 mod exec;
 mod host_keys;
 mod inventory_cli;

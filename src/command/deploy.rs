@@ -1,0 +1,233 @@
+//! `microctl deploy APP`: a new release on each host of the deploy (one batch at a time), a
+//! health check through the SSH chain and through nginx, rollback on failure; `--list` and
+//! `--rollback`. Exit status 0 when every host is healthy on the new release, 1 otherwise.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{extra_vars, load_inventory, load_roles, runtime};
+use crate::cli::{DeployArgs, GlobalArgs};
+use crate::deploy::config::{DeployConfig, Source};
+use crate::deploy::script::{Settings, Target};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::{self, Host};
+use crate::report::{self, Table};
+use crate::role::Renderer;
+use crate::shell::quote;
+use crate::transport::{self, Pool};
+
+pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
+    let started = Instant::now();
+    let inv = load_inventory(global)?;
+    let cfg = DeployConfig::load(&inv, &args.app)?;
+    let hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
+    let roles = load_roles(global, &inv)?;
+    let extra = extra_vars(&args.extra_vars)?;
+    let renderer = Renderer::new(&inv, &roles, &extra);
+    let render = |host: &Host, field: &str, text: &str| -> Result<String> {
+        roles.templates.render_str(text, &renderer.context(host)).map_err(|e| {
+            Error::new(ErrorKind::Template, format!("cannot render deploy.{}.{field}: {}", cfg.name, e.message))
+                .at_file(&inv.path)
+                .host(&host.name)
+        })
+    };
+
+    let (target, payload) = if args.rollback || args.list {
+        (Target::Previous, None)
+    } else {
+        match &cfg.source {
+            Source::Git(url) => {
+                let git_ref = args.git_ref.clone().or(cfg.git_ref.clone()).expect("checked in config");
+                (Target::Clone { url: url.clone(), git_ref }, None)
+            }
+            Source::Path(path) => {
+                let packed = deploy::source::pack(path, args.git_ref.as_deref().or(cfg.git_ref.as_deref()))?;
+                if let Some(w) = &packed.warning {
+                    eprintln!("warning: {w}");
+                }
+                let name = format!("{}-{}", utc_stamp(), packed.rev);
+                (Target::Upload { name }, Some(Arc::new(packed.tar)))
+            }
+        }
+    };
+
+    let mut plans = Vec::new();
+    for host in &hosts {
+        let port_text = render(host, "health_port", &cfg.health_port)?;
+        let health_port = port_text.trim().parse().map_err(|_| {
+            Error::new(
+                ErrorKind::Inventory,
+                format!("deploy.{}.health_port renders to `{port_text}`, not a port", cfg.name),
+            )
+            .at_file(&inv.path)
+            .host(&host.name)
+            .hint("set `health_port` in the deploy table, or `app_port` in the host's vars")
+        })?;
+        let via = match &cfg.health_via {
+            Some(p) => inventory::select(&inv, p)?.iter().map(|h| h.name.clone()).collect(),
+            None => vec![],
+        };
+        plans.push(HostPlan {
+            host: host.name.clone(),
+            settings: Settings {
+                root: render(host, "root", &cfg.root)?,
+                user: render(host, "user", &cfg.user)?,
+                env_file: cfg.env_file.as_ref().map(|e| render(host, "env_file", e)).transpose()?,
+                build: cfg.build.iter().map(|b| render(host, "build", b)).collect::<Result<_>>()?,
+                restart: render(host, "restart", &cfg.restart)?,
+                keep: cfg.keep,
+            },
+            target: target.clone(),
+            health_address: render(host, "health_address", &cfg.health_address)?,
+            health_port,
+            via,
+        });
+    }
+
+    let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
+    if args.list {
+        return runtime()?.block_on(list(pool, plans, args.json));
+    }
+    let shared = Arc::new(Shared {
+        health_path: cfg.health_path.clone(),
+        health_status: cfg.health_status,
+        health_timeout: cfg.health_timeout,
+        via_port: cfg.health_via_port,
+        lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+        batch: cfg.batch,
+        payload,
+    });
+    let width = plans.iter().map(|p| p.host.len()).max().unwrap_or(0);
+    let json = args.json;
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
+        let Event::Line(text) = e;
+        if !json {
+            println!("{host:<width$} | {text}");
+        }
+    });
+    let results = runtime()?.block_on(async {
+        let r = deploy::run(pool.clone(), plans, shared, on_event).await;
+        pool.close_all().await;
+        r
+    });
+
+    let failed = results.iter().filter(|r| r.error.is_some() || r.skipped).count();
+    for r in &results {
+        if json {
+            report::json_line(&json!({
+                "type": "host",
+                "host": r.host,
+                "release": r.release,
+                "previous": r.previous,
+                "health": r.health,
+                "rolled_back": r.rolled_back,
+                "skipped": r.skipped,
+                "duration_ms": r.duration.as_millis() as u64,
+                "error": r.error.as_ref().map(report::error_json),
+            }));
+        } else if let Some(e) = &r.error {
+            report::print_error(e);
+        }
+    }
+    if json {
+        report::json_line(&json!({
+            "type": "summary",
+            "hosts": results.len(),
+            "failed": failed,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }));
+    } else {
+        let mut table = Table::new(&["host", "release", "result", "duration"]);
+        for r in &results {
+            let result = match (&r.error, r.skipped, r.rolled_back) {
+                (_, true, _) => "skipped (an earlier host failed)".to_string(),
+                (Some(e), _, true) => format!("{}, rolled back", e.kind.class()),
+                (Some(e), _, false) => e.kind.class().to_string(),
+                (None, _, _) => "live".to_string(),
+            };
+            table.row(vec![
+                r.host.clone(),
+                r.release.clone().unwrap_or_else(|| "-".into()),
+                result,
+                report::seconds(r.duration),
+            ]);
+        }
+        print!("{}", table.render());
+        println!("{} hosts, {failed} failed, in {}", results.len(), report::seconds(started.elapsed()));
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// `--list`: every host's releases, the live one marked.
+async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool) -> Result<i32> {
+    let mut code = 0;
+    let mut table = Table::new(&["host", "release", "live"]);
+    for plan in &plans {
+        let host = pool.inventory().host(&plan.host).expect("planned host");
+        let root = quote(&plan.settings.root);
+        let cmd = format!(
+            "{}sh -c {}",
+            host.sudo_prefix(),
+            quote(&format!(
+                "readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
+            ))
+        );
+        let listed = match pool.connect(&plan.host).await {
+            Ok(conn) => conn.exec(&cmd, &[], |_| {}).await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let (live, releases) = text.split_once("\n\n").unwrap_or(("", text.as_str()));
+                let live = live.trim().trim_start_matches("releases/").to_string();
+                let releases: Vec<&str> = releases.lines().filter(|l| !l.is_empty()).collect();
+                if json {
+                    report::json_line(
+                        &json!({ "type": "host", "host": plan.host, "live": live, "releases": releases }),
+                    );
+                }
+                for r in releases {
+                    table.row(vec![
+                        plan.host.clone(),
+                        r.to_string(),
+                        if r == live { "*".into() } else { String::new() },
+                    ]);
+                }
+            }
+            Err(e) => {
+                code = 1;
+                if json {
+                    report::json_line(&json!({ "type": "host", "host": plan.host, "error": report::error_json(&e) }));
+                } else {
+                    report::print_error(&e);
+                }
+            }
+        }
+    }
+    if !json {
+        print!("{}", table.render());
+    }
+    pool.close_all().await;
+    Ok(code)
+}
+
+/// `20261125T034501Z`, the release name prefix (sorts by time).
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}

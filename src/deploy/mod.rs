@@ -1,0 +1,302 @@
+//! Deploying an app: atomic releases, a health check through the SSH chain, automatic
+//! rollback. Hosts go in batches (default one at a time); the first failure stops the rest,
+//! which stay on their old release.
+//!
+//! `config` reads `[deploy.NAME]`, `source` packs a local folder, `script` is what runs on the
+//! host (holding the host lock, waiting for our verdict), `health` checks over SSH tunnels.
+
+pub mod config;
+pub mod health;
+pub mod script;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::apply::agent;
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{Output, Pool};
+use script::{Settings, Target};
+
+/// One host's deploy, rendered and ready.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub host: String,
+    pub settings: Settings,
+    pub target: Target,
+    /// The app as this host serves it: checked through a tunnel on the host's own connection.
+    pub health_address: String,
+    pub health_port: u16,
+    /// Hosts (e.g. nginx on web) to check through after the app itself is healthy.
+    pub via: Vec<String>,
+}
+
+/// What the whole deploy shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub health_path: String,
+    pub health_status: u16,
+    pub health_timeout: Duration,
+    pub via_port: u16,
+    pub lock_timeout: Duration,
+    pub batch: usize,
+    /// The release tar, for uploaded sources.
+    pub payload: Option<Arc<Vec<u8>>>,
+}
+
+/// Progress events, for live output.
+pub enum Event<'a> {
+    Line(&'a str),
+}
+
+/// Receives `(host, event)` as hosts progress.
+pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
+
+/// The outcome of one host.
+#[derive(Debug, Default)]
+pub struct HostDeploy {
+    pub host: String,
+    pub previous: Option<String>,
+    pub release: Option<String>,
+    pub health: Vec<String>,
+    pub rolled_back: bool,
+    /// Not attempted: an earlier batch failed.
+    pub skipped: bool,
+    pub error: Option<Error>,
+    pub duration: Duration,
+}
+
+/// Deploys `plans` in batches, stopping after the first batch with a failure.
+pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
+    let mut results = Vec::new();
+    let mut failed = false;
+    for batch in plans.chunks(shared.batch) {
+        if failed {
+            results.extend(batch.iter().map(|p| HostDeploy {
+                host: p.host.clone(),
+                skipped: true,
+                ..Default::default()
+            }));
+            continue;
+        }
+        let tasks: Vec<_> = batch
+            .iter()
+            .cloned()
+            .map(|plan| {
+                let (pool, shared, on_event) = (pool.clone(), shared.clone(), on_event.clone());
+                tokio::spawn(async move { deploy_host(&pool, &plan, &shared, &*on_event).await })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.expect("deploy task panicked");
+            failed |= r.error.is_some();
+            results.push(r);
+        }
+    }
+    results
+}
+
+async fn deploy_host(
+    pool: &Pool,
+    plan: &HostPlan,
+    shared: &Shared,
+    on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+) -> HostDeploy {
+    let started = Instant::now();
+    let mut out = HostDeploy { host: plan.host.clone(), ..Default::default() };
+    if let Err(e) = deploy_steps(pool, plan, shared, on_event, &mut out).await {
+        out.error = Some(e);
+    }
+    out.duration = started.elapsed();
+    out
+}
+
+async fn deploy_steps(
+    pool: &Pool,
+    plan: &HostPlan,
+    shared: &Shared,
+    on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+    out: &mut HostDeploy,
+) -> Result<()> {
+    let host = pool.inventory().host(&plan.host).expect("planned host exists");
+    let conn = pool.connect(&plan.host).await?;
+    let what = if matches!(plan.target, Target::Previous) { "deploy --rollback" } else { "deploy" };
+    let prelude = agent::lock_prelude(&host.state_dir, &agent::lock_owner(what), shared.lock_timeout.as_secs());
+    let body = script::build(&prelude, &plan.settings, &plan.target);
+    let mut process = conn.start(&agent::bootstrap(host.sudo_prefix())).await?;
+    process.send(format!("{}\n{body}", body.len()).as_bytes()).await?;
+    if let (Target::Upload { .. }, Some(payload)) = (&plan.target, &shared.payload) {
+        process.send(format!("{}\n", payload.len()).as_bytes()).await?;
+        process.send(payload).await?;
+    }
+
+    let mut log = Log::default();
+    let restarted = process
+        .lines_until("@@restarted", |o| {
+            if let Some(text) = log.take(o, out) {
+                on_event(&plan.host, Event::Line(&text));
+            }
+        })
+        .await?;
+    if !restarted {
+        let end = process.finish(|_| {}).await?;
+        return Err(log.failure(&plan.host, end.exit_code, out));
+    }
+
+    // Live on the new release: check it, then tell the host to keep it or to roll back.
+    let verdict = check(pool, plan, shared, on_event, out).await;
+    process.send(if verdict.is_ok() { b"ok\n" } else { b"rollback\n" }).await?;
+    process.close_stdin().await?;
+    let mut rest = Log::default();
+    let end = process
+        .finish(|o| {
+            if let Output::Stdout(d) = o {
+                rest.text.push_str(&String::from_utf8_lossy(d));
+            }
+        })
+        .await?;
+    for line in rest.text.lines() {
+        let _ = log.take(Output::Stdout(line.as_bytes()), out);
+    }
+    if out.rolled_back {
+        // Say whether the release we went back to serves again.
+        let line = match health::wait_healthy(
+            &conn,
+            &plan.health_address,
+            plan.health_port,
+            &plan.health_address,
+            &shared.health_path,
+            shared.health_status,
+            shared.health_timeout,
+        )
+        .await
+        {
+            Ok(r) => format!("after rollback: healthy, HTTP {}", r.status),
+            Err(e) => format!("after rollback: STILL UNHEALTHY: {e}"),
+        };
+        on_event(&plan.host, Event::Line(&line));
+        out.health.push(line);
+    }
+    match verdict {
+        Ok(()) if end.success() => Ok(()),
+        Ok(()) => Err(log.failure(&plan.host, end.exit_code, out)),
+        Err(why) => Err(Error::new(
+            ErrorKind::Remote,
+            format!(
+                "health check failed on {}; rolled back to {}",
+                plan.host,
+                out.previous.clone().unwrap_or_else(|| "nothing (no previous release)".into())
+            ),
+        )
+        .host(&plan.host)
+        .task(format!("release {}", out.release.clone().unwrap_or_default()))
+        .detail(why)
+        .hint("the site kept serving the previous release; fix the app and deploy again")),
+    }
+}
+
+/// The app's own port through the host's connection, then the site through each `via` host.
+async fn check(
+    pool: &Pool,
+    plan: &HostPlan,
+    shared: &Shared,
+    on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+    out: &mut HostDeploy,
+) -> std::result::Result<(), String> {
+    let conn = pool.connect(&plan.host).await.map_err(|e| e.one_line())?;
+    let (addr, port) = (&plan.health_address, plan.health_port);
+    let r =
+        health::wait_healthy(&conn, addr, port, addr, &shared.health_path, shared.health_status, shared.health_timeout)
+            .await?;
+    let line = format!("healthy: HTTP {} from {addr}:{port}{} through {}", r.status, shared.health_path, plan.host);
+    on_event(&plan.host, Event::Line(&line));
+    out.health.push(line);
+    for via in &plan.via {
+        let via_conn = pool.connect(via).await.map_err(|e| e.one_line())?;
+        let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
+        let r = health::wait_healthy(
+            &via_conn,
+            "127.0.0.1",
+            shared.via_port,
+            &via_host,
+            &shared.health_path,
+            shared.health_status,
+            shared.health_timeout,
+        )
+        .await
+        .map_err(|e| format!("through {via}: {e}"))?;
+        let line = format!("healthy: HTTP {} through nginx on {via}", r.status);
+        on_event(&plan.host, Event::Line(&line));
+        out.health.push(line);
+    }
+    Ok(())
+}
+
+/// Reads the host script's markers.
+#[derive(Default)]
+struct Log {
+    failed: Option<String>,
+    output: String,
+    text: String,
+    stderr: String,
+}
+
+impl Log {
+    /// Records one line; returns what to show the user, if anything.
+    fn take(&mut self, o: Output<'_>, out: &mut HostDeploy) -> Option<String> {
+        let line = match o {
+            Output::Stdout(d) => String::from_utf8_lossy(d).into_owned(),
+            Output::Stderr(d) => {
+                self.stderr.push_str(&String::from_utf8_lossy(d));
+                return None;
+            }
+        };
+        let (tag, value) = line.split_once('\t').unwrap_or((line.as_str(), ""));
+        match tag {
+            "@@previous" => {
+                out.previous = Some(value.trim_start_matches("releases/").to_string()).filter(|p| !p.is_empty())
+            }
+            "@@release" => {
+                out.release = Some(value.to_string());
+                return Some(format!("release {value}"));
+            }
+            "@@step" => return Some(format!("build: {value}")),
+            "@@switched" => return Some(format!("current -> {value}; restarting")),
+            "@@fail" => self.failed = Some(value.to_string()),
+            "@@out" => {
+                self.output.push_str(value);
+                self.output.push('\n');
+            }
+            "@@rolled-back" => {
+                out.rolled_back = true;
+                return Some(format!("rolled back to {}", value.trim_start_matches("releases/")));
+            }
+            "@@pruned" => return Some("kept; old releases pruned".into()),
+            _ => {}
+        }
+        None
+    }
+
+    fn failure(&self, host: &str, code: Option<u32>, out: &HostDeploy) -> Error {
+        if code == Some(agent::LOCKED_EXIT) {
+            return Error::new(ErrorKind::Locked, format!("host {host} is locked by another run"))
+                .host(host)
+                .hint("wait for the other converge or deploy, or raise --lock-timeout");
+        }
+        let what = self
+            .failed
+            .clone()
+            .unwrap_or_else(|| format!("the deploy script (exit {})", code.map_or("?".into(), |c| c.to_string())));
+        let mut msg = format!("{what} failed on {host}");
+        if what.starts_with("build") {
+            msg.push_str("; current was not touched");
+        } else if out.rolled_back {
+            msg.push_str(&format!("; rolled back to {}", out.previous.clone().unwrap_or_else(|| "nothing".into())));
+        }
+        let mut detail = self.output.clone();
+        if self.stderr.contains("sudo:") {
+            detail.push_str(&self.stderr);
+        }
+        Error::new(ErrorKind::Remote, msg).host(host).detail(detail)
+    }
+}

@@ -1,0 +1,159 @@
+//! `microctl deploy` against real sshd: two app hosts serving a real HTTP app from a git
+//! checkout. Releases switch atomically, a failing health check rolls back and stops the
+//! batch, a failing build never touches `current`, `--list` and `--rollback` work.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::support::*;
+
+const SERVER: &str = r#"import http.server, os, sys
+port = int(sys.argv[1])
+here = os.path.dirname(os.path.abspath(__file__))
+version = open(os.path.join(here, "VERSION")).read().strip()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        sick = self.path == "/healthz" and os.path.exists(os.path.join(here, "UNHEALTHY"))
+        body = ("version %s\n" % version).encode()
+        self.send_response(500 if sick else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"#;
+
+/// Restart: stop the old server by its pid file, start the live release's.
+const RESTART: &str = "p={{ root }}/app.pid; if [ -f $p ]; then o=$(cat $p); kill $o 2>/dev/null; \
+    while kill -0 $o 2>/dev/null; do sleep 0.05; done; fi; cd {{ root }}/srv/current && \
+    setsid python3 serve.py {{ app_port }} >/dev/null 2>&1 </dev/null & echo $! > {{ root }}/app.pid";
+
+struct App {
+    ws: Workspace,
+    _sshd: Vec<Sshd>,
+    ports: Vec<u16>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for i in 0..self.ports.len() {
+            if let Ok(pid) = std::fs::read_to_string(self.ws.path(&format!("h{i}/app.pid"))) {
+                let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+}
+
+fn git(repo: &std::path::Path, cmd: &str) {
+    sh(&format!("cd {} && {cmd}", repo.display()));
+}
+
+fn setup() -> App {
+    let ws = Workspace::new();
+    let sshd: Vec<Sshd> = (0..2).map(|_| ws.sshd(SshdOptions::default())).collect();
+    ws.known_hosts(&sshd.iter().collect::<Vec<_>>());
+    let repo = ws.path("src/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("serve.py"), SERVER).unwrap();
+    std::fs::write(repo.join("VERSION"), "1\n").unwrap();
+    git(
+        ws.path("src").as_path(),
+        "git init -q && git config user.email t@example.invalid && git config user.name t && git add -A && git commit -qm v1 && git tag v1",
+    );
+    let src = ws.path("src");
+    std::fs::write(repo.join("VERSION"), "2\n").unwrap();
+    git(&src, "git commit -qam v2 && git tag v2");
+    std::fs::write(repo.join("UNHEALTHY"), "").unwrap();
+    git(&src, "git add -A && git commit -qm sick && git tag sick && git rm -q app/UNHEALTHY && git commit -qm healed");
+    std::fs::write(repo.join("BUILD_FAILS"), "").unwrap();
+    git(&src, "git add -A && git commit -qm broken && git tag broken && git reset -q --hard v2");
+
+    let ports = vec![free_port(), free_port()];
+    let mut hosts = String::new();
+    for (i, s) in sshd.iter().enumerate() {
+        hosts.push_str(&format!(
+            "[hosts.h{i}]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\nvars = {{ root = \"{r}\", app_port = {} }}\n",
+            s.port,
+            ports[i],
+            r = ws.path(&format!("h{i}")).display()
+        ));
+    }
+    hosts.push_str(&format!(
+        "[deploy.app]\nsource = \"{}\"\nroot = \"{{{{ root }}}}/srv\"\nuser = \"root\"\nenv_file = \"\"\n\
+         build = [\"python3 -c 'import ast; ast.parse(open(\\\"serve.py\\\").read())'\", \"test ! -f BUILD_FAILS\"]\n\
+         restart = \"{RESTART}\"\nhealth_address = \"127.0.0.1\"\nhealth_timeout = 2\nkeep = 3\n",
+        repo.display()
+    ));
+    ws.inventory(&hosts);
+    App { ws, _sshd: sshd, ports }
+}
+
+fn served(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.rsplit("\r\n\r\n").next().unwrap().trim().to_string()
+}
+
+#[test]
+fn deploy_health_check_rollback_and_failed_build() {
+    let app = setup();
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", "app", "--json"];
+        args.extend_from_slice(extra);
+        app.ws.microctl(&args)
+    };
+
+    let v1 = deploy(&["--ref", "v1"]);
+    v1.assert_code(0);
+    assert_eq!(served(app.ports[0]), "version 1");
+    assert_eq!(served(app.ports[1]), "version 1");
+    let v1_release = v1.host("h0")["release"].as_str().unwrap().to_string();
+    assert!(v1.host("h0")["health"][0].as_str().unwrap().starts_with("healthy: HTTP 200"), "{}", v1.stdout);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // release names carry the second
+    let v2 = deploy(&["--ref", "v2"]);
+    v2.assert_code(0);
+    assert_eq!(served(app.ports[0]), "version 2");
+    assert_eq!(v2.host("h1")["previous"], v1_release.as_str());
+    let v2_release = v2.host("h0")["release"].as_str().unwrap().to_string();
+
+    let list = deploy(&["--list"]);
+    list.assert_code(0);
+    assert_eq!(list.host("h0")["releases"], serde_json::json!([v1_release, v2_release]));
+    assert_eq!(list.host("h0")["live"], v2_release.as_str());
+
+    // Unhealthy: h0 rolls back to v2, h1 is never touched, exit 1 with the reason.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let sick = deploy(&["--ref", "sick"]);
+    sick.assert_code(1);
+    let h0 = sick.host("h0");
+    assert_eq!(h0["rolled_back"], true);
+    let msg = h0["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with(&format!("health check failed on h0; rolled back to {v2_release}")), "{msg}");
+    assert_eq!(sick.host("h1")["skipped"], true);
+    assert_eq!(h0["health"], serde_json::json!(["after rollback: healthy, HTTP 200"]));
+    assert_eq!(served(app.ports[0]), "version 2");
+    assert_eq!(served(app.ports[1]), "version 2");
+    let text = app.ws.microctl(&["deploy", "app", "--ref", "sick"]);
+    assert!(text.stderr.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stderr);
+
+    // A failing build never touches current.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let broken = deploy(&["--ref", "broken"]);
+    broken.assert_code(1);
+    let msg = broken.host("h0")["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with("build step `test ! -f BUILD_FAILS` failed on h0; current was not touched"), "{msg}");
+    assert_eq!(served(app.ports[0]), "version 2");
+    let current = std::fs::read_link(app.ws.path("h0/srv/current")).unwrap();
+    assert_eq!(current, std::path::Path::new(&format!("releases/{v2_release}")));
+
+    // --rollback returns to version 1 everywhere.
+    let back = deploy(&["--rollback"]);
+    back.assert_code(0);
+    assert_eq!(served(app.ports[0]), "version 1");
+    assert_eq!(served(app.ports[1]), "version 1");
+    assert_eq!(back.host("h1")["release"], v1_release.as_str());
+}
