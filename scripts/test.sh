@@ -14,7 +14,7 @@ if ! command -v cargo >/dev/null; then
   exit 2
 fi
 
-packages=(openssh-server openssh-client iproute2 procps nginx prometheus shellcheck systemd python3)
+packages=(openssh-server openssh-client iproute2 procps git nginx prometheus shellcheck systemd python3 python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -124,4 +124,7 @@ pub struct InventoryArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print per host the inbound firewall rules its roles need (SSH from the jump host only).
+    #[arg(long)]
+    pub ports: bool,
 }

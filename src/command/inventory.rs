@@ -2,13 +2,31 @@
 
 use serde_json::json;
 
-use super::load_inventory;
+use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
 use crate::report::{self, Table};
+use crate::role::ports;
 
 pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
+    if args.ports {
+        let roles = load_roles(global, &inv)?;
+        if args.json {
+            for h in &inv.hosts {
+                report::json_line(&json!({ "host": h.name, "inbound": ports::rules(&inv, &roles, h) }));
+            }
+            return Ok(0);
+        }
+        let mut table = Table::new(&["host", "port", "from", "why"]);
+        for h in &inv.hosts {
+            for r in ports::rules(&inv, &roles, h) {
+                table.row(vec![h.name.clone(), format!("{}/{}", r.port, r.proto), r.from.join(","), r.reason]);
+            }
+        }
+        print!("{}", table.render());
+        return Ok(0);
+    }
     if args.json {
         let hosts: Vec<_> = inv
             .hosts

@@ -81,6 +81,8 @@ pub struct CommandSpec {
     pub creates: Option<String>,
     pub unless: Option<String>,
     pub notify: Vec<String>,
+    /// Runs before packages and apt sources (e.g. fetching an apt signing key).
+    pub early: bool,
 }
 
 #[derive(Debug, Clone)]

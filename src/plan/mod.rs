@@ -73,6 +73,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             plan.changes.push(Change { action, resource, role: role.to_string(), reason });
         };
 
+    plan_commands(desired, observed, &mut plan, &mut change, true);
+
     let missing: Vec<String> = desired
         .packages
         .iter()
@@ -168,16 +170,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         change(&mut plan, action, format!("service {}", s.name), &s.origin.role, reasons.join(", "), &s.notify);
     }
 
-    for (i, c) in desired.commands.iter().enumerate() {
-        let created = c.creates.as_ref().is_some_and(|p| observed.path(p).kind != Kind::Missing);
-        let guarded = observed.unless_ok.get(&i).copied().unwrap_or(false);
-        if created || guarded {
-            plan.ok += 1;
-        } else {
-            let why = if c.creates.is_some() { "creates path missing" } else { "unless guard failed" };
-            change(&mut plan, Action::Run(i), format!("command {}", c.name), &c.origin.role, why.into(), &c.notify);
-        }
-    }
+    plan_commands(desired, observed, &mut plan, &mut change, false);
 
     // Handlers: notified now or left pending by an interrupted run; once each, definition order.
     for h in &desired.handlers {
@@ -190,6 +183,26 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
     plan
+}
+
+/// Commands whose guard says run; `early` ones (before packages) or the rest.
+fn plan_commands(
+    desired: &Desired,
+    observed: &Observed,
+    plan: &mut Plan,
+    change: &mut impl FnMut(&mut Plan, Action, String, &str, String, &[String]),
+    early: bool,
+) {
+    for (i, c) in desired.commands.iter().enumerate().filter(|(_, c)| c.early == early) {
+        let created = c.creates.as_ref().is_some_and(|p| observed.path(p).kind != Kind::Missing);
+        let guarded = observed.unless_ok.get(&i).copied().unwrap_or(false);
+        if created || guarded {
+            plan.ok += 1;
+        } else {
+            let why = if c.creates.is_some() { "creates path missing" } else { "unless guard failed" };
+            change(plan, Action::Run(i), format!("command {}", c.name), &c.origin.role, why.into(), &c.notify);
+        }
+    }
 }
 
 fn created(state: &PathState) -> String {

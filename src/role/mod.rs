@@ -5,6 +5,7 @@
 //! [`Desired`]: crate::plan::desired::Desired
 
 mod load;
+pub mod ports;
 mod raw;
 mod render;
 mod template;

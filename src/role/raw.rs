@@ -75,8 +75,12 @@ pub struct RawAptRepository {
     pub suite: String,
     #[serde(default)]
     pub components: Vec<String>,
-    /// Keyring (binary `.gpg` or ASCII-armored `.asc`) in the top-level `files/` folder.
-    pub key: String,
+    /// Keyring (binary `.gpg` or ASCII-armored `.asc`) in the top-level `files/` folder...
+    pub key: Option<String>,
+    /// ...or a URL the host downloads it from (as vendors' install docs do), verified
+    /// against `key_fingerprint` before it is trusted.
+    pub key_url: Option<String>,
+    pub key_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -302,6 +302,7 @@ impl RoleRenderer<'_> {
                 creates: r.creates.as_ref().map(|p| self.path(p, &span, "command.creates")).transpose()?,
                 unless: r.unless.as_ref().map(|u| self.text(u, &span, "command.unless")).transpose()?,
                 notify: r.notify.clone(),
+                early: false,
             });
         }
         Ok(())
@@ -374,41 +375,96 @@ impl RoleRenderer<'_> {
     }
 
     fn apt_repository(&self, r: &super::raw::RawAptRepository, span: &Range<usize>, d: &mut Desired) -> Result<()> {
-        let key = self.set.static_file(&r.key).map_err(|e| {
-            self.error(
-                span,
-                "apt_repository.key",
-                format!("cannot read keyring {}", self.set.files_dir.join(&r.key).display()),
-            )
-            .caused_by(e)
-        })?;
-        let ext = if r.key.ends_with(".asc") { "asc" } else { "gpg" };
-        let keyring = format!("/etc/apt/keyrings/{}.{ext}", r.name);
+        let field = |f: &str| format!("apt_repository.{f}");
+        let root = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };
+        let keyring = match (&r.key, &r.key_url, &r.key_fingerprint) {
+            (Some(key), None, None) => {
+                let content = self.set.static_file(key).map_err(|e| {
+                    self.error(
+                        span,
+                        &field("key"),
+                        format!("cannot read keyring {}", self.set.files_dir.join(key).display()),
+                    )
+                    .caused_by(e)
+                })?;
+                let ext = if key.ends_with(".asc") { "asc" } else { "gpg" };
+                let keyring = format!("/etc/apt/keyrings/{}.{ext}", r.name);
+                d.files.push(FileSpec {
+                    origin: self.origin(span),
+                    sha256: sha256_hex(&content),
+                    content,
+                    dest: keyring.clone(),
+                    meta: root.clone(),
+                    validate: None,
+                    sensitive: false,
+                    notify: vec![],
+                    apt_source: true,
+                });
+                keyring
+            }
+            (None, Some(url), Some(fingerprint)) => {
+                let url = self.text(url, span, &field("key_url"))?;
+                let fpr: String = self.text(fingerprint, span, &field("key_fingerprint"))?.split_whitespace().collect();
+                let keyring = format!("/etc/apt/keyrings/{}.asc", r.name);
+                d.commands.push(CommandSpec {
+                    origin: self.origin(span),
+                    name: format!("fetch apt key {}", r.name),
+                    run: fetch_key_script(&url, &fpr.to_uppercase(), &keyring),
+                    creates: Some(keyring.clone()),
+                    unless: None,
+                    notify: vec![],
+                    early: true,
+                });
+                keyring
+            }
+            _ => {
+                return Err(self
+                    .error(span, "apt_repository", format!("apt repository `{}` needs `key`, or `key_url` with `key_fingerprint`", r.name))
+                    .hint("key = \"name.gpg\" (in files/), or key_url = \"https://...\" and key_fingerprint = \"FULL FINGERPRINT\""));
+            }
+        };
         let line = format!(
             "# managed by microctl (role {})\ndeb [signed-by={keyring}] {} {} {}\n",
             self.role.name,
-            self.text(&r.url, span, "apt_repository.url")?,
-            self.text(&r.suite, span, "apt_repository.suite")?,
+            self.text(&r.url, span, &field("url"))?,
+            self.text(&r.suite, span, &field("suite"))?,
             r.components.join(" ")
         );
-        let root = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };
-        for (dest, content) in
-            [(keyring.clone(), key), (format!("/etc/apt/sources.list.d/{}.list", r.name), Arc::new(line.into_bytes()))]
-        {
-            d.files.push(FileSpec {
-                origin: self.origin(span),
-                sha256: sha256_hex(&content),
-                content,
-                dest,
-                meta: root.clone(),
-                validate: None,
-                sensitive: false,
-                notify: vec![],
-                apt_source: true,
-            });
-        }
+        let content = Arc::new(line.into_bytes());
+        d.files.push(FileSpec {
+            origin: self.origin(span),
+            sha256: sha256_hex(&content),
+            content,
+            dest: format!("/etc/apt/sources.list.d/{}.list", r.name),
+            meta: root,
+            validate: None,
+            sensitive: false,
+            notify: vec![],
+            apt_source: true,
+        });
         Ok(())
     }
+}
+
+/// Downloads a signing key on the host and installs it only if its fingerprint matches.
+fn fetch_key_script(url: &str, fingerprint: &str, keyring: &str) -> String {
+    use crate::shell::quote;
+    format!(
+        "set -e\n\
+         command -v curl >/dev/null || apt-get -q -y install curl\n\
+         command -v gpg >/dev/null || apt-get -q -y install gnupg\n\
+         t=$(mktemp)\n\
+         curl -fsSL --retry 2 -o \"$t\" {url}\n\
+         got=$(gpg --batch --show-keys --with-colons \"$t\" | awk -F: '/^fpr:/ {{ print $10; exit }}')\n\
+         if [ \"$got\" != {fpr} ]; then rm -f \"$t\"; echo \"key from {url_text} has fingerprint $got, expected {fpr_text}\" >&2; exit 1; fi\n\
+         install -D -m 0644 \"$t\" {keyring}\n\
+         rm -f \"$t\"",
+        url = quote(url),
+        fpr = quote(fingerprint),
+        keyring = quote(keyring),
+        url_text = url.replace(['"', '$', '`', '\\'], ""),
+        fpr_text = fingerprint.replace(['"', '$', '`', '\\'], ""),
+    )
 }
 
 /// Two resources managing one path would fight on every run.

@@ -12,4 +12,5 @@ mod host_keys;
 mod inventory_cli;
 mod jump;
 mod role_errors;
+mod roles_check;
 mod sessions;

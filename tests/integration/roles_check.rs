@@ -1,0 +1,232 @@
+//! The repo's own roles, rendered for the repo's own inventory, checked by the real tools:
+//! `nginx -t`, `systemd-analyze verify`, `promtool check config`, `bash -n`, `shellcheck`,
+//! JSON and YAML parsers. Also: adding a host to group `app` reaches nginx and Prometheus
+//! with no other edit. Needs the Debian packages nginx, prometheus, shellcheck, systemd and
+//! python3-yaml (scripts/test.sh installs them); a missing tool fails the test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use microctl::inventory::{Inventory, Vars};
+use microctl::plan::desired::Desired;
+use microctl::role::{Renderer, RoleSet, role_names_for};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_roles(inv: &Inventory) -> RoleSet {
+    let mut wanted: Vec<(String, microctl::error::Error)> = Vec::new();
+    for h in &inv.hosts {
+        for r in role_names_for(inv, h) {
+            if !wanted.iter().any(|(n, _)| *n == r) {
+                wanted.push((r, microctl::error::Error::usage("")));
+            }
+        }
+    }
+    RoleSet::load(&repo().join("roles"), &wanted).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every host of `inv` rendered: host name -> desired state.
+fn render_all(inv: &Inventory) -> BTreeMap<String, Desired> {
+    let roles = load_roles(inv);
+    let renderer = Renderer::new(inv, &roles, &Vars::new());
+    inv.hosts.iter().map(|h| (h.name.clone(), renderer.render(h, None).unwrap_or_else(|e| panic!("{e}")))).collect()
+}
+
+fn repo_inventory() -> Inventory {
+    Inventory::load(&repo().join("inventory.toml")).unwrap()
+}
+
+fn file<'a>(d: &'a Desired, dest: &str) -> &'a str {
+    let f = d.files.iter().find(|f| f.dest == dest).unwrap_or_else(|| panic!("{} renders no {dest}", d.host));
+    std::str::from_utf8(&f.content).unwrap()
+}
+
+/// Runs a tool; a missing tool or a failure (or, with `quiet`, any output) fails the test.
+fn tool(cmd: &mut Command, quiet: bool) {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e} (install it: see scripts/test.sh)"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{shown} failed:\n{text}");
+    assert!(!quiet || text.trim().is_empty(), "{shown} complained:\n{text}");
+}
+
+/// Writes every rendered file of every host under `root/HOST/`.
+fn write_tree(root: &Path, rendered: &BTreeMap<String, Desired>) {
+    for (host, d) in rendered {
+        for f in &d.files {
+            let path = root.join(host).join(f.dest.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, f.content.as_slice()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_rendered_file_passes_its_real_validator() {
+    let inv = repo_inventory();
+    let rendered = render_all(&inv);
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(tmp.path(), &rendered);
+    let mut checked: BTreeMap<&str, usize> = BTreeMap::new();
+    for (host, d) in &rendered {
+        let root = tmp.path().join(host);
+        for f in &d.files {
+            let path = root.join(f.dest.trim_start_matches('/'));
+            let text = std::str::from_utf8(&f.content).unwrap_or("");
+            let kind = if f.dest == "/etc/nginx/sites-available/microblog" {
+                // The role's own checker: the site inside a minimal nginx.conf, `nginx -t`.
+                let checker = root.join("usr/local/lib/microctl/nginx-check-site");
+                tool(Command::new("sh").arg(&checker).arg(&path), false);
+                "nginx -t"
+            } else if f.dest.contains("/systemd/system/") {
+                verify_unit(&root, &f.dest, text);
+                "systemd-analyze verify"
+            } else if f.dest.ends_with("prometheus.yml") {
+                tool(Command::new("promtool").args(["check", "config"]).arg(&path), false);
+                "promtool check config"
+            } else if text.starts_with("#!") {
+                tool(Command::new("bash").arg("-n").arg(&path), true);
+                tool(Command::new("shellcheck").arg("--severity=warning").arg(&path), true);
+                "bash -n + shellcheck"
+            } else if f.dest.ends_with(".json") {
+                serde_json::from_slice::<serde_json::Value>(&f.content).unwrap_or_else(|e| panic!("{}: {e}", f.dest));
+                "json"
+            } else if f.dest.ends_with(".yaml") || f.dest.ends_with(".yml") {
+                tool(
+                    Command::new("python3")
+                        .args(["-c", "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"])
+                        .arg(&path),
+                    true,
+                );
+                "yaml"
+            } else if f.dest.ends_with(".env") {
+                for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+                    assert!(
+                        line.split_once('=').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ')),
+                        "{}: {line}",
+                        f.dest
+                    );
+                }
+                "KEY=VALUE"
+            } else if f.dest.starts_with("/etc/apt/") {
+                "apt source"
+            } else {
+                panic!("no validator for {} on {host}", f.dest);
+            };
+            *checked.entry(kind).or_default() += 1;
+        }
+    }
+    eprintln!("validated: {checked:?}");
+    for kind in ["nginx -t", "systemd-analyze verify", "promtool check config", "bash -n + shellcheck", "json", "yaml"]
+    {
+        assert!(checked.contains_key(kind), "nothing was checked with {kind}: {checked:?}");
+    }
+}
+
+/// `systemd-analyze verify --root` with the distribution's unit tree, and stub executables
+/// at the unit's ExecStart paths (they exist on a converged host; here they do not).
+fn verify_unit(root: &Path, dest: &str, text: &str) {
+    let units = root.join("usr/lib/systemd/system");
+    if !units.exists() {
+        std::fs::create_dir_all(units.parent().unwrap()).unwrap();
+        let system = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+            .into_iter()
+            .find(|p| Path::new(p).join("sysinit.target").exists());
+        let system =
+            system.expect("systemd's unit files (Debian package systemd) are needed for systemd-analyze verify");
+        tool(Command::new("cp").arg("-a").arg(system).arg(&units), true);
+    }
+    let (unit_path, unit_text) = match dest.rsplit_once(".service.d/") {
+        // A drop-in: verify the unit it extends (a stub, if the package is not here).
+        Some((base, _)) => {
+            let base = format!("{base}.service");
+            let p = root.join(base.trim_start_matches('/'));
+            if !p.exists() {
+                std::fs::write(&p, "[Service]\nExecStart=/usr/sbin/stub-daemon\n").unwrap();
+            }
+            (base, std::fs::read_to_string(&p).unwrap() + text)
+        }
+        None => (dest.to_string(), text.to_string()),
+    };
+    for line in unit_text.lines() {
+        if let Some(exec) = line.strip_prefix("ExecStart=") {
+            let bin = root.join(exec.split_whitespace().next().unwrap().trim_start_matches('/'));
+            std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+            std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+            tool(Command::new("chmod").arg("755").arg(&bin), true);
+        }
+    }
+    tool(Command::new("systemd-analyze").arg("verify").arg(format!("--root={}", root.display())).arg(&unit_path), true);
+}
+
+#[test]
+fn nginx_and_prometheus_follow_the_inventory() {
+    let rendered = render_all(&repo_inventory());
+    let site = file(&rendered["web"], "/etc/nginx/sites-available/microblog");
+    assert!(site.contains("server 10.0.2.20:5000 "), "{site}");
+    for header in [
+        "Host $host",
+        "X-Real-IP $remote_addr",
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+        "X-Forwarded-Proto $scheme",
+    ] {
+        assert!(site.contains(&format!("proxy_set_header {header};")), "{site}");
+    }
+    let prom = file(&rendered["monitoring"], "/etc/prometheus/prometheus.yml");
+    assert!(prom.contains("- \"10.0.2.20:9100\""), "{prom}");
+    assert!(prom.contains("- \"203.0.113.10:9100\""), "{prom}");
+    assert!(!prom.contains("10.0.1.10:9100"), "web has no node_exporter role: {prom}");
+    let unit = file(&rendered["app"], "/etc/systemd/system/gunicorn.service");
+    assert!(unit.contains("--workers 3 --bind 10.0.2.20:5000"), "{unit}");
+    let env = rendered["app"].files.iter().find(|f| f.dest == "/etc/microblog.env").unwrap();
+    assert!(env.sensitive && env.meta.mode == Some(0o600));
+
+    // One more host in group app, and nothing else edited.
+    let path = repo().join("inventory.toml");
+    let text = std::fs::read_to_string(&path).unwrap()
+        + "\n[hosts.app2]\naddress = \"10.0.2.21\"\nvia = \"web\"\ngroups = [\"app\"]\n";
+    let inv = Inventory::parse(&path, &text).unwrap();
+    let rendered = render_all(&inv);
+    let site = file(&rendered["web"], "/etc/nginx/sites-available/microblog");
+    assert!(site.contains("server 10.0.2.20:5000 ") && site.contains("server 10.0.2.21:5000 "), "{site}");
+    let prom = file(&rendered["monitoring"], "/etc/prometheus/prometheus.yml");
+    assert!(prom.contains("- \"10.0.2.20:9100\"") && prom.contains("- \"10.0.2.21:9100\""), "{prom}");
+}
+
+#[test]
+fn check_passes_for_the_repo_inventory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_microctl")).current_dir(repo()).args(["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("check: ok: 4 hosts"), "{stdout}");
+}
+
+#[test]
+fn inventory_ports_gives_each_host_its_security_group() {
+    let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
+        .current_dir(repo())
+        .args(["inventory", "--ports", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hosts: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rules = |host: &str| -> Vec<(u64, Vec<String>)> {
+        let h = hosts.iter().find(|h| h["host"] == host).unwrap();
+        h["inbound"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["port"].as_u64().unwrap(), serde_json::from_value(r["from"].clone()).unwrap()))
+            .collect()
+    };
+    // app: SSH only from its jump host web, gunicorn only from the nginx hosts, metrics from monitoring.
+    assert_eq!(
+        rules("app"),
+        vec![(22, vec!["10.0.1.10".to_string()]), (5000, vec!["10.0.1.10".into()]), (9100, vec!["10.0.1.30".into()])]
+    );
+    assert_eq!(rules("web"), vec![(22, vec!["203.0.113.10".to_string()]), (80, vec!["0.0.0.0/0".into()])]);
+}
