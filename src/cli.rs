@@ -40,6 +40,30 @@ pub enum Command {
     Check(CheckArgs),
     /// Deploy an app ([deploy.NAME] in the inventory): new release, health check, rollback.
     Deploy(DeployArgs),
+    /// The local lab: the four microblog hosts as real systemd machines on this computer.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build (and cache) the image, start the four hosts, write LAB/inventory.toml.
+    Up,
+    /// Stop the hosts and remove every namespace, link, route, cgroup and mount of the lab.
+    Down {
+        /// Also forget the hosts' changes (the base image stays cached).
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Show each host's state and address.
+    Status,
+    /// Open an OpenSSH session to a lab host (app goes through web).
+    Ssh {
+        host: String,
+        /// A command to run instead of a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod command;
 pub mod deploy;
 pub mod error;
 pub mod inventory;
+pub mod lab;
 pub mod plan;
 pub mod report;
 pub mod role;

@@ -6,6 +6,7 @@ mod converge;
 mod deploy;
 mod exec;
 mod inventory;
+mod lab;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Converge(args) => converge::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Deploy(args) => deploy::run(&cli.global, args),
+        Command::Lab(cmd) => lab::run(cmd),
     }
 }
 

@@ -1,0 +1,52 @@
+//! `microctl lab up | down [--fresh] | status | ssh HOST`.
+
+use crate::cli::LabCommand;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lab;
+use crate::report::Table;
+
+pub fn run(cmd: LabCommand) -> Result<i32> {
+    match cmd {
+        LabCommand::Up => {
+            let inventory = lab::up()?;
+            let i = inventory.display();
+            println!("The lab is up. Use it with:");
+            println!("  microctl -i {i} exec all -- uptime");
+            println!("  microctl -i {i} converge");
+            println!("  ssh -F {}/ssh_config app", lab::dir().display());
+            println!("Site (after converge and deploy): http://198.18.0.11/   Prometheus: http://198.18.0.12:9090/");
+            Ok(0)
+        }
+        LabCommand::Down { fresh } => {
+            lab::down(fresh)?;
+            println!("The lab is down{}.", if fresh { " and its hosts reset" } else { "" });
+            Ok(0)
+        }
+        LabCommand::Status => {
+            let mut table = Table::new(&["host", "state", "address"]);
+            let mut up = 0;
+            for (name, running, addr) in lab::status()? {
+                up += usize::from(running);
+                table.row(vec![name, if running { "running".into() } else { "stopped".into() }, addr]);
+            }
+            print!("{}", table.render());
+            Ok(if up == lab::HOSTS.len() { 0 } else { 1 })
+        }
+        LabCommand::Ssh { host, command } => {
+            if !lab::HOSTS.iter().any(|h| h.name == host) {
+                return Err(
+                    Error::usage(format!("no lab host `{host}`")).hint("lab hosts: jenkins, web, monitoring, app")
+                );
+            }
+            let config = lab::dir().join("ssh_config");
+            let status = std::process::Command::new("ssh")
+                .arg("-F")
+                .arg(&config)
+                .arg(&host)
+                .args(&command)
+                .status()
+                .map_err(|e| Error::new(ErrorKind::Lab, "cannot run ssh").caused_by(e))?;
+            Ok(status.code().unwrap_or(1))
+        }
+    }
+}

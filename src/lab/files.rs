@@ -1,0 +1,105 @@
+//! What `lab up` writes for users: the lab inventory (app reached via web, strict host keys),
+//! known_hosts with the hosts' real keys, and an ssh_config for plain OpenSSH. Pure text.
+
+/// One lab host: name, public address (if on the public net), private address (if on it).
+pub struct LabHost {
+    pub name: &'static str,
+    pub public: Option<&'static str>,
+    pub private: Option<&'static str>,
+    pub group: &'static str,
+}
+
+pub const HOSTS: [LabHost; 4] = [
+    LabHost { name: "jenkins", public: Some("198.18.0.10"), private: None, group: "ci" },
+    LabHost { name: "web", public: Some("198.18.0.11"), private: Some("198.18.1.11"), group: "web" },
+    LabHost { name: "monitoring", public: Some("198.18.0.12"), private: Some("198.18.1.12"), group: "monitoring" },
+    LabHost { name: "app", public: None, private: Some("198.18.1.20"), group: "app" },
+];
+
+impl LabHost {
+    /// Where microctl connects: the public address, else the private one (through web).
+    pub fn address(&self) -> &'static str {
+        self.public.or(self.private).expect("every lab host has an address")
+    }
+}
+
+/// The lab inventory. Vendor-repository roles (jenkins, grafana) are left out: the lab has no
+/// way to reach their repositories (README says so; `converge --check` renders them).
+pub fn inventory(lab_dir: &str, secret: &str) -> String {
+    let mut s = format!(
+        "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
+         [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
+         connect_timeout = 15\n\n"
+    );
+    for h in &HOSTS {
+        s.push_str(&format!("[hosts.{}]\naddress = \"{}\"\n", h.name, h.address()));
+        if h.public.is_none() {
+            s.push_str("via = \"web\"\n");
+        }
+        s.push_str(&format!(
+            "groups = [\"{}\"]\nvars = {{ private_address = \"{}\" }}\n\n",
+            h.group,
+            h.private.or(h.public).expect("an address")
+        ));
+    }
+    s.push_str(&format!(
+        "[groups.ci]\nroles = [\"node_exporter\"]\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
+         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = \"{secret}\" }}\n\n\
+         [groups.monitoring]\nroles = [\"prometheus\"]\n"
+    ));
+    s
+}
+
+/// known_hosts lines for every address of every host, from each host's public key lines.
+pub fn known_hosts(keys: &[(&LabHost, Vec<String>)]) -> String {
+    let mut s = String::new();
+    for (h, lines) in keys {
+        for addr in h.public.iter().chain(h.private.iter()) {
+            for key in lines {
+                let key: Vec<&str> = key.split_whitespace().take(2).collect();
+                s.push_str(&format!("{addr} {}\n", key.join(" ")));
+            }
+        }
+    }
+    s
+}
+
+/// ssh_config for OpenSSH: `ssh -F LAB/ssh_config app` goes through web, strict host keys.
+pub fn ssh_config(lab_dir: &str) -> String {
+    let mut s = String::new();
+    for h in &HOSTS {
+        s.push_str(&format!("Host {}\n  HostName {}\n", h.name, h.address()));
+        if h.public.is_none() {
+            s.push_str("  ProxyJump web\n");
+        }
+    }
+    s.push_str(&format!(
+        "Host *\n  User ubuntu\n  IdentityFile {lab_dir}/id_ed25519\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {lab_dir}/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn inventory_reaches_app_through_web_and_loads() {
+        let text = inventory("/lab", "s3");
+        let inv = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &text).unwrap();
+        let app = inv.host("app").unwrap();
+        assert_eq!(inv.chain_text(app), "control -> web -> app");
+        assert_eq!(app.address, "198.18.1.20");
+        assert_eq!(inv.host("web").unwrap().vars["private_address"].as_str(), Some("198.18.1.11"));
+        assert_eq!(inv.groups["app"].roles, ["app", "node_exporter"]);
+    }
+
+    #[test]
+    fn known_hosts_cover_every_address() {
+        let keys = vec![(&HOSTS[1], vec!["ssh-ed25519 AAAAkey root@web".to_string()])];
+        assert_eq!(known_hosts(&keys), "198.18.0.11 ssh-ed25519 AAAAkey\n198.18.1.11 ssh-ed25519 AAAAkey\n");
+        assert!(ssh_config("/lab").contains("Host app\n  HostName 198.18.1.20\n  ProxyJump web\n"));
+    }
+}

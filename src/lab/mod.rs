@@ -1,0 +1,231 @@
+//! The local lab: the four microblog hosts (jenkins, web, monitoring, app) as real systemd
+//! machines under systemd-nspawn, each in its own network namespace and cgroup, on addresses in
+//! 198.18.0.0/15 only; app sits on a private net this machine has no interface on, so it is
+//! reachable only through web. The system plumbing is a shell script (`lab.sh`, with the
+//! per-host `supervisor.sh` and the image's `customize.sh`); this module checks prerequisites,
+//! runs it, writes the lab inventory, and waits until every host's systemd is up, over SSH.
+
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Inventory;
+use crate::transport::{Options, Pool};
+pub use files::HOSTS;
+
+const LAB_SH: &str = include_str!("lab.sh");
+const SUPERVISOR_SH: &str = include_str!("supervisor.sh");
+const CUSTOMIZE_SH: &str = include_str!("customize.sh");
+
+/// The lab's folder: `MICROCTL_LAB_DIR`, default /var/lib/microctl-lab.
+pub fn dir() -> PathBuf {
+    std::env::var_os("MICROCTL_LAB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/microctl-lab"))
+}
+
+fn lab_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Lab, message)
+}
+
+/// Root, and the commands the lab runs, with the Debian packages that provide them.
+pub fn check_prerequisites() -> Result<()> {
+    // SAFETY-free check of the effective uid through /proc (no libc dependency).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
+    if euid != Some("0") {
+        return Err(lab_error("the lab needs root (network namespaces, mounts, containers)").hint("run it with sudo"));
+    }
+    let needs = [
+        ("debootstrap", "debootstrap"),
+        ("systemd-nspawn", "systemd-container"),
+        ("ip", "iproute2"),
+        ("ssh-keygen", "openssh-client"),
+        ("ssh", "openssh-client"),
+    ];
+    let missing: Vec<&str> = needs.iter().filter(|(cmd, _)| !on_path(cmd)).map(|(_, pkg)| *pkg).collect();
+    if !missing.is_empty() {
+        let mut pkgs = missing.clone();
+        pkgs.dedup();
+        return Err(lab_error(format!("missing programs for the lab: install {}", pkgs.join(" ")))
+            .hint(format!("apt-get install -y {}", pkgs.join(" "))));
+    }
+    Ok(())
+}
+
+fn on_path(cmd: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .any(|d| d.join(cmd).is_file())
+}
+
+/// Writes the scripts (atomically: a running supervisor keeps reading its old copy).
+fn write_scripts(lab: &Path) -> Result<()> {
+    let scripts = lab.join("scripts");
+    std::fs::create_dir_all(&scripts).map_err(|e| Error::io("cannot create", &scripts, e))?;
+    for (name, text) in [("lab.sh", LAB_SH), ("supervisor.sh", SUPERVISOR_SH), ("customize.sh", CUSTOMIZE_SH)] {
+        let path = scripts.join(name);
+        let tmp = scripts.join(format!(".{name}.new"));
+        std::fs::write(&tmp, text).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
+    }
+    Ok(())
+}
+
+fn run_script(lab: &Path, action: &str) -> Result<()> {
+    let status = Command::new("bash")
+        .arg(lab.join("scripts/lab.sh"))
+        .arg(action)
+        .env("MICROCTL_LAB_DIR", lab)
+        .status()
+        .map_err(|e| lab_error("cannot run bash").caused_by(e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(lab_error(format!("lab {action} failed ({status})"))
+            .hint("see the messages above; `microctl lab down` cleans up a half-up lab"))
+    }
+}
+
+/// `lab up`: image, hosts, network, containers; then the inventory; then wait for systemd.
+pub fn up() -> Result<PathBuf> {
+    check_prerequisites()?;
+    let lab = dir();
+    write_scripts(&lab)?;
+    let t = Instant::now();
+    run_script(&lab, "up")?;
+    let inventory = write_user_files(&lab)?;
+    wait_running(&inventory, Duration::from_secs(120))?;
+    eprintln!("lab: up in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(inventory)
+}
+
+/// `lab down [--fresh]`: stop everything, remove every netns, bridge, veth, route, rule, cgroup
+/// and mount the lab made; `--fresh` also forgets the hosts' changes (the image stays cached).
+pub fn down(fresh: bool) -> Result<()> {
+    check_prerequisites()?;
+    let lab = dir();
+    if !lab.join("scripts/lab.sh").exists() {
+        write_scripts(&lab)?;
+    }
+    run_script(&lab, "down")?;
+    if fresh {
+        run_script(&lab, "fresh")?;
+    }
+    Ok(())
+}
+
+fn write_user_files(lab: &Path) -> Result<PathBuf> {
+    let lab_s = lab.display().to_string();
+    let mut keys = Vec::new();
+    for h in &HOSTS {
+        let ssh = lab.join("hosts").join(h.name).join("root/etc/ssh");
+        let mut lines = Vec::new();
+        for kind in ["ed25519", "ecdsa", "rsa"] {
+            let p = ssh.join(format!("ssh_host_{kind}_key.pub"));
+            lines.push(
+                std::fs::read_to_string(&p).map_err(|e| Error::io("cannot read host key", &p, e))?.trim().to_string(),
+            );
+        }
+        keys.push((h, lines));
+    }
+    let secret_path = lab.join("secret_key");
+    let secret = match std::fs::read_to_string(&secret_path) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => {
+            let s = crate::plan::desired::sha256_hex(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
+            std::fs::write(&secret_path, &s).map_err(|e| Error::io("cannot write", &secret_path, e))?;
+            s
+        }
+    };
+    let files = [
+        ("known_hosts", files::known_hosts(&keys)),
+        ("ssh_config", files::ssh_config(&lab_s)),
+        ("inventory.toml", files::inventory(&lab_s, &secret)),
+    ];
+    for (name, text) in files {
+        let p = lab.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
+    }
+    Ok(lab.join("inventory.toml"))
+}
+
+/// Waits until every host answers over SSH (app through web) and its systemd is `running`.
+fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
+    let inv = Arc::new(Inventory::load(inventory)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| lab_error("runtime").caused_by(e))?;
+    rt.block_on(async {
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<String> = HOSTS.iter().map(|h| h.name.to_string()).collect();
+        let mut last: Option<Error> = None;
+        while !pending.is_empty() {
+            if Instant::now() > deadline {
+                let mut e = lab_error(format!("hosts not up after {timeout:?}: {}", pending.join(", ")));
+                if let Some(cause) = last {
+                    e = e.caused_by(cause);
+                }
+                return Err(e.hint("see LAB/hosts/HOST/console.log; `microctl lab down` then `lab up` retries"));
+            }
+            // A fresh pool each round: a connection refused while sshd starts is not cached.
+            let pool = Pool::new(inv.clone(), Options::default());
+            let mut still = Vec::new();
+            for name in &pending {
+                let state = match pool.connect(name).await {
+                    Ok(conn) => {
+                        conn.exec(
+                            "systemctl is-system-running --wait; systemctl --failed --no-legend --plain",
+                            &[],
+                            |_| {},
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match state {
+                    Ok(out) => {
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        let first = text.lines().next().unwrap_or("").trim().to_string();
+                        match first.as_str() {
+                            "running" => eprintln!("lab: {name} is running"),
+                            "degraded" => {
+                                return Err(lab_error(format!("{name} booted degraded"))
+                                    .host(name.clone())
+                                    .detail(text));
+                            }
+                            _ => still.push(name.clone()),
+                        }
+                    }
+                    Err(e) => {
+                        last = Some(e);
+                        still.push(name.clone());
+                    }
+                }
+            }
+            pool.close_all().await;
+            pending = still;
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `lab status`: per host, whether its container runs and its address.
+pub fn status() -> Result<Vec<(String, bool, String)>> {
+    let lab = dir();
+    Ok(HOSTS
+        .iter()
+        .map(|h| {
+            let pid = std::fs::read_to_string(lab.join("hosts").join(h.name).join("nspawn.pid")).unwrap_or_default();
+            let running = !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
+            (h.name.to_string(), running, h.address().to_string())
+        })
+        .collect())
+}
