@@ -50,6 +50,13 @@ pub fn inventory(lab_dir: &str, secret: &str) -> String {
     s
 }
 
+/// `[deploy.app]`: the example app from `source`, health-checked on app and through nginx.
+pub fn deploy_section(source: &str) -> String {
+    format!(
+        "\n[deploy.app]\nhosts = \"app\"\nsource = \"{source}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n"
+    )
+}
+
 /// known_hosts lines for every address of every host, from each host's public key lines.
 pub fn known_hosts(keys: &[(&LabHost, Vec<String>)]) -> String {
     let mut s = String::new();

@@ -12,8 +12,12 @@ priv_ip() { case $1 in web) echo 198.18.1.11 ;; monitoring) echo 198.18.1.12 ;; 
 say() { echo "lab: $*" >&2; }
 
 build_base() {
-  [ -f "$LAB/base/etc/lab-base-id" ] && return 0
-  mountpoint -q "$LAB/hosts/web/root" 2>/dev/null && { say "refusing to rebuild the base while hosts are mounted: run lab down"; exit 1; }
+  # The image is rebuilt when its recipe (these scripts, the app's requirements) changes.
+  [ -f "$LAB/base/etc/lab-base-id" ] && [ "$(cat "$LAB/base/etc/lab-recipe" 2>/dev/null)" = "${MICROCTL_LAB_RECIPE:-}" ] && return 0
+  if mountpoint -q "$LAB/hosts/web/root" 2>/dev/null; then
+    say "the lab image recipe changed: run \`microctl lab down\` first, then \`lab up\` rebuilds the image"
+    exit 1
+  fi
   if [ ! -x "$LAB/rootfs/usr/bin/systemctl" ]; then
     say "debootstrap bookworm from $MIRROR (about a minute)"
     rm -rf "$LAB/rootfs.tmp"
@@ -25,10 +29,18 @@ build_base() {
   rm -rf "$LAB/base.tmp"
   cp -a "$LAB/rootfs" "$LAB/base.tmp"
   cp "$LAB/scripts/customize.sh" "$LAB/base.tmp/root/lab-customize.sh"
+  say "downloading the app's wheels for the image's Python (3.11, x86_64)"
+  rm -rf "$LAB/wheels"
+  python3 -m pip download --quiet --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 \
+    --implementation cp --abi cp311 --dest "$LAB/wheels" -r "$LAB/scripts/requirements.txt" \
+    || { say "pip download failed (python3-pip is needed on this machine)"; exit 1; }
+  mkdir -p "$LAB/base.tmp/var/cache/microctl"
+  cp -a "$LAB/wheels" "$LAB/base.tmp/var/cache/microctl/wheels"
   systemd-nspawn -q -D "$LAB/base.tmp" --register=no --keep-unit --resolv-conf=copy-host --timezone=off \
     --link-journal=no bash /root/lab-customize.sh >"$LAB/customize.log" 2>&1 \
     || { say "customising failed, see $LAB/customize.log"; exit 1; }
   rm -f "$LAB/base.tmp/root/lab-customize.sh"
+  printf '%s' "${MICROCTL_LAB_RECIPE:-}" > "$LAB/base.tmp/etc/lab-recipe"
   rm -rf "$LAB/base"
   mv "$LAB/base.tmp" "$LAB/base"
 }

@@ -20,6 +20,14 @@ pub use files::HOSTS;
 const LAB_SH: &str = include_str!("lab.sh");
 const SUPERVISOR_SH: &str = include_str!("supervisor.sh");
 const CUSTOMIZE_SH: &str = include_str!("customize.sh");
+/// The lab app's requirements: their wheels are baked into the image.
+const REQUIREMENTS: &str = include_str!("../../examples/microblog-lite/requirements.txt");
+
+/// Identifies the image recipe: a change rebuilds the base image.
+fn recipe() -> String {
+    let all = [LAB_SH, CUSTOMIZE_SH, REQUIREMENTS].concat();
+    crate::plan::desired::sha256_hex(all.as_bytes())[..16].to_string()
+}
 
 /// The lab's folder: `MICROCTL_LAB_DIR`, default /var/lib/microctl-lab.
 pub fn dir() -> PathBuf {
@@ -44,6 +52,7 @@ pub fn check_prerequisites() -> Result<()> {
         ("ip", "iproute2"),
         ("ssh-keygen", "openssh-client"),
         ("ssh", "openssh-client"),
+        ("python3", "python3-pip"),
     ];
     let missing: Vec<&str> = needs.iter().filter(|(cmd, _)| !on_path(cmd)).map(|(_, pkg)| *pkg).collect();
     if !missing.is_empty() {
@@ -66,7 +75,13 @@ fn on_path(cmd: &str) -> bool {
 fn write_scripts(lab: &Path) -> Result<()> {
     let scripts = lab.join("scripts");
     std::fs::create_dir_all(&scripts).map_err(|e| Error::io("cannot create", &scripts, e))?;
-    for (name, text) in [("lab.sh", LAB_SH), ("supervisor.sh", SUPERVISOR_SH), ("customize.sh", CUSTOMIZE_SH)] {
+    let files = [
+        ("lab.sh", LAB_SH),
+        ("supervisor.sh", SUPERVISOR_SH),
+        ("customize.sh", CUSTOMIZE_SH),
+        ("requirements.txt", REQUIREMENTS),
+    ];
+    for (name, text) in files {
         let path = scripts.join(name);
         let tmp = scripts.join(format!(".{name}.new"));
         std::fs::write(&tmp, text).map_err(|e| Error::io("cannot write", &tmp, e))?;
@@ -80,6 +95,7 @@ fn run_script(lab: &Path, action: &str) -> Result<()> {
         .arg(lab.join("scripts/lab.sh"))
         .arg(action)
         .env("MICROCTL_LAB_DIR", lab)
+        .env("MICROCTL_LAB_RECIPE", recipe())
         .status()
         .map_err(|e| lab_error("cannot run bash").caused_by(e))?;
     if status.success() {
@@ -141,10 +157,17 @@ fn write_user_files(lab: &Path) -> Result<PathBuf> {
             s
         }
     };
+    // The app to deploy: this checkout's example, when `lab up` runs from the repository.
+    let app =
+        std::env::current_dir().map(|d| d.join("examples/microblog-lite")).ok().filter(|p| p.join("VERSION").is_file());
+    let mut inventory = files::inventory(&lab_s, &secret);
+    if let Some(app) = &app {
+        inventory.push_str(&files::deploy_section(&app.display().to_string()));
+    }
     let files = [
         ("known_hosts", files::known_hosts(&keys)),
         ("ssh_config", files::ssh_config(&lab_s)),
-        ("inventory.toml", files::inventory(&lab_s, &secret)),
+        ("inventory.toml", inventory),
     ];
     for (name, text) in files {
         let p = lab.join(name);

@@ -134,18 +134,18 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
 
+    // A package installed by this run may create a path that was missing when probed (nginx
+    // installs sites-enabled/default): then the removal runs anyway, after the install.
+    let installing = plan.changes.iter().any(|c| matches!(c.action, Action::Install(_)));
     for (i, a) in desired.absent.iter().enumerate() {
-        if observed.path(&a.path).kind == Kind::Missing {
-            plan.ok += 1;
+        let resource = format!("absent {}", a.path);
+        if observed.path(&a.path).kind != Kind::Missing {
+            change(&mut plan, Action::Remove(i), resource, &a.origin.role, "removed".into(), &a.notify);
+        } else if installing {
+            let reason = "removed if the packages installed now create it".to_string();
+            change(&mut plan, Action::Remove(i), resource, &a.origin.role, reason, &a.notify);
         } else {
-            change(
-                &mut plan,
-                Action::Remove(i),
-                format!("absent {}", a.path),
-                &a.origin.role,
-                "removed".into(),
-                &a.notify,
-            );
+            plan.ok += 1;
         }
     }
 
@@ -341,6 +341,17 @@ mod tests {
         assert_eq!(p.changes[0].reason, "mode 0600 -> 0644");
         assert_eq!(p.handlers, ["restart app", "reload nginx"]);
         assert_eq!(p.pending, ["restart app"]);
+    }
+
+    #[test]
+    fn absent_paths_are_rechecked_after_a_package_install() {
+        let mut d = desired();
+        d.absent.push(AbsentSpec { origin: origin(), path: "/etc/nginx/sites-enabled/default".into(), notify: vec![] });
+        // nginx not installed yet: the default site does not exist at probe time, but will.
+        let p = plan(&d, &parse(""));
+        assert!(p.changes.iter().any(|c| c.action == Action::Remove(0)), "{p:?}");
+        // Converged: nothing to install, path missing, nothing to do.
+        assert!(plan(&d, &parse(&converged())).is_empty());
     }
 
     #[test]
