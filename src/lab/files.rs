@@ -23,9 +23,10 @@ impl LabHost {
     }
 }
 
-/// The lab inventory. Vendor-repository roles (jenkins, grafana) are left out: the lab has no
-/// way to reach their repositories (README says so; `converge --check` renders them).
-pub fn inventory(lab_dir: &str, secret: &str) -> String {
+/// The lab inventory. With `vendor_roles` false, the roles whose apt repositories the lab
+/// cannot reach (jenkins, grafana) are left out; with true (`inventory-full.toml`), they are in,
+/// for `converge --check`, which renders and plans them against the real hosts.
+pub fn inventory(lab_dir: &str, secret: &str, vendor_roles: bool) -> String {
     let mut s = format!(
         "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
          [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
@@ -42,10 +43,18 @@ pub fn inventory(lab_dir: &str, secret: &str) -> String {
             h.private.or(h.public).expect("an address")
         ));
     }
+    let (ci, monitoring) = if vendor_roles {
+        (
+            "roles = [\"jenkins\", \"node_exporter\"]\nvars = { jenkins_key_fingerprint = \"SET-ME-FROM-PKG.JENKINS.IO\" }",
+            "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = \"lab-only\" }",
+        )
+    } else {
+        ("roles = [\"node_exporter\"]", "roles = [\"prometheus\"]")
+    };
     s.push_str(&format!(
-        "[groups.ci]\nroles = [\"node_exporter\"]\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
+        "[groups.ci]\n{ci}\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
          [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = \"{secret}\" }}\n\n\
-         [groups.monitoring]\nroles = [\"prometheus\"]\n"
+         [groups.monitoring]\n{monitoring}\n"
     ));
     s
 }
@@ -94,7 +103,10 @@ mod tests {
 
     #[test]
     fn inventory_reaches_app_through_web_and_loads() {
-        let text = inventory("/lab", "s3");
+        let text = inventory("/lab", "s3", false);
+        let full = inventory("/lab", "s3", true);
+        let full = crate::inventory::Inventory::parse(Path::new("/lab/inventory-full.toml"), &full).unwrap();
+        assert_eq!(full.groups["monitoring"].roles, ["prometheus", "grafana"]);
         let inv = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &text).unwrap();
         let app = inv.host("app").unwrap();
         assert_eq!(inv.chain_text(app), "control -> web -> app");

@@ -160,14 +160,12 @@ fn write_user_files(lab: &Path) -> Result<PathBuf> {
     // The app to deploy: this checkout's example, when `lab up` runs from the repository.
     let app =
         std::env::current_dir().map(|d| d.join("examples/microblog-lite")).ok().filter(|p| p.join("VERSION").is_file());
-    let mut inventory = files::inventory(&lab_s, &secret);
-    if let Some(app) = &app {
-        inventory.push_str(&files::deploy_section(&app.display().to_string()));
-    }
+    let deploy = app.map(|a| files::deploy_section(&a.display().to_string())).unwrap_or_default();
     let files = [
         ("known_hosts", files::known_hosts(&keys)),
         ("ssh_config", files::ssh_config(&lab_s)),
-        ("inventory.toml", inventory),
+        ("inventory.toml", files::inventory(&lab_s, &secret, false) + &deploy),
+        ("inventory-full.toml", files::inventory(&lab_s, &secret, true)),
     ];
     for (name, text) in files {
         let p = lab.join(name);

@@ -1,0 +1,242 @@
+//! End to end on the lab (root; takes down any lab already running on this machine):
+//! lab up -> converge -> the app's page through nginx and gunicorn on app -> Prometheus reports
+//! node_exporter on app and jenkins `up` -> a second converge changes nothing in one channel
+//! per host -> deploys v1, v2, an unhealthy one, a broken build, --list, --rollback, with the
+//! requests that failed while a deploy ran -> lab down leaves nothing behind.
+//! Every step's duration is printed (`cargo test --test lab -- --nocapture`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_microctl");
+
+fn lab_dir() -> PathBuf {
+    std::env::var_os("MICROCTL_LAB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/microctl-lab"))
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn microctl(args: &[&str]) -> Out {
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(args: &[&str]) -> Out {
+    let out = microctl(args);
+    assert_eq!(out.code, 0, "microctl {args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    out
+}
+
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    eprintln!("lab e2e: {what}: {:.1}s", t.elapsed().as_secs_f64());
+    r
+}
+
+/// GET from a lab address; (status, body).
+fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+}
+
+fn page_version() -> String {
+    let (status, body) = get("198.18.0.11:80", "/").unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.trim().strip_prefix("<footer>microblog-lite "))
+        .map(|v| v.trim_end_matches("</footer>").to_string())
+        .unwrap_or_default()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// A git copy of the example app with tagged versions: v1, v2, sick (unhealthy), broken (build fails).
+fn versions_repo(dir: &Path) -> PathBuf {
+    let app = dir.join("repo");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/microblog-lite");
+    let sh = |cmd: &str| {
+        let out = Command::new("sh").arg("-c").arg(cmd).current_dir(&app).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::create_dir_all(&app).unwrap();
+    sh(&format!("cp -r {}/. . && rm -rf venv __pycache__ app/__pycache__ *.db", src.display()));
+    sh("git init -q && git config user.email lab@example.invalid && git config user.name lab");
+    sh("echo 1.0.0 > VERSION && git add -A && git commit -qm v1 && git tag v1");
+    sh("echo 2.0.0 > VERSION && git commit -qam v2 && git tag v2");
+    sh(
+        "echo 3.0.0-sick > VERSION && sed -i 's/db=\"ok\")$/db=\"ok\"), 500/' app/routes.py && git commit -qam sick && git tag sick",
+    );
+    sh(
+        "git checkout -q v2 && echo 4.0.0-broken > VERSION && echo 'no-such-package==0.0.1' >> requirements.txt && git commit -qam broken && git tag broken",
+    );
+    app
+}
+
+#[test]
+fn lab_converge_deploy_and_teardown() {
+    if !is_root() {
+        eprintln!("lab e2e skipped: needs root");
+        return;
+    }
+    let lab = lab_dir();
+    let _ = microctl(&["lab", "down"]); // a lab left running by someone else
+
+    timed("lab up", || ok(&["lab", "up"]));
+    let inv = lab.join("inventory.toml");
+    let inv = inv.to_str().unwrap();
+
+    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json"]));
+    let summary = json_lines(&first.stdout).pop().unwrap();
+    assert_eq!(summary["failed"], 0, "{}", first.stdout);
+
+    timed("deploy (checkout)", || ok(&["-i", inv, "deploy", "app"]));
+    let (status, body) = get("198.18.0.11:80", "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("<h1>microblog-lite</h1>"), "{body}");
+
+    // Prometheus scrapes node_exporter on app and jenkins.
+    timed("prometheus targets up", || {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let text = get("198.18.0.12:9090", "/api/v1/targets").map(|(_, b)| b).unwrap_or_default();
+            let up = |job: &str, target: &str| {
+                serde_json::from_str::<serde_json::Value>(&text).ok().is_some_and(|v| {
+                    v["data"]["activeTargets"].as_array().into_iter().flatten().any(|t| {
+                        t["labels"]["job"] == job
+                            && t["scrapeUrl"].as_str().unwrap_or("").contains(target)
+                            && t["health"] == "up"
+                    })
+                })
+            };
+            if up("app", "198.18.1.20:9100") && up("ci", "198.18.0.10:9100") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "targets not up: {text}");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+
+    let second = timed("second converge", || ok(&["-i", inv, "converge", "--json"]));
+    for h in json_lines(&second.stdout).iter().filter(|h| h["type"] == "host") {
+        assert_eq!(h["changed"], 0, "{h}");
+        assert_eq!(h["channels_opened"], 1, "{h}");
+    }
+
+    // Deploys of tagged versions, with a request load running through nginx meanwhile.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = versions_repo(tmp.path());
+    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
+    let versions_inv = tmp.path().join("inventory.toml");
+    std::fs::write(
+        &versions_inv,
+        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\n", repo.display()),
+    )
+    .unwrap();
+    let vi = versions_inv.to_str().unwrap();
+
+    ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    assert_eq!(page_version(), "1.0.0");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 100_000 {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    timed("deploy v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    eprintln!(
+        "lab e2e: requests during the v2 deploy: {} sent, {} failed (one app host: gunicorn restarts in place)",
+        sent.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+    assert_eq!(page_version(), "2.0.0");
+
+    let list = ok(&["-i", vi, "deploy", "app", "--list", "--json"]);
+    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
+    let releases: Vec<String> = serde_json::from_value(app["releases"].clone()).unwrap();
+    assert!(releases.len() >= 3, "checkout, v1, v2: {releases:?}");
+    assert_eq!(app["live"].as_str(), releases.last().map(String::as_str));
+
+    let sick = microctl(&["-i", vi, "deploy", "app", "--ref", "sick"]);
+    assert_eq!(sick.code, 1, "{}{}", sick.stdout, sick.stderr);
+    assert!(sick.stderr.contains("health check failed on app; rolled back to"), "{}", sick.stderr);
+    assert!(sick.stderr.contains("HTTP 500"), "{}", sick.stderr);
+    assert_eq!(page_version(), "2.0.0");
+
+    let live_before = microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout;
+    let broken = microctl(&["-i", vi, "deploy", "app", "--ref", "broken"]);
+    assert_eq!(broken.code, 1);
+    assert!(broken.stderr.contains("current was not touched"), "{}", broken.stderr);
+    assert_eq!(microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout, live_before);
+    assert_eq!(page_version(), "2.0.0");
+
+    ok(&["-i", vi, "deploy", "app", "--rollback"]);
+    assert_eq!(page_version(), "1.0.0");
+
+    timed("lab down", || ok(&["lab", "down"]));
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains("lab-"), "netns left behind");
+    assert!(
+        !Command::new("ip").args(["link", "show", "labbr-pub"]).output().unwrap().status.success(),
+        "bridge left behind"
+    );
+    let routes = Command::new("ip").args(["route", "show", "198.18.0.0/15"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&routes.stdout).trim().is_empty(), "route left behind");
+    let rules = Command::new("ip").args(["rule", "show", "pref", "1918"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&rules.stdout).trim().is_empty(), "ip rule left behind");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(lab.to_str().unwrap()), "mount left behind");
+    for host in ["jenkins", "web", "monitoring", "app"] {
+        for pidfile in ["nspawn.pid", "supervisor.pid"] {
+            assert!(!lab.join("hosts").join(host).join(pidfile).exists(), "{host}/{pidfile} left behind");
+        }
+    }
+    assert!(
+        !Path::new("/sys/fs/cgroup/unified/lab/web").exists() && !Path::new("/sys/fs/cgroup/systemd/lab/web").exists()
+    );
+    ok(&["lab", "down"]); // twice is fine
+}
