@@ -55,37 +55,22 @@ fn concurrent_converges_are_serialised_by_the_host_lock() {
     Run::from(holder.wait_with_output().unwrap()).assert_code(0);
 }
 
+const BIG_FILES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
 /// Five ~1.6 MB files whose every line carries the version, and a slow handler.
-const BIG_ROLE: &str = r#"
-[[file]]
-dest = "{{ root }}/data/a.txt"
-content = "{% for i in range(100000) %}v{{ version }} {{ i }}\n{% endfor %}"
-notify = ["reload"]
-
-[[file]]
-dest = "{{ root }}/data/b.txt"
-content = "{% for i in range(100000) %}v{{ version }} {{ i }}\n{% endfor %}"
-notify = ["reload"]
-
-[[file]]
-dest = "{{ root }}/data/c.txt"
-content = "{% for i in range(100000) %}v{{ version }} {{ i }}\n{% endfor %}"
-notify = ["reload"]
-
-[[file]]
-dest = "{{ root }}/data/d.txt"
-content = "{% for i in range(100000) %}v{{ version }} {{ i }}\n{% endfor %}"
-notify = ["reload"]
-
-[[file]]
-dest = "{{ root }}/data/e.txt"
-content = "{% for i in range(100000) %}v{{ version }} {{ i }}\n{% endfor %}"
-notify = ["reload"]
-
-[[handler]]
-name = "reload"
-run = "sleep 0.3; echo reload >> {{ root }}/handler.log"
-"#;
+fn big_role() -> String {
+    let mut role: String = BIG_FILES
+        .iter()
+        .map(|name| {
+            format!(
+                "[[file]]\ndest = \"{{{{ root }}}}/data/{name}.txt\"\n\
+                 content = \"{{% for i in range(100000) %}}v{{{{ version }}}} {{{{ i }}}}\\n{{% endfor %}}\"\nnotify = [\"reload\"]\n\n"
+            )
+        })
+        .collect();
+    role.push_str("[[handler]]\nname = \"reload\"\nrun = \"sleep 0.3; echo reload >> {{ root }}/handler.log\"\n");
+    role
+}
 
 fn expected(version: u32) -> String {
     (0..100000).map(|i| format!("v{version} {i}\n")).collect()
@@ -94,7 +79,7 @@ fn expected(version: u32) -> String {
 /// Every managed file holds one complete version: returns the versions found.
 fn check_whole(fleet: &Fleet, expected_of: &mut std::collections::HashMap<u32, String>) -> Vec<u32> {
     let mut versions = Vec::new();
-    for name in ["a", "b", "c", "d", "e"] {
+    for name in BIG_FILES {
         let path = fleet.root(0).join(format!("data/{name}.txt"));
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let version: u32 = text[1..text.find(' ').expect("a version line")].parse().expect("version number");
@@ -107,7 +92,7 @@ fn check_whole(fleet: &Fleet, expected_of: &mut std::collections::HashMap<u32, S
 
 #[test]
 fn killing_sshd_mid_apply_never_leaves_a_half_written_file() {
-    let mut fleet = Fleet::new(1, BIG_ROLE);
+    let mut fleet = Fleet::new(1, &big_role());
     let mut expected_of = std::collections::HashMap::new();
     // Time a full run and a --check run (render, connect, probe): kills aim between the two.
     let t = Instant::now();
