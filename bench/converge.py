@@ -12,48 +12,72 @@ Usage (as root, fleet running, tools installed): see bench/converge.sh.
 import argparse
 import json
 import os
+import platform
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(BENCH, "work", "converge")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_EVERY = 0.05  # seconds between memory samples
+RUN_TIMEOUT = 3600  # seconds before a run is killed and recorded as failed
+
+
+def descendants(pid):
+    """pid and all its descendants, walking /proc/PID/task/TID/children (cheap: only the tree)."""
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    frontier.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
 
 
 def tree_rss(root_pid):
-    """Sum of RSS (bytes) of root_pid and all its descendants."""
-    parents = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    """Sum of resident memory (bytes) of root_pid and all its descendants."""
+    total = 0
+    for p in descendants(root_pid):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            parents[int(pid)] = (int(fields[1]), int(fields[21]))
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             pass
-    total, frontier = 0, [root_pid]
-    while frontier:
-        p = frontier.pop()
-        if p in parents:
-            total += parents[p][1] * PAGE
-        frontier.extend(c for c, (pp, _) in parents.items() if pp == p)
     return total
 
 
 def timed(cmd, env=None, cwd=None):
-    """Runs cmd; returns (seconds, peak tree RSS bytes, exit code, output)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
-        time.sleep(0.02)
-    out = proc.stdout.read().decode(errors="replace")
-    return time.monotonic() - start, peak, proc.returncode, out
+    """Runs cmd with its output in a file (never a pipe it could fill and block on).
+    Returns (seconds, peak tree RSS bytes, largest single-process RSS bytes as /usr/bin/time -v
+    reports it, exit code, last 4000 bytes of output)."""
+    with tempfile.TemporaryFile() as log:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        peak, status, usage = 0, None, None
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - start > RUN_TIMEOUT:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, status, usage = os.wait4(proc.pid, 0)
+                break
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(SAMPLE_EVERY)
+        seconds = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(max(0, log.seek(0, os.SEEK_END) - 4000))
+        out = log.read().decode(errors="replace")
+    return seconds, peak, usage.ru_maxrss * 1024, proc.returncode, out
 
 
 class Fleet:
@@ -153,6 +177,14 @@ def pyinfra_tool(fleet, venv):
     return lambda port: [f"{venv}/bin/pyinfra", "-y", "--parallel", str(fleet.n), "--data", f"upstream_port={port}", inv, deploy]
 
 
+def machine():
+    """What the numbers were measured on."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    sshd = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    return dict(cpus=os.cpu_count(), cpu=cpu, mem_mib=mem, kernel=platform.release(), openssh=sshd)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,50,100")
@@ -161,6 +193,7 @@ def main():
     ap.add_argument("--microctl", required=True)
     ap.add_argument("--venv", required=True)
     ap.add_argument("--fleet", required=True)
+    ap.add_argument("--versions", default="")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -169,7 +202,18 @@ def main():
     os.makedirs(os.path.join(BENCH, "microctl", "files"), exist_ok=True)
     shutil.copy(os.path.join(WORK, "static.bin"), os.path.join(BENCH, "microctl", "files", "static.bin"))
 
-    results = []
+    doc = dict(command=" ".join(["bash bench/converge.sh"] + sys.argv[1:]), machine=machine(),
+               versions=a.versions, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), results=[])
+
+    def record(**r):
+        doc["results"].append(r)
+        with open(a.out + ".tmp", "w") as f:
+            json.dump(doc, f, indent=1)
+        os.replace(a.out + ".tmp", a.out)
+        state = "ok" if r["ok"] else "FAILED: " + r["problem"]
+        print(f"{r['tool']:9} n={r['n']:3} {r['scenario']:5} run {r['run']}: {r['seconds']:7.2f}s "
+              f"{r['rss'] / 2**20:7.1f} MiB {state}", flush=True)
+
     for n in [int(x) for x in a.sizes.split(",")]:
         fleet = Fleet(n, a.fleet)
         for tool in a.tools.split(","):
@@ -181,33 +225,20 @@ def main():
                 env.update(extra)
             else:
                 cmd = pyinfra_tool(fleet, a.venv)
-            if tool == "microctl":
-                secs, _, code, out = timed([a.microctl, "-i", os.path.join(WORK, f"microctl-{n}.toml"), "exec", "all", "--forks", str(n), "--", "true"])
-                results.append(dict(tool="microctl exec all -- true", n=n, scenario="connect floor", seconds=secs, rss=0, ok=code == 0))
             for run in range(1, a.runs + 1):
+                if tool == "microctl":
+                    floor = [a.microctl, "-i", os.path.join(WORK, f"microctl-{n}.toml"), "exec", "all", "--forks", str(n), "--", "true"]
+                    secs, rss, maxrss, code, out = timed(floor)
+                    record(tool="exec", n=n, scenario="floor", run=run, seconds=secs, rss=rss, maxrss=maxrss,
+                           ok=code == 0, problem=None if code == 0 else f"exit {code}: {out}")
                 fleet.wipe()
                 for scenario, port, handlers in (("fresh", 5000, 1), ("noop", 5000, 1), ("one", 5000 + run, 2)):
-                    secs, rss, code, out = timed(cmd(port), env=env, cwd=BENCH)
-                    problem = None if code == 0 else f"exit {code}: {out[-2000:]}"
+                    secs, rss, maxrss, code, out = timed(cmd(port), env=env, cwd=BENCH)
+                    problem = None if code == 0 else f"exit {code}: {out}"
                     problem = problem or fleet.check(port, handlers)
-                    results.append(dict(tool=tool, n=n, scenario=scenario, run=run, seconds=secs, rss=rss, ok=problem is None, problem=problem))
-                    print(f"{tool:9} n={n:3} {scenario:5} run {run}: {secs:7.2f}s {rss / 2**20:7.1f} MiB {'ok' if problem is None else 'FAILED: ' + problem}", flush=True)
-    with open(a.out, "w") as f:
-        json.dump(results, f, indent=1)
-
-    print("\n| hosts | scenario | " + " | ".join(a.tools.split(",")) + " |")
-    print("|---|---|" + "---|" * len(a.tools.split(",")))
-    for n in [int(x) for x in a.sizes.split(",")]:
-        for scenario in ("fresh", "noop", "one"):
-            cells = []
-            for tool in a.tools.split(","):
-                rs = [r for r in results if r["tool"] == tool and r["n"] == n and r["scenario"] == scenario]
-                if rs and all(r["ok"] for r in rs):
-                    cells.append(f"{statistics.median(r['seconds'] for r in rs):.2f} s, {statistics.median(r['rss'] for r in rs) / 2**20:.0f} MiB")
-                else:
-                    cells.append("FAILED" if rs else "-")
-            print(f"| {n} | {scenario} | " + " | ".join(cells) + " |")
-    return 0 if all(r["ok"] for r in results) else 1
+                    record(tool=tool, n=n, scenario=scenario, run=run, seconds=secs, rss=rss, maxrss=maxrss,
+                           ok=problem is None, problem=problem)
+    return 0 if all(r["ok"] for r in doc["results"]) else 1
 
 
 if __name__ == "__main__":

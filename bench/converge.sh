@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 for p in openssh-server openssh-client python3-venv; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || { apt-get update -qq; apt-get install -y -qq "$p" >/dev/null; }
 done
-[ -x bench/.venv/bin/ansible-playbook ] && [ -x bench/.venv/bin/pyinfra ] || {
+if [ ! -x bench/.venv/bin/ansible-playbook ] || [ ! -x bench/.venv/bin/pyinfra ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet --upgrade ansible-core pyinfra
-}
-echo "versions: $(bench/.venv/bin/ansible-playbook --version | head -1), pyinfra $(bench/.venv/bin/pyinfra --version 2>&1 | tail -1)"
+fi
+versions="microctl $(git rev-parse --short HEAD), $(bench/.venv/bin/ansible-playbook --version | head -1), pyinfra $(bench/.venv/bin/pyinfra --version 2>&1 | tail -1)"
+echo "versions: $versions"
 cargo build --release --quiet
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/microctl"
 source bench/fleet.sh
@@ -22,5 +23,8 @@ fleet=$PWD/bench/work/fleet
 trap 'fleet_down "$fleet"' EXIT
 fleet_up "$max" "$fleet"
 mkdir -p bench/results
-python3 bench/converge.py --microctl "$bin" --venv "$PWD/bench/.venv" --fleet "$fleet" \
-  --out "bench/results/converge-$(date -u +%Y%m%dT%H%M%SZ).json" "$@"
+out="bench/results/converge-$(date -u +%Y%m%dT%H%M%SZ).json"
+python3 bench/converge.py --microctl "$bin" --venv "$PWD/bench/.venv" --fleet "$fleet" --versions "$versions" \
+  --out "$out" "$@" || status=$?
+python3 bench/report.py "$out"
+exit "${status:-0}"
