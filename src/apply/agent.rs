@@ -22,12 +22,14 @@ pub fn bootstrap(sudo_prefix: &str) -> String {
 
 /// The start of every host script: delete itself, then take the host lock (waiting up to
 /// `timeout` seconds, then exiting with [`LOCKED_EXIT`] naming the holder). `$STATE` is set.
+/// Every process it starts is paid once per host per run, so it starts as few as it can:
+/// `rm` and `flock` when the state folder exists (the owner line is written by the shell).
 pub fn lock_prelude(state_dir: &str, lock_owner: &str, timeout_secs: u64) -> String {
     format!(
         r#"rm -f -- "$0"
 set -u
 STATE={state}
-mkdir -p -- "$STATE" && chmod 0700 -- "$STATE" || {{ echo "@@error cannot create $STATE"; exit 70; }}
+[ -d "$STATE" ] || {{ mkdir -p -- "$STATE" && chmod 0700 -- "$STATE"; }} || {{ echo "@@error cannot create $STATE"; exit 70; }}
 exec 9>>"$STATE/lock"
 if ! flock -n 9; then
   printf '@@waiting\t%s\n' "$(cat "$STATE/lock.owner" 2>/dev/null)"
@@ -36,7 +38,7 @@ if ! flock -n 9; then
     exit {LOCKED_EXIT}
   fi
 fi
-printf '%s pid=%s since=%s\n' {owner} "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$STATE/lock.owner"
+printf '%s, host pid %s\n' {owner} "$$" > "$STATE/lock.owner"
 "#,
         state = quote(state_dir),
         owner = quote(lock_owner),
@@ -48,24 +50,29 @@ pub fn host_script(state_dir: &str, lock_owner: &str, lock_timeout_secs: u64, pr
     format!(
         r#"{prelude}{probe}echo {PROBE_END}
 IFS= read -r n || n=0
-case "$n" in ''|0) rm -f -- "$STATE/lock.owner"; exit 0 ;; esac
+case "$n" in ''|0) : > "$STATE/lock.owner"; exit 0 ;; esac
 W=$(mktemp -d) || exit 70
 trap 'rm -rf -- "$W"' EXIT
 head -c "$n" | tar -x -C "$W" -f - || {{ echo "@@error cannot unpack the payload"; exit 70; }}
 STATE="$STATE" W="$W" sh "$W/apply.sh"
 rc=$?
-rm -f -- "$STATE/lock.owner"
+: > "$STATE/lock.owner"
 exit $rc
 "#,
         prelude = lock_prelude(state_dir, lock_owner, lock_timeout_secs),
     )
 }
 
-/// `user@machine (microctl converge, pid N)`: who holds a host lock.
+/// `user@machine (microctl converge, client pid N, started 2026-11-25T03:45:01Z)`: who holds
+/// a host lock (the host script adds its own pid).
 pub fn lock_owner(what: &str) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let machine = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
-    format!("{user}@{machine} (microctl {what}, client pid {})", std::process::id())
+    format!(
+        "{user}@{machine} (microctl {what}, client pid {}, started {})",
+        std::process::id(),
+        crate::clock::iso_stamp()
+    )
 }
 
 #[cfg(test)]
@@ -102,6 +109,7 @@ mod tests {
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout), "probe-line\n@@probe-end\n");
         assert!(state.join("lock").exists());
-        assert!(!state.join("lock.owner").exists());
+        // The lock is free again: its owner line is emptied (by the shell, without a process).
+        assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "");
     }
 }

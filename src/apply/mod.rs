@@ -230,7 +230,12 @@ fn early_exit(host: &str, stdout: &[u8], stderr: &[u8], code: Option<u32>) -> Er
     let stdout = String::from_utf8_lossy(stdout);
     let stderr = String::from_utf8_lossy(stderr);
     if code == Some(agent::LOCKED_EXIT) {
-        let holder = stdout.lines().find_map(|l| l.strip_prefix("@@locked\t")).unwrap_or("unknown").to_string();
+        let holder = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("@@locked\t"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or("a run that has not named itself yet")
+            .to_string();
         return Error::new(ErrorKind::Locked, format!("host {host} is locked by {holder}"))
             .host(host)
             .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout");

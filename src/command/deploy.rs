@@ -48,7 +48,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
                 if let Some(w) = &packed.warning {
                     eprintln!("warning: {w}");
                 }
-                let name = format!("{}-{}", utc_stamp(), packed.rev);
+                let name = format!("{}-{}", crate::clock::compact_stamp(), packed.rev);
                 (Target::Upload { name }, Some(Arc::new(packed.tar)))
             }
         }
@@ -213,21 +213,4 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool) -> Result<i32> 
     }
     pool.close_all().await;
     Ok(code)
-}
-
-/// `20261125T034501Z`, the release name prefix (sorts by time).
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

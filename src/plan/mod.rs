@@ -291,8 +291,8 @@ mod tests {
 
     fn converged() -> String {
         format!(
-            "P\tf\t644\troot\troot\t\t/etc/nginx/site\nH\t{}  /etc/nginx/site\n\
-             P\tf\t644\troot\troot\t\t/etc/systemd/system/app.service\nH\t{}  /etc/systemd/system/app.service\n\
+            "P\tf\t644\troot\troot\t\t/etc/nginx/site\n{}  /etc/nginx/site\n\
+             P\tf\t644\troot\troot\t\t/etc/systemd/system/app.service\n{}  /etc/systemd/system/app.service\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
             sha256_hex(b"[Unit]\n")

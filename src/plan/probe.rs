@@ -75,7 +75,8 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
     }
     if !desired.files.is_empty() {
         let list: Vec<String> = desired.files.iter().map(|f| quote(&f.dest)).collect();
-        s.push_str(&format!("sha256sum {} 2>/dev/null | sed 's/^/H\\t/'\n", list.join(" ")));
+        // Its lines are recognised by their shape ("HASH  PATH"): no `sed` process to tag them.
+        s.push_str(&format!("sha256sum {} 2>/dev/null\n", list.join(" ")));
     }
     if with_diff {
         for f in desired.files.iter().filter(|f| !f.sensitive && f.content.len() <= DIFF_LIMIT) {
@@ -131,11 +132,9 @@ pub fn parse(output: &str) -> Observed {
                 entry.group = group.to_string();
                 entry.link_target = target.to_string();
             }
-            ["H", rest] => {
+            [line] if is_hash_line(line) => {
                 // sha256sum prints "HASH  PATH".
-                if let Some((hash, path)) = rest.split_once("  ") {
-                    obs.paths.entry(path.to_string()).or_default().sha256 = Some(hash.to_string());
-                }
+                obs.paths.entry(line[66..].to_string()).or_default().sha256 = Some(line[..64].to_string());
             }
             ["X", path, b64] => {
                 use data_encoding::BASE64;
@@ -164,22 +163,33 @@ pub fn parse(output: &str) -> Observed {
     obs
 }
 
+/// `sha256sum`'s "HASH  PATH": 64 lowercase hex digits, two spaces, a path.
+fn is_hash_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 66 && b[..64].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) && &b[64..66] == b"  "
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_every_line_kind() {
-        let out = "P\tf\t644\troot\troot\t\t/etc/a b\n\
-                   H\tabc123  /etc/a b\n\
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let out = format!(
+            "P\tf\t644\troot\troot\t\t/etc/a b\n\
+                   {hash}  /etc/a b\n\
+                   abc123  /etc/not-a-hash-line\n\
                    P\tl\t777\troot\troot\t/x/y\t/etc/link\n\
                    P\td\t2755\twww-data\tadm\t\t/srv\n\
                    K\tnginx\tii \nK\tcurl\tun \n\
                    S\tnginx\tenabled\tactive\n\
-                   U\t0\t1\nN\treload nginx\nN\treload nginx\nbanner noise\n";
-        let obs = parse(out);
+                   U\t0\t1\nN\treload nginx\nN\treload nginx\nbanner noise\n"
+        );
+        let obs = parse(&out);
         let a = obs.path("/etc/a b");
-        assert_eq!((a.kind, a.mode, a.sha256.as_deref()), (Kind::File, 0o644, Some("abc123")));
+        assert_eq!((a.kind, a.mode, a.sha256.as_deref()), (Kind::File, 0o644, Some(hash)));
+        assert_eq!(obs.path("/etc/not-a-hash-line").sha256, None);
         assert_eq!(obs.path("/etc/link").link_target, "/x/y");
         assert_eq!(obs.path("/srv").mode, 0o2755);
         assert_eq!(obs.path("/nope").kind, Kind::Missing);

@@ -51,7 +51,8 @@ fn concurrent_converges_are_serialised_by_the_host_lock() {
     assert_eq!(err["class"], "locked");
     let msg = err["message"].as_str().unwrap();
     assert!(msg.starts_with("host h0 is locked by "), "{msg}");
-    assert!(msg.contains(&format!("(microctl converge, client pid {})", holder.id())), "{msg}");
+    assert!(msg.contains(&format!("(microctl converge, client pid {}, started ", holder.id())), "{msg}");
+    assert!(msg.contains("host pid "), "{msg}");
     Run::from(holder.wait_with_output().unwrap()).assert_code(0);
 }
 
