@@ -23,19 +23,25 @@ pub fn payload_name(i: usize) -> String {
     format!("f/{i}")
 }
 
+/// Steps run in the script's own shell with their output in a file (`$W/step.out`), not in a
+/// `$( )` subshell: on a host every process counts, and a fresh converge of a few files
+/// should not cost a fork per step.
 const PRELUDE: &str = r#"set -u
 umask 022
 STAGED=""
 cleanup() { for t in $STAGED; do rm -f -- "$t"; done; }
-traps() { trap cleanup EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; }
-traps
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 fail() {
   printf '@@fail\t%s\t%s\n' "$1" "$2"
-  printf '%s\n' "$3" | sed 's/^/@@out\t/'
+  sed 's/^/@@out\t/' "$W/step.out"
   exit 1
 }
 stage() { # stage DEST: a temp file next to DEST, removed on exit unless renamed
-  d=$(dirname -- "$1")
+  d=${1%/*}
+  [ -n "$d" ] || d=/
   [ -d "$d" ] || mkdir -p -- "$d" || return 1
   t=$(mktemp -- "$d/.microctl.XXXXXX") || return 1
   STAGED="$STAGED $t"
@@ -97,7 +103,9 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 if let Some(g) = &dir.meta.group {
                     cmd.push_str(&format!(" -g {}", quote(g)));
                 }
-                step(&mut s, &id, &format!("rm -f -- {p} 2>/dev/null; {cmd} -- {p}", p = quote(&dir.path)));
+                // Something that is not a folder may be in the way (a file, a dangling link).
+                let p = quote(&dir.path);
+                step(&mut s, &id, &format!("{{ [ ! -e {p} ] && [ ! -L {p} ]; }} || rm -f -- {p}; {cmd} -- {p}"));
             }
             Action::FixDirMeta(i) => {
                 let dir = &desired.dirs[*i];
@@ -156,11 +164,12 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
     s
 }
 
-/// One step: markers around `body`, its output captured, the run stopped at the first failure.
+/// One step: markers around `body`, its output kept for the report, the run stopped at the
+/// first failure. The body runs in the script's shell (no fork) without the lock's fd 9.
 fn step(s: &mut String, id: &str, body: &str) {
     let _ = writeln!(
         s,
-        "printf '@@begin\\t%s\\n' {id}\nout=$( traps; {{ {body}\n}} 2>&1 </dev/null 9>&- ) || fail {id} $? \"$out\"\nprintf '@@done\\t%s\\n' {id}",
+        "printf '@@begin\\t%s\\n' {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nprintf '@@done\\t%s\\n' {id}",
         id = quote(id)
     );
 }
@@ -183,7 +192,8 @@ fn write_file(desired: &Desired, i: usize) -> String {
         cmd.push_str(&format!(" && {meta}"));
     }
     if let Some(v) = &f.validate {
-        cmd.push_str(&format!(" && {{ {}; }}", v.replace("%s", "\"$t\"")));
+        // A subshell: the user's command may `exit`.
+        cmd.push_str(&format!(" && ( {}\n)", v.replace("%s", "\"$t\"")));
     }
     cmd.push_str(&format!(" && sync -- \"$t\" && mv -fT -- \"$t\" {dest}"));
     cmd
