@@ -194,6 +194,7 @@ def main():
     ap.add_argument("--venv", required=True)
     ap.add_argument("--fleet", required=True)
     ap.add_argument("--versions", default="")
+    ap.add_argument("--command", default="bash bench/converge.sh")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -202,7 +203,7 @@ def main():
     os.makedirs(os.path.join(BENCH, "microctl", "files"), exist_ok=True)
     shutil.copy(os.path.join(WORK, "static.bin"), os.path.join(BENCH, "microctl", "files", "static.bin"))
 
-    doc = dict(command=" ".join(["bash bench/converge.sh"] + sys.argv[1:]), machine=machine(),
+    doc = dict(command=a.command, machine=machine(),
                versions=a.versions, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), results=[])
 
     def record(**r):

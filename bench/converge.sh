@@ -25,6 +25,7 @@ fleet_up "$max" "$fleet"
 mkdir -p bench/results
 out="bench/results/converge-$(date -u +%Y%m%dT%H%M%SZ).json"
 python3 bench/converge.py --microctl "$bin" --venv "$PWD/bench/.venv" --fleet "$fleet" --versions "$versions" \
+  --command "bash bench/converge.sh $*" \
   --out "$out" "$@" || status=$?
 python3 bench/report.py "$out"
 exit "${status:-0}"
