@@ -7,6 +7,12 @@ fn in_ns(ns: &str, addr: &str) -> SshdOptions {
     SshdOptions { netns: Some((ns.to_string(), addr.to_string())), ..Default::default() }
 }
 
+/// `198.19.27.1` for `198.19.27.2`: the other end of a test veth (only the last octet changes).
+fn first_of_subnet(addr: &str) -> String {
+    let (net, _) = addr.rsplit_once('.').expect("an IPv4 address");
+    format!("{net}.1")
+}
+
 #[test]
 fn two_hop_chain_reaches_a_host_this_machine_cannot() {
     let net = PrivateNet::create();
@@ -28,7 +34,7 @@ fn two_hop_chain_reaches_a_host_this_machine_cannot() {
     let run = ws.microctl(&["exec", "app", "--", "echo ${SSH_CONNECTION%% *}"]);
     run.assert_code(0);
     // app saw the connection come from web's private side.
-    let web_private = net.target_address.replace(".2", ".1");
+    let web_private = first_of_subnet(&net.target_address);
     assert!(run.stdout.contains(&format!("app | {web_private}\n")), "{}", run.stdout);
     let inv = ws.microctl(&["inventory"]);
     assert!(inv.stdout.contains("control -> web -> app"), "{}", inv.stdout);
@@ -59,7 +65,7 @@ fn three_hop_chain_shares_one_connection_per_jump_host() {
     assert_eq!(jenkins.accepted(), 1, "{}", jenkins.log());
     assert_eq!(web.accepted(), 1, "{}", web.log());
     // web was reached from jenkins (this machine's end of the veth), not directly.
-    let jump_side = net.jump_address.replace(".2", ".1");
+    let jump_side = first_of_subnet(&net.jump_address);
     assert!(web.log().contains(&format!("from {jump_side}")), "{}", web.log());
     let inv = ws.microctl(&["inventory"]);
     assert!(inv.stdout.contains("control -> jenkins -> web -> app2"), "{}", inv.stdout);
