@@ -5,7 +5,7 @@ fresh (empty hosts), noop (nothing changes), one (one var changed: one file, one
 
 Every run is checked afterwards (contents, modes, handler count) and a failed check is
 reported as a failure, not timed. Wall time and peak memory (RSS summed over the tool's whole
-process tree, sampled every 20 ms from /proc) per run; medians over the runs.
+process tree, sampled every 50 ms from /proc) per run; medians over the runs (bench/report.py).
 
 Usage (as root, fleet running, tools installed): see bench/converge.sh.
 """
@@ -137,7 +137,9 @@ def microctl_tool(fleet, binary):
             f.write(f'vars = {{ root = "{fleet.root(h)}", inventory_name = "{h}", private_address = "{fleet.private(h)}" }}\n')
         f.write('[groups.bench]\nroles = ["bench"]\n')
     roles = os.path.join(BENCH, "microctl", "roles")
-    return lambda port: [binary, "-i", inv, "--roles-dir", roles, "converge", "--forks", str(fleet.n), "-e", f"upstream_port={port}"]
+    converge = lambda port: [binary, "-i", inv, "--roles-dir", roles, "converge", "--forks", str(fleet.n), "-e", f"upstream_port={port}"]
+    floor = [binary, "-i", inv, "exec", "all", "--forks", str(fleet.n), "--", "true"]
+    return converge, floor
 
 
 def ansible_tool(fleet, venv):
@@ -218,17 +220,16 @@ def main():
     for n in [int(x) for x in a.sizes.split(",")]:
         fleet = Fleet(n, a.fleet)
         for tool in a.tools.split(","):
-            env = dict(os.environ)
+            env, floor = dict(os.environ), None
             if tool == "microctl":
-                cmd = microctl_tool(fleet, a.microctl)
+                cmd, floor = microctl_tool(fleet, a.microctl)
             elif tool == "ansible":
                 cmd, extra = ansible_tool(fleet, a.venv)
                 env.update(extra)
             else:
                 cmd = pyinfra_tool(fleet, a.venv)
             for run in range(1, a.runs + 1):
-                if tool == "microctl":
-                    floor = [a.microctl, "-i", os.path.join(WORK, f"microctl-{n}.toml"), "exec", "all", "--forks", str(n), "--", "true"]
+                if floor:
                     secs, rss, maxrss, code, out = timed(floor)
                     record(tool="exec", n=n, scenario="floor", run=run, seconds=secs, rss=rss, maxrss=maxrss,
                            ok=code == 0, problem=None if code == 0 else f"exit {code}: {out}")

@@ -42,9 +42,9 @@ CFG
   # shellcheck disable=SC2016
   unshare --mount --propagation private bash -c '
     set -e
-    [ ! -f "$HOME/.bashrc" ] || mount --bind "$1/empty" "$HOME/.bashrc"
-    for c in "$1"/hosts/h*/sshd_config; do /usr/sbin/sshd -f "$c" -E "${c%/sshd_config}/sshd.log"; done
-  ' fleet "$dir"
+    [ ! -f ~root/.bashrc ] || mount --bind "$1/empty" ~root/.bashrc
+    for i in $(seq 1 "$2"); do /usr/sbin/sshd -f "$1/hosts/h$i/sshd_config" -E "$1/hosts/h$i/sshd.log"; done
+  ' fleet "$dir" "$n"
   # Wait until every daemon accepts connections.
   for i in $(seq 1 "$n"); do
     for _ in $(seq 1 100); do
