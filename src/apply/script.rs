@@ -1,6 +1,7 @@
 //! The apply script: a plan turned into one privileged POSIX shell script, shipped in the
-//! payload with the changed files. Every step prints `@@begin ID`, then `@@done ID` or
-//! `@@fail ID RC` followed by its output as `@@out` lines, so the client can report per step.
+//! payload with the changed files. Every step prints the markers `begin ID`, then `done ID` or
+//! `fail ID RC` followed by its output as `out` lines (see `crate::remote::Marker`), so the
+//! client can report per step. The fixed part is `apply.sh`; only small builders live here.
 //!
 //! Safety rules it follows: notified handlers are recorded on the host *before* anything
 //! changes (so an interrupted run fires them next time); every file is staged in its
@@ -11,6 +12,7 @@ use std::fmt::Write;
 
 use crate::plan::desired::{Desired, Meta};
 use crate::plan::{Action, Plan};
+use crate::remote::MARK_SH;
 use crate::shell::quote;
 
 /// The step id of a handler in the markers (`h0`, `h1`...).
@@ -23,36 +25,12 @@ pub fn payload_name(i: usize) -> String {
     format!("f/{i}")
 }
 
-/// Steps run in the script's own shell with their output in a file (`$W/step.out`), not in a
-/// `$( )` subshell: on a host every process counts, and a fresh converge of a few files
-/// should not cost a fork per step.
-const PRELUDE: &str = r#"set -u
-umask 022
-STAGED=""
-cleanup() { for t in $STAGED; do rm -f -- "$t"; done; }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
-fail() {
-  printf '@@fail\t%s\t%s\n' "$1" "$2"
-  sed 's/^/@@out\t/' "$W/step.out"
-  exit 1
-}
-stage() { # stage DEST: a temp file next to DEST, removed on exit unless renamed
-  d=${1%/*}
-  [ -n "$d" ] || d=/
-  [ -d "$d" ] || mkdir -p -- "$d" || return 1
-  t=$(mktemp -- "$d/.microctl.XXXXXX") || return 1
-  STAGED="$STAGED $t"
-}
-export DEBIAN_FRONTEND=noninteractive
-APT="apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-"#;
+/// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
+pub const APPLY_SH: &str = include_str!("apply.sh");
 
 /// Builds the apply script for `plan` (which must come from `desired`).
 pub fn build(desired: &Desired, plan: &Plan) -> String {
-    let mut s = String::from(PRELUDE);
+    let mut s = format!("{MARK_SH}{APPLY_SH}");
     if !plan.handlers.is_empty() {
         let names: String = plan.handlers.iter().map(|h| format!("{h}\n")).collect();
         step(
@@ -169,7 +147,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
 fn step(s: &mut String, id: &str, body: &str) {
     let _ = writeln!(
         s,
-        "printf '@@begin\\t%s\\n' {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nprintf '@@done\\t%s\\n' {id}",
+        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nmark done {id}",
         id = quote(id)
     );
 }

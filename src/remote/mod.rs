@@ -32,6 +32,7 @@ pub use marker::Marker;
 pub use privilege::Privilege;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Host;
 use crate::shell::quote;
 use crate::transport::{Chunk, Connection, RemoteProcess};
 
@@ -88,6 +89,22 @@ pub struct Spec {
     pub nonce: String,
 }
 
+impl Spec {
+    /// The session for `host`: its privilege and state folder, a fresh nonce, the lock owner
+    /// line for command `what`, and its timeout unless `timeout` (from `--timeout`) overrides it.
+    pub fn for_host(host: &Host, what: &str, lock_wait: Duration, timeout: Option<Duration>) -> Spec {
+        Spec {
+            host: host.name.clone(),
+            privilege: host.privilege(),
+            state_dir: host.state_dir.clone(),
+            lock_owner: lock_owner(what),
+            lock_wait,
+            timeout: timeout.unwrap_or(host.timeout),
+            nonce: nonce(),
+        }
+    }
+}
+
 /// The variables every session script starts with.
 pub fn header(nonce: &str, state_dir: &str, lock_owner: &str, lock_wait: Duration) -> String {
     format!(
@@ -122,7 +139,7 @@ pub enum Line {
 pub struct Session {
     spec: Spec,
     process: RemoteProcess,
-    phase: &'static str,
+    phase: String,
     deadline: Instant,
     started: bool,
     pending: Vec<u8>,
@@ -141,7 +158,7 @@ impl Session {
         let mut s = Session {
             spec,
             process,
-            phase: "start",
+            phase: "start".into(),
             deadline,
             started: false,
             pending: Vec::new(),
@@ -156,7 +173,7 @@ impl Session {
                 Some(Line::Marker(Marker::Ready)) => return Ok(s),
                 Some(Line::Marker(Marker::Waiting(h))) => {
                     on_wait(&h);
-                    s.phase = "lock wait";
+                    s.phase = "lock wait".into();
                     s.deadline = Instant::now() + s.spec.lock_wait + s.spec.timeout;
                 }
                 Some(_) => {}
@@ -166,8 +183,8 @@ impl Session {
     }
 
     /// Starts phase `name`: the next waits must end within the session's timeout.
-    pub fn phase(&mut self, name: &'static str) {
-        self.phase = name;
+    pub fn phase(&mut self, name: impl Into<String>) {
+        self.phase = name.into();
         self.deadline = Instant::now() + self.spec.timeout;
     }
 
@@ -177,10 +194,9 @@ impl Session {
 
     /// Sends raw bytes to the script's stdin.
     pub async fn send(&mut self, data: &[u8]) -> Result<()> {
-        let (deadline, phase) = (self.deadline, self.phase);
-        match tokio::time::timeout_at(deadline, self.process.send(data)).await {
+        match tokio::time::timeout_at(self.deadline, self.process.send(data)).await {
             Ok(r) => r,
-            Err(_) => Err(self.timed_out(phase)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -196,10 +212,9 @@ impl Session {
 
     /// Closes the script's stdin.
     pub async fn close_stdin(&mut self) -> Result<()> {
-        let (deadline, phase) = (self.deadline, self.phase);
-        match tokio::time::timeout_at(deadline, self.process.close_stdin()).await {
+        match tokio::time::timeout_at(self.deadline, self.process.close_stdin()).await {
             Ok(r) => r,
-            Err(_) => Err(self.timed_out(phase)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -210,9 +225,8 @@ impl Session {
             if let Some(line) = self.take_line() {
                 return Ok(Some(line));
             }
-            let (deadline, phase) = (self.deadline, self.phase);
-            match tokio::time::timeout_at(deadline, self.process.next_chunk()).await {
-                Err(_) => return Err(self.timed_out(phase)),
+            match tokio::time::timeout_at(self.deadline, self.process.next_chunk()).await {
+                Err(_) => return Err(self.timed_out()),
                 Ok(Some(Chunk::Stdout(d))) => self.pending.extend_from_slice(&d),
                 Ok(Some(Chunk::Stderr(d))) => self.stderr.extend_from_slice(&d),
                 Ok(None) => {
@@ -280,14 +294,14 @@ impl Session {
         })
     }
 
-    fn timed_out(&self, phase: &str) -> Error {
-        let host = &self.spec.host;
+    fn timed_out(&self) -> Error {
+        let (host, phase) = (&self.spec.host, &self.phase);
         Error::new(
             ErrorKind::Timeout,
             format!("{host} stopped answering during {phase} (no end within {}s)", self.spec.timeout.as_secs()),
         )
         .host(host)
-        .task(phase.to_string())
+        .task(phase.clone())
         .detail(self.stderr())
         .hint("check the host (load, a hung command, the network); raise --timeout or the host's `timeout` setting if the work is just slow")
     }
@@ -311,14 +325,14 @@ impl Session {
                 format!("the host script on {host} was killed (signal {signal}) during {}", self.phase),
             )
             .host(host)
-            .task(self.phase.to_string())
+            .task(self.phase.clone())
             .detail(stderr)
             .hint("something on the host killed it (OOM killer, an admin); check the host, then run again");
         }
         if code.is_none() {
             return Error::new(ErrorKind::Ssh, format!("the connection to {host} was lost during {}", self.phase))
                 .host(host)
-                .task(self.phase.to_string())
+                .task(self.phase.clone())
                 .detail(stderr)
                 .hint("the command may or may not have finished on the host; check it, then run again");
         }
@@ -333,7 +347,7 @@ impl Session {
                 self.phase
             ),
         };
-        Error::new(ErrorKind::Remote, message).host(host).task(self.phase.to_string()).detail(stderr)
+        Error::new(ErrorKind::Remote, message).host(host).task(self.phase.clone()).detail(stderr)
     }
 }
 
