@@ -14,10 +14,9 @@ pub fn body(probe: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::{self, Privilege, Spec};
+    use crate::remote::{self, Privilege};
     use std::io::Write;
     use std::process::{Command, Stdio};
-    use std::time::Duration;
 
     /// The whole converge session script under the real sh and dash, behind a banner with no
     /// newline: empty payload, then a payload whose apply.sh reports a step.
@@ -26,15 +25,7 @@ mod tests {
         for shell in ["sh", "dash"] {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("state");
-            let spec = Spec {
-                host: "h".into(),
-                privilege: Privilege::AsLogin,
-                state_dir: state.to_str().unwrap().into(),
-                lock_owner: "me@here".into(),
-                lock_wait: Duration::from_secs(1),
-                timeout: remote::DEFAULT_TIMEOUT,
-                nonce: "n0".into(),
-            };
+            let spec = remote::test_spec(state.to_str().unwrap(), "n0", 1);
             let script = remote::script(&spec, &body("echo probe-line\n"));
             let run = |payload: &[u8]| {
                 let mut input = remote::frame(script.as_bytes());
@@ -59,7 +50,7 @@ mod tests {
             assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "");
 
             let mut tar = tar::Builder::new(Vec::new());
-            let apply = format!("{}{}mark done 0\n", remote::MARK_SH, crate::apply::script::APPLY_SH);
+            let apply = format!("{}{}mark passed 0\n", remote::MARK_SH, crate::apply::script::APPLY_SH);
             let mut h = tar::Header::new_gnu();
             h.set_size(apply.len() as u64);
             h.set_mode(0o600);
@@ -67,7 +58,7 @@ mod tests {
             tar.append_data(&mut h, "apply.sh", apply.as_bytes()).unwrap();
             let (code, out) = run(&tar.into_inner().unwrap());
             assert_eq!(code, Some(0), "{shell}: {out}");
-            assert!(out.ends_with("n0 probe-end\nn0 done\t0\n"), "{shell}: {out}");
+            assert!(out.ends_with("n0 probe-end\nn0 passed\t0\n"), "{shell}: {out}");
         }
     }
 }

@@ -111,7 +111,8 @@ async fn talk(
     let t = Instant::now();
     let spec = remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout);
     let body = agent::body(&probe::script(desired, opts.diff));
-    let mut session = Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
+    let mut session =
+        Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
     session.phase("probe");
     let mut out = String::new();
     loop {
@@ -174,7 +175,7 @@ async fn follow_apply(
             Line::Marker(Marker::Begin(id)) => {
                 session.phase(format!("apply step {}", step_text(&run.plan, &id).unwrap_or(id)))
             }
-            Line::Marker(Marker::Done(id)) => {
+            Line::Marker(Marker::Passed(id)) => {
                 if let Some(text) = step_text(&run.plan, &id) {
                     if id.starts_with('h') {
                         run.handlers_run.push(text.trim_start_matches("handler ").to_string());

@@ -11,8 +11,8 @@ use super::{load_inventory, runtime};
 use crate::cli::{ExecArgs, GlobalArgs};
 use crate::error::Result;
 use crate::inventory;
-use crate::report::{self, HostLines, Table};
 use crate::remote::Privilege;
+use crate::report::{self, HostLines, Table};
 use crate::transport::{ExecOutput, Options, Output, Pool};
 
 struct HostResult {

@@ -74,7 +74,8 @@ pub fn build(s: &Settings, target: &Target) -> String {
 /// The release's owner, its name, then one line per build step (as the app user, in the
 /// release folder, output kept for the report; a failure removes the half-built release).
 fn build_steps(s: &Settings) -> String {
-    let mut out = String::from("[ \"$APP_USER\" = root ] || chown -R -- \"$APP_USER\" \"$REL\"\nmark release \"$NAME\"\n");
+    let mut out =
+        String::from("[ \"$APP_USER\" = root ] || chown -R -- \"$APP_USER\" \"$REL\"\nmark release \"$NAME\"\n");
     for step in &s.build {
         out.push_str(&build_step(step, s.user == "root"));
     }
@@ -188,6 +189,23 @@ mod tests {
         assert_eq!(code, 0, "{shell}: {out}");
         assert_eq!(current(), std::path::Path::new("releases/r4"));
         assert_eq!(std::fs::read_to_string(dir.path().join("restarts")).unwrap().lines().count(), 6);
+    }
+
+    /// Every deploy target's generated script, after the session part, passes shellcheck.
+    #[test]
+    fn generated_scripts_pass_shellcheck() {
+        let mut s = settings("/srv/my app", &["pip install -r req.txt", "echo \"$HOME\" > 'x y'"]);
+        s.user = "app".into();
+        s.env_file = Some("/etc/app env".into());
+        let spec = crate::remote::test_spec("/var/lib/microctl", &crate::remote::nonce(), 60);
+        for target in [
+            Target::Upload { name: "20261130T000000Z-abc".into() },
+            Target::Clone { url: "https://example.invalid/x.git".into(), git_ref: "main".into() },
+            Target::Previous,
+        ] {
+            let script = crate::remote::script(&spec, &build(&s, &target));
+            assert_eq!(crate::remote::shellcheck(&script), None, "{target:?}:\n{script}");
+        }
     }
 
     #[test]

@@ -10,4 +10,5 @@ mark() {
   printf '\n'
 }
 # mark_out: the lines of stdin as `out` markers (a step's output for the report).
+# shellcheck disable=SC2317 # not every script reports step output
 mark_out() { sed "s/^/$NONCE out	/"; }

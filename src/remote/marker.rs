@@ -19,7 +19,7 @@ pub enum Marker {
     ProbeEnd,
     /// A step starts / succeeded (converge step ids: `3`, `h0`, `pending`, `daemon-reload`).
     Begin(String),
-    Done(String),
+    Passed(String),
     /// A step failed: what, and its exit status when known.
     Fail {
         step: String,
@@ -57,7 +57,7 @@ impl Marker {
             "error" => Marker::Error(fields.to_string()),
             "probe-end" => Marker::ProbeEnd,
             "begin" => Marker::Begin(first()),
-            "done" => Marker::Done(first()),
+            "passed" => Marker::Passed(first()),
             "fail" => {
                 let mut f = fields.splitn(2, '\t');
                 let step = f.next().unwrap_or("").to_string();
@@ -100,7 +100,7 @@ mod tests {
         );
         assert_eq!(Marker::parse(N, &format!("{N} out\ta\tb")), Some(Marker::Out("a\tb".into())));
         assert_eq!(Marker::parse(N, "@@done\t1"), None);
-        assert_eq!(Marker::parse(N, &format!("ffff{N} done\t1")), None);
+        assert_eq!(Marker::parse(N, &format!("ffff{N} passed\t1")), None);
         assert_eq!(Marker::parse(N, &format!("{N} bogus")), None);
     }
 

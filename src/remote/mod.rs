@@ -361,6 +361,39 @@ pub fn locked(host: &str, holder: Option<&str>) -> Error {
     .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout")
 }
 
+/// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
+#[cfg(test)]
+pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
+    Spec {
+        host: "h".into(),
+        privilege: Privilege::AsLogin,
+        state_dir: state_dir.into(),
+        lock_owner: "me@here (microctl test)".into(),
+        lock_wait: Duration::from_secs(wait),
+        timeout: DEFAULT_TIMEOUT,
+        nonce: nonce.into(),
+    }
+}
+
+/// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script`, `None`
+/// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
+/// SC2016 (`$` inside single quotes: user values are quoted so that they do NOT expand) and
+/// SC1091 (the deploy env file exists only on the host) and SC2234 (a user's snippet runs in
+/// `( )` on purpose: it may `exit`).
+#[cfg(test)]
+pub(crate) fn shellcheck(script: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("generated.sh");
+    std::fs::write(&path, script).unwrap();
+    let out = std::process::Command::new("shellcheck")
+        .args(["-s", "sh", "-e", "SC2016,SC1091,SC2234"])
+        .arg(&path)
+        .output()
+        .ok()?;
+    (!out.status.success())
+        .then(|| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,18 +431,6 @@ mod tests {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn spec(state: &str, nonce: &str, wait: u64) -> Spec {
-        Spec {
-            host: "h".into(),
-            privilege: Privilege::AsLogin,
-            state_dir: state.into(),
-            lock_owner: "me@here (microctl test)".into(),
-            lock_wait: Duration::from_secs(wait),
-            timeout: DEFAULT_TIMEOUT,
-            nonce: nonce.into(),
-        }
-    }
-
     /// The real session script under sh and dash: banner first, then start, lock, ready; a
     /// second session waiting on a held lock names the holder and exits LOCKED_EXIT.
     #[test]
@@ -417,11 +438,11 @@ mod tests {
         for shell in ["sh", "dash"] {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("st");
-            let s = spec(state.to_str().unwrap(), "abcd", 0);
-            let body = script(&s, "mark done x\n");
+            let s = test_spec(state.to_str().unwrap(), "abcd", 0);
+            let body = script(&s, "mark passed x\n");
             let (code, out) = run_bootstrap(shell, "Welcome! ", &frame(body.as_bytes()));
             assert_eq!(code, Some(0), "{shell}: {out}");
-            assert_eq!(out, "Welcome! abcd start\nabcd ready\nabcd done\tx\n", "{shell}");
+            assert_eq!(out, "Welcome! abcd start\nabcd ready\nabcd passed\tx\n", "{shell}");
             let owner = std::fs::read_to_string(state.join("lock.owner")).unwrap();
             assert!(owner.starts_with("me@here (microctl test), host pid "), "{owner}");
 

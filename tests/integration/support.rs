@@ -53,11 +53,13 @@ pub struct SshdOptions {
     /// Port inside the namespace (default 22).
     pub netns_port: Option<u16>,
     pub authorized: Vec<String>,
+    /// authorized_keys options for the workspace's own key (e.g. `command="..."`).
+    pub key_options: Option<String>,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
-        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![] }
+        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![], key_options: None }
     }
 }
 
@@ -114,6 +116,11 @@ impl Sshd {
         let sshd = Sshd { address, port, dir, host_key, child: Some(child) };
         sshd.wait_listening();
         sshd
+    }
+
+    /// The listening daemon's pid (its session processes are its descendants).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn wait_listening(&self) {
@@ -309,7 +316,11 @@ impl Workspace {
 
     /// Starts an sshd that trusts this workspace's key.
     pub fn sshd(&self, mut opts: SshdOptions) -> Sshd {
-        opts.authorized.push(self.key.public_line.clone());
+        let line = match &opts.key_options {
+            Some(o) => format!("{o} {}", self.key.public_line),
+            None => self.key.public_line.clone(),
+        };
+        opts.authorized.push(line);
         Sshd::start(opts)
     }
 
