@@ -80,10 +80,13 @@ fn a_host_that_stops_answering_fails_alone_naming_the_phase() {
         signal_sessions(stopped_pid, "-STOP");
     });
     let started = Instant::now();
-    let run = fleet.converge(&["--timeout", "4"]);
+    let roles = fleet.ws.path("roles");
+    let args = ["--roles-dir", roles.to_str().unwrap(), "converge", "--json", "--timeout", "4"];
+    let run = std::panic::catch_unwind(|| fleet.ws.microctl_within(&args, Duration::from_secs(30)));
     let took = started.elapsed();
     watcher.join().unwrap();
     signal_sessions(stopped_pid, "-CONT");
+    let run = run.expect("the run ends in bounded time");
 
     run.assert_code(1);
     assert!(took < Duration::from_secs(30), "the run took {took:?}");

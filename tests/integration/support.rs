@@ -346,6 +346,41 @@ impl Workspace {
         self.microctl_env(args, &[])
     }
 
+    /// Runs the real binary like `microctl`, but kills it and fails the test if it is still
+    /// running after `limit` (for properties like "nothing waits forever").
+    pub fn microctl_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
+        let (out_path, err_path) = (self.path("run.stdout"), self.path("run.stderr"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_microctl"))
+            .args(["-i", self.path("inventory.toml").to_str().unwrap()])
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("MICROCTL_INVENTORY")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("run microctl");
+        let until = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("microctl {args:?} still running after {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out_path).unwrap(),
+            stderr: std::fs::read_to_string(err_path).unwrap(),
+        }
+    }
+
     pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
             .args(["-i", self.path("inventory.toml").to_str().unwrap()])
