@@ -350,14 +350,8 @@ impl Workspace {
     /// running after `limit` (for properties like "nothing waits forever").
     pub fn microctl_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
         let (out_path, err_path) = (self.path("run.stdout"), self.path("run.stderr"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_microctl"))
-            .args(["-i", self.path("inventory.toml").to_str().unwrap()])
-            .args(args)
-            .env("HOME", self.path("home"))
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("MICROCTL_INVENTORY")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+        let mut child = self
+            .command(args)
             .stdout(std::fs::File::create(&out_path).unwrap())
             .stderr(std::fs::File::create(&err_path).unwrap())
             .spawn()
@@ -382,19 +376,22 @@ impl Workspace {
     }
 
     pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
-            .args(["-i", self.path("inventory.toml").to_str().unwrap()])
+        let out = self.command(args).envs(env.iter().copied()).output().expect("run microctl");
+        Run::from(out)
+    }
+
+    /// The real binary with this workspace's inventory, HOME and no agent or passphrase.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_microctl"));
+        cmd.args(["-i", self.path("inventory.toml").to_str().unwrap()])
             .args(args)
             .env("HOME", self.path("home"))
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("MICROCTL_INVENTORY")
             .env_remove("MICROCTL_KEY_PASSPHRASE")
             .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run microctl");
-        Run::from(out)
+            .stdin(Stdio::null());
+        cmd
     }
 }
 
