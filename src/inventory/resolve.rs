@@ -436,4 +436,18 @@ vars = { tier = "extra" }
         let e = err("[defaults]\naddress = \"x\"\n");
         assert!(e.contains("`address` cannot be set in [defaults]"), "{e}");
     }
+
+    #[test]
+    fn session_timeout_from_defaults_host_or_default() {
+        let inv =
+            parse("[defaults]\ntimeout = 90\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\ntimeout = 5\n")
+                .unwrap();
+        assert_eq!(inv.host("a").unwrap().timeout, Duration::from_secs(90));
+        assert_eq!(inv.host("b").unwrap().timeout, Duration::from_secs(5));
+        let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
+        assert_eq!(inv.host("a").unwrap().timeout, crate::remote::DEFAULT_TIMEOUT);
+        let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
+        assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
+        assert!(e.contains("hosts.a.timeout"), "{e}");
+    }
 }
