@@ -76,10 +76,87 @@ impl Marker {
     }
 }
 
+/// One line of the script's stdout after `start`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Marker(Marker),
+    /// Anything else (probe output).
+    Data(String),
+}
+
+/// Splits the script's stdout into [`Line`]s: drops everything before `NONCE start` (found
+/// anywhere, so a banner without a trailing newline cannot hide it), then one line at a time.
+#[derive(Debug)]
+pub struct Reader {
+    start: String,
+    nonce: String,
+    started: bool,
+    pending: Vec<u8>,
+}
+
+impl Reader {
+    pub fn new(nonce: &str) -> Reader {
+        Reader { start: format!("{nonce} start\n"), nonce: nonce.to_string(), started: false, pending: Vec::new() }
+    }
+
+    /// Whether the `start` marker has been seen (the script runs).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+    }
+
+    /// The next complete line; at the end of the stream (`eof`), also an unterminated last one.
+    pub fn line(&mut self, eof: bool) -> Option<Line> {
+        if !self.started {
+            let at = self.pending.windows(self.start.len()).position(|w| w == self.start.as_bytes())?;
+            self.pending.drain(..at + self.start.len());
+            self.started = true;
+        }
+        let end = match self.pending.iter().position(|b| *b == b'\n') {
+            Some(nl) => nl + 1,
+            None if eof && !self.pending.is_empty() => self.pending.len(),
+            None => return None,
+        };
+        let raw: Vec<u8> = self.pending.drain(..end).collect();
+        let text = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(&raw)).into_owned();
+        Some(match Marker::parse(&self.nonce, &text) {
+            Some(m) => Line::Marker(m),
+            None => Line::Data(text),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
+
+    #[test]
+    fn reader_skips_what_the_login_printed_and_splits_lines_across_chunks() {
+        let mut r = Reader::new(N);
+        // A banner with no newline, a fake marker of another run, then ours split mid-nonce.
+        r.push(b"Welcome to prod-host! ffffffffffffffff ready\n");
+        assert_eq!(r.line(false), None);
+        r.push(&format!("hello {}", &N[..5]).into_bytes());
+        assert_eq!(r.line(false), None);
+        r.push(&format!("{} start\n{N} ready\nP\tf", &N[5..]).into_bytes());
+        assert_eq!(r.line(false), Some(Line::Marker(Marker::Ready)));
+        assert!(r.started());
+        assert_eq!(r.line(false), None);
+        r.push(b"\t644\nno newline");
+        assert_eq!(r.line(false), Some(Line::Data("P\tf\t644".into())));
+        assert_eq!(r.line(false), None);
+        assert_eq!(r.line(true), Some(Line::Data("no newline".into())));
+        assert_eq!(r.line(true), None);
+        // Never started: nothing is ours.
+        let mut r = Reader::new(N);
+        r.push(b"sudo: a password is required\n");
+        assert_eq!(r.line(true), None);
+        assert!(!r.started());
+    }
 
     const N: &str = "0123456789abcdef";
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use marker::Marker;
+pub use marker::{Line, Marker, Reader};
 pub use privilege::Privilege;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -127,22 +127,13 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One line of the script's stdout after `start`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    Marker(Marker),
-    /// Anything else (probe output).
-    Data(String),
-}
-
 /// A running host session, holding the host lock.
 pub struct Session {
     spec: Spec,
     process: RemoteProcess,
     phase: String,
     deadline: Instant,
-    started: bool,
-    pending: Vec<u8>,
+    reader: Reader,
     stderr: Vec<u8>,
     /// The lock holder named by `waiting`/`locked`, the session's own `error`.
     holder: Option<String>,
@@ -155,13 +146,13 @@ impl Session {
     pub async fn start(conn: &Arc<Connection>, spec: Spec, body: &str, on_wait: impl Fn(&str)) -> Result<Session> {
         let process = conn.start(&bootstrap(spec.privilege)).await?;
         let deadline = Instant::now() + spec.timeout;
+        let reader = Reader::new(&spec.nonce);
         let mut s = Session {
             spec,
             process,
             phase: "start".into(),
             deadline,
-            started: false,
-            pending: Vec::new(),
+            reader,
             stderr: Vec::new(),
             holder: None,
             error: None,
@@ -221,21 +212,26 @@ impl Session {
     /// The next line of the script's stdout after `start`, `None` at the end of the stream.
     /// Fails when the phase's deadline passes.
     pub async fn next(&mut self) -> Result<Option<Line>> {
+        let mut eof = false;
         loop {
-            if let Some(line) = self.take_line() {
+            if let Some(line) = self.reader.line(eof) {
+                match &line {
+                    Line::Marker(Marker::Waiting(h) | Marker::Locked(h)) => {
+                        self.holder = Some(h.clone()).filter(|h| !h.is_empty())
+                    }
+                    Line::Marker(Marker::Error(e)) => self.error = Some(e.clone()),
+                    _ => {}
+                }
                 return Ok(Some(line));
+            }
+            if eof {
+                return Ok(None);
             }
             match tokio::time::timeout_at(self.deadline, self.process.next_chunk()).await {
                 Err(_) => return Err(self.timed_out()),
-                Ok(Some(Chunk::Stdout(d))) => self.pending.extend_from_slice(&d),
+                Ok(Some(Chunk::Stdout(d))) => self.reader.push(&d),
                 Ok(Some(Chunk::Stderr(d))) => self.stderr.extend_from_slice(&d),
-                Ok(None) => {
-                    if self.started && !self.pending.is_empty() {
-                        self.pending.push(b'\n');
-                        continue;
-                    }
-                    return Ok(None);
-                }
+                Ok(None) => eof = true,
             }
         }
     }
@@ -270,30 +266,6 @@ impl Session {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
 
-    /// One complete line from `pending`, after the `start` marker.
-    fn take_line(&mut self) -> Option<Line> {
-        if !self.started {
-            let needle = format!("{} start\n", self.spec.nonce);
-            let at = self.pending.windows(needle.len()).position(|w| w == needle.as_bytes())?;
-            self.pending.drain(..at + needle.len());
-            self.started = true;
-        }
-        let nl = self.pending.iter().position(|b| *b == b'\n')?;
-        let raw: Vec<u8> = self.pending.drain(..=nl).collect();
-        let text = String::from_utf8_lossy(&raw[..raw.len() - 1]).into_owned();
-        Some(match Marker::parse(&self.spec.nonce, &text) {
-            Some(m) => {
-                match &m {
-                    Marker::Waiting(h) | Marker::Locked(h) => self.holder = Some(h.clone()).filter(|h| !h.is_empty()),
-                    Marker::Error(e) => self.error = Some(e.clone()),
-                    _ => {}
-                }
-                Line::Marker(m)
-            }
-            None => Line::Data(text),
-        })
-    }
-
     fn timed_out(&self) -> Error {
         let (host, phase) = (&self.spec.host, &self.phase);
         Error::new(
@@ -313,7 +285,7 @@ impl Session {
         if code == Some(LOCKED_EXIT) {
             return locked(host, self.holder.as_deref());
         }
-        if !self.started && stderr.contains("sudo:") {
+        if !self.reader.started() && stderr.contains("sudo:") {
             return Error::new(ErrorKind::Remote, format!("sudo refused on {host}"))
                 .host(host)
                 .detail(stderr)
@@ -338,7 +310,7 @@ impl Session {
         }
         let message = match &self.error {
             Some(e) => format!("{e} on {host}"),
-            None if !self.started => {
+            None if !self.reader.started() => {
                 format!("the host script on {host} did not start (exit {})", code.map_or("?".into(), |c| c.to_string()))
             }
             None => format!(
