@@ -280,46 +280,73 @@ impl Session {
 
     /// Why the script ended without finishing: the one classification of early exits.
     pub fn classify(&self, code: Option<u32>) -> Error {
-        let host = &self.spec.host;
-        let stderr = self.stderr();
-        if code == Some(LOCKED_EXIT) {
-            return locked(host, self.holder.as_deref());
+        Ending {
+            host: &self.spec.host,
+            phase: &self.phase,
+            started: self.reader.started(),
+            holder: self.holder.as_deref(),
+            error: self.error.as_deref(),
+            code,
+            signal: self.process.status().1,
+            stderr: self.stderr(),
         }
-        if !self.reader.started() && stderr.contains("sudo:") {
+        .explain()
+    }
+}
+
+/// How a session's script ended, as far as the client knows.
+#[derive(Debug, Default)]
+pub struct Ending<'a> {
+    pub host: &'a str,
+    pub phase: &'a str,
+    /// The `start` marker was seen.
+    pub started: bool,
+    /// The lock holder named by `waiting`/`locked`.
+    pub holder: Option<&'a str>,
+    /// The script's own `error` marker.
+    pub error: Option<&'a str>,
+    pub code: Option<u32>,
+    pub signal: Option<String>,
+    pub stderr: String,
+}
+
+impl Ending<'_> {
+    /// Locked (naming the holder), sudo refused, killed by a signal, connection lost, the
+    /// script's own error, or its exit status.
+    pub fn explain(self) -> Error {
+        let Ending { host, phase, started, holder, error, code, signal, stderr } = self;
+        if code == Some(LOCKED_EXIT) {
+            return locked(host, holder);
+        }
+        if !started && stderr.contains("sudo:") {
             return Error::new(ErrorKind::Remote, format!("sudo refused on {host}"))
                 .host(host)
                 .detail(stderr)
                 .hint("the login user needs passwordless sudo (NOPASSWD), or log in as root, or set `become = false`");
         }
-        if let Some(signal) = self.process.status().1 {
+        if let Some(signal) = signal {
             return Error::new(
                 ErrorKind::Remote,
-                format!("the host script on {host} was killed (signal {signal}) during {}", self.phase),
+                format!("the host script on {host} was killed (signal {signal}) during {phase}"),
             )
             .host(host)
-            .task(self.phase.clone())
+            .task(phase)
             .detail(stderr)
             .hint("something on the host killed it (OOM killer, an admin); check the host, then run again");
         }
-        if code.is_none() {
-            return Error::new(ErrorKind::Ssh, format!("the connection to {host} was lost during {}", self.phase))
+        let Some(code) = code else {
+            return Error::new(ErrorKind::Ssh, format!("the connection to {host} was lost during {phase}"))
                 .host(host)
-                .task(self.phase.clone())
+                .task(phase)
                 .detail(stderr)
                 .hint("the command may or may not have finished on the host; check it, then run again");
-        }
-        let message = match &self.error {
-            Some(e) => format!("{e} on {host}"),
-            None if !self.reader.started() => {
-                format!("the host script on {host} did not start (exit {})", code.map_or("?".into(), |c| c.to_string()))
-            }
-            None => format!(
-                "the host script on {host} exited with {} during {}",
-                code.map_or("?".into(), |c| c.to_string()),
-                self.phase
-            ),
         };
-        Error::new(ErrorKind::Remote, message).host(host).task(self.phase.clone()).detail(stderr)
+        let message = match error {
+            Some(e) => format!("{e} on {host}"),
+            None if !started => format!("the host script on {host} did not start (exit {code})"),
+            None => format!("the host script on {host} exited with {code} during {phase}"),
+        };
+        Error::new(ErrorKind::Remote, message).host(host).task(phase).detail(stderr)
     }
 }
 
@@ -428,6 +455,41 @@ mod tests {
             assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
             assert!(out.contains("abcd locked\tother@box (microctl deploy)\n"), "{shell}: {out}");
         }
+    }
+
+    /// Every kind of early exit, explained.
+    #[test]
+    fn early_exits_are_classified() {
+        let e = |ending: Ending| {
+            let err = ending.explain();
+            (err.kind, err.message.clone())
+        };
+        let base = || Ending { host: "web1", phase: "probe", started: true, ..Default::default() };
+        assert_eq!(
+            e(Ending { code: Some(LOCKED_EXIT), holder: Some("ann@ops"), ..base() }),
+            (ErrorKind::Locked, "host web1 is locked by ann@ops".into())
+        );
+        assert_eq!(
+            e(Ending { started: false, code: Some(1), stderr: "sudo: a password is required\n".into(), ..base() }),
+            (ErrorKind::Remote, "sudo refused on web1".into())
+        );
+        assert_eq!(
+            e(Ending { signal: Some("KILL".into()), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 was killed (signal KILL) during probe".into())
+        );
+        assert_eq!(e(base()), (ErrorKind::Ssh, "the connection to web1 was lost during probe".into()));
+        assert_eq!(
+            e(Ending { code: Some(70), error: Some("cannot unpack the payload"), ..base() }),
+            (ErrorKind::Remote, "cannot unpack the payload on web1".into())
+        );
+        assert_eq!(
+            e(Ending { started: false, code: Some(127), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 did not start (exit 127)".into())
+        );
+        assert_eq!(
+            e(Ending { code: Some(2), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 exited with 2 during probe".into())
+        );
     }
 
     #[test]
