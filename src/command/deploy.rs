@@ -14,6 +14,7 @@ use crate::deploy::script::{Settings, Target};
 use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
+use crate::remote;
 use crate::report::{self, Table};
 use crate::role::Renderer;
 use crate::shell::quote;
@@ -169,8 +170,10 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
     for plan in &plans {
         let host = pool.inventory().host(&plan.host).expect("planned host");
         let root = quote(&plan.settings.root);
+        // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
+        let nonce = remote::nonce();
         let cmd = host.privilege().sh(&format!(
-            "readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
+            "printf '%s start\\n' {nonce}; readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
         ));
         let timeout = timeout.unwrap_or(host.timeout);
         let listed = match pool.connect(&plan.host).await {
@@ -187,7 +190,15 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
         };
         match listed {
             Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut reader = remote::Reader::new(&nonce);
+                reader.push(&out.stdout);
+                let mut text = String::new();
+                while let Some(line) = reader.line(true) {
+                    if let remote::Line::Data(l) = line {
+                        text.push_str(&l);
+                        text.push('\n');
+                    }
+                }
                 let (live, releases) = text.split_once("\n\n").unwrap_or(("", text.as_str()));
                 let live = live.trim().trim_start_matches("releases/").to_string();
                 let releases: Vec<&str> = releases.lines().filter(|l| !l.is_empty()).collect();
