@@ -25,6 +25,12 @@ pub fn print_error(err: &Error) {
     let _ = writeln!(stderr.lock(), "{prefix}: {err}");
 }
 
+/// Prints a note of microctl's own to stderr (e.g. a host key just recorded), whatever the
+/// output mode, so `--json` on stdout stays clean.
+pub fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "microctl: {text}");
+}
+
 /// Prints one JSON value as a line on stdout.
 pub fn json_line(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
