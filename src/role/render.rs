@@ -404,12 +404,12 @@ impl RoleRenderer<'_> {
             }
             (None, Some(url), Some(fingerprint)) => {
                 let url = self.text(url, span, &field("key_url"))?;
-                let fpr: String = self.text(fingerprint, span, &field("key_fingerprint"))?.split_whitespace().collect();
+                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, span, &field("key_fingerprint"))?);
                 let keyring = format!("/etc/apt/keyrings/{}.asc", r.name);
                 d.commands.push(CommandSpec {
                     origin: self.origin(span),
                     name: format!("fetch apt key {}", r.name),
-                    run: fetch_key_script(&url, &fpr.to_uppercase(), &keyring),
+                    run: super::apt_key::fetch_script(&url, &fingerprints, &keyring),
                     creates: Some(keyring.clone()),
                     unless: None,
                     notify: vec![],
@@ -444,27 +444,6 @@ impl RoleRenderer<'_> {
         });
         Ok(())
     }
-}
-
-/// Downloads a signing key on the host and installs it only if its fingerprint matches.
-fn fetch_key_script(url: &str, fingerprint: &str, keyring: &str) -> String {
-    use crate::shell::quote;
-    format!(
-        "set -e\n\
-         command -v curl >/dev/null || apt-get -q -y install curl\n\
-         command -v gpg >/dev/null || apt-get -q -y install gnupg\n\
-         t=$(mktemp)\n\
-         curl -fsSL --retry 2 -o \"$t\" {url}\n\
-         got=$(gpg --batch --show-keys --with-colons \"$t\" | awk -F: '/^fpr:/ {{ print $10; exit }}')\n\
-         if [ \"$got\" != {fpr} ]; then rm -f \"$t\"; echo \"key from {url_text} has fingerprint $got, expected {fpr_text}\" >&2; exit 1; fi\n\
-         install -D -m 0644 \"$t\" {keyring}\n\
-         rm -f \"$t\"",
-        url = quote(url),
-        fpr = quote(fingerprint),
-        keyring = quote(keyring),
-        url_text = url.replace(['"', '$', '`', '\\'], ""),
-        fpr_text = fingerprint.replace(['"', '$', '`', '\\'], ""),
-    )
 }
 
 /// Two resources managing one path would fight on every run.
