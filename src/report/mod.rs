@@ -31,6 +31,13 @@ pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "microctl: {text}");
 }
 
+/// Prints a problem that does not fail the command (e.g. from `check`) to stderr.
+pub fn print_warning(err: &Error) {
+    let stderr = std::io::stderr();
+    let prefix = if color_enabled(&stderr) { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+    let _ = writeln!(stderr.lock(), "{prefix}: {err}");
+}
+
 /// Prints one JSON value as a line on stdout.
 pub fn json_line(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();

@@ -191,6 +191,7 @@ impl Connection {
 /// Dials `host`, directly or through `via`, verifies its key and authenticates.
 pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
     let started = Instant::now();
+    auth::check_identity(host)?;
     let recorded = known_hosts::entries(&host.known_hosts, &host.address, host.port).unwrap_or_default();
     let preferred = Preferred {
         key: known_hosts::preferred_algorithms(&recorded, &Preferred::DEFAULT.key).into(),
@@ -286,7 +287,7 @@ fn handshake_error(
         Some(HostKeyOutcome::Changed { fingerprint, algorithm, recorded, file, line }) => Error::new(
             ErrorKind::HostKeyChanged,
             format!(
-                "HOST KEY CHANGED for {target}: the server now presents {algorithm} {fingerprint}, known_hosts has a {recorded} key for it; no credentials were sent"
+                "HOST KEY CHANGED for {target}: the server now presents {algorithm} {fingerprint}, known_hosts records a different key for it ({recorded}); no credentials were sent"
             ),
         )
         .host(&host.name)

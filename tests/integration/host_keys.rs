@@ -373,3 +373,24 @@ fn concurrent_accept_new_runs_leave_one_clean_line_per_host() {
         assert_eq!(notes, servers.len(), "round {round}");
     }
 }
+
+#[test]
+fn accept_new_creates_a_missing_ssh_folder_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    let kh = ws.path("home/.ssh/known_hosts");
+    std::fs::write(
+        ws.path("inventory.toml"),
+        format!(
+            "[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"~/.ssh/known_hosts\"\n",
+            a.port,
+            ws.key.private.display()
+        ),
+    )
+    .unwrap();
+    ws.microctl(&["--accept-new", "exec", "a", "--", "true"]).assert_code(0);
+    let mode = std::fs::metadata(ws.path("home/.ssh")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    assert_eq!(std::fs::read_to_string(kh).unwrap(), format!("{}\n", a.known_hosts_line()));
+}
