@@ -184,13 +184,7 @@ impl RoleRenderer<'_> {
 
     fn path(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
         let p = self.text(text, span, field)?;
-        if !p.starts_with('/') || p.contains(['\n', '\t']) || p.contains("/../") || p.ends_with("/..") {
-            return Err(self
-                .error(span, field, format!("`{field}` must be an absolute path, got `{p}`"))
-                .hint("write the full path, e.g. /etc/nginx/sites-available/microblog"));
-        }
-        let trimmed = p.trim_end_matches('/');
-        Ok(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
+        super::names::absolute_path(field, &p).map_err(|r| self.error(span, field, r.message).hint(r.hint))
     }
 
     fn meta(
