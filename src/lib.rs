@@ -16,6 +16,7 @@ pub mod lab;
 pub mod plan;
 pub mod report;
 pub mod role;
+pub mod secrets;
 pub mod shell;
 pub mod transport;
 
