@@ -355,6 +355,8 @@ impl RoleRenderer<'_> {
                 format!("`validate` must contain %s (the staged file), got `{v}`"),
             ));
         }
+        // A file rendered from a secret is sensitive whatever the role says.
+        let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
         Ok(FileSpec {
             origin: self.origin(span),
             sha256: sha256_hex(&content),
@@ -362,7 +364,7 @@ impl RoleRenderer<'_> {
             dest,
             meta: self.meta(&r.owner, &r.group, &r.mode, span, "file")?,
             validate,
-            sensitive: r.sensitive,
+            sensitive,
             notify: r.notify.clone(),
             apt_source: false,
         })

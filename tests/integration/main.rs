@@ -13,4 +13,5 @@ mod inventory_cli;
 mod jump;
 mod role_errors;
 mod roles_check;
+mod secrets;
 mod sessions;
