@@ -122,3 +122,56 @@ fn a_secret_reaches_its_file_and_no_output() {
         assert_no_secret(&args.join(" "), &run);
     }
 }
+
+#[test]
+fn edit_recipients_and_rekey_for_a_second_teammate() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    with_stdin(&ws, &["secrets", "set", "a"], "alpha-value\n").assert_code(0);
+    with_stdin(&ws, &["secrets", "set", "b"], "bravo-value").assert_code(0);
+    let before = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    let armored_b = |text: &str| text.split("b = \"\"\"").nth(1).unwrap().split("\"\"\"").next().unwrap().to_string();
+
+    // $EDITOR changes a; b's ciphertext stays byte for byte (reviews see only a changed).
+    let edit = ws.microctl_env(&["secrets", "edit"], &[("EDITOR", "sed -i s/alpha-value/alpha-2/")]);
+    edit.assert_code(0);
+    assert_no_secret("secrets edit", &edit);
+    let after = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    assert_eq!(armored_b(&before), armored_b(&after));
+    assert_eq!(ws.microctl(&["secrets", "show", "a"]).stdout, "alpha-2");
+    assert_eq!(ws.microctl(&["secrets", "show", "b"]).stdout, "bravo-value");
+    // Nothing left behind in /dev/shm (where the decrypted copy was edited).
+    let left = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("microctl-secrets-"))
+        .count();
+    assert_eq!(left, 0);
+
+    // Bob cannot read until he is a recipient and the file is rekeyed.
+    let bob = Key::generate(ws.dir.path(), "bob", "rsa", "");
+    let as_bob = [("MICROCTL_SECRETS_IDENTITY", bob.private.to_str().unwrap())];
+    let bob_show = |ws: &Workspace| {
+        let inv = ws.path("inventory.toml");
+        // Bob's inventory has no identity of ours: only his key decrypts.
+        std::fs::write(&inv, "[hosts.h]\naddress = \"127.0.0.1\"\n").unwrap();
+        ws.microctl_env(&["secrets", "show", "a"], &as_bob)
+    };
+    let refused = bob_show(&ws);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("cannot decrypt secret `a`"), "{}", refused.stderr);
+    let text = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    let text = text.replacen("recipients = [\n", &format!("recipients = [\n  \"{}\",\n", bob.public_line), 1);
+    std::fs::write(ws.path("secrets.toml"), text).unwrap();
+    ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    let recipients = ws.microctl(&["secrets", "recipients"]);
+    assert!(
+        recipients.stdout.starts_with("ssh-rsa SHA256:") && recipients.stdout.contains("test-bob"),
+        "{}",
+        recipients.stdout
+    );
+    ws.microctl(&["secrets", "rekey"]).assert_code(0);
+    let shown = bob_show(&ws);
+    shown.assert_code(0);
+    assert_eq!(shown.stdout, "alpha-2");
+}
