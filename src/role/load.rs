@@ -174,15 +174,26 @@ impl RoleSet {
 }
 
 /// Names and literal paths checked at load, with the resource's line: an apt repository's
-/// name must be a plain file name, every managed path absolute and normalised. Templated
+/// name must be a plain file name, files read from files/ must be inside it, every managed
+/// path absolute and normalised. Templated
 /// paths are checked again once rendered (`render`).
 fn check_names_and_paths(role: &Role) -> Result<()> {
-    use super::names::{absolute_path, is_templated, plain_file_name};
+    use super::names::{absolute_path, files_name, is_templated, plain_file_name};
     let raw = &role.raw;
     for repo in &raw.apt_repository {
         let field = "apt_repository.name";
         plain_file_name(field, &repo.get_ref().name)
             .map_err(|r| role.error(&repo.span(), r.message).field(field).hint(r.hint))?;
+    }
+    // Files read from files/ (shipped to hosts) must not come from anywhere else.
+    let local = raw
+        .apt_repository
+        .iter()
+        .map(|r| (r.span(), "apt_repository.key", r.get_ref().key.as_ref()))
+        .chain(raw.file.iter().map(|f| (f.span(), "file.src", f.get_ref().src.as_ref())));
+    for (span, field, name) in local {
+        let Some(name) = name.filter(|n| !is_templated(n)) else { continue };
+        files_name(field, name).map_err(|r| role.error(&span, r.message).field(field).hint(r.hint))?;
     }
     let paths = raw
         .file

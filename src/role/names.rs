@@ -48,6 +48,25 @@ pub fn absolute_path(field: &str, path: &str) -> Result<String, Refused> {
     Ok(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
 }
 
+/// A file named relative to the top-level `files/` folder (`file.src`, `apt_repository.key`):
+/// no leading `/`, no `.`/`..`/empty segments, so it cannot read outside `files/`.
+pub fn files_name(field: &str, name: &str) -> Result<(), Refused> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.chars().any(char::is_control)
+        || name.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if !bad {
+        return Ok(());
+    }
+    Err(Refused {
+        message: format!(
+            "`{field}` must name a file inside files/ (a relative path without `..`), got `{}`",
+            name.escape_debug()
+        ),
+        hint: "put the file in the top-level files/ folder and name it relative to it, e.g. src = \"grafana/node-dashboard.json\"",
+    })
+}
+
 /// Whether a field holds template syntax (then it can only be checked once rendered).
 pub fn is_templated(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
@@ -70,6 +89,16 @@ mod tests {
             e.message,
             "`apt_repository.name` must be a plain file name (letters, digits, `_`, `-`, `.`), got `../../cron.d/evil`"
         );
+    }
+
+    #[test]
+    fn files_names_stay_inside_files() {
+        for ok in ["a.gpg", "grafana/node-dashboard.json"] {
+            assert!(files_name("file.src", ok).is_ok(), "{ok}");
+        }
+        for bad in ["../../etc/shadow", "/etc/shadow", "a/../b", "", "a//b", "./a"] {
+            assert!(files_name("file.src", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

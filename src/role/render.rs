@@ -327,6 +327,8 @@ impl RoleRenderer<'_> {
             }
             (None, Some(src), None) => {
                 let src = self.text(src, span, "file.src")?;
+                super::names::files_name("file.src", &src)
+                    .map_err(|r| self.error(span, "file.src", r.message).hint(r.hint))?;
                 self.set.static_file(&src).map_err(|e| {
                     self.error(
                         span,

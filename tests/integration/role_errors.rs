@@ -121,13 +121,15 @@ fn names_and_paths_that_escape_are_refused_at_load_with_file_and_line() {
         (1, "[[directory]]\npath = \"/srv//app\"\n"),
         (4, "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\n[[absent]]\npath = \"/etc/./x\"\n"),
         (1, "[[command]]\nname = \"m\"\nrun = \"true\"\ncreates = \"/var/../x\"\n"),
+        (1, "[[file]]\ndest = \"/etc/x\"\nsrc = \"../../etc/shadow\"\n"),
     ] {
         let roles = setup(&ws, "[\"web\"]", role, "x\n");
         let run = check(&ws, &roles);
         run.assert_code(2);
         assert!(
             run.stderr.starts_with(&format!("error: {}:{line}:1: `", toml.display()))
-                && run.stderr.contains("must be a normalised absolute path"),
+                && (run.stderr.contains("must be a normalised absolute path")
+                    || run.stderr.contains("must name a file inside files/")),
             "{role}: {}",
             run.stderr
         );
