@@ -207,6 +207,7 @@ fn plaintext(name: &str, value: &str) -> String {
 pub struct Identities {
     keys: Vec<Box<dyn age::Identity>>,
     paths: Vec<PathBuf>,
+    skipped: Vec<String>,
 }
 
 impl Identities {
@@ -218,17 +219,30 @@ impl Identities {
         candidates.extend(inventory_identities.iter().cloned());
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         candidates.extend(["id_ed25519", "id_rsa"].map(|n| home.join(".ssh").join(n)));
-        let mut ids = Identities { keys: Vec::new(), paths: Vec::new() };
+        let mut ids = Identities { keys: Vec::new(), paths: Vec::new(), skipped: Vec::new() };
         for path in candidates {
             if ids.paths.contains(&path) || !path.exists() {
                 continue;
             }
+            // A key OpenSSH would refuse (readable by others) is skipped, and said so.
             if let Err(p) = crate::transport::identity::check(&path) {
-                return Err(Error::new(ErrorKind::Identity, p.message(&path)).hint(p.hint(&path)));
+                ids.skipped.push(p.message(&path));
+                continue;
             }
-            let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-            let id = age::ssh::Identity::from_buffer(std::io::BufReader::new(file), Some(path.display().to_string()))
-                .map_err(|e| Error::io("cannot read SSH key", &path, e).kind_of(ErrorKind::Identity))?;
+            let parsed = std::fs::File::open(&path).and_then(|f| {
+                age::ssh::Identity::from_buffer(std::io::BufReader::new(f), Some(path.display().to_string()))
+            });
+            let id = match parsed {
+                Ok(age::ssh::Identity::Unsupported(_)) => {
+                    ids.skipped.push(format!("{} (only ed25519 and RSA keys decrypt)", path.display()));
+                    continue;
+                }
+                Ok(id) => id,
+                Err(e) => {
+                    ids.skipped.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
             ids.keys.push(Box::new(id.with_callbacks(Passphrase)));
             ids.paths.push(path);
         }
@@ -236,10 +250,12 @@ impl Identities {
     }
 
     fn describe(&self) -> String {
-        if self.paths.is_empty() {
-            return "none found".into();
+        let mut parts: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
+        if parts.is_empty() {
+            parts.push("none found".into());
         }
-        self.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        parts.extend(self.skipped.iter().map(|s| format!("skipped: {s}")));
+        parts.join(", ")
     }
 }
 
@@ -311,7 +327,7 @@ mod tests {
             assert_eq!(file.get("db_password", &ids).unwrap(), value);
         }
         // HOME with no keys, only eve's key: refused, saying which keys were tried.
-        let ids = Identities { keys: vec![], paths: vec![] };
+        let ids = Identities { keys: vec![], paths: vec![], skipped: vec![] };
         assert!(file.get("db_password", &ids).is_err());
         let eve_ids = Identities::find(std::slice::from_ref(&eve));
         let err = file.get("db_password", &eve_ids.unwrap()).unwrap_err();
@@ -322,6 +338,12 @@ mod tests {
         moved.secrets.insert("other".into(), armored);
         let ids = Identities::find(std::slice::from_ref(&alice)).unwrap();
         assert!(moved.get("other", &ids).unwrap_err().hint.clone().unwrap().contains("another name"));
+        // A key readable by others is skipped, and the error says so.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&alice, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let ids = Identities::find(std::slice::from_ref(&alice)).unwrap();
+        let err = file.get("db_password", &ids).unwrap_err();
+        assert!(err.hint.as_deref().unwrap().contains("skipped: UNPROTECTED PRIVATE KEY FILE"), "{err}");
     }
 
     #[test]
