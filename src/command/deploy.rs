@@ -105,7 +105,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
         let Event::Line(text) = e;
         if !json {
-            println!("{host:<width$} | {text}");
+            println!("{host:<width$} | {}", report::redact(text));
         }
     });
     let results = runtime()?.block_on(async {
