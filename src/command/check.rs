@@ -28,7 +28,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
         }
     }
     let placeholders = placeholder_warnings(&inv, &renderer);
-    for warning in secret_warnings.iter().chain(&identity_warnings(&inv)).chain(&placeholders) {
+    let file = crate::secrets::file_warnings(&inv)?;
+    for warning in secret_warnings.iter().chain(&file).chain(&identity_warnings(&inv)).chain(&placeholders) {
         report::print_warning(warning);
     }
     if failures > 0 {

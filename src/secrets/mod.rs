@@ -123,3 +123,22 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
     warnings.dedup_by(|a, b| a.message == b.message);
     Ok(warnings)
 }
+
+/// Offline warnings about the secrets file itself (for `check`): values not encrypted to
+/// exactly the current recipients, because one was added or removed without a rekey.
+pub fn file_warnings(inv: &Inventory) -> Result<Vec<Error>> {
+    let Some(file) = SecretsFile::load(&SecretsFile::path_for(&inv.path))? else { return Ok(vec![]) };
+    let stale = file.stale();
+    if stale.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(vec![
+        Error::new(
+            ErrorKind::Inventory,
+            format!("secrets not encrypted to exactly the current recipients: {}", stale.join(", ")),
+        )
+        .at_file(&file.path)
+        .field("recipients")
+        .hint("a recipient was added (who cannot read them yet) or removed (who still can): run `microctl secrets rekey`, and rotate values a removed member knew"),
+    ])
+}

@@ -163,6 +163,22 @@ impl SecretsFile {
         }
     }
 
+    /// The secrets not encrypted to exactly the current recipients (one was added or removed
+    /// since they were set), read offline from the age headers' SSH key tags.
+    pub fn stale(&self) -> Vec<String> {
+        let mut want: Vec<String> = self.recipients.iter().filter_map(|r| ssh_tag(r)).collect();
+        want.sort();
+        let mut out = Vec::new();
+        for (name, armored) in &self.secrets {
+            let mut have = stanza_tags(armored);
+            have.sort();
+            if have != want {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
     /// Re-encrypts every value to the current recipients.
     pub fn rekey(&mut self, ids: &Identities) -> Result<usize> {
         let names: Vec<String> = self.secrets.keys().cloned().collect();
@@ -195,6 +211,31 @@ impl SecretsFile {
             Error::io("cannot write secrets file", &self.path, e)
         })
     }
+}
+
+/// age's tag for an SSH recipient: the first 4 bytes of SHA-256 of the wire-format key.
+fn ssh_tag(public_line: &str) -> Option<String> {
+    use sha2::Digest;
+    let blob = public_line.split_whitespace().nth(1)?;
+    let wire = data_encoding::BASE64.decode(blob.as_bytes()).ok()?;
+    Some(data_encoding::BASE64_NOPAD.encode(&sha2::Sha256::digest(&wire)[..4]))
+}
+
+/// The SSH key tags of an armored age file's recipient stanzas (`-> ssh-ed25519 TAG ...`).
+fn stanza_tags(armored: &str) -> Vec<String> {
+    let mut binary = Vec::new();
+    if age::armor::ArmoredReader::new(armored.as_bytes()).read_to_end(&mut binary).is_err() {
+        return vec![];
+    }
+    let header_end = binary.windows(4).position(|w| w == b"\n---").unwrap_or(binary.len());
+    String::from_utf8_lossy(&binary[..header_end])
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            matches!(f.next(), Some("ssh-ed25519" | "ssh-rsa")).then(|| f.next().map(str::to_string)).flatten()
+        })
+        .collect()
 }
 
 fn plaintext(name: &str, value: &str) -> String {
@@ -321,7 +362,11 @@ mod tests {
             !text.contains("p@ss") && text.contains("db_password = \"\"\"\n-----BEGIN AGE ENCRYPTED FILE-----"),
             "{text}"
         );
-        let file = SecretsFile::load_existing(&path).unwrap();
+        let mut file = SecretsFile::load_existing(&path).unwrap();
+        assert!(file.stale().is_empty());
+        file.recipients.pop();
+        assert_eq!(file.stale(), ["db_password"], "a removed recipient still reads it");
+        file.recipients.push(bob_pub.clone());
         for key in [&alice, &bob] {
             let ids = Identities::find(std::slice::from_ref(key)).unwrap();
             assert_eq!(file.get("db_password", &ids).unwrap(), value);

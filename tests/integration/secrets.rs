@@ -164,6 +164,9 @@ fn edit_recipients_and_rekey_for_a_second_teammate() {
     let text = text.replacen("recipients = [\n", &format!("recipients = [\n  \"{}\",\n", bob.public_line), 1);
     std::fs::write(ws.path("secrets.toml"), text).unwrap();
     ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    // `check` sees, offline, that the values are not encrypted to bob yet.
+    let check = ws.microctl(&["check"]);
+    assert!(check.stderr.contains("secrets not encrypted to exactly the current recipients: a, b"), "{}", check.stderr);
     let recipients = ws.microctl(&["secrets", "recipients"]);
     assert!(
         recipients.stdout.starts_with("ssh-rsa SHA256:") && recipients.stdout.contains("test-bob"),
@@ -171,6 +174,7 @@ fn edit_recipients_and_rekey_for_a_second_teammate() {
         recipients.stdout
     );
     ws.microctl(&["secrets", "rekey"]).assert_code(0);
+    assert!(!ws.microctl(&["check"]).stderr.contains("not encrypted to exactly"));
     let shown = bob_show(&ws);
     shown.assert_code(0);
     assert_eq!(shown.stdout, "alpha-2");
