@@ -79,8 +79,8 @@ pub struct DeployArgs {
     /// Git ref to deploy (a branch, tag or commit of the source checkout or repository).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// Set a variable: KEY=VALUE.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
     /// Print one JSON object per host, then a summary object (JSON Lines).
     #[arg(long)]
@@ -104,8 +104,9 @@ pub struct ConvergeArgs {
     /// Only apply the resources of these roles (comma list).
     #[arg(long, value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
-    /// Set a variable, highest precedence: KEY=VALUE (VALUE parsed as TOML, else a string).
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable, highest precedence: NAME=VALUE sets the string VALUE as typed;
+    /// NAME:=VALUE reads VALUE as TOML (`-e n:=5`, `-e 'ports:=[80, 443]'`).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
     /// How many hosts to work on at once.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
@@ -120,8 +121,8 @@ pub struct ConvergeArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Set a variable: KEY=VALUE.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
 }
 

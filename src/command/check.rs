@@ -9,6 +9,7 @@ use crate::role::Renderer;
 
 pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
+    inv.require_hosts()?;
     let roles = load_roles(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);

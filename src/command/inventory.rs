@@ -52,6 +52,10 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         report::json_line(&json!({ "hosts": hosts, "groups": groups }));
         return Ok(0);
     }
+    if inv.hosts.is_empty() {
+        println!("{}: no hosts (add [hosts.NAME] tables, see README.md)", inv.path.display());
+        return Ok(0);
+    }
     let mut table = Table::new(&["host", "target", "groups", "chain"]);
     for h in &inv.hosts {
         table.row(vec![

@@ -71,19 +71,7 @@ fn load_roles(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
     RoleSet::load(&roles_dir(global, inv), &wanted)
 }
 
-/// `-e KEY=VALUE` pairs: VALUE is read as a TOML value (`5`, `true`, `"x"`, `[1, 2]`), else
-/// taken as a plain string.
+/// `-e` arguments (see `inventory::extra_vars` for the rule).
 fn extra_vars(pairs: &[String]) -> Result<Vars> {
-    let mut vars = Vars::new();
-    for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(Error::usage(format!("-e {pair}: expected KEY=VALUE")).hint("e.g. -e app_port=5001"));
-        };
-        let parsed = toml::from_str::<Vars>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        vars.insert(key.trim().to_string(), parsed);
-    }
-    Ok(vars)
+    crate::inventory::extra_vars(pairs)
 }

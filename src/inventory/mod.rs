@@ -5,6 +5,8 @@
 //! module uses (settings inherited from `[defaults]`, vars merged, `via` chains checked);
 //! `pattern` selects hosts by name, group, glob and exclusion.
 
+mod extra;
+pub mod input;
 mod pattern;
 mod raw;
 mod resolve;
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub use extra::{dates_as_text, extra_vars, table_dates_as_text};
 pub use pattern::select;
 pub use resolve::expand_path;
 
@@ -89,17 +92,28 @@ pub struct Group {
 impl Inventory {
     /// Reads and resolves the inventory file.
     pub fn load(path: &Path) -> Result<Inventory> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             Error::io("cannot read inventory", path, e)
                 .kind_of(ErrorKind::Inventory)
                 .hint("pass the inventory with -i PATH or MICROCTL_INVENTORY, or create inventory.toml (see README.md)")
         })?;
+        let text = input::utf8(path, bytes, ErrorKind::Inventory)?;
         Inventory::parse(path, &text)
     }
 
     /// Resolves inventory `text`, reporting errors against `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
         resolve::resolve(path, text)
+    }
+
+    /// An error when the inventory has no hosts, for every command that needs some.
+    pub fn require_hosts(&self) -> Result<()> {
+        if !self.hosts.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::Inventory, "the inventory has no hosts")
+            .at_file(&self.path)
+            .hint("add a [hosts.NAME] table with an `address` (see README.md), or pass another inventory with -i"))
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {
