@@ -7,6 +7,8 @@ mod deploy;
 mod exec;
 mod inventory;
 mod lab;
+mod meta;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +25,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Converge(args) => converge::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Deploy(args) => deploy::run(&cli.global, args),
-        Command::Lab(cmd) => lab::run(cmd),
+        Command::Ssh(args) => ssh::run(&cli.global.inventory, cli.global.accept_new, args),
+        Command::SshConfig(args) => ssh::config(&cli.global, args),
+        Command::Completions(args) => meta::completions(args),
+        Command::Man => meta::man(),
+        Command::Lab(cmd) => lab::run(&cli.global, cmd),
     }
 }
 
@@ -40,16 +46,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::new(ErrorKind::Io, "cannot start the async runtime").caused_by(e))
 }
 
-/// The roles folder: `--roles-dir`/`MICROCTL_ROLES`, else `./roles`, else next to the inventory.
+/// The roles folder: `--roles-dir`, else `MICROCTL_ROLES` (clap reads both into `roles_dir`),
+/// else `roles/` next to the inventory, else `./roles`. The inventory's own folder wins, so a
+/// stray `roles/` in the current folder (a CI workspace, an old Ansible repo) is never picked
+/// over the inventory's. When neither exists, the inventory's is named in errors.
 fn roles_dir(global: &GlobalArgs, inv: &Inventory) -> PathBuf {
     if let Some(dir) = &global.roles_dir {
         return dir.clone();
     }
+    let beside = inv.path.parent().unwrap_or(Path::new(".")).join("roles");
     let here = PathBuf::from("roles");
-    if here.is_dir() {
-        return here;
-    }
-    inv.path.parent().unwrap_or(Path::new(".")).join("roles")
+    if !beside.is_dir() && here.is_dir() { here } else { beside }
+}
+
+/// For commands that use roles only for their defaults (deploy): the roles when a roles
+/// folder exists, else none.
+fn load_roles_if_any(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
+    let dir = roles_dir(global, inv);
+    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]) }
 }
 
 /// Loads every role any host of the inventory uses (templates may read any host's vars).

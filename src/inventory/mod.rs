@@ -11,7 +11,7 @@ mod pattern;
 mod raw;
 mod resolve;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// `[deploy.NAME]` tables, validated by `deploy`.
     pub deploy: BTreeMap<String, DeploySection>,
+    /// Host name -> position in `hosts`, so lookups (every hop of every chain) are O(1).
+    index: HashMap<String, usize>,
 }
 
 /// A raw `[deploy.NAME]` table with the line it starts on, for error messages.
@@ -116,8 +118,19 @@ impl Inventory {
             .hint("add a [hosts.NAME] table with an `address` (see README.md), or pass another inventory with -i"))
     }
 
+    /// The inventory model; `hosts` in file order, names unique (resolve checks).
+    fn new(
+        path: PathBuf,
+        hosts: Vec<Host>,
+        groups: BTreeMap<String, Group>,
+        deploy: BTreeMap<String, DeploySection>,
+    ) -> Inventory {
+        let index = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+        Inventory { path, hosts, groups, deploy, index }
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.index.get(name).map(|&i| &self.hosts[i])
     }
 
     /// The hosts from the first hop to `host` itself: `[jenkins, web, app]`.

@@ -79,7 +79,7 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
         })
         .collect();
 
-    Ok(Inventory { path: path.to_path_buf(), hosts, groups, deploy })
+    Ok(Inventory::new(path.to_path_buf(), hosts, groups, deploy))
 }
 
 fn resolve_host(

@@ -141,14 +141,15 @@ impl RoleSet {
         &self.roles[name]
     }
 
-    /// `names` with their dependencies first, each once.
+    /// `names` with their dependencies first, each once. Names not loaded are skipped (a set
+    /// loaded without roles, for a command that uses only role defaults when there are any).
     pub fn expand(&self, names: &[String]) -> Vec<&Role> {
         let mut out: Vec<&Role> = Vec::new();
         fn visit<'a>(set: &'a RoleSet, name: &str, out: &mut Vec<&'a Role>) {
             if out.iter().any(|r| r.name == name) {
                 return;
             }
-            let role = set.get(name);
+            let Some(role) = set.roles.get(name) else { return };
             for dep in &role.raw.depends {
                 visit(set, dep.get_ref(), out);
             }

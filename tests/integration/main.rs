@@ -13,4 +13,6 @@ mod inventory_cli;
 mod jump;
 mod role_errors;
 mod roles_check;
+mod roles_dir;
 mod sessions;
+mod ssh;

@@ -336,13 +336,20 @@ impl Workspace {
     }
 
     pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.microctl_in(Path::new("."), args, env)
+    }
+
+    /// [`Workspace::microctl_env`] run in the folder `cwd`.
+    pub fn microctl_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
+            .current_dir(cwd)
             .args(["-i", self.path("inventory.toml").to_str().unwrap()])
             .args(args)
             .env("HOME", self.path("home"))
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("MICROCTL_INVENTORY")
             .env_remove("MICROCTL_KEY_PASSPHRASE")
+            .env_remove("MICROCTL_ROLES")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
