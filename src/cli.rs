@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "microctl", version, about = "Converge, deploy and run commands on hosts over SSH")]
+#[command(name = "microctl", version = env!("MICROCTL_VERSION"), about = "Converge, deploy and run commands on hosts over SSH")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -286,7 +286,7 @@ fn resolve_groups(
         for g in &host.groups {
             merge_vars(&mut vars, &groups[g].vars);
         }
-        merge_vars(&mut vars, &host.vars);
+        vars.extend(std::mem::take(&mut host.vars));
         host.vars = vars;
     }
     Ok(groups)
