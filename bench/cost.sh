@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(500)
 runs=${RUNS:-5}
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # a connection per host, and then some
 cargo build --release --quiet
 bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/microctl
 work=$PWD/bench/work/cost
