@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod check_report;
 mod completions;
 mod converge;
 mod converge_safety;
