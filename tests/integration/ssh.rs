@@ -69,6 +69,23 @@ fn ssh_gives_a_terminal_the_local_window_size() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("33 101\n"), "{text}");
+
+    // An interactive shell: keys typed go to it, its exit status comes back.
+    let line = format!("{} -i {} ssh app", env!("CARGO_BIN_EXE_microctl"), inv.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", c.ws.path("home"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.as_mut().unwrap().write_all(b"echo marker-$((6*7)); exit 3\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.contains("marker-42\n"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
 }
 
 #[test]
