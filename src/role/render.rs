@@ -48,7 +48,9 @@ impl<'a> Renderer<'a> {
             let mut v = Vars::new();
             for role in roles.expand(&role_names_for(inv, host)) {
                 for (k, val) in &role.raw.defaults {
-                    v.insert(k.clone(), val.clone());
+                    let mut val = val.clone();
+                    crate::inventory::dates_as_text(&mut val);
+                    v.insert(k.clone(), val);
                 }
             }
             for (k, val) in host.vars.iter().chain(extra.iter()) {
