@@ -3,8 +3,8 @@
 //! every other command (no second dialer); `microctl ssh-config` writes the same chains as an
 //! OpenSSH config so plain ssh, scp and rsync follow them (`config`).
 //!
-//! The session: a PTY with the local window size when stdin is a terminal (resized on
-//! SIGWINCH, local terminal in raw mode), stdin/stdout/stderr relayed, and the remote exit
+//! The session: a PTY with the local window size when stdin is a terminal (and, for a
+//! command, stdout too; resized on SIGWINCH, local terminal in raw mode), stdin/stdout/stderr relayed, and the remote exit
 //! status returned (a signal gives 128 + its number, as a shell reports it; no status, 255,
 //! as OpenSSH does).
 
@@ -24,7 +24,9 @@ pub async fn session(pool: &Pool, host: &str, command: Option<&str>) -> Result<i
     let mut channel = session.channel;
     let lost =
         |e: russh::Error| Error::new(ErrorKind::Ssh, format!("the session on {host} broke")).host(host).caused_by(e);
-    let tty = terminal::is_terminal();
+    // A PTY for a person at a terminal; never when a command's output goes to a file or pipe,
+    // which must get the bytes as sent (no CR/LF translation).
+    let tty = terminal::stdin_is_terminal() && (command.is_none() || terminal::stdout_is_terminal());
     if tty {
         let (cols, rows) = terminal::size();
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());

@@ -15,9 +15,12 @@ pub fn size() -> (u32, u32) {
     (80, 24)
 }
 
-/// Whether stdin is a terminal: then the session gets a PTY.
-pub fn is_terminal() -> bool {
+pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
 }
 
 /// Raw mode on stdin while alive; the previous mode comes back on drop.

@@ -70,6 +70,24 @@ fn ssh_gives_a_terminal_the_local_window_size() {
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("33 101\n"), "{text}");
 
+    // Output redirected: no PTY, the bytes as sent.
+    let copy = c.ws.path("copy");
+    let line = format!(
+        "{} -i {} ssh app -- 'tty; printf \"a\\nb\\n\"' > {}",
+        env!("CARGO_BIN_EXE_microctl"),
+        inv.display(),
+        copy.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", c.ws.path("home"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "not a tty\na\nb\n");
+
     // An interactive shell: keys typed go to it, its exit status comes back.
     let line = format!("{} -i {} ssh app", env!("CARGO_BIN_EXE_microctl"), inv.display());
     let mut child = Command::new("script")
