@@ -16,6 +16,11 @@ work=$PWD/bench/work/cost
 fleet=$work/fleet
 source bench/fleet.sh
 max=0; for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
+# The fleet's ports are fixed (22001..22000+N): refuse to start when one is taken, rather than
+# benchmark someone else's daemon.
+for port in $(seq 22001 $((22000 + max))); do
+  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port is in use: pick a smaller N" >&2; exit 2; fi
+done
 trap 'fleet_down "$fleet"' EXIT
 fleet_up "$max" "$fleet"
 mkdir -p bench/microctl/files
