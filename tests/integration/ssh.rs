@@ -47,6 +47,16 @@ fn ssh_runs_a_command_through_a_three_hop_chain_and_passes_its_exit_status() {
     let run = c.ws.microctl(&["ssh", "nope"]);
     run.assert_code(2);
     assert!(run.stderr.starts_with("error: no host `nope` in "), "{}", run.stderr);
+
+    // The same host-key checks as every command: an unknown key on the first hop stops it there.
+    std::fs::write(c.ws.path("known_hosts"), "").unwrap();
+    let run = c.ws.microctl(&["ssh", "app", "--", "echo reached"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.starts_with("error: cannot reach app: jump host jenkins failed"), "{}", run.stderr);
+    // --accept-new records every hop's key, as it does for exec.
+    c.ws.microctl(&["--accept-new", "ssh", "app", "--", "true"]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(c.ws.path("known_hosts")).unwrap().lines().count(), 3);
 }
 
 #[test]
