@@ -3,7 +3,7 @@
 //! path, what was expected and what was found (`hosts.web.port: expected an integer, found the
 //! string "22"`), and the key of a duplicate key or table, at file:line:col.
 //!
-//! Used for the inventory; any other TOML file (role.toml) can use it too. It only runs when
+//! Used for inventory.toml and every role.toml. It only runs when
 //! parsing failed, so it may re-parse the file to find the path.
 
 use std::ops::Range;
