@@ -126,7 +126,12 @@ async fn talk(
             None => return Err(session.early_exit().await),
         }
     }
-    let observed = probe::parse(&out);
+    let observed = probe::parse(&out).map_err(|e| {
+        Error::new(ErrorKind::Remote, format!("the probe's output does not parse: {e}"))
+            .host(&desired.host)
+            .task("probe")
+            .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
+    })?;
     run.probe = t.elapsed();
     let plan = plan::plan(desired, &observed);
     run.ok = plan.ok;
@@ -234,7 +239,12 @@ fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed, color: bool
         let state = observed.path(&f.dest);
         let old = match (&state.kind, &state.content) {
             (Kind::Missing, _) => Vec::new(),
-            (_, Some(c)) => c.clone(),
+            // Never what a symlink (or anything but a plain file) points at.
+            (Kind::File, Some(c)) if c.len() <= probe::DIFF_LIMIT => c.clone(),
+            (Kind::Link, _) => {
+                out.push(format!("--- {0}\n+++ {0}\n(a symlink now: what it points at is not shown)\n", f.dest));
+                continue;
+            }
             _ => {
                 out.push(format!("--- {0}\n+++ {0}\n(binary or large file changed)\n", f.dest));
                 continue;

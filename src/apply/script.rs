@@ -171,7 +171,8 @@ fn write_file(desired: &Desired, i: usize) -> String {
     }
     if let Some(v) = &f.validate {
         // A subshell: the user's command may `exit`.
-        cmd.push_str(&format!(" && ( {}\n)", v.replace("%s", "\"$t\"")));
+        let v = crate::shell::fill_placeholder(v, "\"$t\"").expect("render checked that validate has %s");
+        cmd.push_str(&format!(" && ( {v}\n)"));
     }
     cmd.push_str(&format!(" && sync -- \"$t\" && mv -fT -- \"$t\" {dest}"));
     cmd

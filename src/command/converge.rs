@@ -44,6 +44,19 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         .iter()
         .map(|name| (name.clone(), renderer.render(inv.host(name).expect("selected"), args.roles.as_deref())))
         .collect();
+    // A role or template error is an input error: report every one, exit 2, connect nowhere.
+    if rendered.iter().any(|(_, d)| d.is_err()) {
+        for (name, desired) in rendered {
+            let Err(e) = desired else { continue };
+            if args.json {
+                let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
+                report::json_line(&host_json(&run, args.check));
+            } else {
+                report::print_error(&e);
+            }
+        }
+        return Ok(2);
+    }
 
     let color = report::color_enabled(&std::io::stdout());
     let tty = !args.json && report::color_enabled(&std::io::stderr());

@@ -94,7 +94,7 @@ impl RoleSet {
             });
             return Err(err);
         }
-        let text = std::fs::read_to_string(&toml_path).map_err(|e| Error::io("cannot read", &toml_path, e))?;
+        let text = read_text(&toml_path, ErrorKind::Role)?;
         let raw: RawRole = toml::from_str(&text).map_err(|e| {
             let (line, col) = line_col(&text, e.span().unwrap_or(0..0).start);
             Error::new(ErrorKind::Role, format!("invalid role: {}", e.message().trim()))
@@ -170,4 +170,19 @@ impl RoleSet {
         self.static_files.lock().expect("files lock").insert(path, data.clone());
         Ok(data)
     }
+}
+
+/// Reads a role's text file (role.toml or a template); bytes that are not UTF-8 are an
+/// error of `kind` (exit 2) naming the line and column where they start.
+pub fn read_text(path: &Path, kind: ErrorKind) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        let (line, col) = line_col(&valid, at);
+        Error::new(kind, format!("not UTF-8 text (byte {at})"))
+            .at_file(path)
+            .at_line(line, col)
+            .hint("save the file as UTF-8; binary content belongs in the role's files/ folder (`src = ...`)")
+    })
 }

@@ -8,6 +8,7 @@ mod load;
 pub mod ports;
 mod raw;
 mod render;
+pub mod snippets;
 mod template;
 
 pub use load::{Role, RoleSet};
