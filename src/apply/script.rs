@@ -20,9 +20,27 @@ pub fn handler_step(i: usize) -> String {
     format!("h{i}")
 }
 
-/// Payload path of changed file `i`.
-pub fn payload_name(i: usize) -> String {
-    format!("f/{i}")
+/// The staged name of resource `id` of this run (beside its destination, and in the payload).
+pub fn staged_name(nonce: &str, id: &str) -> String {
+    format!(".microctl.{nonce}.{id}")
+}
+
+/// Payload path (inside `stage.NONCE/`) of changed file `i`: its own folder holding it under
+/// its staged name, so one `install -t DIR` stages many files of one folder.
+pub fn payload_name(nonce: &str, i: usize) -> String {
+    format!("f/{i}/{}", staged_name(nonce, &i.to_string()))
+}
+
+/// The staged path of file or link `id` whose destination is `dest`, as shell words.
+fn staged_path(dest: &str, id: &str) -> String {
+    format!("{}/.microctl.\"$NONCE\".{id}", quote(parent(dest)))
+}
+
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
 }
 
 /// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
@@ -32,15 +50,8 @@ pub const APPLY_SH: &str = include_str!("apply.sh");
 pub fn build(desired: &Desired, plan: &Plan) -> String {
     let mut s = format!("{MARK_SH}{APPLY_SH}");
     if !plan.handlers.is_empty() {
-        let names: String = plan.handlers.iter().map(|h| format!("{h}\n")).collect();
-        step(
-            &mut s,
-            "pending",
-            &format!(
-                "{{ cat \"$STATE/pending-handlers\" 2>/dev/null; printf %s {}; }} | sort -u > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
-                quote(&names)
-            ),
-        );
+        // Recorded (and fsynced) before anything changes: a run cut short fires them next time.
+        step(&mut s, "pending", &pending_handlers(&plan.handlers));
     }
     // apt sources first: the package step may need them.
     let is_apt_write =
@@ -52,7 +63,25 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
         .filter(|(_, c)| is_apt_write(&c.action))
         .chain(plan.changes.iter().enumerate().filter(|(_, c)| !is_apt_write(&c.action)));
     let mut reloaded = false;
+    let mut staged = [false, false];
     for (id, change) in order {
+        if let Action::WriteFile(i) = change.action {
+            // All files of a batch (apt sources, then the rest) are staged, owned, moded and
+            // fsynced in one step before the first of them is renamed into place.
+            let apt = desired.files[i].apt_source;
+            if !staged[usize::from(apt)] {
+                staged[usize::from(apt)] = true;
+                let batch: Vec<usize> = plan
+                    .changes
+                    .iter()
+                    .filter_map(|c| match c.action {
+                        Action::WriteFile(j) if desired.files[j].apt_source == apt => Some(j),
+                        _ => None,
+                    })
+                    .collect();
+                step(&mut s, if apt { "stage-apt" } else { "stage" }, &stage_files(desired, &batch));
+            }
+        }
         let id = id.to_string();
         match &change.action {
             Action::Install(names) => {
@@ -87,21 +116,23 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
             }
             Action::FixDirMeta(i) => {
                 let dir = &desired.dirs[*i];
-                step(&mut s, &id, &set_meta(&dir.meta, &quote(&dir.path)));
+                let p = quote(&dir.path);
+                step(&mut s, &id, &format!("plain {p} && {}", set_meta(&dir.meta, &p)));
             }
             Action::WriteFile(i) => step(&mut s, &id, &write_file(desired, *i)),
             Action::FixFileMeta(i) => {
                 let f = &desired.files[*i];
-                step(&mut s, &id, &set_meta(&f.meta, &quote(&f.dest)));
+                let p = quote(&f.dest);
+                step(&mut s, &id, &format!("plain {p} && {}", set_meta(&f.meta, &p)));
             }
             Action::Link(i) => {
                 let l = &desired.links[*i];
-                let p = quote(&l.path);
                 step(
                     &mut s,
                     &id,
                     &format!(
-                        "stage {p} && rm -f -- \"$t\" && ln -s -- {target} \"$t\" && mv -fT -- \"$t\" {p}",
+                        "stage {p} L{i} && ln -s -- {target} \"$t\" && mv -fT -- \"$t\" {p}",
+                        p = quote(&l.path),
                         target = quote(&l.target)
                     ),
                 );
@@ -130,16 +161,22 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
     }
     for (i, name) in plan.handlers.iter().enumerate() {
         let handler = desired.handlers.iter().find(|h| &h.name == name).expect("planned handler is defined");
-        let done = format!(
-            "grep -vxF -- {n} \"$STATE/pending-handlers\" > \"$STATE/pending-handlers.new\"; mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
-            n = quote(name)
-        );
+        let left = &plan.handlers[i + 1..];
+        let done =
+            if left.is_empty() { "rm -f -- \"$STATE/pending-handlers\"".to_string() } else { pending_handlers(left) };
         step(&mut s, &handler_step(i), &format!("( {}\n) && {{ {done}; }}", handler.run));
     }
-    if !plan.handlers.is_empty() {
-        s.push_str("[ -s \"$STATE/pending-handlers\" ] || rm -f -- \"$STATE/pending-handlers\"\n");
-    }
     s
+}
+
+/// Replaces the host's list of pending handlers with `names` (fsynced, renamed: never half
+/// written). Builtins but `sync` and `mv`.
+fn pending_handlers(names: &[String]) -> String {
+    let list: String = names.iter().map(|h| format!("{h}\n")).collect();
+    format!(
+        "printf %s {} > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
+        quote(&list)
+    )
 }
 
 /// One step: markers around `body`, its output kept for the report, the run stopped at the
@@ -152,39 +189,72 @@ fn step(s: &mut String, id: &str, body: &str) {
     );
 }
 
-/// Stage, set owner/mode (keeping the live file's when not managed), validate, fsync, rename.
+/// Stages files `batch`: one `install` per folder and owner/mode (content, owner and mode in
+/// one process; `-D` makes missing folders), the live file's owner/mode copied where the role
+/// does not manage them (never from behind a symlink), then one `sync` for all of them.
+fn stage_files(desired: &Desired, batch: &[usize]) -> String {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut fixups = Vec::new();
+    for &i in batch {
+        let f = &desired.files[i];
+        let mut flags = format!("-m {:04o}", f.meta.mode.unwrap_or(0o644));
+        if let (Some(o), Some(g)) = (&f.meta.owner, &f.meta.group) {
+            flags.push_str(&format!(" -o {} -g {}", quote(o), quote(g)));
+        }
+        let key = format!("{flags} -t {}", quote(parent(&f.dest)));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((key, vec![i])),
+        }
+        let (dest, t) = (quote(&f.dest), staged_path(&f.dest, &i.to_string()));
+        let live = format!("[ -f {dest} ] && [ ! -L {dest} ]");
+        if f.meta.owner.is_none() || f.meta.group.is_none() {
+            fixups.push(format!("{{ ! {{ {live}; }} || chown --reference={dest} -- {t}; }}"));
+            let managed = set_meta(&Meta { mode: None, ..f.meta.clone() }, &t);
+            if managed != "true" {
+                fixups.push(managed);
+            }
+        }
+        if f.meta.mode.is_none() {
+            fixups.push(format!("{{ ! {{ {live}; }} || chmod --reference={dest} -- {t}; }}"));
+        }
+    }
+    let mut cmds = Vec::new();
+    for (key, files) in &groups {
+        let dir = parent(&desired.files[files[0]].dest);
+        let ids: Vec<String> = files.iter().map(|i| i.to_string()).collect();
+        let sources: Vec<String> = files.iter().map(|i| format!("\"$W/f/{i}/.microctl.$NONCE.{i}\"")).collect();
+        cmds.push(format!("staged {} {}", quote(dir), ids.join(" ")));
+        cmds.push(format!("install -D {key} -- {}", sources.join(" ")));
+    }
+    cmds.extend(fixups);
+    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest, &i.to_string())).collect();
+    cmds.push(format!("sync -- {}", all.join(" ")));
+    cmds.join(" && ")
+}
+
+/// The staged file (see [`stage_files`]), validated, renamed over the live one.
 fn write_file(desired: &Desired, i: usize) -> String {
     let f = &desired.files[i];
-    let dest = quote(&f.dest);
-    let mut cmd = format!("stage {dest} && cat -- \"$W/{}\" > \"$t\"", payload_name(i));
-    if f.meta.owner.is_none() || f.meta.group.is_none() {
-        cmd.push_str(&format!(" && {{ [ ! -e {dest} ] || chown --reference={dest} -- \"$t\"; }}"));
-    }
-    if f.meta.mode.is_none() {
-        cmd.push_str(&format!(
-            " && {{ if [ -e {dest} ]; then chmod --reference={dest} -- \"$t\"; else chmod 0644 -- \"$t\"; fi; }}"
-        ));
-    }
-    let meta = set_meta(&f.meta, "\"$t\"");
-    if !meta.is_empty() && meta != "true" {
-        cmd.push_str(&format!(" && {meta}"));
-    }
+    let t = staged_path(&f.dest, &i.to_string());
+    let mut cmd = String::new();
     if let Some(v) = &f.validate {
-        // A subshell: the user's command may `exit`.
-        let v = crate::shell::fill_placeholder(v, "\"$t\"").expect("render checked that validate has %s");
-        cmd.push_str(&format!(" && ( {v}\n)"));
+        // A subshell: the user's command may `exit`. The newline: it may end in a comment.
+        let v = crate::shell::fill_placeholder(v, &t).expect("render checked that validate has %s");
+        cmd.push_str(&format!("( {v}\n) && "));
     }
-    cmd.push_str(&format!(" && sync -- \"$t\" && mv -fT -- \"$t\" {dest}"));
+    cmd.push_str(&format!("mv -fT -- {t} {}", quote(&f.dest)));
     cmd
 }
 
-/// `chown`/`chmod` for the managed fields of `meta` on `target` (already quoted).
+/// `chown -h`/`chmod` for the managed fields of `meta` on `target` (already quoted; callers
+/// check with `plain` that it is no symlink, `chmod` has no `-h`).
 fn set_meta(meta: &Meta, target: &str) -> String {
     let mut cmds = Vec::new();
     match (&meta.owner, &meta.group) {
-        (Some(o), Some(g)) => cmds.push(format!("chown -- {}:{} {target}", quote(o), quote(g))),
-        (Some(o), None) => cmds.push(format!("chown -- {} {target}", quote(o))),
-        (None, Some(g)) => cmds.push(format!("chgrp -- {} {target}", quote(g))),
+        (Some(o), Some(g)) => cmds.push(format!("chown -h -- {}:{} {target}", quote(o), quote(g))),
+        (Some(o), None) => cmds.push(format!("chown -h -- {} {target}", quote(o))),
+        (None, Some(g)) => cmds.push(format!("chgrp -h -- {} {target}", quote(g))),
         (None, None) => {}
     }
     if let Some(m) = meta.mode {
@@ -275,7 +345,25 @@ mod tests {
         );
         assert_eq!(
             set_meta(&Meta { owner: Some("a b".into()), group: Some("g".into()), mode: Some(0o2750) }, "\"$t\""),
-            "chown -- 'a b':g \"$t\" && chmod 2750 \"$t\""
+            "chown -h -- 'a b':g \"$t\" && chmod 2750 \"$t\""
+        );
+        let d = representative();
+        // Managed owner, group and mode: one install; unmanaged: the live file's, unless a symlink.
+        assert_eq!(
+            stage_files(&d, &[0, 1]),
+            "staged '/srv/my site' 0 && install -D -m 0640 -o www-data -g adm -t '/srv/my site' -- \"$W/f/0/.microctl.$NONCE.0\" && \
+             staged /etc/apt/sources.list.d 1 && install -D -m 0644 -t /etc/apt/sources.list.d -- \"$W/f/1/.microctl.$NONCE.1\" && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chown --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\".1; } && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chmod --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\".1; } && \
+             sync -- '/srv/my site'/.microctl.\"$NONCE\".0 /etc/apt/sources.list.d/.microctl.\"$NONCE\".1"
+        );
+        assert_eq!(
+            write_file(&d, 0),
+            "( grep -q a '/srv/my site'/.microctl.\"$NONCE\".0\n) && mv -fT -- '/srv/my site'/.microctl.\"$NONCE\".0 '/srv/my site/it'\\''s $x.conf'"
+        );
+        assert_eq!(
+            pending_handlers(&["a b".into(), "c".into()]),
+            "printf %s 'a b\nc\n' > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\""
         );
     }
 
