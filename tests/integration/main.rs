@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod converge;
+mod converge_hostile;
 mod converge_safety;
 mod deploy;
 mod exec;
