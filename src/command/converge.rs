@@ -2,7 +2,8 @@
 //! parallel: connect, lock, probe, plan, apply only the differences, run handlers; then a
 //! recap. A host that fails stops; the others go on.
 //!
-//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role error,
+//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role/template error (then
+//! no host is contacted),
 //! 3 (`--check` only) changes are pending.
 
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
     let extra = extra_vars(&args.extra_vars)?;
 
-    // Render everything first: a render error stops its host before anything is sent.
+    // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
     let rendered: Vec<(String, Result<Desired>)> = selected
         .iter()
