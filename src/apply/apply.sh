@@ -3,7 +3,8 @@
 # (src/apply/host.sh: $NONCE, $STATE and $W are set; the session's traps stay). Steps run in
 # this shell with their output in "$W/step.out" (no `$( )` subshell: every process counts on
 # a host); the first failure stops the run. Files are staged as `.microctl.$NONCE.ID` beside
-# their destination; whatever is still staged on exit is removed.
+# their destination (files in a staging folder `.microctl.$NONCE/` there, under their own
+# names); whatever is still staged on exit is removed, in one `rm`.
 set -u
 umask 022
 # Staged paths, one per line (managed paths never hold a newline).
@@ -11,12 +12,11 @@ STAGED=""
 cleanup() {
   IFS='
 '
-  set --
+  set -- "$W"
   for t in $STAGED; do
     if [ -e "$t" ] || [ -L "$t" ]; then set -- "$@" "$t"; fi
   done
-  [ $# -eq 0 ] || rm -f -- "$@"
-  rm -rf -- "$W"
+  rm -rf -- "$@"
   : > "$STATE/lock.owner"
 }
 trap cleanup EXIT
@@ -36,11 +36,10 @@ stage() {
   STAGED="$STAGED$t
 "
 }
-# staged DIR ID...: record the files `install` stages in DIR (no process).
+# staged DIR...: record the staging folders (`DIR/.microctl.$NONCE`) that `install -D`
+# makes; removed on exit, with whatever they still hold (no process until then).
 staged() {
-  d=$1
-  shift
-  for i in "$@"; do STAGED="$STAGED$d/.microctl.$NONCE.$i
+  for d in "$@"; do STAGED="$STAGED$d/.microctl.$NONCE
 "; done
 }
 # plain PATH: PATH is a regular file or folder, not a symlink (meta is fixed on it, never

@@ -219,6 +219,7 @@ async fn follow_apply(
 fn step_label(plan: &Plan, id: String) -> String {
     match id.as_str() {
         "stage" | "stage-apt" => "staging the changed files".into(),
+        "rename" | "rename-apt" => "renaming the staged files into place".into(),
         "pending" => "recording the handlers to run".into(),
         _ => step_text(plan, &id).unwrap_or(id),
     }

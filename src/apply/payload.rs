@@ -1,5 +1,5 @@
 //! The payload: one tar stream of `stage.NONCE/` holding `apply.sh` and the content of every
-//! file to write, sent on the host's exec channel after the probe and unpacked by the host
+//! file to write (`f/ID/NAME`), sent on the host's exec channel after the probe and unpacked by the host
 //! inside its state folder. It is never built in memory: [`Payload`] is the list of tar
 //! headers (small) and of the files' contents, shared with the rendered [`Desired`] (a
 //! 200 MB static file sent to many hosts stays one copy), streamed in chunks.
@@ -73,27 +73,32 @@ pub fn build(desired: &Desired, plan: &Plan, nonce: &str) -> Result<Payload> {
     add("apply.sh", Piece::Own(script::build(desired, plan).into_bytes()))?;
     for change in &plan.changes {
         if let Action::WriteFile(i) = change.action {
-            add(&script::payload_name(nonce, i), Piece::Shared(desired.files[i].content.clone()))?;
+            add(&script::payload_name(desired, i), Piece::Shared(desired.files[i].content.clone()))?;
         }
     }
     pieces.push(Piece::Own(vec![0; 1024]));
     Ok(Payload { pieces })
 }
 
-/// A ustar header (names here are short: `stage.NONCE/f/ID/.microctl.NONCE.ID`), mode 0700
-/// for the folder, 0600 for files, owned by root, time 0.
+/// The tar header(s) of one entry (a GNU long-name entry first when `name` needs one: a
+/// destination's name may be long), mode 0700 for the folder, 0600 for files, owned by root,
+/// time 0. The content and its padding follow separately.
 fn header(name: &str, size: usize, kind: tar::EntryType) -> Result<Vec<u8>> {
-    let mut h = tar::Header::new_ustar();
-    h.set_path(name)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot add {name} to the payload")).caused_by(e))?;
+    let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_size(size as u64);
     h.set_mode(if kind == tar::EntryType::Directory { 0o700 } else { 0o600 });
     h.set_mtime(0);
     h.set_uid(0);
     h.set_gid(0);
-    h.set_cksum();
-    Ok(h.as_bytes().to_vec())
+    let error = |e: std::io::Error| Error::new(ErrorKind::Io, format!("cannot add {name} to the payload")).caused_by(e);
+    // The builder writes the header(s) and, from the empty reader, no content; `into_inner`
+    // adds the archive's end (two zero blocks), which is cut off again.
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(&mut h, name, std::io::empty()).map_err(error)?;
+    let mut bytes = b.into_inner().map_err(error)?;
+    bytes.truncate(bytes.len() - 1024);
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -133,6 +138,12 @@ mod tests {
             .collect();
         assert_eq!(names[0], ("stage.00ff/".into(), 0));
         assert_eq!(names[1].0, "stage.00ff/apply.sh");
-        assert_eq!(names[2], ("stage.00ff/f/0/.microctl.00ff.0".into(), 1000));
+        assert_eq!(names[2], ("stage.00ff/f/0/a".into(), 1000));
+        // A long destination name gets a GNU long-name entry.
+        d.files[0].dest = format!("/srv/{}", "n".repeat(200));
+        let bytes = build(&d, &plan, "00ff").unwrap().to_vec();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let long = ar.entries().unwrap().nth(2).unwrap().unwrap().path().unwrap().display().to_string();
+        assert_eq!(long, format!("stage.00ff/f/0/{}", "n".repeat(200)));
     }
 }

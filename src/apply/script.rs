@@ -20,20 +20,25 @@ pub fn handler_step(i: usize) -> String {
     format!("h{i}")
 }
 
-/// The staged name of resource `id` of this run (beside its destination, and in the payload).
-pub fn staged_name(nonce: &str, id: &str) -> String {
-    format!(".microctl.{nonce}.{id}")
-}
-
 /// Payload path (inside `stage.NONCE/`) of changed file `i`: its own folder holding it under
-/// its staged name, so one `install -t DIR` stages many files of one folder.
-pub fn payload_name(nonce: &str, i: usize) -> String {
-    format!("f/{i}/{}", staged_name(nonce, &i.to_string()))
+/// its destination's name, so that one `install -t` stages many files of one folder under
+/// their own names and one `mv -t` renames them all into place.
+pub fn payload_name(desired: &Desired, i: usize) -> String {
+    format!("f/{i}/{}", base(&desired.files[i].dest))
 }
 
-/// The staged path of file or link `id` whose destination is `dest`, as shell words.
-fn staged_path(dest: &str, id: &str) -> String {
-    format!("{}/.microctl.\"$NONCE\".{id}", quote(parent(dest)))
+/// The staging folder of `dir`'s files: `DIR/.microctl.$NONCE`, as shell words.
+fn stage_dir(dir: &str) -> String {
+    format!("{}/.microctl.\"$NONCE\"", quote(dir.trim_end_matches('/')))
+}
+
+/// The staged path of file `dest`, as shell words.
+fn staged_path(dest: &str) -> String {
+    format!("{}/{}", stage_dir(parent(dest)), quote(base(dest)))
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, b)| b)
 }
 
 fn parent(path: &str) -> &str {
@@ -66,21 +71,22 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
     let mut staged = [false, false];
     for (id, change) in order {
         if let Action::WriteFile(i) = change.action {
-            // All files of a batch (apt sources, then the rest) are staged, owned, moded and
-            // fsynced in one step before the first of them is renamed into place.
+            // All files of a batch (apt sources, then the rest) are written at the first one.
             let apt = desired.files[i].apt_source;
             if !staged[usize::from(apt)] {
                 staged[usize::from(apt)] = true;
-                let batch: Vec<usize> = plan
+                let batch: Vec<(usize, usize)> = plan
                     .changes
                     .iter()
-                    .filter_map(|c| match c.action {
-                        Action::WriteFile(j) if desired.files[j].apt_source == apt => Some(j),
+                    .enumerate()
+                    .filter_map(|(id, c)| match c.action {
+                        Action::WriteFile(j) if desired.files[j].apt_source == apt => Some((id, j)),
                         _ => None,
                     })
                     .collect();
-                step(&mut s, if apt { "stage-apt" } else { "stage" }, &stage_files(desired, &batch));
+                write_files(&mut s, desired, &batch, if apt { "-apt" } else { "" });
             }
+            continue;
         }
         let id = id.to_string();
         match &change.action {
@@ -119,7 +125,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 let p = quote(&dir.path);
                 step(&mut s, &id, &format!("plain {p} && {}", set_meta(&dir.meta, &p)));
             }
-            Action::WriteFile(i) => step(&mut s, &id, &write_file(desired, *i)),
+            Action::WriteFile(_) => unreachable!("written by batch above"),
             Action::FixFileMeta(i) => {
                 let f = &desired.files[*i];
                 let p = quote(&f.dest);
@@ -182,18 +188,59 @@ fn pending_handlers(names: &[String]) -> String {
 /// One step: markers around `body`, its output kept for the report, the run stopped at the
 /// first failure. The body runs in the script's shell (no fork) without the lock's fd 9.
 fn step(s: &mut String, id: &str, body: &str) {
+    check(s, id, body);
+    let _ = writeln!(s, "mark passed {}", quote(id));
+}
+
+/// A step without its `passed` marker (it comes later, see [`write_files`]).
+fn check(s: &mut String, id: &str, body: &str) {
     let _ = writeln!(
         s,
-        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nmark passed {id}",
+        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?",
         id = quote(id)
     );
 }
 
-/// Stages files `batch`: one `install` per folder and owner/mode (content, owner and mode in
-/// one process; `-D` makes missing folders), the live file's owner/mode copied where the role
-/// does not manage them (never from behind a symlink), then one `sync` for all of them.
+/// Writes files `batch` (change id, file index): one step stages them all (see
+/// [`stage_files`]); each `validate` runs on its staged file (its own step id: a failure
+/// names the file, and no file of the batch has been renamed yet); one step renames them into
+/// place, one `mv -t` per folder (each rename atomic); then each file's change is reported.
+fn write_files(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+    let files: Vec<usize> = batch.iter().map(|(_, i)| *i).collect();
+    step(s, &format!("stage{suffix}"), &stage_files(desired, &files));
+    for (id, i) in batch {
+        let f = &desired.files[*i];
+        if let Some(v) = &f.validate {
+            // A subshell: the user's command may `exit`. The newline: it may end in a comment.
+            let v =
+                crate::shell::fill_placeholder(v, &staged_path(&f.dest)).expect("render checked that validate has %s");
+            check(s, &id.to_string(), &format!("( {v}\n)"));
+        }
+    }
+    let mut dirs: Vec<(&str, Vec<String>)> = Vec::new();
+    for i in &files {
+        let dest = &desired.files[*i].dest;
+        let staged = staged_path(dest);
+        match dirs.iter_mut().find(|(d, _)| *d == parent(dest)) {
+            Some((_, v)) => v.push(staged),
+            None => dirs.push((parent(dest), vec![staged])),
+        }
+    }
+    let renames: Vec<String> =
+        dirs.iter().map(|(d, staged)| format!("mv -f -t {} -- {}", quote(d), staged.join(" "))).collect();
+    check(s, &format!("rename{suffix}"), &renames.join(" && "));
+    for (id, _) in batch {
+        let _ = writeln!(s, "mark passed {id}");
+    }
+}
+
+/// Stages files `batch` in their folders' staging folders: one `install` per folder and
+/// owner/mode (content, owner and mode in one process; `-D` makes missing folders), the live
+/// file's owner/mode copied where the role does not manage them (never from behind a
+/// symlink), then one `sync` for all of them.
 fn stage_files(desired: &Desired, batch: &[usize]) -> String {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut dirs: Vec<&str> = Vec::new();
     let mut fixups = Vec::new();
     for &i in batch {
         let f = &desired.files[i];
@@ -201,12 +248,15 @@ fn stage_files(desired: &Desired, batch: &[usize]) -> String {
         if let (Some(o), Some(g)) = (&f.meta.owner, &f.meta.group) {
             flags.push_str(&format!(" -o {} -g {}", quote(o), quote(g)));
         }
-        let key = format!("{flags} -t {}", quote(parent(&f.dest)));
+        if !dirs.contains(&parent(&f.dest)) {
+            dirs.push(parent(&f.dest));
+        }
+        let key = format!("{flags} -t {}", stage_dir(parent(&f.dest)));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(i),
             None => groups.push((key, vec![i])),
         }
-        let (dest, t) = (quote(&f.dest), staged_path(&f.dest, &i.to_string()));
+        let (dest, t) = (quote(&f.dest), staged_path(&f.dest));
         let live = format!("[ -f {dest} ] && [ ! -L {dest} ]");
         if f.meta.owner.is_none() || f.meta.group.is_none() {
             fixups.push(format!("{{ ! {{ {live}; }} || chown --reference={dest} -- {t}; }}"));
@@ -219,32 +269,17 @@ fn stage_files(desired: &Desired, batch: &[usize]) -> String {
             fixups.push(format!("{{ ! {{ {live}; }} || chmod --reference={dest} -- {t}; }}"));
         }
     }
-    let mut cmds = Vec::new();
+    let list: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    let mut cmds = vec![format!("staged {}", list.join(" "))];
     for (key, files) in &groups {
-        let dir = parent(&desired.files[files[0]].dest);
-        let ids: Vec<String> = files.iter().map(|i| i.to_string()).collect();
-        let sources: Vec<String> = files.iter().map(|i| format!("\"$W/f/{i}/.microctl.$NONCE.{i}\"")).collect();
-        cmds.push(format!("staged {} {}", quote(dir), ids.join(" ")));
+        let sources: Vec<String> =
+            files.iter().map(|&i| format!("\"$W\"/f/{i}/{}", quote(base(&desired.files[i].dest)))).collect();
         cmds.push(format!("install -D {key} -- {}", sources.join(" ")));
     }
     cmds.extend(fixups);
-    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest, &i.to_string())).collect();
+    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest)).collect();
     cmds.push(format!("sync -- {}", all.join(" ")));
     cmds.join(" && ")
-}
-
-/// The staged file (see [`stage_files`]), validated, renamed over the live one.
-fn write_file(desired: &Desired, i: usize) -> String {
-    let f = &desired.files[i];
-    let t = staged_path(&f.dest, &i.to_string());
-    let mut cmd = String::new();
-    if let Some(v) = &f.validate {
-        // A subshell: the user's command may `exit`. The newline: it may end in a comment.
-        let v = crate::shell::fill_placeholder(v, &t).expect("render checked that validate has %s");
-        cmd.push_str(&format!("( {v}\n) && "));
-    }
-    cmd.push_str(&format!("mv -fT -- {t} {}", quote(&f.dest)));
-    cmd
 }
 
 /// `chown -h`/`chmod` for the managed fields of `meta` on `target` (already quoted; callers
@@ -351,15 +386,24 @@ mod tests {
         // Managed owner, group and mode: one install; unmanaged: the live file's, unless a symlink.
         assert_eq!(
             stage_files(&d, &[0, 1]),
-            "staged '/srv/my site' 0 && install -D -m 0640 -o www-data -g adm -t '/srv/my site' -- \"$W/f/0/.microctl.$NONCE.0\" && \
-             staged /etc/apt/sources.list.d 1 && install -D -m 0644 -t /etc/apt/sources.list.d -- \"$W/f/1/.microctl.$NONCE.1\" && \
-             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chown --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\".1; } && \
-             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chmod --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\".1; } && \
-             sync -- '/srv/my site'/.microctl.\"$NONCE\".0 /etc/apt/sources.list.d/.microctl.\"$NONCE\".1"
+            "staged '/srv/my site' /etc/apt/sources.list.d && \
+             install -D -m 0640 -o www-data -g adm -t '/srv/my site'/.microctl.\"$NONCE\" -- \"$W\"/f/0/'it'\\''s $x.conf' && \
+             install -D -m 0644 -t /etc/apt/sources.list.d/.microctl.\"$NONCE\" -- \"$W\"/f/1/x.list && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chown --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list; } && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chmod --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list; } && \
+             sync -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf' /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list"
         );
+        let mut s = String::new();
+        write_files(&mut s, &d, &[(4, 0)], "");
         assert_eq!(
-            write_file(&d, 0),
-            "( grep -q a '/srv/my site'/.microctl.\"$NONCE\".0\n) && mv -fT -- '/srv/my site'/.microctl.\"$NONCE\".0 '/srv/my site/it'\\''s $x.conf'"
+            s,
+            format!(
+                "mark begin stage\n{{ {}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail stage $?\nmark passed stage\n\
+                 mark begin 4\n{{ ( grep -q a '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n)\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
+                 mark begin rename\n{{ mv -f -t '/srv/my site' -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail rename $?\n\
+                 mark passed 4\n",
+                stage_files(&d, &[0])
+            )
         );
         assert_eq!(
             pending_handlers(&["a b".into(), "c".into()]),
