@@ -1,7 +1,8 @@
 //! Converge's part of the host session (`host.sh`): after the session holds the lock, the
-//! probe section runs, then `probe-end`, then the payload frame is read and its `apply.sh`
-//! run (or the script exits when the frame is empty). Lock, framing and markers are
-//! `crate::remote`'s.
+//! probe section runs, then `probe-end`, then the payload frame is read, unpacked inside the
+//! state folder and its `apply.sh` sourced (or the script exits when the frame is empty).
+//! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
+//! sh and dash and count the processes they start.
 
 /// The fixed tail of converge's session body.
 pub const HOST_SH: &str = include_str!("host.sh");

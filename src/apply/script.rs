@@ -4,9 +4,12 @@
 //! client can report per step. The fixed part is `apply.sh`; only small builders live here.
 //!
 //! Safety rules it follows: notified handlers are recorded on the host *before* anything
-//! changes (so an interrupted run fires them next time); every file is staged in its
-//! destination folder, owner and mode set, validated, fsynced, then renamed over the live one,
-//! so a managed file is always either entirely old or entirely new.
+//! changes (so an interrupted run fires them next time); every file is staged in a staging
+//! folder inside its destination folder with owner and mode set (one `install` per folder and
+//! owner/mode), fsynced (one `sync`), validated, then renamed over the live one (one `mv -t`
+//! per folder), so a managed file is always either entirely old or entirely new; owner/mode
+//! fixes refuse a path that became a symlink. Per-file work is builtins: the processes a run
+//! starts grow with folders and owner/mode combinations, not with files.
 
 use std::fmt::Write;
 
