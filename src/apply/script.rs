@@ -205,23 +205,36 @@ fn check(s: &mut String, id: &str, body: &str) {
 }
 
 /// Writes files `batch` (change id, file index): one step stages them all (see
-/// [`stage_files`]); each `validate` runs on its staged file (its own step id: a failure
-/// names the file, and no file of the batch has been renamed yet); one step renames them into
-/// place, one `mv -t` per folder (each rename atomic); then each file's change is reported.
+/// [`stage_files`]); then, in order, each `validate` runs on its staged file (its own step id:
+/// a failure names the file) once every file before it is in place (a validator may use one
+/// of them), and the files between validates are renamed into place together, one `mv -t`
+/// per folder (each rename atomic); each file's change is reported once it is in place.
 fn write_files(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
     let files: Vec<usize> = batch.iter().map(|(_, i)| *i).collect();
     step(s, &format!("stage{suffix}"), &stage_files(desired, &files));
-    for (id, i) in batch {
-        let f = &desired.files[*i];
+    let mut waiting: Vec<(usize, usize)> = Vec::new();
+    for &(id, i) in batch {
+        let f = &desired.files[i];
         if let Some(v) = &f.validate {
+            rename(s, desired, &waiting, suffix);
+            waiting.clear();
             // A subshell: the user's command may `exit`. The newline: it may end in a comment.
             let v =
                 crate::shell::fill_placeholder(v, &staged_path(&f.dest)).expect("render checked that validate has %s");
             check(s, &id.to_string(), &format!("( {v}\n)"));
         }
+        waiting.push((id, i));
+    }
+    rename(s, desired, &waiting, suffix);
+}
+
+/// Renames staged files `batch` into place, one `mv -t` per folder, and reports them.
+fn rename(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+    if batch.is_empty() {
+        return;
     }
     let mut dirs: Vec<(&str, Vec<String>)> = Vec::new();
-    for i in &files {
+    for (_, i) in batch {
         let dest = &desired.files[*i].dest;
         let staged = staged_path(dest);
         match dirs.iter_mut().find(|(d, _)| *d == parent(dest)) {
