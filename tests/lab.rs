@@ -162,6 +162,8 @@ fn lab_converge_deploy_and_teardown() {
     let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
     let (head, _) = inventory.split_once("[deploy.app]").unwrap();
     let versions_inv = tmp.path().join("inventory.toml");
+    // The inventory's secrets live next to it.
+    std::fs::copy(lab.join("secrets.toml"), tmp.path().join("secrets.toml")).unwrap();
     std::fs::write(
         &versions_inv,
         format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\n", repo.display()),

@@ -25,8 +25,9 @@ impl LabHost {
 
 /// The lab inventory. With `vendor_roles` false, the roles whose apt repositories the lab
 /// cannot reach (jenkins, grafana) are left out; with true (`inventory-full.toml`), they are in,
-/// for `converge --check`, which renders and plans them against the real hosts.
-pub fn inventory(lab_dir: &str, secret: &str, vendor_roles: bool) -> String {
+/// for `converge --check`, which renders and plans them against the real hosts. Secrets are
+/// references into LAB/secrets.toml ([`SECRETS`]), never values.
+pub fn inventory(lab_dir: &str, vendor_roles: bool) -> String {
     let mut s = format!(
         "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
          [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
@@ -46,18 +47,21 @@ pub fn inventory(lab_dir: &str, secret: &str, vendor_roles: bool) -> String {
     let (ci, monitoring) = if vendor_roles {
         (
             "roles = [\"jenkins\", \"node_exporter\"]\nvars = { jenkins_key_fingerprint = \"SET-ME-FROM-PKG.JENKINS.IO\" }",
-            "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = \"lab-only\" }",
+            "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = { secret = \"grafana_admin_password\" } }",
         )
     } else {
         ("roles = [\"node_exporter\"]", "roles = [\"prometheus\"]")
     };
     s.push_str(&format!(
         "[groups.ci]\n{ci}\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
-         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = \"{secret}\" }}\n\n\
+         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = {{ secret = \"secret_key\" }} }}\n\n\
          [groups.monitoring]\n{monitoring}\n"
     ));
     s
 }
+
+/// The secrets the lab inventories refer to (in LAB/secrets.toml, encrypted to LAB/id_ed25519).
+pub const SECRETS: [&str; 2] = ["secret_key", "grafana_admin_password"];
 
 /// `[deploy.app]`: the example app from `source`, health-checked on app and through nginx.
 pub fn deploy_section(source: &str) -> String {
@@ -103,8 +107,11 @@ mod tests {
 
     #[test]
     fn inventory_reaches_app_through_web_and_loads() {
-        let text = inventory("/lab", "s3", false);
-        let full = inventory("/lab", "s3", true);
+        let text = inventory("/lab", false);
+        let full = inventory("/lab", true);
+        for secret in SECRETS {
+            assert!(full.contains(&format!("{secret} = {{ secret = \"{secret}\" }}")), "{full}");
+        }
         let full = crate::inventory::Inventory::parse(Path::new("/lab/inventory-full.toml"), &full).unwrap();
         assert_eq!(full.groups["monitoring"].roles, ["prometheus", "grafana"]);
         let inv = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &text).unwrap();
