@@ -2,7 +2,8 @@
 //! parallel: connect, lock, probe, plan, apply only the differences, run handlers; then a
 //! recap. A host that fails stops; the others go on.
 //!
-//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role error,
+//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role/template error (then
+//! no host is contacted),
 //! 3 (`--check` only) changes are pending.
 
 use std::sync::Arc;
@@ -38,12 +39,25 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
     let extra = extra_vars(&args.extra_vars)?;
 
-    // Render everything first: a render error stops its host before anything is sent.
+    // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
     let rendered: Vec<(String, Result<Desired>)> = selected
         .iter()
         .map(|name| (name.clone(), renderer.render(inv.host(name).expect("selected"), args.roles.as_deref())))
         .collect();
+    // A role or template error is an input error: report every one, exit 2, connect nowhere.
+    if rendered.iter().any(|(_, d)| d.is_err()) {
+        for (name, desired) in rendered {
+            let Err(e) = desired else { continue };
+            if args.json {
+                let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
+                report::json_line(&host_json(&run, args.check));
+            } else {
+                report::print_error(&e);
+            }
+        }
+        return Ok(2);
+    }
 
     let color = report::color_enabled(&std::io::stdout());
     let tty = !args.json && report::color_enabled(&std::io::stderr());

@@ -24,7 +24,11 @@ pub fn utf8(path: &Path, bytes: Vec<u8>, kind: ErrorKind) -> Result<String, Erro
         Error::new(kind, format!("not UTF-8: byte 0x{:02x} is not part of a UTF-8 character", bytes[at]))
             .at_file(path)
             .at_line(line, col)
-            .hint("TOML files must be UTF-8: re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+            .hint(if kind == ErrorKind::Template {
+                "re-save the template as UTF-8; binary content belongs in the role's files/ folder (`src = ...`)"
+            } else {
+                "TOML files must be UTF-8: re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+            })
     })
 }
 
