@@ -76,9 +76,13 @@ pub struct DeployArgs {
     /// Switch back to the release before the live one (health-checked like a deploy).
     #[arg(long, conflicts_with = "git_ref")]
     pub rollback: bool,
-    /// Git ref to deploy (a branch, tag or commit of the source checkout or repository).
+    /// Git ref to deploy (a branch, tag or commit SHA of the source checkout or repository).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
+    /// Deploy this folder (relative to the current directory, e.g. a CI workspace) or git URL
+    /// instead of the inventory's `source`.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["list", "rollback"])]
+    pub source: Option<String>,
     /// Set a variable: KEY=VALUE.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,

@@ -22,7 +22,14 @@ use crate::transport::{self, Pool};
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let started = Instant::now();
     let inv = load_inventory(global)?;
-    let cfg = DeployConfig::load(&inv, &args.app)?;
+    let mut cfg = DeployConfig::load(&inv, &args.app)?;
+    if let Some(source) = &args.source {
+        let cwd = std::env::current_dir().map_err(|e| Error::new(ErrorKind::Io, "no current directory").caused_by(e))?;
+        cfg.source = Source::parse(source, &cwd);
+        if matches!(cfg.source, Source::Git(_)) && args.git_ref.is_none() && cfg.git_ref.is_none() {
+            return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));
+        }
+    }
     let hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
     let roles = load_roles(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
@@ -70,10 +77,17 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             Some(p) => inventory::select(&inv, p)?.iter().map(|h| h.name.clone()).collect(),
             None => vec![],
         };
+        let root = render(host, "root", &cfg.root)?;
+        if let Some(why) = crate::deploy::config::check_root(&root) {
+            return Err(Error::new(ErrorKind::Inventory, format!("deploy.{}.root {why}, got {root:?}", cfg.name))
+                .at_file(&inv.path)
+                .host(&host.name)
+                .hint("an absolute folder of its own, e.g. root = \"/srv/microblog\""));
+        }
         plans.push(HostPlan {
             host: host.name.clone(),
             settings: Settings {
-                root: render(host, "root", &cfg.root)?,
+                root,
                 user: render(host, "user", &cfg.user)?,
                 env_file: cfg.env_file.as_ref().map(|e| render(host, "env_file", e)).transpose()?,
                 build: cfg.build.iter().map(|b| render(host, "build", b)).collect::<Result<_>>()?,

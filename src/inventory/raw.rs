@@ -16,9 +16,9 @@ pub struct RawInventory {
     pub hosts: IndexMap<Spanned<String>, Spanned<RawHost>>,
     #[serde(default)]
     pub groups: IndexMap<Spanned<String>, Spanned<RawGroup>>,
-    /// Deploy settings per application (see `deploy`), kept raw here.
+    /// Deploy settings per application (see `deploy`), kept raw here, with each field's span.
     #[serde(default)]
-    pub deploy: IndexMap<Spanned<String>, Spanned<toml::Table>>,
+    pub deploy: IndexMap<Spanned<String>, Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
 }
 
 /// One `[hosts.NAME]` table; `[defaults]` has the same shape minus `address`, `via` and `groups`.
