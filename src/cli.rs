@@ -48,7 +48,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Build (and cache) the image, start the four hosts, write LAB/inventory.toml.
-    Up,
+    Up {
+        /// Also run a second app host, `app2` (198.18.1.21, private net, reached through web,
+        /// group app: nginx's upstream and Prometheus include it after a converge).
+        #[arg(long)]
+        app2: bool,
+    },
     /// Stop the hosts and remove every namespace, link, route, cgroup and mount of the lab.
     Down {
         /// Also forget the hosts' changes (the base image stays cached).

@@ -73,6 +73,48 @@ fn page_version() -> String {
         .unwrap_or_default()
 }
 
+/// Requests through nginx from several client threads at once, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 1_000_000 {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, sent, failed, threads }
+    }
+
+    /// Stops the clients; (sent, failed).
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (self.sent.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
+/// A secret as hostile as they come: command substitution, `$`, both quotes, backticks, a
+/// backslash, runs of spaces. It must reach the app byte for byte, and nothing may run.
+const SECRET: &str = "abc$(touch /tmp/x)def `touch /tmp/y` pa$word \"dq\" 'sq' back\\slash  two  spaces";
+
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -119,7 +161,8 @@ fn lab_converge_deploy_and_teardown() {
     let inv = lab.join("inventory.toml");
     let inv = inv.to_str().unwrap();
 
-    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json"]));
+    let secret = format!("secret_key={SECRET}");
+    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     let summary = json_lines(&first.stdout).pop().unwrap();
     assert_eq!(summary["failed"], 0, "{}", first.stdout);
 
@@ -127,6 +170,20 @@ fn lab_converge_deploy_and_teardown() {
     let (status, body) = get("198.18.0.11:80", "/").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("<h1>microblog-lite</h1>"), "{body}");
+
+    // The env file is data: gunicorn (through systemd's EnvironmentFile=) sees the secret as
+    // written, and nothing in it ran, neither at converge nor during the deploy.
+    let environ = ok(&[
+        "-i",
+        inv,
+        "exec",
+        "app",
+        "--sudo",
+        "--",
+        "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value gunicorn)/environ | grep ^SECRET_KEY=; for f in /tmp/x /tmp/y; do test ! -e $f || echo RAN $f; done",
+    ]);
+    assert!(environ.stdout.contains(&format!("SECRET_KEY={SECRET}\n")), "{}", environ.stdout);
+    assert!(!environ.stdout.contains("RAN"), "something in the env file ran: {}", environ.stdout);
 
     // Prometheus scrapes node_exporter on app and jenkins.
     timed("prometheus targets up", || {
@@ -150,7 +207,7 @@ fn lab_converge_deploy_and_teardown() {
         }
     });
 
-    let second = timed("second converge", || ok(&["-i", inv, "converge", "--json"]));
+    let second = timed("second converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     for h in json_lines(&second.stdout).iter().filter(|h| h["type"] == "host") {
         assert_eq!(h["changed"], 0, "{h}");
         assert_eq!(h["channels_opened"], 1, "{h}");
@@ -172,27 +229,14 @@ fn lab_converge_deploy_and_teardown() {
     ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
     assert_eq!(page_version(), "1.0.0");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 100_000 {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    // One app host, four clients through nginx: gunicorn restarts behind systemd's socket, so
+    // connections wait in the backlog and not one request fails.
+    let load = Load::start(4);
     timed("deploy v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    eprintln!(
-        "lab e2e: requests during the v2 deploy: {} sent, {} failed (one app host: gunicorn restarts in place)",
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
-    );
+    let (sent, failed) = load.stop();
+    eprintln!("lab e2e: requests during the v2 deploy: {sent} sent, {failed} failed (4 clients, one app host)");
+    assert!(sent > 100, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "requests failed during a redeploy on one app host: {failed} of {sent}");
     assert_eq!(page_version(), "2.0.0");
 
     let list = ok(&["-i", vi, "deploy", "app", "--list", "--json"]);
@@ -230,7 +274,7 @@ fn lab_converge_deploy_and_teardown() {
     assert!(String::from_utf8_lossy(&rules.stdout).trim().is_empty(), "ip rule left behind");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(lab.to_str().unwrap()), "mount left behind");
-    for host in ["jenkins", "web", "monitoring", "app"] {
+    for host in ["jenkins", "web", "monitoring", "app", "app2"] {
         for pidfile in ["nspawn.pid", "supervisor.pid"] {
             assert!(!lab.join("hosts").join(host).join(pidfile).exists(), "{host}/{pidfile} left behind");
         }

@@ -24,7 +24,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
-        let cwd = std::env::current_dir().map_err(|e| Error::new(ErrorKind::Io, "no current directory").caused_by(e))?;
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::new(ErrorKind::Io, "no current directory").caused_by(e))?;
         cfg.source = Source::parse(source, &cwd);
         if matches!(cfg.source, Source::Git(_)) && args.git_ref.is_none() && cfg.git_ref.is_none() {
             return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));

@@ -108,8 +108,23 @@ fn bad_field(table: &toml::Table) -> Option<String> {
 
 /// Every field of `[deploy.NAME]`.
 const FIELDS: [&str; 17] = [
-    "hosts", "source", "ref", "root", "user", "env_file", "build", "restart", "health_path", "health_port",
-    "health_address", "health_timeout", "health_status", "health_via", "health_via_port", "keep", "batch",
+    "hosts",
+    "source",
+    "ref",
+    "root",
+    "user",
+    "env_file",
+    "build",
+    "restart",
+    "health_path",
+    "health_port",
+    "health_address",
+    "health_timeout",
+    "health_status",
+    "health_via",
+    "health_via_port",
+    "keep",
+    "batch",
 ];
 
 /// One deploy section, not yet rendered for a host.
@@ -152,7 +167,11 @@ impl DeployConfig {
         let at = |field: &str, message: String| {
             let (line, column) = section.fields.get(field).copied().unwrap_or((section.line, 1));
             let err = Error::new(ErrorKind::Inventory, message).at_file(&inv.path).at_line(line, column);
-            if field.is_empty() { err.field(format!("deploy.{name}")) } else { err.field(format!("deploy.{name}.{field}")) }
+            if field.is_empty() {
+                err.field(format!("deploy.{name}"))
+            } else {
+                err.field(format!("deploy.{name}.{field}"))
+            }
         };
         let raw: RawDeploy = toml::Value::Table(section.table.clone()).try_into().map_err(|e: toml::de::Error| {
             let field = bad_field(&section.table).unwrap_or_default();
@@ -173,15 +192,21 @@ impl DeployConfig {
             Some(toml::Value::Integer(p)) if (1..=65535).contains(&p) => p.to_string(),
             Some(toml::Value::String(s)) => s,
             Some(other) => {
-                return Err(at("health_port", format!("`health_port` must be a port (1-65535) or a template, got {other}")));
+                return Err(at(
+                    "health_port",
+                    format!("`health_port` must be a port (1-65535) or a template, got {other}"),
+                ));
             }
         };
         let health_timeout = match raw.health_timeout {
             None => Duration::from_secs(30),
             Some(t) if t.is_finite() && t > 0.0 && t <= MAX_HEALTH_TIMEOUT => Duration::from_secs_f64(t),
             Some(t) => {
-                return Err(at("health_timeout", format!("`health_timeout` must be seconds between 0 and {MAX_HEALTH_TIMEOUT}, got {t}"))
-                    .hint("e.g. health_timeout = 30"));
+                return Err(at(
+                    "health_timeout",
+                    format!("`health_timeout` must be seconds between 0 and {MAX_HEALTH_TIMEOUT}, got {t}"),
+                )
+                .hint("e.g. health_timeout = 30"));
             }
         };
         let root = raw.root.unwrap_or_else(|| "/srv/microblog".into());
@@ -189,7 +214,9 @@ impl DeployConfig {
             return Err(at("root", format!("`root` {why}, got {root:?}"))
                 .hint("an absolute folder of its own, e.g. root = \"/srv/microblog\""));
         }
-        if let Some(e) = raw.env_file.as_deref().filter(|e| !e.is_empty() && !e.starts_with('/') && !e.starts_with("{{")) {
+        if let Some(e) =
+            raw.env_file.as_deref().filter(|e| !e.is_empty() && !e.starts_with('/') && !e.starts_with("{{"))
+        {
             return Err(at("env_file", format!("`env_file` must be an absolute path (or \"\" for none), got {e:?}")));
         }
         let health_path = raw.health_path.unwrap_or_else(|| "/healthz".into());
@@ -246,14 +273,21 @@ mod tests {
     fn refused(deploy: &str) -> (String, String) {
         let e = load(deploy).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
-        (format!("{}:{}:{}", e.file.clone().unwrap().display(), e.line.unwrap(), e.column.unwrap()), e.field.clone().unwrap())
+        (
+            format!("{}:{}:{}", e.file.clone().unwrap().display(), e.line.unwrap(), e.column.unwrap()),
+            e.field.clone().unwrap(),
+        )
     }
 
     #[test]
     fn health_timeout_must_be_a_sane_number_of_seconds() {
         for bad in ["-1", "inf", "-inf", "nan", "1e30", "0", "3601"] {
             let (at, field) = refused(&format!("health_timeout = {bad}\n"));
-            assert_eq!((at.as_str(), field.as_str()), ("/inv/inventory.toml:6:18", "deploy.app.health_timeout"), "{bad}");
+            assert_eq!(
+                (at.as_str(), field.as_str()),
+                ("/inv/inventory.toml:6:18", "deploy.app.health_timeout"),
+                "{bad}"
+            );
             let msg = load(&format!("health_timeout = {bad}\n")).unwrap_err().message.clone();
             assert!(msg.starts_with("`health_timeout` must be seconds between 0 and 3600, got"), "{msg}");
         }
