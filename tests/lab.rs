@@ -148,6 +148,131 @@ fn versions_repo(dir: &Path) -> PathBuf {
     app
 }
 
+/// Runs files/Jenkinsfile's deploy step the way a Jenkins agent does, on the lab's jenkins host:
+/// user `jenkins`, microctl on PATH, the inventory, roles, key and known_hosts where README.md
+/// ("Deploying from Jenkins") puts them, the workspace a checkout of the app at `commit`, and
+/// the step's `sh` line run by `sh -xe` with WORKSPACE, GIT_COMMIT and the pipeline's environment.
+fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
+    let jenkinsfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("files/Jenkinsfile")).unwrap();
+    let deploy_stage = jenkinsfile.split("stage('Deploy')").nth(1).expect("a Deploy stage");
+    let step = deploy_stage.lines().find(|l| l.trim().starts_with("sh '")).expect("an sh step in Deploy").trim();
+    let command = step.strip_prefix("sh '").and_then(|s| s.strip_suffix('\'')).unwrap();
+    assert!(command.contains("--source \"$WORKSPACE\""), "{command}");
+    let inventory_line = jenkinsfile.lines().find(|l| l.contains("MICROCTL_INVENTORY =")).expect("MICROCTL_INVENTORY");
+    let inventory_path = inventory_line.split('"').nth(1).unwrap();
+    assert_eq!(inventory_path, "/etc/microctl/inventory.toml");
+
+    // The agent's files, placed on jenkins's file system (the container's root is mounted here).
+    let root = lab.join("hosts/jenkins/root");
+    let put = |dest: &str, data: &[u8]| {
+        let p = root.join(dest.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    };
+    put("/usr/local/bin/microctl", &std::fs::read(BIN).unwrap());
+    put("/var/lib/jenkins/.ssh/microblog_ed25519", &std::fs::read(lab.join("id_ed25519")).unwrap());
+    put("/etc/microctl/known_hosts", &std::fs::read(lab.join("known_hosts")).unwrap());
+    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
+    let head = head
+        .replace(&format!("identity = \"{}/id_ed25519\"", lab.display()), "identity = \"~/.ssh/microblog_ed25519\"")
+        .replace(
+            &format!("known_hosts = \"{}/known_hosts\"", lab.display()),
+            "known_hosts = \"/etc/microctl/known_hosts\"",
+        );
+    assert!(!head.contains(&lab.display().to_string()), "{head}");
+    // `source` is a folder that does not exist on the agent: --source "$WORKSPACE" replaces it.
+    put(
+        inventory_path,
+        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"/srv/not-here\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n")
+            .as_bytes(),
+    );
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles");
+    let copy = Command::new("cp").arg("-a").arg(&roles).arg(root.join("etc/microctl/")).status().unwrap();
+    assert!(copy.success());
+    let workspace = "/var/lib/jenkins/workspace/microblog_main";
+    let clone = Command::new("git")
+        .args(["clone", "-q", "--no-checkout"])
+        .arg(repo)
+        .arg(root.join(workspace.trim_start_matches('/')))
+        .status()
+        .unwrap();
+    assert!(clone.success());
+    let checkout = Command::new("git")
+        .arg("-C")
+        .arg(root.join(workspace.trim_start_matches('/')))
+        .args(["checkout", "-q", "--detach", commit])
+        .status()
+        .unwrap();
+    assert!(checkout.success());
+    let inv = lab.join("inventory.toml");
+    ok(&[
+        "-i",
+        inv.to_str().unwrap(),
+        "exec",
+        "jenkins",
+        "--sudo",
+        "--",
+        "apt-get install -y -q git >/dev/null && (id jenkins >/dev/null 2>&1 || useradd --system --home-dir /var/lib/jenkins jenkins) \
+         && chmod 755 /usr/local/bin/microctl && chown -R jenkins: /var/lib/jenkins && chmod 600 /var/lib/jenkins/.ssh/microblog_ed25519 \
+         && chmod -R a+rX /etc/microctl",
+    ]);
+    let script = format!(
+        "cd {workspace} && sudo -u jenkins env HOME=/var/lib/jenkins WORKSPACE={workspace} GIT_COMMIT={commit} \
+         MICROCTL_INVENTORY={inventory_path} NO_COLOR=1 sh -xec {}",
+        shell_quote(command)
+    );
+    microctl(&["-i", inv.to_str().unwrap(), "exec", "jenkins", "--sudo", "--", &script])
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// On app, a real systemd host: every case of `envfile::CASES` read by systemd
+/// (`systemd-run -p EnvironmentFile=`) and by the deploy's `env_words` (under the host's dash
+/// and awk) gives the same variables.
+fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
+    let root = lab.join("hosts/app/root");
+    let dir = root.join("tmp/envcases");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("envfile.sh"), microctl::deploy::envfile::ENVFILE_SH).unwrap();
+    for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.env")), content).unwrap();
+    }
+    ok(&[
+        "-i",
+        inv,
+        "exec",
+        "app",
+        "--sudo",
+        "--",
+        "cd /tmp/envcases && . ./envfile.sh && for f in *.env; do n=${f%.env}; \
+         systemd-run --quiet --wait --pipe --collect -p EnvironmentFile=/tmp/envcases/$f /usr/bin/env -0 > $n.systemd </dev/null \
+         && eval \"env -i $(env_words $f) /usr/bin/env -0\" > $n.ours || exit 1; done",
+    ]);
+    let vars = |path: PathBuf| -> Vec<(String, String)> {
+        let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        let mut map: Vec<(String, String)> = Vec::new();
+        for a in text.split_terminator('\0') {
+            let (k, v) = a.split_once('=').unwrap();
+            if ["A", "B", "C", "D", "E", "_ok9"].contains(&k) {
+                map.retain(|(key, _)| key != k);
+                map.push((k.to_string(), v.to_string()));
+            }
+        }
+        map.sort();
+        map
+    };
+    for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
+        let systemd = vars(dir.join(format!("{i}.systemd")));
+        let ours = vars(dir.join(format!("{i}.ours")));
+        assert_eq!(ours, systemd, "env file {content:?}: env_words differs from systemd");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn lab_converge_deploy_and_teardown() {
     if !is_root() {
@@ -207,6 +332,8 @@ fn lab_converge_deploy_and_teardown() {
         }
     });
 
+    timed("env files read like systemd reads them", || envfile_reads_like_systemd(&lab, inv));
+
     let second = timed("second converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     for h in json_lines(&second.stdout).iter().filter(|h| h["type"] == "host") {
         assert_eq!(h["changed"], 0, "{h}");
@@ -260,6 +387,17 @@ fn lab_converge_deploy_and_teardown() {
 
     ok(&["-i", vi, "deploy", "app", "--rollback"]);
     assert_eq!(page_version(), "1.0.0");
+
+    // Jenkins: the shipped Jenkinsfile's deploy step, on the jenkins host, deploys the build's
+    // commit (a SHA) of the workspace; the inventory's own `source` does not exist there.
+    let v2_sha = String::from_utf8(
+        Command::new("git").arg("-C").arg(&repo).args(["rev-parse", "v2^{commit}"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let jenkins = timed("Jenkinsfile deploy on jenkins", || jenkins_deploys_as_shipped(&lab, &repo, v2_sha.trim()));
+    assert_eq!(jenkins.code, 0, "{}{}", jenkins.stdout, jenkins.stderr);
+    assert!(jenkins.stdout.contains(&v2_sha.trim()[..10]), "the release names the commit: {}", jenkins.stdout);
+    assert_eq!(page_version(), "2.0.0");
 
     timed("lab down", || ok(&["lab", "down"]));
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
