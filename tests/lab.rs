@@ -46,6 +46,11 @@ fn ok(args: &[&str]) -> Out {
     out
 }
 
+/// `command` as root on `host` (microctl exec --sudo); must succeed.
+fn as_root(inv: &str, host: &str, command: &str) -> Out {
+    ok(&["-i", inv, "exec", host, "--sudo", "--", command])
+}
+
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let r = f();
@@ -191,6 +196,7 @@ fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
     let copy = Command::new("cp").arg("-a").arg(&roles).arg(root.join("etc/microctl/")).status().unwrap();
     assert!(copy.success());
     let workspace = "/var/lib/jenkins/workspace/microblog_main";
+    let _ = std::fs::remove_dir_all(root.join(workspace.trim_start_matches('/')));
     let clone = Command::new("git")
         .args(["clone", "-q", "--no-checkout"])
         .arg(repo)
@@ -206,17 +212,13 @@ fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
         .unwrap();
     assert!(checkout.success());
     let inv = lab.join("inventory.toml");
-    ok(&[
-        "-i",
+    as_root(
         inv.to_str().unwrap(),
-        "exec",
         "jenkins",
-        "--sudo",
-        "--",
         "apt-get install -y -q git >/dev/null && (id jenkins >/dev/null 2>&1 || useradd --system --home-dir /var/lib/jenkins jenkins) \
          && chmod 755 /usr/local/bin/microctl && chown -R jenkins: /var/lib/jenkins && chmod 600 /var/lib/jenkins/.ssh/microblog_ed25519 \
          && chmod -R a+rX /etc/microctl",
-    ]);
+    );
     let script = format!(
         "cd {workspace} && sudo -u jenkins env HOME=/var/lib/jenkins WORKSPACE={workspace} GIT_COMMIT={commit} \
          MICROCTL_INVENTORY={inventory_path} NO_COLOR=1 sh -xec {}",
@@ -234,24 +236,20 @@ fn shell_quote(s: &str) -> String {
 /// and awk) gives the same variables.
 fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
     let root = lab.join("hosts/app/root");
-    let dir = root.join("tmp/envcases");
+    let dir = root.join("var/lib/envcases");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("envfile.sh"), microctl::deploy::envfile::ENVFILE_SH).unwrap();
     for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
         std::fs::write(dir.join(format!("{i}.env")), content).unwrap();
     }
-    ok(&[
-        "-i",
+    as_root(
         inv,
-        "exec",
         "app",
-        "--sudo",
-        "--",
-        "cd /tmp/envcases && . ./envfile.sh && for f in *.env; do n=${f%.env}; \
-         systemd-run --quiet --wait --pipe --collect -p EnvironmentFile=/tmp/envcases/$f /usr/bin/env -0 > $n.systemd </dev/null \
+        "cd /var/lib/envcases && . ./envfile.sh && for f in *.env; do n=${f%.env}; \
+         systemd-run --quiet --wait --pipe --collect -p EnvironmentFile=/var/lib/envcases/$f /usr/bin/env -0 > $n.systemd </dev/null \
          && eval \"env -i $(env_words $f) /usr/bin/env -0\" > $n.ours || exit 1; done",
-    ]);
+    );
     let vars = |path: PathBuf| -> Vec<(String, String)> {
         let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
         let mut map: Vec<(String, String)> = Vec::new();
@@ -298,15 +296,12 @@ fn lab_converge_deploy_and_teardown() {
 
     // The env file is data: gunicorn (through systemd's EnvironmentFile=) sees the secret as
     // written, and nothing in it ran, neither at converge nor during the deploy.
-    let environ = ok(&[
-        "-i",
+    let environ = as_root(
         inv,
-        "exec",
         "app",
-        "--sudo",
-        "--",
-        "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value gunicorn)/environ | grep ^SECRET_KEY=; for f in /tmp/x /tmp/y; do test ! -e $f || echo RAN $f; done",
-    ]);
+        "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value gunicorn)/environ | grep ^SECRET_KEY=; \
+         for f in /tmp/x /tmp/y; do test ! -e $f || echo RAN $f; done",
+    );
     assert!(environ.stdout.contains(&format!("SECRET_KEY={SECRET}\n")), "{}", environ.stdout);
     assert!(!environ.stdout.contains("RAN"), "something in the env file ran: {}", environ.stdout);
 

@@ -1,0 +1,19 @@
+# shellcheck shell=sh
+# The confirm watchdog (deploy-rs's "magic rollback"): started detached (setsid, its own
+# session, stdio on /dev/null) right BEFORE `current` switches, holding the host lock it
+# inherited (fd 9), with ROOT, NAME, PREV, RESTART, ENV_WORDS and CONFIRM_TIMEOUT in its
+# environment, after release.sh and ledger.sh. Unless a verdict is recorded
+# ($LEDGER/.decided.$NAME) within CONFIRM_TIMEOUT seconds, it takes the decision itself and
+# switches back to PREV and restarts it: a controller killed, cut off or stalled at any point
+# after the switch cannot leave an unconfirmed release live. It polls 5 times a second and
+# starts only `sleep` while it waits.
+trap '' HUP INT
+w_ticks=$((CONFIRM_TIMEOUT * 5))
+w_i=0
+while [ "$w_i" -lt "$w_ticks" ]; do
+  [ -d "$LEDGER/.decided.$NAME" ] && exit 0
+  sleep 0.2
+  w_i=$((w_i + 1))
+done
+mkdir -- "$LEDGER/.decided.$NAME" 2> /dev/null || exit 0
+roll_back "not confirmed within ${CONFIRM_TIMEOUT} s (controller gone or stalled)" > /dev/null 2>&1
