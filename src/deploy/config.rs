@@ -9,13 +9,26 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
 
-/// The build steps of the original `start_app.sh`, run in the new release folder.
-pub const DEFAULT_BUILD: [&str; 4] = [
-    "python3 -m venv venv",
-    "venv/bin/pip install --quiet -r requirements.txt",
+/// The build steps of the original `start_app.sh` that make the venv: run only when the venv's
+/// inputs changed (see [`Cache`]), in `ROOT/shared/cache/KEY/`.
+pub const DEFAULT_CACHE_BUILD: [&str; 2] = ["python3 -m venv venv", "venv/bin/pip install --quiet -r requirements.txt"];
+
+/// The rest of `start_app.sh`'s build, run in the new release folder every time.
+pub const DEFAULT_BUILD: [&str; 2] = [
     "if [ -d app/translations ] || [ -d translations ]; then venv/bin/flask translate compile; fi",
     "venv/bin/flask db upgrade",
 ];
+
+/// A built environment reused across releases while its inputs are unchanged: `dir` (in the
+/// release, a link to `ROOT/shared/cache/KEY/dir`) is built by `build` in that folder, which
+/// holds only the `key` files; KEY hashes the key files, the steps and `key_command`'s output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    pub dir: String,
+    pub build: Vec<String>,
+    pub key: Vec<String>,
+    pub key_command: String,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +41,11 @@ struct RawDeploy {
     user: Option<String>,
     env_file: Option<String>,
     build: Option<Vec<String>>,
+    cache_dir: Option<String>,
+    cache_build: Option<Vec<String>>,
+    cache_key: Option<Vec<String>>,
+    cache_key_command: Option<String>,
+    confirm_timeout: Option<f64>,
     restart: Option<String>,
     health_path: Option<String>,
     health_port: Option<toml::Value>,
@@ -138,11 +156,16 @@ pub struct DeployConfig {
     pub user: String,
     pub env_file: Option<String>,
     pub build: Vec<String>,
+    /// The reused environment, if any (the default build has one: the venv).
+    pub cache: Option<Cache>,
     pub restart: String,
     pub health_path: String,
     pub health_port: String,
     pub health_address: String,
     pub health_timeout: Duration,
+    /// How long a switched release may stay live unconfirmed before the host rolls it back on
+    /// its own (whole seconds).
+    pub confirm_timeout: u64,
     /// Expected HTTP status; 0 means any 2xx.
     pub health_status: u16,
     pub health_via: Option<String>,
@@ -209,6 +232,56 @@ impl DeployConfig {
                 .hint("e.g. health_timeout = 30"));
             }
         };
+        let confirm_timeout = match raw.confirm_timeout {
+            None => (2.0 * health_timeout.as_secs_f64() + 30.0).ceil() as u64,
+            Some(t) if t.is_finite() && t > health_timeout.as_secs_f64() && t <= MAX_HEALTH_TIMEOUT => t.ceil() as u64,
+            Some(t) => {
+                return Err(at(
+                    "confirm_timeout",
+                    format!(
+                        "`confirm_timeout` must be seconds above health_timeout ({}) and at most {MAX_HEALTH_TIMEOUT}, got {t}",
+                        health_timeout.as_secs_f64()
+                    ),
+                )
+                .hint("the host rolls back a release nobody confirmed after this long; e.g. confirm_timeout = 90"));
+            }
+        };
+        let (build, cache) = match (raw.build, raw.cache_build) {
+            (None, None) => (
+                DEFAULT_BUILD.iter().map(|s| s.to_string()).collect(),
+                Some(DEFAULT_CACHE_BUILD.iter().map(|s| s.to_string()).collect()),
+            ),
+            (build, cache_build) => (build.unwrap_or_default(), cache_build.filter(|c: &Vec<String>| !c.is_empty())),
+        };
+        let cache = cache.map(|build| Cache {
+            dir: raw.cache_dir.clone().unwrap_or_else(|| "venv".into()),
+            build,
+            key: raw.cache_key.clone().unwrap_or_else(|| vec!["requirements.txt".into()]),
+            key_command: raw.cache_key_command.clone().unwrap_or_else(|| "python3 --version".into()),
+        });
+        if let Some(c) = &cache {
+            let plain = |p: &str| {
+                !p.is_empty()
+                    && !p.starts_with('/')
+                    && !p.split('/').any(|part| part == ".." || part == ".")
+                    && !p.contains(['\n', '\t'])
+            };
+            if !plain(&c.dir) || c.dir.contains('/') {
+                return Err(at(
+                    "cache_dir",
+                    format!("`cache_dir` must be a folder name in the release, got {:?}", c.dir),
+                ));
+            }
+            if let Some(bad) = c.key.iter().find(|k| !plain(k)) {
+                return Err(at(
+                    "cache_key",
+                    format!("`cache_key` lists files of the release (relative paths), got {bad:?}"),
+                ));
+            }
+            if c.build.iter().any(|b| b.contains('\n')) {
+                return Err(at("cache_build", "a `cache_build` step cannot contain a newline".into()));
+            }
+        }
         let root = raw.root.unwrap_or_else(|| "/srv/microblog".into());
         if let Some(why) = bad_root(&root) {
             return Err(at("root", format!("`root` {why}, got {root:?}"))
@@ -242,7 +315,8 @@ impl DeployConfig {
             root,
             user: raw.user.unwrap_or_else(|| "www-data".into()),
             env_file: raw.env_file.or_else(|| Some("/etc/microblog.env".into())).filter(|e| !e.is_empty()),
-            build: raw.build.unwrap_or_else(|| DEFAULT_BUILD.iter().map(|s| s.to_string()).collect()),
+            build,
+            cache,
             restart: raw.restart.unwrap_or_else(|| "systemctl restart gunicorn".into()),
             health_path,
             health_port,
@@ -250,6 +324,7 @@ impl DeployConfig {
                 .health_address
                 .unwrap_or_else(|| "{{ host.vars.private_address | default(host.address) }}".into()),
             health_timeout,
+            confirm_timeout,
             health_status: raw.health_status.unwrap_or(0),
             health_via: raw.health_via,
             health_via_port: raw.health_via_port.unwrap_or(80),
@@ -295,6 +370,35 @@ mod tests {
         assert_eq!((at.as_str(), field.as_str()), ("/inv/inventory.toml:6:18", "deploy.app.health_timeout"));
         assert_eq!(load("health_timeout = 2.5\n").unwrap().health_timeout, Duration::from_millis(2500));
         assert_eq!(load("health_timeout = 10\n").unwrap().health_timeout, Duration::from_secs(10));
+        assert_eq!(load("health_timeout = 10\n").unwrap().confirm_timeout, 50);
+        assert_eq!(load("health_timeout = 10\nconfirm_timeout = 20.5\n").unwrap().confirm_timeout, 21);
+        for bad in ["10", "5", "-1", "nan", "inf", "1e30"] {
+            let e = load(&format!("health_timeout = 10\nconfirm_timeout = {bad}\n")).unwrap_err();
+            assert_eq!((e.line, e.column, e.field.as_deref()), (Some(7), Some(19), Some("deploy.app.confirm_timeout")));
+        }
+    }
+
+    #[test]
+    fn the_default_build_reuses_the_venv_and_a_custom_one_reuses_nothing() {
+        let d = load("").unwrap();
+        assert_eq!(d.build, DEFAULT_BUILD);
+        let c = d.cache.unwrap();
+        assert_eq!(
+            (c.dir.as_str(), c.build.as_slice(), c.key.as_slice()),
+            ("venv", &DEFAULT_CACHE_BUILD.map(String::from)[..], &["requirements.txt".to_string()][..])
+        );
+        let custom = load("build = [\"make\"]\n").unwrap();
+        assert_eq!((custom.build, custom.cache), (vec!["make".to_string()], None));
+        let both = load("build = [\"make\"]\ncache_build = [\"npm ci\"]\ncache_dir = \"node_modules\"\ncache_key = [\"package-lock.json\"]\n").unwrap();
+        assert_eq!(both.cache.unwrap().dir, "node_modules");
+        for (bad, field) in [
+            ("cache_dir = \"../x\"", "cache_dir"),
+            ("cache_dir = \"a/b\"", "cache_dir"),
+            ("cache_key = [\"/etc/passwd\"]", "cache_key"),
+        ] {
+            let e = load(&format!("{bad}\n")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(format!("deploy.app.{field}").as_str()), "{bad}");
+        }
     }
 
     #[test]
