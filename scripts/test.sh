@@ -27,6 +27,10 @@ fi
 # Debian's maintainer scripts may start daemons where an init system exists; tests start their own.
 mkdir -p /run/sshd
 
+echo "== shellcheck -s sh: host-side shell under src/"
+# Everything that runs on a host is POSIX sh. The lab's own scripts (src/lab/, bash, run on this
+# machine by `microctl lab`) are not host-side and keep their bash shebang.
+find src -name '*.sh' -not -path 'src/lab/*' -print0 | xargs -0 shellcheck -s sh
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"

@@ -97,6 +97,10 @@ pub struct DeployArgs {
     /// Seconds to wait for another run's lock on a host before failing.
     #[arg(long, default_value_t = 60)]
     pub lock_timeout: u64,
+    /// Seconds each phase on a host may take once connected (lock wait excepted) before the
+    /// host fails; overrides the hosts' `timeout` setting (default 600).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +129,10 @@ pub struct ConvergeArgs {
     /// Seconds to wait for another run's lock on a host before failing.
     #[arg(long, default_value_t = 60)]
     pub lock_timeout: u64,
+    /// Seconds each phase on a host may take once connected (lock wait excepted) before the
+    /// host fails; overrides the hosts' `timeout` setting (default 600).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod inventory;
 pub mod lab;
 pub mod plan;
+pub mod remote;
 pub mod report;
 pub mod role;
 pub mod shell;

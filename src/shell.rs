@@ -8,11 +8,6 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// `command` run as root through `sudo -n sh -c`, or as is when `sudo_prefix` is empty.
-pub fn privileged(sudo_prefix: &str, command: &str) -> String {
-    if sudo_prefix.is_empty() { command.to_string() } else { format!("{sudo_prefix}sh -c {}", quote(command)) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,11 +18,5 @@ mod tests {
         assert_eq!(quote(""), "''");
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
-    }
-
-    #[test]
-    fn privileged_wraps_in_sudo() {
-        assert_eq!(privileged("sudo -n ", "id -u && echo 'x'"), r"sudo -n sh -c 'id -u && echo '\''x'\'''");
-        assert_eq!(privileged("", "id -u"), "id -u");
     }
 }

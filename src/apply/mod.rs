@@ -2,8 +2,9 @@
 //! payload, apply), so a converge where nothing changed costs connect + auth + one exec, and
 //! one with changes costs the same channel plus one more round trip for the payload.
 //!
-//! `agent` builds the host script (lock + probe + payload reader), `script` the apply script,
-//! `payload` the tar stream that carries it with the changed files.
+//! The session (bootstrap, lock, framing, markers, timeouts) is `crate::remote`'s; `agent` is
+//! converge's part of it (probe + payload reader), `script` the apply script, `payload` the
+//! tar stream that carries it with the changed files.
 
 pub mod agent;
 mod payload;
@@ -16,7 +17,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::plan::desired::Desired;
 use crate::plan::probe::{self, Kind};
 use crate::plan::{self, Action, Plan, diff};
-use crate::transport::{Output, Pool, RemoteProcess};
+use crate::remote::{self, Line, Marker, Session};
+use crate::transport::Pool;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Options {
     /// Color the diffs.
     pub color: bool,
     pub lock_timeout: Duration,
+    /// `--timeout`: the bound of each session phase, for every host (else each host's own).
+    pub timeout: Option<Duration>,
     /// `converge` or `deploy`, shown to whoever waits for the lock.
     pub what: &'static str,
 }
@@ -105,18 +109,24 @@ async fn talk(
     let host = pool.inventory().host(&desired.host).expect("rendered host is in the inventory");
     progress(Progress::Phase("probing"));
     let t = Instant::now();
-    let probe = probe::script(desired, opts.diff);
-    let script =
-        agent::host_script(&host.state_dir, &agent::lock_owner(opts.what), opts.lock_timeout.as_secs(), &probe);
-    let mut process = conn.start(&agent::bootstrap(host.sudo_prefix())).await?;
-    process.send(format!("{}\n{script}", script.len()).as_bytes()).await?;
-    let mut stderr = Vec::new();
-    let (out, found) = process.read_until_line(agent::PROBE_END, |o| collect_stderr(o, &mut stderr)).await?;
-    if !found {
-        let finished = process.finish(|o| collect_stderr(o, &mut stderr)).await?;
-        return Err(early_exit(&desired.host, &out, &stderr, finished.exit_code));
+    let spec = remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout);
+    let body = agent::body(&probe::script(desired, opts.diff));
+    let mut session =
+        Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
+    session.phase("probe");
+    let mut out = String::new();
+    loop {
+        match session.next().await? {
+            Some(Line::Data(l)) => {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            Some(Line::Marker(Marker::ProbeEnd)) => break,
+            Some(Line::Marker(_)) => {}
+            None => return Err(session.early_exit().await),
+        }
     }
-    let observed = probe::parse(&String::from_utf8_lossy(&out));
+    let observed = probe::parse(&out);
     run.probe = t.elapsed();
     let plan = plan::plan(desired, &observed);
     run.ok = plan.ok;
@@ -125,11 +135,12 @@ async fn talk(
     }
 
     if opts.check || plan.is_empty() {
-        process.send(b"0\n").await?;
-        process.close_stdin().await?;
-        let end = process.finish(|o| collect_stderr(o, &mut stderr)).await?;
-        if !end.success() {
-            return Err(early_exit(&desired.host, &end.stdout, &stderr, end.exit_code));
+        session.phase("finish");
+        session.send_frame(b"").await?;
+        session.close_stdin().await?;
+        let code = session.finish(|_| {}).await?;
+        if code != 0 {
+            return Err(session.classify(Some(code)));
         }
         run.changed = if opts.check { plan.changes.len() } else { 0 };
         run.plan = plan;
@@ -138,32 +149,34 @@ async fn talk(
 
     progress(Progress::Phase("applying"));
     let t = Instant::now();
+    session.phase("payload upload");
     let tar = payload::build(desired, &plan)?;
-    process.send(format!("{}\n", tar.len()).as_bytes()).await?;
-    process.send(&tar).await?;
-    process.close_stdin().await?;
+    session.send_frame(&tar).await?;
+    session.close_stdin().await?;
     run.plan = plan;
-    let result = follow_apply(&mut process, desired, run, progress, &mut stderr).await;
+    session.phase("apply");
+    let result = follow_apply(&mut session, desired, run, progress).await;
     run.apply = t.elapsed();
     result
 }
 
 /// Reads the apply script's markers until it ends, counting steps and naming a failure.
 async fn follow_apply(
-    process: &mut RemoteProcess,
+    session: &mut Session,
     desired: &Desired,
     run: &mut HostRun,
     progress: &(dyn Fn(Progress<'_>) + Sync),
-    stderr: &mut Vec<u8>,
 ) -> Result<()> {
-    let mut pending = Vec::new();
     let mut failure: Option<(String, String)> = None;
     let mut output = String::new();
-    let mut handle_line = |line: &str, run: &mut HostRun| {
-        let fields: Vec<&str> = line.splitn(3, '\t').collect();
-        match fields.as_slice() {
-            ["@@done", id] => {
-                if let Some(text) = step_text(&run.plan, id) {
+    while let Some(line) = session.next().await? {
+        match line {
+            // Each step gets the whole timeout (an apt install may take minutes).
+            Line::Marker(Marker::Begin(id)) => {
+                session.phase(format!("apply step {}", step_text(&run.plan, &id).unwrap_or(id)))
+            }
+            Line::Marker(Marker::Passed(id)) => {
+                if let Some(text) = step_text(&run.plan, &id) {
                     if id.starts_with('h') {
                         run.handlers_run.push(text.trim_start_matches("handler ").to_string());
                     } else {
@@ -172,30 +185,19 @@ async fn follow_apply(
                     progress(Progress::Step(true, &text));
                 }
             }
-            ["@@fail", id, rc] => {
-                let text = step_text(&run.plan, id).unwrap_or_else(|| (*id).to_string());
+            Line::Marker(Marker::Fail { step, code }) => {
+                let text = step_text(&run.plan, &step).unwrap_or(step);
                 progress(Progress::Step(false, &text));
-                failure = Some((text, (*rc).to_string()));
+                failure = Some((text, code.unwrap_or_else(|| "?".into())));
             }
-            ["@@out", rest] => {
-                output.push_str(rest);
+            Line::Marker(Marker::Out(rest)) => {
+                output.push_str(&rest);
                 output.push('\n');
             }
             _ => {}
         }
-    };
-    let end = process
-        .finish(|o| match o {
-            Output::Stdout(d) => {
-                pending.extend_from_slice(d);
-                while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=nl).collect();
-                    handle_line(String::from_utf8_lossy(&line).trim_end_matches('\n'), run);
-                }
-            }
-            Output::Stderr(d) => stderr.extend_from_slice(d),
-        })
-        .await?;
+    }
+    let code = session.finish(|_| {}).await?;
     if let Some((task, rc)) = failure {
         run.failed = 1;
         return Err(Error::new(ErrorKind::Remote, format!("{task} failed (exit {rc})"))
@@ -204,8 +206,8 @@ async fn follow_apply(
             .detail(output)
             .hint("fix the cause shown above and run converge again; changes already made stay, pending handlers run next time"));
     }
-    if !end.success() {
-        return Err(early_exit(&desired.host, &end.stdout, stderr, end.exit_code));
+    if code != 0 {
+        return Err(session.classify(Some(code)));
     }
     Ok(())
 }
@@ -217,44 +219,6 @@ fn step_text(plan: &Plan, id: &str) -> Option<String> {
     }
     let change = plan.changes.get(id.parse::<usize>().ok()?)?;
     Some(format!("{} ({})", change.resource, change.reason))
-}
-
-fn collect_stderr(o: Output<'_>, into: &mut Vec<u8>) {
-    if let Output::Stderr(d) = o {
-        into.extend_from_slice(d);
-    }
-}
-
-/// The host script stopped before it should have: explain why.
-fn early_exit(host: &str, stdout: &[u8], stderr: &[u8], code: Option<u32>) -> Error {
-    let stdout = String::from_utf8_lossy(stdout);
-    let stderr = String::from_utf8_lossy(stderr);
-    if code == Some(agent::LOCKED_EXIT) {
-        let holder = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("@@locked\t"))
-            .filter(|h| !h.is_empty())
-            .unwrap_or("a run that has not named itself yet")
-            .to_string();
-        return Error::new(ErrorKind::Locked, format!("host {host} is locked by {holder}"))
-            .host(host)
-            .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout");
-    }
-    if stderr.contains("sudo:") {
-        return Error::new(ErrorKind::Remote, format!("sudo failed on {host}"))
-            .host(host)
-            .detail(stderr.into_owned())
-            .hint("the login user needs passwordless sudo (NOPASSWD), or log in as root, or set `become = false`");
-    }
-    let error_line = stdout.lines().find_map(|l| l.strip_prefix("@@error ")).map(str::to_string);
-    Error::new(
-        ErrorKind::Remote,
-        error_line.unwrap_or_else(|| {
-            format!("the host script on {host} exited with {}", code.map_or("no status".into(), |c| c.to_string()))
-        }),
-    )
-    .host(host)
-    .detail(format!("{stdout}{stderr}"))
 }
 
 /// Unified diffs for the files the plan writes (sensitive ones only named).

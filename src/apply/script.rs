@@ -1,6 +1,7 @@
 //! The apply script: a plan turned into one privileged POSIX shell script, shipped in the
-//! payload with the changed files. Every step prints `@@begin ID`, then `@@done ID` or
-//! `@@fail ID RC` followed by its output as `@@out` lines, so the client can report per step.
+//! payload with the changed files. Every step prints the markers `begin ID`, then `passed ID` or
+//! `fail ID RC` followed by its output as `out` lines (see `crate::remote::Marker`), so the
+//! client can report per step. The fixed part is `apply.sh`; only small builders live here.
 //!
 //! Safety rules it follows: notified handlers are recorded on the host *before* anything
 //! changes (so an interrupted run fires them next time); every file is staged in its
@@ -11,6 +12,7 @@ use std::fmt::Write;
 
 use crate::plan::desired::{Desired, Meta};
 use crate::plan::{Action, Plan};
+use crate::remote::MARK_SH;
 use crate::shell::quote;
 
 /// The step id of a handler in the markers (`h0`, `h1`...).
@@ -23,36 +25,12 @@ pub fn payload_name(i: usize) -> String {
     format!("f/{i}")
 }
 
-/// Steps run in the script's own shell with their output in a file (`$W/step.out`), not in a
-/// `$( )` subshell: on a host every process counts, and a fresh converge of a few files
-/// should not cost a fork per step.
-const PRELUDE: &str = r#"set -u
-umask 022
-STAGED=""
-cleanup() { for t in $STAGED; do rm -f -- "$t"; done; }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
-fail() {
-  printf '@@fail\t%s\t%s\n' "$1" "$2"
-  sed 's/^/@@out\t/' "$W/step.out"
-  exit 1
-}
-stage() { # stage DEST: a temp file next to DEST, removed on exit unless renamed
-  d=${1%/*}
-  [ -n "$d" ] || d=/
-  [ -d "$d" ] || mkdir -p -- "$d" || return 1
-  t=$(mktemp -- "$d/.microctl.XXXXXX") || return 1
-  STAGED="$STAGED $t"
-}
-export DEBIAN_FRONTEND=noninteractive
-APT="apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-"#;
+/// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
+pub const APPLY_SH: &str = include_str!("apply.sh");
 
 /// Builds the apply script for `plan` (which must come from `desired`).
 pub fn build(desired: &Desired, plan: &Plan) -> String {
-    let mut s = String::from(PRELUDE);
+    let mut s = format!("{MARK_SH}{APPLY_SH}");
     if !plan.handlers.is_empty() {
         let names: String = plan.handlers.iter().map(|h| format!("{h}\n")).collect();
         step(
@@ -169,7 +147,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
 fn step(s: &mut String, id: &str, body: &str) {
     let _ = writeln!(
         s,
-        "printf '@@begin\\t%s\\n' {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nprintf '@@done\\t%s\\n' {id}",
+        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nmark passed {id}",
         id = quote(id)
     );
 }
@@ -212,4 +190,105 @@ fn set_meta(meta: &Meta, target: &str) -> String {
         cmds.push(format!("chmod {m:04o} {target}"));
     }
     if cmds.is_empty() { "true".to_string() } else { cmds.join(" && ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::desired::*;
+    use crate::plan::probe::{self, Observed};
+    use crate::remote::{self, Privilege, Spec};
+    use std::sync::Arc;
+
+    /// One of every resource, values with `$`, quotes and spaces, all missing on the host.
+    fn representative() -> Desired {
+        let o = || Origin { role: "r".into(), line: 1 };
+        let meta = Meta { owner: Some("www-data".into()), group: Some("adm".into()), mode: Some(0o640) };
+        let content = Arc::new(b"a = '$HOME'\n".to_vec());
+        Desired {
+            host: "h".into(),
+            packages: vec![PackageSpec { origin: o(), name: "nginx".into() }],
+            dirs: vec![DirSpec { origin: o(), path: "/srv/my site".into(), meta: meta.clone(), notify: vec![] }],
+            files: vec![
+                FileSpec {
+                    origin: o(),
+                    dest: "/srv/my site/it's $x.conf".into(),
+                    sha256: sha256_hex(&content),
+                    content: content.clone(),
+                    meta: meta.clone(),
+                    validate: Some("grep -q a %s".into()),
+                    sensitive: false,
+                    notify: vec!["reload web".into()],
+                    apt_source: false,
+                },
+                FileSpec {
+                    origin: o(),
+                    dest: "/etc/apt/sources.list.d/x.list".into(),
+                    sha256: sha256_hex(&content),
+                    content,
+                    meta: Meta::default(),
+                    validate: None,
+                    sensitive: true,
+                    notify: vec![],
+                    apt_source: true,
+                },
+            ],
+            links: vec![LinkSpec {
+                origin: o(),
+                path: "/srv/cur".into(),
+                target: "/srv/my site".into(),
+                notify: vec![],
+            }],
+            absent: vec![AbsentSpec { origin: o(), path: "/etc/old \"x\"".into(), notify: vec![] }],
+            services: vec![ServiceSpec {
+                origin: o(),
+                name: "nginx".into(),
+                enabled: Some(true),
+                running: Some(true),
+                notify: vec![],
+            }],
+            commands: vec![CommandSpec {
+                origin: o(),
+                name: "init".into(),
+                run: "echo \"$PATH\" > /tmp/x".into(),
+                creates: None,
+                unless: Some("test -e /srv/done".into()),
+                notify: vec![],
+                early: false,
+            }],
+            handlers: vec![HandlerSpec {
+                origin: o(),
+                name: "reload web".into(),
+                run: "systemctl reload nginx".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn step_is_exact() {
+        let mut s = String::new();
+        step(&mut s, "3", "rm -rf -- /x");
+        assert_eq!(
+            s,
+            "mark begin 3\n{ rm -rf -- /x\n} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 3 $?\nmark passed 3\n"
+        );
+        assert_eq!(
+            set_meta(&Meta { owner: Some("a b".into()), group: Some("g".into()), mode: Some(0o2750) }, "\"$t\""),
+            "chown -- 'a b':g \"$t\" && chmod 2750 \"$t\""
+        );
+    }
+
+    /// The generated host session (with --diff probe) and apply script of a plan that
+    /// touches every kind of resource pass `shellcheck -s sh`.
+    #[test]
+    fn generated_scripts_pass_shellcheck() {
+        let desired = representative();
+        let plan = crate::plan::plan(&desired, &Observed::default());
+        assert!(plan.changes.len() >= 8, "{:?}", plan.changes);
+        let apply = build(&desired, &plan);
+        assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
+        let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
+        let session = remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, true)));
+        assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
+    }
 }

@@ -53,6 +53,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         diff: args.diff,
         color,
         lock_timeout: Duration::from_secs(args.lock_timeout),
+        timeout: args.timeout.map(Duration::from_secs),
         what: "converge",
     };
     let runs = runtime()?.block_on(async {

@@ -3,7 +3,7 @@
 //! `--rollback`. Exit status 0 when every host is healthy on the new release, 1 otherwise.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -104,14 +104,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
     if args.list {
-        return runtime()?.block_on(list(pool, plans, args.json));
+        return runtime()?.block_on(list(pool, plans, args.json, args.timeout.map(Duration::from_secs)));
     }
     let shared = Arc::new(Shared {
         health_path: cfg.health_path.clone(),
         health_status: cfg.health_status,
         health_timeout: cfg.health_timeout,
         via_port: cfg.health_via_port,
-        lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+        lock_timeout: Duration::from_secs(args.lock_timeout),
+        timeout: args.timeout.map(Duration::from_secs),
         batch: cfg.batch,
         payload,
     });
@@ -177,21 +178,26 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
 }
 
 /// `--list`: every host's releases, the live one marked.
-async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool) -> Result<i32> {
+async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
     let mut code = 0;
     let mut table = Table::new(&["host", "release", "live"]);
     for plan in &plans {
         let host = pool.inventory().host(&plan.host).expect("planned host");
         let root = quote(&plan.settings.root);
-        let cmd = format!(
-            "{}sh -c {}",
-            host.sudo_prefix(),
-            quote(&format!(
-                "readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
-            ))
-        );
+        let cmd = host.privilege().sh(&format!(
+            "readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
+        ));
+        let timeout = timeout.unwrap_or(host.timeout);
         let listed = match pool.connect(&plan.host).await {
-            Ok(conn) => conn.exec(&cmd, &[], |_| {}).await,
+            Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("{} stopped answering during list (no end within {}s)", plan.host, timeout.as_secs()),
+                )
+                .host(&plan.host)
+                .task("list")),
+            },
             Err(e) => Err(e),
         };
         match listed {

@@ -11,8 +11,8 @@ use super::{load_inventory, runtime};
 use crate::cli::{ExecArgs, GlobalArgs};
 use crate::error::Result;
 use crate::inventory;
+use crate::remote::Privilege;
 use crate::report::{self, HostLines, Table};
-use crate::shell;
 use crate::transport::{ExecOutput, Options, Output, Pool};
 
 struct HostResult {
@@ -103,8 +103,7 @@ async fn run_on_host(
     let conn = pool.connect(name).await?;
     let host = pool.inventory().host(name).expect("selected host");
     // --sudo asks for root whatever `become` says; a root login needs no sudo.
-    let sudo_prefix = if sudo && host.user != "root" { "sudo -n " } else { "" };
-    let command = shell::privileged(sudo_prefix, command);
+    let command = Privilege::new(sudo, &host.user).wrap(command);
     conn.exec(&command, &[], |out| {
         if json {
             return;

@@ -13,9 +13,9 @@ pub mod source;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::apply::agent;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::{Output, Pool};
+use crate::remote::{self, Line, Marker, Session};
+use crate::transport::Pool;
 use script::{Settings, Target};
 
 /// One host's deploy, rendered and ready.
@@ -39,6 +39,8 @@ pub struct Shared {
     pub health_timeout: Duration,
     pub via_port: u16,
     pub lock_timeout: Duration,
+    /// `--timeout`: the bound of each session phase, for every host (else each host's own).
+    pub timeout: Option<Duration>,
     pub batch: usize,
     /// The release tar, for uploaded sources.
     pub payload: Option<Arc<Vec<u8>>>,
@@ -121,42 +123,50 @@ async fn deploy_steps(
     let host = pool.inventory().host(&plan.host).expect("planned host exists");
     let conn = pool.connect(&plan.host).await?;
     let what = if matches!(plan.target, Target::Previous) { "deploy --rollback" } else { "deploy" };
-    let prelude = agent::lock_prelude(&host.state_dir, &agent::lock_owner(what), shared.lock_timeout.as_secs());
-    let body = script::build(&prelude, &plan.settings, &plan.target);
-    let mut process = conn.start(&agent::bootstrap(host.sudo_prefix())).await?;
-    process.send(format!("{}\n{body}", body.len()).as_bytes()).await?;
+    let spec = remote::Spec::for_host(host, what, shared.lock_timeout, shared.timeout);
+    let body = script::build(&plan.settings, &plan.target);
+    let mut session = Session::start(&conn, spec, &body, |holder| {
+        on_event(&plan.host, Event::Line(&format!("waiting for the host lock held by {holder}")))
+    })
+    .await?;
     if let (Target::Upload { .. }, Some(payload)) = (&plan.target, &shared.payload) {
-        process.send(format!("{}\n", payload.len()).as_bytes()).await?;
-        process.send(payload).await?;
+        session.phase("release upload");
+        session.send_frame(payload).await?;
     }
 
+    session.phase("build and restart");
     let mut log = Log::default();
-    let restarted = process
-        .lines_until("@@restarted", |o| {
-            if let Some(text) = log.take(o, out) {
-                on_event(&plan.host, Event::Line(&text));
+    loop {
+        match session.next().await? {
+            Some(Line::Marker(Marker::Restarted)) => break,
+            Some(Line::Marker(m)) => {
+                if let Some(text) = log.take(m, out) {
+                    on_event(&plan.host, Event::Line(&text));
+                }
             }
-        })
-        .await?;
-    if !restarted {
-        let end = process.finish(|_| {}).await?;
-        return Err(log.failure(&plan.host, end.exit_code, out));
+            Some(Line::Data(_)) => {}
+            None => {
+                let code = session.finish(|_| {}).await?;
+                return Err(log.failure(&session, code, out));
+            }
+        }
     }
 
     // Live on the new release: check it, then tell the host to keep it or to roll back.
     let verdict = check(pool, plan, shared, on_event, out).await;
-    process.send(if verdict.is_ok() { b"ok\n" } else { b"rollback\n" }).await?;
-    process.close_stdin().await?;
-    let mut rest = Log::default();
-    let end = process
-        .finish(|o| {
-            if let Output::Stdout(d) = o {
-                rest.text.push_str(&String::from_utf8_lossy(d));
+    session.phase("verdict");
+    session.send_line(if verdict.is_ok() { "ok" } else { "rollback" }).await?;
+    session.close_stdin().await?;
+    let mut rest = Vec::new();
+    let code = session
+        .finish(|line| {
+            if let Line::Marker(m) = line {
+                rest.push(m);
             }
         })
         .await?;
-    for line in rest.text.lines() {
-        let _ = log.take(Output::Stdout(line.as_bytes()), out);
+    for m in rest {
+        let _ = log.take(m, out);
     }
     if out.rolled_back {
         // Say whether the release we went back to serves again.
@@ -178,8 +188,8 @@ async fn deploy_steps(
         out.health.push(line);
     }
     match verdict {
-        Ok(()) if end.success() => Ok(()),
-        Ok(()) => Err(log.failure(&plan.host, end.exit_code, out)),
+        Ok(()) if code == 0 => Ok(()),
+        Ok(()) => Err(log.failure(&session, code, out)),
         Err(why) => Err(Error::new(
             ErrorKind::Remote,
             format!(
@@ -237,66 +247,50 @@ async fn check(
 struct Log {
     failed: Option<String>,
     output: String,
-    text: String,
-    stderr: String,
 }
 
 impl Log {
-    /// Records one line; returns what to show the user, if anything.
-    fn take(&mut self, o: Output<'_>, out: &mut HostDeploy) -> Option<String> {
-        let line = match o {
-            Output::Stdout(d) => String::from_utf8_lossy(d).into_owned(),
-            Output::Stderr(d) => {
-                self.stderr.push_str(&String::from_utf8_lossy(d));
-                return None;
+    /// Records one marker; returns what to show the user, if anything.
+    fn take(&mut self, m: Marker, out: &mut HostDeploy) -> Option<String> {
+        match m {
+            Marker::Previous(p) => {
+                out.previous = Some(p.trim_start_matches("releases/").to_string()).filter(|p| !p.is_empty())
             }
-        };
-        let (tag, value) = line.split_once('\t').unwrap_or((line.as_str(), ""));
-        match tag {
-            "@@previous" => {
-                out.previous = Some(value.trim_start_matches("releases/").to_string()).filter(|p| !p.is_empty())
+            Marker::Release(r) => {
+                let line = format!("release {r}");
+                out.release = Some(r);
+                return Some(line);
             }
-            "@@release" => {
-                out.release = Some(value.to_string());
-                return Some(format!("release {value}"));
-            }
-            "@@step" => return Some(format!("build: {value}")),
-            "@@switched" => return Some(format!("current -> {value}; restarting")),
-            "@@fail" => self.failed = Some(value.to_string()),
-            "@@out" => {
-                self.output.push_str(value);
+            Marker::Step(s) => return Some(format!("build: {s}")),
+            Marker::Switched(s) => return Some(format!("current -> {s}; restarting")),
+            Marker::Fail { step, .. } => self.failed = Some(step),
+            Marker::Out(line) => {
+                self.output.push_str(&line);
                 self.output.push('\n');
             }
-            "@@rolled-back" => {
+            Marker::RolledBack(p) => {
                 out.rolled_back = true;
-                return Some(format!("rolled back to {}", value.trim_start_matches("releases/")));
+                return Some(format!("rolled back to {}", p.trim_start_matches("releases/")));
             }
-            "@@pruned" => return Some("kept; old releases pruned".into()),
+            Marker::Pruned => return Some("kept; old releases pruned".into()),
             _ => {}
         }
         None
     }
 
-    fn failure(&self, host: &str, code: Option<u32>, out: &HostDeploy) -> Error {
-        if code == Some(agent::LOCKED_EXIT) {
-            return Error::new(ErrorKind::Locked, format!("host {host} is locked by another run"))
-                .host(host)
-                .hint("wait for the other converge or deploy, or raise --lock-timeout");
-        }
-        let what = self
-            .failed
-            .clone()
-            .unwrap_or_else(|| format!("the deploy script (exit {})", code.map_or("?".into(), |c| c.to_string())));
+    /// The script ended with `code` before it should have.
+    fn failure(&self, session: &Session, code: u32, out: &HostDeploy) -> Error {
+        let host = session.host();
+        let Some(what) = self.failed.clone() else {
+            // Not one of deploy's own steps: locked, sudo refused, the session's own error.
+            return session.classify(Some(code));
+        };
         let mut msg = format!("{what} failed on {host}");
         if what.starts_with("build") {
             msg.push_str("; current was not touched");
         } else if out.rolled_back {
             msg.push_str(&format!("; rolled back to {}", out.previous.clone().unwrap_or_else(|| "nothing".into())));
         }
-        let mut detail = self.output.clone();
-        if self.stderr.contains("sudo:") {
-            detail.push_str(&self.stderr);
-        }
-        Error::new(ErrorKind::Remote, msg).host(host).detail(detail)
+        Error::new(ErrorKind::Remote, msg).host(host).detail(self.output.clone())
     }
 }

@@ -60,9 +60,11 @@ pub struct Host {
     pub groups: Vec<String>,
     pub vars: Vars,
     pub connect_timeout: Duration,
+    /// Bound of each phase of a host session once connected (`--timeout` overrides it).
+    pub timeout: Duration,
     /// Concurrent channels this client opens on the host's connection (below sshd's MaxSessions).
     pub max_sessions: usize,
-    /// Run privileged work through `sudo -n` when `user` is not root.
+    /// Run privileged work through sudo when `user` is not root (see `remote::Privilege`).
     pub become_root: bool,
     /// Where microctl keeps its lock and pending handlers on the host.
     pub state_dir: String,
@@ -71,9 +73,9 @@ pub struct Host {
 }
 
 impl Host {
-    /// The `sudo -n` prefix for privileged commands, empty when already root or become is off.
-    pub fn sudo_prefix(&self) -> &'static str {
-        if self.become_root && self.user != "root" { "sudo -n " } else { "" }
+    /// How privileged work gets root here (`become`, and whether the login is root).
+    pub fn privilege(&self) -> crate::remote::Privilege {
+        crate::remote::Privilege::new(self.become_root, &self.user)
     }
 }
 

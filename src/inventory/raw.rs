@@ -36,6 +36,7 @@ pub struct RawHost {
     pub identity: Option<Spanned<String>>,
     pub known_hosts: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<f64>>,
+    pub timeout: Option<Spanned<f64>>,
     pub max_sessions: Option<Spanned<i64>>,
     #[serde(rename = "become")]
     pub become_root: Option<bool>,

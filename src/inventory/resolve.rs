@@ -152,6 +152,16 @@ fn resolve_host(
             .hint("use seconds, more than 0 and at most 3600"));
     }
 
+    let session_timeout = pick(&h.timeout, &defaults.timeout)
+        .map(|t| (*t.get_ref(), t.span()))
+        .unwrap_or((crate::remote::DEFAULT_TIMEOUT.as_secs_f64(), 0..0));
+    if !(session_timeout.0 >= 1.0 && session_timeout.0 <= 86400.0) {
+        return Err(rep
+            .at(session_timeout.1, format!("timeout {} is out of range", session_timeout.0))
+            .field(format!("hosts.{n}.timeout"))
+            .hint("use seconds, at least 1 and at most 86400"));
+    }
+
     let user = pick(&h.user, &defaults.user).map(|u| u.get_ref().clone()).unwrap_or_else(local_user);
     let identity = pick(&h.identity, &defaults.identity).map(|p| expand_path(base_dir, p.get_ref()));
     let known_hosts = pick(&h.known_hosts, &defaults.known_hosts)
@@ -179,6 +189,7 @@ fn resolve_host(
         // Group vars are merged in by resolve_groups once groups are known.
         vars: h.vars.clone().unwrap_or_default(),
         connect_timeout: Duration::from_secs_f64(timeout.0),
+        timeout: Duration::from_secs_f64(session_timeout.0),
         max_sessions: max_sessions.0 as usize,
         become_root: h.become_root.or(defaults.become_root).unwrap_or(true),
         state_dir,
@@ -429,5 +440,19 @@ vars = { tier = "extra" }
         assert!(e.starts_with("inv.toml:3:8: port 70000 is out of range"), "{e}");
         let e = err("[defaults]\naddress = \"x\"\n");
         assert!(e.contains("`address` cannot be set in [defaults]"), "{e}");
+    }
+
+    #[test]
+    fn session_timeout_from_defaults_host_or_default() {
+        let inv =
+            parse("[defaults]\ntimeout = 90\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\ntimeout = 5\n")
+                .unwrap();
+        assert_eq!(inv.host("a").unwrap().timeout, Duration::from_secs(90));
+        assert_eq!(inv.host("b").unwrap().timeout, Duration::from_secs(5));
+        let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
+        assert_eq!(inv.host("a").unwrap().timeout, crate::remote::DEFAULT_TIMEOUT);
+        let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
+        assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
+        assert!(e.contains("hosts.a.timeout"), "{e}");
     }
 }

@@ -82,7 +82,7 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
         for f in desired.files.iter().filter(|f| !f.sensitive && f.content.len() <= DIFF_LIMIT) {
             let q = quote(&f.dest);
             s.push_str(&format!(
-                "if [ -f {q} ] && [ $(stat -c %s {q}) -le {DIFF_LIMIT} ]; then h=$(sha256sum < {q}); \
+                "if [ -f {q} ] && [ \"$(stat -c %s {q})\" -le {DIFF_LIMIT} ]; then h=$(sha256sum < {q}); \
                  [ \"${{h%% *}}\" = {sha} ] || printf 'X\\t%s\\t%s\\n' {q} \"$(base64 -w0 < {q})\"; fi\n",
                 sha = f.sha256
             ));

@@ -14,4 +14,4 @@ mod process;
 pub use auth::PASSPHRASE_ENV;
 pub use connection::{Connection, Options, Stats};
 pub use pool::Pool;
-pub use process::{ExecOutput, Output, RemoteProcess};
+pub use process::{Chunk, ExecOutput, Output, RemoteProcess};

@@ -175,6 +175,16 @@ impl RemoteProcess {
         Ok(out)
     }
 
+    /// The next piece of output, or `None` once the channel is closed (then see `status`).
+    pub async fn next_chunk(&mut self) -> Option<Chunk> {
+        self.next_message().await
+    }
+
+    /// The exit status and signal received so far (both `None`: not ended, or connection lost).
+    pub fn status(&self) -> (Option<u32>, Option<String>) {
+        (self.exit_code, self.signal.clone())
+    }
+
     /// The next piece of output, or `None` once the channel is closed.
     async fn next_message(&mut self) -> Option<Chunk> {
         let read = self.read.as_mut()?;
@@ -217,7 +227,7 @@ impl RemoteProcess {
 }
 
 /// Owned output, as read from the channel.
-enum Chunk {
+pub enum Chunk {
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
 }

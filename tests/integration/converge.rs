@@ -60,8 +60,13 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(n: usize, role: &str) -> Fleet {
+        Fleet::with(n, role, |_| SshdOptions::default())
+    }
+
+    /// Like `new`, with host `i`'s sshd options from `opts(i)`.
+    pub fn with(n: usize, role: &str, opts: impl Fn(usize) -> SshdOptions) -> Fleet {
         let ws = Workspace::new();
-        let sshd: Vec<Sshd> = (0..n).map(|_| ws.sshd(SshdOptions::default())).collect();
+        let sshd: Vec<Sshd> = (0..n).map(|i| ws.sshd(opts(i))).collect();
         ws.known_hosts(&sshd.iter().collect::<Vec<_>>());
         let mut hosts = String::new();
         for (i, s) in sshd.iter().enumerate() {

@@ -1,6 +1,8 @@
 //! `microctl deploy` against real sshd: two app hosts serving a real HTTP app from a git
 //! checkout. Releases switch atomically, a failing health check rolls back and stops the
-//! batch, a failing build never touches `current`, `--list` and `--rollback` work.
+//! batch, a failing build never touches `current`, `--list` and `--rollback` work; h1's login
+//! prints a banner and runs commands under dash. A locked host reads the same in deploy and
+//! converge.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -51,7 +53,13 @@ fn git(repo: &std::path::Path, cmd: &str) {
 
 fn setup() -> App {
     let ws = Workspace::new();
-    let sshd: Vec<Sshd> = (0..2).map(|_| ws.sshd(SshdOptions::default())).collect();
+    // h1's login prints a banner without a newline and runs commands under dash.
+    let sshd: Vec<Sshd> = (0..2)
+        .map(|i| {
+            let key_options = (i == 1).then(|| crate::remote_session::BANNER_DASH.to_string());
+            ws.sshd(SshdOptions { key_options, ..Default::default() })
+        })
+        .collect();
     ws.known_hosts(&sshd.iter().collect::<Vec<_>>());
     let repo = ws.path("src/app");
     std::fs::create_dir_all(&repo).unwrap();
@@ -156,4 +164,28 @@ fn deploy_health_check_rollback_and_failed_build() {
     assert_eq!(served(app.ports[0]), "version 1");
     assert_eq!(served(app.ports[1]), "version 1");
     assert_eq!(back.host("h1")["release"], v1_release.as_str());
+}
+
+#[test]
+fn locked_host_reads_the_same_in_deploy_and_converge() {
+    let app = setup();
+    let state = app.ws.path("h0/state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut holder = std::process::Command::new("flock").arg(state.join("lock")).args(["sleep", "60"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::write(state.join("lock.owner"), "ann@ops (microctl deploy, client pid 1), host pid 2\n").unwrap();
+    std::fs::create_dir_all(app.ws.path("roles")).unwrap();
+    let deploy = app.ws.microctl(&["deploy", "app", "--json", "--lock-timeout", "1"]);
+    let roles = app.ws.path("roles");
+    let converge =
+        app.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "converge", "h0", "--json", "--lock-timeout", "1"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    deploy.assert_code(1);
+    converge.assert_code(1);
+    let (d, c) = (&deploy.host("h0")["error"], &converge.host("h0")["error"]);
+    assert_eq!(d["class"], "locked", "{d}");
+    assert_eq!(d["message"], "host h0 is locked by ann@ops (microctl deploy, client pid 1), host pid 2", "{d}");
+    assert_eq!(d["message"], c["message"]);
+    assert_eq!(d["hint"], c["hint"]);
 }

@@ -11,6 +11,7 @@ mod exec;
 mod host_keys;
 mod inventory_cli;
 mod jump;
+mod remote_session;
 mod role_errors;
 mod roles_check;
 mod sessions;

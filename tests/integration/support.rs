@@ -53,11 +53,13 @@ pub struct SshdOptions {
     /// Port inside the namespace (default 22).
     pub netns_port: Option<u16>,
     pub authorized: Vec<String>,
+    /// authorized_keys options for the workspace's own key (e.g. `command="..."`).
+    pub key_options: Option<String>,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
-        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![] }
+        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![], key_options: None }
     }
 }
 
@@ -114,6 +116,11 @@ impl Sshd {
         let sshd = Sshd { address, port, dir, host_key, child: Some(child) };
         sshd.wait_listening();
         sshd
+    }
+
+    /// The listening daemon's pid (its session processes are its descendants).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn wait_listening(&self) {
@@ -309,7 +316,11 @@ impl Workspace {
 
     /// Starts an sshd that trusts this workspace's key.
     pub fn sshd(&self, mut opts: SshdOptions) -> Sshd {
-        opts.authorized.push(self.key.public_line.clone());
+        let line = match &opts.key_options {
+            Some(o) => format!("{o} {}", self.key.public_line),
+            None => self.key.public_line.clone(),
+        };
+        opts.authorized.push(line);
         Sshd::start(opts)
     }
 
@@ -335,20 +346,52 @@ impl Workspace {
         self.microctl_env(args, &[])
     }
 
+    /// Runs the real binary like `microctl`, but kills it and fails the test if it is still
+    /// running after `limit` (for properties like "nothing waits forever").
+    pub fn microctl_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
+        let (out_path, err_path) = (self.path("run.stdout"), self.path("run.stderr"));
+        let mut child = self
+            .command(args)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("run microctl");
+        let until = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("microctl {args:?} still running after {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out_path).unwrap(),
+            stderr: std::fs::read_to_string(err_path).unwrap(),
+        }
+    }
+
     pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
-            .args(["-i", self.path("inventory.toml").to_str().unwrap()])
+        let out = self.command(args).envs(env.iter().copied()).output().expect("run microctl");
+        Run::from(out)
+    }
+
+    /// The real binary with this workspace's inventory, HOME and no agent or passphrase.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_microctl"));
+        cmd.args(["-i", self.path("inventory.toml").to_str().unwrap()])
             .args(args)
             .env("HOME", self.path("home"))
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("MICROCTL_INVENTORY")
             .env_remove("MICROCTL_KEY_PASSPHRASE")
             .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run microctl");
-        Run::from(out)
+            .stdin(Stdio::null());
+        cmd
     }
 }
 

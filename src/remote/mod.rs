@@ -1,0 +1,502 @@
+//! The host session: THE way converge and deploy (and anything else that runs a privileged
+//! script on a host) talk to a host, over ONE exec channel per host per run.
+//!
+//! Protocol. The exec command is a constant bootstrap ([`bootstrap`]) run by the login shell:
+//! it reads `LEN\n` and then LEN bytes of script from stdin into a temp file and runs it with
+//! `sh` (through `sudo -n` when [`Privilege::Sudo`]). The script is
+//! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=…` + `mark.sh` + `session.sh` + the caller's body.
+//! Further stdin is framed the same way by the caller's body (`LEN\n` + bytes, [`Session::send_frame`])
+//! or as lines ([`Session::send_line`]). Everything the script reports is a marker line
+//! `NONCE KIND<TAB>FIELDS` ([`Marker`]); the session discards whatever the login printed
+//! before the `start` marker (a banner without newline, a chatty .bashrc), found by the
+//! per-run random nonce anywhere in the stream, never by a line prefix.
+//!
+//! Time. Every wait once connected has a deadline: the start and lock phases end at
+//! `timeout` (+ `lock_wait` once another run holds the lock); the caller names each later
+//! phase ([`Session::phase`]) and each gets `timeout`. A host that stops answering fails with
+//! an [`ErrorKind::Timeout`] error naming the host and the phase.
+//!
+//! Early exits (the stream ends before the caller expected) are classified in one place
+//! ([`Session::early_exit`]): locked (naming the holder), sudo refused, killed by a signal,
+//! the session's own error, or the exit status.
+
+mod marker;
+mod privilege;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use marker::{Line, Marker, Reader};
+pub use privilege::Privilege;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Host;
+use crate::shell::quote;
+use crate::transport::{Chunk, Connection, RemoteProcess};
+
+/// The marker emitter (`mark`, `mark_out`), for every host-side script.
+pub const MARK_SH: &str = include_str!("mark.sh");
+/// The session start: lock and `ready` (after [`header`]'s assignments and [`MARK_SH`]).
+pub const SESSION_SH: &str = include_str!("session.sh");
+
+/// Exit status of a session that could not take the host lock in time.
+pub const LOCKED_EXIT: u32 = 75;
+
+/// Default bound of each phase after connecting (apt installs can take minutes).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The constant command that reads the script from stdin and runs it with `sh`.
+pub fn bootstrap(privilege: Privilege) -> String {
+    privilege.sh("IFS= read -r n && s=$(mktemp) && head -c \"$n\" > \"$s\" && exec sh \"$s\"")
+}
+
+/// A fresh random token (16 hex digits) naming this run's markers.
+pub fn nonce() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = (t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `user@machine (microctl converge, client pid N, started 2026-11-25T03:45:01Z)`: who holds
+/// a host lock (the session script adds its own pid).
+pub fn lock_owner(what: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let machine = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+    format!(
+        "{user}@{machine} (microctl {what}, client pid {}, started {})",
+        std::process::id(),
+        crate::clock::iso_stamp()
+    )
+}
+
+/// What a session needs besides the connection.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub host: String,
+    pub privilege: Privilege,
+    pub state_dir: String,
+    /// Shown to whoever waits for the lock: [`lock_owner`].
+    pub lock_owner: String,
+    pub lock_wait: Duration,
+    /// The bound of each phase.
+    pub timeout: Duration,
+    pub nonce: String,
+}
+
+impl Spec {
+    /// The session for `host`: its privilege and state folder, a fresh nonce, the lock owner
+    /// line for command `what`, and its timeout unless `timeout` (from `--timeout`) overrides it.
+    pub fn for_host(host: &Host, what: &str, lock_wait: Duration, timeout: Option<Duration>) -> Spec {
+        Spec {
+            host: host.name.clone(),
+            privilege: host.privilege(),
+            state_dir: host.state_dir.clone(),
+            lock_owner: lock_owner(what),
+            lock_wait,
+            timeout: timeout.unwrap_or(host.timeout),
+            nonce: nonce(),
+        }
+    }
+}
+
+/// The variables every session script starts with.
+pub fn header(nonce: &str, state_dir: &str, lock_owner: &str, lock_wait: Duration) -> String {
+    format!(
+        "NONCE={nonce}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\n",
+        quote(state_dir),
+        quote(lock_owner),
+        lock_wait.as_secs()
+    )
+}
+
+/// The whole script of a session whose own part is `body`.
+pub fn script(spec: &Spec, body: &str) -> String {
+    format!("{}{MARK_SH}{SESSION_SH}{body}", header(&spec.nonce, &spec.state_dir, &spec.lock_owner, spec.lock_wait))
+}
+
+/// `LEN\n` + data: how stdin carries the script and payloads.
+pub fn frame(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{}\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out
+}
+
+/// A running host session, holding the host lock.
+pub struct Session {
+    spec: Spec,
+    process: RemoteProcess,
+    phase: String,
+    deadline: Instant,
+    reader: Reader,
+    stderr: Vec<u8>,
+    /// The lock holder named by `waiting`/`locked`, the session's own `error`.
+    holder: Option<String>,
+    error: Option<String>,
+}
+
+impl Session {
+    /// Starts the script (`body` after the shared session part) on `conn` and waits, bounded,
+    /// until it holds the host lock. `on_wait` hears the holder's name if another run has it.
+    pub async fn start(conn: &Arc<Connection>, spec: Spec, body: &str, on_wait: impl Fn(&str)) -> Result<Session> {
+        let process = conn.start(&bootstrap(spec.privilege)).await?;
+        let deadline = Instant::now() + spec.timeout;
+        let reader = Reader::new(&spec.nonce);
+        let mut s = Session {
+            spec,
+            process,
+            phase: "start".into(),
+            deadline,
+            reader,
+            stderr: Vec::new(),
+            holder: None,
+            error: None,
+        };
+        let script = script(&s.spec, body);
+        s.send(&frame(script.as_bytes())).await?;
+        loop {
+            match s.next().await? {
+                Some(Line::Marker(Marker::Ready)) => return Ok(s),
+                Some(Line::Marker(Marker::Waiting(h))) => {
+                    on_wait(&h);
+                    s.phase = "lock wait".into();
+                    s.deadline = Instant::now() + s.spec.lock_wait + s.spec.timeout;
+                }
+                Some(_) => {}
+                None => return Err(s.early_exit().await),
+            }
+        }
+    }
+
+    /// Starts phase `name`: the next waits must end within the session's timeout.
+    pub fn phase(&mut self, name: impl Into<String>) {
+        self.phase = name.into();
+        self.deadline = Instant::now() + self.spec.timeout;
+    }
+
+    pub fn host(&self) -> &str {
+        &self.spec.host
+    }
+
+    /// Sends raw bytes to the script's stdin.
+    pub async fn send(&mut self, data: &[u8]) -> Result<()> {
+        match tokio::time::timeout_at(self.deadline, self.process.send(data)).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// Sends `LEN\n` + `data`.
+    pub async fn send_frame(&mut self, data: &[u8]) -> Result<()> {
+        self.send(&frame(data)).await
+    }
+
+    /// Sends one line (`line` + `\n`).
+    pub async fn send_line(&mut self, line: &str) -> Result<()> {
+        self.send(format!("{line}\n").as_bytes()).await
+    }
+
+    /// Closes the script's stdin.
+    pub async fn close_stdin(&mut self) -> Result<()> {
+        match tokio::time::timeout_at(self.deadline, self.process.close_stdin()).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// The next line of the script's stdout after `start`, `None` at the end of the stream.
+    /// Fails when the phase's deadline passes.
+    pub async fn next(&mut self) -> Result<Option<Line>> {
+        let mut eof = false;
+        loop {
+            if let Some(line) = self.reader.line(eof) {
+                match &line {
+                    Line::Marker(Marker::Waiting(h) | Marker::Locked(h)) => {
+                        self.holder = Some(h.clone()).filter(|h| !h.is_empty())
+                    }
+                    Line::Marker(Marker::Error(e)) => self.error = Some(e.clone()),
+                    _ => {}
+                }
+                return Ok(Some(line));
+            }
+            if eof {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(self.deadline, self.process.next_chunk()).await {
+                Err(_) => return Err(self.timed_out()),
+                Ok(Some(Chunk::Stdout(d))) => self.reader.push(&d),
+                Ok(Some(Chunk::Stderr(d))) => self.stderr.extend_from_slice(&d),
+                Ok(None) => eof = true,
+            }
+        }
+    }
+
+    /// Reads to the end of the stream (bounded); returns the exit status. Lines still
+    /// unread go to `on_line`.
+    pub async fn finish(&mut self, mut on_line: impl FnMut(Line)) -> Result<u32> {
+        while let Some(line) = self.next().await? {
+            on_line(line);
+        }
+        match self.process.status() {
+            (Some(code), _) => Ok(code),
+            _ => Err(self.classify(None)),
+        }
+    }
+
+    /// The stream ended early: read what is left (bounded) and explain why.
+    pub async fn early_exit(&mut self) -> Error {
+        loop {
+            match self.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return e,
+            }
+        }
+        let code = self.process.status().0;
+        self.classify(code)
+    }
+
+    /// What the host's stderr said so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    fn timed_out(&self) -> Error {
+        let (host, phase) = (&self.spec.host, &self.phase);
+        Error::new(
+            ErrorKind::Timeout,
+            format!("{host} stopped answering during {phase} (no end within {}s)", self.spec.timeout.as_secs()),
+        )
+        .host(host)
+        .task(phase.clone())
+        .detail(self.stderr())
+        .hint("check the host (load, a hung command, the network); raise --timeout or the host's `timeout` setting if the work is just slow")
+    }
+
+    /// Why the script ended without finishing: the one classification of early exits.
+    pub fn classify(&self, code: Option<u32>) -> Error {
+        Ending {
+            host: &self.spec.host,
+            phase: &self.phase,
+            started: self.reader.started(),
+            holder: self.holder.as_deref(),
+            error: self.error.as_deref(),
+            code,
+            signal: self.process.status().1,
+            stderr: self.stderr(),
+        }
+        .explain()
+    }
+}
+
+/// How a session's script ended, as far as the client knows.
+#[derive(Debug, Default)]
+pub struct Ending<'a> {
+    pub host: &'a str,
+    pub phase: &'a str,
+    /// The `start` marker was seen.
+    pub started: bool,
+    /// The lock holder named by `waiting`/`locked`.
+    pub holder: Option<&'a str>,
+    /// The script's own `error` marker.
+    pub error: Option<&'a str>,
+    pub code: Option<u32>,
+    pub signal: Option<String>,
+    pub stderr: String,
+}
+
+impl Ending<'_> {
+    /// Locked (naming the holder), sudo refused, killed by a signal, connection lost, the
+    /// script's own error, or its exit status.
+    pub fn explain(self) -> Error {
+        let Ending { host, phase, started, holder, error, code, signal, stderr } = self;
+        if code == Some(LOCKED_EXIT) {
+            return locked(host, holder);
+        }
+        if !started && stderr.contains("sudo:") {
+            return Error::new(ErrorKind::Remote, format!("sudo refused on {host}"))
+                .host(host)
+                .detail(stderr)
+                .hint("the login user needs passwordless sudo (NOPASSWD), or log in as root, or set `become = false`");
+        }
+        if let Some(signal) = signal {
+            return Error::new(
+                ErrorKind::Remote,
+                format!("the host script on {host} was killed (signal {signal}) during {phase}"),
+            )
+            .host(host)
+            .task(phase)
+            .detail(stderr)
+            .hint("something on the host killed it (OOM killer, an admin); check the host, then run again");
+        }
+        let Some(code) = code else {
+            return Error::new(ErrorKind::Ssh, format!("the connection to {host} was lost during {phase}"))
+                .host(host)
+                .task(phase)
+                .detail(stderr)
+                .hint("the command may or may not have finished on the host; check it, then run again");
+        };
+        let message = match error {
+            Some(e) => format!("{e} on {host}"),
+            None if !started => format!("the host script on {host} did not start (exit {code})"),
+            None => format!("the host script on {host} exited with {code} during {phase}"),
+        };
+        Error::new(ErrorKind::Remote, message).host(host).task(phase).detail(stderr)
+    }
+}
+
+/// The one message for a locked host, converge and deploy alike.
+pub fn locked(host: &str, holder: Option<&str>) -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        format!("host {host} is locked by {}", holder.unwrap_or("a run that has not named itself yet")),
+    )
+    .host(host)
+    .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout")
+}
+
+/// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
+#[cfg(test)]
+pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
+    Spec {
+        host: "h".into(),
+        privilege: Privilege::AsLogin,
+        state_dir: state_dir.into(),
+        lock_owner: "me@here (microctl test)".into(),
+        lock_wait: Duration::from_secs(wait),
+        timeout: DEFAULT_TIMEOUT,
+        nonce: nonce.into(),
+    }
+}
+
+/// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script`, `None`
+/// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
+/// SC2016 (`$` inside single quotes: user values are quoted so that they do NOT expand) and
+/// SC1091 (the deploy env file exists only on the host) and SC2234 (a user's snippet runs in
+/// `( )` on purpose: it may `exit`).
+#[cfg(test)]
+pub(crate) fn shellcheck(script: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("generated.sh");
+    std::fs::write(&path, script).unwrap();
+    let out = std::process::Command::new("shellcheck")
+        .args(["-s", "sh", "-e", "SC2016,SC1091,SC2234"])
+        .arg(&path)
+        .output()
+        .ok()?;
+    (!out.status.success())
+        .then(|| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn builders_are_exact() {
+        assert_eq!(
+            bootstrap(Privilege::Sudo),
+            r#"sudo -n sh -c 'IFS= read -r n && s=$(mktemp) && head -c "$n" > "$s" && exec sh "$s"'"#
+        );
+        assert_eq!(
+            bootstrap(Privilege::AsLogin),
+            r#"sh -c 'IFS= read -r n && s=$(mktemp) && head -c "$n" > "$s" && exec sh "$s"'"#
+        );
+        assert_eq!(
+            header("00ff", "/var/lib/it's", "me@x (microctl converge)", Duration::from_secs(60)),
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\n"
+        );
+        assert_eq!(frame(b"abc"), b"3\nabc");
+        let n = nonce();
+        assert_eq!(n.len(), 16);
+        assert!(n.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(n, nonce());
+    }
+
+    /// Runs the bootstrap locally (as a login shell would) under `shell`, with `stdin`.
+    pub(crate) fn run_bootstrap(shell: &str, banner: &str, stdin: &[u8]) -> (Option<i32>, String) {
+        let cmd = format!("printf %s {}; {}", quote(banner), bootstrap(Privilege::AsLogin));
+        let mut child =
+            Command::new(shell).arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The real session script under sh and dash: banner first, then start, lock, ready; a
+    /// second session waiting on a held lock names the holder and exits LOCKED_EXIT.
+    #[test]
+    fn session_script_locks_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("st");
+            let s = test_spec(state.to_str().unwrap(), "abcd", 0);
+            let body = script(&s, "mark passed x\n");
+            let (code, out) = run_bootstrap(shell, "Welcome! ", &frame(body.as_bytes()));
+            assert_eq!(code, Some(0), "{shell}: {out}");
+            assert_eq!(out, "Welcome! abcd start\nabcd ready\nabcd passed\tx\n", "{shell}");
+            let owner = std::fs::read_to_string(state.join("lock.owner")).unwrap();
+            assert!(owner.starts_with("me@here (microctl test), host pid "), "{owner}");
+
+            // Hold the lock from outside; the session must give up and name the holder.
+            let mut holder = Command::new("flock").arg(state.join("lock")).args(["sleep", "5"]).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::write(state.join("lock.owner"), "other@box (microctl deploy)\n").unwrap();
+            let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
+            assert!(out.contains("abcd locked\tother@box (microctl deploy)\n"), "{shell}: {out}");
+        }
+    }
+
+    /// Every kind of early exit, explained.
+    #[test]
+    fn early_exits_are_classified() {
+        let e = |ending: Ending| {
+            let err = ending.explain();
+            (err.kind, err.message.clone())
+        };
+        let base = || Ending { host: "web1", phase: "probe", started: true, ..Default::default() };
+        assert_eq!(
+            e(Ending { code: Some(LOCKED_EXIT), holder: Some("ann@ops"), ..base() }),
+            (ErrorKind::Locked, "host web1 is locked by ann@ops".into())
+        );
+        assert_eq!(
+            e(Ending { started: false, code: Some(1), stderr: "sudo: a password is required\n".into(), ..base() }),
+            (ErrorKind::Remote, "sudo refused on web1".into())
+        );
+        assert_eq!(
+            e(Ending { signal: Some("KILL".into()), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 was killed (signal KILL) during probe".into())
+        );
+        assert_eq!(e(base()), (ErrorKind::Ssh, "the connection to web1 was lost during probe".into()));
+        assert_eq!(
+            e(Ending { code: Some(70), error: Some("cannot unpack the payload"), ..base() }),
+            (ErrorKind::Remote, "cannot unpack the payload on web1".into())
+        );
+        assert_eq!(
+            e(Ending { started: false, code: Some(127), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 did not start (exit 127)".into())
+        );
+        assert_eq!(
+            e(Ending { code: Some(2), ..base() }),
+            (ErrorKind::Remote, "the host script on web1 exited with 2 during probe".into())
+        );
+    }
+
+    #[test]
+    fn locked_message_names_the_holder() {
+        assert_eq!(
+            locked("web1", Some("ann@ops (microctl deploy)")).message,
+            "host web1 is locked by ann@ops (microctl deploy)"
+        );
+    }
+}
