@@ -75,12 +75,14 @@ pub enum LabCommand {
 pub struct DeployArgs {
     /// The deploy to run: a [deploy.NAME] table of the inventory.
     pub app: String,
-    /// List each host's releases and which one is live; change nothing.
+    /// List each host's release ledger: every release's status (healthy, failed, incomplete),
+    /// who deployed it, when, from which revision, the result, and which one is live.
     #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
     pub list: bool,
-    /// Switch back to the release before the live one (health-checked like a deploy).
-    #[arg(long, conflicts_with = "git_ref")]
-    pub rollback: bool,
+    /// Switch back to the newest HEALTHY release older than the live one, or to RELEASE
+    /// (health-checked like a deploy).
+    #[arg(long, value_name = "RELEASE", num_args = 0..=1, default_missing_value = "", conflicts_with = "git_ref")]
+    pub rollback: Option<String>,
     /// Git ref to deploy (a branch, tag or commit SHA of the source checkout or repository).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,

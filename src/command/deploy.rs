@@ -11,12 +11,11 @@ use super::{extra_vars, load_inventory, load_roles, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::report::{self, Table};
 use crate::role::Renderer;
-use crate::shell::quote;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
@@ -43,8 +42,10 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         })
     };
 
-    let (target, payload) = if args.rollback || args.list {
-        (Target::Previous, None)
+    let (target, payload) = if let Some(release) = &args.rollback {
+        (Target::Previous { release: Some(release.clone()).filter(|r| !r.is_empty()) }, None)
+    } else if args.list {
+        (Target::Previous { release: None }, None)
     } else {
         match &cfg.source {
             Source::Git(url) => {
@@ -57,11 +58,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
                     eprintln!("warning: {w}");
                 }
                 let name = format!("{}-{}", crate::clock::compact_stamp(), packed.rev);
-                (Target::Upload { name }, Some(Arc::new(packed.tar)))
+                let revision = match args.git_ref.as_deref().or(cfg.git_ref.as_deref()) {
+                    Some(r) if !packed.rev.starts_with(r) => format!("{} ({r})", packed.rev),
+                    _ => packed.rev.clone(),
+                };
+                (Target::Upload { name, revision }, Some(Arc::new(packed.tar)))
             }
         }
     };
 
+    let deployed_by = crate::deploy::ledger::deployer();
     let mut plans = Vec::new();
     for host in &hosts {
         let port_text = render(host, "health_port", &cfg.health_port)?;
@@ -94,6 +100,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
                 build: cfg.build.iter().map(|b| render(host, "build", b)).collect::<Result<_>>()?,
                 restart: render(host, "restart", &cfg.restart)?,
                 keep: cfg.keep,
+                cache: match &cfg.cache {
+                    Some(c) => Some(crate::deploy::config::Cache {
+                        build: c.build.iter().map(|b| render(host, "cache_build", b)).collect::<Result<_>>()?,
+                        ..c.clone()
+                    }),
+                    None => None,
+                },
+                confirm_timeout: cfg.confirm_timeout,
+                deployed_by: deployed_by.clone(),
             },
             target: target.clone(),
             health_address: render(host, "health_address", &cfg.health_address)?,
@@ -177,16 +192,13 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// `--list`: every host's releases, the live one marked.
+/// `--list`: every host's release ledger, the live release marked.
 async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
     let mut code = 0;
-    let mut table = Table::new(&["host", "release", "live"]);
+    let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        let root = quote(&plan.settings.root);
-        let cmd = host.privilege().sh(&format!(
-            "readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
-        ));
+        let cmd = host.privilege().sh(&ledger::list_script(&plan.settings.root));
         let timeout = timeout.unwrap_or(host.timeout);
         let listed = match pool.connect(&plan.host).await {
             Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
@@ -202,20 +214,29 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
         };
         match listed {
             Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let (live, releases) = text.split_once("\n\n").unwrap_or(("", text.as_str()));
-                let live = live.trim().trim_start_matches("releases/").to_string();
-                let releases: Vec<&str> = releases.lines().filter(|l| !l.is_empty()).collect();
+                let entries = ledger::parse_list(&String::from_utf8_lossy(&out.stdout));
+                let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
+                let releases: Vec<&str> = entries.iter().filter(|e| e.present).map(|e| e.release.as_str()).collect();
                 if json {
-                    report::json_line(
-                        &json!({ "type": "host", "host": plan.host, "live": live, "releases": releases }),
-                    );
+                    report::json_line(&json!({
+                        "type": "host",
+                        "host": plan.host,
+                        "live": live,
+                        "releases": releases,
+                        "ledger": entries,
+                    }));
                 }
-                for r in releases {
+                for e in &entries {
+                    let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
                     table.row(vec![
                         plan.host.clone(),
-                        r.to_string(),
-                        if r == live { "*".into() } else { String::new() },
+                        e.release.clone(),
+                        status,
+                        if e.live { "*".into() } else { String::new() },
+                        e.by.clone(),
+                        e.started.clone(),
+                        e.revision.clone(),
+                        e.result.clone(),
                     ]);
                 }
             }

@@ -6,6 +6,7 @@
 # key files' names and contents, the steps and the key command's output; it is built there in
 # place (a venv cannot move), with only the key files, and marked complete last; each release
 # links CACHE_DIR to it. Unchanged inputs: no step runs at all.
+: "${CACHE_DIR:?}" "${CACHE_KEY_COMMAND:?}"
 cache_link() {
   c_key=$(
     {

@@ -94,8 +94,12 @@ mod tests {
             std::fs::create_dir_all(dir.path().join("releases/r1")).unwrap();
             std::fs::create_dir_all(dir.path().join("releases/r0")).unwrap();
             sh(shell, dir.path(), "ledger_set r1 status incomplete by 'ann@ci' revision abc123");
-            sh(shell, dir.path(), "ledger_set r1 status healthy result \"tab\there
-newline\"");
+            sh(
+                shell,
+                dir.path(),
+                "ledger_set r1 status healthy result \"tab\there
+newline\"",
+            );
             sh(shell, dir.path(), "ledger_set r2 status failed result 'build step `false` failed'");
             assert_eq!(sh(shell, dir.path(), "ledger_get r1 status"), "healthy\n");
             assert_eq!(sh(shell, dir.path(), "ledger_get r9 status"), "");
@@ -105,7 +109,10 @@ newline\"");
             let list = parse_list(&String::from_utf8(out.stdout).unwrap());
             let got: Vec<(&str, &str, bool, bool)> =
                 list.iter().map(|e| (e.release.as_str(), e.status.as_str(), e.present, e.live)).collect();
-            assert_eq!(got, [("r0", "unknown", true, false), ("r1", "healthy", true, true), ("r2", "failed", false, false)]);
+            assert_eq!(
+                got,
+                [("r0", "unknown", true, false), ("r1", "healthy", true, true), ("r2", "failed", false, false)]
+            );
             assert_eq!(list[1].by, "ann@ci");
             assert_eq!(list[1].revision, "abc123");
             assert_eq!(list[1].result, "tab here newline");

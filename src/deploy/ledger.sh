@@ -30,6 +30,7 @@ ledger_get() { sed -n "s/^$2	//p" -- "$LEDGER/$1" 2> /dev/null || :; }
 
 # ledger_list: one line per release, newest last: NAME status by started finished revision
 # result, tab-separated; a release folder without an entry (made before the ledger) is `unknown`.
+# shellcheck disable=SC2317 # used by --list, not by the deploy script
 ledger_list() {
   # shellcheck disable=SC2010 # release names are made by microctl: no newline, sorted by name
   { ls -1 -- "$ROOT/releases" 2> /dev/null; ls -1 -- "$LEDGER" 2> /dev/null; } | grep -v '^\.' | sort -u |

@@ -6,7 +6,9 @@
 //! host (holding the host lock, waiting for our verdict), `health` checks over SSH tunnels.
 
 pub mod config;
+pub mod envfile;
 pub mod health;
+pub mod ledger;
 pub mod script;
 pub mod source;
 
@@ -68,6 +70,9 @@ pub struct HostDeploy {
     pub duration: Duration,
 }
 
+/// What the verdict needs to reach the host before its watchdog's deadline.
+const CONFIRM_MARGIN: Duration = Duration::from_secs(3);
+
 /// Deploys `plans` in batches, stopping after the first batch with a failure.
 pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
     let mut results = Vec::new();
@@ -122,7 +127,7 @@ async fn deploy_steps(
 ) -> Result<()> {
     let host = pool.inventory().host(&plan.host).expect("planned host exists");
     let conn = pool.connect(&plan.host).await?;
-    let what = if matches!(plan.target, Target::Previous) { "deploy --rollback" } else { "deploy" };
+    let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
     let spec = remote::Spec::for_host(host, what, shared.lock_timeout, shared.timeout);
     let body = script::build(&plan.settings, &plan.target);
     let mut session = Session::start(&conn, spec, &body, |holder| {
@@ -136,9 +141,11 @@ async fn deploy_steps(
 
     session.phase("build and restart");
     let mut log = Log::default();
+    let mut armed = Instant::now();
     loop {
         match session.next().await? {
             Some(Line::Marker(Marker::Restarted)) => break,
+            Some(Line::Marker(Marker::Armed(_))) => armed = Instant::now(),
             Some(Line::Marker(m)) => {
                 if let Some(text) = log.take(m, out) {
                     on_event(&plan.host, Event::Line(&text));
@@ -152,8 +159,19 @@ async fn deploy_steps(
         }
     }
 
-    // Live on the new release: check it, then tell the host to keep it or to roll back.
-    let verdict = check(pool, plan, shared, on_event, out).await;
+    // Live on the new release: check it, then tell the host to keep it or to roll back, in time:
+    // the host's watchdog rolls back on its own when confirm_timeout passes without a verdict,
+    // so the checks get what is left of it, less a margin for the verdict to travel.
+    let confirm = Duration::from_secs(plan.settings.confirm_timeout);
+    let budget = confirm.saturating_sub(armed.elapsed()).saturating_sub(CONFIRM_MARGIN);
+    on_event(&plan.host, Event::Line(&format!("restarted; checking health (confirm within {}s)", confirm.as_secs())));
+    let verdict = match tokio::time::timeout(budget, check(pool, plan, shared, on_event, out)).await {
+        Ok(v) => v,
+        Err(_) => Err(format!(
+            "the health checks did not finish within the confirm window ({}s, confirm_timeout)",
+            confirm.as_secs()
+        )),
+    };
     session.phase("verdict");
     session.send_line(if verdict.is_ok() { "ok" } else { "rollback" }).await?;
     session.close_stdin().await?;
@@ -272,7 +290,19 @@ impl Log {
                 out.rolled_back = true;
                 return Some(format!("rolled back to {}", p.trim_start_matches("releases/")));
             }
-            Marker::Pruned => return Some("kept; old releases pruned".into()),
+            Marker::Pruned => return Some("healthy: kept; old releases pruned".into()),
+            Marker::Armed(s) => {
+                return Some(format!("confirm watchdog armed: rolls back unless confirmed within {s}s"));
+            }
+            Marker::Cleaned(r) => return Some(format!("removed incomplete release {r} (its deploy never finished)")),
+            Marker::Recovered(r) => return Some(format!("rolled back unconfirmed release {r} left by an earlier run")),
+            Marker::Cache { state, key } => {
+                return Some(if state == "reused" {
+                    format!("cache: environment {key} reused (inputs unchanged)")
+                } else {
+                    format!("cache: building environment {key}")
+                });
+            }
             _ => {}
         }
         None
