@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn watchdog_rolls_back_an_unconfirmed_release() {
         for shell in ["sh", "dash"] {
-            let (dir, mut s) = live_on_r1(shell);
+            let (dir, s) = live_on_r1(shell);
             let root = s.root.clone();
             let root = root.as_str();
             let mut child = spawn(shell, &build(&s, &upload("r2")));
