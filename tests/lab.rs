@@ -116,6 +116,84 @@ impl Load {
     }
 }
 
+/// The lab deploys' confirm timeout (seconds): the host rolls back an unconfirmed release after it.
+const CONFIRM_TIMEOUT: u64 = 20;
+
+/// Where `current` points on app.
+fn live(inv: &str) -> String {
+    as_root(inv, "app", "readlink /srv/microblog/current").stdout.trim().to_string()
+}
+
+/// app's release ledger (`deploy --list --json`).
+fn ledger(inv: &str) -> Vec<serde_json::Value> {
+    let list = ok(&["-i", inv, "deploy", "app", "--list", "--json"]);
+    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
+    app["ledger"].as_array().unwrap().clone()
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP for the confirm timeout and more, then SIGCONT.
+    Stall,
+}
+
+/// Deploys `version` and stops the controller as soon as it prints a line containing `at`.
+/// For a stall: returns the controller's outcome once resumed (after the host decided).
+fn stop_deploy_at(inv: &str, version: &str, at: &str, how: Stop) -> Option<Out> {
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-i", inv, "deploy", "app", "--ref", version])
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "the deploy ended before `{at}`:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(at) {
+            break;
+        }
+    }
+    match how {
+        Stop::Kill => {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            None
+        }
+        Stop::Stall => {
+            let pid = child.id().to_string();
+            assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+            std::thread::sleep(Duration::from_secs(CONFIRM_TIMEOUT + 3));
+            assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).unwrap();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            let status = child.wait().unwrap();
+            Some(Out { code: status.code().unwrap_or(-1), stdout: seen + &rest, stderr })
+        }
+    }
+}
+
+/// Takes the lab down when the test fails: never leave the machine's one lab up.
+struct DownOnPanic;
+
+impl Drop for DownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = microctl(&["lab", "down"]);
+        }
+    }
+}
+
 /// A secret as hostile as they come: command substitution, `$`, both quotes, backticks, a
 /// backslash, runs of spaces. It must reach the app byte for byte, and nothing may run.
 const SECRET: &str = "abc$(touch /tmp/x)def `touch /tmp/y` pa$word \"dq\" 'sq' back\\slash  two  spaces";
@@ -281,6 +359,7 @@ fn lab_converge_deploy_and_teardown() {
     let _ = microctl(&["lab", "down"]); // a lab left running by someone else
 
     timed("lab up", || ok(&["lab", "up"]));
+    let _down = DownOnPanic;
     let inv = lab.join("inventory.toml");
     let inv = inv.to_str().unwrap();
 
@@ -343,45 +422,105 @@ fn lab_converge_deploy_and_teardown() {
     let versions_inv = tmp.path().join("inventory.toml");
     std::fs::write(
         &versions_inv,
-        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\n", repo.display()),
+        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\nconfirm_timeout = {CONFIRM_TIMEOUT}\nkeep = 10\n", repo.display()),
     )
     .unwrap();
     let vi = versions_inv.to_str().unwrap();
 
-    ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    // G1: v1, built from scratch (no cached venv), timed.
+    as_root(vi, "app", "rm -rf /srv/microblog/shared/cache");
+    let t = Instant::now();
+    let g1 = ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    let fresh = t.elapsed();
+    assert!(g1.stdout.contains("cache: building environment"), "{}", g1.stdout);
     assert_eq!(page_version(), "1.0.0");
 
-    // One app host, four clients through nginx: gunicorn restarts behind systemd's socket, so
-    // connections wait in the backlog and not one request fails.
-    let load = Load::start(4);
-    timed("deploy v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
-    let (sent, failed) = load.stop();
-    eprintln!("lab e2e: requests during the v2 deploy: {sent} sent, {failed} failed (4 clients, one app host)");
-    assert!(sent > 100, "the load did not run: {sent} requests");
-    assert_eq!(failed, 0, "requests failed during a redeploy on one app host: {failed} of {sent}");
-    assert_eq!(page_version(), "2.0.0");
-
-    let list = ok(&["-i", vi, "deploy", "app", "--list", "--json"]);
-    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
-    let releases: Vec<String> = serde_json::from_value(app["releases"].clone()).unwrap();
-    assert!(releases.len() >= 3, "checkout, v1, v2: {releases:?}");
-    assert_eq!(app["live"].as_str(), releases.last().map(String::as_str));
-
+    // B: unhealthy, rolled back by the controller.
     let sick = microctl(&["-i", vi, "deploy", "app", "--ref", "sick"]);
     assert_eq!(sick.code, 1, "{}{}", sick.stdout, sick.stderr);
     assert!(sick.stderr.contains("health check failed on app; rolled back to"), "{}", sick.stderr);
     assert!(sick.stderr.contains("HTTP 500"), "{}", sick.stderr);
+    assert_eq!(page_version(), "1.0.0");
+
+    // G2: v2, same requirements: the venv is reused. One app host, four clients through nginx:
+    // gunicorn restarts behind systemd's socket, so connections wait in the backlog and not
+    // one request fails.
+    let load = Load::start(4);
+    let t = Instant::now();
+    let g2 = ok(&["-i", vi, "deploy", "app", "--ref", "v2"]);
+    let reused = t.elapsed();
+    let (sent, failed) = load.stop();
+    eprintln!("lab e2e: requests during the v2 deploy: {sent} sent, {failed} failed (4 clients, one app host)");
+    eprintln!(
+        "lab e2e: deploy with a fresh venv {:.1}s, redeploy with unchanged requirements {:.1}s ({:.0}%)",
+        fresh.as_secs_f64(),
+        reused.as_secs_f64(),
+        100.0 * reused.as_secs_f64() / fresh.as_secs_f64()
+    );
+    assert!(g2.stdout.contains("reused (inputs unchanged)"), "{}", g2.stdout);
+    assert!(sent > 100, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "requests failed during a redeploy on one app host: {failed} of {sent}");
+    assert!(reused <= fresh / 2, "redeploy {reused:?} is more than half of a fresh deploy {fresh:?}");
     assert_eq!(page_version(), "2.0.0");
 
-    let live_before = microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout;
+    let live_before = live(vi);
     let broken = microctl(&["-i", vi, "deploy", "app", "--ref", "broken"]);
     assert_eq!(broken.code, 1);
     assert!(broken.stderr.contains("current was not touched"), "{}", broken.stderr);
-    assert_eq!(microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout, live_before);
+    assert_eq!(live(vi), live_before);
     assert_eq!(page_version(), "2.0.0");
 
+    // The ledger: G1 healthy, B failed, G2 healthy and live, the broken build failed (removed).
+    let statuses = ledger(vi);
+    let status_of = |rev: &str| -> Vec<&str> {
+        statuses
+            .iter()
+            .filter(|e| e["revision"].as_str().unwrap_or("").ends_with(&format!("({rev})")))
+            .map(|e| e["status"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(status_of("v1"), ["healthy"], "{statuses:?}");
+    assert_eq!(status_of("sick"), ["failed"], "{statuses:?}");
+    assert_eq!(status_of("v2"), ["healthy"], "{statuses:?}");
+    assert_eq!(status_of("broken"), ["failed"], "{statuses:?}");
+    let text = ok(&["-i", vi, "deploy", "app", "--list"]).stdout;
+    assert!(text.contains("failed (removed)") && text.contains("healthy"), "{text}");
+
+    // --rollback from G2 passes over B (newer than G1, failed) and lands on G1.
     ok(&["-i", vi, "deploy", "app", "--rollback"]);
     assert_eq!(page_version(), "1.0.0");
+    let g1_release = live(vi);
+
+    // The controller killed (SIGKILL) or stalled (SIGSTOP, its TCP connection up) at any point:
+    // the host ends on the previous release (G1) within the confirm timeout, the site up.
+    let confirm = Duration::from_secs(CONFIRM_TIMEOUT);
+    for (what, version, at, how) in [
+        ("during the build", "v2", "| build: ", Stop::Kill),
+        ("right after the switch", "v2", "| current -> ", Stop::Kill),
+        ("during the health check", "sick", "| restarted; checking health", Stop::Kill),
+        ("stalled during the health check", "sick", "| restarted; checking health", Stop::Stall),
+    ] {
+        let stopped = timed(&format!("controller stopped {what}"), || stop_deploy_at(vi, version, at, how));
+        let t = Instant::now();
+        let deadline = confirm + Duration::from_secs(5);
+        while live(vi) != g1_release && t.elapsed() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(live(vi), g1_release, "controller stopped {what}: not back on G1 after {:?}", t.elapsed());
+        assert_eq!(page_version(), "1.0.0", "{what}");
+        if let Some(resumed) = stopped {
+            // The stalled controller resumes: its verdict is too late, and it says so.
+            assert_eq!(resumed.code, 1, "{}{}", resumed.stdout, resumed.stderr);
+            assert!(resumed.stderr.contains("rolled back to"), "{}", resumed.stderr);
+        }
+        eprintln!("lab e2e: controller stopped {what}: back on G1 {:.1}s later", t.elapsed().as_secs_f64());
+        if what == "during the build" {
+            let killed = ledger(vi).into_iter().filter(|e| e["status"] == "incomplete" && e["present"] == true).count();
+            assert_eq!(killed, 1, "the killed build's release is marked incomplete: {:?}", ledger(vi));
+        }
+    }
+    let statuses = ledger(vi);
+    assert!(statuses.iter().all(|e| e["status"] != "incomplete" || e["present"] == false), "{statuses:?}");
 
     // Jenkins: the shipped Jenkinsfile's deploy step, on the jenkins host, deploys the build's
     // commit (a SHA) of the workspace; the inventory's own `source` does not exist there.

@@ -3,10 +3,11 @@
 # verdict is recorded in CONFIRM_TIMEOUT seconds), THEN switch `current` to releases/$NAME
 # atomically and restart; a failed restart rolls back at once.
 rm -rf -- "$LEDGER/.decided.$NAME"
+# Said first: a controller gone by now (the write fails) stops us before anything is armed.
+mark armed "$CONFIRM_TIMEOUT" || exit 1
 printf '%s\n%s\n' "$NAME" "$PREV" > "$LEDGER/.pending" || fail switch "cannot write $LEDGER/.pending"
 ROOT=$ROOT NAME=$NAME PREV=$PREV RESTART=$RESTART ENV_WORDS=$ENV_WORDS CONFIRM_TIMEOUT=$CONFIRM_TIMEOUT \
   setsid sh -c "$WATCHDOG_SH" microctl-confirm < /dev/null > /dev/null 2>&1 &
-mark armed "$CONFIRM_TIMEOUT"
 switch_to "releases/$NAME" || fail switch 'cannot switch current'
 mark switched "$NAME"
 if ! out=$(restart); then
