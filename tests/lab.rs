@@ -341,11 +341,15 @@ fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
         map.sort();
         map
     };
+    let mut differ = Vec::new();
     for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
         let systemd = vars(dir.join(format!("{i}.systemd")));
         let ours = vars(dir.join(format!("{i}.ours")));
-        assert_eq!(ours, systemd, "env file {content:?}: env_words differs from systemd");
+        if ours != systemd {
+            differ.push(format!("{content:?}: env_words {ours:?}, systemd {systemd:?}"));
+        }
     }
+    assert!(differ.is_empty(), "env_words differs from systemd:\n{}", differ.join("\n"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -31,7 +31,7 @@ pub const CASES: &[(&str, &[&str])] = &[
     ("1A=x\nA-B=y\nexport C=z\nA B=w\n_ok9=v\n", &["_ok9=v"]),
     ("A=\nB=''\nC=\"\"\n", &["A=", "B=", "C="]),
     ("A=1\r\nB=2\r\n", &["A=1", "B=2"]),
-    ("A=bad\x01value\nB=tab\there\n", &["B=tab\there"]),
+    ("A=ctl\x01value\nB=tab\there\n", &["A=ctl\x01value", "B=tab\there"]),
     ("A=1\nA=2\n", &["A=1", "A=2"]),
     ("A=\"unterminated", &["A=unterminated"]),
     ("A=no newline  ", &["A=no newline"]),

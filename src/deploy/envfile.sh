@@ -5,13 +5,13 @@
 # be [A-Za-z_][A-Za-z0-9_]*; unquoted values lose leading and trailing blanks, a backslash keeps
 # the next character (a backslash-newline joins lines); '...' is verbatim; in "..." only \" \\
 # \` \$ are escapes and backslash-newline joins lines; quoted and unquoted parts concatenate;
-# a value with control characters other than tab and newline is ignored, as systemd does.
+# control characters are kept (systemd 252, Debian 12's, keeps them too).
 env_words() {
   if [ -n "$(tail -c 1 -- "$1")" ]; then env_nl=0; else env_nl=1; fi
   awk -v endnl="$env_nl" '
     function push() {
       sub(/[ \t]+$/, "", key)
-      if (key ~ /^[A-Za-z_][A-Za-z0-9_]*$/ && value !~ cc) {
+      if (key ~ /^[A-Za-z_][A-Za-z0-9_]*$/) {
         v = key "=" value
         gsub(/\047/, "\047\\\047\047", v)
         printf "\047%s\047 ", v
@@ -19,9 +19,6 @@ env_words() {
       key = ""; value = ""
     }
     BEGIN {
-      cc = "["
-      for (i = 1; i < 32; i++) if (i != 9 && i != 10) cc = cc sprintf("%c", i)
-      cc = cc sprintf("%c", 127) "]"
       state = "PRE_KEY"; key = ""; value = ""; text = ""
     }
     { text = text $0 "\n" }
