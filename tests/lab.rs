@@ -353,12 +353,86 @@ fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The machine has one lab: its tests run one at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An inventory for deploying the tagged versions of `repo` to `hosts`, with the lab's hosts.
+fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathBuf {
+    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
+    let path = dir.join("inventory.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{head}[deploy.app]\nhosts = \"{hosts}\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n\
+             health_timeout = 10\nconfirm_timeout = {CONFIRM_TIMEOUT}\nkeep = 10\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Rolling over two app hosts (`lab up --app2`), batch 1: each host is out of nginx's rotation
+/// while it is switched and checked, and four clients through nginx see no failed request.
+#[test]
+fn lab_rolling_deploy_over_two_app_hosts() {
+    if !is_root() {
+        eprintln!("lab e2e skipped: needs root");
+        return;
+    }
+    let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab_dir();
+    let _ = microctl(&["lab", "down"]);
+    timed("lab up --app2", || ok(&["lab", "up", "--app2"]));
+    let _down = DownOnPanic;
+    let inv = lab.join("inventory.toml");
+    let inv = inv.to_str().unwrap();
+    timed("converge with app2", || ok(&["-i", inv, "converge"]));
+    let site = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
+    assert!(site.contains("server 198.18.1.20:5000 ") && site.contains("server 198.18.1.21:5000 "), "{site}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = versions_repo(tmp.path());
+    let vi = versions_inventory(&lab, tmp.path(), &repo, "app,app2");
+    let vi = vi.to_str().unwrap();
+    timed("deploy v1 to app and app2", || ok(&["-i", vi, "deploy", "app", "--ref", "v1"]));
+    assert_eq!(page_version(), "1.0.0");
+
+    let load = Load::start(4);
+    let rolled = timed("rolling deploy of v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
+    let (sent, failed) = load.stop();
+    eprintln!(
+        "lab e2e: requests during the rolling v2 deploy: {sent} sent, {failed} failed (4 clients, two app hosts)"
+    );
+    for host in ["app ", "app2"] {
+        for line in ["| out of nginx's rotation on web (drained) until healthy", "| back in nginx's rotation on web"] {
+            assert!(rolled.stdout.contains(&format!("{host} {line}")), "{host}{line}:\n{}", rolled.stdout);
+        }
+    }
+    // app2 is drained only after app is back: one host at a time.
+    let order: Vec<usize> =
+        ["app  | back in", "app2 | out of"].iter().map(|l| rolled.stdout.find(l).unwrap()).collect();
+    assert!(order[0] < order[1], "{}", rolled.stdout);
+    assert!(sent > 100, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "requests failed during a rolling deploy over two app hosts: {failed} of {sent}");
+    assert_eq!(page_version(), "2.0.0");
+    let site_after = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
+    assert_eq!(site_after, site, "every host back in rotation");
+    for addr in ["198.18.1.20", "198.18.1.21"] {
+        let page = as_root(inv, "web", &format!("curl -s http://{addr}:5000/")).stdout;
+        assert!(page.contains("microblog-lite 2.0.0"), "{addr}: {page}");
+    }
+    timed("lab down", || ok(&["lab", "down"]));
+}
+
 #[test]
 fn lab_converge_deploy_and_teardown() {
     if !is_root() {
         eprintln!("lab e2e skipped: needs root");
         return;
     }
+    let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab_dir();
     let _ = microctl(&["lab", "down"]); // a lab left running by someone else
 
@@ -421,14 +495,7 @@ fn lab_converge_deploy_and_teardown() {
     // Deploys of tagged versions, with a request load running through nginx meanwhile.
     let tmp = tempfile::tempdir().unwrap();
     let repo = versions_repo(tmp.path());
-    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
-    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
-    let versions_inv = tmp.path().join("inventory.toml");
-    std::fs::write(
-        &versions_inv,
-        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\nconfirm_timeout = {CONFIRM_TIMEOUT}\nkeep = 10\n", repo.display()),
-    )
-    .unwrap();
+    let versions_inv = versions_inventory(&lab, tmp.path(), &repo, "app");
     let vi = versions_inv.to_str().unwrap();
 
     // G1: v1, built from scratch (no cached venv), timed.

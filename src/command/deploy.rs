@@ -111,10 +111,17 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
                 deployed_by: deployed_by.clone(),
             },
             target: target.clone(),
-            health_address: render(host, "health_address", &cfg.health_address)?,
+            health_address: String::new(),
             health_port,
+            drain: None,
             via,
         });
+        let plan = plans.last_mut().expect("just pushed");
+        plan.health_address = render(host, "health_address", &cfg.health_address)?;
+        // Rolling (other hosts stay in rotation): drained while it is deployed.
+        if cfg.drain && !plan.via.is_empty() && hosts.len() > cfg.batch {
+            plan.drain = Some(format!("{}:{}", plan.health_address, plan.health_port));
+        }
     }
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
@@ -130,6 +137,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         timeout: args.timeout.map(Duration::from_secs),
         batch: cfg.batch,
         payload,
+        drain_file: cfg.drain_file.clone(),
+        drain_reload: cfg.drain_reload.clone(),
     });
     let width = plans.iter().map(|p| p.host.len()).max().unwrap_or(0);
     let json = args.json;

@@ -46,6 +46,9 @@ struct RawDeploy {
     cache_key: Option<Vec<String>>,
     cache_key_command: Option<String>,
     confirm_timeout: Option<f64>,
+    drain: Option<bool>,
+    drain_file: Option<String>,
+    drain_reload: Option<String>,
     restart: Option<String>,
     health_path: Option<String>,
     health_port: Option<toml::Value>,
@@ -125,7 +128,7 @@ fn bad_field(table: &toml::Table) -> Option<String> {
 }
 
 /// Every field of `[deploy.NAME]`.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 25] = [
     "hosts",
     "source",
     "ref",
@@ -133,7 +136,15 @@ const FIELDS: [&str; 17] = [
     "user",
     "env_file",
     "build",
+    "cache_dir",
+    "cache_build",
+    "cache_key",
+    "cache_key_command",
     "restart",
+    "confirm_timeout",
+    "drain",
+    "drain_file",
+    "drain_reload",
     "health_path",
     "health_port",
     "health_address",
@@ -166,6 +177,11 @@ pub struct DeployConfig {
     /// How long a switched release may stay live unconfirmed before the host rolls it back on
     /// its own (whole seconds).
     pub confirm_timeout: u64,
+    /// Rolling deploys: take each host out of nginx's upstream on the `health_via` hosts (its
+    /// `server` line in `drain_file` marked `down`, then `drain_reload`) until it is healthy.
+    pub drain: bool,
+    pub drain_file: String,
+    pub drain_reload: String,
     /// Expected HTTP status; 0 means any 2xx.
     pub health_status: u16,
     pub health_via: Option<String>,
@@ -325,6 +341,9 @@ impl DeployConfig {
                 .unwrap_or_else(|| "{{ host.vars.private_address | default(host.address) }}".into()),
             health_timeout,
             confirm_timeout,
+            drain: raw.drain.unwrap_or(true),
+            drain_file: raw.drain_file.unwrap_or_else(|| "/etc/nginx/sites-available/microblog".into()),
+            drain_reload: raw.drain_reload.unwrap_or_else(|| "nginx -t -q && systemctl reload nginx".into()),
             health_status: raw.health_status.unwrap_or(0),
             health_via: raw.health_via,
             health_via_port: raw.health_via_port.unwrap_or(80),
@@ -431,6 +450,9 @@ mod tests {
             ("env_file = \"microblog.env\"\n", "env_file", 12),
             ("health_via_port = 0\n", "health_via_port", 19),
             ("helth_path = \"/\"\n", "helth_path", 14),
+            ("confirm_timeout = \"x\"\n", "confirm_timeout", 19),
+            ("cache_key = \"req.txt\"\n", "cache_key", 13),
+            ("drain = \"yes\"\n", "drain", 9),
         ] {
             let e = load(text).unwrap_err();
             assert_eq!(e.exit_code(), 2);

@@ -6,6 +6,7 @@
 //! host (holding the host lock, waiting for our verdict), `health` checks over SSH tunnels.
 
 pub mod config;
+pub mod drain;
 pub mod envfile;
 pub mod health;
 pub mod ledger;
@@ -31,6 +32,9 @@ pub struct HostPlan {
     pub health_port: u16,
     /// Hosts (e.g. nginx on web) to check through after the app itself is healthy.
     pub via: Vec<String>,
+    /// The host's `address:port` in nginx's upstream on the `via` hosts, when it is drained
+    /// while it is deployed (a rolling deploy: other hosts stay in rotation).
+    pub drain: Option<String>,
 }
 
 /// What the whole deploy shares.
@@ -46,6 +50,9 @@ pub struct Shared {
     pub batch: usize,
     /// The release tar, for uploaded sources.
     pub payload: Option<Arc<Vec<u8>>>,
+    /// The nginx site holding the upstream, and how to check and reload it, for draining.
+    pub drain_file: String,
+    pub drain_reload: String,
 }
 
 /// Progress events, for live output.
@@ -111,7 +118,13 @@ async fn deploy_host(
 ) -> HostDeploy {
     let started = Instant::now();
     let mut out = HostDeploy { host: plan.host.clone(), ..Default::default() };
-    if let Err(e) = deploy_steps(pool, plan, shared, on_event, &mut out).await {
+    let steps = match set_drain(pool, plan, shared, true, on_event).await {
+        Ok(()) => deploy_steps(pool, plan, shared, on_event, &mut out).await,
+        Err(e) => Err(e),
+    };
+    // Back in rotation whatever happened (a no-op when the health check already did it).
+    let back = set_drain(pool, plan, shared, false, on_event).await;
+    if let Err(e) = steps.and(back) {
         out.error = Some(e);
     }
     out.duration = started.elapsed();
@@ -239,6 +252,8 @@ async fn check(
     let line = format!("healthy: HTTP {} from {addr}:{port}{} through {}", r.status, shared.health_path, plan.host);
     on_event(&plan.host, Event::Line(&line));
     out.health.push(line);
+    // Healthy: back in nginx's rotation, then the site through nginx.
+    set_drain(pool, plan, shared, false, on_event).await.map_err(|e| e.one_line())?;
     for via in &plan.via {
         let via_conn = pool.connect(via).await.map_err(|e| e.one_line())?;
         let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
@@ -256,6 +271,44 @@ async fn check(
         let line = format!("healthy: HTTP {} through nginx on {via}", r.status);
         on_event(&plan.host, Event::Line(&line));
         out.health.push(line);
+    }
+    Ok(())
+}
+
+/// Takes `plan`'s host out of nginx's upstream on each `via` host (`down`), or puts it back;
+/// nothing when the plan does not drain. Says so only when something changed.
+async fn set_drain(
+    pool: &Pool,
+    plan: &HostPlan,
+    shared: &Shared,
+    down: bool,
+    on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+) -> Result<()> {
+    let Some(server) = &plan.drain else { return Ok(()) };
+    for via in &plan.via {
+        let host = pool.inventory().host(via).expect("via hosts are inventory hosts");
+        let conn = pool.connect(via).await?;
+        let script = drain::script(&shared.drain_file, server, down, &shared.drain_reload);
+        let result = conn.exec(&host.privilege().sh(&script), &[], |_| {}).await?;
+        let said = String::from_utf8_lossy(&result.stdout).into_owned();
+        if !result.success() {
+            let (what, how) = if down { ("take", "out of") } else { ("put", "back in") };
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!("cannot {what} {} ({server}) {how} nginx's upstream on {via}", plan.host),
+            )
+            .host(via)
+            .detail(said)
+            .hint(format!("check {} on {via}; `microctl converge {via}` restores it", shared.drain_file)));
+        }
+        if said.contains("changed") {
+            let line = if down {
+                format!("out of nginx's rotation on {via} (drained) until healthy")
+            } else {
+                format!("back in nginx's rotation on {via}")
+            };
+            on_event(&plan.host, Event::Line(&line));
+        }
     }
     Ok(())
 }
