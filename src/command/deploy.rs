@@ -14,6 +14,7 @@ use crate::deploy::script::{Settings, Target};
 use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
+use crate::remote;
 use crate::report::{self, Table};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
@@ -207,7 +208,10 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        let cmd = host.privilege().sh(&ledger::list_script(&plan.settings.root));
+        // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
+        let nonce = remote::nonce();
+        let cmd =
+            host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
         let timeout = timeout.unwrap_or(host.timeout);
         let listed = match pool.connect(&plan.host).await {
             Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
@@ -223,7 +227,16 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
         };
         match listed {
             Ok(out) => {
-                let entries = ledger::parse_list(&String::from_utf8_lossy(&out.stdout));
+                let mut reader = remote::Reader::new(&nonce);
+                reader.push(&out.stdout);
+                let mut text = String::new();
+                while let Some(line) = reader.line(true) {
+                    if let remote::Line::Data(l) = line {
+                        text.push_str(&l);
+                        text.push('\n');
+                    }
+                }
+                let entries = ledger::parse_list(&text);
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
                 let releases: Vec<&str> = entries.iter().filter(|e| e.present).map(|e| e.release.as_str()).collect();
                 if json {

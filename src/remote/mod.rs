@@ -14,11 +14,17 @@
 //! Time. Every wait once connected has a deadline: the start and lock phases end at
 //! `timeout` (+ `lock_wait` once another run holds the lock); the caller names each later
 //! phase ([`Session::phase`]) and each gets `timeout`. A host that stops answering fails with
-//! an [`ErrorKind::Timeout`] error naming the host and the phase.
+//! an [`ErrorKind::Timeout`] error naming the host and the phase. (Deploy's health check,
+//! between `restarted` and the verdict, is bounded by its own `health_timeout`.)
 //!
 //! Early exits (the stream ends before the caller expected) are classified in one place
-//! ([`Session::early_exit`]): locked (naming the holder), sudo refused, killed by a signal,
-//! the session's own error, or the exit status.
+//! ([`Session::early_exit`], [`Session::classify`], [`Ending::explain`]): locked (naming the
+//! holder), sudo refused, killed by a signal, the connection lost, the session's own error, or
+//! the exit status.
+//!
+//! Use: `Session::start(conn, Spec::for_host(..), body, on_wait)` returns once the lock is
+//! held; then `phase(..)`, `next()` for [`Line`]s (markers or data), `send_frame`/`send_line`/
+//! `close_stdin`, and `finish(..)` for the exit status (non-zero: `classify(Some(code))`).
 
 mod marker;
 mod privilege;

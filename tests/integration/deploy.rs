@@ -132,6 +132,9 @@ fn deploy_health_check_rollback_and_failed_build() {
     list.assert_code(0);
     assert_eq!(list.host("h0")["releases"], serde_json::json!([v1_release, v2_release]));
     assert_eq!(list.host("h0")["live"], v2_release.as_str());
+    // h1's banner does not shift what --list reads.
+    assert_eq!(list.host("h1")["releases"].as_array().unwrap().len(), 2, "{}", list.stdout);
+    assert_eq!(list.host("h1")["live"], v2.host("h1")["release"], "{}", list.stdout);
 
     // Unhealthy: h0 rolls back to v2, h1 is never touched, exit 1 with the reason.
     std::thread::sleep(std::time::Duration::from_millis(1100));
