@@ -20,7 +20,7 @@ inv="$lab/inventory.toml"
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); python3 -c "print($t1 - $t0)"; }
 fresh=() reused=()
 for i in $(seq "$runs"); do
-  "$bin" -i "$inv" exec app --sudo -- rm -rf /srv/microblog/shared/cache >/dev/null
+  "$bin" -i "$inv" exec app --sudo -- rm -rf /srv/microblog/shared/cache >/dev/null 2>&1
   f=$(seconds "$bin" -i "$inv" deploy app)
   r=$(seconds "$bin" -i "$inv" deploy app)
   printf 'run %d: fresh venv %.1f s, unchanged requirements %.1f s\n' "$i" "$f" "$r"
