@@ -389,6 +389,28 @@ mod tests {
         }
     }
 
+    /// A switched release whose watchdog died before deciding (`.pending` left, no verdict):
+    /// the next run rolls it back before anything else.
+    #[test]
+    fn next_run_rolls_back_an_orphaned_switch() {
+        for shell in ["sh", "dash"] {
+            let (dir, s) = live_on_r1(shell);
+            let root = s.root.as_str();
+            std::fs::create_dir_all(dir.path().join("releases/r2")).unwrap();
+            std::fs::write(dir.path().join(".ledger/r2"), "status\tincomplete\n").unwrap();
+            std::fs::write(dir.path().join(".ledger/.pending"), "r2\nreleases/r1\n").unwrap();
+            std::fs::remove_file(dir.path().join("current")).unwrap();
+            std::os::unix::fs::symlink("releases/r2", dir.path().join("current")).unwrap();
+            let (code, out) = deploy_with(shell, &s, "r3", "ok\n");
+            assert_eq!(code, 0, "{shell}: {out}");
+            assert!(out.contains("n recovered\tr2\nn previous\treleases/r1\n"), "{shell}: {out}");
+            assert_eq!(current(root), Path::new("releases/r3"));
+            let list = ledger(shell, root);
+            assert_eq!(list[1], ("r2".to_string(), "failed".to_string(), true), "{list:?}");
+            assert!(!dir.path().join(".ledger/.pending").exists());
+        }
+    }
+
     /// The env file is data: build steps and the restart see its values literally, and nothing
     /// in it runs.
     #[test]
