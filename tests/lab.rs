@@ -117,7 +117,7 @@ impl Load {
 }
 
 /// The lab deploys' confirm timeout (seconds): the host rolls back an unconfirmed release after it.
-const CONFIRM_TIMEOUT: u64 = 20;
+const CONFIRM_TIMEOUT: u64 = 30;
 
 /// Where `current` points on app.
 fn live(inv: &str) -> String {
