@@ -1,9 +1,12 @@
 //! Deploying an app: atomic releases, a health check through the SSH chain, automatic
-//! rollback. Hosts go in batches (default one at a time); the first failure stops the rest,
-//! which stay on their old release.
+//! rollback, guaranteed by a confirm watchdog on the host. Hosts go in batches (default one at
+//! a time), each drained from nginx while it is deployed when others keep serving; the first
+//! failure stops the rest, which stay on their old release.
 //!
 //! `config` reads `[deploy.NAME]`, `source` packs a local folder, `script` is what runs on the
-//! host (holding the host lock, waiting for our verdict), `health` checks over SSH tunnels.
+//! host (holding the host lock, waiting for our verdict, the watchdog armed), `ledger` reads
+//! the host's release ledger, `envfile` reads the env file as data, `drain` takes a host out
+//! of nginx's upstream, `health` checks over SSH tunnels.
 
 pub mod config;
 pub mod drain;
