@@ -3,8 +3,23 @@
 # watchdog took it first (too late: it rolled back). `ok`: the release is healthy; prune all
 # but the newest $KEEP (never the previous one), their ledger entries, and unused cached
 # environments. Anything else, or the controller vanishing (EOF): switch back, restart, exit 3.
-IFS= read -r verdict || verdict=rollback
+# The verdict is read in the background so that a stalled controller (connection up, nothing
+# said) does not keep this session, and the host lock, once the watchdog has decided.
+V="$LEDGER/.verdict.$NAME"
+rm -f -- "$V"
+# (stdin through fd 7: a background job's own stdin would be /dev/null)
+exec 7<&0
+(
+  IFS= read -r v <&7 || v=rollback
+  printf '%s\n' "$v" > "$V.new" && mv -f -- "$V.new" "$V"
+) 9>&- &
+exec 7<&-
+reader=$!
+while [ ! -f "$V" ] && [ ! -d "$LEDGER/.decided.$NAME" ]; do sleep 0.2; done
+verdict=$(cat -- "$V" 2> /dev/null || echo none)
+rm -f -- "$V"
 if ! mkdir -- "$LEDGER/.decided.$NAME" 2> /dev/null; then
+  kill "$reader" 2> /dev/null
   mark rolled-back "$PREV"
   fail confirm "no verdict within $CONFIRM_TIMEOUT s: the host rolled back to ${PREV#releases/} on its own"
 fi
