@@ -43,6 +43,30 @@ pub enum Command {
     /// The local lab: the four microblog hosts as real systemd machines on this computer.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Secrets in secrets.toml next to the inventory, encrypted to the team's SSH public keys;
+    /// vars refer to them as `name = { secret = "NAME" }`.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// List the secrets' names (values stay encrypted).
+    List,
+    /// Print one secret's value, decrypted with your SSH key.
+    Show { name: String },
+    /// Set a secret from stdin (prompted without echo on a terminal; one trailing newline is
+    /// dropped). Creates secrets.toml, encrypted to your public key, if there is none.
+    Set { name: String },
+    /// Remove a secret.
+    Remove { name: String },
+    /// Edit every secret in $VISUAL/$EDITOR as TOML (a private temp file, removed after);
+    /// changed values are re-encrypted, unchanged ones kept as they were.
+    Edit,
+    /// List the recipients (SSH public keys) secrets are encrypted to, with fingerprints.
+    Recipients,
+    /// Re-encrypt every secret to the current recipients (after adding or removing one).
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Timeout,
     /// The server refused every credential we offered.
     AuthRefused,
+    /// The configured identity file is missing, unreadable or readable by others.
+    Identity,
     /// The host key is not in known_hosts.
     HostKeyUnknown,
     /// The host key differs from the one recorded in known_hosts.
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Unreachable => "unreachable",
             ErrorKind::Timeout => "timeout",
             ErrorKind::AuthRefused => "auth_refused",
+            ErrorKind::Identity => "identity",
             ErrorKind::HostKeyUnknown => "host_key_unknown",
             ErrorKind::HostKeyChanged => "host_key_changed",
             ErrorKind::JumpFailed => "jump_failed",

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod remote;
 pub mod report;
 pub mod role;
+pub mod secrets;
 pub mod shell;
 pub mod transport;
 

@@ -255,6 +255,8 @@ fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
     put("/usr/local/bin/microctl", &std::fs::read(BIN).unwrap());
     put("/var/lib/jenkins/.ssh/microblog_ed25519", &std::fs::read(lab.join("id_ed25519")).unwrap());
     put("/etc/microctl/known_hosts", &std::fs::read(lab.join("known_hosts")).unwrap());
+    // The inventory's secrets, next to it (encrypted to the lab key, which is the agent's key).
+    put("/etc/microctl/secrets.toml", &std::fs::read(lab.join("secrets.toml")).unwrap());
     let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
     let (head, _) = inventory.split_once("[deploy.app]").unwrap();
     let head = head
@@ -361,6 +363,8 @@ fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathB
     let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
     let (head, _) = inventory.split_once("[deploy.app]").unwrap();
     let path = dir.join("inventory.toml");
+    // The inventory's secrets live next to it.
+    std::fs::copy(lab.join("secrets.toml"), dir.join("secrets.toml")).unwrap();
     std::fs::write(
         &path,
         format!(

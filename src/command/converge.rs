@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::{extra_vars, load_inventory, load_roles, runtime};
+use super::{extra_vars, load_inventory_with_secrets, load_roles, runtime};
 use crate::apply::{self, HostRun, Options, Progress as Step};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ pub const EXIT_PENDING: i32 = 3;
 
 pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let started = Instant::now();
-    let inv = load_inventory(global)?;
+    let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
     let selected: Vec<String> = inventory::select(&inv, &args.pattern)?.iter().map(|h| h.name.clone()).collect();
     let roles = load_roles(global, &inv)?;
     if let Some(only) = &args.roles {

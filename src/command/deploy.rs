@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{extra_vars, load_inventory, load_roles, runtime};
+use super::{extra_vars, load_inventory_with_secrets, load_roles, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
@@ -21,7 +21,7 @@ use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let started = Instant::now();
-    let inv = load_inventory(global)?;
+    let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
         let cwd =
@@ -146,7 +146,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
         let Event::Line(text) = e;
         if !json {
-            println!("{host:<width$} | {text}");
+            println!("{host:<width$} | {}", report::redact(text));
         }
     });
     let results = runtime()?.block_on(async {

@@ -7,6 +7,7 @@ mod deploy;
 mod exec;
 mod inventory;
 mod lab;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,12 +25,24 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check(args) => check::run(&cli.global, args),
         Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Secrets(cmd) => secrets::run(&cli.global, cmd),
     }
 }
 
 /// Loads the inventory named by `-i`/`MICROCTL_INVENTORY`.
 fn load_inventory(global: &GlobalArgs) -> Result<Arc<Inventory>> {
     Inventory::load(&global.inventory).map(Arc::new)
+}
+
+/// Loads the inventory and resolves its `{ secret }` / `{ env }` references (for commands
+/// that render): the values in `Values` mode, stand-ins offline; returns the warnings.
+fn load_inventory_with_secrets(
+    global: &GlobalArgs,
+    mode: crate::secrets::Mode,
+) -> Result<(Arc<Inventory>, Vec<Error>)> {
+    let mut inv = Inventory::load(&global.inventory)?;
+    let warnings = crate::secrets::resolve(&mut inv, mode)?;
+    Ok((Arc::new(inv), warnings))
 }
 
 /// A multi-threaded runtime for the network-bound commands.

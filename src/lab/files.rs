@@ -32,8 +32,10 @@ impl LabHost {
 
 /// The lab inventory. With `vendor_roles` false, the roles whose apt repositories the lab
 /// cannot reach (jenkins, grafana) are left out; with true (`inventory-full.toml`), they are in,
-/// for `converge --check`, which renders and plans them against the real hosts.
-pub fn inventory(lab_dir: &str, secret: &str, vendor_roles: bool, app2: bool) -> String {
+/// for `converge --check`, which renders and plans them against the real hosts. Secrets are
+/// references into LAB/secrets.toml ([`SECRETS`]), never values. With `app2`, the second app
+/// host too.
+pub fn inventory(lab_dir: &str, vendor_roles: bool, app2: bool) -> String {
     let mut s = format!(
         "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
          [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
@@ -53,18 +55,21 @@ pub fn inventory(lab_dir: &str, secret: &str, vendor_roles: bool, app2: bool) ->
     let (ci, monitoring) = if vendor_roles {
         (
             "roles = [\"jenkins\", \"node_exporter\"]\nvars = { jenkins_key_fingerprint = \"SET-ME-FROM-PKG.JENKINS.IO\" }",
-            "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = \"lab-only\" }",
+            "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = { secret = \"grafana_admin_password\" } }",
         )
     } else {
         ("roles = [\"node_exporter\"]", "roles = [\"prometheus\"]")
     };
     s.push_str(&format!(
         "[groups.ci]\n{ci}\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
-         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = \"{secret}\" }}\n\n\
+         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = {{ secret = \"secret_key\" }} }}\n\n\
          [groups.monitoring]\n{monitoring}\n"
     ));
     s
 }
+
+/// The secrets the lab inventories refer to (in LAB/secrets.toml, encrypted to LAB/id_ed25519).
+pub const SECRETS: [&str; 2] = ["secret_key", "grafana_admin_password"];
 
 /// `[deploy.app]`: the example app from `source`, health-checked on app and through nginx.
 pub fn deploy_section(source: &str) -> String {
@@ -110,8 +115,11 @@ mod tests {
 
     #[test]
     fn inventory_reaches_app_through_web_and_loads() {
-        let text = inventory("/lab", "s3", false, false);
-        let full = inventory("/lab", "s3", true, false);
+        let text = inventory("/lab", false, false);
+        let full = inventory("/lab", true, false);
+        for secret in SECRETS {
+            assert!(full.contains(&format!("{secret} = {{ secret = \"{secret}\" }}")), "{full}");
+        }
         let full = crate::inventory::Inventory::parse(Path::new("/lab/inventory-full.toml"), &full).unwrap();
         assert_eq!(full.groups["monitoring"].roles, ["prometheus", "grafana"]);
         let inv = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &text).unwrap();
@@ -121,7 +129,7 @@ mod tests {
         assert_eq!(inv.host("web").unwrap().vars["private_address"].as_str(), Some("198.18.1.11"));
         assert_eq!(inv.groups["app"].roles, ["app", "node_exporter"]);
         assert!(inv.host("app2").is_none());
-        let two = inventory("/lab", "s3", false, true);
+        let two = inventory("/lab", false, true);
         let two = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &two).unwrap();
         assert_eq!(two.chain_text(two.host("app2").unwrap()), "control -> web -> app2");
         assert_eq!(two.groups["app"].hosts, ["app", "app2"]);

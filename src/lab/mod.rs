@@ -165,15 +165,7 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
         }
         keys.push((h, lines));
     }
-    let secret_path = lab.join("secret_key");
-    let secret = match std::fs::read_to_string(&secret_path) {
-        Ok(s) => s.trim().to_string(),
-        Err(_) => {
-            let s = crate::plan::desired::sha256_hex(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
-            std::fs::write(&secret_path, &s).map_err(|e| Error::io("cannot write", &secret_path, e))?;
-            s
-        }
-    };
+    write_secrets(lab)?;
     // The app to deploy: this checkout's example, when `lab up` runs from the repository.
     let app =
         std::env::current_dir().map(|d| d.join("examples/microblog-lite")).ok().filter(|p| p.join("VERSION").is_file());
@@ -181,14 +173,56 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
     let files = [
         ("known_hosts", files::known_hosts(&keys)),
         ("ssh_config", files::ssh_config(&lab_s, app2)),
-        ("inventory.toml", files::inventory(&lab_s, &secret, false, app2) + &deploy),
-        ("inventory-full.toml", files::inventory(&lab_s, &secret, true, app2)),
+        ("inventory.toml", files::inventory(&lab_s, false, app2) + &deploy),
+        ("inventory-full.toml", files::inventory(&lab_s, true, app2)),
     ];
     for (name, text) in files {
         let p = lab.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
     }
     Ok(lab.join("inventory.toml"))
+}
+
+/// LAB/secrets.toml, encrypted to the lab's own key, with a random value for each secret the
+/// lab inventories refer to; values already set are kept (so sessions survive a `lab up`). A
+/// plain `secret_key` file from older labs is moved in and removed.
+fn write_secrets(lab: &Path) -> Result<()> {
+    use crate::secrets::SecretsFile;
+    let path = lab.join(crate::secrets::store::FILE_NAME);
+    let public = lab.join("id_ed25519.pub");
+    let key = std::fs::read_to_string(&public).map_err(|e| Error::io("cannot read", &public, e))?;
+    let mut file = match SecretsFile::load(&path)? {
+        Some(f) => f,
+        None => {
+            std::fs::write(&path, format!("recipients = [{}]\n", toml::Value::String(key.trim().to_string())))
+                .map_err(|e| Error::io("cannot write", &path, e))?;
+            SecretsFile::load_existing(&path)?
+        }
+    };
+    let old = lab.join("secret_key");
+    for name in files::SECRETS {
+        if file.secrets.contains_key(name) {
+            continue;
+        }
+        let value = match std::fs::read_to_string(&old) {
+            Ok(v) if name == "secret_key" => v.trim().to_string(),
+            _ => random_hex()?,
+        };
+        file.set(name, &value)?;
+    }
+    file.save()?;
+    let _ = std::fs::remove_file(&old);
+    Ok(())
+}
+
+/// 32 random bytes as hex.
+fn random_hex() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| lab_error("cannot read /dev/urandom").caused_by(e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Waits until every host answers over SSH (app through web) and its systemd is `running`.

@@ -34,7 +34,7 @@ impl HostLines {
 
     /// A whole line of microctl's own (not the remote command's) on stdout.
     pub fn note(&self, text: &str) {
-        let _ = writeln!(std::io::stdout().lock(), "{}{text}", self.prefix);
+        let _ = writeln!(std::io::stdout().lock(), "{}{}", self.prefix, super::redact(text));
     }
 
     /// Prints what is left of unterminated last lines.
@@ -59,7 +59,10 @@ impl HostLines {
         let mut text = Vec::with_capacity(complete.len() + prefix.len() * 4);
         for line in complete.split_inclusive(|b| *b == b'\n') {
             text.extend_from_slice(prefix.as_bytes());
-            text.extend_from_slice(line);
+            match std::str::from_utf8(line) {
+                Ok(s) => text.extend_from_slice(super::redact(s).as_bytes()),
+                Err(_) => text.extend_from_slice(line),
+            }
         }
         let _ = out.write_all(&text);
     }

@@ -1,5 +1,7 @@
 //! Everything printed to the user: errors (rendered once), host-prefixed output lines, JSON
 //! Lines, and recap tables. Commands produce results; this module decides how they look.
+//! Every text printed here passes through the secrets redactor (`secrets::redact`): a value
+//! that came from a secret shows as `[secret NAME]`.
 
 mod lines;
 mod progress;
@@ -12,6 +14,7 @@ pub use progress::{HostProgress, Progress};
 pub use table::Table;
 
 use crate::error::Error;
+pub use crate::secrets::redact::redact;
 
 /// Whether to color output on this stream: a terminal, and NO_COLOR unset.
 pub fn color_enabled(stream: &impl IsTerminal) -> bool {
@@ -22,11 +25,26 @@ pub fn color_enabled(stream: &impl IsTerminal) -> bool {
 pub fn print_error(err: &Error) {
     let stderr = std::io::stderr();
     let prefix = if color_enabled(&stderr) { "\x1b[1;31merror\x1b[0m" } else { "error" };
-    let _ = writeln!(stderr.lock(), "{prefix}: {err}");
+    let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
+}
+
+/// Prints a note of microctl's own to stderr (e.g. a host key just recorded), whatever the
+/// output mode, so `--json` on stdout stays clean.
+pub fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "microctl: {}", redact(text));
+}
+
+/// Prints a problem that does not fail the command (e.g. from `check`) to stderr.
+pub fn print_warning(err: &Error) {
+    let stderr = std::io::stderr();
+    let prefix = if color_enabled(&stderr) { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+    let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
 }
 
 /// Prints one JSON value as a line on stdout.
 pub fn json_line(value: &serde_json::Value) {
+    let mut value = value.clone();
+    crate::secrets::redact::redact_json(&mut value);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");
 }

@@ -53,7 +53,7 @@ impl HostProgress {
 
     /// A line worth keeping: printed above the spinners, or as a plain line.
     pub fn line(&self, text: &str) {
-        let line = format!("{} | {text}", self.prefix);
+        let line = format!("{} | {}", self.prefix, super::redact(text));
         match &self.multi {
             Some(m) => {
                 let _ = m.println(line);

@@ -103,6 +103,7 @@ impl RoleSet {
                 .hint("the role format is described in roles/README.md")
         })?;
         let role = Role { name: name.to_string(), dir: dir.clone(), toml_path, text, raw };
+        check_names_and_paths(&role)?;
         self.templates.load_role(&role)?;
         let deps: Vec<(String, Range<usize>)> =
             role.raw.depends.iter().map(|d| (d.get_ref().clone(), d.span())).collect();
@@ -170,4 +171,41 @@ impl RoleSet {
         self.static_files.lock().expect("files lock").insert(path, data.clone());
         Ok(data)
     }
+}
+
+/// Names and literal paths checked at load, with the resource's line: an apt repository's
+/// name must be a plain file name, files read from files/ must be inside it, every managed
+/// path absolute and normalised. Templated
+/// paths are checked again once rendered (`render`).
+fn check_names_and_paths(role: &Role) -> Result<()> {
+    use super::names::{absolute_path, files_name, is_templated, plain_file_name};
+    let raw = &role.raw;
+    for repo in &raw.apt_repository {
+        let field = "apt_repository.name";
+        plain_file_name(field, &repo.get_ref().name)
+            .map_err(|r| role.error(&repo.span(), r.message).field(field).hint(r.hint))?;
+    }
+    // Files read from files/ (shipped to hosts) must not come from anywhere else.
+    let local = raw
+        .apt_repository
+        .iter()
+        .map(|r| (r.span(), "apt_repository.key", r.get_ref().key.as_ref()))
+        .chain(raw.file.iter().map(|f| (f.span(), "file.src", f.get_ref().src.as_ref())));
+    for (span, field, name) in local {
+        let Some(name) = name.filter(|n| !is_templated(n)) else { continue };
+        files_name(field, name).map_err(|r| role.error(&span, r.message).field(field).hint(r.hint))?;
+    }
+    let paths = raw
+        .file
+        .iter()
+        .map(|f| (f.span(), "file.dest", Some(&f.get_ref().dest)))
+        .chain(raw.directory.iter().map(|d| (d.span(), "directory.path", Some(&d.get_ref().path))))
+        .chain(raw.link.iter().map(|l| (l.span(), "link.path", Some(&l.get_ref().path))))
+        .chain(raw.absent.iter().map(|a| (a.span(), "absent.path", Some(&a.get_ref().path))))
+        .chain(raw.command.iter().map(|c| (c.span(), "command.creates", c.get_ref().creates.as_ref())));
+    for (span, field, path) in paths {
+        let Some(path) = path.filter(|p| !is_templated(p)) else { continue };
+        absolute_path(field, path).map_err(|r| role.error(&span, r.message).field(field).hint(r.hint))?;
+    }
+    Ok(())
 }

@@ -184,13 +184,7 @@ impl RoleRenderer<'_> {
 
     fn path(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
         let p = self.text(text, span, field)?;
-        if !p.starts_with('/') || p.contains(['\n', '\t']) || p.contains("/../") || p.ends_with("/..") {
-            return Err(self
-                .error(span, field, format!("`{field}` must be an absolute path, got `{p}`"))
-                .hint("write the full path, e.g. /etc/nginx/sites-available/microblog"));
-        }
-        let trimmed = p.trim_end_matches('/');
-        Ok(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
+        super::names::absolute_path(field, &p).map_err(|r| self.error(span, field, r.message).hint(r.hint))
     }
 
     fn meta(
@@ -333,6 +327,8 @@ impl RoleRenderer<'_> {
             }
             (None, Some(src), None) => {
                 let src = self.text(src, span, "file.src")?;
+                super::names::files_name("file.src", &src)
+                    .map_err(|r| self.error(span, "file.src", r.message).hint(r.hint))?;
                 self.set.static_file(&src).map_err(|e| {
                     self.error(
                         span,
@@ -361,6 +357,8 @@ impl RoleRenderer<'_> {
                 format!("`validate` must contain %s (the staged file), got `{v}`"),
             ));
         }
+        // A file rendered from a secret is sensitive whatever the role says.
+        let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
         Ok(FileSpec {
             origin: self.origin(span),
             sha256: sha256_hex(&content),
@@ -368,7 +366,7 @@ impl RoleRenderer<'_> {
             dest,
             meta: self.meta(&r.owner, &r.group, &r.mode, span, "file")?,
             validate,
-            sensitive: r.sensitive,
+            sensitive,
             notify: r.notify.clone(),
             apt_source: false,
         })
@@ -404,12 +402,12 @@ impl RoleRenderer<'_> {
             }
             (None, Some(url), Some(fingerprint)) => {
                 let url = self.text(url, span, &field("key_url"))?;
-                let fpr: String = self.text(fingerprint, span, &field("key_fingerprint"))?.split_whitespace().collect();
+                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, span, &field("key_fingerprint"))?);
                 let keyring = format!("/etc/apt/keyrings/{}.asc", r.name);
                 d.commands.push(CommandSpec {
                     origin: self.origin(span),
                     name: format!("fetch apt key {}", r.name),
-                    run: fetch_key_script(&url, &fpr.to_uppercase(), &keyring),
+                    run: super::apt_key::fetch_script(&url, &fingerprints, &keyring),
                     creates: Some(keyring.clone()),
                     unless: None,
                     notify: vec![],
@@ -444,27 +442,6 @@ impl RoleRenderer<'_> {
         });
         Ok(())
     }
-}
-
-/// Downloads a signing key on the host and installs it only if its fingerprint matches.
-fn fetch_key_script(url: &str, fingerprint: &str, keyring: &str) -> String {
-    use crate::shell::quote;
-    format!(
-        "set -e\n\
-         command -v curl >/dev/null || apt-get -q -y install curl\n\
-         command -v gpg >/dev/null || apt-get -q -y install gnupg\n\
-         t=$(mktemp)\n\
-         curl -fsSL --retry 2 -o \"$t\" {url}\n\
-         got=$(gpg --batch --show-keys --with-colons \"$t\" | awk -F: '/^fpr:/ {{ print $10; exit }}')\n\
-         if [ \"$got\" != {fpr} ]; then rm -f \"$t\"; echo \"key from {url_text} has fingerprint $got, expected {fpr_text}\" >&2; exit 1; fi\n\
-         install -D -m 0644 \"$t\" {keyring}\n\
-         rm -f \"$t\"",
-        url = quote(url),
-        fpr = quote(fingerprint),
-        keyring = quote(keyring),
-        url_text = url.replace(['"', '$', '`', '\\'], ""),
-        fpr_text = fingerprint.replace(['"', '$', '`', '\\'], ""),
-    )
 }
 
 /// Two resources managing one path would fight on every run.

@@ -44,6 +44,7 @@ impl Keys {
 }
 
 fn load_key_file(path: &Path) -> std::result::Result<Arc<PrivateKey>, String> {
+    super::identity::check(path).map_err(|p| p.message(path))?;
     match russh::keys::load_secret_key(path, None) {
         Ok(k) => Ok(Arc::new(k)),
         Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -66,6 +67,15 @@ fn load_key_file(path: &Path) -> std::result::Result<Arc<PrivateKey>, String> {
         }
         Err(e) => Err(format!("cannot load {}: {e}", path.display())),
     }
+}
+
+/// The host's configured identity file, checked as OpenSSH checks it, before dialing: a
+/// missing, unreadable or unprotected key is its own error, not a refused login.
+pub fn check_identity(host: &Host) -> Result<()> {
+    let Some(path) = &host.identity else { return Ok(()) };
+    super::identity::check(path).map_err(|p| {
+        Error::new(ErrorKind::Identity, p.message(path)).host(&host.name).field("identity").hint(p.hint(path))
+    })
 }
 
 /// Authenticates `host.user` on `handle`, trying each credential until one is accepted.

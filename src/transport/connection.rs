@@ -29,14 +29,15 @@ pub struct Options {
 enum HostKeyOutcome {
     Known,
     Accepted,
-    Unknown { fingerprint: String, algorithm: String, recorded: Vec<String> },
-    Changed { fingerprint: String, file: PathBuf, line: usize },
+    Unknown { fingerprint: String, algorithm: String },
+    Changed { fingerprint: String, algorithm: String, recorded: String, file: PathBuf, line: usize },
     Revoked { file: PathBuf, line: usize },
     Failed(String),
 }
 
 /// The russh handler: verifies the server's host key against known_hosts.
 pub struct ClientHandler {
+    name: String,
     address: String,
     port: u16,
     known_hosts: PathBuf,
@@ -44,41 +45,55 @@ pub struct ClientHandler {
     outcome: Arc<Mutex<Option<HostKeyOutcome>>>,
 }
 
-/// Serialises appends to known_hosts files across all connections of a run.
-static KNOWN_HOSTS_WRITE: Mutex<()> = Mutex::new(());
+impl ClientHandler {
+    /// The verdict on `key`, recording it first when the host is new and `--accept-new` is on
+    /// (the file is judged again under its lock, so a key another run recorded meanwhile wins).
+    async fn judge(&self, key: &russh::keys::PublicKey) -> HostKeyOutcome {
+        let file = self.known_hosts.clone();
+        let verdict = match known_hosts::verdict(&file, &self.address, self.port, key) {
+            Ok(Verdict::Unknown) if self.accept_new => {
+                let (address, port, k) = (self.address.clone(), self.port, key.clone());
+                let recorded =
+                    tokio::task::spawn_blocking(move || known_hosts::record(&file, &address, port, &k)).await;
+                match recorded {
+                    Ok(Ok(Verdict::Unknown)) => {
+                        crate::report::notice(&format!(
+                            "recorded the host key of {} ({}): {} {} in {}",
+                            self.name,
+                            known_hosts::lookup_name(&self.address, self.port),
+                            key.algorithm().as_str(),
+                            known_hosts::fingerprint(key),
+                            self.known_hosts.display()
+                        ));
+                        return HostKeyOutcome::Accepted;
+                    }
+                    Ok(r) => r,
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+                .map_err(|e| format!("cannot record the host key in {}: {e}", self.known_hosts.display()))
+            }
+            v => v.map_err(|e| format!("cannot read {}: {e}", self.known_hosts.display())),
+        };
+        let fingerprint = known_hosts::fingerprint(key);
+        let algorithm = key.algorithm().as_str().to_string();
+        match verdict {
+            Ok(Verdict::Known) => HostKeyOutcome::Known,
+            Ok(Verdict::Unknown) => HostKeyOutcome::Unknown { fingerprint, algorithm },
+            Ok(Verdict::Changed { file, line, recorded }) => {
+                HostKeyOutcome::Changed { fingerprint, algorithm, recorded, file, line }
+            }
+            Ok(Verdict::Revoked { file, line }) => HostKeyOutcome::Revoked { file, line },
+            Err(why) => HostKeyOutcome::Failed(why),
+        }
+    }
+}
 
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
+    /// Runs before any credential is offered: refusing here ends the handshake.
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let key = key.public_key();
-        let outcome = match known_hosts::verdict(&self.known_hosts, &self.address, self.port, &key) {
-            Ok(Verdict::Known) => HostKeyOutcome::Known,
-            Ok(Verdict::Unknown { .. }) if self.accept_new => {
-                let _guard = KNOWN_HOSTS_WRITE.lock().expect("known_hosts lock");
-                // Another connection may have recorded it meanwhile.
-                match known_hosts::verdict(&self.known_hosts, &self.address, self.port, &key) {
-                    Ok(Verdict::Known) => HostKeyOutcome::Known,
-                    _ => match known_hosts::append(&self.known_hosts, &self.address, self.port, &key) {
-                        Ok(()) => HostKeyOutcome::Accepted,
-                        Err(e) => HostKeyOutcome::Failed(format!(
-                            "cannot record the host key in {}: {e}",
-                            self.known_hosts.display()
-                        )),
-                    },
-                }
-            }
-            Ok(Verdict::Unknown { recorded }) => HostKeyOutcome::Unknown {
-                fingerprint: known_hosts::fingerprint(&key),
-                algorithm: key.algorithm().to_string(),
-                recorded,
-            },
-            Ok(Verdict::Changed { file, line }) => {
-                HostKeyOutcome::Changed { fingerprint: known_hosts::fingerprint(&key), file, line }
-            }
-            Ok(Verdict::Revoked { file, line }) => HostKeyOutcome::Revoked { file, line },
-            Err(e) => HostKeyOutcome::Failed(format!("cannot read {}: {e}", self.known_hosts.display())),
-        };
+        let outcome = self.judge(&key.public_key()).await;
         let accept = matches!(outcome, HostKeyOutcome::Known | HostKeyOutcome::Accepted);
         *self.outcome.lock().expect("outcome lock") = Some(outcome);
         Ok(accept)
@@ -176,6 +191,7 @@ impl Connection {
 /// Dials `host`, directly or through `via`, verifies its key and authenticates.
 pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
     let started = Instant::now();
+    auth::check_identity(host)?;
     let recorded = known_hosts::entries(&host.known_hosts, &host.address, host.port).unwrap_or_default();
     let preferred = Preferred {
         key: known_hosts::preferred_algorithms(&recorded, &Preferred::DEFAULT.key).into(),
@@ -191,6 +207,7 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
     });
     let outcome = Arc::new(Mutex::new(None));
     let handler = ClientHandler {
+        name: host.name.clone(),
         address: host.address.clone(),
         port: host.port,
         known_hosts: host.known_hosts.clone(),
@@ -259,24 +276,19 @@ fn handshake_error(
 ) -> Error {
     let target = format!("{} ({}:{})", host.name, host.address, host.port);
     let fix_known_hosts = host.known_hosts.display();
-    let hop_error = |e: Error| match via {
-        Some(j) => e.hop(&j.host),
-        None => e,
-    };
     let outcome = outcome.lock().expect("outcome lock").clone();
     let e = match outcome {
-        Some(HostKeyOutcome::Unknown { fingerprint, algorithm, recorded }) => {
-            let mut msg = format!("host key of {target} is not known: {algorithm} {fingerprint}");
-            if !recorded.is_empty() {
-                msg.push_str(&format!(" (known_hosts has only {} keys for it)", recorded.join(", ")));
-            }
-            Error::new(ErrorKind::HostKeyUnknown, msg).host(&host.name).hint(format!(
-                "if that fingerprint is right, run again with --accept-new to record it in {fix_known_hosts}"
-            ))
-        }
-        Some(HostKeyOutcome::Changed { fingerprint, file, line }) => Error::new(
+        Some(HostKeyOutcome::Unknown { fingerprint, algorithm }) => Error::new(
+            ErrorKind::HostKeyUnknown,
+            format!("host key of {target} is not known: {algorithm} {fingerprint}"),
+        )
+        .host(&host.name)
+        .hint(format!("if that fingerprint is right, run again with --accept-new to record it in {fix_known_hosts}")),
+        Some(HostKeyOutcome::Changed { fingerprint, algorithm, recorded, file, line }) => Error::new(
             ErrorKind::HostKeyChanged,
-            format!("HOST KEY CHANGED for {target}: the server now presents {fingerprint}; no credentials were sent"),
+            format!(
+                "HOST KEY CHANGED for {target}: the server now presents {algorithm} {fingerprint}, known_hosts records a different key for it ({recorded}); no credentials were sent"
+            ),
         )
         .host(&host.name)
         .at_file(file)
@@ -297,5 +309,10 @@ fn handshake_error(
                 .hint("check that an SSH server (not another service) listens there")
         }
     };
-    hop_error(e)
+    // Behind a jump host, the failing hop is this host itself (not the jump host that
+    // carried the connection): hosts behind it report it as the hop.
+    match via {
+        Some(_) => e.hop(&host.name),
+        None => e,
+    }
 }

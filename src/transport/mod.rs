@@ -3,15 +3,16 @@
 //! connection, itself shared. Host keys are verified on every hop against known_hosts.
 //!
 //! `pool` owns the connections, `connection` dials one hop and budgets its channels,
-//! `auth` offers credentials, `known_hosts` judges host keys, `process` runs remote commands.
+//! `auth` offers credentials (`identity` checks key files first, as OpenSSH does), `known_hosts` judges host keys, `process` runs remote commands.
 
 mod auth;
 mod connection;
+pub mod identity;
 pub mod known_hosts;
 mod pool;
 mod process;
 
-pub use auth::PASSPHRASE_ENV;
+pub use auth::{PASSPHRASE_ENV, check_identity};
 pub use connection::{Connection, Options, Stats};
 pub use pool::Pool;
 pub use process::{Chunk, ExecOutput, Output, RemoteProcess};

@@ -81,3 +81,70 @@ fn ssh_agent_is_used_when_no_identity_is_set() {
     // Without the agent there is nothing to offer.
     ws.microctl(&["exec", "a", "--", "true"]).assert_code(1);
 }
+
+#[test]
+fn missing_or_unreadable_identity_is_named_as_such_before_connecting_and_by_check() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a]);
+    for (path, want) in
+        [(ws.path("no_such_key"), "does not exist"), (ws.path("home"), "cannot be read: not a regular file")]
+    {
+        inventory_with_key(&ws, &a, &path);
+        let run = ws.microctl(&["exec", "a", "--json", "--", "true"]);
+        run.assert_code(1);
+        let err = &run.host("a")["error"];
+        assert_eq!(err["class"], "identity", "{err}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("identity file {} {want}", path.display())), "{msg}");
+        assert!(!msg.contains("refused authentication"), "{msg}");
+        // Offline: `check` warns about it and still passes (nothing to render is wrong).
+        let check = ws.microctl(&["check"]);
+        check.assert_code(0);
+        assert!(
+            check.stderr.contains(&format!(
+                "warning: {}: identity file {}",
+                ws.path("inventory.toml").display(),
+                path.display()
+            )),
+            "{}",
+            check.stderr
+        );
+        assert!(check.stderr.contains("host: a"), "{}", check.stderr);
+    }
+    // Checked before dialing: the server never saw a connection.
+    assert!(!a.log().contains("Connection from"), "{}", a.log());
+}
+
+#[test]
+fn identity_readable_by_others_is_refused_with_openssh_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a]);
+    inventory_with_key(&ws, &a, &ws.key.private);
+    std::fs::set_permissions(&ws.key.private, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = ws.microctl(&["exec", "a", "--json", "--", "true"]);
+    run.assert_code(1);
+    let err = &run.host("a")["error"];
+    assert_eq!(err["class"], "identity", "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("UNPROTECTED PRIVATE KEY FILE: permissions 0644 for"), "{msg}");
+    assert!(err["hint"].as_str().unwrap().starts_with("chmod 600 "), "{err}");
+    assert!(!a.log().contains("publickey"), "{}", a.log());
+    // OpenSSH agrees: it ignores the key (and so cannot log in).
+    let ssh = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", ws.path("known_hosts").display()))
+        .arg("-i")
+        .arg(&ws.key.private)
+        .args(["-p", &a.port.to_string(), "root@127.0.0.1", "true"])
+        .env("HOME", ws.path("home"))
+        .output()
+        .unwrap();
+    assert!(!ssh.status.success());
+    assert!(String::from_utf8_lossy(&ssh.stderr).contains("UNPROTECTED PRIVATE KEY FILE"));
+    std::fs::set_permissions(&ws.key.private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ws.microctl(&["exec", "a", "--", "true"]).assert_code(0);
+}

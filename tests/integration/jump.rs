@@ -97,3 +97,40 @@ fn a_failed_jump_host_fails_its_targets_naming_the_hop() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refused_second_hop_is_named_as_the_hop_not_the_first() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    let b = ws.sshd(SshdOptions::default());
+    let target = ws.sshd(SshdOptions::default());
+    let impostor = ws.sshd(SshdOptions::default());
+    // known_hosts holds someone else's key for b: b's own key is "changed".
+    let wrong_b = format!("[127.0.0.1]:{} {}", b.port, impostor.host_key);
+    std::fs::write(
+        ws.path("known_hosts"),
+        format!("{}\n{wrong_b}\n{}\n", a.known_hosts_line(), target.known_hosts_line()),
+    )
+    .unwrap();
+    ws.inventory(&format!(
+        "[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n[hosts.b]\naddress = \"127.0.0.1\"\nport = {}\nvia = \"a\"\n\
+         [hosts.target]\naddress = \"127.0.0.1\"\nport = {}\nvia = \"b\"\n",
+        a.port, b.port, target.port
+    ));
+    let run = ws.microctl(&["exec", "target", "--json", "--", "true"]);
+    run.assert_code(1);
+    let err = &run.host("target")["error"];
+    assert_eq!(err["class"], "jump_failed");
+    assert_eq!(err["hop"], "b", "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.starts_with("cannot reach target: jump host b failed: "), "{msg}");
+    assert!(msg.contains(&format!("HOST KEY CHANGED for b (127.0.0.1:{})", b.port)), "{msg}");
+    let text = ws.microctl(&["exec", "target", "--", "true"]);
+    assert!(text.stdout.contains("jump host b failed"), "{}", text.stdout);
+    // b itself, when targeted, names itself as the failing hop.
+    let b_run = ws.microctl(&["exec", "b", "--json", "--", "true"]);
+    assert_eq!(b_run.host("b")["error"]["class"], "host_key_changed");
+    assert_eq!(b_run.host("b")["error"]["hop"], "b");
+    assert!(!b.log().contains("publickey"), "{}", b.log());
+    assert_eq!(target.accepted(), 0);
+}

@@ -14,4 +14,5 @@ mod jump;
 mod remote_session;
 mod role_errors;
 mod roles_check;
+mod secrets;
 mod sessions;

@@ -99,3 +99,50 @@ fn bad_role_toml_names_file_line_and_column() {
     let run = check(&ws, &roles);
     assert!(run.stderr.contains("command `migrate` has no guard"), "{}", run.stderr);
 }
+
+#[test]
+fn names_and_paths_that_escape_are_refused_at_load_with_file_and_line() {
+    let ws = Workspace::new();
+    let toml = ws.path("roles/web/role.toml");
+    let repo = "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\n\n[[apt_repository]]\nname = \"../../cron.d/evil\"\nurl = \"https://example.invalid\"\nsuite = \"stable\"\nkey = \"k.gpg\"\n";
+    let roles = setup(&ws, "[\"web\"]", repo, "x\n");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: {}:5:1: `apt_repository.name` must be a plain file name (letters, digits, `_`, `-`, `.`), got `../../cron.d/evil`\n  field: apt_repository.name\n",
+            toml.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    for (line, role) in [
+        (1, "[[file]]\ndest = \"/etc/nginx/../cron.d/x\"\ncontent = \"x\"\n"),
+        (1, "[[directory]]\npath = \"/srv//app\"\n"),
+        (4, "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\n[[absent]]\npath = \"/etc/./x\"\n"),
+        (1, "[[command]]\nname = \"m\"\nrun = \"true\"\ncreates = \"/var/../x\"\n"),
+        (1, "[[file]]\ndest = \"/etc/x\"\nsrc = \"../../etc/shadow\"\n"),
+    ] {
+        let roles = setup(&ws, "[\"web\"]", role, "x\n");
+        let run = check(&ws, &roles);
+        run.assert_code(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: {}:{line}:1: `", toml.display()))
+                && (run.stderr.contains("must be a normalised absolute path")
+                    || run.stderr.contains("must name a file inside files/")),
+            "{role}: {}",
+            run.stderr
+        );
+    }
+    // A templated path is checked once rendered, naming the host too.
+    let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"/etc/{{ sub }}/x\"\ncontent = \"x\"\n", "x\n");
+    let run = ws.microctl(&["--roles-dir", &roles, "check", "-e", "sub=../cron.d"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .starts_with(&format!("error: {}:1:1: `file.dest` must be a normalised absolute path", toml.display()))
+            && run.stderr.contains("host: w1"),
+        "{}",
+        run.stderr
+    );
+}

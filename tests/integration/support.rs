@@ -55,11 +55,20 @@ pub struct SshdOptions {
     pub authorized: Vec<String>,
     /// authorized_keys options for the workspace's own key (e.g. `command="..."`).
     pub key_options: Option<String>,
+    /// Host key types (`ssh-keygen -t`), each a `HostKey`; the first is `Sshd::host_key`.
+    pub host_key_types: Vec<&'static str>,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
-        SshdOptions { max_sessions: 10, netns: None, netns_port: None, authorized: vec![], key_options: None }
+        SshdOptions {
+            max_sessions: 10,
+            netns: None,
+            netns_port: None,
+            authorized: vec![],
+            key_options: None,
+            host_key_types: vec!["ed25519"],
+        }
     }
 }
 
@@ -68,7 +77,7 @@ pub struct Sshd {
     pub address: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
-    /// `ssh-ed25519 AAAA...` of the server's host key.
+    /// `ssh-ed25519 AAAA...` of the server's (first) host key.
     pub host_key: String,
     child: Option<Child>,
 }
@@ -77,7 +86,11 @@ impl Sshd {
     pub fn start(opts: SshdOptions) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        sh(&format!("ssh-keygen -q -t ed25519 -N '' -f {}/host_ed25519", d.display()));
+        let mut host_keys = String::new();
+        for kind in &opts.host_key_types {
+            sh(&format!("ssh-keygen -q -t {kind} -N '' -f {}/host_{kind}", d.display()));
+            host_keys.push_str(&format!("HostKey {}/host_{kind}\n", d.display()));
+        }
         std::fs::create_dir_all("/run/sshd").unwrap();
         std::fs::write(d.join("authorized_keys"), opts.authorized.join("\n") + "\n").unwrap();
         let (address, port) = match &opts.netns {
@@ -85,7 +98,7 @@ impl Sshd {
             None => ("127.0.0.1".to_string(), free_port()),
         };
         let config = format!(
-            "Port {port}\nListenAddress {address}\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress {address}\n{host_keys}PidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              MaxSessions {}\nMaxStartups 500:30:1000\nAllowTcpForwarding yes\nLogLevel VERBOSE\n\
@@ -111,7 +124,7 @@ impl Sshd {
             .stderr(log)
             .spawn()
             .expect("start sshd (install openssh-server)");
-        let host_key = std::fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
+        let host_key = std::fs::read_to_string(d.join(format!("host_{}.pub", opts.host_key_types[0]))).unwrap();
         let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         let sshd = Sshd { address, port, dir, host_key, child: Some(child) };
         sshd.wait_listening();

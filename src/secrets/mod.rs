@@ -1,0 +1,144 @@
+//! Secrets: values that never sit in plain text in the inventory or on a command line.
+//!
+//! Vars refer to them: `secret_key = { secret = "secret_key" }` takes the value from the
+//! age-encrypted secrets file next to the inventory (`store`), `token = { env = "TOKEN" }`
+//! from the environment (CI credentials bindings). [`resolve`] replaces the references
+//! before rendering and registers every value with the redactor (`redact`), through which
+//! `report` prints everything; files rendered from a secret are sensitive automatically.
+//! `check` resolves offline: names are checked against the file, values are stand-ins.
+
+pub mod redact;
+pub mod refs;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Inventory;
+use refs::Reference;
+pub use store::{Identities, SecretsFile};
+
+/// How references are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decrypt secrets and read the environment (converge, deploy).
+    Values,
+    /// Offline (`check`): each reference becomes `[secret NAME]`; a name missing from the
+    /// secrets file or an unset variable is a warning.
+    StandIns,
+}
+
+/// Resolves every reference in the inventory's host and group vars. Returns the warnings
+/// (`StandIns` mode only).
+pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
+    let file_path = SecretsFile::path_for(&inv.path);
+    let mut file: Option<Option<SecretsFile>> = None;
+    let mut ids: Option<Identities> = None;
+    let mut cache: BTreeMap<Reference, String> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let identities: Vec<PathBuf> = inv.hosts.iter().filter_map(|h| h.identity.clone()).collect();
+    let inv_path = inv.path.clone();
+
+    let mut lookup = |owner: &str, var: &str, r: &Reference| -> Result<String> {
+        if let Some(v) = cache.get(r) {
+            return Ok(v.clone());
+        }
+        let located = |e: Error| e.at_file(&inv_path).field(format!("{owner} vars.{var}"));
+        let value = match (r, mode) {
+            (Reference::Env(name), _) => match std::env::var(name) {
+                Ok(v) => v,
+                Err(_) if mode == Mode::StandIns => {
+                    warnings.push(located(Error::new(
+                        ErrorKind::Inventory,
+                        format!("environment variable `{name}` is not set (var `{var}` refers to it)"),
+                    )));
+                    format!("[env {name}]")
+                }
+                Err(_) => {
+                    return Err(located(Error::new(
+                        ErrorKind::Inventory,
+                        format!("var `{var}` refers to environment variable `{name}`, which is not set"),
+                    ))
+                    .hint(format!("export {name}=... (in Jenkins: a credentials binding with that variable name)")));
+                }
+            },
+            (Reference::Secret(name), _) => {
+                let file = match &mut file {
+                    Some(f) => f,
+                    None => file.insert(SecretsFile::load(&file_path)?),
+                };
+                let missing = match file {
+                    None => Some(format!("there is no secrets file {}", file_path.display())),
+                    Some(f) if !f.secrets.contains_key(name) => {
+                        Some(format!("{} has no secret `{name}`", file_path.display()))
+                    }
+                    Some(_) => None,
+                };
+                match (missing, mode) {
+                    (Some(why), Mode::StandIns) => {
+                        warnings.push(
+                            located(Error::new(
+                                ErrorKind::Inventory,
+                                format!("var `{var}` refers to secret `{name}`, but {why}"),
+                            ))
+                            .hint(format!("microctl secrets set {name} (reads the value from stdin)")),
+                        );
+                        format!("[secret {name}]")
+                    }
+                    (Some(why), Mode::Values) => {
+                        return Err(located(Error::new(
+                            ErrorKind::Inventory,
+                            format!("var `{var}` refers to secret `{name}`, but {why}"),
+                        ))
+                        .hint(format!("microctl secrets set {name} (reads the value from stdin)")));
+                    }
+                    (None, Mode::StandIns) => format!("[secret {name}]"),
+                    (None, Mode::Values) => {
+                        let ids = match &ids {
+                            Some(i) => i,
+                            None => ids.insert(Identities::find(&identities)?),
+                        };
+                        file.as_ref().expect("checked").get(name, ids)?
+                    }
+                }
+            }
+        };
+        if mode == Mode::Values {
+            redact::register(r.name(), &value);
+        }
+        cache.insert(r.clone(), value.clone());
+        Ok(value)
+    };
+
+    for host in &mut inv.hosts {
+        let owner = format!("hosts.{}", host.name);
+        refs::resolve(&mut host.vars, &mut |var, r| lookup(&owner, var, r))?;
+    }
+    for group in inv.groups.values_mut() {
+        let owner = format!("groups.{}", group.name);
+        refs::resolve(&mut group.vars, &mut |var, r| lookup(&owner, var, r))?;
+    }
+    // One warning per reference, not per host using it.
+    warnings.dedup_by(|a, b| a.message == b.message);
+    Ok(warnings)
+}
+
+/// Offline warnings about the secrets file itself (for `check`): values not encrypted to
+/// exactly the current recipients, because one was added or removed without a rekey.
+pub fn file_warnings(inv: &Inventory) -> Result<Vec<Error>> {
+    let Some(file) = SecretsFile::load(&SecretsFile::path_for(&inv.path))? else { return Ok(vec![]) };
+    let stale = file.stale();
+    if stale.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(vec![
+        Error::new(
+            ErrorKind::Inventory,
+            format!("secrets not encrypted to exactly the current recipients: {}", stale.join(", ")),
+        )
+        .at_file(&file.path)
+        .field("recipients")
+        .hint("a recipient was added (who cannot read them yet) or removed (who still can): run `microctl secrets rekey`, and rotate values a removed member knew"),
+    ])
+}

@@ -1,0 +1,181 @@
+//! Secrets end to end: `secrets set` encrypts to the inventory's key, vars refer to secrets
+//! and environment variables, converge writes the file they render with its content and mode,
+//! and the value appears in none of stdout, stderr, `--diff`, `--json`, errors, `inventory`
+//! or `check` output (shown as `[secret NAME]` where it would have been).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const ROLE: &str = r#"
+[[file]]
+dest = "{{ root }}/etc/app.env"
+template = "app.env.j2"
+mode = "0640"
+notify = ["use the secret"]
+
+[[handler]]
+name = "use the secret"
+run = "{% if fail_handler | default(false) %}cat {{ root }}/etc/app.env >&2; exit 3{% else %}true{% endif %}"
+"#;
+
+const VALUE: &str = "s3cr3t $HOME \"dq\" 'sq' `tick` value";
+const TOKEN: &str = "ci-token-0123456789abcdef";
+
+fn with_stdin(ws: &Workspace, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_microctl"))
+        .args(["-i", ws.path("inventory.toml").to_str().unwrap()])
+        .args(args)
+        .env("HOME", ws.path("home"))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("MICROCTL_SECRETS_IDENTITY")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+fn assert_no_secret(what: &str, run: &Run) {
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        for secret in [VALUE, TOKEN, "s3cr3t"] {
+            assert!(!text.contains(secret), "{what}: {stream} shows the secret:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_secret_reaches_its_file_and_no_output() {
+    let ws = Workspace::new();
+    let host = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&host]);
+    let root = ws.path("h0");
+    ws.inventory(&format!(
+        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
+         vars = {{ root = \"{r}\", secret_key = {{ secret = \"secret_key\" }}, ci_token = {{ env = \"CI_TOKEN\" }} }}\n\
+         [groups.app]\nroles = [\"app\"]\n",
+        host.port,
+        r = root.display()
+    ));
+    std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), ROLE).unwrap();
+    std::fs::write(ws.path("roles/app/templates/app.env.j2"), "SECRET_KEY={{ secret_key }}\nTOKEN={{ ci_token }}\n")
+        .unwrap();
+    let roles = ws.path("roles");
+    let roles = roles.to_str().unwrap();
+
+    // `secrets set` creates secrets.toml encrypted to the inventory's identity; no plain text.
+    let set = with_stdin(&ws, &["secrets", "set", "secret_key"], &format!("{VALUE}\n"));
+    set.assert_code(0);
+    assert_no_secret("secrets set", &set);
+    let file = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    assert!(!file.contains("s3cr3t") && file.contains(ws.key.public_line.split_whitespace().nth(1).unwrap()), "{file}");
+    let show = ws.microctl(&["secrets", "show", "secret_key"]);
+    show.assert_code(0);
+    assert_eq!(show.stdout, VALUE);
+    assert_eq!(ws.microctl(&["secrets", "list"]).stdout, "secret_key\n");
+
+    let env = [("CI_TOKEN", TOKEN)];
+    // A missing environment variable is named, before anything is sent.
+    let missing = ws.microctl(&["--roles-dir", roles, "converge", "--json"]);
+    missing.assert_code(2);
+    assert!(
+        missing.stderr.contains("refers to environment variable `CI_TOKEN`, which is not set"),
+        "{}",
+        missing.stderr
+    );
+
+    let check = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff", "--json"], &env);
+    check.assert_code(3);
+    assert_no_secret("converge --check --diff --json", &check);
+    let text_check = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff"], &env);
+    text_check.assert_code(3);
+    assert_no_secret("converge --check --diff", &text_check);
+    assert!(text_check.stdout.contains("(sensitive: content not shown)"), "{}", text_check.stdout);
+
+    // The handler prints the file to stderr and fails: the error shows the values redacted.
+    let first =
+        ws.microctl_env(&["--roles-dir", roles, "converge", "--diff", "--json", "-e", "fail_handler=true"], &env);
+    first.assert_code(1);
+    assert_no_secret("converge --diff --json (failing handler)", &first);
+    assert!(first.stdout.contains("SECRET_KEY=[secret secret_key]\\nTOKEN=[secret CI_TOKEN]"), "{}", first.stdout);
+    let env_file = root.join("etc/app.env");
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), format!("SECRET_KEY={VALUE}\nTOKEN={TOKEN}\n"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o7777, 0o640);
+
+    let text_fail = ws.microctl_env(&["--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"], &env);
+    assert_no_secret("converge --diff (failing handler)", &text_fail);
+    assert!(text_fail.stdout.contains("SECRET_KEY=[secret secret_key]"), "{}", text_fail.stdout);
+
+    let second = ws.microctl_env(&["--roles-dir", roles, "converge", "--diff"], &env);
+    second.assert_code(0);
+    assert_no_secret("converge --diff", &second);
+
+    for args in [vec!["inventory"], vec!["inventory", "--json"], vec!["--roles-dir", roles, "check"]] {
+        let run = ws.microctl_env(&args, &env);
+        run.assert_code(0);
+        assert_no_secret(&args.join(" "), &run);
+    }
+}
+
+#[test]
+fn edit_recipients_and_rekey_for_a_second_teammate() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    with_stdin(&ws, &["secrets", "set", "a"], "alpha-value\n").assert_code(0);
+    with_stdin(&ws, &["secrets", "set", "b"], "bravo-value").assert_code(0);
+    let before = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    let armored_b = |text: &str| text.split("b = \"\"\"").nth(1).unwrap().split("\"\"\"").next().unwrap().to_string();
+
+    // $EDITOR changes a; b's ciphertext stays byte for byte (reviews see only a changed).
+    let edit = ws.microctl_env(&["secrets", "edit"], &[("EDITOR", "sed -i s/alpha-value/alpha-2/")]);
+    edit.assert_code(0);
+    assert_no_secret("secrets edit", &edit);
+    let after = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    assert_eq!(armored_b(&before), armored_b(&after));
+    assert_eq!(ws.microctl(&["secrets", "show", "a"]).stdout, "alpha-2");
+    assert_eq!(ws.microctl(&["secrets", "show", "b"]).stdout, "bravo-value");
+    // Nothing left behind in /dev/shm (where the decrypted copy was edited).
+    let left = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("microctl-secrets-"))
+        .count();
+    assert_eq!(left, 0);
+
+    // Bob cannot read until he is a recipient and the file is rekeyed.
+    let bob = Key::generate(ws.dir.path(), "bob", "rsa", "");
+    let as_bob = [("MICROCTL_SECRETS_IDENTITY", bob.private.to_str().unwrap())];
+    let bob_show = |ws: &Workspace| {
+        let inv = ws.path("inventory.toml");
+        // Bob's inventory has no identity of ours: only his key decrypts.
+        std::fs::write(&inv, "[hosts.h]\naddress = \"127.0.0.1\"\n").unwrap();
+        ws.microctl_env(&["secrets", "show", "a"], &as_bob)
+    };
+    let refused = bob_show(&ws);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("cannot decrypt secret `a`"), "{}", refused.stderr);
+    let text = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    let text = text.replacen("recipients = [\n", &format!("recipients = [\n  \"{}\",\n", bob.public_line), 1);
+    std::fs::write(ws.path("secrets.toml"), text).unwrap();
+    ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    // `check` sees, offline, that the values are not encrypted to bob yet.
+    let check = ws.microctl(&["check"]);
+    assert!(check.stderr.contains("secrets not encrypted to exactly the current recipients: a, b"), "{}", check.stderr);
+    let recipients = ws.microctl(&["secrets", "recipients"]);
+    assert!(
+        recipients.stdout.starts_with("ssh-rsa SHA256:") && recipients.stdout.contains("test-bob"),
+        "{}",
+        recipients.stdout
+    );
+    ws.microctl(&["secrets", "rekey"]).assert_code(0);
+    assert!(!ws.microctl(&["check"]).stderr.contains("not encrypted to exactly"));
+    let shown = bob_show(&ws);
+    shown.assert_code(0);
+    assert_eq!(shown.stdout, "alpha-2");
+}
