@@ -137,7 +137,7 @@ def microctl_tool(fleet, binary):
             f.write(f'vars = {{ root = "{fleet.root(h)}", inventory_name = "{h}", private_address = "{fleet.private(h)}" }}\n')
         f.write('[groups.bench]\nroles = ["bench"]\n')
     roles = os.path.join(BENCH, "microctl", "roles")
-    converge = lambda port: [binary, "-i", inv, "--roles-dir", roles, "converge", "--forks", str(fleet.n), "-e", f"upstream_port={port}"]
+    converge = lambda port: [binary, "-i", inv, "--roles-dir", roles, "converge", "--forks", str(fleet.n), "-e", f"upstream_port:={port}"]
     floor = [binary, "-i", inv, "exec", "all", "--forks", str(fleet.n), "--", "true"]
     return converge, floor
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "microctl", version, about = "Converge, deploy and run commands on hosts over SSH")]
+#[command(name = "microctl", version = env!("MICROCTL_VERSION"), about = "Converge, deploy and run commands on hosts over SSH")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -23,7 +23,7 @@ pub struct GlobalArgs {
     /// StrictHostKeyChecking=accept-new). A changed key is always refused.
     #[arg(long, global = true)]
     pub accept_new: bool,
-    /// Folder of roles [default: ./roles, else `roles` next to the inventory].
+    /// Folder of roles [default: `roles` next to the inventory, else ./roles].
     #[arg(long, env = "MICROCTL_ROLES", global = true)]
     pub roles_dir: Option<PathBuf>,
 }
@@ -40,6 +40,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Deploy an app ([deploy.NAME] in the inventory): new release, health check, rollback.
     Deploy(DeployArgs),
+    /// Open a shell on HOST through its jump chain (a PTY when stdin is a terminal), or run CMD;
+    /// exits with the remote exit status.
+    Ssh(SshArgs),
+    /// Print an OpenSSH client config for the hosts (jump chains as ProxyJump), for plain
+    /// ssh, scp and rsync: `microctl ssh-config > cfg; ssh -F cfg app`.
+    SshConfig(SshConfigArgs),
+    /// Print shell completions: `microctl completions bash > /etc/bash_completion.d/microctl`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `microctl man | man -l -`.
+    Man,
     /// The local lab: the four microblog hosts as real systemd machines on this computer.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -86,7 +96,8 @@ pub enum LabCommand {
     },
     /// Show each host's state and address.
     Status,
-    /// Open an OpenSSH session to a lab host (app goes through web).
+    /// Open a shell on a lab host, or run CMD (app goes through web): `microctl ssh` on the
+    /// lab's inventory.
     Ssh {
         host: String,
         /// A command to run instead of a shell.
@@ -114,8 +125,8 @@ pub struct DeployArgs {
     /// instead of the inventory's `source`.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["list", "rollback"])]
     pub source: Option<String>,
-    /// Set a variable: KEY=VALUE.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
     /// Print one JSON object per host, then a summary object (JSON Lines).
     #[arg(long)]
@@ -143,8 +154,9 @@ pub struct ConvergeArgs {
     /// Only apply the resources of these roles (comma list).
     #[arg(long, value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
-    /// Set a variable, highest precedence: KEY=VALUE (VALUE parsed as TOML, else a string).
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable, highest precedence: NAME=VALUE sets the string VALUE as typed;
+    /// NAME:=VALUE reads VALUE as TOML (`-e n:=5`, `-e 'ports:=[80, 443]'`).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
     /// How many hosts to work on at once.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
@@ -163,8 +175,8 @@ pub struct ConvergeArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Set a variable: KEY=VALUE.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
 }
 
@@ -188,10 +200,34 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
+    /// Show only these hosts: `all`, names, groups, globs (`web*`), comma lists, `!name`.
+    pub pattern: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
     /// Print per host the inbound firewall rules its roles need (SSH from the jump host only).
     #[arg(long)]
     pub ports: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The host (a name from the inventory).
+    pub host: String,
+    /// A command to run instead of a shell, after `--`; run by the remote user's shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// Only these hosts (and their jump hosts): `all`, names, groups, globs, `!name`.
+    #[arg(default_value = "all")]
+    pub pattern: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }

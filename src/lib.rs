@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod error;
 pub mod inventory;
 pub mod lab;
+pub mod login;
 pub mod plan;
 pub mod remote;
 pub mod report;

@@ -4,6 +4,8 @@
 //! (rendered as `[secret NAME]` stand-ins; nothing is decrypted) and placeholder values left
 //! in vars (`change-me`, `SET-ME`) are warnings.
 
+use std::collections::HashMap;
+
 use super::{extra_vars, load_inventory_with_secrets, load_roles};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{Error, ErrorKind, Result};
@@ -13,19 +15,38 @@ use crate::role::Renderer;
 
 pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let (inv, secret_warnings) = load_inventory_with_secrets(global, crate::secrets::Mode::StandIns)?;
+    inv.require_hosts()?;
     let roles = load_roles(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
     let mut failures = 0;
     let mut resources = 0;
+    // The same error on many hosts (a role's mistake, not a host's) is shown once, naming them.
+    let mut errors: Vec<(Error, Vec<String>)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for host in &inv.hosts {
         match renderer.render(host, None) {
             Ok(desired) => resources += desired.len(),
             Err(e) => {
                 failures += 1;
-                report::print_error(&e);
+                let mut key = e.duplicate();
+                key.host = None;
+                let key = key.to_string();
+                match seen.get(&key) {
+                    Some(&i) => errors[i].1.push(host.name.clone()),
+                    None => {
+                        seen.insert(key, errors.len());
+                        errors.push((e, vec![host.name.clone()]));
+                    }
+                }
             }
         }
+    }
+    for (mut e, hosts) in errors {
+        if hosts.len() > 1 {
+            e.host = Some(host_list(&hosts));
+        }
+        report::print_error(&e);
     }
     let placeholders = placeholder_warnings(&inv, &renderer);
     let file = crate::secrets::file_warnings(&inv)?;
@@ -80,4 +101,11 @@ fn placeholder_warnings(inv: &Inventory, renderer: &Renderer) -> Vec<Error> {
                 ))
         })
         .collect()
+}
+
+/// `a, b, c (3 hosts)`, at most 10 names.
+fn host_list(hosts: &[String]) -> String {
+    let shown: Vec<&str> = hosts.iter().take(10).map(String::as_str).collect();
+    let more = if hosts.len() > shown.len() { ", ..." } else { "" };
+    format!("{}{more} ({} hosts)", shown.join(", "), hosts.len())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{extra_vars, load_inventory_with_secrets, load_roles, runtime};
+use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
@@ -32,7 +32,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         }
     }
     let hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
-    let roles = load_roles(global, &inv)?;
+    let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
     let render = |host: &Host, field: &str, text: &str| -> Result<String> {

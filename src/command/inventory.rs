@@ -5,21 +5,26 @@ use serde_json::json;
 use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
+use crate::inventory::{self, Host};
 use crate::report::{self, Table};
 use crate::role::ports;
 
 pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
+    let hosts: Vec<&Host> = match &args.pattern {
+        Some(p) => inventory::select(&inv, p)?,
+        None => inv.hosts.iter().collect(),
+    };
     if args.ports {
         let roles = load_roles(global, &inv)?;
         if args.json {
-            for h in &inv.hosts {
+            for h in &hosts {
                 report::json_line(&json!({ "host": h.name, "inbound": ports::rules(&inv, &roles, h) }));
             }
             return Ok(0);
         }
         let mut table = Table::new(&["host", "port", "from", "why"]);
-        for h in &inv.hosts {
+        for h in &hosts {
             for r in ports::rules(&inv, &roles, h) {
                 table.row(vec![h.name.clone(), format!("{}/{}", r.port, r.proto), r.from.join(","), r.reason]);
             }
@@ -28,8 +33,7 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.json {
-        let hosts: Vec<_> = inv
-            .hosts
+        let hosts: Vec<_> = hosts
             .iter()
             .map(|h| {
                 json!({
@@ -52,8 +56,12 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         report::json_line(&json!({ "hosts": hosts, "groups": groups }));
         return Ok(0);
     }
+    if inv.hosts.is_empty() {
+        println!("{}: no hosts (add [hosts.NAME] tables, see README.md)", inv.path.display());
+        return Ok(0);
+    }
     let mut table = Table::new(&["host", "target", "groups", "chain"]);
-    for h in &inv.hosts {
+    for h in &hosts {
         table.row(vec![
             h.name.clone(),
             format!("{}@{}:{}", h.user, h.address, h.port),
@@ -69,7 +77,7 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
     }
     print!("{}", groups.render());
     println!();
-    for h in &inv.hosts {
+    for h in &hosts {
         let vars: Vec<String> = h.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("{} vars: {}", h.name, if vars.is_empty() { "-".to_string() } else { vars.join(" ") });
     }

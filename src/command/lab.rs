@@ -1,11 +1,11 @@
 //! `microctl lab up | down [--fresh] | status | ssh HOST`.
 
-use crate::cli::LabCommand;
-use crate::error::{Error, ErrorKind, Result};
+use crate::cli::{GlobalArgs, LabCommand, SshArgs};
+use crate::error::{Error, Result};
 use crate::lab;
 use crate::report::Table;
 
-pub fn run(cmd: LabCommand) -> Result<i32> {
+pub fn run(global: &GlobalArgs, cmd: LabCommand) -> Result<i32> {
     match cmd {
         LabCommand::Up { app2 } => {
             let inventory = lab::up(app2)?;
@@ -13,7 +13,7 @@ pub fn run(cmd: LabCommand) -> Result<i32> {
             println!("The lab is up. Use it with:");
             println!("  microctl -i {i} exec all -- uptime");
             println!("  microctl -i {i} converge");
-            println!("  ssh -F {}/ssh_config app", lab::dir().display());
+            println!("  microctl lab ssh app          (or: microctl -i {i} ssh-config > cfg; ssh -F cfg app)");
             println!("Site (after converge and deploy): http://198.18.0.11/   Prometheus: http://198.18.0.12:9090/");
             Ok(0)
         }
@@ -39,15 +39,7 @@ pub fn run(cmd: LabCommand) -> Result<i32> {
                     Error::usage(format!("no lab host `{host}`")).hint(format!("lab hosts: {}", names.join(", ")))
                 );
             }
-            let config = lab::dir().join("ssh_config");
-            let status = std::process::Command::new("ssh")
-                .arg("-F")
-                .arg(&config)
-                .arg(&host)
-                .args(&command)
-                .status()
-                .map_err(|e| Error::new(ErrorKind::Lab, "cannot run ssh").caused_by(e))?;
-            Ok(status.code().unwrap_or(1))
+            super::ssh::run(&lab::dir().join("inventory.toml"), global.accept_new, SshArgs { host, command })
         }
     }
 }

@@ -7,7 +7,9 @@ mod deploy;
 mod exec;
 mod inventory;
 mod lab;
+mod meta;
 mod secrets;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +26,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Converge(args) => converge::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Deploy(args) => deploy::run(&cli.global, args),
-        Command::Lab(cmd) => lab::run(cmd),
+        Command::Ssh(args) => ssh::run(&cli.global.inventory, cli.global.accept_new, args),
+        Command::SshConfig(args) => ssh::config(&cli.global, args),
+        Command::Completions(args) => meta::completions(args),
+        Command::Man => meta::man(),
+        Command::Lab(cmd) => lab::run(&cli.global, cmd),
         Command::Secrets(cmd) => secrets::run(&cli.global, cmd),
     }
 }
@@ -53,16 +59,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::new(ErrorKind::Io, "cannot start the async runtime").caused_by(e))
 }
 
-/// The roles folder: `--roles-dir`/`MICROCTL_ROLES`, else `./roles`, else next to the inventory.
+/// The roles folder: `--roles-dir`, else `MICROCTL_ROLES` (clap reads both into `roles_dir`),
+/// else `roles/` next to the inventory, else `./roles`. The inventory's own folder wins, so a
+/// stray `roles/` in the current folder (a CI workspace, an old Ansible repo) is never picked
+/// over the inventory's. When neither exists, the inventory's is named in errors.
 fn roles_dir(global: &GlobalArgs, inv: &Inventory) -> PathBuf {
     if let Some(dir) = &global.roles_dir {
         return dir.clone();
     }
+    let beside = inv.path.parent().unwrap_or(Path::new(".")).join("roles");
     let here = PathBuf::from("roles");
-    if here.is_dir() {
-        return here;
-    }
-    inv.path.parent().unwrap_or(Path::new(".")).join("roles")
+    if !beside.is_dir() && here.is_dir() { here } else { beside }
+}
+
+/// For commands that use roles only for their defaults (deploy): the roles when a roles
+/// folder exists, else none.
+fn load_roles_if_any(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
+    let dir = roles_dir(global, inv);
+    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]) }
 }
 
 /// Loads every role any host of the inventory uses (templates may read any host's vars).
@@ -84,19 +98,7 @@ fn load_roles(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
     RoleSet::load(&roles_dir(global, inv), &wanted)
 }
 
-/// `-e KEY=VALUE` pairs: VALUE is read as a TOML value (`5`, `true`, `"x"`, `[1, 2]`), else
-/// taken as a plain string.
+/// `-e` arguments (see `inventory::extra_vars` for the rule).
 fn extra_vars(pairs: &[String]) -> Result<Vars> {
-    let mut vars = Vars::new();
-    for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(Error::usage(format!("-e {pair}: expected KEY=VALUE")).hint("e.g. -e app_port=5001"));
-        };
-        let parsed = toml::from_str::<Vars>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        vars.insert(key.trim().to_string(), parsed);
-    }
-    Ok(vars)
+    crate::inventory::extra_vars(pairs)
 }

@@ -5,16 +5,19 @@
 //! module uses (settings inherited from `[defaults]`, vars merged, `via` chains checked);
 //! `pattern` selects hosts by name, group, glob and exclusion.
 
+mod extra;
+pub mod input;
 mod pattern;
 mod raw;
 mod resolve;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub use extra::{dates_as_text, extra_vars, table_dates_as_text};
 pub use pattern::select;
 pub use resolve::expand_path;
 
@@ -34,6 +37,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// `[deploy.NAME]` tables, validated by `deploy`.
     pub deploy: BTreeMap<String, DeploySection>,
+    /// Host name -> position in `hosts`, so lookups (every hop of every chain) are O(1).
+    index: HashMap<String, usize>,
 }
 
 /// A raw `[deploy.NAME]` table with the line it starts on and, per field, the line and column
@@ -93,11 +98,12 @@ pub struct Group {
 impl Inventory {
     /// Reads and resolves the inventory file.
     pub fn load(path: &Path) -> Result<Inventory> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             Error::io("cannot read inventory", path, e)
                 .kind_of(ErrorKind::Inventory)
                 .hint("pass the inventory with -i PATH or MICROCTL_INVENTORY, or create inventory.toml (see README.md)")
         })?;
+        let text = input::utf8(path, bytes, ErrorKind::Inventory)?;
         Inventory::parse(path, &text)
     }
 
@@ -106,8 +112,29 @@ impl Inventory {
         resolve::resolve(path, text)
     }
 
+    /// An error when the inventory has no hosts, for every command that needs some.
+    pub fn require_hosts(&self) -> Result<()> {
+        if !self.hosts.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::Inventory, "the inventory has no hosts")
+            .at_file(&self.path)
+            .hint("add a [hosts.NAME] table with an `address` (see README.md), or pass another inventory with -i"))
+    }
+
+    /// The inventory model; `hosts` in file order, names unique (resolve checks).
+    fn new(
+        path: PathBuf,
+        hosts: Vec<Host>,
+        groups: BTreeMap<String, Group>,
+        deploy: BTreeMap<String, DeploySection>,
+    ) -> Inventory {
+        let index = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+        Inventory { path, hosts, groups, deploy, index }
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.index.get(name).map(|&i| &self.hosts[i])
     }
 
     /// The hosts from the first hop to `host` itself: `[jenkins, web, app]`.

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Selects hosts matching `pattern`, in inventory order. Every term must match something.
 pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>> {
+    inv.require_hosts()?;
     let mut included = vec![false; inv.hosts.len()];
     let mut excluded = vec![false; inv.hosts.len()];
     let mut any_positive = false;

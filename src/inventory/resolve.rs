@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::input;
 use super::raw::{RawGroup, RawHost, RawInventory};
 use super::{DeploySection, Group, Host, Inventory, Vars};
-use crate::error::{Error, ErrorKind, Result, line_col};
+use crate::error::{Error, ErrorKind, LineIndex, Result};
 
 const DEFAULT_PORT: u16 = 22;
 const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
@@ -21,27 +22,24 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/microctl";
 /// Reports errors against one inventory file.
 struct Reporter<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: LineIndex,
 }
 
 impl Reporter<'_> {
     fn at(&self, span: Range<usize>, message: impl Into<String>) -> Error {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.lines.line_col(span.start);
         Error::new(ErrorKind::Inventory, message).at_file(self.path).at_line(line, col)
     }
 
     fn line(&self, span: &Range<usize>) -> usize {
-        line_col(self.text, span.start).0
+        self.lines.line_col(span.start).0
     }
 }
 
 pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
-    let rep = Reporter { path, text };
-    let raw: RawInventory = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        rep.at(span, format!("invalid inventory: {}", e.message().trim()))
-            .hint("fix the TOML at this position; the inventory format is described in README.md")
-    })?;
+    let rep = Reporter { path, lines: LineIndex::new(text) };
+    let raw: RawInventory = toml::from_str(text)
+        .map_err(|e| input::toml_error(path, text, &rep.lines, &e, ErrorKind::Inventory, "inventory", "README.md"))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
 
     let defaults = match &raw.defaults {
@@ -79,14 +77,14 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
             let mut section =
                 DeploySection { table: toml::Table::new(), line: rep.line(&table.span()), fields: BTreeMap::new() };
             for (key, value) in table.get_ref() {
-                section.fields.insert(key.get_ref().clone(), line_col(text, value.span().start));
+                section.fields.insert(key.get_ref().clone(), rep.lines.line_col(value.span().start));
                 section.table.insert(key.get_ref().clone(), value.get_ref().clone());
             }
             (name.get_ref().clone(), section)
         })
         .collect();
 
-    Ok(Inventory { path: path.to_path_buf(), hosts, groups, deploy })
+    Ok(Inventory::new(path.to_path_buf(), hosts, groups, deploy))
 }
 
 fn resolve_host(
@@ -187,7 +185,7 @@ fn resolve_host(
         via: h.via.as_ref().map(|v| v.get_ref().clone()),
         groups,
         // Group vars are merged in by resolve_groups once groups are known.
-        vars: h.vars.clone().unwrap_or_default(),
+        vars: dated(h.vars.clone()),
         connect_timeout: Duration::from_secs_f64(timeout.0),
         timeout: Duration::from_secs_f64(session_timeout.0),
         max_sessions: max_sessions.0 as usize,
@@ -295,15 +293,16 @@ fn resolve_groups(
         };
         group.roles = roles.iter().map(|r| r.get_ref().clone()).collect();
         group.line = rep.line(&table.span());
-        group.vars = vars.clone().unwrap_or_default();
+        group.vars = dated(vars.clone());
     }
     // Vars: defaults < each group in the host's `groups` order < host.
+    let default_vars = dated(defaults.vars.clone());
     for host in hosts.iter_mut() {
-        let mut vars = defaults.vars.clone().unwrap_or_default();
+        let mut vars = default_vars.clone();
         for g in &host.groups {
             merge_vars(&mut vars, &groups[g].vars);
         }
-        merge_vars(&mut vars, &host.vars);
+        vars.extend(std::mem::take(&mut host.vars));
         host.vars = vars;
     }
     Ok(groups)
@@ -314,6 +313,13 @@ pub fn merge_vars(base: &mut Vars, top: &Vars) {
     for (k, v) in top {
         base.insert(k.clone(), v.clone());
     }
+}
+
+/// Vars as written, date-times as their text.
+fn dated(vars: Option<Vars>) -> Vars {
+    let mut vars = vars.unwrap_or_default();
+    super::table_dates_as_text(&mut vars);
+    vars
 }
 
 fn sorted(names: &HashSet<&str>) -> String {
@@ -401,7 +407,21 @@ vars = { tier = "extra" }
     #[test]
     fn unknown_key_names_line_and_column() {
         let e = err("[hosts.web]\naddress = \"10.0.0.1\"\nadress = \"x\"\n");
-        assert!(e.starts_with("inv.toml:3:1: invalid inventory: unknown field `adress`"), "{e}");
+        assert!(e.starts_with("inv.toml:3:1: hosts.web: unknown field `adress`, expected one of `address`,"), "{e}");
+        assert!(e.contains("\n  field: hosts.web.adress\n"), "{e}");
+    }
+
+    #[test]
+    fn dates_in_vars_are_their_text() {
+        let inv = parse(
+            "[defaults]\nvars = { since = 1979-05-27 }\n[hosts.a]\naddress = \"a\"\ngroups = [\"g\"]\nvars = { at = 1979-05-27T07:32:00Z, l = [07:32:00] }\n[groups.g]\nvars = { t = { d = 2026-01-02 } }\n",
+        )
+        .unwrap();
+        let vars = &inv.host("a").unwrap().vars;
+        assert_eq!(vars["since"].as_str(), Some("1979-05-27"));
+        assert_eq!(vars["at"].as_str(), Some("1979-05-27T07:32:00Z"));
+        assert_eq!(vars["l"][0].as_str(), Some("07:32:00"));
+        assert_eq!(vars["t"]["d"].as_str(), Some("2026-01-02"));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::raw::RawRole;
 use super::template::Templates;
-use crate::error::{Error, ErrorKind, Result, line_col};
+use crate::error::{Error, ErrorKind, LineIndex, Result, line_col};
+use crate::inventory::input;
 
 /// One loaded role.
 #[derive(Debug)]
@@ -94,13 +95,11 @@ impl RoleSet {
             });
             return Err(err);
         }
-        let text = std::fs::read_to_string(&toml_path).map_err(|e| Error::io("cannot read", &toml_path, e))?;
+        let bytes = std::fs::read(&toml_path).map_err(|e| Error::io("cannot read", &toml_path, e))?;
+        let text = input::utf8(&toml_path, bytes, ErrorKind::Role)?;
         let raw: RawRole = toml::from_str(&text).map_err(|e| {
-            let (line, col) = line_col(&text, e.span().unwrap_or(0..0).start);
-            Error::new(ErrorKind::Role, format!("invalid role: {}", e.message().trim()))
-                .at_file(&toml_path)
-                .at_line(line, col)
-                .hint("the role format is described in roles/README.md")
+            let lines = LineIndex::new(&text);
+            input::toml_error(&toml_path, &text, &lines, &e, ErrorKind::Role, "role", "roles/README.md")
         })?;
         let role = Role { name: name.to_string(), dir: dir.clone(), toml_path, text, raw };
         check_names_and_paths(&role)?;
@@ -142,14 +141,15 @@ impl RoleSet {
         &self.roles[name]
     }
 
-    /// `names` with their dependencies first, each once.
+    /// `names` with their dependencies first, each once. Names not loaded are skipped (a set
+    /// loaded without roles, for a command that uses only role defaults when there are any).
     pub fn expand(&self, names: &[String]) -> Vec<&Role> {
         let mut out: Vec<&Role> = Vec::new();
         fn visit<'a>(set: &'a RoleSet, name: &str, out: &mut Vec<&'a Role>) {
             if out.iter().any(|r| r.name == name) {
                 return;
             }
-            let role = set.get(name);
+            let Some(role) = set.roles.get(name) else { return };
             for dep in &role.raw.depends {
                 visit(set, dep.get_ref(), out);
             }

@@ -34,6 +34,8 @@ pub struct Renderer<'a> {
     inv: &'a Inventory,
     roles: &'a RoleSet,
     vars: HashMap<String, Vars>,
+    /// Each host's `host` value, built once (cheap to clone: shared).
+    host_values: HashMap<String, Value>,
     hosts_value: Value,
     groups_value: Value,
 }
@@ -46,7 +48,9 @@ impl<'a> Renderer<'a> {
             let mut v = Vars::new();
             for role in roles.expand(&role_names_for(inv, host)) {
                 for (k, val) in &role.raw.defaults {
-                    v.insert(k.clone(), val.clone());
+                    let mut val = val.clone();
+                    crate::inventory::dates_as_text(&mut val);
+                    v.insert(k.clone(), val);
                 }
             }
             for (k, val) in host.vars.iter().chain(extra.iter()) {
@@ -54,14 +58,16 @@ impl<'a> Renderer<'a> {
             }
             vars.insert(host.name.clone(), v);
         }
-        let host_values: BTreeMap<String, Value> =
+        let host_values: HashMap<String, Value> =
             inv.hosts.iter().map(|h| (h.name.clone(), host_value(h, &vars[&h.name]))).collect();
+        let sorted: BTreeMap<&String, &Value> = host_values.iter().collect();
         let groups: BTreeMap<String, Vec<Value>> = inv
             .groups
             .values()
             .map(|g| (g.name.clone(), g.hosts.iter().map(|h| host_values[h].clone()).collect()))
             .collect();
-        Renderer { inv, roles, vars, hosts_value: to_value(&host_values), groups_value: to_value(&groups) }
+        let (hosts_value, groups_value) = (to_value(&sorted), to_value(&groups));
+        Renderer { inv, roles, vars, host_values, hosts_value, groups_value }
     }
 
     pub fn vars(&self, host: &str) -> &Vars {
@@ -72,7 +78,7 @@ impl<'a> Renderer<'a> {
     pub fn context(&self, host: &Host) -> Value {
         let vars = &self.vars[&host.name];
         let mut ctx: BTreeMap<String, Value> = vars.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
-        ctx.insert("host".into(), host_value(host, vars));
+        ctx.insert("host".into(), self.host_values[&host.name].clone());
         ctx.insert("hosts".into(), self.hosts_value.clone());
         ctx.insert("groups".into(), self.groups_value.clone());
         to_value(&ctx)
@@ -145,15 +151,19 @@ fn to_value(v: &impl serde::Serialize) -> Value {
     Value::from(minijinja::value::Serde(v))
 }
 
+/// A host as templates see it (`host.name`, `hosts["web"].vars.x`).
+#[derive(serde::Serialize)]
+struct HostView<'a> {
+    name: &'a str,
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    groups: &'a [String],
+    vars: &'a Vars,
+}
+
 fn host_value(h: &Host, vars: &Vars) -> Value {
-    to_value(&serde_json::json!({
-        "name": h.name,
-        "address": h.address,
-        "port": h.port,
-        "user": h.user,
-        "groups": h.groups,
-        "vars": vars,
-    }))
+    to_value(&HostView { name: &h.name, address: &h.address, port: h.port, user: &h.user, groups: &h.groups, vars })
 }
 
 /// Renders one role's resources for one host.

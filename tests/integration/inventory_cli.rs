@@ -79,3 +79,108 @@ fn inventory_shows_chains_groups_and_vars() {
     assert_eq!(json["hosts"][2]["chain"], serde_json::json!(["jenkins", "web", "app"]));
     assert_eq!(json["groups"]["app"]["roles"], serde_json::json!(["app"]));
 }
+
+#[test]
+fn type_errors_name_the_field_the_expected_and_the_found() {
+    let ws = Workspace::new();
+    let p = write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\nport = \"22\"\n");
+    let run = ws.microctl(&["inventory"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:3:8: hosts.web.port: expected an integer, found the string \"22\"\n  field: hosts.web.port\n  hint: write the value without quotes: `port = 22`\n"
+        )
+    );
+    let p = write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\ngroups = [\"web\", 5]\n");
+    let run = ws.microctl(&["exec", "all", "--", "true"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:3:18: hosts.web.groups[1]: expected a string, found the integer 5\n  field: hosts.web.groups[1]\n  hint: write `groups[1]` as a string; the inventory format is described in README.md\n"
+        )
+    );
+    let p = write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\nbecome = \"yes\"\n");
+    let run = ws.microctl(&["check"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:3:10: hosts.web.become: expected true or false, found the string \"yes\"\n  field: hosts.web.become\n  hint: write `become` as true or false; the inventory format is described in README.md\n"
+        )
+    );
+}
+
+#[test]
+fn duplicate_keys_and_tables_name_the_key_and_the_first_one() {
+    let ws = Workspace::new();
+    let p = write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\n\n[hosts.web]\naddress = \"10.0.0.2\"\n");
+    let run = ws.microctl(&["inventory"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:4:8: duplicate table [hosts.web] (first defined on line 1)\n  field: hosts.web\n  hint: each table and each key may appear once: merge the two, or remove or rename one\n"
+        )
+    );
+    let p = write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\nport = 22\naddress = \"10.0.0.2\"\n");
+    let run = ws.microctl(&["inventory"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:4:1: duplicate key `address` in [hosts.web] (first set on line 2)\n  field: hosts.web.address\n  hint: each table and each key may appear once: merge the two, or remove or rename one\n"
+        )
+    );
+}
+
+#[test]
+fn a_non_utf8_inventory_names_the_first_bad_byte() {
+    let ws = Workspace::new();
+    let p = ws.path("inventory.toml");
+    std::fs::write(&p, b"[hosts.web]\naddress = \"10.0.0.1\"\n# J\xf6rg's host\n").unwrap();
+    let run = ws.microctl(&["inventory"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}:3:4: not UTF-8: byte 0xf6 is not part of a UTF-8 character\n  hint: TOML files must be UTF-8: re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn an_empty_inventory_says_it_has_no_hosts() {
+    let ws = Workspace::new();
+    let p = write(&ws, "# nothing yet\n");
+    let run = ws.microctl(&["inventory"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{p}: no hosts (add [hosts.NAME] tables, see README.md)\n"));
+    let json = ws.microctl(&["inventory", "--json"]);
+    json.assert_code(0);
+    assert_eq!(json.stdout, "{\"groups\":{},\"hosts\":[]}\n");
+    let needs_hosts = format!(
+        "error: {p}: the inventory has no hosts\n  hint: add a [hosts.NAME] table with an `address` (see README.md), or pass another inventory with -i\n"
+    );
+    for args in [&["exec", "all", "--", "true"][..], &["check"], &["converge"]] {
+        let run = ws.microctl(args);
+        run.assert_code(2);
+        assert_eq!(run.stderr, needs_hosts, "{args:?}");
+    }
+}
+
+#[test]
+fn extra_vars_are_strings_unless_typed_and_dates_are_text() {
+    let ws = Workspace::new();
+    write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\nvars = { since = 1979-05-27, at = 1979-05-27T07:32:00Z }\n");
+    let json: serde_json::Value = serde_json::from_str(ws.microctl(&["inventory", "--json"]).stdout.trim()).unwrap();
+    assert_eq!(json["hosts"][0]["vars"], serde_json::json!({ "since": "1979-05-27", "at": "1979-05-27T07:32:00Z" }));
+    let run = ws.microctl(&["check", "-e", "n=0x1F", "-e", "m:=staging"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "error: -e m:=staging: `staging` is not a TOML value\n  hint: quote a string (-e 'm:=\"staging\"'), or use -e m=staging to pass it as typed\n"
+    );
+}

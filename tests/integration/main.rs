@@ -4,6 +4,8 @@
 mod support;
 
 mod auth;
+mod check_report;
+mod completions;
 mod converge;
 mod converge_safety;
 mod deploy;
@@ -14,5 +16,7 @@ mod jump;
 mod remote_session;
 mod role_errors;
 mod roles_check;
+mod roles_dir;
 mod secrets;
 mod sessions;
+mod ssh;

@@ -82,9 +82,20 @@ fn bad_role_toml_names_file_line_and_column() {
     run.assert_code(2);
     let toml = ws.path("roles/web/role.toml");
     assert!(
-        run.stderr.starts_with(&format!("error: {}:3:1: invalid role: unknown field `templat`", toml.display())),
+        run.stderr.starts_with(&format!("error: {}:3:1: file[0]: unknown field `templat`", toml.display())),
         "{}",
         run.stderr
+    );
+
+    // A wrong type names the path, the expected and the found.
+    let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\nsensitive = \"yes\"\n", "x\n");
+    let run = check(&ws, &roles);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}:4:13: file[0].sensitive: expected true or false, found the string \"yes\"\n  field: file[0].sensitive\n  hint: write `sensitive` as true or false; the role format is described in roles/README.md\n",
+            toml.display()
+        )
     );
 
     let roles = setup(&ws, "[\"web\"]", "[[file]]\ndest = \"etc/x\"\ncontent = \"x\"\nnotify = [\"nope\"]\n", "x\n");

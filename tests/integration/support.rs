@@ -389,7 +389,12 @@ impl Workspace {
     }
 
     pub fn microctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = self.command(args).envs(env.iter().copied()).output().expect("run microctl");
+        self.microctl_in(Path::new("."), args, env)
+    }
+
+    /// [`Workspace::microctl_env`] run in the folder `cwd`.
+    pub fn microctl_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self.command(args).current_dir(cwd).envs(env.iter().copied()).output().expect("run microctl");
         Run::from(out)
     }
 
@@ -402,6 +407,7 @@ impl Workspace {
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("MICROCTL_INVENTORY")
             .env_remove("MICROCTL_KEY_PASSPHRASE")
+            .env_remove("MICROCTL_ROLES")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
