@@ -31,6 +31,8 @@ echo "== shellcheck -s sh: host-side shell under src/"
 # Everything that runs on a host is POSIX sh. The lab's own scripts (src/lab/, bash, run on this
 # machine by `microctl lab`) are not host-side and keep their bash shebang.
 find src -name '*.sh' -not -path 'src/lab/*' -print0 | xargs -0 shellcheck -s sh
+echo "== shellcheck: the bash scripts of this machine (lab, test, demo, benchmarks)"
+find src/lab scripts bench -name '*.sh' -print0 | xargs -0 shellcheck
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"

@@ -132,20 +132,20 @@ start_host() {
 # Every process left in a host's cgroups, SIGKILLed by pid.
 kill_cgroup() {
   local name=$1 f pid
-  for f in $(find /sys/fs/cgroup -path "*/lab/$name/*" -name cgroup.procs 2>/dev/null); do
+  while IFS= read -r f; do
     while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$f"
-  done
+  done < <(find /sys/fs/cgroup -path "*/lab/$name/*" -name cgroup.procs 2>/dev/null)
 }
 
 stop_host() {
-  local name=$1 h="$LAB/hosts/$1" i
+  local name=$1 h="$LAB/hosts/$1"
   if alive "$h/nspawn.pid"; then
     kill -TERM "$(cat "$h/nspawn.pid")" 2>/dev/null || true   # nspawn turns it into a clean poweroff
-    for i in $(seq 1 100); do alive "$h/nspawn.pid" || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$h/nspawn.pid" || break; sleep 0.1; done
   fi
-  alive "$h/supervisor.pid" && kill -9 "$(cat "$h/supervisor.pid")" 2>/dev/null || true
+  if alive "$h/supervisor.pid"; then kill -9 "$(cat "$h/supervisor.pid")" 2>/dev/null || true; fi
   kill_cgroup "$name"
-  for i in $(seq 1 20); do
+  for _ in $(seq 1 20); do
     [ -z "$(find /sys/fs/cgroup -path "*/lab/$name/*" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
     sleep 0.1; kill_cgroup "$name"
   done

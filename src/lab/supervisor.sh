@@ -13,15 +13,15 @@ main() {
   h="$LAB/hosts/$name"
   for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
     if [ -d "$c" ] && { [ -f "$c/cgroup.procs" ] || [ -f "$c/tasks" ]; }; then
-      mkdir -p "$c/lab/$name" && echo $$ > "$c/lab/$name/cgroup.procs" 2>/dev/null || true
+      if mkdir -p "$c/lab/$name"; then echo $$ > "$c/lab/$name/cgroup.procs" 2>/dev/null || true; fi
       [ "$c" = /sys/fs/cgroup/unified ] && break
     fi
   done
   echo $$ > "$h/supervisor.pid"
   while :; do
-    for f in $(find /sys/fs/cgroup -path "*/lab/$name/payload*" -name cgroup.procs 2>/dev/null); do
+    while IFS= read -r f; do
       while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$f"
-    done
+    done < <(find /sys/fs/cgroup -path "*/lab/$name/payload*" -name cgroup.procs 2>/dev/null)
     TERM=dumb systemd-nspawn --quiet --boot --register=no --keep-unit --machine="$name" --hostname="$name" \
       --directory="$h/root" --private-network --network-namespace-path="/run/netns/lab-$name" \
       --resolv-conf=off --timezone=off --link-journal=no --console=read-only &
