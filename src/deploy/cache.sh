@@ -13,35 +13,37 @@ cache_link() {
       printf '%s\n' "$CACHE_KEY" | while IFS= read -r f; do
         [ -n "$f" ] || continue
         printf 'file %s\n' "$f"
-        cat -- "$REL/$f" 2> /dev/null || printf 'absent\n'
+        as_app cat -- "$REL/$f" 2> /dev/null < /dev/null || printf 'absent\n'
       done
       printf 'steps\n%s\n' "$CACHE_STEPS"
       printf 'version\n'
-      (cd "$REL" && eval "env $ENV_WORDS sh -c \"\$CACHE_KEY_COMMAND\"") 2>&1 < /dev/null 9>&-
+      (cd "$REL" && MICROCTL_ENV=$ENV_WORDS sh -c "$ENV_RUN" sh "$CACHE_KEY_COMMAND") 2>&1 < /dev/null 9>&-
     } | sha256sum | cut -c 1-16
   )
   C="$ROOT/shared/cache/$c_key"
   if [ -f "$C/.complete" ]; then
     mark cache reused "$c_key"
   else
-    rm -rf -- "$C"
-    mkdir -p -- "$C" || fail cache "cannot create $C"
-    printf '%s\n' "$CACHE_KEY" | while IFS= read -r f; do
-      if [ -z "$f" ] || [ ! -e "$REL/$f" ]; then continue; fi
-      mkdir -p -- "$C/$(dirname -- "$f")" && cp -p -- "$REL/$f" "$C/$f"
-    done
-    [ "$APP_USER" = root ] || chown -R -- "$APP_USER" "$ROOT/shared/cache" || fail cache "no user $APP_USER"
+    # The app user owns $ROOT/shared and all below it: root writes nothing there itself (a
+    # link planted there would take root's write elsewhere).
+    # shellcheck disable=SC2016 # expanded by the app user's shell
+    c_out=$(as_app sh -c 'rm -rf -- "$1" && mkdir -p -- "$1" || exit 1
+      printf "%s\n" "$2" | while IFS= read -r f; do
+        if [ -z "$f" ] || [ ! -e "$3/$f" ]; then continue; fi
+        mkdir -p -- "$1/$(dirname -- "$f")" && cp -p -- "$3/$f" "$1/$f" || exit 1
+      done' sh "$C" "$CACHE_KEY" "$REL" 2>&1 < /dev/null 9>&-) || fail cache "$c_out"
     mark cache building "$c_key"
-    printf '%s\n' "$CACHE_STEPS" > "$C/.steps"
     while IFS= read -r STEP; do
       [ -n "$STEP" ] || continue
       mark step "$STEP"
       out=$(cd "$C" && run_step 2>&1) || {
-        rm -rf -- "$C"
+        as_app rm -rf -- "$C" < /dev/null 9>&-
         build_failed "build step \`$STEP\`" "$out"
       }
-    done < "$C/.steps"
-    : > "$C/.complete"
+    done << EOF
+$CACHE_STEPS
+EOF
+    as_app touch -- "$C/.complete" < /dev/null 9>&- || fail cache "cannot mark $C complete"
   fi
   rm -rf -- "${REL:?}/$CACHE_DIR"
   ln -s -- "$C/$CACHE_DIR" "$REL/$CACHE_DIR" || fail cache "cannot link $CACHE_DIR"

@@ -1,6 +1,6 @@
 # env_words FILE: the assignments of FILE, read as systemd reads an EnvironmentFile=
 # (systemd.exec(5); the state machine of systemd's env-file.c), printed as single-quoted shell
-# words 'KEY=VALUE' for `eval "env $(env_words F) CMD"`. FILE is data: nothing in it is run.
+# words 'KEY=VALUE' for `eval "export $(env_words F)"` (release.sh's ENV_RUN). FILE is data: nothing in it is run.
 # Rules: `#`/`;` start a comment line; a line without `=` is ignored; KEY is trimmed and must
 # be [A-Za-z_][A-Za-z0-9_]*; unquoted values lose leading and trailing blanks, a backslash keeps
 # the next character (a backslash-newline joins lines); '...' is verbatim; in "..." only \" \\

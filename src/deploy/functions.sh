@@ -12,14 +12,21 @@ build_failed() {
   fail "$1" "$2"
 }
 # run_step: $STEP in the current folder, as the app user, with the env file's variables (as
-# data: ENV_WORDS are quoted words, never the file itself), not holding the host lock.
+# data: ENV_WORDS are quoted words, never the file itself; release.sh's ENV_RUN), not holding
+# the host lock.
 # shellcheck disable=SC2317 # --rollback builds nothing
 run_step() {
   if [ "$APP_USER" = root ]; then
-    eval "env $ENV_WORDS sh -c \"\$STEP\""
+    MICROCTL_ENV=$ENV_WORDS sh -c "$ENV_RUN" sh "$STEP"
   else
-    eval "runuser -u \"\$APP_USER\" -- env $ENV_WORDS sh -c \"\$STEP\""
+    MICROCTL_ENV=$ENV_WORDS runuser -u "$APP_USER" -- sh -c "$ENV_RUN" sh "$STEP"
   fi < /dev/null 9>&-
+}
+# as_app CMD...: CMD as the app user (what root must not do in folders the app user owns:
+# follow a link planted there).
+# shellcheck disable=SC2317 # --rollback builds nothing
+as_app() {
+  if [ "$APP_USER" = root ]; then "$@"; else runuser -u "$APP_USER" -- "$@"; fi
 }
 # Build steps and the restart see ROOT (the release is their working folder).
 export ROOT

@@ -436,6 +436,76 @@ mod tests {
         }
     }
 
+    /// A root folder the app user `nobody` can reach (tempdirs are root's alone).
+    fn nobody_root() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    /// Running as root with runuser (else the app-user paths cannot run here).
+    fn can_runuser() -> bool {
+        Command::new("runuser").args(["-u", "nobody", "--", "true"]).status().is_ok_and(|s| s.success())
+    }
+
+    /// The env file's values travel in the environment, never on a command line: while a
+    /// build step runs as the app user, no process's /proc/PID/cmdline (world-readable)
+    /// holds the secret, and the step still sees it literally.
+    #[test]
+    fn env_file_values_stay_off_command_lines() {
+        if !can_runuser() {
+            eprintln!("skipped: needs root and runuser");
+            return;
+        }
+        for shell in ["sh", "dash"] {
+            let dir = nobody_root();
+            let root = dir.path().join("app");
+            let env = dir.path().join("app.env");
+            let secret = format!("hunter2-off-cmdlines-{shell} 'q' $x");
+            std::fs::write(&env, format!("SECRET={}\n", crate::role::systemd_env(&secret).unwrap())).unwrap();
+            let step = "for p in /proc/[0-9]*; do tr '\\000' ' ' < \"$p/cmdline\"; echo; done > cmdlines 2> /dev/null; \
+                        printf '%s' \"$SECRET\" > step.out";
+            let mut s = settings(root.to_str().unwrap(), &[step]);
+            s.user = "nobody".into();
+            s.env_file = Some(env.to_str().unwrap().into());
+            let (code, out) = deploy_with(shell, &s, "r1", "ok\n");
+            assert_eq!(code, 0, "{shell}: {out}");
+            let rel = root.join("releases/r1");
+            assert_eq!(std::fs::read_to_string(rel.join("step.out")).unwrap(), secret, "{shell}");
+            let cmdlines = std::fs::read_to_string(rel.join("cmdlines")).unwrap();
+            assert!(cmdlines.contains("runuser"), "{shell}: {cmdlines}");
+            assert!(!cmdlines.contains("hunter2"), "{shell}: the secret is on a command line:\n{cmdlines}");
+        }
+    }
+
+    /// Root writes nothing into the app-owned cache folder: a build step (the app user) that
+    /// plants `.complete` -> a root file does not get root to truncate it.
+    #[test]
+    fn cache_bookkeeping_follows_no_planted_link() {
+        if !can_runuser() {
+            eprintln!("skipped: needs root and runuser");
+            return;
+        }
+        for shell in ["sh", "dash"] {
+            let dir = nobody_root();
+            let root = dir.path().join("app");
+            let target = dir.path().join("precious");
+            std::fs::write(&target, "root's\n").unwrap();
+            let mut s = settings(root.to_str().unwrap(), &[]);
+            s.user = "nobody".into();
+            s.cache = Some(Cache {
+                dir: "venv".into(),
+                build: vec![format!("mkdir venv && ln -s {} .complete", target.display())],
+                key: vec!["VERSION".into()],
+                key_command: "echo v1".into(),
+            });
+            let (_, out) = deploy_with(shell, &s, "r1", "ok\n");
+            assert!(out.contains("n cache\tbuilding\t"), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "root's\n", "{shell}: {out}");
+        }
+    }
+
     /// The cached environment is built once per set of inputs, linked from each release, and
     /// pruned with the last release that uses it.
     #[test]
