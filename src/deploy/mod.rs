@@ -134,6 +134,18 @@ async fn deploy_host(
     out
 }
 
+/// The phase a build-and-restart marker starts: each build step, the cache build, the switch
+/// and the restart get the whole session timeout of their own (as converge's steps do).
+fn phase_of(m: &Marker) -> Option<String> {
+    match m {
+        Marker::Step(s) => Some(format!("build step `{s}`")),
+        Marker::Cache { state, key } if state == "building" => Some(format!("cache build {key}")),
+        Marker::Armed(_) => Some("switch".into()),
+        Marker::Switched(r) => Some(format!("restart on {r}")),
+        _ => None,
+    }
+}
+
 async fn deploy_steps(
     pool: &Pool,
     plan: &HostPlan,
@@ -161,8 +173,14 @@ async fn deploy_steps(
     loop {
         match session.next().await? {
             Some(Line::Marker(Marker::Restarted)) => break,
-            Some(Line::Marker(Marker::Armed(_))) => armed = Instant::now(),
             Some(Line::Marker(m)) => {
+                if let Some(p) = phase_of(&m) {
+                    session.phase(p);
+                }
+                if matches!(m, Marker::Armed(_)) {
+                    armed = Instant::now();
+                    continue;
+                }
                 if let Some(text) = log.take(m, out) {
                     on_event(&plan.host, Event::Line(&text));
                 }
@@ -381,5 +399,24 @@ impl Log {
             msg.push_str(&format!("; rolled back to {}", out.previous.clone().unwrap_or_else(|| "nothing".into())));
         }
         Error::new(ErrorKind::Remote, msg).host(host).detail(self.output.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each build step, the cache build, the switch and the restart restart the deadline under
+    /// a name of their own; other markers leave the phase as it is.
+    #[test]
+    fn build_and_restart_markers_start_phases() {
+        let step = |s: &str| Marker::Step(s.into());
+        assert_eq!(phase_of(&step("pip install -r req.txt")).as_deref(), Some("build step `pip install -r req.txt`"));
+        let cache = |state: &str| Marker::Cache { state: state.into(), key: "0123abcd".into() };
+        assert_eq!(phase_of(&cache("building")).as_deref(), Some("cache build 0123abcd"));
+        assert_eq!(phase_of(&cache("reused")), None);
+        assert_eq!(phase_of(&Marker::Armed("30".into())).as_deref(), Some("switch"));
+        assert_eq!(phase_of(&Marker::Switched("r1".into())).as_deref(), Some("restart on r1"));
+        assert_eq!(phase_of(&Marker::Release("r1".into())), None);
     }
 }
