@@ -361,6 +361,40 @@ mod tests {
     /// The session SIGKILLed right after the switch (the controller's connection cut): the
     /// detached watchdog still rolls back. SIGKILLed during the build: the release stays
     /// incomplete, and the next run removes it.
+    /// The controller's session dies after the switch: the watchdog, still holding the host
+    /// lock until it decides, names itself in lock.owner (which the session's EXIT trap
+    /// emptied) for whoever waits, and empties it again when it ends.
+    #[test]
+    fn watchdog_names_itself_as_the_lock_holder_after_the_session() {
+        for shell in ["sh", "dash"] {
+            let (dir, mut s) = live_on_r1(shell);
+            s.confirm_timeout = 3;
+            let state = dir.path().join("state");
+            let spec = crate::remote::test_spec(state.to_str().unwrap(), "n", 0);
+            let body = crate::remote::script(&spec, &build(&s, &upload("r2")));
+            let mut child =
+                Command::new(shell).arg("-c").arg(body).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&upload_stdin("r2", "")).unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            assert!(lines.by_ref().map_while(|l| l.ok()).any(|l| l == "n restarted"), "{shell}");
+            let owner = || std::fs::read_to_string(state.join("lock.owner")).unwrap();
+            assert!(owner().starts_with("me@here (microctl test), host pid "), "{shell}: {}", owner());
+            // The session is killed (its EXIT trap runs); the watchdog carries on.
+            assert!(Command::new("kill").arg(child.id().to_string()).status().unwrap().success());
+            child.wait().unwrap();
+            assert!(
+                within(2, || owner().starts_with("microctl confirm watchdog (of me@here (microctl test); host pid ")),
+                "{shell}: {:?}",
+                owner()
+            );
+            assert!(owner().contains(" rolls back at "), "{shell}: {}", owner());
+            assert!(within(5, || current(&s.root) == Path::new("releases/r1")), "{shell}: still on r2");
+            assert!(within(3, || owner().is_empty()), "{shell}: {:?}", owner());
+            drop(stdin);
+        }
+    }
+
     #[test]
     fn killed_sessions_leave_nothing_unconfirmed_or_half_built() {
         for shell in ["sh", "dash"] {
