@@ -296,8 +296,8 @@ mod tests {
     fn converged() -> String {
         format!(
             "P\tf\x00644\x00root\x00root\x00\x00/etc/nginx/site\x00\
-             f\x00644\x00root\x00root\x00\x00/etc/systemd/system/app.service\x00\n\
-             {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\
+             f\x00644\x00root\x00root\x00\x00/etc/systemd/system/app.service\x00\
+             {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
             sha256_hex(b"[Unit]\n")

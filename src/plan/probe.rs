@@ -66,7 +66,8 @@ pub const DIFF_LIMIT: usize = 256 * 1024;
 ///
 /// Every field a user or another process can influence is framed so it cannot forge a line:
 /// `find` prints its records NUL-separated after a `P<TAB>` tag (a symlink target may hold
-/// newlines and tabs, never a NUL), ended by one newline; `sha256sum`'s escaped lines (a
+/// newlines and tabs, never a NUL), ended by one newline, with the `sha256sum` lines find runs
+/// for the regular files among them in between; `sha256sum`'s escaped lines (a
 /// path with `\`) are unescaped; `--diff` content is base64 and read with `dd
 /// iflag=nofollow`, so it never comes from behind a symlink.
 pub fn script(desired: &Desired, with_diff: bool) -> String {
@@ -74,15 +75,27 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
     let paths = desired.probed_paths();
     if !paths.is_empty() {
         let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+        // `sha256sum` runs from `find`, on the file destinations that are regular files (never
+        // a FIFO, a device or a symlink to one: opening or reading those can block forever).
+        // Its lines ("HASH  PATH") come between the records: GNU find flushes its own output
+        // before it runs the batch. Other probed paths (dirs, links, `absent`, `creates`) are
+        // left out by name, so a big file there is not read.
+        let hash = if desired.files.is_empty() {
+            String::new()
+        } else {
+            let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
+            let others: Vec<String> = paths
+                .iter()
+                .filter(|p| !dests.contains(*p))
+                .map(|p| format!("-path {}", quote(&glob_escape(p))))
+                .collect();
+            let skip = if others.is_empty() { String::new() } else { format!("! '(' {} ')' ", others.join(" -o ")) };
+            format!(" {skip}-type f -exec sha256sum -- {{}} +")
+        };
         s.push_str(&format!(
-            "printf 'P\\t'; find {} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n",
+            "printf 'P\\t'; find {} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0'{hash} 2>/dev/null; echo\n",
             list.join(" ")
         ));
-    }
-    if !desired.files.is_empty() {
-        let list: Vec<String> = desired.files.iter().map(|f| quote(&f.dest)).collect();
-        // Its lines are recognised by their shape ("HASH  PATH"): no `sed` process to tag them.
-        s.push_str(&format!("sha256sum -- {} 2>/dev/null\n", list.join(" ")));
     }
     if with_diff {
         for f in desired.files.iter().filter(|f| !f.sensitive && f.content.len() <= DIFF_LIMIT) {
@@ -131,6 +144,14 @@ pub fn parse(output: &str) -> Result<Observed, String> {
             if let Some(after) = r.strip_prefix('\n') {
                 rest = after;
                 break;
+            }
+            if r.as_bytes().get(1) != Some(&0) {
+                // Not a record (its one-letter type and a NUL): a `sha256sum` line.
+                let (line, tail) = r.split_once('\n').ok_or("a hash line is cut short")?;
+                let (hash, path) = hash_line(line).ok_or_else(|| bad(line))?;
+                obs.paths.entry(path).or_default().sha256 = Some(hash.to_string());
+                r = tail;
+                continue;
             }
             let mut f = [""; 6];
             for field in f.iter_mut() {
@@ -184,13 +205,22 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                     obs.pending_handlers.push(fields.to_string());
                 }
             }
-            _ => {
-                let (hash, path) = hash_line(line).ok_or_else(|| bad(line))?;
-                obs.paths.entry(path).or_default().sha256 = Some(hash.to_string());
-            }
+            _ => return Err(bad(line)),
         }
     }
     Ok(obs)
+}
+
+/// `p` as a `find -path` pattern that matches only itself.
+fn glob_escape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn bad(line: &str) -> String {
@@ -241,9 +271,9 @@ mod tests {
     fn parses_every_record_kind() {
         let out = format!(
             "P\tf\x00644\x00root\x00root\x00\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x00/etc/link\x00\
-             d\x002755\x00www-data\x00adm\x00\x00/srv\x00\n\
              {HASH}  /etc/a b\n\
-             \\{HASH}  /etc/back\\\\slash\n\
+             d\x002755\x00www-data\x00adm\x00\x00/srv\x00\
+             \\{HASH}  /etc/back\\\\slash\n\n\
              K\tnginx\tii \nK\tcurl\tun \n\
              S\tnginx\tenabled\tactive\n\
              U\t0\t1\nN\treload nginx\nN\treload nginx\nX\t/etc/a b\taGk=\n"
@@ -273,6 +303,9 @@ mod tests {
             "P\tfile\x00644\x00root\x00root\x00\x00/a\x00\n".to_string(),
             format!("{}  /short-hash\n", &HASH[..60]),
             format!("\\{HASH}  /bad\\qescape\n"),
+            format!("P\t\\{HASH}  /bad\\qescape\n\n"),
+            format!("P\t{HASH}  /a\n"),
+            format!("P\t{HASH}  /a"),
             "U\t0\tyes\n".into(),
             "X\t/a\tnot base64!\n".into(),
             "S\tnginx\tenabled\n".into(),
@@ -367,10 +400,55 @@ mod tests {
         let d = desired("/r");
         assert_eq!(
             script(&d, false),
-            "printf 'P\\t'; find '/r/back\\slash' /r/managed /r/plain -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n\
-             sha256sum -- /r/managed '/r/back\\slash' /r/plain 2>/dev/null\n\
+            "printf 'P\\t'; find '/r/back\\slash' /r/managed /r/plain -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
+             -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
              if ( true # a trailing comment\n) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
              if [ -f \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
         );
+        // Paths that are not file destinations are never hashed (named as exact patterns).
+        let mut d = desired("/r");
+        d.files.truncate(1);
+        d.commands[0].creates = Some("/r/big[1]*?\\x".into());
+        assert!(script(&d, false).starts_with(
+            "printf 'P\\t'; find '/r/big[1]*?\\x' /r/managed -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
+             ! '(' -path '/r/big\\[1]\\*\\?\\\\x' ')' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n"
+        ));
+    }
+
+    /// The real probe (with `--diff`) under sh and dash, where one managed path is a FIFO
+    /// and one a symlink to /dev/zero, beside a `creates` path that is a regular file: it
+    /// ends (nothing opens the FIFO or reads /dev/zero), the FIFO is a special file and the
+    /// link a link, neither hashed nor diffed; only the file destination is hashed.
+    #[test]
+    fn real_probe_under_sh_and_dash_never_opens_a_fifo_or_a_device() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let mut d = desired(root);
+            let creates = format!("{root}/big[1]*");
+            d.commands[0].creates = Some(creates.clone());
+            std::fs::write(&creates, "x").unwrap();
+            let fifo = format!("{root}/managed");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            std::os::unix::fs::symlink("/dev/zero", format!("{root}/back\\slash")).unwrap();
+            std::fs::write(format!("{root}/plain"), "old\n").unwrap();
+            let script = format!("STATE={root}/state\n{}", script(&d, true));
+            let out = std::process::Command::new("timeout").args(["20", shell, "-c", &script]).output().unwrap();
+            assert_ne!(out.status.code(), Some(124), "{shell}: the probe hung");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let obs = parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text:?}"));
+            let m = obs.path(&fifo);
+            assert_eq!((m.kind, m.sha256, m.content), (Kind::Other, None, None), "{shell}");
+            let z = obs.path(&format!("{root}/back\\slash"));
+            assert_eq!((z.kind, z.link_target.as_str(), z.sha256), (Kind::Link, "/dev/zero", None), "{shell}");
+            let plain = obs.path(&format!("{root}/plain"));
+            assert_eq!(plain.sha256.as_deref(), Some(sha256_hex(b"old\n").as_str()), "{shell}");
+            assert_eq!(plain.content.as_deref(), Some(&b"old\n"[..]), "{shell}");
+            let c = obs.path(&creates);
+            assert_eq!((c.kind, c.sha256), (Kind::File, None), "{shell}: a `creates` path is not read");
+            let plan = crate::plan::plan(&d, &obs);
+            let written = plan.changes.iter().filter(|c| matches!(c.action, crate::plan::Action::WriteFile(_))).count();
+            assert_eq!(written, 3, "{shell}: {:?}", plan.changes);
+        }
     }
 }

@@ -146,6 +146,8 @@ pub struct Session {
     /// The lock holder named by `waiting`/`locked`, the session's own `error`.
     holder: Option<String>,
     error: Option<String>,
+    /// The script's output ended while stdin was being sent.
+    ended: bool,
 }
 
 impl Session {
@@ -164,6 +166,7 @@ impl Session {
             stderr: Vec::new(),
             holder: None,
             error: None,
+            ended: false,
         };
         let script = script(&s.spec, body);
         s.send(&frame(script.as_bytes())).await?;
@@ -196,9 +199,33 @@ impl Session {
         &self.spec.nonce
     }
 
-    /// Sends raw bytes to the script's stdin.
+    /// Sends raw bytes to the script's stdin, reading its output meanwhile. If the script
+    /// ends first (it failed before reading everything), the rest is not sent and this is
+    /// `Ok`: why it ended is in what `next`/`finish` read next (its own `fail`/`error`),
+    /// not in a send that waits for a window that never opens.
     pub async fn send(&mut self, data: &[u8]) -> Result<()> {
-        match tokio::time::timeout_at(self.deadline, self.process.send(data)).await {
+        if self.ended {
+            return Ok(());
+        }
+        let send = self.process.send_owned(data.to_vec());
+        let deadline = self.deadline;
+        let sending = async {
+            tokio::pin!(send);
+            loop {
+                tokio::select! {
+                    r = &mut send => return r,
+                    chunk = self.process.next_chunk() => match chunk {
+                        Some(Chunk::Stdout(d)) => self.reader.push(&d),
+                        Some(Chunk::Stderr(d)) => self.stderr.extend_from_slice(&d),
+                        None => {
+                            self.ended = true;
+                            return Ok(());
+                        }
+                    },
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, sending).await {
             Ok(r) => r,
             Err(_) => Err(self.timed_out()),
         }
@@ -214,8 +241,11 @@ impl Session {
         self.send(format!("{line}\n").as_bytes()).await
     }
 
-    /// Closes the script's stdin.
+    /// Closes the script's stdin (nothing to close once it ended).
     pub async fn close_stdin(&mut self) -> Result<()> {
+        if self.ended {
+            return Ok(());
+        }
         match tokio::time::timeout_at(self.deadline, self.process.close_stdin()).await {
             Ok(r) => r,
             Err(_) => Err(self.timed_out()),

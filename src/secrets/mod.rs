@@ -5,7 +5,8 @@
 //! from the environment (CI credentials bindings). [`resolve`] replaces the references
 //! before rendering and registers every value with the redactor (`redact`), through which
 //! `report` prints everything; files rendered from a secret are sensitive automatically.
-//! `check` resolves offline: names are checked against the file, values are stand-ins.
+//! `check` resolves offline: secret names are checked against the file, their values are
+//! stand-ins; `env` values are read (and registered) as in converge.
 
 pub mod redact;
 pub mod refs;
@@ -45,10 +46,13 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
             return Ok(v.clone());
         }
         let located = |e: Error| e.at_file(&inv_path).field(format!("{owner} vars.{var}"));
+        // Secrets are stand-ins in `StandIns` mode, and so is an unset environment variable.
+        let mut stand_in = matches!((r, mode), (Reference::Secret(_), Mode::StandIns));
         let value = match (r, mode) {
             (Reference::Env(name), _) => match std::env::var(name) {
                 Ok(v) => v,
                 Err(_) if mode == Mode::StandIns => {
+                    stand_in = true;
                     warnings.push(located(Error::new(
                         ErrorKind::Inventory,
                         format!("environment variable `{name}` is not set (var `{var}` refers to it)"),
@@ -104,7 +108,8 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
                 }
             }
         };
-        if mode == Mode::Values {
+        // An `env` value is read in both modes (`check` too): only stand-ins are not registered.
+        if !stand_in {
             redact::register(r.name(), &value);
         }
         cache.insert(r.clone(), value.clone());

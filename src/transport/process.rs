@@ -95,6 +95,21 @@ impl RemoteProcess {
         Ok(())
     }
 
+    /// Like `send`, as a future that does not borrow the process (so output can be read
+    /// while it waits for the channel's window).
+    pub fn send_owned(&self, data: Vec<u8>) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (conn, write) = (self.conn.clone(), self.write.clone());
+        async move {
+            until_closed(&conn, write.data(&data[..])).await.map_err(|e| {
+                Error::new(ErrorKind::Ssh, format!("the connection to {} failed", conn.host))
+                    .host(&conn.host)
+                    .caused_by(e)
+            })?;
+            conn.stats.bytes_sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
     /// Closes the command's stdin (EOF).
     pub async fn close_stdin(&self) -> Result<()> {
         until_closed(&self.conn, self.write.eof()).await.map_err(|e| self.lost(e))

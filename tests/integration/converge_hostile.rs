@@ -121,6 +121,31 @@ fn diff_never_shows_what_a_symlink_points_at() {
     assert!(!text.stdout.contains("hunter2") && !text.stderr.contains("hunter2"), "{}", text.stdout);
 }
 
+/// A managed path that is a FIFO, another a symlink to /dev/zero: the probe never opens
+/// either (it used to hash every destination, blocking on the FIFO with the host lock held),
+/// `--diff` says what they were, and converge replaces both with the files, in bounded time.
+#[test]
+fn a_fifo_or_a_link_to_a_device_at_a_managed_path_is_replaced_not_read() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let etc = fleet.root(0).join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(etc.join("a.conf")).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/zero", etc.join("b.conf")).unwrap();
+    let roles = fleet.ws.path("roles");
+    let args = ["--roles-dir", roles.to_str().unwrap(), "converge", "--json", "--diff"];
+    let run = fleet.ws.microctl_within(&args, Duration::from_secs(60));
+    run.assert_code(0);
+    assert_eq!(run.host("h0")["changed"], 2, "{}", run.stdout);
+    let diffs = run.host("h0")["diffs"].to_string();
+    assert!(diffs.contains("(binary or large file changed)"), "{diffs}");
+    assert!(diffs.contains("a symlink now"), "{diffs}");
+    for (name, content) in [("a.conf", "a\n"), ("b.conf", "b\n")] {
+        let p = etc.join(name);
+        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file(), "{name}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), content);
+    }
+}
+
 /// An existing state folder that others can read is refused before anything happens.
 #[test]
 fn a_state_folder_that_is_not_root_0700_is_refused() {

@@ -194,3 +194,31 @@ fn locked_host_reads_the_same_in_deploy_and_converge() {
     assert_eq!(d["message"], c["message"]);
     assert_eq!(d["hint"], c["hint"]);
 }
+
+/// The host script stops before reading the release (`fail setup`: the app user does not
+/// exist) while a large payload is still being sent: the run ends at once with the host's
+/// own reason (it used to wait out the timeout on a send the host would never read).
+#[test]
+fn a_setup_failure_during_the_upload_is_reported_as_the_hosts_reason() {
+    let ws = Workspace::new();
+    let sshd = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&sshd]);
+    let src = ws.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    sh(&format!("head -c 16000000 /dev/urandom > {}/blob", src.display()));
+    let root = ws.path("h0");
+    ws.inventory(&format!(
+        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
+         vars = {{ root = \"{r}\", app_port = 1 }}\n\
+         [deploy.app]\nsource = \"{}\"\nroot = \"{{{{ root }}}}/srv\"\nuser = \"no-such-user-microctl\"\nenv_file = \"\"\n\
+         restart = \"true\"\n",
+        sshd.port,
+        src.display(),
+        r = root.display()
+    ));
+    let run = ws.microctl_within(&["deploy", "app", "--json"], std::time::Duration::from_secs(60));
+    run.assert_code(1);
+    let text = run.host("h0")["error"].to_string();
+    assert!(text.contains("no user no-such-user-microctl"), "{text}\n{}", run.stderr);
+    assert!(!text.contains("stopped answering") && !text.contains("connection to h0 failed"), "{text}");
+}

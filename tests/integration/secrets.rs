@@ -179,3 +179,24 @@ fn edit_recipients_and_rekey_for_a_second_teammate() {
     shown.assert_code(0);
     assert_eq!(shown.stdout, "alpha-2");
 }
+
+/// `check` reads `{ env = ... }` values for real (only secrets become stand-ins): an error
+/// quoting the rendered value (a template naming a missing include, a snippet) shows it
+/// redacted, never the CI token itself.
+#[test]
+fn check_never_prints_an_env_value_an_error_quotes() {
+    let ws = Workspace::new();
+    ws.inventory(
+        "[hosts.h0]\naddress = \"127.0.0.1\"\ngroups = [\"app\"]\n\
+         vars = { ci_token = { env = \"CI_TOKEN\" } }\n[groups.app]\nroles = [\"app\"]\n",
+    );
+    std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), "[[file]]\ndest = \"/etc/app.env\"\ntemplate = \"app.env.j2\"\n")
+        .unwrap();
+    std::fs::write(ws.path("roles/app/templates/app.env.j2"), "{% include ci_token %}\n").unwrap();
+    let roles = ws.path("roles");
+    let run = ws.microctl_env(&["--roles-dir", roles.to_str().unwrap(), "check"], &[("CI_TOKEN", TOKEN)]);
+    run.assert_code(2);
+    assert_no_secret("check (a template error)", &run);
+    assert!(run.stderr.contains("[secret CI_TOKEN]"), "{}", run.stderr);
+}
