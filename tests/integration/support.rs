@@ -262,7 +262,10 @@ pub struct PrivateNet {
 impl PrivateNet {
     pub fn create() -> PrivateNet {
         let n = NEXT_NET.fetch_add(1, Ordering::SeqCst);
-        let slot = (std::process::id() % 30) * 4 + n % 4;
+        // 16 networks per test process before a slot repeats (tests run in parallel and each
+        // network must own its subnets on this machine), 8 processes' ranges in 198.19.0.0/16.
+        assert!(n < 16, "more private networks than slots in one test run");
+        let slot = (std::process::id() % 8) * 16 + n;
         let (a, b) = (slot * 2, slot * 2 + 1);
         let tag = format!("{}{}", std::process::id() % 100000, n);
         let net = PrivateNet {
