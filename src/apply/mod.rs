@@ -173,7 +173,9 @@ async fn follow_apply(
         match line {
             // Each step gets the whole timeout (an apt install may take minutes).
             Line::Marker(Marker::Begin(id)) => {
-                session.phase(format!("apply step {}", step_text(&run.plan, &id).unwrap_or(id)))
+                let label = step_text(&run.plan, &id).unwrap_or(id);
+                progress(Progress::Phase(&format!("applying {label}")));
+                session.phase(format!("apply step {label}"))
             }
             Line::Marker(Marker::Passed(id)) => {
                 if let Some(text) = step_text(&run.plan, &id) {

@@ -149,7 +149,7 @@ fn deploy_health_check_rollback_and_failed_build() {
     assert_eq!(served(app.ports[0]), "version 2");
     assert_eq!(served(app.ports[1]), "version 2");
     let text = app.ws.microctl(&["deploy", "app", "--ref", "sick"]);
-    assert!(text.stderr.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stderr);
+    assert!(text.stdout.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stdout);
 
     // A failing build never touches current.
     std::thread::sleep(std::time::Duration::from_millis(1100));
