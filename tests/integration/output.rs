@@ -322,4 +322,46 @@ fn without_a_terminal_a_long_step_is_announced_and_kept_alive() {
     assert!(!json.stderr.contains("still") && !json.stdout.contains("still"), "{}", json.stderr);
 }
 
+#[test]
+fn deploy_output_in_every_mode() {
+    let app = crate::deploy::setup();
+    let ws = &app.ws;
+
+    // A terminal: the health checks and the recap.
+    let tty = ws.microctl_tty(&["deploy", "app", "--ref", "v1"], "", &[]);
+    tty.assert_code(0);
+    assert_eq!(crate::deploy::served(app.ports[0]), "version 1");
+    for want in ["h0 | healthy: HTTP 200 from 127.0.0.1:", "h1 | release ", "2 hosts: 2 ok, 2 changed, 0 failed"] {
+        assert!(tty.stdout.contains(want), "{want:?} not in:\n{}", tty.stdout);
+    }
+
+    // Plain lines, the build announced (a step that may take long), then JSON Lines.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // release names carry the second
+    let plain = ws.microctl(&["deploy", "app", "--ref", "v2"]);
+    plain.assert_code(0);
+    assert!(plain.stdout.contains("h0 | current -> "), "{}", plain.stdout);
+    assert!(plain.stdout.contains("\nh0    changed  "), "{}", plain.stdout);
+    assert!(plain.stderr.contains("h0 | build: "), "{}", plain.stderr);
+    assert!(plain.stderr.contains("h0 | waiting for the health check\n"), "{}", plain.stderr);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let json = ws.microctl(&["-v", "deploy", "app", "--ref", "v1", "--json"]);
+    json.assert_code(0);
+    let kinds: Vec<String> = check_json_lines(&json).iter().map(|v| v["type"].as_str().unwrap().into()).collect();
+    for kind in ["host_start", "phase", "note", "host", "summary"] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} event: {}", json.stdout);
+    }
+    let list = ws.microctl(&["deploy", "app", "--list", "--json"]);
+    list.assert_code(0);
+    check_json_lines(&list);
+    assert_eq!(list.host("h0")["releases"].as_array().unwrap().len(), 3, "{}", list.stdout);
+
+    let quiet = ws.microctl(&["-q", "deploy", "app", "--ref", "sick"]);
+    quiet.assert_code(1);
+    assert!(quiet.stdout.starts_with("h0 | error: health check failed on h0"), "{}", quiet.stdout);
+    assert!(!quiet.stdout.contains("healthy"), "{}", quiet.stdout);
+    let last = quiet.stdout.lines().last().unwrap();
+    assert!(last.starts_with("2 hosts: 0 ok, 0 changed, 1 failed, 0 unreachable, 1 skipped in "), "{last}");
+}
+
 const HEARTBEAT: &str = "MICROCTL_HEARTBEAT_SECS";
