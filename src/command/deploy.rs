@@ -166,6 +166,7 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
             "printf '%s start\\n' {nonce}; readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
         ));
         let timeout = timeout.unwrap_or(host.timeout);
+        printer.command(&plan.host, &cmd);
         let listed = match pool.connect(&plan.host).await {
             Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
                 Ok(r) => r,

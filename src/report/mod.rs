@@ -5,6 +5,7 @@
 //! that came from a secret shows as `[secret NAME]`.
 
 pub mod event;
+pub mod listing;
 mod printer;
 mod settings;
 mod table;
@@ -38,9 +39,9 @@ pub fn print_warning(err: &Error) {
     let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
 }
 
-/// Prints one JSON value as a line on stdout.
-pub fn json_line(value: &serde_json::Value) {
-    let mut value = value.clone();
+/// Prints one `Serialize` value as a JSON line on stdout, redacted.
+pub fn json_line(value: &impl serde::Serialize) {
+    let mut value = serde_json::to_value(value).expect("JSON types serialize");
     crate::secrets::redact::redact_json(&mut value);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");

@@ -348,9 +348,7 @@ impl Printer {
         if self.inner.mode != Mode::Json || self.inner.verbosity < min_verbosity {
             return;
         }
-        let mut value = serde_json::to_value(event).expect("events serialize");
-        crate::secrets::redact::redact_json(&mut value);
-        let _ = writeln!(std::io::stdout().lock(), "{value}");
+        super::json_line(event);
     }
 
     /// A result line (not with `-q`, not in JSON mode).
