@@ -62,6 +62,9 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                     Ok(desired) => {
                         let _slot = forks.acquire_owned().await.expect("forks");
                         printer.host_start(&name);
+                        // The one remote command; the session script follows on its stdin.
+                        let host = pool.inventory().host(&name).expect("selected");
+                        printer.command(&name, &crate::remote::bootstrap(host.privilege()));
                         let on_step = |step: Step<'_>| match step {
                             Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
                             Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {

@@ -107,6 +107,11 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         let Event::Line(text) = e;
         on_line(&sink, host, text);
     });
+    for plan in &plans {
+        // The one remote command per host; the deploy script follows on its stdin.
+        let host = inv.host(&plan.host).expect("planned host");
+        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+    }
     let results = runtime()?.block_on(async {
         let r = deploy::run(pool.clone(), plans, shared, on_event).await;
         pool.close_all().await;

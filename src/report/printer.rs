@@ -286,6 +286,12 @@ impl Printer {
     /// `--check`. Returns the exit status: 1 when any host failed, else 3 when `check` found
     /// changes pending, else 0.
     pub fn finish(&self, changed: usize, check: bool) -> i32 {
+        self.finish_as(changed, check, None)
+    }
+
+    /// `finish`, with the exit status `code` when given (2: an input error found before any
+    /// host was contacted; the hosts it concerns were reported `failed`).
+    pub fn finish_as(&self, changed: usize, check: bool, code: Option<i32>) -> i32 {
         if let Some((stop, handle)) = self.inner.heartbeat.lock().expect("heartbeat").take() {
             let _ = stop.send(());
             let _ = handle.join();
@@ -304,7 +310,9 @@ impl Printer {
             changed,
             check,
             duration_ms: self.inner.started.elapsed().as_millis() as u64,
-            exit_code: if rows.iter().any(|r| r.1.is_failure()) {
+            exit_code: if let Some(code) = code {
+                code
+            } else if rows.iter().any(|r| r.1.is_failure()) {
                 1
             } else if check && rows.iter().any(|r| r.1 == Status::Pending) {
                 3

@@ -207,6 +207,9 @@ fn converge_output_in_every_mode() {
     for want in ["h0 | started\n", "s] connecting\n", "s] probing\n", "s] applying file ", "s] done: changed ("] {
         assert!(verbose.stderr.contains(want), "{want:?} not in:\n{}", verbose.stderr);
     }
+    let traced = ws.microctl(&["-vv", "--roles-dir", roles, "converge", "h0"]);
+    traced.assert_code(0);
+    assert!(traced.stderr.contains("h0 | $ sh -c 'IFS= read -r n && "), "-vv: {}", traced.stderr);
     let again = ws.microctl(&["--roles-dir", roles, "converge"]);
     again.assert_code(0);
     assert!(again.stdout.contains("2 hosts: 2 ok, 0 changed"), "{}", again.stdout);
