@@ -143,15 +143,18 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     Ok(printer.finish(live, false))
 }
 
-/// A deploy line, to the printer: lock waits and build steps are (slow) phases, a restart
-/// starts the (slow) health wait, the rest are results.
+/// A deploy line, to the printer: a lock wait is a (slow) phase; the rest are results, and a
+/// build step (announced by its line, kept alive by the heartbeat) or a restart (the health
+/// wait begins) also set the host's phase.
 fn on_line(printer: &Printer, host: &str, text: &str) {
-    if text.starts_with("waiting for the host lock") || text.starts_with("build: ") {
+    if text.starts_with("waiting for the host lock") {
         printer.phase(host, text, true);
         return;
     }
     printer.note(host, text);
-    if text.starts_with("current -> ") {
+    if text.starts_with("build: ") || text.starts_with("cache: building") {
+        printer.phase(host, text, false);
+    } else if text.starts_with("current -> ") || text.starts_with("restarted; checking health") {
         printer.phase(host, "waiting for the health check", true);
     }
 }

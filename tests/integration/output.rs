@@ -344,7 +344,7 @@ fn deploy_output_in_every_mode() {
     plain.assert_code(0);
     assert!(plain.stdout.contains("h0 | current -> "), "{}", plain.stdout);
     assert!(plain.stdout.contains("\nh0    changed  "), "{}", plain.stdout);
-    assert!(plain.stderr.contains("h0 | build: "), "{}", plain.stderr);
+    assert!(plain.stdout.contains("h0 | build: "), "{}", plain.stdout);
     assert!(plain.stderr.contains("h0 | waiting for the health check\n"), "{}", plain.stderr);
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -365,6 +365,29 @@ fn deploy_output_in_every_mode() {
     assert!(!quiet.stdout.contains("healthy"), "{}", quiet.stdout);
     let last = quiet.stdout.lines().last().unwrap();
     assert!(last.starts_with("2 hosts: 0 ok, 0 changed, 1 failed, 0 unreachable, 1 skipped in "), "{last}");
+}
+
+#[test]
+fn a_lock_wait_is_announced_and_kept_alive_without_a_terminal() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::new(1, crate::converge::ROLE);
+    let roles = fleet.ws.path("roles");
+    let state = fleet.root(0).join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut holder = std::process::Command::new("flock").arg(state.join("lock")).args(["sleep", "60"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let run = fleet.ws.microctl_env(
+        &["--roles-dir", roles.to_str().unwrap(), "converge", "--lock-timeout", "3"],
+        &[(HEARTBEAT, "1")],
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    run.assert_code(1);
+    assert!(run.stderr.contains("h0 | waiting for the host lock\n"), "{}", run.stderr);
+    let beats = run.stderr.matches("h0 | still waiting for the host lock after ").count();
+    assert!((2..=4).contains(&beats), "one line a second: {}", run.stderr);
+    assert!(run.stdout.contains("h0 | error: host h0 is locked by "), "{}", run.stdout);
 }
 
 const HEARTBEAT: &str = "MICROCTL_HEARTBEAT_SECS";
