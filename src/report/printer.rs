@@ -31,6 +31,10 @@ use super::{Table, redact, seconds, settings};
 
 const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
 
+/// At most this many spinners at once (more would not fit a terminal); hosts beyond get none
+/// until others finish, their results print all the same.
+const MAX_SPINNERS: usize = 20;
+
 /// The env var that overrides the heartbeat interval (seconds), for tests.
 pub const HEARTBEAT_ENV: &str = "MICROCTL_HEARTBEAT_SECS";
 
@@ -129,7 +133,9 @@ impl Printer {
         }
         h.began = true;
         h.started = Instant::now();
-        if let Some(multi) = &inner.multi {
+        let bars = state.hosts.values().filter(|h| h.bar.is_some()).count();
+        let h = state.host(host);
+        if let Some(multi) = inner.multi.as_ref().filter(|_| bars < MAX_SPINNERS) {
             let bar = multi.add(ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg}")
