@@ -264,6 +264,12 @@ fn exec_output_in_every_mode() {
         json.stdout
     );
     assert_eq!(json.host("down")["status"], "unreachable");
+    let quiet_json = ws.microctl(&["-q", "exec", "all", "--json", "--", cmd]);
+    quiet_json.assert_code(1);
+    assert_eq!(
+        types(&check_json_lines(&quiet_json)),
+        ["host"; 3].iter().chain(&["summary"]).copied().collect::<Vec<_>>()
+    );
     assert_eq!(json.host("a")["stdout"], "abc");
 
     let tty = ws.microctl_tty(&["exec", "all", "--", cmd], "", &[]);
