@@ -8,9 +8,40 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `validate`'s placeholders: `%s` becomes `file` (already quoted), `%%` a single `%`.
+/// `None` when there is no `%s` (the command would not look at the staged file).
+pub fn fill_placeholder(command: &str, file: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut found = false;
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('%', Some('s')) => {
+                chars.next();
+                out.push_str(file);
+                found = true;
+            }
+            ('%', Some('%')) => {
+                chars.next();
+                out.push('%');
+            }
+            _ => out.push(c),
+        }
+    }
+    found.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_percent_s_and_escaped_percent() {
+        assert_eq!(fill_placeholder("nginx -t -c %s", "\"$t\"").as_deref(), Some("nginx -t -c \"$t\""));
+        assert_eq!(fill_placeholder("date +%%s; grep -q 100%% %s", "F").as_deref(), Some("date +%s; grep -q 100% F"));
+        assert_eq!(fill_placeholder("date +%%s", "F"), None);
+        assert_eq!(fill_placeholder("echo %d %s%", "F").as_deref(), Some("echo %d F%"));
+    }
 
     #[test]
     fn quotes_only_when_needed() {

@@ -1,7 +1,8 @@
 //! Converge's part of the host session (`host.sh`): after the session holds the lock, the
-//! probe section runs, then `probe-end`, then the payload frame is read and its `apply.sh`
-//! run (or the script exits when the frame is empty). Lock, framing and markers are
-//! `crate::remote`'s.
+//! probe section runs, then `probe-end`, then the payload frame is read, unpacked inside the
+//! state folder and its `apply.sh` sourced (or the script exits when the frame is empty).
+//! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
+//! sh and dash and count the processes they start.
 
 /// The fixed tail of converge's session body.
 pub const HOST_SH: &str = include_str!("host.sh");
@@ -14,51 +15,217 @@ pub fn body(probe: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::desired::*;
+    use crate::plan::probe;
     use crate::remote::{self, Privilege};
-    use std::io::Write;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
+    use std::sync::Arc;
 
-    /// The whole converge session script under the real sh and dash, behind a banner with no
-    /// newline: empty payload, then a payload whose apply.sh reports a step.
-    #[test]
-    fn host_script_runs_under_sh_and_dash() {
-        for shell in ["sh", "dash"] {
-            let dir = tempfile::tempdir().unwrap();
-            let state = dir.path().join("state");
-            let spec = remote::test_spec(state.to_str().unwrap(), "n0", 1);
-            let script = remote::script(&spec, &body("echo probe-line\n"));
-            let run = |payload: &[u8]| {
-                let mut input = remote::frame(script.as_bytes());
-                input.extend_from_slice(&remote::frame(payload));
-                let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
-                let mut child = Command::new(shell)
-                    .arg("-c")
-                    .arg(cmd)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                child.stdin.take().unwrap().write_all(&input).unwrap();
-                let out = child.wait_with_output().unwrap();
-                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-            };
-            let (code, out) = run(b"");
-            assert_eq!(code, Some(0), "{shell}: {out}");
-            assert_eq!(out, "Welcome to prod-host! n0 start\nn0 ready\nprobe-line\nn0 probe-end\n", "{shell}");
-            assert!(state.join("lock").exists());
-            // The lock is free again: its owner line is emptied (by the shell, without a process).
-            assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "");
+    const N: &str = "n0";
 
-            let mut tar = tar::Builder::new(Vec::new());
-            let apply = format!("{}{}mark passed 0\n", remote::MARK_SH, crate::apply::script::APPLY_SH);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(apply.len() as u64);
-            h.set_mode(0o600);
-            h.set_cksum();
-            tar.append_data(&mut h, "apply.sh", apply.as_bytes()).unwrap();
-            let (code, out) = run(&tar.into_inner().unwrap());
-            assert_eq!(code, Some(0), "{shell}: {out}");
-            assert!(out.ends_with("n0 probe-end\nn0 passed\t0\n"), "{shell}: {out}");
+    /// `k` files (two modes, one folder), a folder, a link and a handler, under `root`.
+    fn desired(root: &str, k: usize, version: &str) -> Desired {
+        let o = || Origin { role: "r".into(), line: 1 };
+        let files = (0..k)
+            .map(|i| {
+                let content = Arc::new(format!("file {i} {version}\n").into_bytes());
+                FileSpec {
+                    origin: o(),
+                    dest: format!("{root}/etc/f{i}"),
+                    sha256: sha256_hex(&content),
+                    content,
+                    meta: Meta { owner: None, group: None, mode: Some(if i % 2 == 0 { 0o644 } else { 0o600 }) },
+                    // f1's validator uses f0, written by the same run: it is in place by then.
+                    validate: match i {
+                        0 => Some("grep -q file %s # must start with `file`".into()),
+                        1 => Some(format!("grep -q file {root}/etc/f0 && test -f %s")),
+                        _ => None,
+                    },
+                    sensitive: false,
+                    notify: vec!["h".into()],
+                    apt_source: false,
+                }
+            })
+            .collect();
+        Desired {
+            host: "h".into(),
+            dirs: vec![DirSpec {
+                origin: o(),
+                path: format!("{root}/etc"),
+                meta: Meta { mode: Some(0o755), ..Default::default() },
+                notify: vec![],
+            }],
+            files,
+            links: vec![LinkSpec {
+                origin: o(),
+                path: format!("{root}/cur"),
+                target: format!("{root}/etc/f0"),
+                notify: vec![],
+            }],
+            handlers: vec![HandlerSpec {
+                origin: o(),
+                name: "h".into(),
+                run: format!("echo ran >> {root}/handler.log"),
+            }],
+            ..Default::default()
         }
     }
+
+    /// One whole converge session on this machine, as a host runs it: the bootstrap under
+    /// `shell` (behind a banner with no newline, optionally under `strace -f`), the probe read
+    /// back and planned, then the payload (if anything changed). Returns the plan, the
+    /// exit status, the markers after the probe and, under strace, the number of processes.
+    fn converge(shell: &str, state: &str, d: &Desired, count: bool) -> (crate::plan::Plan, Option<i32>, String, usize) {
+        let spec = remote::test_spec(state, N, 1);
+        let script = remote::script(&spec, &body(&probe::script(d, false)));
+        let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut command = if count {
+            let mut c = Command::new("strace");
+            c.args(["-f", "-qq", "-e", "trace=process", "-o"]).arg(log.path()).arg(shell);
+            c
+        } else {
+            Command::new(shell)
+        };
+        let mut child = command.arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&remote::frame(script.as_bytes())).unwrap();
+        stdin.flush().unwrap();
+        let mut reader = remote::Reader::new(N);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut probe_out = String::new();
+        'probe: loop {
+            let mut buf = Vec::new();
+            if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
+                panic!("{shell}: the session ended before probe-end");
+            }
+            reader.push(&buf);
+            while let Some(line) = reader.line(false) {
+                match line {
+                    remote::Line::Marker(remote::Marker::ProbeEnd) => break 'probe,
+                    remote::Line::Data(l) => {
+                        probe_out.push_str(&l);
+                        probe_out.push('\n');
+                    }
+                    remote::Line::Marker(_) => {}
+                }
+            }
+        }
+        let observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
+        let plan = crate::plan::plan(d, &observed);
+        if plan.is_empty() {
+            stdin.write_all(b"0\n").unwrap();
+        } else {
+            let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
+            stdin.write_all(&remote::frame(&payload)).unwrap();
+        }
+        drop(stdin);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let code = child.wait().unwrap().code();
+        let processes = if count {
+            let text = std::fs::read_to_string(log.path()).unwrap();
+            if std::env::var("SHOW_EXEC").is_ok() {
+                eprintln!(
+                    "{}",
+                    text.lines()
+                        .filter(|l| l.contains("execve(") || l.contains("clone"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            let pids: std::collections::HashSet<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+            pids.len()
+        } else {
+            0
+        };
+        (plan, code, rest, processes)
+    }
+
+    fn mode(p: &str) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// The converge session under the real sh and dash: a fresh host gets every file (mode,
+    /// content, link, handler) with nothing left staged, in /tmp or in the state folder; the
+    /// second run changes nothing and runs no handler; one changed file changes only it.
+    #[test]
+    fn host_script_converges_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let state = format!("{root}/state");
+            let d = desired(root, 3, "v1");
+            let (plan, code, out, _) = converge(shell, &state, &d, false);
+            assert_eq!(code, Some(0), "{shell}: {out}");
+            assert_eq!(plan.changes.len(), 5, "{shell}: {:?}", plan.changes);
+            assert!(out.contains("n0 passed\th0\n"), "{shell}: {out}");
+            for i in 0..3 {
+                let f = format!("{root}/etc/f{i}");
+                assert_eq!(std::fs::read_to_string(&f).unwrap(), format!("file {i} v1\n"));
+                assert_eq!(mode(&f), if i % 2 == 0 { 0o644 } else { 0o600 });
+            }
+            assert_eq!(std::fs::read_link(format!("{root}/cur")).unwrap().to_str().unwrap(), format!("{root}/etc/f0"));
+            assert_eq!(std::fs::read_to_string(format!("{root}/handler.log")).unwrap(), "ran\n");
+            let left = |p: &str| -> Vec<String> {
+                std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+            };
+            assert!(left(&format!("{root}/etc")).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
+            assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
+            let mut st = left(&state);
+            st.sort();
+            assert_eq!(st, ["lock", "lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
+
+            let (plan, code, out, _) = converge(shell, &state, &d, false);
+            assert_eq!((code, plan.changes.len(), plan.handlers.len()), (Some(0), 0, 0), "{shell}: {out}");
+
+            let d2 = desired(root, 3, "v2");
+            let mut d2 = d2;
+            d2.files.truncate(2);
+            d2.files[0] = d.files[0].clone();
+            let (plan, code, out, _) = converge(shell, &state, &d2, false);
+            assert_eq!((code, plan.changes.len()), (Some(0), 1), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(format!("{root}/etc/f1")).unwrap(), "file 1 v2\n");
+            assert_eq!(std::fs::read_to_string(format!("{root}/handler.log")).unwrap(), "ran\nran\n");
+        }
+    }
+
+    /// Processes the host scripts start (counted with `strace -f`, every fork and exec): a
+    /// no-op costs the same whatever the number of files, and so does a fresh apply of files
+    /// in one folder (one `install` per owner/mode, one `sync`, one `mv -t` per folder). Fails
+    /// if either grows.
+    #[test]
+    fn processes_per_host_and_per_file_are_bounded() {
+        if Command::new("strace").arg("-V").output().is_err() {
+            panic!("strace is needed (scripts/test.sh installs it)");
+        }
+        let run = |k: usize| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let d = desired(root, k, "v1");
+            let (_, code, out, fresh) = converge("dash", &format!("{root}/state"), &d, true);
+            assert_eq!(code, Some(0), "{out}");
+            let (plan, code, _, noop) = converge("dash", &format!("{root}/state"), &d, true);
+            assert!(code == Some(0) && plan.is_empty());
+            (fresh, noop)
+        };
+        let (fresh4, noop4) = run(4);
+        let (fresh16, noop16) = run(16);
+        eprintln!(
+            "processes: no-op {noop4} (4 files), {noop16} (16 files); fresh {fresh4} (4 files), {fresh16} (16 files)"
+        );
+        // The login shell, `sh`, `head` (the script), `find` (state folder), `flock`, `find`, `sha256sum`.
+        assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
+        assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
+        assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
+    }
+
+    /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;
+    /// the fresh count includes the two validators: a subshell and a `grep` each).
+    const NOOP_PROCESSES: usize = 7;
+    const PER_FILE_PROCESSES: usize = 0;
+    const FRESH_4_PROCESSES: usize = 24;
 }

@@ -126,7 +126,12 @@ async fn talk(
             None => return Err(session.early_exit().await),
         }
     }
-    let observed = probe::parse(&out);
+    let observed = probe::parse(&out).map_err(|e| {
+        Error::new(ErrorKind::Remote, format!("the probe's output does not parse: {e}"))
+            .host(&desired.host)
+            .task("probe")
+            .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
+    })?;
     run.probe = t.elapsed();
     let plan = plan::plan(desired, &observed);
     run.ok = plan.ok;
@@ -150,8 +155,8 @@ async fn talk(
     progress(Progress::Phase("applying"));
     let t = Instant::now();
     session.phase("payload upload");
-    let tar = payload::build(desired, &plan)?;
-    session.send_frame(&tar).await?;
+    let payload = payload::build(desired, &plan, session.nonce())?;
+    payload.send(&mut session).await?;
     session.close_stdin().await?;
     run.plan = plan;
     session.phase("apply");
@@ -173,7 +178,7 @@ async fn follow_apply(
         match line {
             // Each step gets the whole timeout (an apt install may take minutes).
             Line::Marker(Marker::Begin(id)) => {
-                let label = step_text(&run.plan, &id).unwrap_or(id);
+                let label = step_label(&run.plan, id);
                 progress(Progress::Phase(&format!("applying {label}")));
                 session.phase(format!("apply step {label}"))
             }
@@ -188,7 +193,7 @@ async fn follow_apply(
                 }
             }
             Line::Marker(Marker::Fail { step, code }) => {
-                let text = step_text(&run.plan, &step).unwrap_or(step);
+                let text = step_label(&run.plan, step);
                 progress(Progress::Step(false, &text));
                 failure = Some((text, code.unwrap_or_else(|| "?".into())));
             }
@@ -214,7 +219,17 @@ async fn follow_apply(
     Ok(())
 }
 
-/// The description of step `id` (`3`, `h0`, `pending`, `daemon-reload`).
+/// How a step is named in a phase or a failure: its change, or what the fixed steps do.
+fn step_label(plan: &Plan, id: String) -> String {
+    match id.as_str() {
+        "stage" | "stage-apt" => "staging the changed files".into(),
+        "rename" | "rename-apt" => "renaming the staged files into place".into(),
+        "pending" => "recording the handlers to run".into(),
+        _ => step_text(plan, &id).unwrap_or(id),
+    }
+}
+
+/// The description of change or handler step `id` (`3`, `h0`).
 fn step_text(plan: &Plan, id: &str) -> Option<String> {
     if let Some(h) = id.strip_prefix('h') {
         return plan.handlers.get(h.parse::<usize>().ok()?).map(|n| format!("handler {n}"));
@@ -236,7 +251,12 @@ fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed, color: bool
         let state = observed.path(&f.dest);
         let old = match (&state.kind, &state.content) {
             (Kind::Missing, _) => Vec::new(),
-            (_, Some(c)) => c.clone(),
+            // Never what a symlink (or anything but a plain file) points at.
+            (Kind::File, Some(c)) if c.len() <= probe::DIFF_LIMIT => c.clone(),
+            (Kind::Link, _) => {
+                out.push(format!("--- {0}\n+++ {0}\n(a symlink now: what it points at is not shown)\n", f.dest));
+                continue;
+            }
             _ => {
                 out.push(format!("--- {0}\n+++ {0}\n(binary or large file changed)\n", f.dest));
                 continue;

@@ -4,9 +4,12 @@
 //! client can report per step. The fixed part is `apply.sh`; only small builders live here.
 //!
 //! Safety rules it follows: notified handlers are recorded on the host *before* anything
-//! changes (so an interrupted run fires them next time); every file is staged in its
-//! destination folder, owner and mode set, validated, fsynced, then renamed over the live one,
-//! so a managed file is always either entirely old or entirely new.
+//! changes (so an interrupted run fires them next time); every file is staged in a staging
+//! folder inside its destination folder with owner and mode set (one `install` per folder and
+//! owner/mode), fsynced (one `sync`), validated, then renamed over the live one (one `mv -t`
+//! per folder), so a managed file is always either entirely old or entirely new; owner/mode
+//! fixes refuse a path that became a symlink. Per-file work is builtins: the processes a run
+//! starts grow with folders and owner/mode combinations, not with files.
 
 use std::fmt::Write;
 
@@ -20,9 +23,32 @@ pub fn handler_step(i: usize) -> String {
     format!("h{i}")
 }
 
-/// Payload path of changed file `i`.
-pub fn payload_name(i: usize) -> String {
-    format!("f/{i}")
+/// Payload path (inside `stage.NONCE/`) of changed file `i`: its own folder holding it under
+/// its destination's name, so that one `install -t` stages many files of one folder under
+/// their own names and one `mv -t` renames them all into place.
+pub fn payload_name(desired: &Desired, i: usize) -> String {
+    format!("f/{i}/{}", base(&desired.files[i].dest))
+}
+
+/// The staging folder of `dir`'s files: `DIR/.microctl.$NONCE`, as shell words.
+fn stage_dir(dir: &str) -> String {
+    format!("{}/.microctl.\"$NONCE\"", quote(dir.trim_end_matches('/')))
+}
+
+/// The staged path of file `dest`, as shell words.
+fn staged_path(dest: &str) -> String {
+    format!("{}/{}", stage_dir(parent(dest)), quote(base(dest)))
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, b)| b)
+}
+
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
 }
 
 /// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
@@ -32,15 +58,8 @@ pub const APPLY_SH: &str = include_str!("apply.sh");
 pub fn build(desired: &Desired, plan: &Plan) -> String {
     let mut s = format!("{MARK_SH}{APPLY_SH}");
     if !plan.handlers.is_empty() {
-        let names: String = plan.handlers.iter().map(|h| format!("{h}\n")).collect();
-        step(
-            &mut s,
-            "pending",
-            &format!(
-                "{{ cat \"$STATE/pending-handlers\" 2>/dev/null; printf %s {}; }} | sort -u > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
-                quote(&names)
-            ),
-        );
+        // Recorded (and fsynced) before anything changes: a run cut short fires them next time.
+        step(&mut s, "pending", &pending_handlers(&plan.handlers));
     }
     // apt sources first: the package step may need them.
     let is_apt_write =
@@ -52,7 +71,26 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
         .filter(|(_, c)| is_apt_write(&c.action))
         .chain(plan.changes.iter().enumerate().filter(|(_, c)| !is_apt_write(&c.action)));
     let mut reloaded = false;
+    let mut staged = [false, false];
     for (id, change) in order {
+        if let Action::WriteFile(i) = change.action {
+            // All files of a batch (apt sources, then the rest) are written at the first one.
+            let apt = desired.files[i].apt_source;
+            if !staged[usize::from(apt)] {
+                staged[usize::from(apt)] = true;
+                let batch: Vec<(usize, usize)> = plan
+                    .changes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(id, c)| match c.action {
+                        Action::WriteFile(j) if desired.files[j].apt_source == apt => Some((id, j)),
+                        _ => None,
+                    })
+                    .collect();
+                write_files(&mut s, desired, &batch, if apt { "-apt" } else { "" });
+            }
+            continue;
+        }
         let id = id.to_string();
         match &change.action {
             Action::Install(names) => {
@@ -87,21 +125,23 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
             }
             Action::FixDirMeta(i) => {
                 let dir = &desired.dirs[*i];
-                step(&mut s, &id, &set_meta(&dir.meta, &quote(&dir.path)));
+                let p = quote(&dir.path);
+                step(&mut s, &id, &format!("plain {p} && {}", set_meta(&dir.meta, &p)));
             }
-            Action::WriteFile(i) => step(&mut s, &id, &write_file(desired, *i)),
+            Action::WriteFile(_) => unreachable!("written by batch above"),
             Action::FixFileMeta(i) => {
                 let f = &desired.files[*i];
-                step(&mut s, &id, &set_meta(&f.meta, &quote(&f.dest)));
+                let p = quote(&f.dest);
+                step(&mut s, &id, &format!("plain {p} && {}", set_meta(&f.meta, &p)));
             }
             Action::Link(i) => {
                 let l = &desired.links[*i];
-                let p = quote(&l.path);
                 step(
                     &mut s,
                     &id,
                     &format!(
-                        "stage {p} && rm -f -- \"$t\" && ln -s -- {target} \"$t\" && mv -fT -- \"$t\" {p}",
+                        "stage {p} L{i} && ln -s -- {target} \"$t\" && mv -fT -- \"$t\" {p}",
+                        p = quote(&l.path),
                         target = quote(&l.target)
                     ),
                 );
@@ -130,60 +170,142 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
     }
     for (i, name) in plan.handlers.iter().enumerate() {
         let handler = desired.handlers.iter().find(|h| &h.name == name).expect("planned handler is defined");
-        let done = format!(
-            "grep -vxF -- {n} \"$STATE/pending-handlers\" > \"$STATE/pending-handlers.new\"; mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
-            n = quote(name)
-        );
+        let left = &plan.handlers[i + 1..];
+        let done =
+            if left.is_empty() { "rm -f -- \"$STATE/pending-handlers\"".to_string() } else { pending_handlers(left) };
         step(&mut s, &handler_step(i), &format!("( {}\n) && {{ {done}; }}", handler.run));
     }
-    if !plan.handlers.is_empty() {
-        s.push_str("[ -s \"$STATE/pending-handlers\" ] || rm -f -- \"$STATE/pending-handlers\"\n");
-    }
     s
+}
+
+/// Replaces the host's list of pending handlers with `names` (fsynced, renamed: never half
+/// written). Builtins but `sync` and `mv`.
+fn pending_handlers(names: &[String]) -> String {
+    let list: String = names.iter().map(|h| format!("{h}\n")).collect();
+    format!(
+        "printf %s {} > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\"",
+        quote(&list)
+    )
 }
 
 /// One step: markers around `body`, its output kept for the report, the run stopped at the
 /// first failure. The body runs in the script's shell (no fork) without the lock's fd 9.
 fn step(s: &mut String, id: &str, body: &str) {
+    check(s, id, body);
+    let _ = writeln!(s, "mark passed {}", quote(id));
+}
+
+/// A step without its `passed` marker (it comes later, see [`write_files`]).
+fn check(s: &mut String, id: &str, body: &str) {
     let _ = writeln!(
         s,
-        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?\nmark passed {id}",
+        "mark begin {id}\n{{ {body}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail {id} $?",
         id = quote(id)
     );
 }
 
-/// Stage, set owner/mode (keeping the live file's when not managed), validate, fsync, rename.
-fn write_file(desired: &Desired, i: usize) -> String {
-    let f = &desired.files[i];
-    let dest = quote(&f.dest);
-    let mut cmd = format!("stage {dest} && cat -- \"$W/{}\" > \"$t\"", payload_name(i));
-    if f.meta.owner.is_none() || f.meta.group.is_none() {
-        cmd.push_str(&format!(" && {{ [ ! -e {dest} ] || chown --reference={dest} -- \"$t\"; }}"));
+/// Writes files `batch` (change id, file index): one step stages them all (see
+/// [`stage_files`]); then, in order, each `validate` runs on its staged file (its own step id:
+/// a failure names the file) once every file before it is in place (a validator may use one
+/// of them), and the files between validates are renamed into place together, one `mv -t`
+/// per folder (each rename atomic); each file's change is reported once it is in place.
+fn write_files(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+    let files: Vec<usize> = batch.iter().map(|(_, i)| *i).collect();
+    step(s, &format!("stage{suffix}"), &stage_files(desired, &files));
+    let mut waiting: Vec<(usize, usize)> = Vec::new();
+    for &(id, i) in batch {
+        let f = &desired.files[i];
+        if let Some(v) = &f.validate {
+            rename(s, desired, &waiting, suffix);
+            waiting.clear();
+            // A subshell: the user's command may `exit`. The newline: it may end in a comment.
+            let v =
+                crate::shell::fill_placeholder(v, &staged_path(&f.dest)).expect("render checked that validate has %s");
+            check(s, &id.to_string(), &format!("( {v}\n)"));
+        }
+        waiting.push((id, i));
     }
-    if f.meta.mode.is_none() {
-        cmd.push_str(&format!(
-            " && {{ if [ -e {dest} ]; then chmod --reference={dest} -- \"$t\"; else chmod 0644 -- \"$t\"; fi; }}"
-        ));
-    }
-    let meta = set_meta(&f.meta, "\"$t\"");
-    if !meta.is_empty() && meta != "true" {
-        cmd.push_str(&format!(" && {meta}"));
-    }
-    if let Some(v) = &f.validate {
-        // A subshell: the user's command may `exit`.
-        cmd.push_str(&format!(" && ( {}\n)", v.replace("%s", "\"$t\"")));
-    }
-    cmd.push_str(&format!(" && sync -- \"$t\" && mv -fT -- \"$t\" {dest}"));
-    cmd
+    rename(s, desired, &waiting, suffix);
 }
 
-/// `chown`/`chmod` for the managed fields of `meta` on `target` (already quoted).
+/// Renames staged files `batch` into place, one `mv -t` per folder, and reports them.
+fn rename(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut dirs: Vec<(&str, Vec<String>)> = Vec::new();
+    for (_, i) in batch {
+        let dest = &desired.files[*i].dest;
+        let staged = staged_path(dest);
+        match dirs.iter_mut().find(|(d, _)| *d == parent(dest)) {
+            Some((_, v)) => v.push(staged),
+            None => dirs.push((parent(dest), vec![staged])),
+        }
+    }
+    let renames: Vec<String> =
+        dirs.iter().map(|(d, staged)| format!("mv -f -t {} -- {}", quote(d), staged.join(" "))).collect();
+    check(s, &format!("rename{suffix}"), &renames.join(" && "));
+    for (id, _) in batch {
+        let _ = writeln!(s, "mark passed {id}");
+    }
+}
+
+/// Stages files `batch` in their folders' staging folders: one `install` per folder and
+/// owner/mode (content, owner and mode in one process; `-D` makes missing folders), the live
+/// file's owner/mode copied where the role does not manage them (never from behind a
+/// symlink), then one `sync` for all of them.
+fn stage_files(desired: &Desired, batch: &[usize]) -> String {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut fixups = Vec::new();
+    for &i in batch {
+        let f = &desired.files[i];
+        let mut flags = format!("-m {:04o}", f.meta.mode.unwrap_or(0o644));
+        if let (Some(o), Some(g)) = (&f.meta.owner, &f.meta.group) {
+            flags.push_str(&format!(" -o {} -g {}", quote(o), quote(g)));
+        }
+        if !dirs.contains(&parent(&f.dest)) {
+            dirs.push(parent(&f.dest));
+        }
+        let key = format!("{flags} -t {}", stage_dir(parent(&f.dest)));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((key, vec![i])),
+        }
+        let (dest, t) = (quote(&f.dest), staged_path(&f.dest));
+        let live = format!("[ -f {dest} ] && [ ! -L {dest} ]");
+        if f.meta.owner.is_none() || f.meta.group.is_none() {
+            fixups.push(format!("{{ ! {{ {live}; }} || chown --reference={dest} -- {t}; }}"));
+            let managed = set_meta(&Meta { mode: None, ..f.meta.clone() }, &t);
+            if managed != "true" {
+                fixups.push(managed);
+            }
+        }
+        if f.meta.mode.is_none() {
+            fixups.push(format!("{{ ! {{ {live}; }} || chmod --reference={dest} -- {t}; }}"));
+        }
+    }
+    let list: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    let mut cmds = vec![format!("staged {}", list.join(" "))];
+    for (key, files) in &groups {
+        let sources: Vec<String> =
+            files.iter().map(|&i| format!("\"$W\"/f/{i}/{}", quote(base(&desired.files[i].dest)))).collect();
+        cmds.push(format!("install -D {key} -- {}", sources.join(" ")));
+    }
+    cmds.extend(fixups);
+    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest)).collect();
+    cmds.push(format!("sync -- {}", all.join(" ")));
+    cmds.join(" && ")
+}
+
+/// `chown -h`/`chmod` for the managed fields of `meta` on `target` (already quoted; callers
+/// check with `plain` that it is no symlink, `chmod` has no `-h`).
 fn set_meta(meta: &Meta, target: &str) -> String {
     let mut cmds = Vec::new();
     match (&meta.owner, &meta.group) {
-        (Some(o), Some(g)) => cmds.push(format!("chown -- {}:{} {target}", quote(o), quote(g))),
-        (Some(o), None) => cmds.push(format!("chown -- {} {target}", quote(o))),
-        (None, Some(g)) => cmds.push(format!("chgrp -- {} {target}", quote(g))),
+        (Some(o), Some(g)) => cmds.push(format!("chown -h -- {}:{} {target}", quote(o), quote(g))),
+        (Some(o), None) => cmds.push(format!("chown -h -- {} {target}", quote(o))),
+        (None, Some(g)) => cmds.push(format!("chgrp -h -- {} {target}", quote(g))),
         (None, None) => {}
     }
     if let Some(m) = meta.mode {
@@ -274,7 +396,34 @@ mod tests {
         );
         assert_eq!(
             set_meta(&Meta { owner: Some("a b".into()), group: Some("g".into()), mode: Some(0o2750) }, "\"$t\""),
-            "chown -- 'a b':g \"$t\" && chmod 2750 \"$t\""
+            "chown -h -- 'a b':g \"$t\" && chmod 2750 \"$t\""
+        );
+        let d = representative();
+        // Managed owner, group and mode: one install; unmanaged: the live file's, unless a symlink.
+        assert_eq!(
+            stage_files(&d, &[0, 1]),
+            "staged '/srv/my site' /etc/apt/sources.list.d && \
+             install -D -m 0640 -o www-data -g adm -t '/srv/my site'/.microctl.\"$NONCE\" -- \"$W\"/f/0/'it'\\''s $x.conf' && \
+             install -D -m 0644 -t /etc/apt/sources.list.d/.microctl.\"$NONCE\" -- \"$W\"/f/1/x.list && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chown --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list; } && \
+             { ! { [ -f /etc/apt/sources.list.d/x.list ] && [ ! -L /etc/apt/sources.list.d/x.list ]; } || chmod --reference=/etc/apt/sources.list.d/x.list -- /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list; } && \
+             sync -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf' /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list"
+        );
+        let mut s = String::new();
+        write_files(&mut s, &d, &[(4, 0)], "");
+        assert_eq!(
+            s,
+            format!(
+                "mark begin stage\n{{ {}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail stage $?\nmark passed stage\n\
+                 mark begin 4\n{{ ( grep -q a '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n)\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
+                 mark begin rename\n{{ mv -f -t '/srv/my site' -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail rename $?\n\
+                 mark passed 4\n",
+                stage_files(&d, &[0])
+            )
+        );
+        assert_eq!(
+            pending_handlers(&["a b".into(), "c".into()]),
+            "printf %s 'a b\nc\n' > \"$STATE/pending-handlers.new\" && sync -- \"$STATE/pending-handlers.new\" && mv -f -- \"$STATE/pending-handlers.new\" \"$STATE/pending-handlers\""
         );
     }
 

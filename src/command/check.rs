@@ -26,7 +26,12 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for host in &inv.hosts {
         match renderer.render(host, None) {
-            Ok(desired) => resources += desired.len(),
+            Ok(desired) => {
+                resources += desired.len();
+                let errors = crate::role::snippets::check(&desired, &roles.roles_dir);
+                failures += usize::from(!errors.is_empty());
+                errors.iter().for_each(report::print_error);
+            }
             Err(e) => {
                 failures += 1;
                 let mut key = e.duplicate();

@@ -2,7 +2,8 @@
 //! parallel: connect, lock, probe, plan, apply only the differences, run handlers; then a
 //! recap (all through `report::Printer`). A host that fails stops; the others go on.
 //!
-//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role error,
+//! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role/template error (then
+//! no host is contacted),
 //! 3 (`--check` only) changes are pending.
 
 use std::sync::Arc;
@@ -34,12 +35,25 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
     let extra = extra_vars(&args.extra_vars)?;
 
-    // Render everything first: a render error stops its host before anything is sent.
+    // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
     let rendered: Vec<(String, Result<Desired>)> = selected
         .iter()
         .map(|name| (name.clone(), renderer.render(inv.host(name).expect("selected"), args.roles.as_deref())))
         .collect();
+    // A role or template error is an input error: report every one, exit 2, connect nowhere.
+    if rendered.iter().any(|(_, d)| d.is_err()) {
+        if !args.json {
+            rendered.iter().filter_map(|(_, d)| d.as_ref().err()).for_each(report::print_error);
+            return Ok(2);
+        }
+        let printer = Printer::new("converge", &selected, true);
+        for (name, desired) in rendered {
+            let Err(e) = desired else { continue };
+            report_host(&printer, &HostRun { host: name, failed: 1, error: Some(e), ..Default::default() }, args.check);
+        }
+        return Ok(printer.finish_as(0, args.check, Some(2)));
+    }
 
     let printer = Printer::new("converge", &selected, args.json);
     let opts = Options {

@@ -289,10 +289,15 @@ mod tests {
         }
     }
 
+    fn parse_ok(out: &str) -> Observed {
+        parse(out).unwrap()
+    }
+
     fn converged() -> String {
         format!(
-            "P\tf\t644\troot\troot\t\t/etc/nginx/site\n{}  /etc/nginx/site\n\
-             P\tf\t644\troot\troot\t\t/etc/systemd/system/app.service\n{}  /etc/systemd/system/app.service\n\
+            "P\tf\x00644\x00root\x00root\x00\x00/etc/nginx/site\x00\
+             f\x00644\x00root\x00root\x00\x00/etc/systemd/system/app.service\x00\n\
+             {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
             sha256_hex(b"[Unit]\n")
@@ -301,7 +306,7 @@ mod tests {
 
     #[test]
     fn fresh_host_changes_everything_and_fires_handlers_in_definition_order() {
-        let p = plan(&desired(), &parse(""));
+        let p = plan(&desired(), &parse_ok(""));
         let resources: Vec<&str> = p.changes.iter().map(|c| c.resource.as_str()).collect();
         assert_eq!(
             resources,
@@ -314,7 +319,7 @@ mod tests {
 
     #[test]
     fn converged_host_has_an_empty_plan() {
-        let p = plan(&desired(), &parse(&converged()));
+        let p = plan(&desired(), &parse_ok(&converged()));
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(p.ok, 4);
         assert!(!p.daemon_reload);
@@ -324,7 +329,7 @@ mod tests {
     fn one_changed_file_fires_only_its_handler() {
         let mut d = desired();
         d.files[0] = file("/etc/nginx/site", "b\n", &["reload nginx"]);
-        let p = plan(&d, &parse(&converged()));
+        let p = plan(&d, &parse_ok(&converged()));
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.changes[0].reason, "content");
         assert_eq!(p.handlers, ["reload nginx"]);
@@ -333,10 +338,11 @@ mod tests {
 
     #[test]
     fn mode_drift_is_fixed_without_upload_and_pending_handlers_run() {
-        let obs = converged()
-            .replace("P\tf\t644\troot\troot\t\t/etc/nginx/site", "P\tf\t600\troot\troot\t\t/etc/nginx/site")
-            + "N\trestart app\n";
-        let p = plan(&desired(), &parse(&obs));
+        let obs = converged().replace(
+            "P\tf\x00644\x00root\x00root\x00\x00/etc/nginx/site",
+            "P\tf\x00600\x00root\x00root\x00\x00/etc/nginx/site",
+        ) + "N\trestart app\n";
+        let p = plan(&desired(), &parse_ok(&obs));
         assert_eq!(p.changes[0].action, Action::FixFileMeta(0));
         assert_eq!(p.changes[0].reason, "mode 0600 -> 0644");
         assert_eq!(p.handlers, ["restart app", "reload nginx"]);
@@ -348,19 +354,19 @@ mod tests {
         let mut d = desired();
         d.absent.push(AbsentSpec { origin: origin(), path: "/etc/nginx/sites-enabled/default".into(), notify: vec![] });
         // nginx not installed yet: the default site does not exist at probe time, but will.
-        let p = plan(&d, &parse(""));
+        let p = plan(&d, &parse_ok(""));
         assert!(p.changes.iter().any(|c| c.action == Action::Remove(0)), "{p:?}");
         // Converged: nothing to install, path missing, nothing to do.
-        assert!(plan(&d, &parse(&converged())).is_empty());
+        assert!(plan(&d, &parse_ok(&converged())).is_empty());
     }
 
     #[test]
     fn service_state_and_unit_files() {
         let obs = converged().replace("S\tnginx\tenabled\tactive", "S\tnginx\tdisabled\tinactive");
-        let p = plan(&desired(), &parse(&obs));
+        let p = plan(&desired(), &parse_ok(&obs));
         assert_eq!(p.changes[0].action, Action::Service { index: 0, enable: Some(true), start: Some(true) });
         assert_eq!(p.changes[0].reason, "enabled, started");
-        let mut obs = parse(&converged());
+        let mut obs = parse_ok(&converged());
         obs.units.insert("nginx".into(), UnitState { enabled: "static".into(), active: "active".into() });
         assert!(plan(&desired(), &obs).is_empty());
         assert!(is_unit_file("/etc/systemd/system/gunicorn.service"));

@@ -63,27 +63,34 @@ impl Observed {
 pub const DIFF_LIMIT: usize = 256 * 1024;
 
 /// The probe section of the host script. `$STATE` is the host's state folder.
+///
+/// Every field a user or another process can influence is framed so it cannot forge a line:
+/// `find` prints its records NUL-separated after a `P<TAB>` tag (a symlink target may hold
+/// newlines and tabs, never a NUL), ended by one newline; `sha256sum`'s escaped lines (a
+/// path with `\`) are unescaped; `--diff` content is base64 and read with `dd
+/// iflag=nofollow`, so it never comes from behind a symlink.
 pub fn script(desired: &Desired, with_diff: bool) -> String {
     let mut s = String::new();
     let paths = desired.probed_paths();
     if !paths.is_empty() {
         let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
         s.push_str(&format!(
-            "find {} -maxdepth 0 -printf 'P\\t%y\\t%m\\t%u\\t%g\\t%l\\t%p\\n' 2>/dev/null\n",
+            "printf 'P\\t'; find {} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n",
             list.join(" ")
         ));
     }
     if !desired.files.is_empty() {
         let list: Vec<String> = desired.files.iter().map(|f| quote(&f.dest)).collect();
         // Its lines are recognised by their shape ("HASH  PATH"): no `sed` process to tag them.
-        s.push_str(&format!("sha256sum {} 2>/dev/null\n", list.join(" ")));
+        s.push_str(&format!("sha256sum -- {} 2>/dev/null\n", list.join(" ")));
     }
     if with_diff {
         for f in desired.files.iter().filter(|f| !f.sensitive && f.content.len() <= DIFF_LIMIT) {
             let q = quote(&f.dest);
             s.push_str(&format!(
-                "if [ -f {q} ] && [ \"$(stat -c %s {q})\" -le {DIFF_LIMIT} ]; then h=$(sha256sum < {q}); \
-                 [ \"${{h%% *}}\" = {sha} ] || printf 'X\\t%s\\t%s\\n' {q} \"$(base64 -w0 < {q})\"; fi\n",
+                "if [ -f {q} ] && [ ! -L {q} ]; then case \"$(sha256sum < {q})\" in {sha}*) ;; *) printf 'X\\t%s\\t' {q}; \
+                 dd if={q} iflag=nofollow,nonblock bs={} count=1 2>/dev/null | base64 -w0; echo ;; esac; fi\n",
+                DIFF_LIMIT + 1,
                 sha = f.sha256
             ));
         }
@@ -103,8 +110,9 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
     }
     for (i, cmd) in desired.commands.iter().enumerate() {
         if let Some(unless) = &cmd.unless {
+            // The newline before `)`: a snippet ending in a `# comment` must not swallow it.
             s.push_str(&format!(
-                "if ( {unless} ) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t{i}\t1'; else echo 'U\t{i}\t0'; fi\n"
+                "if ( {unless}\n) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t{i}\t1'; else echo 'U\t{i}\t0'; fi\n"
             ));
         }
     }
@@ -112,84 +120,139 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
     s
 }
 
-/// Parses the probe's output. Unknown lines are ignored (the remote shell may print banners).
-pub fn parse(output: &str) -> Observed {
+/// Parses the probe's output (everything between `ready` and `probe-end`, lines joined by
+/// `\n`). Anything that is not exactly what the probe prints is an error: the host fails
+/// rather than be planned from output it did not mean.
+pub fn parse(output: &str) -> Result<Observed, String> {
     let mut obs = Observed::default();
-    for line in output.lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        match fields.as_slice() {
-            ["P", kind, mode, owner, group, target, path] => {
-                let kind = match *kind {
-                    "f" => Kind::File,
-                    "d" => Kind::Dir,
-                    "l" => Kind::Link,
-                    _ => Kind::Other,
-                };
-                let entry = obs.paths.entry(path.to_string()).or_default();
-                entry.kind = kind;
-                entry.mode = u32::from_str_radix(mode, 8).unwrap_or(0);
-                entry.owner = owner.to_string();
-                entry.group = group.to_string();
-                entry.link_target = target.to_string();
+    let mut rest = output;
+    if let Some(mut r) = rest.strip_prefix("P\t") {
+        loop {
+            if let Some(after) = r.strip_prefix('\n') {
+                rest = after;
+                break;
             }
-            [line] if is_hash_line(line) => {
-                // sha256sum prints "HASH  PATH".
-                obs.paths.entry(line[66..].to_string()).or_default().sha256 = Some(line[..64].to_string());
+            let mut f = [""; 6];
+            for field in f.iter_mut() {
+                let (value, tail) = r.split_once('\0').ok_or("a path record is cut short")?;
+                *field = value;
+                r = tail;
             }
-            ["X", path, b64] => {
+            let [kind, mode, owner, group, target, path] = f;
+            let kind = match kind {
+                "f" => Kind::File,
+                "d" => Kind::Dir,
+                "l" => Kind::Link,
+                k if k.len() == 1 => Kind::Other,
+                k => return Err(format!("a path record has type `{k}`")),
+            };
+            let entry = obs.paths.entry(path.to_string()).or_default();
+            entry.kind = kind;
+            entry.mode = u32::from_str_radix(mode, 8).map_err(|_| format!("{path} has mode `{mode}`"))?;
+            entry.owner = owner.to_string();
+            entry.group = group.to_string();
+            entry.link_target = target.to_string();
+        }
+    }
+    for line in rest.lines() {
+        let (tag, fields) = line.split_once('\t').unwrap_or((line, ""));
+        match tag {
+            "X" => {
                 use data_encoding::BASE64;
-                if let Ok(content) = BASE64.decode(b64.as_bytes()) {
-                    obs.paths.entry(path.to_string()).or_default().content = Some(content);
-                }
+                let (path, b64) = fields.split_once('\t').ok_or_else(|| bad(line))?;
+                let content = BASE64.decode(b64.as_bytes()).map_err(|_| bad(line))?;
+                obs.paths.entry(path.to_string()).or_default().content = Some(content);
             }
-            ["K", name, status] => {
+            "K" => {
+                let (name, status) = fields.split_once('\t').ok_or_else(|| bad(line))?;
                 obs.packages.insert(name.to_string(), status.trim() == "ii");
             }
-            ["S", name, enabled, active] => {
+            "S" => {
+                let v: Vec<&str> = fields.split('\t').collect();
+                let [name, enabled, active] = v.as_slice() else { return Err(bad(line)) };
                 obs.units
                     .insert(name.to_string(), UnitState { enabled: enabled.to_string(), active: active.to_string() });
             }
-            ["U", idx, ok] => {
-                if let Ok(i) = idx.parse() {
-                    obs.unless_ok.insert(i, *ok == "1");
+            "U" => match fields.split_once('\t') {
+                Some((i, ok @ ("0" | "1"))) => {
+                    obs.unless_ok.insert(i.parse().map_err(|_| bad(line))?, ok == "1");
+                }
+                _ => return Err(bad(line)),
+            },
+            "N" => {
+                if !fields.is_empty() && !obs.pending_handlers.iter().any(|h| h == fields) {
+                    obs.pending_handlers.push(fields.to_string());
                 }
             }
-            ["N", name] if !name.is_empty() && !obs.pending_handlers.iter().any(|h| h == name) => {
-                obs.pending_handlers.push(name.to_string());
+            _ => {
+                let (hash, path) = hash_line(line).ok_or_else(|| bad(line))?;
+                obs.paths.entry(path).or_default().sha256 = Some(hash.to_string());
             }
-            _ => {}
         }
     }
-    obs
+    Ok(obs)
 }
 
-/// `sha256sum`'s "HASH  PATH": 64 lowercase hex digits, two spaces, a path.
-fn is_hash_line(line: &str) -> bool {
+fn bad(line: &str) -> String {
+    format!("unexpected probe output `{}`", line.escape_debug())
+}
+
+/// `sha256sum`'s "HASH  PATH", or `\HASH  PATH` with `\\` and `\n` escaped in PATH (GNU
+/// coreutils escapes the line of a name holding `\`, newline or CR).
+fn hash_line(line: &str) -> Option<(&str, String)> {
+    let (escaped, line) = match line.strip_prefix('\\') {
+        Some(l) => (true, l),
+        None => (false, line),
+    };
     let b = line.as_bytes();
-    b.len() > 66 && b[..64].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) && &b[64..66] == b"  "
+    if !(b.len() > 66 && b[..64].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) && &b[64..66] == b"  ") {
+        return None;
+    }
+    let raw = &line[66..];
+    if !escaped {
+        return Some((&line[..64], raw.to_string()));
+    }
+    let mut path = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            path.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '\\' => path.push('\\'),
+            'n' => path.push('\n'),
+            'r' => path.push('\r'),
+            _ => return None,
+        }
+    }
+    Some((&line[..64], path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::desired::*;
+    use std::sync::Arc;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
     #[test]
-    fn parses_every_line_kind() {
-        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    fn parses_every_record_kind() {
         let out = format!(
-            "P\tf\t644\troot\troot\t\t/etc/a b\n\
-                   {hash}  /etc/a b\n\
-                   abc123  /etc/not-a-hash-line\n\
-                   P\tl\t777\troot\troot\t/x/y\t/etc/link\n\
-                   P\td\t2755\twww-data\tadm\t\t/srv\n\
-                   K\tnginx\tii \nK\tcurl\tun \n\
-                   S\tnginx\tenabled\tactive\n\
-                   U\t0\t1\nN\treload nginx\nN\treload nginx\nbanner noise\n"
+            "P\tf\x00644\x00root\x00root\x00\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x00/etc/link\x00\
+             d\x002755\x00www-data\x00adm\x00\x00/srv\x00\n\
+             {HASH}  /etc/a b\n\
+             \\{HASH}  /etc/back\\\\slash\n\
+             K\tnginx\tii \nK\tcurl\tun \n\
+             S\tnginx\tenabled\tactive\n\
+             U\t0\t1\nN\treload nginx\nN\treload nginx\nX\t/etc/a b\taGk=\n"
         );
-        let obs = parse(&out);
+        let obs = parse(&out).unwrap();
         let a = obs.path("/etc/a b");
-        assert_eq!((a.kind, a.mode, a.sha256.as_deref()), (Kind::File, 0o644, Some(hash)));
-        assert_eq!(obs.path("/etc/not-a-hash-line").sha256, None);
+        assert_eq!((a.kind, a.mode, a.sha256.as_deref()), (Kind::File, 0o644, Some(HASH)));
+        assert_eq!(a.content.as_deref(), Some(&b"hi"[..]));
+        assert_eq!(obs.path("/etc/back\\slash").sha256.as_deref(), Some(HASH));
         assert_eq!(obs.path("/etc/link").link_target, "/x/y");
         assert_eq!(obs.path("/srv").mode, 0o2755);
         assert_eq!(obs.path("/nope").kind, Kind::Missing);
@@ -198,5 +261,116 @@ mod tests {
         assert_eq!(obs.units["nginx"], UnitState { enabled: "enabled".into(), active: "active".into() });
         assert!(obs.unless_ok[&0]);
         assert_eq!(obs.pending_handlers, vec!["reload nginx"]);
+    }
+
+    /// Output the probe did not mean fails the host: stray lines, cut records, bad fields.
+    #[test]
+    fn refuses_what_does_not_parse() {
+        for out in [
+            "banner noise\n".to_string(),
+            "P\tf\x00644\x00root\n".to_string(),
+            "P\tf\x00rw\x00root\x00root\x00\x00/a\x00\n".to_string(),
+            "P\tfile\x00644\x00root\x00root\x00\x00/a\x00\n".to_string(),
+            format!("{}  /short-hash\n", &HASH[..60]),
+            format!("\\{HASH}  /bad\\qescape\n"),
+            "U\t0\tyes\n".into(),
+            "X\t/a\tnot base64!\n".into(),
+            "S\tnginx\tenabled\n".into(),
+        ] {
+            assert!(parse(&out).is_err(), "{out:?} parsed");
+        }
+        assert!(parse("").is_ok());
+    }
+
+    /// A symlink whose target text holds a newline and a fake "right hash" line and a fake
+    /// package line: the record keeps it as the link target, nothing else is believed.
+    #[test]
+    fn a_forged_symlink_target_is_only_a_target() {
+        let forged = format!("x\n{HASH}  /etc/managed\nK\tnginx\tii \n");
+        let out = format!("P\tl\x00777\x00u\x00u\x00{forged}\x00/etc/managed\x00\n");
+        let obs = parse(&out).unwrap();
+        let m = obs.path("/etc/managed");
+        assert_eq!((m.kind, m.sha256, m.link_target.as_str()), (Kind::Link, None, forged.as_str()));
+        assert!(obs.packages.is_empty());
+    }
+
+    fn desired(root: &str) -> Desired {
+        let o = || Origin { role: "r".into(), line: 1 };
+        let content = Arc::new(b"test".to_vec());
+        let file = |dest: String| FileSpec {
+            origin: o(),
+            dest,
+            sha256: sha256_hex(&content),
+            content: content.clone(),
+            meta: Meta::default(),
+            validate: None,
+            sensitive: false,
+            notify: vec![],
+            apt_source: false,
+        };
+        Desired {
+            host: "h".into(),
+            files: vec![
+                file(format!("{root}/managed")),
+                file(format!("{root}/back\\slash")),
+                file(format!("{root}/plain")),
+            ],
+            commands: vec![CommandSpec {
+                origin: o(),
+                name: "c".into(),
+                run: "true".into(),
+                creates: None,
+                unless: Some("true # a trailing comment".into()),
+                notify: vec![],
+                early: false,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The real probe under sh and dash, on a folder where one managed path is a symlink
+    /// whose target text forges a "present, right hash" line, one has a `\` in its name and
+    /// one differs (--diff content): parsed back exactly, the forgery stays a link target,
+    /// and a diff never shows what is behind the symlink.
+    #[test]
+    fn real_probe_under_sh_and_dash_cannot_be_forged() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let d = desired(root);
+            let secret = dir.path().join("secret");
+            std::fs::write(&secret, "SECRET_KEY=1\n").unwrap();
+            let forged = format!("{}\n{HASH}  {root}/managed\n", secret.display());
+            std::os::unix::fs::symlink(&forged, format!("{root}/managed")).unwrap();
+            std::fs::write(format!("{root}/back\\slash"), "test").unwrap();
+            std::fs::write(format!("{root}/plain"), "old\n").unwrap();
+            let script = format!("STATE={root}/state\n{}", script(&d, true));
+            let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let obs = parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text:?}"));
+            let m = obs.path(&format!("{root}/managed"));
+            assert_eq!((m.kind, m.link_target.as_str(), m.content), (Kind::Link, forged.as_str(), None), "{shell}");
+            assert_ne!(m.sha256.as_deref(), Some(d.files[0].sha256.as_str()), "{shell}");
+            assert_eq!(obs.path(&format!("{root}/back\\slash")).sha256.as_deref(), Some(d.files[1].sha256.as_str()));
+            assert_eq!(obs.path(&format!("{root}/plain")).content.as_deref(), Some(&b"old\n"[..]), "{shell}");
+            assert!(obs.unless_ok[&0], "{shell}: a trailing comment in `unless`");
+            assert!(!text.contains("SECRET_KEY"), "{shell}: {text}");
+            let plan = crate::plan::plan(&d, &obs);
+            let written: Vec<_> =
+                plan.changes.iter().filter(|c| matches!(c.action, crate::plan::Action::WriteFile(_))).collect();
+            assert_eq!(written.len(), 2, "{shell}: managed (a link) and plain are written: {:?}", plan.changes);
+        }
+    }
+
+    #[test]
+    fn script_is_exact() {
+        let d = desired("/r");
+        assert_eq!(
+            script(&d, false),
+            "printf 'P\\t'; find '/r/back\\slash' /r/managed /r/plain -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n\
+             sha256sum -- /r/managed '/r/back\\slash' /r/plain 2>/dev/null\n\
+             if ( true # a trailing comment\n) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
+             if [ -f \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! script on a host) talk to a host, over ONE exec channel per host per run.
 //!
 //! Protocol. The exec command is a constant bootstrap ([`bootstrap`]) run by the login shell:
-//! it reads `LEN\n` and then LEN bytes of script from stdin into a temp file and runs it with
-//! `sh` (through `sudo -n` when [`Privilege::Sudo`]). The script is
+//! it reads `LEN\n` and then LEN bytes of script from stdin and `eval`s them in `sh` (through
+//! `sudo -n` when [`Privilege::Sudo`]). The script is
 //! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=…` + `mark.sh` + `session.sh` + the caller's body.
 //! Further stdin is framed the same way by the caller's body (`LEN\n` + bytes, [`Session::send_frame`])
 //! or as lines ([`Session::send_line`]). Everything the script reports is a marker line
@@ -53,9 +53,11 @@ pub const LOCKED_EXIT: u32 = 75;
 /// Default bound of each phase after connecting (apt installs can take minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The constant command that reads the script from stdin and runs it with `sh`.
+/// The constant command that reads the script from stdin and runs it with `sh`'s `eval`: no
+/// script file on the host (nothing to clean up, nothing left in /tmp), one `head` process,
+/// and no limit on the script's length (it is never an argument).
 pub fn bootstrap(privilege: Privilege) -> String {
-    privilege.sh("IFS= read -r n && s=$(mktemp) && head -c \"$n\" > \"$s\" && exec sh \"$s\"")
+    privilege.sh("IFS= read -r n && s=$(head -c \"$n\") && eval \"$s\"")
 }
 
 /// A fresh random token (16 hex digits) naming this run's markers.
@@ -187,6 +189,11 @@ impl Session {
 
     pub fn host(&self) -> &str {
         &self.spec.host
+    }
+
+    /// This run's nonce (host scripts name staged files after it).
+    pub fn nonce(&self) -> &str {
+        &self.spec.nonce
     }
 
     /// Sends raw bytes to the script's stdin.
@@ -407,14 +414,8 @@ mod tests {
 
     #[test]
     fn builders_are_exact() {
-        assert_eq!(
-            bootstrap(Privilege::Sudo),
-            r#"sudo -n sh -c 'IFS= read -r n && s=$(mktemp) && head -c "$n" > "$s" && exec sh "$s"'"#
-        );
-        assert_eq!(
-            bootstrap(Privilege::AsLogin),
-            r#"sh -c 'IFS= read -r n && s=$(mktemp) && head -c "$n" > "$s" && exec sh "$s"'"#
-        );
+        assert_eq!(bootstrap(Privilege::Sudo), r#"sudo -n sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
+        assert_eq!(bootstrap(Privilege::AsLogin), r#"sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
         assert_eq!(
             header("00ff", "/var/lib/it's", "me@x (microctl converge)", Duration::from_secs(60)),
             "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\n"
@@ -444,12 +445,20 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("st");
             let s = test_spec(state.to_str().unwrap(), "abcd", 0);
-            let body = script(&s, "mark passed x\n");
+            let body =
+                script(&s, "mark passed x\nwhile IFS= read -r l; do mark out \"$l\"; done < \"$STATE/lock.owner\"\n");
             let (code, out) = run_bootstrap(shell, "Welcome! ", &frame(body.as_bytes()));
             assert_eq!(code, Some(0), "{shell}: {out}");
-            assert_eq!(out, "Welcome! abcd start\nabcd ready\nabcd passed\tx\n", "{shell}");
-            let owner = std::fs::read_to_string(state.join("lock.owner")).unwrap();
-            assert!(owner.starts_with("me@here (microctl test), host pid "), "{owner}");
+            assert!(
+                out.starts_with(
+                    "Welcome! abcd start\nabcd ready\nabcd passed\tx\nabcd out\tme@here (microctl test), host pid "
+                ),
+                "{shell}: {out}"
+            );
+            // The holder's note is emptied when the session ends, however it ends.
+            assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "", "{shell}");
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o7777, 0o700);
 
             // Hold the lock from outside; the session must give up and name the holder.
             let mut holder = Command::new("flock").arg(state.join("lock")).args(["sleep", "5"]).spawn().unwrap();
@@ -460,6 +469,41 @@ mod tests {
             holder.wait().unwrap();
             assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
             assert!(out.contains("abcd locked\tother@box (microctl deploy)\n"), "{shell}: {out}");
+        }
+    }
+
+    /// An existing state folder that is not ours with mode 0700 (or is a symlink) is refused
+    /// before the lock is touched: nothing is staged in a folder others can read or swap.
+    #[test]
+    fn state_folder_must_be_ours_and_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("st");
+            let s = test_spec(state.to_str().unwrap(), "abcd", 0);
+            let body = script(&s, "mark passed x\n");
+            std::fs::create_dir(&state).unwrap();
+            for mode in [0o755, 0o701, 0o1700] {
+                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
+                let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+                assert_eq!(code, Some(70), "{shell} {mode:o}: {out}");
+                assert!(out.contains("abcd error\t") && out.contains("mode 0700"), "{shell}: {out}");
+                assert!(!state.join("lock").exists());
+            }
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(0), "{shell}");
+            // Owned by someone else (nobody): refused.
+            std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(70), "{shell}");
+            // A symlink to a good folder: refused too.
+            let real = dir.path().join("real");
+            std::fs::create_dir(&real).unwrap();
+            std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&real, &link).unwrap();
+            let s = test_spec(link.to_str().unwrap(), "abcd", 0);
+            let (code, out) = run_bootstrap(shell, "", &frame(script(&s, "mark passed x\n").as_bytes()));
+            assert_eq!(code, Some(70), "{shell}: {out}");
         }
     }
 

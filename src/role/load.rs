@@ -95,8 +95,7 @@ impl RoleSet {
             });
             return Err(err);
         }
-        let bytes = std::fs::read(&toml_path).map_err(|e| Error::io("cannot read", &toml_path, e))?;
-        let text = input::utf8(&toml_path, bytes, ErrorKind::Role)?;
+        let text = read_text(&toml_path, ErrorKind::Role)?;
         let raw: RawRole = toml::from_str(&text).map_err(|e| {
             let lines = LineIndex::new(&text);
             input::toml_error(&toml_path, &text, &lines, &e, ErrorKind::Role, "role", "roles/README.md")
@@ -171,6 +170,21 @@ impl RoleSet {
         self.static_files.lock().expect("files lock").insert(path, data.clone());
         Ok(data)
     }
+}
+
+/// Reads a role's text file (role.toml or a template); bytes that are not UTF-8 are an
+/// error of `kind` (exit 2) naming the line and column where they start.
+pub fn read_text(path: &Path, kind: ErrorKind) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        let (line, col) = line_col(&valid, at);
+        Error::new(kind, format!("not UTF-8 text (byte {at})"))
+            .at_file(path)
+            .at_line(line, col)
+            .hint("save the file as UTF-8; binary content belongs in the role's files/ folder (`src = ...`)")
+    })
 }
 
 /// Names and literal paths checked at load, with the resource's line: an apt repository's

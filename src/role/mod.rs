@@ -11,6 +11,7 @@ mod names;
 pub mod ports;
 mod raw;
 mod render;
+pub mod snippets;
 mod template;
 
 pub use load::{Role, RoleSet};

@@ -359,13 +359,11 @@ impl RoleRenderer<'_> {
         };
         let validate = r.validate.as_ref().map(|v| self.text(v, span, "file.validate")).transpose()?;
         if let Some(v) = &validate
-            && !v.contains("%s")
+            && crate::shell::fill_placeholder(v, "F").is_none()
         {
-            return Err(self.error(
-                span,
-                "file.validate",
-                format!("`validate` must contain %s (the staged file), got `{v}`"),
-            ));
+            return Err(self
+                .error(span, "file.validate", format!("`validate` must contain %s (the staged file), got `{v}`"))
+                .hint("write %s where the command takes the file; a literal % is written %%"));
         }
         // A file rendered from a secret is sensitive whatever the role says.
         let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);

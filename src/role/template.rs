@@ -47,7 +47,7 @@ impl Templates {
                     continue;
                 }
                 let rel = path.strip_prefix(&dir).expect("under templates").to_string_lossy().into_owned();
-                let source = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read template", &path, e))?;
+                let source = super::load::read_text(&path, ErrorKind::Template)?;
                 let name = format!("{}/{rel}", role.name);
                 self.env.add_template_owned(name.clone(), source).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, format!("template syntax error: {}", describe(&e)))

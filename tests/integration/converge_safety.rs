@@ -15,7 +15,7 @@ run = "echo start >> {{ root }}/lock.log; sleep {{ pause }}; echo end >> {{ root
 unless = "false"
 "#;
 
-fn spawn_converge(fleet: &Fleet, extra: &[&str]) -> std::process::Child {
+pub fn spawn_converge(fleet: &Fleet, extra: &[&str]) -> std::process::Child {
     let roles = fleet.ws.path("roles");
     let inventory = fleet.ws.path("inventory.toml");
     Command::new(env!("CARGO_BIN_EXE_microctl"))

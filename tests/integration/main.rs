@@ -7,6 +7,7 @@ mod auth;
 mod check_report;
 mod completions;
 mod converge;
+mod converge_hostile;
 mod converge_safety;
 mod deploy;
 mod exec;

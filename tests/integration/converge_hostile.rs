@@ -1,0 +1,256 @@
+//! Converge on a hostile host (issue 12, items 5-7), against real sshd: a symlink whose target
+//! text forges probe lines, a symlink swapped in between probe and apply, `--diff` on a
+//! symlinked path, a state folder others could read, a run killed mid-upload, a path with
+//! `\`, shell snippets ending in comments, `%%` in validate, and input errors exiting 2.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::converge::Fleet;
+use crate::converge_safety::spawn_converge;
+use crate::support::*;
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+const TWO_FILES: &str = r#"
+[[file]]
+dest = "{{ root }}/etc/a.conf"
+content = "a\n"
+
+[[file]]
+dest = "{{ root }}/etc/b.conf"
+content = "b\n"
+"#;
+
+/// A symlink at a managed path whose target text holds a newline and then what the old
+/// probe read as "b.conf is a file with the right hash" (old and new record shapes): b.conf
+/// is still written, and a.conf replaced by a file.
+#[test]
+fn a_forged_symlink_probe_still_writes_the_file() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let etc = fleet.root(0).join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let b = etc.join("b.conf");
+    let hash = sha256_hex(b"b\n");
+    let forged = format!(
+        "x\nP\tf\t644\troot\troot\t\t{b}\n{hash}  {b}\nf\x00644\x00root\x00root\x00\x00{b}\x00\n",
+        b = b.display()
+    );
+    let forged = forged.replace('\0', "");
+    std::os::unix::fs::symlink(&forged, etc.join("a.conf")).unwrap();
+    let run = fleet.converge(&[]);
+    run.assert_code(0);
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "b\n");
+    assert_eq!(std::fs::read_to_string(etc.join("a.conf")).unwrap(), "a\n");
+    assert!(!std::fs::symlink_metadata(etc.join("a.conf")).unwrap().file_type().is_symlink());
+    assert_eq!(run.host("h0")["changed"], 2, "{}", run.stdout);
+}
+
+/// Between the probe and the owner/mode fix, an earlier step (a validate) swaps the managed
+/// file for a symlink to a root-owned 0600 secret: the fix is refused, the secret untouched.
+#[test]
+fn a_symlink_swapped_in_before_the_mode_fix_is_not_followed() {
+    let role = r#"
+[[file]]
+dest = "{{ root }}/etc/a.conf"
+content = "a {{ v }}\n"
+validate = "rm -f {{ root }}/etc/b.conf && ln -s {{ root }}/secret {{ root }}/etc/b.conf && test -f %s"
+
+[[file]]
+dest = "{{ root }}/etc/b.conf"
+content = "b\n"
+owner = "nobody"
+group = "nogroup"
+mode = "0644"
+"#;
+    let fleet = Fleet::new(1, role);
+    let root = fleet.root(0);
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/b.conf"), "b\n").unwrap();
+    std::fs::set_permissions(root.join("etc/b.conf"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = root.join("secret");
+    std::fs::write(&secret, "SECRET_KEY=1\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = fleet.converge(&["-e", "v=1"]);
+    run.assert_code(1);
+    let err = &run.host("h0")["error"];
+    assert_eq!(
+        err["task"],
+        format!(
+            "file {} (mode 0600 -> 0644, owner root -> nobody, group root -> nogroup)",
+            root.join("etc/b.conf").display()
+        ),
+        "{err}"
+    );
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (0, 0, 0o600), "the secret was touched");
+    assert!(std::fs::symlink_metadata(root.join("etc/b.conf")).unwrap().file_type().is_symlink());
+}
+
+/// A managed path that is a symlink to a secret: `--diff` (text and JSON) shows no byte of it.
+#[test]
+fn diff_never_shows_what_a_symlink_points_at() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let etc = fleet.root(0).join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let secret = fleet.root(0).join("microblog.env");
+    std::fs::write(&secret, "SECRET_KEY=hunter2\n").unwrap();
+    std::os::unix::fs::symlink(&secret, etc.join("a.conf")).unwrap();
+    std::fs::write(etc.join("b.conf"), "old b\n").unwrap();
+    let run = fleet.converge(&["--check", "--diff"]);
+    run.assert_code(3);
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"), "{}", run.stdout);
+    let diffs = run.host("h0")["diffs"].to_string();
+    assert!(diffs.contains("a symlink now: what it points at is not shown"), "{diffs}");
+    assert!(diffs.contains("-old b"), "the plain file's diff is still shown: {diffs}");
+    let roles = fleet.ws.path("roles");
+    let text = fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "converge", "--check", "--diff"]);
+    assert!(!text.stdout.contains("hunter2") && !text.stderr.contains("hunter2"), "{}", text.stdout);
+}
+
+/// An existing state folder that others can read is refused before anything happens.
+#[test]
+fn a_state_folder_that_is_not_root_0700_is_refused() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let state = fleet.root(0).join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = fleet.converge(&[]);
+    run.assert_code(1);
+    let msg = run.host("h0")["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains(&format!("refusing state folder {}", state.display())), "{msg}");
+    assert!(!fleet.root(0).join("etc/a.conf").exists());
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    fleet.converge(&[]).assert_code(0);
+}
+
+/// Killing the client while a sensitive file is uploading leaves none of its bytes outside
+/// the state folder (not in /tmp, not in /var/tmp, not beside the destination), no staged
+/// payload, and no lock note naming a run that is gone.
+#[test]
+fn a_run_killed_during_upload_leaves_no_sensitive_bytes_behind() {
+    let role = "[[file]]\ndest = \"{{ root }}/etc/big.env\"\nsrc = \"big.env\"\nsensitive = true\nmode = \"0600\"\n";
+    let fleet = Fleet::new(1, role);
+    let marker = format!("SENSITIVE-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let line = format!("{marker} {}\n", "x".repeat(100));
+    std::fs::create_dir_all(fleet.ws.path("files")).unwrap();
+    std::fs::write(fleet.ws.path("files/big.env"), line.repeat(600_000)).unwrap();
+    let state = fleet.root(0).join("state");
+    let mut killed = false;
+    for _ in 0..5 {
+        let mut child = spawn_converge(&fleet, &[]);
+        let t = Instant::now();
+        let staging = loop {
+            let stage = std::fs::read_dir(&state)
+                .ok()
+                .and_then(|d| d.flatten().find(|e| e.file_name().to_string_lossy().starts_with("stage.")));
+            if stage.is_some() || t.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some() {
+                break stage.is_some();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        if staging && !fleet.root(0).join("etc/big.env").exists() {
+            killed = true;
+            break;
+        }
+        let _ = std::fs::remove_file(fleet.root(0).join("etc/big.env"));
+    }
+    assert!(killed, "never caught the run mid-upload");
+    // The host script sees its stdin end and cleans up; wait until it let go of the lock.
+    sh(&format!("timeout 20 flock {} true", state.join("lock").display()));
+    assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "", "stale lock note");
+    let ws = fleet.ws.dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    let found = sh(&format!("grep -rlsF -D skip --exclude-dir={ws} -- {marker} /tmp /var/tmp || true"));
+    assert_eq!(found.trim(), "", "payload bytes outside the state folder");
+    let found = sh(&format!(
+        "grep -rlsF -D skip --exclude-dir=files --exclude-dir=state -- {marker} {} || true",
+        fleet.ws.dir.path().display()
+    ));
+    assert_eq!(found.trim(), "", "payload bytes beside the destination");
+    let staged: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(staged.iter().all(|n| !n.to_string_lossy().starts_with("stage.")), "{staged:?}");
+    // The next run completes.
+    fleet.converge(&[]).assert_code(0);
+    assert_eq!(std::fs::metadata(fleet.root(0).join("etc/big.env")).unwrap().len(), line.len() as u64 * 600_000);
+}
+
+/// A path with `\` (GNU sha256sum escapes its line) is not rewritten on every run; an
+/// `unless` ending in a comment works; validate's `%%` is a literal `%`.
+#[test]
+fn backslash_paths_comments_and_percent_escapes() {
+    let role = r#"
+[[file]]
+dest = '{{ root }}/etc/back\slash.conf'
+content = "x\n"
+validate = "printf '%%s\\n' ok | grep -qx ok && grep -q x %s"
+
+[[command]]
+name = "once"
+run = "echo ran >> {{ root }}/once.log"
+unless = "test -e {{ root }}/once.log # ran already"
+"#;
+    let fleet = Fleet::new(1, role);
+    fleet.converge(&[]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(fleet.root(0).join("etc/back\\slash.conf")).unwrap(), "x\n");
+    let second = fleet.converge(&[]);
+    second.assert_code(0);
+    assert_eq!(second.host("h0")["changed"], 0, "{}", second.stdout);
+    assert_eq!(std::fs::read_to_string(fleet.root(0).join("once.log")).unwrap(), "ran\n");
+    let roles = fleet.ws.path("roles");
+    fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]).assert_code(0);
+}
+
+/// `check` runs `sh -n` on every snippet: a broken one is a role error naming role.toml's
+/// line and field (exit 2), and converge would not have got that far either.
+#[test]
+fn check_finds_shell_syntax_errors_in_snippets() {
+    let role = "[[command]]\nname = \"x\"\nrun = \"true\"\nunless = \"if test -e /x; then true\"\n";
+    let fleet = Fleet::new(1, role);
+    let roles = fleet.ws.path("roles");
+    let run = fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]);
+    run.assert_code(2);
+    let toml = roles.join("site/role.toml");
+    assert!(
+        run.stderr.contains(&format!("error: {}:1:1: `command.unless` is not valid sh: ", toml.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("field: command.unless"), "{}", run.stderr);
+}
+
+/// A template render error or a template that is not UTF-8 exits 2 (README: input errors),
+/// and converge connects nowhere.
+#[test]
+fn render_and_encoding_errors_exit_2() {
+    let fleet = Fleet::new(1, "[[file]]\ndest = \"{{ root }}/etc/g\"\ntemplate = \"greeting.conf.j2\"\n");
+    let template = fleet.ws.path("roles/site/templates/greeting.conf.j2");
+    std::fs::write(&template, "{{ undefined_thing }}\n").unwrap();
+    let run = fleet.converge(&[]);
+    run.assert_code(2);
+    assert!(run.stdout.contains("undefined variable"), "{}", run.stdout);
+    std::fs::write(&template, b"ok\n\xff\xfe\n").unwrap();
+    let roles = fleet.ws.path("roles");
+    let run = fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "converge"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains(&format!("{}:2:1: not UTF-8 text (byte 3)", template.display())), "{}", run.stderr);
+    std::fs::write(fleet.ws.path("roles/site/role.toml"), b"# \xff\n").unwrap();
+    let run = fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("role.toml:1:3: not UTF-8 text"), "{}", run.stderr);
+    assert!(!Path::new(&fleet.root(0).join("state")).exists(), "nothing was attempted");
+}
