@@ -91,7 +91,12 @@ pub enum SecretsCommand {
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Build (and cache) the image, start the four hosts, write LAB/inventory.toml.
-    Up,
+    Up {
+        /// Also run a second app host, `app2` (198.18.1.21, private net, reached through web,
+        /// group app: nginx's upstream and Prometheus include it after a converge).
+        #[arg(long)]
+        app2: bool,
+    },
     /// Stop the hosts and remove every namespace, link, route, cgroup and mount of the lab.
     Down {
         /// Also forget the hosts' changes (the base image stays cached).
@@ -114,15 +119,21 @@ pub enum LabCommand {
 pub struct DeployArgs {
     /// The deploy to run: a [deploy.NAME] table of the inventory.
     pub app: String,
-    /// List each host's releases and which one is live; change nothing.
+    /// List each host's release ledger: every release's status (healthy, failed, incomplete),
+    /// who deployed it, when, from which revision, the result, and which one is live.
     #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
     pub list: bool,
-    /// Switch back to the release before the live one (health-checked like a deploy).
-    #[arg(long, conflicts_with = "git_ref")]
-    pub rollback: bool,
-    /// Git ref to deploy (a branch, tag or commit of the source checkout or repository).
+    /// Switch back to the newest HEALTHY release older than the live one, or to RELEASE
+    /// (health-checked like a deploy).
+    #[arg(long, value_name = "RELEASE", num_args = 0..=1, default_missing_value = "", conflicts_with = "git_ref")]
+    pub rollback: Option<String>,
+    /// Git ref to deploy (a branch, tag or commit SHA of the source checkout or repository).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
+    /// Deploy this folder (relative to the current directory, e.g. a CI workspace) or git URL
+    /// instead of the inventory's `source`.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["list", "rollback"])]
+    pub source: Option<String>,
     /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
     #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,

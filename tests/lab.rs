@@ -46,6 +46,11 @@ fn ok(args: &[&str]) -> Out {
     out
 }
 
+/// `command` as root on `host` (microctl exec --sudo); must succeed.
+fn as_root(inv: &str, host: &str, command: &str) -> Out {
+    ok(&["-i", inv, "exec", host, "--sudo", "--", command])
+}
+
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let r = f();
@@ -72,6 +77,126 @@ fn page_version() -> String {
         .map(|v| v.trim_end_matches("</footer>").to_string())
         .unwrap_or_default()
 }
+
+/// Requests through nginx from several client threads at once, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 1_000_000 {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, sent, failed, threads }
+    }
+
+    /// Stops the clients; (sent, failed).
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (self.sent.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
+/// The lab deploys' confirm timeout (seconds): the host rolls back an unconfirmed release after it.
+const CONFIRM_TIMEOUT: u64 = 30;
+
+/// Where `current` points on app.
+fn live(inv: &str) -> String {
+    as_root(inv, "app", "readlink /srv/microblog/current").stdout.trim().to_string()
+}
+
+/// app's release ledger (`deploy --list --json`).
+fn ledger(inv: &str) -> Vec<serde_json::Value> {
+    let list = ok(&["-i", inv, "deploy", "app", "--list", "--json"]);
+    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
+    app["ledger"].as_array().unwrap().clone()
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP for the confirm timeout and more, then SIGCONT.
+    Stall,
+}
+
+/// Deploys `version` and stops the controller as soon as it prints a line containing `at`.
+/// For a stall: returns the controller's outcome once resumed (after the host decided).
+fn stop_deploy_at(inv: &str, version: &str, at: &str, how: Stop) -> Option<Out> {
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-i", inv, "deploy", "app", "--ref", version])
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "the deploy ended before `{at}`:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(at) {
+            break;
+        }
+    }
+    match how {
+        Stop::Kill => {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            None
+        }
+        Stop::Stall => {
+            let pid = child.id().to_string();
+            assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+            std::thread::sleep(Duration::from_secs(CONFIRM_TIMEOUT + 3));
+            assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).unwrap();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            let status = child.wait().unwrap();
+            Some(Out { code: status.code().unwrap_or(-1), stdout: seen + &rest, stderr })
+        }
+    }
+}
+
+/// Takes the lab down when the test fails: never leave the machine's one lab up.
+struct DownOnPanic;
+
+impl Drop for DownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = microctl(&["lab", "down"]);
+        }
+    }
+}
+
+/// A secret as hostile as they come: command substitution, `$`, both quotes, backticks, a
+/// backslash, runs of spaces. It must reach the app byte for byte, and nothing may run.
+const SECRET: &str = "abc$(touch /tmp/x)def `touch /tmp/y` pa$word \"dq\" 'sq' back\\slash  two  spaces";
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -106,20 +231,222 @@ fn versions_repo(dir: &Path) -> PathBuf {
     app
 }
 
+/// Runs files/Jenkinsfile's deploy step the way a Jenkins agent does, on the lab's jenkins host:
+/// user `jenkins`, microctl on PATH, the inventory, roles, key and known_hosts where README.md
+/// ("Deploying from Jenkins") puts them, the workspace a checkout of the app at `commit`, and
+/// the step's `sh` line run by `sh -xe` with WORKSPACE, GIT_COMMIT and the pipeline's environment.
+fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
+    let jenkinsfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("files/Jenkinsfile")).unwrap();
+    let deploy_stage = jenkinsfile.split("stage('Deploy')").nth(1).expect("a Deploy stage");
+    let step = deploy_stage.lines().find(|l| l.trim().starts_with("sh '")).expect("an sh step in Deploy").trim();
+    let command = step.strip_prefix("sh '").and_then(|s| s.strip_suffix('\'')).unwrap();
+    assert!(command.contains("--source \"$WORKSPACE\""), "{command}");
+    let inventory_line = jenkinsfile.lines().find(|l| l.contains("MICROCTL_INVENTORY =")).expect("MICROCTL_INVENTORY");
+    let inventory_path = inventory_line.split('"').nth(1).unwrap();
+    assert_eq!(inventory_path, "/etc/microctl/inventory.toml");
+
+    // The agent's files, placed on jenkins's file system (the container's root is mounted here).
+    let root = lab.join("hosts/jenkins/root");
+    let put = |dest: &str, data: &[u8]| {
+        let p = root.join(dest.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    };
+    put("/usr/local/bin/microctl", &std::fs::read(BIN).unwrap());
+    put("/var/lib/jenkins/.ssh/microblog_ed25519", &std::fs::read(lab.join("id_ed25519")).unwrap());
+    put("/etc/microctl/known_hosts", &std::fs::read(lab.join("known_hosts")).unwrap());
+    // The inventory's secrets, next to it (encrypted to the lab key, which is the agent's key).
+    put("/etc/microctl/secrets.toml", &std::fs::read(lab.join("secrets.toml")).unwrap());
+    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
+    let head = head
+        .replace(&format!("identity = \"{}/id_ed25519\"", lab.display()), "identity = \"~/.ssh/microblog_ed25519\"")
+        .replace(
+            &format!("known_hosts = \"{}/known_hosts\"", lab.display()),
+            "known_hosts = \"/etc/microctl/known_hosts\"",
+        );
+    assert!(!head.contains(&lab.display().to_string()), "{head}");
+    // `source` is a folder that does not exist on the agent: --source "$WORKSPACE" replaces it.
+    put(
+        inventory_path,
+        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"/srv/not-here\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n")
+            .as_bytes(),
+    );
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles");
+    let copy = Command::new("cp").arg("-a").arg(&roles).arg(root.join("etc/microctl/")).status().unwrap();
+    assert!(copy.success());
+    let workspace = "/var/lib/jenkins/workspace/microblog_main";
+    let _ = std::fs::remove_dir_all(root.join(workspace.trim_start_matches('/')));
+    let clone = Command::new("git")
+        .args(["clone", "-q", "--no-checkout"])
+        .arg(repo)
+        .arg(root.join(workspace.trim_start_matches('/')))
+        .status()
+        .unwrap();
+    assert!(clone.success());
+    let checkout = Command::new("git")
+        .arg("-C")
+        .arg(root.join(workspace.trim_start_matches('/')))
+        .args(["checkout", "-q", "--detach", commit])
+        .status()
+        .unwrap();
+    assert!(checkout.success());
+    let inv = lab.join("inventory.toml");
+    as_root(
+        inv.to_str().unwrap(),
+        "jenkins",
+        "apt-get install -y -q git >/dev/null && (id jenkins >/dev/null 2>&1 || useradd --system --home-dir /var/lib/jenkins jenkins) \
+         && chmod 755 /usr/local/bin/microctl && chown -R jenkins: /var/lib/jenkins && chmod 600 /var/lib/jenkins/.ssh/microblog_ed25519 \
+         && chmod -R a+rX /etc/microctl",
+    );
+    let script = format!(
+        "cd {workspace} && sudo -u jenkins env HOME=/var/lib/jenkins WORKSPACE={workspace} GIT_COMMIT={commit} \
+         MICROCTL_INVENTORY={inventory_path} NO_COLOR=1 sh -xec {}",
+        shell_quote(command)
+    );
+    microctl(&["-i", inv.to_str().unwrap(), "exec", "jenkins", "--sudo", "--", &script])
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// On app, a real systemd host: every case of `envfile::CASES` read by systemd
+/// (`systemd-run -p EnvironmentFile=`) and by the deploy's `env_words` (under the host's dash
+/// and awk) gives the same variables.
+fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
+    let root = lab.join("hosts/app/root");
+    let dir = root.join("var/lib/envcases");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("envfile.sh"), microctl::deploy::envfile::ENVFILE_SH).unwrap();
+    for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.env")), content).unwrap();
+    }
+    as_root(
+        inv,
+        "app",
+        "cd /var/lib/envcases && . ./envfile.sh && for f in *.env; do n=${f%.env}; \
+         systemd-run --quiet --wait --pipe --collect -p EnvironmentFile=/var/lib/envcases/$f /usr/bin/env -0 > $n.systemd </dev/null \
+         && eval \"env -i $(env_words $f) /usr/bin/env -0\" > $n.ours || exit 1; done",
+    );
+    let vars = |path: PathBuf| -> Vec<(String, String)> {
+        let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        let mut map: Vec<(String, String)> = Vec::new();
+        for a in text.split_terminator('\0') {
+            let (k, v) = a.split_once('=').unwrap();
+            if ["A", "B", "C", "D", "E", "_ok9"].contains(&k) {
+                map.retain(|(key, _)| key != k);
+                map.push((k.to_string(), v.to_string()));
+            }
+        }
+        map.sort();
+        map
+    };
+    let mut differ = Vec::new();
+    for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
+        let systemd = vars(dir.join(format!("{i}.systemd")));
+        let ours = vars(dir.join(format!("{i}.ours")));
+        if ours != systemd {
+            differ.push(format!("{content:?}: env_words {ours:?}, systemd {systemd:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "env_words differs from systemd:\n{}", differ.join("\n"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The machine has one lab: its tests run one at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An inventory for deploying the tagged versions of `repo` to `hosts`, with the lab's hosts.
+fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathBuf {
+    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
+    let path = dir.join("inventory.toml");
+    // The inventory's secrets live next to it.
+    std::fs::copy(lab.join("secrets.toml"), dir.join("secrets.toml")).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{head}[deploy.app]\nhosts = \"{hosts}\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n\
+             health_timeout = 10\nconfirm_timeout = {CONFIRM_TIMEOUT}\nkeep = 10\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Rolling over two app hosts (`lab up --app2`), batch 1: each host is out of nginx's rotation
+/// while it is switched and checked, and four clients through nginx see no failed request.
+#[test]
+fn lab_rolling_deploy_over_two_app_hosts() {
+    if !is_root() {
+        eprintln!("lab e2e skipped: needs root");
+        return;
+    }
+    let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab_dir();
+    let _ = microctl(&["lab", "down"]);
+    timed("lab up --app2", || ok(&["lab", "up", "--app2"]));
+    let _down = DownOnPanic;
+    let inv = lab.join("inventory.toml");
+    let inv = inv.to_str().unwrap();
+    timed("converge with app2", || ok(&["-i", inv, "converge"]));
+    let site = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
+    assert!(site.contains("server 198.18.1.20:5000 ") && site.contains("server 198.18.1.21:5000 "), "{site}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = versions_repo(tmp.path());
+    let vi = versions_inventory(&lab, tmp.path(), &repo, "app,app2");
+    let vi = vi.to_str().unwrap();
+    timed("deploy v1 to app and app2", || ok(&["-i", vi, "deploy", "app", "--ref", "v1"]));
+    assert_eq!(page_version(), "1.0.0");
+
+    let load = Load::start(4);
+    let rolled = timed("rolling deploy of v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
+    let (sent, failed) = load.stop();
+    eprintln!(
+        "lab e2e: requests during the rolling v2 deploy: {sent} sent, {failed} failed (4 clients, two app hosts)"
+    );
+    for host in ["app ", "app2"] {
+        for line in ["| out of nginx's rotation on web (drained) until healthy", "| back in nginx's rotation on web"] {
+            assert!(rolled.stdout.contains(&format!("{host} {line}")), "{host}{line}:\n{}", rolled.stdout);
+        }
+    }
+    // app2 is drained only after app is back: one host at a time.
+    let order: Vec<usize> =
+        ["app  | back in", "app2 | out of"].iter().map(|l| rolled.stdout.find(l).unwrap()).collect();
+    assert!(order[0] < order[1], "{}", rolled.stdout);
+    assert!(sent > 100, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "requests failed during a rolling deploy over two app hosts: {failed} of {sent}");
+    assert_eq!(page_version(), "2.0.0");
+    let site_after = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
+    assert_eq!(site_after, site, "every host back in rotation");
+    for addr in ["198.18.1.20", "198.18.1.21"] {
+        let page = as_root(inv, "web", &format!("curl -s http://{addr}:5000/")).stdout;
+        assert!(page.contains("microblog-lite 2.0.0"), "{addr}: {page}");
+    }
+    timed("lab down", || ok(&["lab", "down"]));
+}
+
 #[test]
 fn lab_converge_deploy_and_teardown() {
     if !is_root() {
         eprintln!("lab e2e skipped: needs root");
         return;
     }
+    let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab_dir();
     let _ = microctl(&["lab", "down"]); // a lab left running by someone else
 
     timed("lab up", || ok(&["lab", "up"]));
+    let _down = DownOnPanic;
     let inv = lab.join("inventory.toml");
     let inv = inv.to_str().unwrap();
 
-    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json"]));
+    let secret = format!("secret_key={SECRET}");
+    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     let summary = json_lines(&first.stdout).pop().unwrap();
     assert_eq!(summary["failed"], 0, "{}", first.stdout);
 
@@ -127,6 +454,17 @@ fn lab_converge_deploy_and_teardown() {
     let (status, body) = get("198.18.0.11:80", "/").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("<h1>microblog-lite</h1>"), "{body}");
+
+    // The env file is data: gunicorn (through systemd's EnvironmentFile=) sees the secret as
+    // written, and nothing in it ran, neither at converge nor during the deploy.
+    let environ = as_root(
+        inv,
+        "app",
+        "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value gunicorn)/environ | grep ^SECRET_KEY=; \
+         for f in /tmp/x /tmp/y; do test ! -e $f || echo RAN $f; done",
+    );
+    assert!(environ.stdout.contains(&format!("SECRET_KEY={SECRET}\n")), "{}", environ.stdout);
+    assert!(!environ.stdout.contains("RAN"), "something in the env file ran: {}", environ.stdout);
 
     // Prometheus scrapes node_exporter on app and jenkins.
     timed("prometheus targets up", || {
@@ -150,7 +488,9 @@ fn lab_converge_deploy_and_teardown() {
         }
     });
 
-    let second = timed("second converge", || ok(&["-i", inv, "converge", "--json"]));
+    timed("env files read like systemd reads them", || envfile_reads_like_systemd(&lab, inv));
+
+    let second = timed("second converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     for h in json_lines(&second.stdout).iter().filter(|h| h["type"] == "host") {
         assert_eq!(h["changed"], 0, "{h}");
         assert_eq!(h["channels_opened"], 1, "{h}");
@@ -159,65 +499,117 @@ fn lab_converge_deploy_and_teardown() {
     // Deploys of tagged versions, with a request load running through nginx meanwhile.
     let tmp = tempfile::tempdir().unwrap();
     let repo = versions_repo(tmp.path());
-    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
-    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
-    let versions_inv = tmp.path().join("inventory.toml");
-    // The inventory's secrets live next to it.
-    std::fs::copy(lab.join("secrets.toml"), tmp.path().join("secrets.toml")).unwrap();
-    std::fs::write(
-        &versions_inv,
-        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"{}\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\nhealth_timeout = 10\n", repo.display()),
-    )
-    .unwrap();
+    let versions_inv = versions_inventory(&lab, tmp.path(), &repo, "app");
     let vi = versions_inv.to_str().unwrap();
 
-    ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    // G1: v1, built from scratch (no cached venv), timed.
+    as_root(vi, "app", "rm -rf /srv/microblog/shared/cache");
+    let t = Instant::now();
+    let g1 = ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    let fresh = t.elapsed();
+    assert!(g1.stdout.contains("cache: building environment"), "{}", g1.stdout);
     assert_eq!(page_version(), "1.0.0");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 100_000 {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
-    timed("deploy v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
+    // G1 again (a new release, same requirements): the venv is reused. Timed without load, as
+    // the fresh one was.
+    let t = Instant::now();
+    let again = ok(&["-i", vi, "deploy", "app", "--ref", "v1"]);
+    let reused = t.elapsed();
+    assert!(again.stdout.contains("reused (inputs unchanged)"), "{}", again.stdout);
     eprintln!(
-        "lab e2e: requests during the v2 deploy: {} sent, {} failed (one app host: gunicorn restarts in place)",
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
+        "lab e2e: deploy with a fresh venv {:.1}s, redeploy with unchanged requirements {:.1}s ({:.0}%)",
+        fresh.as_secs_f64(),
+        reused.as_secs_f64(),
+        100.0 * reused.as_secs_f64() / fresh.as_secs_f64()
     );
-    assert_eq!(page_version(), "2.0.0");
+    assert!(reused <= fresh / 2, "redeploy {reused:?} is more than half of a fresh deploy {fresh:?}");
 
-    let list = ok(&["-i", vi, "deploy", "app", "--list", "--json"]);
-    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
-    let releases: Vec<String> = serde_json::from_value(app["releases"].clone()).unwrap();
-    assert!(releases.len() >= 3, "checkout, v1, v2: {releases:?}");
-    assert_eq!(app["live"].as_str(), releases.last().map(String::as_str));
-
+    // B: unhealthy, rolled back by the controller.
     let sick = microctl(&["-i", vi, "deploy", "app", "--ref", "sick"]);
     assert_eq!(sick.code, 1, "{}{}", sick.stdout, sick.stderr);
-    assert!(sick.stderr.contains("health check failed on app; rolled back to"), "{}", sick.stderr);
-    assert!(sick.stderr.contains("HTTP 500"), "{}", sick.stderr);
+    assert!(sick.stdout.contains("health check failed on app; rolled back to"), "{}", sick.stdout);
+    assert!(sick.stdout.contains("HTTP 500"), "{}", sick.stdout);
+    assert_eq!(page_version(), "1.0.0");
+
+    // G2: v2. One app host, four clients through nginx: gunicorn restarts behind systemd's
+    // socket, so connections wait in the backlog and not one request fails.
+    let load = Load::start(4);
+    timed("deploy v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
+    let (sent, failed) = load.stop();
+    eprintln!("lab e2e: requests during the v2 deploy: {sent} sent, {failed} failed (4 clients, one app host)");
+    assert!(sent > 100, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "requests failed during a redeploy on one app host: {failed} of {sent}");
     assert_eq!(page_version(), "2.0.0");
 
-    let live_before = microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout;
+    let live_before = live(vi);
     let broken = microctl(&["-i", vi, "deploy", "app", "--ref", "broken"]);
     assert_eq!(broken.code, 1);
-    assert!(broken.stderr.contains("current was not touched"), "{}", broken.stderr);
-    assert_eq!(microctl(&["-i", vi, "exec", "app", "--", "readlink /srv/microblog/current"]).stdout, live_before);
+    assert!(broken.stdout.contains("current was not touched"), "{}", broken.stdout);
+    assert_eq!(live(vi), live_before);
     assert_eq!(page_version(), "2.0.0");
 
+    // The ledger: G1 (twice) healthy, B failed, G2 healthy and live, the broken build failed
+    // (removed).
+    let statuses = ledger(vi);
+    let status_of = |rev: &str| -> Vec<&str> {
+        statuses
+            .iter()
+            .filter(|e| e["revision"].as_str().unwrap_or("").ends_with(&format!("({rev})")))
+            .map(|e| e["status"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(status_of("v1"), ["healthy", "healthy"], "{statuses:?}");
+    assert_eq!(status_of("sick"), ["failed"], "{statuses:?}");
+    assert_eq!(status_of("v2"), ["healthy"], "{statuses:?}");
+    assert_eq!(status_of("broken"), ["failed"], "{statuses:?}");
+    let text = ok(&["-i", vi, "deploy", "app", "--list"]).stdout;
+    assert!(text.contains("failed (removed)") && text.contains("healthy"), "{text}");
+
+    // --rollback from G2 passes over B (newer than G1, failed) and lands on G1 (the second).
     ok(&["-i", vi, "deploy", "app", "--rollback"]);
     assert_eq!(page_version(), "1.0.0");
+    let g1_release = live(vi);
+
+    // The controller killed (SIGKILL) or stalled (SIGSTOP, its TCP connection up) at any point:
+    // the host ends on the previous release (G1) within the confirm timeout, the site up.
+    let confirm = Duration::from_secs(CONFIRM_TIMEOUT);
+    for (what, version, at, how) in [
+        ("during the build", "v2", "| build: ", Stop::Kill),
+        ("right after the switch", "v2", "| current -> ", Stop::Kill),
+        ("during the health check", "sick", "| restarted; checking health", Stop::Kill),
+        ("stalled during the health check", "sick", "| restarted; checking health", Stop::Stall),
+    ] {
+        let stopped = timed(&format!("controller stopped {what}"), || stop_deploy_at(vi, version, at, how));
+        let t = Instant::now();
+        let deadline = confirm + Duration::from_secs(5);
+        while live(vi) != g1_release && t.elapsed() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(live(vi), g1_release, "controller stopped {what}: not back on G1 after {:?}", t.elapsed());
+        assert_eq!(page_version(), "1.0.0", "{what}");
+        if let Some(resumed) = stopped {
+            // The stalled controller resumes: its verdict is too late, and it says so.
+            assert_eq!(resumed.code, 1, "{}{}", resumed.stdout, resumed.stderr);
+            assert!(resumed.stdout.contains("rolled back to"), "{}", resumed.stdout);
+        }
+        eprintln!("lab e2e: controller stopped {what}: back on G1 {:.1}s later", t.elapsed().as_secs_f64());
+        if what == "during the build" {
+            let killed = ledger(vi).into_iter().filter(|e| e["status"] == "incomplete" && e["present"] == true).count();
+            assert_eq!(killed, 1, "the killed build's release is marked incomplete: {:?}", ledger(vi));
+        }
+    }
+    let statuses = ledger(vi);
+    assert!(statuses.iter().all(|e| e["status"] != "incomplete" || e["present"] == false), "{statuses:?}");
+
+    // Jenkins: the shipped Jenkinsfile's deploy step, on the jenkins host, deploys the build's
+    // commit (a SHA) of the workspace; the inventory's own `source` does not exist there.
+    let v2_sha = String::from_utf8(
+        Command::new("git").arg("-C").arg(&repo).args(["rev-parse", "v2^{commit}"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let jenkins = timed("Jenkinsfile deploy on jenkins", || jenkins_deploys_as_shipped(&lab, &repo, v2_sha.trim()));
+    assert_eq!(jenkins.code, 0, "{}{}", jenkins.stdout, jenkins.stderr);
+    assert!(jenkins.stdout.contains(&v2_sha.trim()[..10]), "the release names the commit: {}", jenkins.stdout);
+    assert_eq!(page_version(), "2.0.0");
 
     timed("lab down", || ok(&["lab", "down"]));
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -232,7 +624,7 @@ fn lab_converge_deploy_and_teardown() {
     assert!(String::from_utf8_lossy(&rules.stdout).trim().is_empty(), "ip rule left behind");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(lab.to_str().unwrap()), "mount left behind");
-    for host in ["jenkins", "web", "monitoring", "app"] {
+    for host in ["jenkins", "web", "monitoring", "app", "app2"] {
         for pidfile in ["nspawn.pid", "supervisor.pid"] {
             assert!(!lab.join("hosts").join(host).join(pidfile).exists(), "{host}/{pidfile} left behind");
         }

@@ -9,19 +9,26 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime}
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
 use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
 use crate::report::{Printer, Table};
 use crate::role::Renderer;
-use crate::shell::quote;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
-    let cfg = DeployConfig::load(&inv, &args.app)?;
+    let mut cfg = DeployConfig::load(&inv, &args.app)?;
+    if let Some(source) = &args.source {
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::new(ErrorKind::Io, "no current directory").caused_by(e))?;
+        cfg.source = Source::parse(source, &cwd);
+        if matches!(cfg.source, Source::Git(_)) && args.git_ref.is_none() && cfg.git_ref.is_none() {
+            return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));
+        }
+    }
     let hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
@@ -34,8 +41,10 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         })
     };
 
-    let (target, payload) = if args.rollback || args.list {
-        (Target::Previous, None)
+    let (target, payload) = if let Some(release) = &args.rollback {
+        (Target::Previous { release: Some(release.clone()).filter(|r| !r.is_empty()) }, None)
+    } else if args.list {
+        (Target::Previous { release: None }, None)
     } else {
         match &cfg.source {
             Source::Git(url) => {
@@ -48,11 +57,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
                     eprintln!("warning: {w}");
                 }
                 let name = format!("{}-{}", crate::clock::compact_stamp(), packed.rev);
-                (Target::Upload { name }, Some(Arc::new(packed.tar)))
+                let revision = match args.git_ref.as_deref().or(cfg.git_ref.as_deref()) {
+                    Some(r) if !packed.rev.starts_with(r) => format!("{} ({r})", packed.rev),
+                    _ => packed.rev.clone(),
+                };
+                (Target::Upload { name, revision }, Some(Arc::new(packed.tar)))
             }
         }
     };
 
+    let deployed_by = crate::deploy::ledger::deployer();
     let mut plans = Vec::new();
     for host in &hosts {
         let port_text = render(host, "health_port", &cfg.health_port)?;
@@ -69,21 +83,44 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             Some(p) => inventory::select(&inv, p)?.iter().map(|h| h.name.clone()).collect(),
             None => vec![],
         };
+        let root = render(host, "root", &cfg.root)?;
+        if let Some(why) = crate::deploy::config::check_root(&root) {
+            return Err(Error::new(ErrorKind::Inventory, format!("deploy.{}.root {why}, got {root:?}", cfg.name))
+                .at_file(&inv.path)
+                .host(&host.name)
+                .hint("an absolute folder of its own, e.g. root = \"/srv/microblog\""));
+        }
         plans.push(HostPlan {
             host: host.name.clone(),
             settings: Settings {
-                root: render(host, "root", &cfg.root)?,
+                root,
                 user: render(host, "user", &cfg.user)?,
                 env_file: cfg.env_file.as_ref().map(|e| render(host, "env_file", e)).transpose()?,
                 build: cfg.build.iter().map(|b| render(host, "build", b)).collect::<Result<_>>()?,
                 restart: render(host, "restart", &cfg.restart)?,
                 keep: cfg.keep,
+                cache: match &cfg.cache {
+                    Some(c) => Some(crate::deploy::config::Cache {
+                        build: c.build.iter().map(|b| render(host, "cache_build", b)).collect::<Result<_>>()?,
+                        ..c.clone()
+                    }),
+                    None => None,
+                },
+                confirm_timeout: cfg.confirm_timeout,
+                deployed_by: deployed_by.clone(),
             },
             target: target.clone(),
-            health_address: render(host, "health_address", &cfg.health_address)?,
+            health_address: String::new(),
             health_port,
+            drain: None,
             via,
         });
+        let plan = plans.last_mut().expect("just pushed");
+        plan.health_address = render(host, "health_address", &cfg.health_address)?;
+        // Rolling (other hosts stay in rotation): drained while it is deployed.
+        if cfg.drain && !plan.via.is_empty() && hosts.len() > cfg.batch {
+            plan.drain = Some(format!("{}:{}", plan.health_address, plan.health_port));
+        }
     }
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
@@ -99,6 +136,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         timeout: args.timeout.map(Duration::from_secs),
         batch: cfg.batch,
         payload,
+        drain_file: cfg.drain_file.clone(),
+        drain_reload: cfg.drain_reload.clone(),
     });
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, args.json);
@@ -159,20 +198,18 @@ fn on_line(printer: &Printer, host: &str, text: &str) {
     }
 }
 
-/// `--list`: every host's releases, the live one marked.
+/// `--list`: every host's release ledger, the live release marked.
 async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, json);
-    let mut table = Table::new(&["host", "release", "live"]);
+    let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        let root = quote(&plan.settings.root);
         // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
         let nonce = remote::nonce();
-        let cmd = host.privilege().sh(&format!(
-            "printf '%s start\\n' {nonce}; readlink -- {root}/current; echo; ls -1 -- {root}/releases 2>/dev/null | grep -v '^\\.' | sort"
-        ));
+        let cmd =
+            host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
         let timeout = timeout.unwrap_or(host.timeout);
         printer.command(&plan.host, &cmd);
         let listed = match pool.connect(&plan.host).await {
@@ -198,23 +235,29 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
                         text.push('\n');
                     }
                 }
-                let (live, releases) = text.split_once("\n\n").unwrap_or(("", text.as_str()));
-                let live = live.trim().trim_start_matches("releases/").to_string();
-                let releases: Vec<&str> = releases.lines().filter(|l| !l.is_empty()).collect();
-                for r in &releases {
+                let entries = ledger::parse_list(&text);
+                let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
+                let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
+                for e in &entries {
+                    let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
                     table.row(vec![
                         plan.host.clone(),
-                        r.to_string(),
-                        if *r == live { "*".into() } else { String::new() },
+                        e.release.clone(),
+                        status,
+                        if e.live { "*".into() } else { String::new() },
+                        e.by.clone(),
+                        e.started.clone(),
+                        e.revision.clone(),
+                        e.result.clone(),
                     ]);
                 }
                 let detail = format!("{} releases, live {live}", releases.len());
-                let releases = releases.iter().map(|r| r.to_string()).collect();
-                let fields = HostFields::DeployList(DeployListHost { live, releases });
+                let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
                 printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
             }
             Err(e) => {
-                let fields = HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![] });
+                let fields =
+                    HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
                 let status = Status::of_error(&e);
                 printer.host_done(&HostDone::new(
                     &plan.host,

@@ -7,8 +7,8 @@ use crate::report::Table;
 
 pub fn run(global: &GlobalArgs, cmd: LabCommand) -> Result<i32> {
     match cmd {
-        LabCommand::Up => {
-            let inventory = lab::up()?;
+        LabCommand::Up { app2 } => {
+            let inventory = lab::up(app2)?;
             let i = inventory.display();
             println!("The lab is up. Use it with:");
             println!("  microctl -i {i} exec all -- uptime");
@@ -30,12 +30,13 @@ pub fn run(global: &GlobalArgs, cmd: LabCommand) -> Result<i32> {
                 table.row(vec![name, if running { "running".into() } else { "stopped".into() }, addr]);
             }
             print!("{}", table.render());
-            Ok(if up == lab::HOSTS.len() { 0 } else { 1 })
+            Ok(if up == lab::hosts(lab::has_app2()).len() { 0 } else { 1 })
         }
         LabCommand::Ssh { host, command } => {
-            if !lab::HOSTS.iter().any(|h| h.name == host) {
+            let names: Vec<&str> = lab::hosts(lab::has_app2()).iter().map(|h| h.name).collect();
+            if !names.contains(&host.as_str()) {
                 return Err(
-                    Error::usage(format!("no lab host `{host}`")).hint("lab hosts: jenkins, web, monitoring, app")
+                    Error::usage(format!("no lab host `{host}`")).hint(format!("lab hosts: {}", names.join(", ")))
                 );
             }
             super::ssh::run(&lab::dir().join("inventory.toml"), global.accept_new, SshArgs { host, command })

@@ -1,7 +1,17 @@
 # shellcheck shell=sh
-# A release cloned on the host from $GIT_URL at $GIT_REF, named by date and commit.
+# A release cloned on the host from $GIT_URL at $GIT_REF (a branch, a tag or a commit SHA:
+# `git clone --branch` takes no SHA), named by date and commit: fetch just that ref, else
+# clone everything and check the ref out.
 T="$ROOT/releases/.clone.$$"
-out=$(git clone --quiet --depth 1 --branch "$GIT_REF" -- "$GIT_URL" "$T" 2>&1) || { rm -rf -- "$T"; fail clone "$out"; }
-NAME="$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$T" rev-parse --short=10 HEAD)"
+out=$( (git init --quiet -- "$T" && git -C "$T" fetch --quiet --depth 1 -- "$GIT_URL" "$GIT_REF" &&
+  git -C "$T" checkout --quiet --detach FETCH_HEAD) 2>&1 < /dev/null) ||
+  out=$( (rm -rf -- "$T" && git clone --quiet --no-checkout -- "$GIT_URL" "$T" &&
+    git -C "$T" checkout --quiet --detach "$GIT_REF") 2>&1 < /dev/null) || {
+  rm -rf -- "$T"
+  fail clone "$out"
+}
+REVISION=$(git -C "$T" rev-parse --short=10 HEAD)
+NAME="$(date -u +%Y%m%dT%H%M%SZ)-$REVISION"
 REL="$ROOT/releases/$NAME"
 mv -- "$T" "$REL" || fail clone 'cannot place the release'
+ledger_set "$NAME" status incomplete by "$DEPLOYED_BY" started "$(ledger_now)" revision "$REVISION ($GIT_REF)" result building

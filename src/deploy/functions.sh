@@ -1,16 +1,54 @@
 # shellcheck shell=sh
-# Deploy's fixed functions and setup, after the host session (src/remote/session.sh) and the
-# assignments of ROOT, RESTART, APP_USER and KEEP that deploy/script.rs prepends.
+# Deploy's fixed functions and setup, after the host session (src/remote/session.sh), the
+# assignments deploy/script.rs prepends (ROOT, RESTART, APP_USER, KEEP, ENV_FILE,
+# CONFIRM_TIMEOUT, DEPLOYED_BY, WATCHDOG_SH), envfile.sh, release.sh and ledger.sh.
 # fail WHAT OUTPUT: report WHAT failed, with its output, and stop.
 fail() { mark fail "$1"; printf '%s\n' "$2" | mark_out; exit 1; }
-switch_to() { ln -sfn -- "$1" "$ROOT/.current.new" && mv -fT -- "$ROOT/.current.new" "$ROOT/current"; }
-restart() { (cd / && eval "$RESTART") 2>&1 < /dev/null 9>&-; }
-rollback() {
-  if [ -n "$PREV" ]; then switch_to "$PREV"; else rm -f -- "$ROOT/current"; fi
-  out=$(restart) || printf '%s\n' "$out" | mark_out
-  mark rolled-back "$PREV"
+# build_failed WHAT OUTPUT: the half-built release goes; the ledger says why.
+# shellcheck disable=SC2317 # --rollback builds nothing
+build_failed() {
+  rm -rf -- "$REL"
+  ledger_set "$NAME" status failed finished "$(ledger_now)" result "$1 failed"
+  fail "$1" "$2"
 }
-mkdir -p -- "$ROOT/releases" "$ROOT/shared" || fail setup "cannot create $ROOT"
+# run_step: $STEP in the current folder, as the app user, with the env file's variables (as
+# data: ENV_WORDS are quoted words, never the file itself), not holding the host lock.
+# shellcheck disable=SC2317 # --rollback builds nothing
+run_step() {
+  if [ "$APP_USER" = root ]; then
+    eval "env $ENV_WORDS sh -c \"\$STEP\""
+  else
+    eval "runuser -u \"\$APP_USER\" -- env $ENV_WORDS sh -c \"\$STEP\""
+  fi < /dev/null 9>&-
+}
+# Build steps and the restart see ROOT (the release is their working folder).
+export ROOT
+mkdir -p -- "$ROOT/releases" "$ROOT/shared" "$LEDGER" || fail setup "cannot create $ROOT"
 [ "$APP_USER" = root ] || chown -- "$APP_USER" "$ROOT/shared" || fail setup "no user $APP_USER"
+ENV_WORDS=
+if [ -n "$ENV_FILE" ] && [ -f "$ENV_FILE" ]; then
+  ENV_WORDS=$(env_words "$ENV_FILE") || fail setup "cannot read $ENV_FILE"
+fi
+# A switched release nobody decided on (its watchdog died without deciding): roll it back now.
+if [ -f "$LEDGER/.pending" ]; then
+  { IFS= read -r NAME; IFS= read -r PREV; } < "$LEDGER/.pending"
+  if mkdir -- "$LEDGER/.decided.$NAME" 2> /dev/null; then
+    roll_back "never confirmed" | mark_out
+    mark recovered "$NAME"
+  fi
+  rm -f -- "$LEDGER/.pending"
+fi
+# We hold the host lock, and so does a live watchdog: no decision is pending any more.
+rm -rf -- "$LEDGER"/.decided.* "$ROOT/releases"/.clone.*
+# Releases of runs that stopped before a verdict (a killed build) are removed.
+for f in "$LEDGER"/*; do
+  r=${f##*/}
+  if [ ! -f "$f" ] || [ ! -d "$ROOT/releases/$r" ]; then continue; fi
+  [ "$(ledger_get "$r" status)" = incomplete ] || continue
+  [ "$(readlink -- "$ROOT/current")" != "releases/$r" ] || continue
+  rm -rf -- "${ROOT:?}/releases/$r"
+  ledger_set "$r" result "removed: its deploy stopped before a verdict"
+  mark cleaned "$r"
+done
 PREV=$(readlink -- "$ROOT/current" 2> /dev/null || true)
 mark previous "$PREV"

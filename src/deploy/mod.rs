@@ -1,12 +1,18 @@
 //! Deploying an app: atomic releases, a health check through the SSH chain, automatic
-//! rollback. Hosts go in batches (default one at a time); the first failure stops the rest,
-//! which stay on their old release.
+//! rollback, guaranteed by a confirm watchdog on the host. Hosts go in batches (default one at
+//! a time), each drained from nginx while it is deployed when others keep serving; the first
+//! failure stops the rest, which stay on their old release.
 //!
 //! `config` reads `[deploy.NAME]`, `source` packs a local folder, `script` is what runs on the
-//! host (holding the host lock, waiting for our verdict), `health` checks over SSH tunnels.
+//! host (holding the host lock, waiting for our verdict, the watchdog armed), `ledger` reads
+//! the host's release ledger, `envfile` reads the env file as data, `drain` takes a host out
+//! of nginx's upstream, `health` checks over SSH tunnels.
 
 pub mod config;
+pub mod drain;
+pub mod envfile;
 pub mod health;
+pub mod ledger;
 pub mod script;
 pub mod source;
 
@@ -29,6 +35,9 @@ pub struct HostPlan {
     pub health_port: u16,
     /// Hosts (e.g. nginx on web) to check through after the app itself is healthy.
     pub via: Vec<String>,
+    /// The host's `address:port` in nginx's upstream on the `via` hosts, when it is drained
+    /// while it is deployed (a rolling deploy: other hosts stay in rotation).
+    pub drain: Option<String>,
 }
 
 /// What the whole deploy shares.
@@ -44,6 +53,9 @@ pub struct Shared {
     pub batch: usize,
     /// The release tar, for uploaded sources.
     pub payload: Option<Arc<Vec<u8>>>,
+    /// The nginx site holding the upstream, and how to check and reload it, for draining.
+    pub drain_file: String,
+    pub drain_reload: String,
 }
 
 /// Progress events, for live output.
@@ -67,6 +79,9 @@ pub struct HostDeploy {
     pub error: Option<Error>,
     pub duration: Duration,
 }
+
+/// What the verdict needs to reach the host before its watchdog's deadline.
+const CONFIRM_MARGIN: Duration = Duration::from_secs(3);
 
 /// Deploys `plans` in batches, stopping after the first batch with a failure.
 pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
@@ -106,7 +121,13 @@ async fn deploy_host(
 ) -> HostDeploy {
     let started = Instant::now();
     let mut out = HostDeploy { host: plan.host.clone(), ..Default::default() };
-    if let Err(e) = deploy_steps(pool, plan, shared, on_event, &mut out).await {
+    let steps = match set_drain(pool, plan, shared, true, on_event).await {
+        Ok(()) => deploy_steps(pool, plan, shared, on_event, &mut out).await,
+        Err(e) => Err(e),
+    };
+    // Back in rotation whatever happened (a no-op when the health check already did it).
+    let back = set_drain(pool, plan, shared, false, on_event).await;
+    if let Err(e) = steps.and(back) {
         out.error = Some(e);
     }
     out.duration = started.elapsed();
@@ -122,7 +143,7 @@ async fn deploy_steps(
 ) -> Result<()> {
     let host = pool.inventory().host(&plan.host).expect("planned host exists");
     let conn = pool.connect(&plan.host).await?;
-    let what = if matches!(plan.target, Target::Previous) { "deploy --rollback" } else { "deploy" };
+    let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
     let spec = remote::Spec::for_host(host, what, shared.lock_timeout, shared.timeout);
     let body = script::build(&plan.settings, &plan.target);
     let mut session = Session::start(&conn, spec, &body, |holder| {
@@ -136,9 +157,11 @@ async fn deploy_steps(
 
     session.phase("build and restart");
     let mut log = Log::default();
+    let mut armed = Instant::now();
     loop {
         match session.next().await? {
             Some(Line::Marker(Marker::Restarted)) => break,
+            Some(Line::Marker(Marker::Armed(_))) => armed = Instant::now(),
             Some(Line::Marker(m)) => {
                 if let Some(text) = log.take(m, out) {
                     on_event(&plan.host, Event::Line(&text));
@@ -152,11 +175,25 @@ async fn deploy_steps(
         }
     }
 
-    // Live on the new release: check it, then tell the host to keep it or to roll back.
-    let verdict = check(pool, plan, shared, on_event, out).await;
+    // Live on the new release: check it, then tell the host to keep it or to roll back, in time:
+    // the host's watchdog rolls back on its own when confirm_timeout passes without a verdict,
+    // so the checks get what is left of it, less a margin for the verdict to travel.
+    let confirm = Duration::from_secs(plan.settings.confirm_timeout);
+    let budget = confirm.saturating_sub(armed.elapsed()).saturating_sub(CONFIRM_MARGIN);
+    on_event(&plan.host, Event::Line(&format!("restarted; checking health (confirm within {}s)", confirm.as_secs())));
+    let verdict = match tokio::time::timeout(budget, check(pool, plan, shared, on_event, out)).await {
+        Ok(v) => v,
+        Err(_) => Err(format!(
+            "the health checks did not finish within the confirm window ({}s, confirm_timeout)",
+            confirm.as_secs()
+        )),
+    };
     session.phase("verdict");
-    session.send_line(if verdict.is_ok() { "ok" } else { "rollback" }).await?;
-    session.close_stdin().await?;
+    // The host may have stopped listening: its watchdog decided (we were too slow); what it
+    // said about that follows in its markers, so a failed send is not the error to report.
+    // A connection that really broke fails `finish` below instead.
+    let _ = session.send_line(if verdict.is_ok() { "ok" } else { "rollback" }).await;
+    let _ = session.close_stdin().await;
     let mut rest = Vec::new();
     let code = session
         .finish(|line| {
@@ -221,6 +258,8 @@ async fn check(
     let line = format!("healthy: HTTP {} from {addr}:{port}{} through {}", r.status, shared.health_path, plan.host);
     on_event(&plan.host, Event::Line(&line));
     out.health.push(line);
+    // Healthy: back in nginx's rotation, then the site through nginx.
+    set_drain(pool, plan, shared, false, on_event).await.map_err(|e| e.one_line())?;
     for via in &plan.via {
         let via_conn = pool.connect(via).await.map_err(|e| e.one_line())?;
         let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
@@ -238,6 +277,44 @@ async fn check(
         let line = format!("healthy: HTTP {} through nginx on {via}", r.status);
         on_event(&plan.host, Event::Line(&line));
         out.health.push(line);
+    }
+    Ok(())
+}
+
+/// Takes `plan`'s host out of nginx's upstream on each `via` host (`down`), or puts it back;
+/// nothing when the plan does not drain. Says so only when something changed.
+async fn set_drain(
+    pool: &Pool,
+    plan: &HostPlan,
+    shared: &Shared,
+    down: bool,
+    on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+) -> Result<()> {
+    let Some(server) = &plan.drain else { return Ok(()) };
+    for via in &plan.via {
+        let host = pool.inventory().host(via).expect("via hosts are inventory hosts");
+        let conn = pool.connect(via).await?;
+        let script = drain::script(&shared.drain_file, server, down, &shared.drain_reload);
+        let result = conn.exec(&host.privilege().sh(&script), &[], |_| {}).await?;
+        let said = String::from_utf8_lossy(&result.stdout).into_owned();
+        if !result.success() {
+            let (what, how) = if down { ("take", "out of") } else { ("put", "back in") };
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!("cannot {what} {} ({server}) {how} nginx's upstream on {via}", plan.host),
+            )
+            .host(via)
+            .detail(said)
+            .hint(format!("check {} on {via}; `microctl converge {via}` restores it", shared.drain_file)));
+        }
+        if said.contains("changed") {
+            let line = if down {
+                format!("out of nginx's rotation on {via} (drained) until healthy")
+            } else {
+                format!("back in nginx's rotation on {via}")
+            };
+            on_event(&plan.host, Event::Line(&line));
+        }
     }
     Ok(())
 }
@@ -272,7 +349,19 @@ impl Log {
                 out.rolled_back = true;
                 return Some(format!("rolled back to {}", p.trim_start_matches("releases/")));
             }
-            Marker::Pruned => return Some("kept; old releases pruned".into()),
+            Marker::Pruned => return Some("healthy: kept; old releases pruned".into()),
+            Marker::Armed(s) => {
+                return Some(format!("confirm watchdog armed: rolls back unless confirmed within {s}s"));
+            }
+            Marker::Cleaned(r) => return Some(format!("removed incomplete release {r} (its deploy never finished)")),
+            Marker::Recovered(r) => return Some(format!("rolled back unconfirmed release {r} left by an earlier run")),
+            Marker::Cache { state, key } => {
+                return Some(if state == "reused" {
+                    format!("cache: environment {key} reused (inputs unchanged)")
+                } else {
+                    format!("cache: building environment {key}")
+                });
+            }
             _ => {}
         }
         None

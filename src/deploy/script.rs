@@ -1,14 +1,22 @@
 //! The deploy host script, run as root in a host session (`crate::remote`: lock, framing,
-//! markers) over one exec channel: unpack (or clone) a new release, build it as the app user,
-//! switch `current` atomically, restart, then WAIT for the controller's verdict on stdin after
-//! its health check: `ok` prunes old releases; anything else, or the controller vanishing,
-//! switches back and restarts.
+//! markers) over one exec channel: clean up what dead runs left (an undecided switch, the
+//! incomplete releases of killed builds), unpack (or clone) a new release, record it in the
+//! host's ledger, build it as the app user (reusing the cached environment when its inputs
+//! did not change), arm the confirm watchdog, switch `current` atomically, restart, then WAIT
+//! for the controller's verdict on stdin after its health check: `ok` marks the release
+//! healthy and prunes; anything else, or the controller vanishing, switches back and
+//! restarts; no verdict within `confirm_timeout` and the watchdog rolls back on its own.
 //!
-//! The fixed shell is in `functions.sh`, `upload.sh`, `clone.sh`, `previous.sh`, `switch.sh`
-//! and `verdict.sh`; this file only prepends the values as quoted assignments and adds one
-//! line per build step. Markers: `previous`, `release`, `step`, `switched`, `restarted`,
-//! `fail WHAT` + `out` lines, `rolled-back`, `pruned`.
+//! The fixed shell is in `envfile.sh` (the env file read as data), `release.sh`, `ledger.sh`,
+//! `functions.sh`, `cache.sh`, `upload.sh`, `clone.sh`, `previous.sh`, `switch.sh`,
+//! `watchdog.sh` and `verdict.sh`; this file only prepends the values as quoted assignments and
+//! adds one line per build step. Markers: `previous`, `recovered`, `cleaned`, `release`,
+//! `cache`, `step`, `armed`, `switched`, `restarted`, `fail WHAT` + `out` lines,
+//! `rolled-back`, `pruned`.
 
+use super::config::Cache;
+use super::envfile::ENVFILE_SH;
+use super::ledger::LEDGER_SH;
 use crate::shell::quote;
 
 /// Exit status after a rollback that the controller asked for (health check failed; `verdict.sh`).
@@ -21,76 +29,107 @@ pub struct Settings {
     pub user: String,
     pub env_file: Option<String>,
     pub build: Vec<String>,
+    pub cache: Option<Cache>,
     pub restart: String,
     pub keep: usize,
+    /// Seconds a switched release may stay live unconfirmed (the watchdog's deadline).
+    pub confirm_timeout: u64,
+    /// Who deploys (the ledger's `by`).
+    pub deployed_by: String,
 }
 
 /// What the run does.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A release uploaded as a tar payload right after the script.
-    Upload { name: String },
+    /// A release uploaded as a tar payload right after the script, from `revision`.
+    Upload { name: String, revision: String },
     /// A release cloned on the host.
     Clone { url: String, git_ref: String },
-    /// Back to the newest release older than the live one.
-    Previous,
+    /// Back to `release`, or by default to the newest healthy release older than the live one.
+    Previous { release: Option<String> },
 }
 
+const RELEASE_SH: &str = include_str!("release.sh");
 const FUNCTIONS_SH: &str = include_str!("functions.sh");
+const CACHE_SH: &str = include_str!("cache.sh");
 const UPLOAD_SH: &str = include_str!("upload.sh");
 const CLONE_SH: &str = include_str!("clone.sh");
 const PREVIOUS_SH: &str = include_str!("previous.sh");
 const SWITCH_SH: &str = include_str!("switch.sh");
+const WATCHDOG_SH: &str = include_str!("watchdog.sh");
 const VERDICT_SH: &str = include_str!("verdict.sh");
+
+/// The confirm watchdog's whole script (it runs detached, in a shell of its own).
+pub fn watchdog() -> String {
+    format!("{RELEASE_SH}{LEDGER_SH}{WATCHDOG_SH}")
+}
 
 /// The session body for `target` (runs after `crate::remote`'s session part).
 pub fn build(s: &Settings, target: &Target) -> String {
     let mut out = format!(
-        "ROOT={}\nRESTART={}\nAPP_USER={}\nKEEP={}\n{FUNCTIONS_SH}",
+        "ROOT={}\nRESTART={}\nAPP_USER={}\nKEEP={}\nENV_FILE={}\nCONFIRM_TIMEOUT={}\nWATCHDOG_SH={}\n",
         quote(&s.root),
         quote(&s.restart),
         quote(&s.user),
-        s.keep
+        s.keep,
+        quote(s.env_file.as_deref().unwrap_or("")),
+        s.confirm_timeout,
+        quote(&watchdog()),
     );
-    if let Some(env) = &s.env_file {
-        out.push_str(&format!("if [ -f {e} ]; then set -a; . {e}; set +a; fi\n", e = quote(env)));
+    let builds = !matches!(target, Target::Previous { .. });
+    if builds {
+        out.push_str(&format!("DEPLOYED_BY={}\n", quote(&s.deployed_by)));
+    }
+    let ok_result =
+        if matches!(target, Target::Previous { .. }) { "live again (deploy --rollback)" } else { "healthy" };
+    out.push_str(&format!("OK_RESULT={}\n", quote(ok_result)));
+    out.push_str(&format!("{ENVFILE_SH}{RELEASE_SH}{LEDGER_SH}{FUNCTIONS_SH}"));
+    if let (Some(c), true) = (&s.cache, builds) {
+        out.push_str(&format!(
+            "CACHE_DIR={}\nCACHE_KEY={}\nCACHE_KEY_COMMAND={}\nCACHE_STEPS={}\n{CACHE_SH}",
+            quote(&c.dir),
+            quote(&c.key.join("\n")),
+            quote(&c.key_command),
+            quote(&c.build.join("\n")),
+        ));
     }
     match target {
-        Target::Upload { name } => {
-            out.push_str(&format!("NAME={}\n{UPLOAD_SH}", quote(name)));
+        Target::Upload { name, revision } => {
+            out.push_str(&format!("NAME={}\nREVISION={}\n{UPLOAD_SH}", quote(name), quote(revision)));
             out.push_str(&build_steps(s));
         }
         Target::Clone { url, git_ref } => {
             out.push_str(&format!("GIT_URL={}\nGIT_REF={}\n{CLONE_SH}", quote(url), quote(git_ref)));
             out.push_str(&build_steps(s));
         }
-        Target::Previous => out.push_str(PREVIOUS_SH),
+        Target::Previous { release } => {
+            out.push_str(&format!("TARGET={}\n{PREVIOUS_SH}", quote(release.as_deref().unwrap_or(""))));
+        }
     }
     out.push_str(SWITCH_SH);
     out.push_str(VERDICT_SH);
     out
 }
 
-/// The release's owner, its name, then one line per build step (as the app user, in the
-/// release folder, output kept for the report; a failure removes the half-built release).
+/// The release's owner, its name, the cached environment, then one line per build step (as the
+/// app user, in the release folder, output kept for the report; a failure removes the
+/// half-built release and records it as failed).
 fn build_steps(s: &Settings) -> String {
     let mut out =
         String::from("[ \"$APP_USER\" = root ] || chown -R -- \"$APP_USER\" \"$REL\"\nmark release \"$NAME\"\n");
+    if s.cache.is_some() {
+        out.push_str("cache_link\n");
+    }
     for step in &s.build {
-        out.push_str(&build_step(step, s.user == "root"));
+        out.push_str(&build_step(step));
     }
     out
 }
 
 /// One build step.
-fn build_step(step: &str, as_root: bool) -> String {
-    let run_as = if as_root {
-        format!("sh -c {}", quote(step))
-    } else {
-        format!("runuser -u \"$APP_USER\" -- sh -c {}", quote(step))
-    };
+fn build_step(step: &str) -> String {
     format!(
-        "mark step {q}\nout=$( cd \"$REL\" && {run_as} 2>&1 </dev/null 9>&- ) || {{ rm -rf -- \"$REL\"; fail {what} \"$out\"; }}\n",
+        "STEP={q}\nmark step \"$STEP\"\nout=$(cd \"$REL\" && run_step 2>&1) || build_failed {what} \"$out\"\n",
         q = quote(step),
         what = quote(&format!("build step `{step}`")),
     )
@@ -99,8 +138,10 @@ fn build_step(step: &str, as_root: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
 
     fn settings(root: &str, build: &[&str]) -> Settings {
         Settings {
@@ -108,17 +149,26 @@ mod tests {
             user: "root".into(),
             env_file: None,
             build: build.iter().map(|s| s.to_string()).collect(),
+            cache: None,
             restart: "echo restarted >> \"$ROOT/restarts\"".into(),
             keep: 2,
+            confirm_timeout: 30,
+            deployed_by: "ann@ci".into(),
         }
+    }
+
+    fn script(shell_body: &str) -> String {
+        format!("NONCE=n\n{}{shell_body}", crate::remote::MARK_SH)
+    }
+
+    fn spawn(shell: &str, body: &str) -> Child {
+        Command::new(shell).arg("-c").arg(script(body)).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap()
     }
 
     /// Runs the body (after the marker functions) with `shell`, feeding `stdin`; returns
     /// (exit code, stdout).
     fn run(shell: &str, body: &str, stdin: &[u8]) -> (i32, String) {
-        let script = format!("NONCE=n\n{}{body}", crate::remote::MARK_SH);
-        let mut child =
-            Command::new(shell).arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = spawn(shell, body);
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -134,13 +184,63 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    fn deploy(shell: &str, root: &str, name: &str, steps: &[&str], verdict: &str) -> (i32, String) {
-        let script = build(&settings(root, steps), &Target::Upload { name: name.into() });
+    /// The stdin of an upload: the payload frame, then `verdict`.
+    fn upload_stdin(name: &str, verdict: &str) -> Vec<u8> {
         let tar = payload("VERSION", name);
         let mut stdin = format!("{}\n", tar.len()).into_bytes();
         stdin.extend_from_slice(&tar);
         stdin.extend_from_slice(verdict.as_bytes());
-        run(shell, &script, &stdin)
+        stdin
+    }
+
+    fn upload(name: &str) -> Target {
+        Target::Upload { name: name.into(), revision: format!("rev-{name}") }
+    }
+
+    fn deploy_with(shell: &str, s: &Settings, name: &str, verdict: &str) -> (i32, String) {
+        run(shell, &build(s, &upload(name)), &upload_stdin(name, verdict))
+    }
+
+    fn deploy(shell: &str, root: &str, name: &str, steps: &[&str], verdict: &str) -> (i32, String) {
+        deploy_with(shell, &settings(root, steps), name, verdict)
+    }
+
+    fn current(root: &str) -> PathBuf {
+        std::fs::read_link(Path::new(root).join("current")).unwrap()
+    }
+
+    /// (release, status, present) of every ledger entry.
+    fn ledger(shell: &str, root: &str) -> Vec<(String, String, bool)> {
+        let out = Command::new(shell).arg("-c").arg(crate::deploy::ledger::list_script(root)).output().unwrap();
+        crate::deploy::ledger::parse_list(&String::from_utf8_lossy(&out.stdout))
+            .into_iter()
+            .map(|e| (e.release, e.status, e.present))
+            .collect()
+    }
+
+    fn entries(list: &[(&str, &str, bool)]) -> Vec<(String, String, bool)> {
+        list.iter().map(|(r, s, p)| (r.to_string(), s.to_string(), *p)).collect()
+    }
+
+    /// A root with r1 healthy and live; settings with a 1 s confirm timeout.
+    fn live_on_r1(shell: &str) -> (tempfile::TempDir, Settings) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path().to_str().unwrap(), &[]);
+        assert_eq!(deploy_with(shell, &s, "r1", "ok\n").0, 0);
+        s.confirm_timeout = 1;
+        (dir, s)
+    }
+
+    /// Waits until `f` holds, for at most `secs`.
+    fn within(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f()
     }
 
     #[test]
@@ -153,25 +253,24 @@ mod tests {
     fn release_cycle(shell: &str) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
-        let current = || std::fs::read_link(dir.path().join("current")).unwrap();
 
         let (code, out) = deploy(shell, root, "r1", &["test -f VERSION"], "ok\n");
         assert_eq!(code, 0, "{shell}: {out}");
-        assert!(out.contains("n switched\tr1\nn restarted\nn pruned\n"), "{shell}: {out}");
-        assert_eq!(current(), std::path::Path::new("releases/r1"));
+        assert!(out.contains("n armed\t30\nn switched\tr1\nn restarted\nn pruned\n"), "{shell}: {out}");
+        assert_eq!(current(root), Path::new("releases/r1"));
 
         // A failing build leaves current alone and removes the half-built release.
         let (code, out) = deploy(shell, root, "r2", &["echo broke; false"], "ok\n");
         assert_eq!(code, 1);
         assert!(out.contains("n fail\tbuild step `echo broke; false`\nn out\tbroke\n"), "{shell}: {out}");
         assert!(!dir.path().join("releases/r2").exists());
-        assert_eq!(current(), std::path::Path::new("releases/r1"));
+        assert_eq!(current(root), Path::new("releases/r1"));
 
         // A negative verdict (or none at all) switches back.
         let (code, out) = deploy(shell, root, "r3", &[], "");
         assert_eq!(code, ROLLED_BACK_EXIT as i32);
         assert!(out.contains("n rolled-back\treleases/r1"), "{shell}: {out}");
-        assert_eq!(current(), std::path::Path::new("releases/r1"));
+        assert_eq!(current(root), Path::new("releases/r1"));
 
         // keep = 2: r1 (previous) and r5 (new) stay; r3, r4 go.
         deploy(shell, root, "r4", &[], "ok\n");
@@ -182,37 +281,253 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["r4", "r5"]);
-
-        // --rollback goes to the newest release older than the live one.
-        let script = super::build(&settings(root, &[]), &Target::Previous);
-        let (code, out) = run(shell, &script, b"ok\n");
-        assert_eq!(code, 0, "{shell}: {out}");
-        assert_eq!(current(), std::path::Path::new("releases/r4"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("restarts")).unwrap().lines().count(), 6);
+        assert_eq!(std::fs::read_to_string(dir.path().join("restarts")).unwrap().lines().count(), 5);
     }
 
-    /// Every deploy target's generated script, after the session part, passes shellcheck.
+    /// G1 healthy, B failed its health check (rolled back), G2 healthy: `--rollback` lands on
+    /// G1, never B; `--rollback B` picks B on request; the ledger shows every status.
+    #[test]
+    fn rollback_picks_the_newest_healthy_release() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let mut s = settings(root, &[]);
+            s.keep = 5;
+            assert_eq!(deploy_with(shell, &s, "1-g1", "ok\n").0, 0);
+            assert_eq!(deploy_with(shell, &s, "2-b", "rollback\n").0, ROLLED_BACK_EXIT as i32);
+            assert_eq!(deploy_with(shell, &s, "3-g2", "ok\n").0, 0);
+            assert_eq!(
+                ledger(shell, root),
+                entries(&[("1-g1", "healthy", true), ("2-b", "failed", true), ("3-g2", "healthy", true)])
+            );
+            let (code, out) = run(shell, &build(&s, &Target::Previous { release: None }), b"ok\n");
+            assert_eq!(code, 0, "{shell}: {out}");
+            assert!(out.contains("n release\t1-g1\n"), "{shell}: {out}");
+            assert_eq!(current(root), Path::new("releases/1-g1"));
+            // Nothing healthy older than G1.
+            let (code, out) = run(shell, &build(&s, &Target::Previous { release: None }), b"ok\n");
+            assert_eq!(code, 1);
+            assert!(out.contains("n fail\trollback\nn out\tno healthy release older than 1-g1\n"), "{shell}: {out}");
+            // Named: B, on request (health-checked again: a negative verdict marks it failed).
+            let (code, _) = run(shell, &build(&s, &Target::Previous { release: Some("2-b".into()) }), b"rollback\n");
+            assert_eq!(code, ROLLED_BACK_EXIT as i32);
+            assert_eq!(current(root), Path::new("releases/1-g1"));
+            let (code, out) = run(shell, &build(&s, &Target::Previous { release: Some("9-no".into()) }), b"ok\n");
+            assert_eq!(code, 1);
+            assert!(out.contains("no release 9-no on this host"), "{out}");
+            let list = crate::deploy::ledger::parse_list(&String::from_utf8_lossy(
+                &Command::new(shell).arg("-c").arg(crate::deploy::ledger::list_script(root)).output().unwrap().stdout,
+            ));
+            let g1 = list.iter().find(|e| e.release == "1-g1").unwrap();
+            assert!(g1.live && g1.by == "ann@ci" && g1.revision == "rev-1-g1", "{g1:?}");
+            assert_eq!(g1.result, "live again (deploy --rollback)");
+            let b = list.iter().find(|e| e.release == "2-b").unwrap();
+            assert_eq!(b.result, "health check failed; rolled back to 1-g1");
+        }
+    }
+
+    /// A controller that stalls after the switch (its connection up, no verdict): the watchdog
+    /// switches back within confirm_timeout; the late `ok` is refused.
+    #[test]
+    fn watchdog_rolls_back_an_unconfirmed_release() {
+        for shell in ["sh", "dash"] {
+            let (dir, s) = live_on_r1(shell);
+            let root = s.root.clone();
+            let root = root.as_str();
+            let mut child = spawn(shell, &build(&s, &upload("r2")));
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&upload_stdin("r2", "")).unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let started = Instant::now();
+            assert!(lines.by_ref().map_while(|l| l.ok()).any(|l| l == "n restarted"));
+            assert_eq!(current(root), Path::new("releases/r2"));
+            assert!(within(3, || current(root) == Path::new("releases/r1")), "{shell}: still on r2");
+            assert!(started.elapsed() >= Duration::from_millis(900), "rolled back before the deadline");
+            // The ledger is written after the restart back.
+            assert!(within(3, || ledger(shell, root)[1].1 == "failed"), "{:?}", ledger(shell, root));
+            // The session ends by itself (releasing the host lock), though the controller,
+            // stalled, still holds the connection (stdin open) and never said a word.
+            assert!(within(3, || child.try_wait().unwrap().is_some()), "{shell}: the session still waits");
+            assert_eq!(child.wait().unwrap().code(), Some(1));
+            let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+            assert_eq!(rest[..2], ["n rolled-back\treleases/r1", "n fail\tconfirm"], "{shell}: {rest:?}");
+            // The controller's late `ok` finds nobody listening.
+            let _ = stdin.write_all(b"ok\n");
+            assert_eq!(current(root), Path::new("releases/r1"));
+            assert_eq!(std::fs::read_to_string(dir.path().join("restarts")).unwrap().lines().count(), 3);
+        }
+    }
+
+    /// The session SIGKILLed right after the switch (the controller's connection cut): the
+    /// detached watchdog still rolls back. SIGKILLed during the build: the release stays
+    /// incomplete, and the next run removes it.
+    #[test]
+    fn killed_sessions_leave_nothing_unconfirmed_or_half_built() {
+        for shell in ["sh", "dash"] {
+            let (dir, mut s) = live_on_r1(shell);
+            let root = s.root.clone();
+            let root = root.as_str();
+            let mut child = spawn(shell, &build(&s, &upload("r2")));
+            child.stdin.take().unwrap().write_all(&upload_stdin("r2", "")).unwrap_or(());
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            assert!(lines.by_ref().map_while(|l| l.ok()).any(|l| l == "n switched\tr2"));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert!(within(3, || current(root) == Path::new("releases/r1")), "{shell}: still on r2");
+
+            s.build = vec!["touch building; sleep 30".into()];
+            let mut child = spawn(shell, &build(&s, &upload("r3")));
+            child.stdin.take().unwrap().write_all(&upload_stdin("r3", "")).unwrap();
+            assert!(within(5, || dir.path().join("releases/r3/building").exists()));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let _ = Command::new("pkill").args(["-f", "touch building; sleep 30"]).status();
+            assert_eq!(ledger(shell, root)[2], ("r3".to_string(), "incomplete".to_string(), true));
+            s.build = vec![];
+            let (code, out) = deploy_with(shell, &s, "r4", "ok\n");
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("n cleaned\tr3\n"), "{shell}: {out}");
+            assert!(!dir.path().join("releases/r3").exists());
+            assert_eq!(ledger(shell, root)[2], ("r3".to_string(), "incomplete".to_string(), false));
+        }
+    }
+
+    /// A switched release whose watchdog died before deciding (`.pending` left, no verdict):
+    /// the next run rolls it back before anything else.
+    #[test]
+    fn next_run_rolls_back_an_orphaned_switch() {
+        for shell in ["sh", "dash"] {
+            let (dir, s) = live_on_r1(shell);
+            let root = s.root.as_str();
+            std::fs::create_dir_all(dir.path().join("releases/r2")).unwrap();
+            std::fs::write(dir.path().join(".ledger/r2"), "status\tincomplete\n").unwrap();
+            std::fs::write(dir.path().join(".ledger/.pending"), "r2\nreleases/r1\n").unwrap();
+            std::fs::remove_file(dir.path().join("current")).unwrap();
+            std::os::unix::fs::symlink("releases/r2", dir.path().join("current")).unwrap();
+            let (code, out) = deploy_with(shell, &s, "r3", "ok\n");
+            assert_eq!(code, 0, "{shell}: {out}");
+            assert!(out.contains("n recovered\tr2\nn previous\treleases/r1\n"), "{shell}: {out}");
+            assert_eq!(current(root), Path::new("releases/r3"));
+            let list = ledger(shell, root);
+            assert_eq!(list[1], ("r2".to_string(), "failed".to_string(), true), "{list:?}");
+            assert!(!dir.path().join(".ledger/.pending").exists());
+        }
+    }
+
+    /// The env file is data: build steps and the restart see its values literally, and nothing
+    /// in it runs.
+    #[test]
+    fn env_file_values_reach_steps_and_restart_literally() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("app");
+            let flag = dir.path().join("x");
+            let env = dir.path().join("app.env");
+            let secret = format!("abc$(touch {f})def `touch {f}` pa$word \"q\" 's'  sp", f = flag.display());
+            std::fs::write(&env, format!("SECRET={}\n", crate::role::systemd_env(&secret).unwrap())).unwrap();
+            let mut s = settings(root.to_str().unwrap(), &["printf '%s' \"$SECRET\" > step.out"]);
+            s.env_file = Some(env.to_str().unwrap().into());
+            s.restart = "printf '%s' \"$SECRET\" > \"$ROOT/restart.out\"".into();
+            let (code, out) = deploy_with(shell, &s, "r1", "ok\n");
+            assert_eq!(code, 0, "{out}");
+            assert_eq!(std::fs::read_to_string(root.join("releases/r1/step.out")).unwrap(), secret);
+            assert_eq!(std::fs::read_to_string(root.join("restart.out")).unwrap(), secret);
+            assert!(!flag.exists(), "{shell} ran a command from the env file");
+        }
+    }
+
+    /// The cached environment is built once per set of inputs, linked from each release, and
+    /// pruned with the last release that uses it.
+    #[test]
+    fn cache_is_reused_while_its_inputs_do_not_change() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let mut s = settings(root, &["test -f venv/ok"]);
+            s.keep = 2;
+            s.cache = Some(Cache {
+                dir: "venv".into(),
+                build: vec!["mkdir venv".into(), "echo ok > venv/ok; echo built >> ../../../builds".into()],
+                key: vec!["VERSION".into()],
+                key_command: "echo v1".into(),
+            });
+            let (code, out) = deploy_with(shell, &s, "a", "ok\n");
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("n cache\tbuilding\t"), "{out}");
+            // VERSION differs per release: key on a file whose content does not change instead.
+            s.cache.as_mut().unwrap().key = vec!["requirements.txt".into()];
+            let (_, out1) = deploy_with(shell, &s, "b", "ok\n");
+            let (code, out2) = deploy_with(shell, &s, "c", "ok\n");
+            assert_eq!(code, 0, "{out2}");
+            assert!(out1.contains("n cache\tbuilding\t") && out2.contains("n cache\treused\t"), "{out1}\n{out2}");
+            assert!(!out2.contains("n step\tmkdir venv"), "{out2}");
+            assert_eq!(std::fs::read_to_string(dir.path().join("builds")).unwrap().lines().count(), 2);
+            let link = std::fs::read_link(dir.path().join("releases/c/venv")).unwrap();
+            assert!(link.starts_with(dir.path().join("shared/cache")), "{link:?}");
+            assert_eq!(std::fs::read_link(dir.path().join("releases/b/venv")).unwrap(), link);
+            // keep = 2: release a went, and with it the only environment it used.
+            assert!(!dir.path().join("releases/a").exists());
+            assert_eq!(std::fs::read_dir(dir.path().join("shared/cache")).unwrap().count(), 1);
+        }
+    }
+
+    /// A git URL at a commit SHA (which `git clone --branch` refuses).
+    #[test]
+    fn clone_takes_a_commit_sha() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let git = |args: &str| {
+            let out = Command::new("sh").arg("-c").arg(format!("cd {} && {args}", repo.display())).output().unwrap();
+            assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        std::fs::create_dir_all(&repo).unwrap();
+        git(
+            "git init -q && git config user.email t@example.invalid && git config user.name t && echo 1 > V && git add V && git commit -qm 1",
+        );
+        let sha = git("git rev-parse HEAD").trim().to_string();
+        git("echo 2 > V && git commit -qam 2");
+        for shell in ["sh", "dash"] {
+            let root = dir.path().join(format!("root-{shell}"));
+            let s = settings(root.to_str().unwrap(), &["test \"$(cat V)\" = 1"]);
+            let target = Target::Clone { url: format!("file://{}", repo.display()), git_ref: sha.clone() };
+            let (code, out) = run(shell, &build(&s, &target), b"ok\n");
+            assert_eq!(code, 0, "{shell}: {out}");
+            let live = current(root.to_str().unwrap());
+            assert!(live.to_str().unwrap().ends_with(&sha[..10]), "{live:?}");
+        }
+    }
+
+    /// Every deploy target's generated script, after the session part, and the watchdog's,
+    /// pass shellcheck.
     #[test]
     fn generated_scripts_pass_shellcheck() {
         let mut s = settings("/srv/my app", &["pip install -r req.txt", "echo \"$HOME\" > 'x y'"]);
         s.user = "app".into();
         s.env_file = Some("/etc/app env".into());
+        s.cache = Some(Cache {
+            dir: "venv".into(),
+            build: vec!["python3 -m venv venv".into()],
+            key: vec!["requirements.txt".into()],
+            key_command: "python3 --version".into(),
+        });
         let spec = crate::remote::test_spec("/var/lib/microctl", &crate::remote::nonce(), 60);
         for target in [
-            Target::Upload { name: "20261130T000000Z-abc".into() },
+            upload("20261130T000000Z-abc"),
             Target::Clone { url: "https://example.invalid/x.git".into(), git_ref: "main".into() },
-            Target::Previous,
+            Target::Previous { release: None },
         ] {
             let script = crate::remote::script(&spec, &build(&s, &target));
             assert_eq!(crate::remote::shellcheck(&script), None, "{target:?}:\n{script}");
         }
+        assert_eq!(crate::remote::shellcheck(&format!("#!/bin/sh\n{}", watchdog())), None);
     }
 
     #[test]
     fn build_step_is_exact() {
         assert_eq!(
-            build_step("pip install -r req.txt", false),
-            "mark step 'pip install -r req.txt'\nout=$( cd \"$REL\" && runuser -u \"$APP_USER\" -- sh -c 'pip install -r req.txt' 2>&1 </dev/null 9>&- ) || { rm -rf -- \"$REL\"; fail 'build step `pip install -r req.txt`' \"$out\"; }\n"
+            build_step("pip install -r req.txt"),
+            "STEP='pip install -r req.txt'\nmark step \"$STEP\"\nout=$(cd \"$REL\" && run_step 2>&1) || build_failed 'build step `pip install -r req.txt`' \"$out\"\n"
         );
     }
 }

@@ -41,11 +41,13 @@ pub struct Inventory {
     index: HashMap<String, usize>,
 }
 
-/// A raw `[deploy.NAME]` table with the line it starts on, for error messages.
+/// A raw `[deploy.NAME]` table with the line it starts on and, per field, the line and column
+/// of its value, for error messages.
 #[derive(Debug, Clone)]
 pub struct DeploySection {
     pub table: toml::Table,
     pub line: usize,
+    pub fields: BTreeMap<String, (usize, usize)>,
 }
 
 /// One host with every setting resolved.

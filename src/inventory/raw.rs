@@ -16,10 +16,13 @@ pub struct RawInventory {
     pub hosts: IndexMap<Spanned<String>, Spanned<RawHost>>,
     #[serde(default)]
     pub groups: IndexMap<Spanned<String>, Spanned<RawGroup>>,
-    /// Deploy settings per application (see `deploy`), kept raw here.
+    /// Deploy settings per application (see `deploy`), kept raw here, with each field's span.
     #[serde(default)]
-    pub deploy: IndexMap<Spanned<String>, Spanned<toml::Table>>,
+    pub deploy: IndexMap<Spanned<String>, Spanned<RawDeployTable>>,
 }
+
+/// One `[deploy.NAME]` table: its fields as written, each with its value's span.
+pub type RawDeployTable = IndexMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// One `[hosts.NAME]` table; `[defaults]` has the same shape minus `address`, `via` and `groups`.
 #[derive(Debug, Deserialize, Default, Clone)]

@@ -74,7 +74,12 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
         .deploy
         .iter()
         .map(|(name, table)| {
-            let section = DeploySection { table: table.get_ref().clone(), line: rep.line(&table.span()) };
+            let mut section =
+                DeploySection { table: toml::Table::new(), line: rep.line(&table.span()), fields: BTreeMap::new() };
+            for (key, value) in table.get_ref() {
+                section.fields.insert(key.get_ref().clone(), rep.lines.line_col(value.span().start));
+                section.table.insert(key.get_ref().clone(), value.get_ref().clone());
+            }
             (name.get_ref().clone(), section)
         })
         .collect();

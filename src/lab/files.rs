@@ -9,12 +9,19 @@ pub struct LabHost {
     pub group: &'static str,
 }
 
-pub const HOSTS: [LabHost; 4] = [
+/// Every lab host: the four of the original setup, then `app2`, run only by `lab up --app2`.
+pub const HOSTS: [LabHost; 5] = [
     LabHost { name: "jenkins", public: Some("198.18.0.10"), private: None, group: "ci" },
     LabHost { name: "web", public: Some("198.18.0.11"), private: Some("198.18.1.11"), group: "web" },
     LabHost { name: "monitoring", public: Some("198.18.0.12"), private: Some("198.18.1.12"), group: "monitoring" },
     LabHost { name: "app", public: None, private: Some("198.18.1.20"), group: "app" },
+    LabHost { name: "app2", public: None, private: Some("198.18.1.21"), group: "app" },
 ];
+
+/// The hosts a lab runs: the first four, or all five with the second app host.
+pub fn hosts(app2: bool) -> &'static [LabHost] {
+    if app2 { &HOSTS } else { &HOSTS[..4] }
+}
 
 impl LabHost {
     /// Where microctl connects: the public address, else the private one (through web).
@@ -26,14 +33,15 @@ impl LabHost {
 /// The lab inventory. With `vendor_roles` false, the roles whose apt repositories the lab
 /// cannot reach (jenkins, grafana) are left out; with true (`inventory-full.toml`), they are in,
 /// for `converge --check`, which renders and plans them against the real hosts. Secrets are
-/// references into LAB/secrets.toml ([`SECRETS`]), never values.
-pub fn inventory(lab_dir: &str, vendor_roles: bool) -> String {
+/// references into LAB/secrets.toml ([`SECRETS`]), never values. With `app2`, the second app
+/// host too.
+pub fn inventory(lab_dir: &str, vendor_roles: bool, app2: bool) -> String {
     let mut s = format!(
         "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
          [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
          connect_timeout = 15\n\n"
     );
-    for h in &HOSTS {
+    for h in hosts(app2) {
         s.push_str(&format!("[hosts.{}]\naddress = \"{}\"\n", h.name, h.address()));
         if h.public.is_none() {
             s.push_str("via = \"web\"\n");
@@ -85,9 +93,9 @@ pub fn known_hosts(keys: &[(&LabHost, Vec<String>)]) -> String {
 }
 
 /// ssh_config for OpenSSH: `ssh -F LAB/ssh_config app` goes through web, strict host keys.
-pub fn ssh_config(lab_dir: &str) -> String {
+pub fn ssh_config(lab_dir: &str, app2: bool) -> String {
     let mut s = String::new();
-    for h in &HOSTS {
+    for h in hosts(app2) {
         s.push_str(&format!("Host {}\n  HostName {}\n", h.name, h.address()));
         if h.public.is_none() {
             s.push_str("  ProxyJump web\n");
@@ -107,8 +115,8 @@ mod tests {
 
     #[test]
     fn inventory_reaches_app_through_web_and_loads() {
-        let text = inventory("/lab", false);
-        let full = inventory("/lab", true);
+        let text = inventory("/lab", false, false);
+        let full = inventory("/lab", true, false);
         for secret in SECRETS {
             assert!(full.contains(&format!("{secret} = {{ secret = \"{secret}\" }}")), "{full}");
         }
@@ -120,12 +128,18 @@ mod tests {
         assert_eq!(app.address, "198.18.1.20");
         assert_eq!(inv.host("web").unwrap().vars["private_address"].as_str(), Some("198.18.1.11"));
         assert_eq!(inv.groups["app"].roles, ["app", "node_exporter"]);
+        assert!(inv.host("app2").is_none());
+        let two = inventory("/lab", false, true);
+        let two = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &two).unwrap();
+        assert_eq!(two.chain_text(two.host("app2").unwrap()), "control -> web -> app2");
+        assert_eq!(two.groups["app"].hosts, ["app", "app2"]);
     }
 
     #[test]
     fn known_hosts_cover_every_address() {
         let keys = vec![(&HOSTS[1], vec!["ssh-ed25519 AAAAkey root@web".to_string()])];
         assert_eq!(known_hosts(&keys), "198.18.0.11 ssh-ed25519 AAAAkey\n198.18.1.11 ssh-ed25519 AAAAkey\n");
-        assert!(ssh_config("/lab").contains("Host app\n  HostName 198.18.1.20\n  ProxyJump web\n"));
+        assert!(ssh_config("/lab", true).contains("Host app2\n  HostName 198.18.1.21\n  ProxyJump web\n"));
+        assert!(ssh_config("/lab", false).contains("Host app\n  HostName 198.18.1.20\n  ProxyJump web\n"));
     }
 }

@@ -5,10 +5,12 @@
 set -euo pipefail
 LAB=${MICROCTL_LAB_DIR:?}
 MIRROR=${MICROCTL_LAB_MIRROR:-http://deb.debian.org/debian}
-HOSTS="jenkins web monitoring app"
+# Every host the lab knows; those to run (`lab up --app2` adds the second app host).
+ALL_HOSTS="jenkins web monitoring app app2"
+HOSTS=${MICROCTL_LAB_HOSTS:-jenkins web monitoring app}
 
 pub_ip() { case $1 in jenkins) echo 198.18.0.10 ;; web) echo 198.18.0.11 ;; monitoring) echo 198.18.0.12 ;; *) echo "" ;; esac; }
-priv_ip() { case $1 in web) echo 198.18.1.11 ;; monitoring) echo 198.18.1.12 ;; app) echo 198.18.1.20 ;; *) echo "" ;; esac; }
+priv_ip() { case $1 in web) echo 198.18.1.11 ;; monitoring) echo 198.18.1.12 ;; app) echo 198.18.1.20 ;; app2) echo 198.18.1.21 ;; *) echo "" ;; esac; }
 say() { echo "lab: $*" >&2; }
 
 build_base() {
@@ -65,6 +67,7 @@ make_host() {
 198.18.0.11 web
 198.18.0.12 monitoring
 198.18.1.20 app
+198.18.1.21 app2
 198.18.1.11 web-priv
 198.18.1.12 monitoring-priv
 HOSTS
@@ -164,6 +167,10 @@ net_down() {
 case ${1:-} in
   up)
     mkdir -p "$LAB/hosts"
+    # A host of an earlier `lab up --app2` that this one does not run.
+    for n in $ALL_HOSTS; do
+      case " $HOSTS " in *" $n "*) ;; *) stop_host "$n" ;; esac
+    done
     [ -f "$LAB/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C microctl-lab -f "$LAB/id_ed25519"
     build_base
     for n in $HOSTS; do
@@ -175,12 +182,12 @@ case ${1:-} in
     for n in $HOSTS; do start_host "$n"; done
     ;;
   down)
-    for n in $HOSTS; do stop_host "$n"; done
+    for n in $ALL_HOSTS; do stop_host "$n"; done
     net_down
     find /sys/fs/cgroup -maxdepth 2 -type d -name lab -exec rmdir {} \; 2>/dev/null || true
     ;;
   fresh)
-    for n in $HOSTS; do rm -rf "$LAB/hosts/$n"; done
+    for n in $ALL_HOSTS; do rm -rf "$LAB/hosts/$n"; done
     ;;
   *) echo "usage: lab.sh up|down|fresh" >&2; exit 2 ;;
 esac

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
 use crate::transport::{Options, Pool};
-pub use files::HOSTS;
+pub use files::{HOSTS, hosts};
 
 const LAB_SH: &str = include_str!("lab.sh");
 const SUPERVISOR_SH: &str = include_str!("supervisor.sh");
@@ -90,11 +90,13 @@ fn write_scripts(lab: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_script(lab: &Path, action: &str) -> Result<()> {
+fn run_script(lab: &Path, action: &str, app2: bool) -> Result<()> {
+    let names: Vec<&str> = hosts(app2).iter().map(|h| h.name).collect();
     let status = Command::new("bash")
         .arg(lab.join("scripts/lab.sh"))
         .arg(action)
         .env("MICROCTL_LAB_DIR", lab)
+        .env("MICROCTL_LAB_HOSTS", names.join(" "))
         .env("MICROCTL_LAB_RECIPE", recipe())
         .status()
         .map_err(|e| lab_error("cannot run bash").caused_by(e))?;
@@ -106,15 +108,30 @@ fn run_script(lab: &Path, action: &str) -> Result<()> {
     }
 }
 
-/// `lab up`: image, hosts, network, containers; then the inventory; then wait for systemd.
-pub fn up() -> Result<PathBuf> {
+/// Marks a lab run with the second app host (`lab up --app2`).
+const APP2_MARK: &str = "app2";
+
+/// Does the lab run the second app host?
+pub fn has_app2() -> bool {
+    dir().join(APP2_MARK).exists()
+}
+
+/// `lab up [--app2]`: image, hosts, network, containers; then the inventory; then wait for
+/// systemd. With `app2`, a second app host (private net, reached through web, group `app`).
+pub fn up(app2: bool) -> Result<PathBuf> {
     check_prerequisites()?;
     let lab = dir();
     write_scripts(&lab)?;
+    let mark = lab.join(APP2_MARK);
+    if app2 {
+        std::fs::write(&mark, "").map_err(|e| Error::io("cannot write", &mark, e))?;
+    } else if mark.exists() {
+        std::fs::remove_file(&mark).map_err(|e| Error::io("cannot remove", &mark, e))?;
+    }
     let t = Instant::now();
-    run_script(&lab, "up")?;
-    let inventory = write_user_files(&lab)?;
-    wait_running(&inventory, Duration::from_secs(120))?;
+    run_script(&lab, "up", app2)?;
+    let inventory = write_user_files(&lab, app2)?;
+    wait_running(&inventory, app2, Duration::from_secs(120))?;
     eprintln!("lab: up in {:.1}s", t.elapsed().as_secs_f64());
     Ok(inventory)
 }
@@ -127,17 +144,17 @@ pub fn down(fresh: bool) -> Result<()> {
     if !lab.join("scripts/lab.sh").exists() {
         write_scripts(&lab)?;
     }
-    run_script(&lab, "down")?;
+    run_script(&lab, "down", true)?;
     if fresh {
-        run_script(&lab, "fresh")?;
+        run_script(&lab, "fresh", true)?;
     }
     Ok(())
 }
 
-fn write_user_files(lab: &Path) -> Result<PathBuf> {
+fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
     let lab_s = lab.display().to_string();
     let mut keys = Vec::new();
-    for h in &HOSTS {
+    for h in hosts(app2) {
         let ssh = lab.join("hosts").join(h.name).join("root/etc/ssh");
         let mut lines = Vec::new();
         for kind in ["ed25519", "ecdsa", "rsa"] {
@@ -155,9 +172,9 @@ fn write_user_files(lab: &Path) -> Result<PathBuf> {
     let deploy = app.map(|a| files::deploy_section(&a.display().to_string())).unwrap_or_default();
     let files = [
         ("known_hosts", files::known_hosts(&keys)),
-        ("ssh_config", files::ssh_config(&lab_s)),
-        ("inventory.toml", files::inventory(&lab_s, false) + &deploy),
-        ("inventory-full.toml", files::inventory(&lab_s, true)),
+        ("ssh_config", files::ssh_config(&lab_s, app2)),
+        ("inventory.toml", files::inventory(&lab_s, false, app2) + &deploy),
+        ("inventory-full.toml", files::inventory(&lab_s, true, app2)),
     ];
     for (name, text) in files {
         let p = lab.join(name);
@@ -209,7 +226,7 @@ fn random_hex() -> Result<String> {
 }
 
 /// Waits until every host answers over SSH (app through web) and its systemd is `running`.
-fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
+fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
     let inv = Arc::new(Inventory::load(inventory)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -217,7 +234,7 @@ fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
         .map_err(|e| lab_error("runtime").caused_by(e))?;
     rt.block_on(async {
         let deadline = Instant::now() + timeout;
-        let mut pending: Vec<String> = HOSTS.iter().map(|h| h.name.to_string()).collect();
+        let mut pending: Vec<String> = hosts(app2).iter().map(|h| h.name.to_string()).collect();
         let mut last: Option<Error> = None;
         while !pending.is_empty() {
             if Instant::now() > deadline {
@@ -275,7 +292,7 @@ fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
 /// `lab status`: per host, whether its container runs and its address.
 pub fn status() -> Result<Vec<(String, bool, String)>> {
     let lab = dir();
-    Ok(HOSTS
+    Ok(hosts(has_app2())
         .iter()
         .map(|h| {
             let pid = std::fs::read_to_string(lab.join("hosts").join(h.name).join("nspawn.pid")).unwrap_or_default();

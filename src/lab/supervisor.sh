@@ -2,7 +2,14 @@
 # Per-host supervisor (embedded in microctl): puts itself in the host's own cgroups, then runs
 # systemd-nspawn booting the host, again after an in-container reboot (exit 133).
 main() {
-  local name=$1 LAB=${MICROCTL_LAB_DIR:?} h c rc
+  local name=$1 LAB=${MICROCTL_LAB_DIR:?} h c rc fd
+  # Descriptors inherited from whoever ran `lab up` (e.g. the fd of a caller's
+  # `flock /tmp/microctl-lab.lock`) must not live as long as the lab: that lock would stay
+  # held by the containers.
+  for fd in "/proc/$$/fd/"*; do
+    fd=${fd##*/}
+    case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+  done
   h="$LAB/hosts/$name"
   for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
     if [ -d "$c" ] && { [ -f "$c/cgroup.procs" ] || [ -f "$c/tasks" ]; }; then

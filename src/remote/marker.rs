@@ -41,6 +41,17 @@ pub enum Marker {
     RolledBack(String),
     /// Deploy: kept; old releases pruned.
     Pruned,
+    /// Deploy: the confirm watchdog is armed with this many seconds (before the switch).
+    Armed(String),
+    /// Deploy: the incomplete release of a run that died was removed.
+    Cleaned(String),
+    /// Deploy: a switched release nobody decided on was rolled back at the start of this run.
+    Recovered(String),
+    /// Deploy: the cached environment: `reused` or `building`, and its key.
+    Cache {
+        state: String,
+        key: String,
+    },
 }
 
 impl Marker {
@@ -71,6 +82,14 @@ impl Marker {
             "restarted" => Marker::Restarted,
             "rolled-back" => Marker::RolledBack(fields.to_string()),
             "pruned" => Marker::Pruned,
+            "armed" => Marker::Armed(first()),
+            "cleaned" => Marker::Cleaned(first()),
+            "recovered" => Marker::Recovered(first()),
+            "cache" => {
+                let mut f = fields.splitn(2, '\t');
+                let state = f.next().unwrap_or("").to_string();
+                Marker::Cache { state, key: f.next().unwrap_or("").to_string() }
+            }
             _ => return None,
         })
     }
@@ -176,6 +195,11 @@ mod tests {
             Some(Marker::Fail { step: "build".into(), code: None })
         );
         assert_eq!(Marker::parse(N, &format!("{N} out\ta\tb")), Some(Marker::Out("a\tb".into())));
+        assert_eq!(
+            Marker::parse(N, &format!("{N} cache\treused\t0123abcd")),
+            Some(Marker::Cache { state: "reused".into(), key: "0123abcd".into() })
+        );
+        assert_eq!(Marker::parse(N, &format!("{N} armed\t90")), Some(Marker::Armed("90".into())));
         assert_eq!(Marker::parse(N, "@@done\t1"), None);
         assert_eq!(Marker::parse(N, &format!("ffff{N} passed\t1")), None);
         assert_eq!(Marker::parse(N, &format!("{N} bogus")), None);

@@ -198,11 +198,12 @@ pub struct DeployHost {
     pub skipped: bool,
 }
 
-/// `deploy --list`: the host's releases and the live one.
+/// `deploy --list`: the host's releases, the live one, and its release ledger.
 #[derive(Debug, Serialize)]
 pub struct DeployListHost {
     pub live: String,
     pub releases: Vec<String>,
+    pub ledger: Vec<crate::deploy::ledger::Entry>,
 }
 
 /// The last line: counts over hosts, the exit status.

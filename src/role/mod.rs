@@ -16,3 +16,4 @@ mod template;
 
 pub use load::{Role, RoleSet};
 pub use render::{Renderer, role_names_for};
+pub use template::systemd_env;

@@ -1,6 +1,7 @@
 //! Templates: the one minijinja environment of a run. Strict undefined (a missing variable is
 //! an error, never an empty string), `trim_blocks` and kept trailing newlines as Ansible users
-//! expect. An undefined-variable error is reported with the variable's name.
+//! expect. An undefined-variable error is reported with the variable's name. Filters of our
+//! own: `systemd_env` quotes a value for a systemd `EnvironmentFile=`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ impl Templates {
         env.set_syntax(
             SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build().expect("valid syntax config"),
         );
+        env.add_filter("systemd_env", systemd_env_filter);
         Templates { env, files: HashMap::new() }
     }
 
@@ -94,6 +96,43 @@ impl Templates {
     }
 }
 
+/// `{{ value | systemd_env }}`: see [`systemd_env`].
+fn systemd_env_filter(value: Value) -> std::result::Result<String, minijinja::Error> {
+    let text = match value.as_str() {
+        Some(s) => s.to_string(),
+        None if value.is_undefined() || value.is_none() => {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                "systemd_env of an undefined value",
+            ));
+        }
+        None => value.to_string(),
+    };
+    systemd_env(&text).ok_or_else(|| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "a systemd environment value cannot contain NUL")
+    })
+}
+
+/// `value` as one double-quoted value of a systemd `EnvironmentFile=` line (`KEY={{ v | systemd_env }}`):
+/// systemd's rules for double quotes (systemd.exec(5), env-file.c) take `\"`, `\\`, `\``
+/// and `\$` as escapes and everything else, newlines included, literally, so `$`, quotes,
+/// spaces, backticks and backslashes survive as written. NUL cannot be represented: `None`.
+pub fn systemd_env(value: &str) -> Option<String> {
+    if value.contains('\0') {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '`' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    Some(out)
+}
+
 fn describe(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
@@ -128,4 +167,33 @@ fn resolves(ctx: &Value, path: &str) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_env_escapes_exactly_what_systemd_unescapes() {
+        assert_eq!(systemd_env("plain").unwrap(), r#""plain""#);
+        assert_eq!(systemd_env("").unwrap(), r#""""#);
+        assert_eq!(systemd_env("abc$(touch /tmp/x)def").unwrap(), r#""abc\$(touch /tmp/x)def""#);
+        assert_eq!(systemd_env("pa$word").unwrap(), r#""pa\$word""#);
+        assert_eq!(systemd_env("\"abc def\"").unwrap(), r#""\"abc def\"""#);
+        assert_eq!(systemd_env("it's `id` \\n").unwrap(), r#""it's \`id\` \\n""#);
+        assert_eq!(systemd_env(" lead and trail ").unwrap(), "\" lead and trail \"");
+        assert_eq!(systemd_env("two\nlines").unwrap(), "\"two\nlines\"");
+        assert_eq!(systemd_env("a\0b"), None);
+    }
+
+    #[test]
+    fn systemd_env_filter_in_a_template() {
+        let t = Templates::new();
+        let ctx = minijinja::context! { secret => "a$b \"c\"", port => 5000 };
+        assert_eq!(
+            t.render_str("K={{ secret | systemd_env }} P={{ port | systemd_env }}", &ctx).unwrap(),
+            r#"K="a\$b \"c\"" P="5000""#
+        );
+        assert!(t.render_str("K={{ nope | systemd_env }}", &ctx).is_err());
+    }
 }

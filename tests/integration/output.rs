@@ -37,7 +37,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
                     ("timings", "o"),
                 ],
                 "exec" => vec![("exit_code", "u?"), ("signal", "s?"), ("stdout", "s"), ("stderr", "s")],
-                "deploy" if v.get("live").is_some() => vec![("live", "s"), ("releases", "a")],
+                "deploy" if v.get("live").is_some() => vec![("live", "s"), ("releases", "a"), ("ledger", "a")],
                 "deploy" => {
                     vec![("release", "s?"), ("previous", "s?"), ("health", "a"), ("rolled_back", "b"), ("skipped", "b")]
                 }

@@ -180,7 +180,11 @@ fn nginx_and_prometheus_follow_the_inventory() {
     assert!(prom.contains("- \"203.0.113.10:9100\""), "{prom}");
     assert!(!prom.contains("10.0.1.10:9100"), "web has no node_exporter role: {prom}");
     let unit = file(&rendered["app"], "/etc/systemd/system/gunicorn.service");
-    assert!(unit.contains("--workers 3 --bind 10.0.2.20:5000"), "{unit}");
+    assert!(unit.contains("gunicorn --workers 3 --access-logfile"), "{unit}");
+    assert!(unit.contains("\nRequires=gunicorn.socket\n") && unit.contains("\nType=notify\n"), "{unit}");
+    // systemd holds the listening socket, so a restart never refuses a connection.
+    let socket = file(&rendered["app"], "/etc/systemd/system/gunicorn.socket");
+    assert!(socket.contains("\nListenStream=10.0.2.20:5000\n"), "{socket}");
     let env = rendered["app"].files.iter().find(|f| f.dest == "/etc/microblog.env").unwrap();
     assert!(env.sensitive && env.meta.mode == Some(0o600));
 

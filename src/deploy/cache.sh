@@ -1,0 +1,60 @@
+# shellcheck shell=sh
+# Reusing the built environment (e.g. the venv) across releases, after functions.sh and with
+# CACHE_DIR (the folder the release uses, e.g. `venv`), CACHE_KEY (files of the release, one
+# a line), CACHE_KEY_COMMAND (e.g. `python3 --version`) and CACHE_STEPS (the steps that build
+# it, one a line) assigned. The environment lives in $ROOT/shared/cache/KEY/, KEY hashing the
+# key files' names and contents, the steps and the key command's output; it is built there in
+# place (a venv cannot move), with only the key files, and marked complete last; each release
+# links CACHE_DIR to it. Unchanged inputs: no step runs at all.
+: "${CACHE_DIR:?}" "${CACHE_KEY_COMMAND:?}"
+cache_link() {
+  c_key=$(
+    {
+      printf '%s\n' "$CACHE_KEY" | while IFS= read -r f; do
+        [ -n "$f" ] || continue
+        printf 'file %s\n' "$f"
+        cat -- "$REL/$f" 2> /dev/null || printf 'absent\n'
+      done
+      printf 'steps\n%s\n' "$CACHE_STEPS"
+      printf 'version\n'
+      (cd "$REL" && eval "env $ENV_WORDS sh -c \"\$CACHE_KEY_COMMAND\"") 2>&1 < /dev/null 9>&-
+    } | sha256sum | cut -c 1-16
+  )
+  C="$ROOT/shared/cache/$c_key"
+  if [ -f "$C/.complete" ]; then
+    mark cache reused "$c_key"
+  else
+    rm -rf -- "$C"
+    mkdir -p -- "$C" || fail cache "cannot create $C"
+    printf '%s\n' "$CACHE_KEY" | while IFS= read -r f; do
+      if [ -z "$f" ] || [ ! -e "$REL/$f" ]; then continue; fi
+      mkdir -p -- "$C/$(dirname -- "$f")" && cp -p -- "$REL/$f" "$C/$f"
+    done
+    [ "$APP_USER" = root ] || chown -R -- "$APP_USER" "$ROOT/shared/cache" || fail cache "no user $APP_USER"
+    mark cache building "$c_key"
+    printf '%s\n' "$CACHE_STEPS" > "$C/.steps"
+    while IFS= read -r STEP; do
+      [ -n "$STEP" ] || continue
+      mark step "$STEP"
+      out=$(cd "$C" && run_step 2>&1) || {
+        rm -rf -- "$C"
+        build_failed "build step \`$STEP\`" "$out"
+      }
+    done < "$C/.steps"
+    : > "$C/.complete"
+  fi
+  rm -rf -- "${REL:?}/$CACHE_DIR"
+  ln -s -- "$C/$CACHE_DIR" "$REL/$CACHE_DIR" || fail cache "cannot link $CACHE_DIR"
+}
+
+# cache_prune: remove every environment no release links to any more.
+cache_prune() {
+  for c in "$ROOT/shared/cache"/*; do
+    [ -d "$c" ] || continue
+    used=0
+    for r in "$ROOT/releases"/*; do
+      [ "$(readlink -- "$r/$CACHE_DIR" 2> /dev/null)" = "$c/$CACHE_DIR" ] && used=1 && break
+    done
+    [ "$used" = 1 ] || rm -rf -- "$c"
+  done
+}
