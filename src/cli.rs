@@ -26,6 +26,15 @@ pub struct GlobalArgs {
     /// Folder of roles [default: `roles` next to the inventory, else ./roles].
     #[arg(long, env = "MICROCTL_ROLES", global = true)]
     pub roles_dir: Option<PathBuf>,
+    /// Print only host errors and the summary line.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print each host's phases and timings; twice (-vv) also the remote commands.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Color: auto (a terminal, unless NO_COLOR is set or CLICOLOR_FORCE forces it), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = crate::report::ColorChoice::Auto, value_name = "WHEN")]
+    pub color: crate::report::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,7 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    report::configure(cli.global.quiet, cli.global.verbose, cli.global.color);
     match command::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -536,8 +536,8 @@ fn lab_converge_deploy_and_teardown() {
     // B: unhealthy, rolled back by the controller.
     let sick = microctl(&["-i", vi, "deploy", "app", "--ref", "sick"]);
     assert_eq!(sick.code, 1, "{}{}", sick.stdout, sick.stderr);
-    assert!(sick.stderr.contains("health check failed on app; rolled back to"), "{}", sick.stderr);
-    assert!(sick.stderr.contains("HTTP 500"), "{}", sick.stderr);
+    assert!(sick.stdout.contains("health check failed on app; rolled back to"), "{}", sick.stdout);
+    assert!(sick.stdout.contains("HTTP 500"), "{}", sick.stdout);
     assert_eq!(page_version(), "1.0.0");
 
     // G2: v2. One app host, four clients through nginx: gunicorn restarts behind systemd's
@@ -553,7 +553,7 @@ fn lab_converge_deploy_and_teardown() {
     let live_before = live(vi);
     let broken = microctl(&["-i", vi, "deploy", "app", "--ref", "broken"]);
     assert_eq!(broken.code, 1);
-    assert!(broken.stderr.contains("current was not touched"), "{}", broken.stderr);
+    assert!(broken.stdout.contains("current was not touched"), "{}", broken.stdout);
     assert_eq!(live(vi), live_before);
     assert_eq!(page_version(), "2.0.0");
 
@@ -600,7 +600,7 @@ fn lab_converge_deploy_and_teardown() {
         if let Some(resumed) = stopped {
             // The stalled controller resumes: its verdict is too late, and it says so.
             assert_eq!(resumed.code, 1, "{}{}", resumed.stdout, resumed.stderr);
-            assert!(resumed.stderr.contains("rolled back to"), "{}", resumed.stderr);
+            assert!(resumed.stdout.contains("rolled back to"), "{}", resumed.stdout);
         }
         eprintln!("lab e2e: controller stopped {what}: back on G1 {:.1}s later", t.elapsed().as_secs_f64());
         if what == "during the build" {

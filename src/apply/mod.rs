@@ -177,7 +177,11 @@ async fn follow_apply(
     while let Some(line) = session.next().await? {
         match line {
             // Each step gets the whole timeout (an apt install may take minutes).
-            Line::Marker(Marker::Begin(id)) => session.phase(format!("apply step {}", step_label(&run.plan, id))),
+            Line::Marker(Marker::Begin(id)) => {
+                let label = step_label(&run.plan, id);
+                progress(Progress::Phase(&format!("applying {label}")));
+                session.phase(format!("apply step {label}"))
+            }
             Line::Marker(Marker::Passed(id)) => {
                 if let Some(text) = step_text(&run.plan, &id) {
                     if id.starts_with('h') {

@@ -1,15 +1,14 @@
 //! `microctl converge`: render every selected host's roles (offline), then for each host in
 //! parallel: connect, lock, probe, plan, apply only the differences, run handlers; then a
-//! recap. A host that fails stops; the others go on.
+//! recap (all through `report::Printer`). A host that fails stops; the others go on.
 //!
 //! Exit status: 0 converged, 1 any host failed, 2 usage/inventory/role/template error (then
 //! no host is contacted),
 //! 3 (`--check` only) changes are pending.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::{extra_vars, load_inventory_with_secrets, load_roles, runtime};
@@ -18,15 +17,12 @@ use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::inventory;
 use crate::plan::desired::Desired;
-use crate::report::{self, Progress, Table};
+use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
+use crate::report::{self, Printer};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
-/// Exit status of `--check` when changes are pending.
-pub const EXIT_PENDING: i32 = 3;
-
 pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
-    let started = Instant::now();
     let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
     let selected: Vec<String> = inventory::select(&inv, &args.pattern)?.iter().map(|h| h.name.clone()).collect();
     let roles = load_roles(global, &inv)?;
@@ -47,25 +43,23 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         .collect();
     // A role or template error is an input error: report every one, exit 2, connect nowhere.
     if rendered.iter().any(|(_, d)| d.is_err()) {
+        if !args.json {
+            rendered.iter().filter_map(|(_, d)| d.as_ref().err()).for_each(report::print_error);
+            return Ok(2);
+        }
+        let printer = Printer::new("converge", &selected, true);
         for (name, desired) in rendered {
             let Err(e) = desired else { continue };
-            if args.json {
-                let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
-                report::json_line(&host_json(&run, args.check));
-            } else {
-                report::print_error(&e);
-            }
+            report_host(&printer, &HostRun { host: name, failed: 1, error: Some(e), ..Default::default() }, args.check);
         }
-        return Ok(2);
+        return Ok(printer.finish_as(0, args.check, Some(2)));
     }
 
-    let color = report::color_enabled(&std::io::stdout());
-    let tty = !args.json && report::color_enabled(&std::io::stderr());
-    let progress = Arc::new(Progress::new(&selected, tty));
+    let printer = Printer::new("converge", &selected, args.json);
     let opts = Options {
         check: args.check,
         diff: args.diff,
-        color,
+        color: report::color_enabled(&std::io::stdout()),
         lock_timeout: Duration::from_secs(args.lock_timeout),
         timeout: args.timeout.map(Duration::from_secs),
         what: "converge",
@@ -75,29 +69,29 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
         for (name, desired) in rendered {
-            let (pool, forks, progress, opts) = (pool.clone(), forks.clone(), progress.clone(), opts.clone());
-            let json = args.json;
+            let (pool, forks, printer, opts) = (pool.clone(), forks.clone(), printer.clone(), opts.clone());
             tasks.push(tokio::spawn(async move {
-                let host = progress.host(&name);
                 let run = match desired {
                     Err(e) => HostRun { host: name, failed: 1, error: Some(e), ..Default::default() },
                     Ok(desired) => {
                         let _slot = forks.acquire_owned().await.expect("forks");
+                        printer.host_start(&name);
+                        // The one remote command; the session script follows on its stdin.
+                        let host = pool.inventory().host(&name).expect("selected");
+                        printer.command(&name, &crate::remote::bootstrap(host.privilege()));
                         let on_step = |step: Step<'_>| match step {
-                            Step::Phase(p) => host.phase(p),
-                            Step::Step(true, text) if !json => host.line(&format!("changed: {text}")),
-                            Step::Step(false, text) if !json => host.line(&format!("FAILED: {text}")),
-                            Step::Step(..) => {}
+                            Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
+                            Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {
+                                (Some(h), true) => printer.handler(&name, h, ChangeState::Changed),
+                                (Some(h), false) => printer.handler(&name, h, ChangeState::Failed),
+                                (None, true) => printer.change(&name, text, ChangeState::Changed, None),
+                                (None, false) => printer.change(&name, text, ChangeState::Failed, None),
+                            },
                         };
                         apply::converge_host(&pool, &desired, &opts, &on_step).await
                     }
                 };
-                host.finish();
-                if json {
-                    report::json_line(&host_json(&run, opts.check));
-                } else {
-                    print_host(&host, &run, &opts);
-                }
+                report_host(&printer, &run, opts.check);
                 run
             }));
         }
@@ -109,101 +103,61 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         runs
     });
 
-    let failed = runs.iter().filter(|r| r.error.is_some()).count();
     let changed: usize = runs.iter().map(|r| r.changed).sum();
-    if args.json {
-        report::json_line(&json!({
-            "type": "summary",
-            "hosts": runs.len(),
-            "failed": failed,
-            "changed": changed,
-            "ok": runs.iter().map(|r| r.ok).sum::<usize>(),
-            "check": args.check,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        }));
-    } else {
-        print!("{}", recap(&runs, args.check));
-        println!(
-            "{} hosts, {changed} {}, {failed} failed, in {}",
-            runs.len(),
-            if args.check { "changes pending" } else { "changed" },
-            report::seconds(started.elapsed())
-        );
-    }
-    Ok(if failed > 0 {
-        1
-    } else if args.check && runs.iter().any(|r| !r.plan.is_empty()) {
-        EXIT_PENDING
-    } else {
-        0
-    })
+    Ok(printer.finish(changed, args.check))
 }
 
-fn print_host(host: &report::HostProgress, run: &HostRun, opts: &Options) {
-    if opts.check {
+/// Phases that may take long: announced without a terminal, and kept alive by the heartbeat.
+fn is_slow(phase: &str) -> bool {
+    phase.starts_with("waiting")
+        || ["packages", "command", "service", "handler"]
+            .iter()
+            .any(|p| phase.strip_prefix("applying ").is_some_and(|s| s.starts_with(p)))
+}
+
+/// The host's pending changes (`--check`), diffs and result, to the printer.
+fn report_host(printer: &Printer, run: &HostRun, check: bool) {
+    if check {
         for c in &run.plan.changes {
-            host.line(&format!("would change: {} ({})", c.resource, c.reason));
+            printer.change(&run.host, &c.resource, ChangeState::Pending, Some(&c.reason));
         }
         for h in &run.plan.handlers {
-            host.line(&format!("would run handler: {h}"));
-        }
-    } else {
-        for h in &run.handlers_run {
-            host.line(&format!("ran handler: {h}"));
+            printer.handler(&run.host, h, ChangeState::Pending);
         }
     }
     for d in &run.diffs {
-        for line in d.lines() {
-            host.line(line);
-        }
+        printer.diff(&run.host, d);
     }
-    if let Some(e) = &run.error {
-        for (i, line) in e.to_string().lines().enumerate() {
-            host.line(&if i == 0 { format!("error: {line}") } else { line.to_string() });
-        }
-    }
-}
-
-fn host_json(run: &HostRun, check: bool) -> serde_json::Value {
-    let changes: Vec<_> = run
-        .plan
-        .changes
-        .iter()
-        .map(|c| json!({ "resource": c.resource, "reason": c.reason, "role": c.role }))
-        .collect();
-    json!({
-        "type": "host",
-        "host": run.host,
-        "check": check,
-        "ok": run.ok,
-        "changed": run.changed,
-        "failed": run.failed,
-        "changes": changes,
-        "handlers": if check { &run.plan.handlers } else { &run.handlers_run },
-        "pending_handlers": run.plan.pending,
-        "diffs": run.diffs,
-        "channels_opened": run.channels_opened,
-        "bytes_sent": run.bytes_sent,
-        "timings": {
-            "connect_ms": run.connect.as_millis() as u64,
-            "probe_ms": run.probe.as_millis() as u64,
-            "apply_ms": run.apply.as_millis() as u64,
-            "total_ms": run.total.as_millis() as u64,
+    let status = match &run.error {
+        Some(e) => Status::of_error(e),
+        None if check && !run.plan.is_empty() => Status::Pending,
+        None if run.changed > 0 || !run.handlers_run.is_empty() => Status::Changed,
+        None => Status::Ok,
+    };
+    let detail =
+        format!("{} ok, {} {}, {} failed", run.ok, run.changed, if check { "pending" } else { "changed" }, run.failed);
+    let fields = HostFields::Converge(ConvergeHost {
+        check,
+        ok: run.ok,
+        changed: run.changed,
+        failed: run.failed,
+        changes: run
+            .plan
+            .changes
+            .iter()
+            .map(|c| ChangeJson { resource: c.resource.clone(), reason: c.reason.clone(), role: c.role.clone() })
+            .collect(),
+        handlers: if check { run.plan.handlers.clone() } else { run.handlers_run.clone() },
+        pending_handlers: run.plan.pending.clone(),
+        diffs: run.diffs.clone(),
+        channels_opened: run.channels_opened,
+        bytes_sent: run.bytes_sent,
+        timings: Timings {
+            connect_ms: run.connect.as_millis() as u64,
+            probe_ms: run.probe.as_millis() as u64,
+            apply_ms: run.apply.as_millis() as u64,
+            total_ms: run.total.as_millis() as u64,
         },
-        "error": run.error.as_ref().map(report::error_json),
-    })
-}
-
-fn recap(runs: &[HostRun], check: bool) -> String {
-    let mut table = Table::new(&["host", "ok", if check { "pending" } else { "changed" }, "failed", "duration"]);
-    for r in runs {
-        table.row(vec![
-            r.host.clone(),
-            r.ok.to_string(),
-            r.changed.to_string(),
-            r.failed.to_string(),
-            report::seconds(r.total),
-        ]);
-    }
-    table.render()
+    });
+    printer.host_done(&HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, fields));
 }

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
@@ -15,12 +13,12 @@ use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
-use crate::report::{self, Table};
+use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
+use crate::report::{Printer, Table};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
-    let started = Instant::now();
     let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
@@ -141,78 +139,79 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         drain_file: cfg.drain_file.clone(),
         drain_reload: cfg.drain_reload.clone(),
     });
-    let width = plans.iter().map(|p| p.host.len()).max().unwrap_or(0);
-    let json = args.json;
+    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
+    let printer = Printer::new("deploy", &names, args.json);
+    let sink = printer.clone();
     let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
         let Event::Line(text) = e;
-        if !json {
-            println!("{host:<width$} | {}", report::redact(text));
-        }
+        on_line(&sink, host, text);
     });
+    for plan in &plans {
+        // The one remote command per host; the deploy script follows on its stdin.
+        let host = inv.host(&plan.host).expect("planned host");
+        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+    }
     let results = runtime()?.block_on(async {
         let r = deploy::run(pool.clone(), plans, shared, on_event).await;
         pool.close_all().await;
         r
     });
 
-    let failed = results.iter().filter(|r| r.error.is_some() || r.skipped).count();
     for r in &results {
-        if json {
-            report::json_line(&json!({
-                "type": "host",
-                "host": r.host,
-                "release": r.release,
-                "previous": r.previous,
-                "health": r.health,
-                "rolled_back": r.rolled_back,
-                "skipped": r.skipped,
-                "duration_ms": r.duration.as_millis() as u64,
-                "error": r.error.as_ref().map(report::error_json),
-            }));
-        } else if let Some(e) = &r.error {
-            report::print_error(e);
-        }
+        let status = match (&r.error, r.skipped) {
+            (_, true) => Status::Skipped,
+            (Some(e), _) => Status::of_error(e),
+            (None, _) => Status::Changed,
+        };
+        let release = r.release.clone().unwrap_or_else(|| "-".into());
+        let detail = match (&r.error, r.skipped, r.rolled_back) {
+            (_, true, _) => "not attempted: an earlier host failed".to_string(),
+            (Some(_), _, true) => format!("{release}, rolled back"),
+            _ => release,
+        };
+        let fields = HostFields::Deploy(DeployHost {
+            release: r.release.clone(),
+            previous: r.previous.clone(),
+            health: r.health.clone(),
+            rolled_back: r.rolled_back,
+            skipped: r.skipped,
+        });
+        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, fields));
     }
-    if json {
-        report::json_line(&json!({
-            "type": "summary",
-            "hosts": results.len(),
-            "failed": failed,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        }));
-    } else {
-        let mut table = Table::new(&["host", "release", "result", "duration"]);
-        for r in &results {
-            let result = match (&r.error, r.skipped, r.rolled_back) {
-                (_, true, _) => "skipped (an earlier host failed)".to_string(),
-                (Some(e), _, true) => format!("{}, rolled back", e.kind.class()),
-                (Some(e), _, false) => e.kind.class().to_string(),
-                (None, _, _) => "live".to_string(),
-            };
-            table.row(vec![
-                r.host.clone(),
-                r.release.clone().unwrap_or_else(|| "-".into()),
-                result,
-                report::seconds(r.duration),
-            ]);
-        }
-        print!("{}", table.render());
-        println!("{} hosts, {failed} failed, in {}", results.len(), report::seconds(started.elapsed()));
+    let live = results.iter().filter(|r| r.error.is_none() && !r.skipped).count();
+    Ok(printer.finish(live, false))
+}
+
+/// A deploy line, to the printer: a lock wait is a (slow) phase; the rest are results, and a
+/// build step (announced by its line, kept alive by the heartbeat) or a restart (the health
+/// wait begins) also set the host's phase.
+fn on_line(printer: &Printer, host: &str, text: &str) {
+    if text.starts_with("waiting for the host lock") {
+        printer.phase(host, text, true);
+        return;
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    printer.note(host, text);
+    if text.starts_with("build: ") || text.starts_with("cache: building") {
+        printer.phase(host, text, false);
+    } else if text.starts_with("current -> ") || text.starts_with("restarted; checking health") {
+        printer.phase(host, "waiting for the health check", true);
+    }
 }
 
 /// `--list`: every host's release ledger, the live release marked.
 async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
-    let mut code = 0;
+    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
+    let printer = Printer::new("deploy", &names, json);
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
+        let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
         // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
         let nonce = remote::nonce();
         let cmd =
             host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
         let timeout = timeout.unwrap_or(host.timeout);
+        printer.command(&plan.host, &cmd);
         let listed = match pool.connect(&plan.host).await {
             Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
                 Ok(r) => r,
@@ -238,16 +237,7 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
                 }
                 let entries = ledger::parse_list(&text);
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
-                let releases: Vec<&str> = entries.iter().filter(|e| e.present).map(|e| e.release.as_str()).collect();
-                if json {
-                    report::json_line(&json!({
-                        "type": "host",
-                        "host": plan.host,
-                        "live": live,
-                        "releases": releases,
-                        "ledger": entries,
-                    }));
-                }
+                let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
                 for e in &entries {
                     let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
                     table.row(vec![
@@ -261,20 +251,28 @@ async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option
                         e.result.clone(),
                     ]);
                 }
+                let detail = format!("{} releases, live {live}", releases.len());
+                let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
+                printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
             }
             Err(e) => {
-                code = 1;
-                if json {
-                    report::json_line(&json!({ "type": "host", "host": plan.host, "error": report::error_json(&e) }));
-                } else {
-                    report::print_error(&e);
-                }
+                let fields =
+                    HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
+                let status = Status::of_error(&e);
+                printer.host_done(&HostDone::new(
+                    &plan.host,
+                    status,
+                    t0.elapsed(),
+                    Some(&e),
+                    e.kind.class().into(),
+                    fields,
+                ));
             }
         }
     }
-    if !json {
+    if !json && crate::report::settings().verbosity >= 0 {
         print!("{}", table.render());
     }
     pool.close_all().await;
-    Ok(code)
+    Ok(printer.finish(0, false))
 }

@@ -1,11 +1,10 @@
 //! `microctl inventory`: hosts, groups, vars and each host's resolved jump chain.
 
-use serde_json::json;
-
 use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
 use crate::inventory::{self, Host};
+use crate::report::listing::{GroupJson, HostJson, InventoryJson, PortsJson};
 use crate::report::{self, Table};
 use crate::role::ports;
 
@@ -19,7 +18,7 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         let roles = load_roles(global, &inv)?;
         if args.json {
             for h in &hosts {
-                report::json_line(&json!({ "host": h.name, "inbound": ports::rules(&inv, &roles, h) }));
+                report::json_line(&PortsJson { host: &h.name, inbound: ports::rules(&inv, &roles, h) });
             }
             return Ok(0);
         }
@@ -33,27 +32,25 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.json {
-        let hosts: Vec<_> = hosts
+        let hosts = hosts
             .iter()
-            .map(|h| {
-                json!({
-                    "name": h.name,
-                    "address": h.address,
-                    "port": h.port,
-                    "user": h.user,
-                    "via": h.via,
-                    "groups": h.groups,
-                    "chain": inv.chain(h).iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-                    "vars": h.vars,
-                })
+            .map(|h| HostJson {
+                name: &h.name,
+                address: &h.address,
+                port: h.port,
+                user: &h.user,
+                via: h.via.as_deref(),
+                groups: &h.groups,
+                chain: inv.chain(h).iter().map(|c| c.name.clone()).collect(),
+                vars: &h.vars,
             })
             .collect();
-        let groups: serde_json::Map<String, serde_json::Value> = inv
+        let groups = inv
             .groups
             .values()
-            .map(|g| (g.name.clone(), json!({ "hosts": g.hosts, "roles": g.roles, "vars": g.vars })))
+            .map(|g| (g.name.as_str(), GroupJson { hosts: &g.hosts, roles: &g.roles, vars: &g.vars }))
             .collect();
-        report::json_line(&json!({ "hosts": hosts, "groups": groups }));
+        report::json_line(&InventoryJson { hosts, groups });
         return Ok(0);
     }
     if inv.hosts.is_empty() {

@@ -1,25 +1,23 @@
-//! Everything printed to the user: errors (rendered once), host-prefixed output lines, JSON
-//! Lines, and recap tables. Commands produce results; this module decides how they look.
+//! Everything printed to the user: errors (rendered once), the `Printer` of multi-host
+//! commands (typed events -> spinners, `host | text` lines or JSON Lines; one recap table),
+//! and tables. Commands produce results; this module decides how they look.
 //! Every text printed here passes through the secrets redactor (`secrets::redact`): a value
 //! that came from a secret shows as `[secret NAME]`.
 
-mod lines;
-mod progress;
+pub mod event;
+pub mod listing;
+mod printer;
+mod settings;
 mod table;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-pub use lines::HostLines;
-pub use progress::{HostProgress, Progress};
+pub use printer::{HEARTBEAT_ENV, Printer};
+pub use settings::{ColorChoice, color_enabled, configure, decide_color, settings};
 pub use table::Table;
 
 use crate::error::Error;
 pub use crate::secrets::redact::redact;
-
-/// Whether to color output on this stream: a terminal, and NO_COLOR unset.
-pub fn color_enabled(stream: &impl IsTerminal) -> bool {
-    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
 
 /// Prints a top-level error to stderr, once.
 pub fn print_error(err: &Error) {
@@ -41,23 +39,12 @@ pub fn print_warning(err: &Error) {
     let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
 }
 
-/// Prints one JSON value as a line on stdout.
-pub fn json_line(value: &serde_json::Value) {
-    let mut value = value.clone();
+/// Prints one `Serialize` value as a JSON line on stdout, redacted.
+pub fn json_line(value: &impl serde::Serialize) {
+    let mut value = serde_json::to_value(value).expect("JSON types serialize");
     crate::secrets::redact::redact_json(&mut value);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");
-}
-
-/// An error as a JSON object: `{"class": ..., "message": ...}` plus location fields.
-pub fn error_json(err: &Error) -> serde_json::Value {
-    let mut obj = serde_json::json!({ "class": err.kind.class(), "message": err.one_line() });
-    for (key, value) in [("hop", &err.hop), ("task", &err.task), ("hint", &err.hint), ("detail", &err.detail)] {
-        if let Some(v) = value {
-            obj[key] = serde_json::Value::String(v.clone());
-        }
-    }
-    obj
 }
 
 /// Seconds with two decimals, as shown in recaps.

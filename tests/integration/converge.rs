@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::*;
 
-const ROLE: &str = r#"
+pub const ROLE: &str = r#"
 [defaults]
 greeting = "hello"
 version = 1

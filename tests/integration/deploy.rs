@@ -31,10 +31,10 @@ const RESTART: &str = "p={{ root }}/app.pid; if [ -f $p ]; then o=$(cat $p); kil
     while kill -0 $o 2>/dev/null; do sleep 0.05; done; fi; cd {{ root }}/srv/current && \
     setsid python3 serve.py {{ app_port }} >/dev/null 2>&1 </dev/null & echo $! > {{ root }}/app.pid";
 
-struct App {
-    ws: Workspace,
+pub struct App {
+    pub ws: Workspace,
     _sshd: Vec<Sshd>,
-    ports: Vec<u16>,
+    pub ports: Vec<u16>,
 }
 
 impl Drop for App {
@@ -51,7 +51,7 @@ fn git(repo: &std::path::Path, cmd: &str) {
     sh(&format!("cd {} && {cmd}", repo.display()));
 }
 
-fn setup() -> App {
+pub fn setup() -> App {
     let ws = Workspace::new();
     // h1's login prints a banner without a newline and runs commands under dash.
     let sshd: Vec<Sshd> = (0..2)
@@ -97,7 +97,7 @@ fn setup() -> App {
     App { ws, _sshd: sshd, ports }
 }
 
-fn served(port: u16) -> String {
+pub fn served(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -149,7 +149,7 @@ fn deploy_health_check_rollback_and_failed_build() {
     assert_eq!(served(app.ports[0]), "version 2");
     assert_eq!(served(app.ports[1]), "version 2");
     let text = app.ws.microctl(&["deploy", "app", "--ref", "sick"]);
-    assert!(text.stderr.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stderr);
+    assert!(text.stdout.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stdout);
 
     // A failing build never touches current.
     std::thread::sleep(std::time::Duration::from_millis(1100));

@@ -14,6 +14,7 @@ mod exec;
 mod host_keys;
 mod inventory_cli;
 mod jump;
+mod output;
 mod remote_session;
 mod role_errors;
 mod roles_check;

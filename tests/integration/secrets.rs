@@ -111,6 +111,26 @@ fn a_secret_reaches_its_file_and_no_output() {
     let text_fail = ws.microctl_env(&["--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"], &env);
     assert_no_secret("converge --diff (failing handler)", &text_fail);
     assert!(text_fail.stdout.contains("SECRET_KEY=[secret secret_key]"), "{}", text_fail.stdout);
+    // Every output mode of the printer: -vv lines, -v JSON Lines with progress events, a terminal.
+    let modes: [(&str, Vec<&str>); 3] = [
+        ("-vv", vec!["-vv", "--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"]),
+        ("-v --json", vec!["-v", "--roles-dir", roles, "converge", "--diff", "--json", "-e", "fail_handler=true"]),
+        ("-q", vec!["-q", "--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"]),
+    ];
+    for (what, args) in modes {
+        let run = ws.microctl_env(&args, &env);
+        run.assert_code(1);
+        assert_no_secret(what, &run);
+        assert!(run.stdout.contains("[secret secret_key]"), "{what}: {}", run.stdout);
+    }
+    let tty = ws.microctl_tty(
+        &["-v", "--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"],
+        "",
+        &[("CI_TOKEN", TOKEN)],
+    );
+    tty.assert_code(1);
+    assert_no_secret("a terminal", &tty);
+    assert!(tty.stdout.contains("SECRET_KEY=[secret secret_key]"), "{}", tty.stdout);
 
     let second = ws.microctl_env(&["--roles-dir", roles, "converge", "--diff"], &env);
     second.assert_code(0);

@@ -401,6 +401,36 @@ impl Workspace {
         Run::from(out)
     }
 
+    /// Runs the binary like `microctl_env`, inside a pseudo-terminal (`script -qec`): its
+    /// stdin, stdout and stderr are a terminal unless `tail` (shell text after the command,
+    /// e.g. `| cat > out`) redirects them. `stdout` is the terminal's transcript.
+    pub fn microctl_tty(&self, args: &[&str], tail: &str, env: &[(&str, &str)]) -> Run {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let inventory = self.path("inventory.toml");
+        let mut line = vec![quote(env!("CARGO_BIN_EXE_microctl")), "-i".into(), quote(inventory.to_str().unwrap())];
+        line.extend(args.iter().map(|a| quote(a)));
+        let line = format!("{} {tail}", line.join(" "));
+        let cmd = self.command(&[]);
+        let mut out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("MICROCTL_INVENTORY")
+            .env_remove("MICROCTL_KEY_PASSPHRASE")
+            .env_remove("MICROCTL_ROLES")
+            .envs(env.iter().copied())
+            // Held open until the end: `script` ends the session when its stdin ends.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run script");
+        let stdin = out.stdin.take();
+        let out = out.wait_with_output().expect("wait for script");
+        drop(stdin);
+        Run::from(out)
+    }
+
     /// The real binary with this workspace's inventory, HOME and no agent or passphrase.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_microctl"));

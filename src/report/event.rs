@@ -1,0 +1,284 @@
+//! The typed events every multi-host command emits, and the one JSON Lines schema they are
+//! printed in (`--json`): each line is one object with a `type` field. The schema is
+//! documented in README ("JSON Lines"); an integration test checks every line against it.
+//!
+//! Progress events (`host_start`, `phase`) are left out with `-q`; `host` (one per host, when
+//! it is done) and `summary` (last) are always printed.
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// One JSON Lines event. `host` events carry the command's own fields (flattened).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event<'a> {
+    /// Work on a host begins.
+    HostStart { host: &'a str },
+    /// The host enters a phase (`connecting`, `probing`, `waiting for the host lock`, ...).
+    Phase { host: &'a str, phase: &'a str, elapsed_ms: u64 },
+    /// A remote command microctl runs on the host (`-vv`).
+    Command { host: &'a str, command: &'a str },
+    /// A resource changed, failed, or would change (`--check`).
+    Change { host: &'a str, resource: &'a str, state: ChangeState, reason: Option<&'a str> },
+    /// A handler ran, or would run (`--check`).
+    Handler { host: &'a str, handler: &'a str, state: ChangeState },
+    /// A unified diff of one changed file (`--diff`).
+    Diff { host: &'a str, diff: &'a str },
+    /// One whole line of the remote command's output (`exec`).
+    Output { host: &'a str, stream: Stream, line: &'a str },
+    /// A line of microctl's own about the host (deploy's health checks, ...).
+    Note { host: &'a str, text: &'a str },
+    /// The host is done: its result.
+    Host(&'a HostDone),
+    /// The run is done; always the last line.
+    Summary(&'a Summary),
+}
+
+/// What happened to a change or handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeState {
+    Changed,
+    Failed,
+    Pending,
+}
+
+/// Which stream of the remote command a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a host ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Done, nothing (left) to change.
+    Ok,
+    /// Done, something changed (converge) or a release went live (deploy).
+    Changed,
+    /// `converge --check`: changes are pending.
+    Pending,
+    /// The host's work failed (a remote command's exit status, a failed step or health check).
+    Failed,
+    /// Never reached (connection, authentication, host key, jump host).
+    Unreachable,
+    /// Not attempted (deploy: an earlier batch failed).
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Pending => "pending",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// How a host that ended with `err` is counted: unreachable when it was never reached.
+    pub fn of_error(err: &Error) -> Status {
+        use crate::error::ErrorKind::*;
+        match err.kind {
+            Unreachable | AuthRefused | Identity | HostKeyUnknown | HostKeyChanged | JumpFailed => Status::Unreachable,
+            _ => Status::Failed,
+        }
+    }
+
+    /// Whether the host counts as failed in the summary and the exit status.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::Unreachable | Status::Skipped)
+    }
+}
+
+/// A host's result: the fields every command has, then the command's own.
+#[derive(Debug, Serialize)]
+pub struct HostDone {
+    pub host: String,
+    pub status: Status,
+    pub duration_ms: u64,
+    pub error: Option<ErrorJson>,
+    /// The recap table's `detail` column (not in JSON: the command's fields say it).
+    #[serde(skip)]
+    pub detail: String,
+    /// The error as printed in text mode (with its hint), not in JSON.
+    #[serde(skip)]
+    pub error_text: Option<String>,
+    #[serde(flatten)]
+    pub fields: HostFields,
+}
+
+impl HostDone {
+    pub fn new(
+        host: &str,
+        status: Status,
+        duration: std::time::Duration,
+        error: Option<&Error>,
+        detail: String,
+        fields: HostFields,
+    ) -> HostDone {
+        HostDone {
+            host: host.to_string(),
+            status,
+            duration_ms: duration.as_millis() as u64,
+            error: error.map(ErrorJson::new),
+            detail,
+            error_text: error.map(|e| e.to_string()),
+            fields,
+        }
+    }
+}
+
+/// The command's own fields of a `host` event.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum HostFields {
+    Converge(ConvergeHost),
+    Exec(ExecHost),
+    Deploy(DeployHost),
+    DeployList(DeployListHost),
+}
+
+/// `converge`: counts, the changes, handlers, diffs and timings.
+#[derive(Debug, Serialize)]
+pub struct ConvergeHost {
+    pub check: bool,
+    /// Resources already as desired.
+    pub ok: usize,
+    /// Resources changed (with `--check`: pending).
+    pub changed: usize,
+    pub failed: usize,
+    pub changes: Vec<ChangeJson>,
+    /// Handlers run (with `--check`: that would run).
+    pub handlers: Vec<String>,
+    pub pending_handlers: Vec<String>,
+    pub diffs: Vec<String>,
+    pub channels_opened: u64,
+    pub bytes_sent: u64,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeJson {
+    pub resource: String,
+    pub reason: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timings {
+    pub connect_ms: u64,
+    pub probe_ms: u64,
+    pub apply_ms: u64,
+    pub total_ms: u64,
+}
+
+/// `exec`: the exit status and the whole output.
+#[derive(Debug, Serialize)]
+pub struct ExecHost {
+    pub exit_code: Option<u32>,
+    pub signal: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `deploy` and `deploy --rollback`.
+#[derive(Debug, Serialize)]
+pub struct DeployHost {
+    pub release: Option<String>,
+    pub previous: Option<String>,
+    pub health: Vec<String>,
+    pub rolled_back: bool,
+    pub skipped: bool,
+}
+
+/// `deploy --list`: the host's releases, the live one, and its release ledger.
+#[derive(Debug, Serialize)]
+pub struct DeployListHost {
+    pub live: String,
+    pub releases: Vec<String>,
+    pub ledger: Vec<crate::deploy::ledger::Entry>,
+}
+
+/// The last line: counts over hosts, the exit status.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub command: &'static str,
+    pub hosts: usize,
+    /// Hosts whose status is `ok`, `changed` or `pending`.
+    pub ok: usize,
+    /// Hosts whose status is `failed`, `unreachable` or `skipped`.
+    pub failed: usize,
+    pub unreachable: usize,
+    /// converge: resources changed (pending with `--check`); deploy: hosts on a new release.
+    pub changed: usize,
+    pub check: bool,
+    pub duration_ms: u64,
+    pub exit_code: i32,
+}
+
+/// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail.
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    pub class: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hop: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ErrorJson {
+    pub fn new(err: &Error) -> ErrorJson {
+        ErrorJson {
+            class: err.kind.class(),
+            message: err.one_line(),
+            hop: err.hop.clone(),
+            task: err.task.clone(),
+            hint: err.hint.clone(),
+            detail: err.detail.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_type_field() {
+        let e = Event::Output { host: "web", stream: Stream::Stderr, line: "x" };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"output","host":"web","stream":"stderr","line":"x"}"#
+        );
+        let done = HostDone {
+            host: "a".into(),
+            status: Status::Failed,
+            duration_ms: 5,
+            error: None,
+            detail: "exit 3".into(),
+            error_text: None,
+            fields: HostFields::Exec(ExecHost {
+                exit_code: Some(3),
+                signal: None,
+                stdout: "o\n".into(),
+                stderr: String::new(),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&Event::Host(&done)).unwrap(),
+            r#"{"type":"host","host":"a","status":"failed","duration_ms":5,"error":null,"exit_code":3,"signal":null,"stdout":"o\n","stderr":""}"#
+        );
+    }
+}
