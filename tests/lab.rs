@@ -46,9 +46,17 @@ fn ok(args: &[&str]) -> Out {
     out
 }
 
-/// `command` as root on `host` (microctl exec --sudo); must succeed.
+/// `command` as root on `host` (microctl exec --sudo); must succeed. Its `stdout` keeps only
+/// the command's own `host | ...` lines, not the recap and summary that follow them.
 fn as_root(inv: &str, host: &str, command: &str) -> Out {
-    ok(&["-i", inv, "exec", host, "--sudo", "--", command])
+    let mut out = ok(&["-i", inv, "exec", host, "--sudo", "--", command]);
+    out.stdout = out
+        .stdout
+        .lines()
+        .filter(|l| l.split_once(" | ").is_some_and(|(h, _)| h.trim_end() == host))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out
 }
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
@@ -124,7 +132,6 @@ fn live(inv: &str) -> String {
     as_root(inv, "app", "readlink /srv/microblog/current").stdout.trim().to_string()
 }
 
-/// app's release ledger (`deploy --list --json`).
 /// The controller's clock as the ledger writes times (`2026-11-30T17:02:16Z`; the lab's hosts
 /// share this machine's clock).
 fn utc_now() -> String {
@@ -132,6 +139,7 @@ fn utc_now() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// app's release ledger (`deploy --list --json`).
 fn ledger(inv: &str) -> Vec<serde_json::Value> {
     let list = ok(&["-i", inv, "deploy", "app", "--list", "--json"]);
     let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
