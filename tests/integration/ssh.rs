@@ -15,6 +15,14 @@ struct Chain {
     web_private: String,
 }
 
+/// `line` run by `sh` on a pseudo-terminal of its own (`script`), as a user at a terminal would,
+/// with the chain's HOME and no agent.
+fn in_terminal(c: &Chain, line: &str) -> Command {
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", line, "/dev/null"]).env("HOME", c.ws.path("home")).env_remove("SSH_AUTH_SOCK");
+    cmd
+}
+
 fn chain() -> Chain {
     let net = PrivateNet::create();
     let ws = Workspace::new();
@@ -68,13 +76,7 @@ fn ssh_gives_a_terminal_the_local_window_size() {
         env!("CARGO_BIN_EXE_microctl"),
         inv.display()
     );
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env("HOME", c.ws.path("home"))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = in_terminal(&c, &line).stdin(Stdio::null()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");
@@ -88,26 +90,13 @@ fn ssh_gives_a_terminal_the_local_window_size() {
         inv.display(),
         copy.display()
     );
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env("HOME", c.ws.path("home"))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = in_terminal(&c, &line).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(std::fs::read_to_string(&copy).unwrap(), "not a tty\na\nb\n");
 
     // An interactive shell: keys typed go to it, its exit status comes back.
     let line = format!("{} -i {} ssh app", env!("CARGO_BIN_EXE_microctl"), inv.display());
-    let mut child = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env("HOME", c.ws.path("home"))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = in_terminal(&c, &line).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     use std::io::Write as _;
     child.stdin.as_mut().unwrap().write_all(b"echo marker-$((6*7)); exit 3\n").unwrap();
     let out = child.wait_with_output().unwrap();
