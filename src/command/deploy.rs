@@ -9,7 +9,7 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime}
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
@@ -125,7 +125,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
     if args.list {
-        return runtime()?.block_on(list(pool, plans, args.json, args.timeout.map(Duration::from_secs)));
+        let lock_timeout = Duration::from_secs(args.lock_timeout);
+        return runtime()?.block_on(list(pool, plans, args.json, lock_timeout, args.timeout.map(Duration::from_secs)));
     }
     let shared = Arc::new(Shared {
         health_path: cfg.health_path.clone(),
@@ -199,43 +200,26 @@ fn on_line(printer: &Printer, host: &str, text: &str) {
 }
 
 /// `--list`: every host's release ledger, the live release marked.
-async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
+async fn list(
+    pool: Arc<Pool>,
+    plans: Vec<HostPlan>,
+    json: bool,
+    lock_timeout: Duration,
+    timeout: Option<Duration>,
+) -> Result<i32> {
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, json);
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
-        let nonce = remote::nonce();
-        let cmd =
-            host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
-        let timeout = timeout.unwrap_or(host.timeout);
-        printer.command(&plan.host, &cmd);
-        let listed = match pool.connect(&plan.host).await {
-            Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("{} stopped answering during list (no end within {}s)", plan.host, timeout.as_secs()),
-                )
-                .host(&plan.host)
-                .task("list")),
-            },
-            Err(e) => Err(e),
-        };
+        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+        let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
+            on_line(&printer, &plan.host, &format!("waiting for the host lock held by {holder}"))
+        })
+        .await;
         match listed {
-            Ok(out) => {
-                let mut reader = remote::Reader::new(&nonce);
-                reader.push(&out.stdout);
-                let mut text = String::new();
-                while let Some(line) = reader.line(true) {
-                    if let remote::Line::Data(l) = line {
-                        text.push_str(&l);
-                        text.push('\n');
-                    }
-                }
-                let entries = ledger::parse_list(&text);
+            Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
                 let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
                 for e in &entries {

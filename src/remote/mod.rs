@@ -314,6 +314,22 @@ impl Session {
         }
     }
 
+    /// For a body that reads nothing: closes stdin, reads to the end (bounded) and returns
+    /// the exit status and the data lines (each ended by `\n`).
+    pub async fn output(&mut self) -> Result<(u32, String)> {
+        self.close_stdin().await?;
+        let mut text = String::new();
+        let code = self
+            .finish(|line| {
+                if let Line::Data(l) = line {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            })
+            .await?;
+        Ok((code, text))
+    }
+
     /// The stream ended early: read what is left (bounded) and explain why.
     pub async fn early_exit(&mut self) -> Error {
         loop {

@@ -184,15 +184,21 @@ fn locked_host_reads_the_same_in_deploy_and_converge() {
     let roles = app.ws.path("roles");
     let converge =
         app.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "converge", "h0", "--json", "--lock-timeout", "1"]);
+    // --list is a host session like the others: it waits for the lock too.
+    let list = app.ws.microctl(&["deploy", "app", "--list", "--json", "--lock-timeout", "1"]);
     holder.kill().unwrap();
     holder.wait().unwrap();
     deploy.assert_code(1);
     converge.assert_code(1);
-    let (d, c) = (&deploy.host("h0")["error"], &converge.host("h0")["error"]);
+    list.assert_code(1);
+    let (d, c, l) = (&deploy.host("h0")["error"], &converge.host("h0")["error"], &list.host("h0")["error"]);
     assert_eq!(d["class"], "locked", "{d}");
     assert_eq!(d["message"], "host h0 is locked by ann@ops (microctl deploy, client pid 1), host pid 2", "{d}");
     assert_eq!(d["message"], c["message"]);
     assert_eq!(d["hint"], c["hint"]);
+    assert_eq!((&l["class"], &l["message"], &l["hint"]), (&d["class"], &d["message"], &d["hint"]), "{l}");
+    // h1 was not locked: listed.
+    assert!(list.host("h1")["error"].is_null(), "{}", list.stdout);
 }
 
 /// The host script stops before reading the release (`fail setup`: the app user does not
