@@ -31,7 +31,7 @@ if ! { cp -p -- "$site" "$old" && sync -- "$new" "$old" && mv -f -- "$new" "$sit
   rm -f -- "$old"
   exit 1
 fi
-if ! out=$(timeout -k 5 "$TIMEOUT" sh -c "$RELOAD" 2>&1 < /dev/null 9>&-); then
+if ! out=$(timeout -k 5 "$TIMEOUT" /bin/sh -c "$RELOAD" 2>&1 < /dev/null 9>&-); then
   mv -f -- "$old" "$site"
   printf 'nginx refused the drained site: %s\n' "$out"
   exit 1

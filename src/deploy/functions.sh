@@ -19,7 +19,7 @@ build_failed() {
 # shellcheck disable=SC2317 # --rollback builds nothing
 run_step() {
   if [ "$APP_USER" = root ]; then
-    MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" sh -c "$ENV_RUN" sh "$STEP"
+    MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" /bin/sh -c "$ENV_RUN" sh "$STEP"
   else
     MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" runuser -u "$APP_USER" -- sh -c "$ENV_RUN" sh "$STEP"
   fi < /dev/null 9>&-

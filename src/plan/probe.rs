@@ -403,7 +403,7 @@ mod tests {
             script(&d, false),
             "printf 'P\\t'; find '/r/back\\slash' /r/managed /r/plain -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
              -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
-             if timeout -k 5 \"$TIMEOUT\" sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
+             if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
              if [ -f \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
         );
         // Paths that are not file destinations are never hashed (named as exact patterns).

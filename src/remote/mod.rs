@@ -143,12 +143,13 @@ pub fn script(spec: &Spec, body: &str) -> String {
 pub const KILL_AFTER: u64 = 5;
 
 /// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
-/// host: `sh -c` runs it in a process of its own (it may `exit`, end in a `# comment`) under
-/// coreutils `timeout`, which gives it the session's `TIMEOUT` seconds, then sends TERM to it
-/// and everything it started (its process group) and KILL [`KILL_AFTER`] s later. Exit
-/// status: the snippet's, or 124 (timed out) / 137 (killed).
+/// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
+/// process of its own (it may `exit`, end in a `# comment`) under coreutils `timeout`, which
+/// gives it the session's `TIMEOUT` seconds, then sends TERM to it and everything it started
+/// (its process group) and KILL [`KILL_AFTER`] s later. Exit status: the snippet's, or 124
+/// (timed out) / 137 (killed).
 pub fn bounded(snippet: &str) -> String {
-    format!("timeout -k {KILL_AFTER} \"$TIMEOUT\" sh -c {}", quote(snippet))
+    format!("timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {}", quote(snippet))
 }
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
@@ -497,7 +498,10 @@ mod tests {
         // Never 0 (`timeout 0` would mean no bound at all); fractions round up.
         assert!(header(&Spec { timeout: Duration::from_millis(200), ..spec.clone() }).ends_with("\nTIMEOUT=1\n"));
         assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec }).ends_with("\nTIMEOUT=3\n"));
-        assert_eq!(bounded("test -e '/x y' # done"), r#"timeout -k 5 "$TIMEOUT" sh -c 'test -e '\''/x y'\'' # done'"#);
+        assert_eq!(
+            bounded("test -e '/x y' # done"),
+            r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
+        );
         assert_eq!(frame(b"abc"), b"3\nabc");
         let n = nonce();
         assert_eq!(n.len(), 16);
