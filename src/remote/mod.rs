@@ -17,12 +17,13 @@
 //! phase ([`Session::phase`]) and each gets `timeout`. A host that stops answering fails with
 //! an [`ErrorKind::Timeout`] error naming the host and the phase. (Deploy's health check,
 //! between `restarted` and the verdict, is bounded by its own `health_timeout`.)
-//! The host bounds its own work too: the header carries the timeout (`TIMEOUT`), and every
-//! user snippet and deploy build step runs under `timeout -k 5 "$TIMEOUT"` ([`bounded`]), so
-//! a hung command is killed on the host (with what it started) and the session ends and
-//! frees the lock, instead of running on as root after the client gave up. The client's
-//! deadline for a phase starts before any snippet of it does, so the client always gives up
-//! first; the host's kill follows at most a few seconds later.
+//! The host bounds its own work too: the header carries the timeout (`TIMEOUT`, plus
+//! [`HOST_GRACE`]), and every user snippet and deploy build step runs under `timeout -k 5
+//! "$TIMEOUT"` ([`bounded`]), so a hung command is killed on the host (with what it started)
+//! and the session ends and frees the lock, instead of running on as root after the client
+//! gave up. The client restarts a phase's deadline when it hears a step begin, a little after
+//! the host started it: the grace makes the client give up first (a `timeout` error naming
+//! the phase, not a step that "failed with 124"), the host's kill following 2 s later.
 //!
 //! Early exits (the stream ends before the caller expected) are classified in one place
 //! ([`Session::early_exit`], [`Session::classify`], [`Ending::explain`]): locked (naming the
@@ -120,8 +121,12 @@ impl Spec {
     }
 }
 
-/// The variables every session script starts with. `TIMEOUT` (whole seconds, at least 1):
-/// the host-side bound of each snippet ([`bounded`]).
+/// Seconds the host-side bound of a snippet exceeds the client's phase timeout (see the
+/// module's "Time").
+pub const HOST_GRACE: u64 = 2;
+
+/// The variables every session script starts with. `TIMEOUT`: the host-side bound of each
+/// snippet ([`bounded`]), the session's timeout in whole seconds (rounded up) + [`HOST_GRACE`].
 pub fn header(spec: &Spec) -> String {
     format!(
         "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\n",
@@ -129,7 +134,7 @@ pub fn header(spec: &Spec) -> String {
         quote(&spec.state_dir),
         quote(&spec.lock_owner),
         spec.lock_wait.as_secs(),
-        spec.timeout.as_secs_f64().ceil().max(1.0) as u64
+        spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE
     )
 }
 
@@ -493,11 +498,11 @@ mod tests {
         };
         assert_eq!(
             header(&spec),
-            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=90\n"
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=92\n"
         );
-        // Never 0 (`timeout 0` would mean no bound at all); fractions round up.
-        assert!(header(&Spec { timeout: Duration::from_millis(200), ..spec.clone() }).ends_with("\nTIMEOUT=1\n"));
-        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec }).ends_with("\nTIMEOUT=3\n"));
+        // Fractions round up; never 0 (`timeout 0` would mean no bound at all).
+        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec.clone() }).ends_with("\nTIMEOUT=5\n"));
+        assert!(header(&Spec { timeout: Duration::ZERO, ..spec }).ends_with("\nTIMEOUT=2\n"));
         assert_eq!(
             bounded("test -e '/x y' # done"),
             r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
