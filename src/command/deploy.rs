@@ -9,7 +9,7 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime}
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
@@ -118,6 +118,21 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         plan.health_address = render(host, "health_address", &cfg.health_address)?;
         // Rolling (other hosts stay in rotation): drained while it is deployed.
         if cfg.drain && !plan.via.is_empty() && hosts.len() > cfg.batch {
+            // A drain is a session of its own on the via host (its lock); on the host being
+            // deployed that lock is the deploy's own, so the drain would wait on itself.
+            if plan.via.contains(&plan.host) {
+                return Err(Error::new(
+                    ErrorKind::Inventory,
+                    format!(
+                        "deploy.{}: {} is one of its own health_via hosts, so it cannot be drained while it is deployed",
+                        cfg.name, plan.host
+                    ),
+                )
+                .at_file(&inv.path)
+                .host(&plan.host)
+                .field("health_via")
+                .hint("let health_via name only the nginx hosts that are not deployed here, or set drain = false"));
+            }
             plan.drain = Some(format!("{}:{}", plan.health_address, plan.health_port));
         }
     }
@@ -129,7 +144,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         printer.warning(w);
     }
     if args.list {
-        return runtime()?.block_on(list(pool, plans, &printer, args.json, args.timeout.map(Duration::from_secs)));
+        let lock_timeout = Duration::from_secs(args.lock_timeout);
+        return runtime()?.block_on(list(
+            pool,
+            plans,
+            &printer,
+            args.json,
+            lock_timeout,
+            args.timeout.map(Duration::from_secs),
+        ));
     }
     let shared = Arc::new(Shared {
         health_path: cfg.health_path.clone(),
@@ -195,42 +218,20 @@ async fn list(
     plans: Vec<HostPlan>,
     printer: &Printer,
     json: bool,
+    lock_timeout: Duration,
     timeout: Option<Duration>,
 ) -> Result<i32> {
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
-        let nonce = remote::nonce();
-        let cmd =
-            host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
-        let timeout = timeout.unwrap_or(host.timeout);
-        printer.command(&plan.host, &cmd);
-        let listed = match pool.connect(&plan.host).await {
-            Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("{} stopped answering during list (no end within {}s)", plan.host, timeout.as_secs()),
-                )
-                .host(&plan.host)
-                .task("list")),
-            },
-            Err(e) => Err(e),
-        };
+        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+        let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
+            printer.deploy(&plan.host, &Event::LockWait { holder: holder.into() })
+        })
+        .await;
         match listed {
-            Ok(out) => {
-                let mut reader = remote::Reader::new(&nonce);
-                reader.push(&out.stdout);
-                let mut text = String::new();
-                while let Some(line) = reader.line(true) {
-                    if let remote::Line::Data(l) = line {
-                        text.push_str(&l);
-                        text.push('\n');
-                    }
-                }
-                let entries = ledger::parse_list(&text);
+            Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
                 let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
                 for e in &entries {

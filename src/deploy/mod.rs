@@ -305,7 +305,9 @@ async fn check(
 }
 
 /// Takes `plan`'s host out of nginx's upstream on each `via` host (`down`), or puts it back;
-/// nothing when the plan does not drain. Says so only when something changed.
+/// nothing when the plan does not drain. Each drain is a host session on the via host (its
+/// lock: the drains of one batch take turns on the site file; its timeout and privilege).
+/// Says so only when something changed.
 async fn set_drain(
     pool: &Pool,
     plan: &HostPlan,
@@ -317,25 +319,53 @@ async fn set_drain(
     for via in &plan.via {
         let host = pool.inventory().host(via).expect("via hosts are inventory hosts");
         let conn = pool.connect(via).await?;
-        let script = drain::script(&shared.drain_file, server, down, &shared.drain_reload);
-        let result = conn.exec(&host.privilege().sh(&script), &[], |_| {}).await?;
-        let said = String::from_utf8_lossy(&result.stdout).into_owned();
-        if !result.success() {
+        let what = format!("deploy, draining {}", plan.host);
+        let spec = remote::Spec::for_host(host, &what, shared.lock_timeout, shared.timeout);
+        let body = drain::body(&shared.drain_file, server, down, &shared.drain_reload);
+        let mut session = Session::start(&conn, spec, &body, |holder| {
+            on_event(&plan.host, Event::ViaLockWait { via: via.into(), holder: holder.into() })
+        })
+        .await?;
+        session.phase(if down { "drain" } else { "undrain" });
+        let (code, said) = session.output().await?;
+        if code != 0 {
             let (what, how) = if down { ("take", "out of") } else { ("put", "back in") };
             return Err(Error::new(
                 ErrorKind::Remote,
                 format!("cannot {what} {} ({server}) {how} nginx's upstream on {via}", plan.host),
             )
             .host(via)
-            .detail(said)
+            .task(if down { "drain" } else { "undrain" })
+            .detail(format!("{said}{}", session.stderr()))
             .hint(format!("check {} on {via}; `microctl converge {via}` restores it", shared.drain_file)));
         }
-        if said.contains("changed") {
+        if said.lines().any(|l| l == "changed") {
             let via = via.into();
             on_event(&plan.host, if down { Event::Drained { via } } else { Event::Restored { via } });
         }
     }
     Ok(())
+}
+
+/// `deploy --list` on one host: its release ledger, read in a host session like every other
+/// run (the lock, so never halfway through a deploy's ledger write; the nonce; the timeout).
+pub async fn list(
+    pool: &Pool,
+    plan: &HostPlan,
+    lock_timeout: Duration,
+    timeout: Option<Duration>,
+    on_wait: impl Fn(&str),
+) -> Result<Vec<ledger::Entry>> {
+    let host = pool.inventory().host(&plan.host).expect("planned host exists");
+    let conn = pool.connect(&plan.host).await?;
+    let spec = remote::Spec::for_host(host, "deploy --list", lock_timeout, timeout);
+    let mut session = Session::start(&conn, spec, &ledger::list_script(&plan.settings.root), on_wait).await?;
+    session.phase("list");
+    let (code, text) = session.output().await?;
+    if code != 0 {
+        return Err(session.classify(Some(code)));
+    }
+    Ok(ledger::parse_list(&text))
 }
 
 /// Reads the host script's markers.

@@ -4,7 +4,8 @@
 //! Protocol. The exec command is a constant bootstrap ([`bootstrap`]) run by the login shell:
 //! it reads `LEN\n` and then LEN bytes of script from stdin and `eval`s them in `sh` (through
 //! `sudo -n` when [`Privilege::Sudo`]). The script is
-//! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=…` + `mark.sh` + `session.sh` + the caller's body.
+//! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…` + `mark.sh` + `session.sh` + the
+//! caller's body.
 //! Further stdin is framed the same way by the caller's body (`LEN\n` + bytes, [`Session::send_frame`])
 //! or as lines ([`Session::send_line`]). Everything the script reports is a marker line
 //! `NONCE KIND<TAB>FIELDS` ([`Marker`]); the session discards whatever the login printed
@@ -16,6 +17,13 @@
 //! phase ([`Session::phase`]) and each gets `timeout`. A host that stops answering fails with
 //! an [`ErrorKind::Timeout`] error naming the host and the phase. (Deploy's health check,
 //! between `restarted` and the verdict, is bounded by its own `health_timeout`.)
+//! The host bounds its own work too: the header carries the timeout (`TIMEOUT`, plus
+//! [`HOST_GRACE`]), and every user snippet and deploy build step runs under `timeout -k 5
+//! "$TIMEOUT"` ([`bounded`]), so a hung command is killed on the host (with what it started)
+//! and the session ends and frees the lock, instead of running on as root after the client
+//! gave up. The client restarts a phase's deadline when it hears a step begin, a little after
+//! the host started it: the grace makes the client give up first (a `timeout` error naming
+//! the phase, not a step that "failed with 124"), the host's kill following 2 s later.
 //!
 //! Early exits (the stream ends before the caller expected) are classified in one place
 //! ([`Session::early_exit`], [`Session::classify`], [`Ending::explain`]): locked (naming the
@@ -113,19 +121,40 @@ impl Spec {
     }
 }
 
-/// The variables every session script starts with.
-pub fn header(nonce: &str, state_dir: &str, lock_owner: &str, lock_wait: Duration) -> String {
+/// Seconds the host-side bound of a snippet exceeds the client's phase timeout (see the
+/// module's "Time").
+pub const HOST_GRACE: u64 = 2;
+
+/// The variables every session script starts with. `TIMEOUT`: the host-side bound of each
+/// snippet ([`bounded`]), the session's timeout in whole seconds (rounded up) + [`HOST_GRACE`].
+pub fn header(spec: &Spec) -> String {
     format!(
-        "NONCE={nonce}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\n",
-        quote(state_dir),
-        quote(lock_owner),
-        lock_wait.as_secs()
+        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\n",
+        spec.nonce,
+        quote(&spec.state_dir),
+        quote(&spec.lock_owner),
+        spec.lock_wait.as_secs(),
+        spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE
     )
 }
 
 /// The whole script of a session whose own part is `body`.
 pub fn script(spec: &Spec, body: &str) -> String {
-    format!("{}{MARK_SH}{SESSION_SH}{body}", header(&spec.nonce, &spec.state_dir, &spec.lock_owner, spec.lock_wait))
+    format!("{}{MARK_SH}{SESSION_SH}{body}", header(spec))
+}
+
+/// Grace, in seconds, between `timeout`'s TERM and its KILL of a snippet that outlives
+/// `TIMEOUT`.
+pub const KILL_AFTER: u64 = 5;
+
+/// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
+/// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
+/// process of its own (it may `exit`, end in a `# comment`) under coreutils `timeout`, which
+/// gives it the session's `TIMEOUT` seconds, then sends TERM to it and everything it started
+/// (its process group) and KILL [`KILL_AFTER`] s later. Exit status: the snippet's, or 124
+/// (timed out) / 137 (killed).
+pub fn bounded(snippet: &str) -> String {
+    format!("timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {}", quote(snippet))
 }
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
@@ -291,6 +320,22 @@ impl Session {
         }
     }
 
+    /// For a body that reads nothing: closes stdin, reads to the end (bounded) and returns
+    /// the exit status and the data lines (each ended by `\n`).
+    pub async fn output(&mut self) -> Result<(u32, String)> {
+        self.close_stdin().await?;
+        let mut text = String::new();
+        let code = self
+            .finish(|line| {
+                if let Line::Data(l) = line {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            })
+            .await?;
+        Ok((code, text))
+    }
+
     /// The stream ended early: read what is left (bounded) and explain why.
     pub async fn early_exit(&mut self) -> Error {
         loop {
@@ -446,15 +491,63 @@ mod tests {
     fn builders_are_exact() {
         assert_eq!(bootstrap(Privilege::Sudo), r#"sudo -n sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
         assert_eq!(bootstrap(Privilege::AsLogin), r#"sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
+        let spec = Spec {
+            lock_owner: "me@x (microctl converge)".into(),
+            timeout: Duration::from_secs(90),
+            ..test_spec("/var/lib/it's", "00ff", 60)
+        };
         assert_eq!(
-            header("00ff", "/var/lib/it's", "me@x (microctl converge)", Duration::from_secs(60)),
-            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\n"
+            header(&spec),
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=92\n"
+        );
+        // Fractions round up; never 0 (`timeout 0` would mean no bound at all).
+        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec.clone() }).ends_with("\nTIMEOUT=5\n"));
+        assert!(header(&Spec { timeout: Duration::ZERO, ..spec }).ends_with("\nTIMEOUT=2\n"));
+        assert_eq!(
+            bounded("test -e '/x y' # done"),
+            r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
         );
         assert_eq!(frame(b"abc"), b"3\nabc");
         let n = nonce();
         assert_eq!(n.len(), 16);
         assert!(n.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(n, nonce());
+    }
+
+    /// [`bounded`] under sh and dash: the snippet's own status and output (it may `exit`, end
+    /// in a comment, hold quotes and `$`); one that outlives `TIMEOUT` is killed with what it
+    /// started (status 124), and one that ignores TERM is killed [`KILL_AFTER`] s later (137).
+    #[test]
+    fn bounded_snippets_are_killed_with_their_children_under_sh_and_dash() {
+        use std::time::Instant;
+        // Running, not a zombie waiting for an init that reaps late.
+        let alive = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        };
+        for shell in ["sh", "dash"] {
+            let run = |timeout: u64, snippet: &str| {
+                let t = Instant::now();
+                let script = format!("set -u\nTIMEOUT={timeout}\n{}", bounded(snippet));
+                let out = Command::new(shell).arg("-c").arg(script).stderr(Stdio::null()).output().unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), t.elapsed())
+            };
+            let (code, out, _) = run(5, "echo \"it's $((1 + 2))\"; exit 3 # done");
+            assert_eq!((code, out.as_str()), (Some(3), "it's 3\n"), "{shell}");
+            // Hung, with a child: both gone after 1 s.
+            let (code, out, took) = run(1, "sleep 100 & echo $!; wait");
+            assert_eq!(code, Some(124), "{shell}: {out}");
+            assert!(took < Duration::from_secs(4), "{shell}: {took:?}");
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!alive(out.trim()), "{shell}: the snippet's child {out} outlived it");
+            // Deaf to TERM: KILL after the grace.
+            let (code, _, took) = run(1, "trap '' TERM; sleep 100");
+            assert_eq!(code, Some(137), "{shell}");
+            assert!(
+                took >= Duration::from_secs(1 + KILL_AFTER) && took < Duration::from_secs(4 + KILL_AFTER),
+                "{took:?}"
+            );
+        }
     }
 
     /// Runs the bootstrap locally (as a login shell would) under `shell`, with `stdin`.

@@ -15,6 +15,8 @@ use serde::Serialize;
 pub enum DeployEvent<'a> {
     /// Another run holds the host lock; this one waits.
     LockWait { holder: Cow<'a, str> },
+    /// Another run holds the lock of `via`, a `health_via` host this deploy drains on; it waits.
+    ViaLockWait { via: Cow<'a, str>, holder: Cow<'a, str> },
     /// The release this deploy installs (or, for `--rollback`, goes back to).
     Release { release: Cow<'a, str> },
     /// A release left half-built by a killed run was removed.
@@ -57,7 +59,7 @@ impl DeployEvent<'_> {
     /// terminal, kept alive by the heartbeat).
     pub fn phase(&self) -> Option<(String, bool)> {
         match self {
-            DeployEvent::LockWait { .. } => Some((self.to_string(), true)),
+            DeployEvent::LockWait { .. } | DeployEvent::ViaLockWait { .. } => Some((self.to_string(), true)),
             // Their result line announces them already; the heartbeat keeps them alive.
             DeployEvent::BuildStep { .. } | DeployEvent::CacheBuild { .. } => Some((self.to_string(), false)),
             DeployEvent::Switch { .. } | DeployEvent::HealthWait { .. } => {
@@ -70,7 +72,7 @@ impl DeployEvent<'_> {
     /// Whether the event is a result line (`host | text` on stdout); a lock wait is progress
     /// only (its phase says it).
     pub fn is_result(&self) -> bool {
-        !matches!(self, DeployEvent::LockWait { .. })
+        !matches!(self, DeployEvent::LockWait { .. } | DeployEvent::ViaLockWait { .. })
     }
 }
 
@@ -78,6 +80,9 @@ impl fmt::Display for DeployEvent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeployEvent::LockWait { holder } => write!(f, "waiting for the host lock held by {holder}"),
+            DeployEvent::ViaLockWait { via, holder } => {
+                write!(f, "waiting for the host lock of {via} held by {holder}")
+            }
             DeployEvent::Release { release } => write!(f, "release {release}"),
             DeployEvent::CleanedIncomplete { release } => {
                 write!(f, "removed incomplete release {release} (its deploy never finished)")

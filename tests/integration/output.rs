@@ -71,6 +71,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
 fn deploy_fields(event: &str) -> Vec<(&'static str, &'static str)> {
     match event {
         "lock_wait" => vec![("holder", "s")],
+        "via_lock_wait" => vec![("via", "s"), ("holder", "s")],
         "release" | "cleaned_incomplete" | "recovered_unconfirmed" | "switch" => vec![("release", "s")],
         "cache_hit" | "cache_build" => vec![("key", "s")],
         "build_step" => vec![("step", "s")],
