@@ -29,6 +29,9 @@ pub enum Event<'a> {
     Output { host: &'a str, stream: Stream, line: &'a str },
     /// A line of microctl's own about the host (deploy's health checks, ...).
     Note { host: &'a str, text: &'a str },
+    /// A problem that does not fail the command (`check`): the hosts it concerns (or null),
+    /// the message, and what to do (or null).
+    Warning { host: Option<&'a str>, message: &'a str, hint: Option<&'a str> },
     /// The host is done: its result.
     Host(&'a HostDone),
     /// The run is done; always the last line.
@@ -143,6 +146,14 @@ pub enum HostFields {
     Exec(ExecHost),
     Deploy(DeployHost),
     DeployList(DeployListHost),
+    Check(CheckHost),
+}
+
+/// `check`: what the host's roles rendered to.
+#[derive(Debug, Serialize)]
+pub struct CheckHost {
+    /// Resources rendered (0 when rendering failed).
+    pub resources: usize,
 }
 
 /// `converge`: counts, the changes, handlers, diffs and timings.

@@ -4,13 +4,15 @@
 //! checked. Nothing here touches the network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::sync::Arc;
 
 use minijinja::Value;
 
 use super::load::{Role, RoleSet};
-use super::raw::{RawFile, RawMode};
+use super::resolve::{
+    AptKey, AptRepositorySpec, At, ContentSpec, FileSpecRaw, HandlerRun, MODE_HINT, MetaSpec, ModeSpec, Text,
+    parse_mode, validate_without_placeholder,
+};
 use super::template::RenderError;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory, Vars};
@@ -47,10 +49,8 @@ impl<'a> Renderer<'a> {
         for host in &inv.hosts {
             let mut v = Vars::new();
             for role in roles.expand(&role_names_for(inv, host)) {
-                for (k, val) in &role.raw.defaults {
-                    let mut val = val.clone();
-                    crate::inventory::dates_as_text(&mut val);
-                    v.insert(k.clone(), val);
+                for (k, val) in &role.spec.defaults {
+                    v.insert(k.clone(), val.clone());
                 }
             }
             for (k, val) in host.vars.iter().chain(extra.iter()) {
@@ -99,47 +99,34 @@ impl<'a> Renderer<'a> {
             RoleRenderer { set: self.roles, role, host, ctx: &ctx }.render(&mut desired)?;
         }
         check_unique_paths(&desired)?;
-        check_notify(&desired, self.roles)?;
         Ok(desired)
     }
 
     fn add_handlers(&self, role: &Role, host: &Host, ctx: &Value, desired: &mut Desired) -> Result<()> {
         let r = RoleRenderer { set: self.roles, role, host, ctx };
-        for h in &role.raw.handler {
-            let span = h.span();
-            let h = h.get_ref();
-            let run = match (&h.service, &h.action, &h.run) {
-                (Some(service), action, None) => {
-                    let action = action.as_deref().unwrap_or("restart");
-                    if !["restart", "reload", "reload-or-restart", "try-restart", "start", "stop"].contains(&action) {
-                        return Err(role
-                            .error(&span, format!("handler `{}`: unknown action `{action}`", h.name))
-                            .field("handler.action")
-                            .hint("use restart, reload, reload-or-restart, try-restart, start or stop"));
-                    }
-                    format!("systemctl {action} {}", crate::shell::quote(&r.text(service, &span, "handler.service")?))
+        for h in &role.spec.handlers {
+            let run = match &h.run {
+                HandlerRun::Service { action, service } => {
+                    format!("systemctl {action} {}", crate::shell::quote(&r.text(service, &h.at, "handler.service")?))
                 }
-                (None, None, Some(run)) => r.text(run, &span, "handler.run")?,
-                _ => {
-                    return Err(role
-                        .error(&span, format!("handler `{}` needs either `service` (with `action`) or `run`", h.name))
-                        .field("handler"));
-                }
+                HandlerRun::Run(run) => r.snippet(run, &h.at, "handler.run")?,
             };
             match desired.handlers.iter().find(|x| x.name == h.name) {
                 Some(existing) if existing.run != run => {
                     return Err(role
                         .error(
-                            &span,
+                            &h.at,
                             format!(
                                 "handler `{}` is also defined by role `{}` with another action",
                                 h.name, existing.origin.role
                             ),
                         )
+                        .field("handler.name")
+                        .host(&host.name)
                         .hint("give one of them another name"));
                 }
                 Some(_) => {}
-                None => desired.handlers.push(HandlerSpec { origin: r.origin(&span), name: h.name.clone(), run }),
+                None => desired.handlers.push(HandlerSpec { origin: r.origin(&h.at), name: h.name.clone(), run }),
             }
         }
         Ok(())
@@ -175,136 +162,111 @@ struct RoleRenderer<'r> {
 }
 
 impl RoleRenderer<'_> {
-    fn origin(&self, span: &Range<usize>) -> Origin {
-        Origin { role: self.role.name.clone(), line: self.role.line(span) }
+    fn origin(&self, at: &At) -> Origin {
+        Origin { role: self.role.name.clone(), line: at.line }
     }
 
-    fn error(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> Error {
-        self.role.error(span, message).field(field).host(&self.host.name)
+    fn error(&self, at: &At, field: &str, message: impl Into<String>) -> Error {
+        self.role.error(at, message).field(field).host(&self.host.name)
     }
 
-    /// Renders a string field of a resource.
-    fn text(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
-        self.set.templates.render_str(text, self.ctx).map_err(|RenderError { message, .. }| {
-            let mut e = self.error(span, field, format!("cannot render `{field}`: {message}"));
+    /// Renders a string field of a resource (compiled at load).
+    fn text(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        let name = match text {
+            Text::Plain(s) => return Ok(s.clone()),
+            Text::Template { name, .. } => name,
+        };
+        self.set.templates.render_field(name, self.ctx).map_err(|RenderError { message, .. }| {
+            let mut e = self.error(at, field, format!("cannot render `{field}`: {message}"));
             e.kind = ErrorKind::Template;
             e.hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e")
         })
     }
 
-    fn path(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
-        let p = self.text(text, span, field)?;
-        super::names::absolute_path(field, &p).map_err(|r| self.error(span, field, r.message).hint(r.hint))
+    /// A managed path; a templated one is checked once rendered.
+    fn path(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        if let Text::Plain(p) = text {
+            return Ok(p.clone()); // checked and normalised at load
+        }
+        let p = self.text(text, at, field)?;
+        super::names::absolute_path(field, &p).map_err(|r| self.error(at, field, r.message).hint(r.hint))
     }
 
-    fn meta(
-        &self,
-        owner: &Option<String>,
-        group: &Option<String>,
-        mode: &Option<RawMode>,
-        span: &Range<usize>,
-        kind: &str,
-    ) -> Result<Meta> {
-        let owner = owner.as_ref().map(|o| self.text(o, span, &format!("{kind}.owner"))).transpose()?;
-        let group = group.as_ref().map(|g| self.text(g, span, &format!("{kind}.group"))).transpose()?;
-        let mode = match mode {
-            None => None,
-            Some(RawMode::Number(n)) if *n <= 0o7777 => Some(*n),
-            Some(RawMode::Text(t)) => {
-                let t = self.text(t, span, &format!("{kind}.mode"))?;
-                match u32::from_str_radix(&t, 8) {
-                    Ok(m) if m <= 0o7777 && !t.is_empty() => Some(m),
-                    _ => {
-                        return Err(self
-                            .error(span, &format!("{kind}.mode"), format!("invalid mode `{t}`"))
-                            .hint("write an octal mode as a string, e.g. mode = \"0644\""));
-                    }
-                }
-            }
-            Some(RawMode::Number(n)) => {
-                return Err(self
-                    .error(span, &format!("{kind}.mode"), format!("invalid mode {n}"))
-                    .hint("write an octal mode as a string, e.g. mode = \"0644\""));
+    /// A shell snippet (literal ones were parsed with `sh -n` at load).
+    fn snippet(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        self.text(text, at, field)
+    }
+
+    fn meta(&self, m: &MetaSpec, at: &At, kind: &str) -> Result<Meta> {
+        let owner = m.owner.as_ref().map(|o| self.text(o, at, &format!("{kind}.owner"))).transpose()?;
+        let group = m.group.as_ref().map(|g| self.text(g, at, &format!("{kind}.group"))).transpose()?;
+        let mode = match &m.mode {
+            ModeSpec::Unmanaged => None,
+            ModeSpec::Fixed(m) => Some(*m),
+            ModeSpec::Template(t) => {
+                let field = format!("{kind}.mode");
+                let t = self.text(t, at, &field)?;
+                Some(parse_mode(&t).map_err(|message| self.error(at, &field, message).hint(MODE_HINT))?)
             }
         };
         Ok(Meta { owner, group, mode })
     }
 
     fn render(&self, d: &mut Desired) -> Result<()> {
-        let raw = &self.role.raw;
-        for repo in &raw.apt_repository {
-            self.apt_repository(repo.get_ref(), &repo.span(), d)?;
+        let spec = &self.role.spec;
+        for repo in &spec.apt_repositories {
+            self.apt_repository(repo, d)?;
         }
-        for p in &raw.package {
-            for name in &p.get_ref().names {
-                let name = self.text(name, &p.span(), "package.names")?;
+        for p in &spec.packages {
+            for name in &p.names {
+                let name = self.text(name, &p.at, "package.names")?;
                 if !d.packages.iter().any(|x| x.name == name) {
-                    d.packages.push(PackageSpec { origin: self.origin(&p.span()), name });
+                    d.packages.push(PackageSpec { origin: self.origin(&p.at), name });
                 }
             }
         }
-        for dir in &raw.directory {
-            let (span, r) = (dir.span(), dir.get_ref());
+        for r in &spec.directories {
             d.dirs.push(DirSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "directory.path")?,
-                meta: self.meta(&r.owner, &r.group, &r.mode, &span, "directory")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "directory.path")?,
+                meta: self.meta(&r.meta, &r.at, "directory")?,
                 notify: r.notify.clone(),
             });
         }
-        for f in &raw.file {
-            d.files.push(self.file(f.get_ref(), &f.span())?);
+        for f in &spec.files {
+            d.files.push(self.file(f)?);
         }
-        for l in &raw.link {
-            let (span, r) = (l.span(), l.get_ref());
+        for r in &spec.links {
             d.links.push(LinkSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "link.path")?,
-                target: self.text(&r.target, &span, "link.target")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "link.path")?,
+                target: self.text(&r.target, &r.at, "link.target")?,
                 notify: r.notify.clone(),
             });
         }
-        for a in &raw.absent {
-            let (span, r) = (a.span(), a.get_ref());
+        for r in &spec.absent {
             d.absent.push(AbsentSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "absent.path")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "absent.path")?,
                 notify: r.notify.clone(),
             });
         }
-        for s in &raw.service {
-            let (span, r) = (s.span(), s.get_ref());
-            let running = match r.state.as_deref() {
-                None => None,
-                Some("started") => Some(true),
-                Some("stopped") => Some(false),
-                Some(other) => {
-                    return Err(self
-                        .error(&span, "service.state", format!("unknown service state `{other}`"))
-                        .hint("use \"started\" or \"stopped\"; restarts belong in handlers"));
-                }
-            };
+        for r in &spec.services {
             d.services.push(ServiceSpec {
-                origin: self.origin(&span),
-                name: self.text(&r.name, &span, "service.name")?,
+                origin: self.origin(&r.at),
+                name: self.text(&r.name, &r.at, "service.name")?,
                 enabled: r.enabled,
-                running,
+                running: r.running,
                 notify: r.notify.clone(),
             });
         }
-        for c in &raw.command {
-            let (span, r) = (c.span(), c.get_ref());
-            if r.creates.is_none() && r.unless.is_none() {
-                return Err(self
-                    .error(&span, "command", format!("command `{}` has no guard", r.name))
-                    .hint("add `creates = \"/path\"` or `unless = \"test ...\"` so it runs only when needed, or make it a [[handler]] that runs when notified"));
-            }
+        for r in &spec.commands {
             d.commands.push(CommandSpec {
-                origin: self.origin(&span),
+                origin: self.origin(&r.at),
                 name: r.name.clone(),
-                run: self.text(&r.run, &span, "command.run")?,
-                creates: r.creates.as_ref().map(|p| self.path(p, &span, "command.creates")).transpose()?,
-                unless: r.unless.as_ref().map(|u| self.text(u, &span, "command.unless")).transpose()?,
+                run: self.snippet(&r.run, &r.at, "command.run")?,
+                creates: r.creates.as_ref().map(|p| self.path(p, &r.at, "command.creates")).transpose()?,
+                unless: r.unless.as_ref().map(|u| self.snippet(u, &r.at, "command.unless")).transpose()?,
                 notify: r.notify.clone(),
                 early: false,
             });
@@ -312,21 +274,17 @@ impl RoleRenderer<'_> {
         Ok(())
     }
 
-    fn file(&self, r: &RawFile, span: &Range<usize>) -> Result<FileSpec> {
-        let dest = self.path(&r.dest, span, "file.dest")?;
-        let content: Arc<Vec<u8>> = match (&r.template, &r.src, &r.content) {
-            (Some(t), None, None) => {
-                if self.set.templates.file(&self.role.name, t).is_none() {
-                    return Err(self
-                        .error(span, "file.template", format!("template `{t}` not found"))
-                        .hint(format!("create {}", self.role.dir.join("templates").join(t).display())));
-                }
-                let text = self.set.templates.render_file(&self.role.name, t, self.ctx).map_err(|e| {
-                    let path = self.set.templates.file(&self.role.name, t).expect("checked").to_path_buf();
+    fn file(&self, r: &FileSpecRaw) -> Result<FileSpec> {
+        let at = &r.at;
+        let dest = self.path(&r.dest, at, "file.dest")?;
+        let content: Arc<Vec<u8>> = match &r.content {
+            ContentSpec::Template { name, path } => {
+                let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, e.message)
                         .at_file(path)
                         .host(&self.host.name)
-                        .task(format!("role {}: file {dest}", self.role.name))
+                        // The dest as written: the same on every host, so the error groups.
+                        .task(format!("role {}: file {}", self.role.name, r.dest.source()))
                         .hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e");
                     if let Some(line) = e.line {
                         err = err.at_line(line, 1);
@@ -335,44 +293,41 @@ impl RoleRenderer<'_> {
                 })?;
                 Arc::new(text.into_bytes())
             }
-            (None, Some(src), None) => {
-                let src = self.text(src, span, "file.src")?;
+            ContentSpec::Static(data) => data.clone(),
+            ContentSpec::StaticTemplated(src) => {
+                let src = self.text(src, at, "file.src")?;
                 super::names::files_name("file.src", &src)
-                    .map_err(|r| self.error(span, "file.src", r.message).hint(r.hint))?;
+                    .map_err(|r| self.error(at, "file.src", r.message).hint(r.hint))?;
                 self.set.static_file(&src).map_err(|e| {
                     self.error(
-                        span,
+                        at,
                         "file.src",
                         format!("cannot read static file {}", self.set.files_dir.join(&src).display()),
                     )
                     .caused_by(e)
                 })?
             }
-            (None, None, Some(content)) => Arc::new(self.text(content, span, "file.content")?.into_bytes()),
-            _ => {
-                return Err(self.error(
-                    span,
-                    "file",
-                    format!("file {dest} needs exactly one of `template`, `src` or `content`"),
-                ));
+            ContentSpec::Inline(content) => Arc::new(self.text(content, at, "file.content")?.into_bytes()),
+        };
+        let validate = match &r.validate {
+            None => None,
+            Some(v @ Text::Plain(_)) => Some(self.text(v, at, "file.validate")?),
+            Some(v) => {
+                let v = self.text(v, at, "file.validate")?;
+                if crate::shell::fill_placeholder(&v, "F").is_none() {
+                    return Err(validate_without_placeholder(self.error(at, "file.validate", ""), &v));
+                }
+                Some(v)
             }
         };
-        let validate = r.validate.as_ref().map(|v| self.text(v, span, "file.validate")).transpose()?;
-        if let Some(v) = &validate
-            && crate::shell::fill_placeholder(v, "F").is_none()
-        {
-            return Err(self
-                .error(span, "file.validate", format!("`validate` must contain %s (the staged file), got `{v}`"))
-                .hint("write %s where the command takes the file; a literal % is written %%"));
-        }
         // A file rendered from a secret is sensitive whatever the role says.
         let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
         Ok(FileSpec {
-            origin: self.origin(span),
+            origin: self.origin(at),
             sha256: sha256_hex(&content),
             content,
             dest,
-            meta: self.meta(&r.owner, &r.group, &r.mode, span, "file")?,
+            meta: self.meta(&r.meta, at, "file")?,
             validate,
             sensitive,
             notify: r.notify.clone(),
@@ -380,25 +335,17 @@ impl RoleRenderer<'_> {
         })
     }
 
-    fn apt_repository(&self, r: &super::raw::RawAptRepository, span: &Range<usize>, d: &mut Desired) -> Result<()> {
+    fn apt_repository(&self, r: &AptRepositorySpec, d: &mut Desired) -> Result<()> {
+        let at = &r.at;
         let field = |f: &str| format!("apt_repository.{f}");
         let root = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };
-        let keyring = match (&r.key, &r.key_url, &r.key_fingerprint) {
-            (Some(key), None, None) => {
-                let content = self.set.static_file(key).map_err(|e| {
-                    self.error(
-                        span,
-                        &field("key"),
-                        format!("cannot read keyring {}", self.set.files_dir.join(key).display()),
-                    )
-                    .caused_by(e)
-                })?;
-                let ext = if key.ends_with(".asc") { "asc" } else { "gpg" };
+        let keyring = match &r.key {
+            AptKey::File { content, ext } => {
                 let keyring = format!("/etc/apt/keyrings/{}.{ext}", r.name);
                 d.files.push(FileSpec {
-                    origin: self.origin(span),
-                    sha256: sha256_hex(&content),
-                    content,
+                    origin: self.origin(at),
+                    sha256: sha256_hex(content),
+                    content: content.clone(),
                     dest: keyring.clone(),
                     meta: root.clone(),
                     validate: None,
@@ -408,12 +355,14 @@ impl RoleRenderer<'_> {
                 });
                 keyring
             }
-            (None, Some(url), Some(fingerprint)) => {
-                let url = self.text(url, span, &field("key_url"))?;
-                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, span, &field("key_fingerprint"))?);
+            AptKey::Url { url, fingerprint } => {
+                let url = self.text(url, at, &field("key_url"))?;
+                // A templated fingerprint is not judged here (it may be a placeholder `check`
+                // warns about); the host installs the key only if it matches.
+                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, at, &field("key_fingerprint"))?);
                 let keyring = format!("/etc/apt/keyrings/{}.asc", r.name);
                 d.commands.push(CommandSpec {
-                    origin: self.origin(span),
+                    origin: self.origin(at),
                     name: format!("fetch apt key {}", r.name),
                     run: super::apt_key::fetch_script(&url, &fingerprints, &keyring),
                     creates: Some(keyring.clone()),
@@ -423,22 +372,17 @@ impl RoleRenderer<'_> {
                 });
                 keyring
             }
-            _ => {
-                return Err(self
-                    .error(span, "apt_repository", format!("apt repository `{}` needs `key`, or `key_url` with `key_fingerprint`", r.name))
-                    .hint("key = \"name.gpg\" (in files/), or key_url = \"https://...\" and key_fingerprint = \"FULL FINGERPRINT\""));
-            }
         };
         let line = format!(
             "# managed by microctl (role {})\ndeb [signed-by={keyring}] {} {} {}\n",
             self.role.name,
-            self.text(&r.url, span, &field("url"))?,
-            self.text(&r.suite, span, &field("suite"))?,
+            self.text(&r.url, at, &field("url"))?,
+            self.text(&r.suite, at, &field("suite"))?,
             r.components.join(" ")
         );
         let content = Arc::new(line.into_bytes());
         d.files.push(FileSpec {
-            origin: self.origin(span),
+            origin: self.origin(at),
             sha256: sha256_hex(&content),
             content,
             dest: format!("/etc/apt/sources.list.d/{}.list", r.name),
@@ -473,38 +417,6 @@ fn check_unique_paths(d: &Desired) -> Result<()> {
             )
             .host(&d.host)
             .hint("manage each path in one resource only"));
-        }
-    }
-    Ok(())
-}
-
-/// Every `notify` must name a handler of the host's roles.
-fn check_notify(d: &Desired, roles: &RoleSet) -> Result<()> {
-    let notifies = d
-        .files
-        .iter()
-        .map(|f| (&f.notify, &f.origin))
-        .chain(d.dirs.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.links.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.absent.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.services.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.commands.iter().map(|x| (&x.notify, &x.origin)));
-    for (names, origin) in notifies {
-        for name in names {
-            if !d.handlers.iter().any(|h| &h.name == name) {
-                let role = roles.get(&origin.role);
-                let known: Vec<&str> = d.handlers.iter().map(|h| h.name.as_str()).collect();
-                return Err(Error::new(ErrorKind::Role, format!("`notify` names unknown handler `{name}`"))
-                    .at_file(&role.toml_path)
-                    .at_line(origin.line, 1)
-                    .host(&d.host)
-                    .field("notify")
-                    .hint(if known.is_empty() {
-                        "define it as a [[handler]] in this role or a role it depends on".to_string()
-                    } else {
-                        format!("handlers on this host: {}", known.join(", "))
-                    }));
-            }
         }
     }
     Ok(())
