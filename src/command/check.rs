@@ -72,17 +72,34 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     Ok(printer.finish_as(0, false, failed.then_some(2)))
 }
 
-/// One warning per identity file that cannot be used, naming every host that uses it.
+/// One warning per identity file that cannot be used, naming every host that uses it. Each
+/// file is looked at once, however many hosts use it.
 fn identity_warnings(inv: &Inventory) -> Vec<Error> {
+    let mut verdicts: HashMap<&std::path::Path, Option<usize>> = HashMap::new();
     let mut by_path: Vec<(Error, Vec<&str>)> = Vec::new();
     for host in &inv.hosts {
-        let Err(e) = crate::transport::check_identity(host) else { continue };
-        match by_path.iter_mut().find(|(first, _)| first.message == e.message) {
-            Some((_, hosts)) => hosts.push(&host.name),
-            None => by_path.push((e, vec![&host.name])),
+        let Some(path) = host.identity.as_deref() else { continue };
+        let verdict = *verdicts.entry(path).or_insert_with(|| {
+            let e = crate::transport::check_identity(host).err()?;
+            match by_path.iter().position(|(first, _)| first.message == e.message) {
+                Some(i) => Some(i),
+                None => {
+                    by_path.push((e, vec![]));
+                    Some(by_path.len() - 1)
+                }
+            }
+        });
+        if let Some(i) = verdict {
+            by_path[i].1.push(&host.name);
         }
     }
-    by_path.into_iter().map(|(e, hosts)| e.host(hosts.join(", ")).at_file(&inv.path)).collect()
+    by_path
+        .into_iter()
+        .map(|(mut e, hosts)| {
+            e.host = Some(hosts.join(", "));
+            e.at_file(&inv.path)
+        })
+        .collect()
 }
 
 /// One warning per var whose value looks like a placeholder, naming the hosts that use it.

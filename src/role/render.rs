@@ -74,14 +74,14 @@ impl<'a> Renderer<'a> {
         &self.vars[host]
     }
 
-    /// The template context for `host`: its vars at top level, plus `host`, `hosts`, `groups`.
+    /// The template context for `host`: its vars at top level, plus `host`, `hosts`, `groups`
+    /// (which win over vars of those names). Built without copying: it looks up the values
+    /// made once in `new`.
     pub fn context(&self, host: &Host) -> Value {
-        let vars = &self.vars[&host.name];
-        let mut ctx: BTreeMap<String, Value> = vars.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
-        ctx.insert("host".into(), self.host_values[&host.name].clone());
-        ctx.insert("hosts".into(), self.hosts_value.clone());
-        ctx.insert("groups".into(), self.groups_value.clone());
-        to_value(&ctx)
+        let host_value = self.host_values[&host.name].clone();
+        let vars = host_value.get_attr("vars").unwrap_or_default();
+        let own = minijinja::context! { host => host_value, hosts => self.hosts_value.clone(), groups => self.groups_value.clone() };
+        minijinja::value::merge_maps([vars, own])
     }
 
     /// Renders `host`'s desired state; `only` limits resources to those roles.
