@@ -421,3 +421,79 @@ fn check_unique_paths(d: &Desired) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `role` (as role `web`, template `t.j2`) for `n` hosts of group web.
+    fn setup(n: usize, role: &str, template: &str) -> (tempfile::TempDir, Inventory, RoleSet) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roles/web/templates")).unwrap();
+        std::fs::write(dir.path().join("roles/web/role.toml"), role).unwrap();
+        std::fs::write(dir.path().join("roles/web/templates/t.j2"), template).unwrap();
+        let hosts: String = (0..n)
+            .map(|i| {
+                format!("[hosts.w{i}]\naddress = \"198.18.0.{}\"\ngroups = [\"web\"]\nvars = {{ n = {i} }}\n", i % 250)
+            })
+            .collect();
+        let inv = dir.path().join("inventory.toml");
+        std::fs::write(&inv, format!("{hosts}[groups.web]\nroles = [\"web\"]\n")).unwrap();
+        let inv = Inventory::load(&inv).unwrap();
+        let asked = crate::error::Error::usage("");
+        let roles =
+            RoleSet::load(&dir.path().join("roles"), &[("web".into(), asked)]).unwrap_or_else(|e| panic!("{e:?}"));
+        (dir, inv, roles)
+    }
+
+    const ROLE: &str = "[defaults]\nowner = \"root\"\n\n[[directory]]\npath = \"/srv/{{ n }}\"\nowner = \"{{ owner }}\"\nmode = \"0750\"\n\n\
+        [[file]]\ndest = \"/srv/{{ n }}/t\"\ntemplate = \"t.j2\"\nnotify = [\"h\"]\n\n\
+        [[command]]\nname = \"c\"\nrun = \"echo {{ n }}\"\nunless = \"test -e /srv/{{ n }}/done\"\n\n\
+        [[handler]]\nname = \"h\"\nrun = \"echo {{ host.name }}\"\n";
+
+    #[test]
+    fn templates_are_compiled_once_per_role_never_per_host() {
+        let (_dir, inv, roles) = setup(50, ROLE, "host {{ host.name }} n={{ n }} peers={{ groups.web | length }}\n");
+        // The template file, and the 6 templated fields (path, owner, dest, run, unless, handler run).
+        assert_eq!(roles.templates.compiled(), 7);
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        for host in &inv.hosts {
+            let d = renderer.render(host, None).unwrap();
+            let n = &host.name[1..];
+            assert_eq!(d.dirs[0].path, format!("/srv/{n}"));
+            assert_eq!(d.dirs[0].meta, Meta { owner: Some("root".into()), group: None, mode: Some(0o750) });
+            assert_eq!(*d.files[0].content, format!("host {} n={n} peers=50\n", host.name).into_bytes());
+            assert_eq!(d.commands[0].unless.as_deref(), Some(format!("test -e /srv/{n}/done").as_str()));
+            assert_eq!(d.handlers[0].run, format!("echo {}", host.name));
+        }
+        assert_eq!(roles.templates.compiled(), 7, "rendering 50 hosts compiled nothing");
+    }
+
+    #[test]
+    fn vars_named_like_the_context_lose_to_it_and_host_vars_win_over_defaults() {
+        let role = "[defaults]\nn = 99\nx = \"default\"\n\n[[file]]\ndest = \"/t\"\ntemplate = \"t.j2\"\n";
+        let (_dir, inv, roles) = setup(2, role, "{{ n }} {{ x }} {{ host.name }}\n");
+        let mut extra = Vars::new();
+        extra.insert("host".into(), toml::Value::String("not the host".into()));
+        extra.insert("x".into(), toml::Value::String("extra".into()));
+        let renderer = Renderer::new(&inv, &roles, &extra);
+        let d = renderer.render(&inv.hosts[1], None).unwrap();
+        assert_eq!(*d.files[0].content, b"1 extra w1\n".to_vec());
+    }
+
+    #[test]
+    fn an_undefined_var_names_the_host_the_field_and_role_toml_line() {
+        let role = "[[file]]\ndest = \"/t\"\ncontent = \"x\"\n\n[[link]]\npath = \"/l\"\ntarget = \"{{ nowhere }}\"\n";
+        let (dir, inv, roles) = setup(1, role, "");
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        let e = renderer.render(&inv.hosts[0], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:5:1: cannot render `link.target`: undefined variable `nowhere`\n  host: w0\n  field: link.target\n  \
+                 hint: define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e",
+                dir.path().join("roles/web/role.toml").display()
+            )
+        );
+    }
+}

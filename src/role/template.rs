@@ -20,6 +20,8 @@ pub struct RenderError {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// Templates compiled so far (files and fields at load, `render_str` on each call).
+    compiled: std::sync::atomic::AtomicUsize,
     /// Template name (`role/file.j2`) -> its file.
     files: HashMap<String, PathBuf>,
 }
@@ -32,7 +34,7 @@ impl Templates {
             SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build().expect("valid syntax config"),
         );
         env.add_filter("systemd_env", systemd_env_filter);
-        Templates { env, files: HashMap::new() }
+        Templates { env, compiled: Default::default(), files: HashMap::new() }
     }
 
     /// Adds every file under `roles/NAME/templates/` as `NAME/relative/path`.
@@ -58,10 +60,20 @@ impl Templates {
                     }
                     err
                 })?;
+                self.count_compile();
                 self.files.insert(name, path);
             }
         }
         Ok(())
+    }
+
+    fn count_compile(&self) {
+        self.compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many templates were compiled so far: a run compiles each role's once, at load.
+    pub fn compiled(&self) -> usize {
+        self.compiled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The file behind template `role/name`, if it exists.
@@ -80,6 +92,7 @@ impl Templates {
 
     /// Compiles a role's string field once, as template `name` (`ROLE/role.toml:LINE:FIELD#N`).
     pub fn add_field(&mut self, name: String, source: &str) -> std::result::Result<(), String> {
+        self.count_compile();
         self.env.add_template_owned(name, source.to_string()).map_err(|e| describe(&e))
     }
 
@@ -98,6 +111,7 @@ impl Templates {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(text.to_string());
         }
+        self.count_compile();
         self.env.render_str(text, ctx.clone()).map_err(|e| {
             // Only on failure: parse again to learn which variables the string uses.
             let scratch = Environment::new();
