@@ -106,7 +106,14 @@ fn identity_warnings(inv: &Inventory) -> Vec<Error> {
 fn placeholder_warnings(inv: &Inventory, renderer: &Renderer) -> Vec<Error> {
     let mut found: Vec<(String, String, Vec<&str>)> = Vec::new();
     for host in &inv.hosts {
-        for (var, value) in crate::secrets::refs::placeholders(renderer.vars(&host.name)) {
+        // Each layer of the host's vars, a hit counting only where no later layer overrides it.
+        let layers = renderer.var_layers(host);
+        let hits = layers.iter().enumerate().flat_map(|(i, layer)| {
+            crate::secrets::refs::placeholders(layer)
+                .into_iter()
+                .filter(move |(var, _)| layers[i + 1..].iter().all(|later| !later.contains_key(var)))
+        });
+        for (var, value) in hits {
             match found.iter_mut().find(|(v, x, _)| *v == var && *x == value) {
                 Some((_, _, hosts)) => hosts.push(&host.name),
                 None => found.push((var, value, vec![&host.name])),

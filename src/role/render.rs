@@ -4,7 +4,7 @@
 //! checked. Nothing here touches the network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::Value;
 
@@ -31,62 +31,138 @@ pub fn role_names_for(inv: &Inventory, host: &Host) -> Vec<String> {
     names
 }
 
-/// Renders hosts of one inventory with one role set.
+/// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
+/// a host's vars stay in layers (its roles' defaults, shared by every host with the same
+/// groups; its inventory vars; `-e`), and its template value is built the first time a
+/// template asks for it. `hosts` and `groups` (every host's value) are built once, and only
+/// when a template of the run names them or a caller asks for the full context.
 pub struct Renderer<'a> {
     inv: &'a Inventory,
     roles: &'a RoleSet,
-    vars: HashMap<String, Vars>,
-    /// Each host's `host` value, built once (cheap to clone: shared).
-    host_values: HashMap<String, Value>,
-    hosts_value: Value,
-    groups_value: Value,
+    extra: Vars,
+    extra_value: Value,
+    /// Per host (inventory order): which entry of `defaults` holds its roles' defaults.
+    defaults_of: Vec<usize>,
+    /// Distinct role defaults (merged in role order), as vars and as a template value.
+    defaults: Vec<(Vars, Value)>,
+    /// Per host: its `host` value, built on first use.
+    host_values: Vec<OnceLock<Value>>,
+    /// `hosts` and `groups`, built on first use.
+    everyone: OnceLock<(Value, Value)>,
+    /// Whether any template of the run names `hosts` or `groups`.
+    templates_see_everyone: bool,
 }
 
 impl<'a> Renderer<'a> {
-    /// Computes every host's final vars (needed up front: templates may read other hosts').
     pub fn new(inv: &'a Inventory, roles: &'a RoleSet, extra: &Vars) -> Renderer<'a> {
-        let mut vars = HashMap::new();
-        for host in &inv.hosts {
-            let mut v = Vars::new();
-            for role in roles.expand(&role_names_for(inv, host)) {
-                for (k, val) in &role.spec.defaults {
-                    v.insert(k.clone(), val.clone());
-                }
-            }
-            for (k, val) in host.vars.iter().chain(extra.iter()) {
-                v.insert(k.clone(), val.clone());
-            }
-            vars.insert(host.name.clone(), v);
-        }
-        let host_values: HashMap<String, Value> =
-            inv.hosts.iter().map(|h| (h.name.clone(), host_value(h, &vars[&h.name]))).collect();
-        let sorted: BTreeMap<&String, &Value> = host_values.iter().collect();
-        let groups: BTreeMap<String, Vec<Value>> = inv
-            .groups
-            .values()
-            .map(|g| (g.name.clone(), g.hosts.iter().map(|h| host_values[h].clone()).collect()))
+        let mut by_groups: HashMap<&[String], usize> = HashMap::new();
+        let mut defaults: Vec<(Vars, Value)> = Vec::new();
+        let defaults_of = inv
+            .hosts
+            .iter()
+            .map(|host| {
+                *by_groups.entry(host.groups.as_slice()).or_insert_with(|| {
+                    let mut v = Vars::new();
+                    for role in roles.expand(&role_names_for(inv, host)) {
+                        for (k, val) in &role.spec.defaults {
+                            v.insert(k.clone(), val.clone());
+                        }
+                    }
+                    let value = to_value(&v);
+                    defaults.push((v, value));
+                    defaults.len() - 1
+                })
+            })
             .collect();
-        let (hosts_value, groups_value) = (to_value(&sorted), to_value(&groups));
-        Renderer { inv, roles, vars, host_values, hosts_value, groups_value }
+        Renderer {
+            inv,
+            roles,
+            extra: extra.clone(),
+            extra_value: to_value(extra),
+            defaults_of,
+            defaults,
+            host_values: inv.hosts.iter().map(|_| OnceLock::new()).collect(),
+            everyone: OnceLock::new(),
+            templates_see_everyone: ["hosts", "groups"].iter().any(|n| roles.templates.name_used(n)),
+        }
     }
 
-    pub fn vars(&self, host: &str) -> &Vars {
-        &self.vars[host]
+    /// `host`'s vars, lowest precedence first: its roles' defaults, its inventory vars
+    /// (defaults < groups < host, merged by the inventory), `-e`.
+    pub fn var_layers<'s>(&'s self, host: &'s Host) -> [&'s Vars; 3] {
+        [&self.defaults[self.defaults_of[self.index(host)]].0, &host.vars, &self.extra]
+    }
+
+    fn index(&self, host: &Host) -> usize {
+        // `host` is an element of `inv.hosts` (a slice): its index follows from its address.
+        let base = self.inv.hosts.as_ptr().addr();
+        let i = (std::ptr::from_ref(host).addr() - base) / std::mem::size_of::<Host>();
+        assert!(std::ptr::eq(&self.inv.hosts[i], host), "host of another inventory");
+        i
+    }
+
+    /// The `host` value of the host at `i` (`host.name`, `hosts.web.vars.x`).
+    fn host_value(&self, i: usize) -> &Value {
+        self.host_values[i].get_or_init(|| {
+            let h = &self.inv.hosts[i];
+            let (defaults, extra) = (&self.defaults[self.defaults_of[i]].1, &self.extra_value);
+            let own = to_value(&h.vars);
+            let layers: Vec<Value> =
+                [defaults, &own, extra].into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
+            let vars = if layers.is_empty() { own } else { minijinja::value::merge_maps(layers) };
+            minijinja::context! {
+                name => h.name.as_str(), address => h.address.as_str(), port => h.port, user => h.user.as_str(),
+                groups => to_value(&h.groups), vars => vars
+            }
+        })
+    }
+
+    /// `hosts` (every host by name) and `groups` (each group's hosts).
+    fn everyone(&self) -> &(Value, Value) {
+        self.everyone.get_or_init(|| {
+            let hosts: BTreeMap<&str, Value> =
+                self.inv.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), self.host_value(i).clone())).collect();
+            let groups: BTreeMap<&str, Value> = self
+                .inv
+                .groups
+                .values()
+                .map(|g| {
+                    let members: Vec<Value> = g
+                        .hosts
+                        .iter()
+                        .filter_map(|n| self.inv.host(n))
+                        .map(|h| self.host_value(self.index(h)).clone())
+                        .collect();
+                    (g.name.as_str(), Value::from(members))
+                })
+                .collect();
+            let (hosts, groups) = (Value::from(hosts), Value::from(groups));
+            (hosts, groups)
+        })
     }
 
     /// The template context for `host`: its vars at top level, plus `host`, `hosts`, `groups`
-    /// (which win over vars of those names). Built without copying: it looks up the values
-    /// made once in `new`.
+    /// (which win over vars of those names).
     pub fn context(&self, host: &Host) -> Value {
-        let host_value = self.host_values[&host.name].clone();
+        self.context_with(host, true)
+    }
+
+    /// The context, with `hosts` and `groups` only when `everyone`.
+    fn context_with(&self, host: &Host, everyone: bool) -> Value {
+        let host_value = self.host_value(self.index(host)).clone();
         let vars = host_value.get_attr("vars").unwrap_or_default();
-        let own = minijinja::context! { host => host_value, hosts => self.hosts_value.clone(), groups => self.groups_value.clone() };
+        let own = if everyone {
+            let (hosts, groups) = self.everyone().clone();
+            minijinja::context! { host => host_value, hosts => hosts, groups => groups }
+        } else {
+            minijinja::context! { host => host_value }
+        };
         minijinja::value::merge_maps([vars, own])
     }
 
     /// Renders `host`'s desired state; `only` limits resources to those roles.
     pub fn render(&self, host: &Host, only: Option<&[String]>) -> Result<Desired> {
-        let ctx = self.context(host);
+        let ctx = self.context_with(host, self.templates_see_everyone);
         let mut desired = Desired { host: host.name.clone(), ..Default::default() };
         let roles = self.roles.expand(&role_names_for(self.inv, host));
         for role in &roles {
@@ -136,21 +212,6 @@ impl<'a> Renderer<'a> {
 /// Any serializable value as a template value.
 fn to_value(v: &impl serde::Serialize) -> Value {
     Value::from(minijinja::value::Serde(v))
-}
-
-/// A host as templates see it (`host.name`, `hosts["web"].vars.x`).
-#[derive(serde::Serialize)]
-struct HostView<'a> {
-    name: &'a str,
-    address: &'a str,
-    port: u16,
-    user: &'a str,
-    groups: &'a [String],
-    vars: &'a Vars,
-}
-
-fn host_value(h: &Host, vars: &Vars) -> Value {
-    to_value(&HostView { name: &h.name, address: &h.address, port: h.port, user: &h.user, groups: &h.groups, vars })
 }
 
 /// Renders one role's resources for one host.

@@ -76,6 +76,11 @@ impl Templates {
         self.compiled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether any template compiled so far reads the top-level variable `name`.
+    pub fn name_used(&self, name: &str) -> bool {
+        self.env.templates().any(|(_, t)| t.undeclared_variables(false).contains(name))
+    }
+
     /// The file behind template `role/name`, if it exists.
     pub fn file(&self, role: &str, name: &str) -> Option<&Path> {
         self.files.get(&format!("{role}/{name}")).map(PathBuf::as_path)
