@@ -31,6 +31,13 @@ pub fn role_names_for(inv: &Inventory, host: &Host) -> Vec<String> {
     names
 }
 
+/// What hosts with the same groups share.
+struct Kind<'a> {
+    roles: Vec<&'a Role>,
+    defaults: Vars,
+    value: Value,
+}
+
 /// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
 /// a host's vars stay in layers (its roles' defaults, shared by every host with the same
 /// groups; its inventory vars; `-e`), and its template value is built the first time a
@@ -41,10 +48,11 @@ pub struct Renderer<'a> {
     roles: &'a RoleSet,
     extra: Vars,
     extra_value: Value,
-    /// Per host (inventory order): which entry of `defaults` holds its roles' defaults.
-    defaults_of: Vec<usize>,
-    /// Distinct role defaults (merged in role order), as vars and as a template value.
-    defaults: Vec<(Vars, Value)>,
+    /// Per host (inventory order): which entry of `kinds` it is.
+    kind_of: Vec<usize>,
+    /// What hosts with the same groups share: their roles (dependencies first) and those
+    /// roles' defaults (merged in role order), as vars and as a template value.
+    kinds: Vec<Kind<'a>>,
     /// Per host: its `host` value, built on first use.
     host_values: Vec<OnceLock<Value>>,
     /// `hosts` and `groups`, built on first use.
@@ -56,21 +64,22 @@ pub struct Renderer<'a> {
 impl<'a> Renderer<'a> {
     pub fn new(inv: &'a Inventory, roles: &'a RoleSet, extra: &Vars) -> Renderer<'a> {
         let mut by_groups: HashMap<&[String], usize> = HashMap::new();
-        let mut defaults: Vec<(Vars, Value)> = Vec::new();
-        let defaults_of = inv
+        let mut kinds: Vec<Kind> = Vec::new();
+        let kind_of = inv
             .hosts
             .iter()
             .map(|host| {
                 *by_groups.entry(host.groups.as_slice()).or_insert_with(|| {
-                    let mut v = Vars::new();
-                    for role in roles.expand(&role_names_for(inv, host)) {
+                    let mut defaults = Vars::new();
+                    let host_roles = roles.expand(&role_names_for(inv, host));
+                    for role in &host_roles {
                         for (k, val) in &role.spec.defaults {
-                            v.insert(k.clone(), val.clone());
+                            defaults.insert(k.clone(), val.clone());
                         }
                     }
-                    let value = to_value(&v);
-                    defaults.push((v, value));
-                    defaults.len() - 1
+                    let value = to_value(&defaults);
+                    kinds.push(Kind { roles: host_roles, defaults, value });
+                    kinds.len() - 1
                 })
             })
             .collect();
@@ -79,8 +88,8 @@ impl<'a> Renderer<'a> {
             roles,
             extra: extra.clone(),
             extra_value: to_value(extra),
-            defaults_of,
-            defaults,
+            kind_of,
+            kinds,
             host_values: inv.hosts.iter().map(|_| OnceLock::new()).collect(),
             everyone: OnceLock::new(),
             templates_see_everyone: ["hosts", "groups"].iter().any(|n| roles.templates.name_used(n)),
@@ -90,7 +99,7 @@ impl<'a> Renderer<'a> {
     /// `host`'s vars, lowest precedence first: its roles' defaults, its inventory vars
     /// (defaults < groups < host, merged by the inventory), `-e`.
     pub fn var_layers<'s>(&'s self, host: &'s Host) -> [&'s Vars; 3] {
-        [&self.defaults[self.defaults_of[self.index(host)]].0, &host.vars, &self.extra]
+        [&self.kinds[self.kind_of[self.index(host)]].defaults, &host.vars, &self.extra]
     }
 
     fn index(&self, host: &Host) -> usize {
@@ -105,7 +114,7 @@ impl<'a> Renderer<'a> {
     fn host_value(&self, i: usize) -> &Value {
         self.host_values[i].get_or_init(|| {
             let h = &self.inv.hosts[i];
-            let (defaults, extra) = (&self.defaults[self.defaults_of[i]].1, &self.extra_value);
+            let (defaults, extra) = (&self.kinds[self.kind_of[i]].value, &self.extra_value);
             let own = to_value(&h.vars);
             let layers: Vec<Value> =
                 [defaults, &own, extra].into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
@@ -164,8 +173,8 @@ impl<'a> Renderer<'a> {
     pub fn render(&self, host: &Host, only: Option<&[String]>) -> Result<Desired> {
         let ctx = self.context_with(host, self.templates_see_everyone);
         let mut desired = Desired { host: host.name.clone(), ..Default::default() };
-        let roles = self.roles.expand(&role_names_for(self.inv, host));
-        for role in &roles {
+        let roles = &self.kinds[self.kind_of[self.index(host)]].roles;
+        for role in roles {
             self.add_handlers(role, host, &ctx, &mut desired)?;
         }
         for role in roles {
