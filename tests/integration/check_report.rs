@@ -19,10 +19,16 @@ fn blank_time(text: &str) -> String {
 }
 
 #[test]
-fn one_role_error_with_three_hosts_is_printed_once_by_check_and_converge_before_any_contact() {
+fn one_role_error_with_three_hosts_is_printed_once_by_check_converge_and_deploy_before_any_contact() {
     let fleet = Fleet::new(3, BAD_STATE);
     let roles = fleet.ws.path("roles");
     let roles = roles.to_str().unwrap();
+    // deploy reads the roles (their defaults) too.
+    let src = fleet.ws.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let inv = fleet.ws.path("inventory.toml");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(&inv, format!("{text}[deploy.site]\nhosts = \"site\"\nsource = \"{}\"\n", src.display())).unwrap();
     let expected = format!(
         "error: {roles}/site/role.toml:5:1: unknown service state `runing`\n  \
          field: service.state\n  \
@@ -35,6 +41,7 @@ fn one_role_error_with_three_hosts_is_printed_once_by_check_and_converge_before_
         &["converge", "--json"],
         &["converge", "--check"],
         &["-q", "converge"],
+        &["deploy", "site"],
     ] {
         let mut all = vec!["--roles-dir", roles];
         all.extend_from_slice(args);
