@@ -10,8 +10,8 @@ use minijinja::Value;
 
 use super::load::{Role, RoleSet};
 use super::resolve::{
-    AptKey, AptRepositorySpec, At, ContentSpec, FileSpecRaw, HandlerRun, MODE_HINT, MetaSpec, ModeSpec, Text,
-    parse_mode, validate_without_placeholder,
+    AptKey, AptRepositoryDecl, At, ContentSpec, FileDecl, HandlerRun, MODE_HINT, MetaSpec, ModeSpec, Text, parse_mode,
+    validate_without_placeholder,
 };
 use super::template::RenderError;
 use crate::error::{Error, ErrorKind, Result};
@@ -344,7 +344,7 @@ impl RoleRenderer<'_> {
         Ok(())
     }
 
-    fn file(&self, r: &FileSpecRaw) -> Result<FileSpec> {
+    fn file(&self, r: &FileDecl) -> Result<FileSpec> {
         let at = &r.at;
         let dest = self.path(&r.dest, at, "file.dest")?;
         let content: Arc<Vec<u8>> = match &r.content {
@@ -405,7 +405,7 @@ impl RoleRenderer<'_> {
         })
     }
 
-    fn apt_repository(&self, r: &AptRepositorySpec, d: &mut Desired) -> Result<()> {
+    fn apt_repository(&self, r: &AptRepositoryDecl, d: &mut Desired) -> Result<()> {
         let at = &r.at;
         let field = |f: &str| format!("apt_repository.{f}");
         let root = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };

@@ -60,7 +60,7 @@ pub enum ModeSpec {
     Template(Text),
 }
 
-/// Where a resource is declared, and the field names errors use.
+/// Where a resource is declared in role.toml: the line and column of its table.
 #[derive(Debug, Clone)]
 pub struct At {
     pub line: usize,
@@ -81,7 +81,7 @@ pub enum AptKey {
 }
 
 #[derive(Debug, Clone)]
-pub struct AptRepositorySpec {
+pub struct AptRepositoryDecl {
     pub at: At,
     pub name: String,
     pub url: Text,
@@ -91,13 +91,13 @@ pub struct AptRepositorySpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct PackagesSpec {
+pub struct PackagesDecl {
     pub at: At,
     pub names: Vec<Text>,
 }
 
 #[derive(Debug, Clone)]
-pub struct DirectorySpec {
+pub struct DirectoryDecl {
     pub at: At,
     pub path: Text,
     pub meta: MetaSpec,
@@ -119,7 +119,7 @@ pub enum ContentSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct FileSpecRaw {
+pub struct FileDecl {
     pub at: At,
     pub dest: Text,
     pub content: ContentSpec,
@@ -130,7 +130,7 @@ pub struct FileSpecRaw {
 }
 
 #[derive(Debug, Clone)]
-pub struct LinkSpecRaw {
+pub struct LinkDecl {
     pub at: At,
     pub path: Text,
     pub target: Text,
@@ -138,14 +138,14 @@ pub struct LinkSpecRaw {
 }
 
 #[derive(Debug, Clone)]
-pub struct AbsentSpecRaw {
+pub struct AbsentDecl {
     pub at: At,
     pub path: Text,
     pub notify: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ServiceSpecRaw {
+pub struct ServiceDecl {
     pub at: At,
     pub name: Text,
     pub enabled: Option<bool>,
@@ -154,7 +154,7 @@ pub struct ServiceSpecRaw {
 }
 
 #[derive(Debug, Clone)]
-pub struct CommandSpecRaw {
+pub struct CommandDecl {
     pub at: At,
     pub name: String,
     pub run: Text,
@@ -174,14 +174,15 @@ pub enum HandlerRun {
 }
 
 #[derive(Debug, Clone)]
-pub struct HandlerSpecRaw {
+pub struct HandlerDecl {
     pub at: At,
     pub name: String,
     pub run: HandlerRun,
 }
 
-/// One role, validated: what `render` needs, nothing it must check again unless a host's
-/// values decide it.
+/// One role, resolved: each resource as declared (`...Decl`), validated, its templated
+/// fields compiled; what `render` needs, nothing it must check again unless a host's values
+/// decide it.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub description: Option<String>,
@@ -189,15 +190,15 @@ pub struct Spec {
     /// `[defaults]`, TOML dates already as their text.
     pub defaults: Vars,
     pub ports: Vec<RawPort>,
-    pub apt_repositories: Vec<AptRepositorySpec>,
-    pub packages: Vec<PackagesSpec>,
-    pub directories: Vec<DirectorySpec>,
-    pub files: Vec<FileSpecRaw>,
-    pub links: Vec<LinkSpecRaw>,
-    pub absent: Vec<AbsentSpecRaw>,
-    pub services: Vec<ServiceSpecRaw>,
-    pub commands: Vec<CommandSpecRaw>,
-    pub handlers: Vec<HandlerSpecRaw>,
+    pub apt_repositories: Vec<AptRepositoryDecl>,
+    pub packages: Vec<PackagesDecl>,
+    pub directories: Vec<DirectoryDecl>,
+    pub files: Vec<FileDecl>,
+    pub links: Vec<LinkDecl>,
+    pub absent: Vec<AbsentDecl>,
+    pub services: Vec<ServiceDecl>,
+    pub commands: Vec<CommandDecl>,
+    pub handlers: Vec<HandlerDecl>,
 }
 
 /// The handler actions systemctl takes.
@@ -205,14 +206,16 @@ pub const HANDLER_ACTIONS: [&str; 6] = ["restart", "reload", "reload-or-restart"
 
 /// Resolves one parsed role. Every error found is returned (not only the first), each once.
 pub struct Resolver<'a> {
-    pub role: &'a str,
-    pub toml_path: &'a Path,
-    pub dir: &'a Path,
-    pub files_dir: &'a Path,
-    pub lines: LineIndex,
-    pub templates: &'a mut Templates,
-    pub static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Vec<u8>>>,
+    role: &'a str,
+    toml_path: &'a Path,
+    dir: &'a Path,
+    files_dir: &'a Path,
+    lines: LineIndex,
+    templates: &'a mut Templates,
+    static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Vec<u8>>>,
+    /// Every error found so far, in the order found.
     pub errors: Vec<Error>,
+    /// Templated fields compiled so far (their names' serial).
     fields: usize,
 }
 
@@ -361,13 +364,13 @@ impl<'a> Resolver<'a> {
         for p in &raw.package {
             let at = self.at(&p.span());
             let names = p.get_ref().names.iter().map(|n| self.text(&at, "package.names", n)).collect();
-            spec.packages.push(PackagesSpec { at, names });
+            spec.packages.push(PackagesDecl { at, names });
         }
         for d in &raw.directory {
             let (at, r) = (self.at(&d.span()), d.get_ref());
             let path = self.path(&at, "directory.path", &r.path);
             let meta = self.meta(&at, "directory", &r.owner, &r.group, &r.mode);
-            spec.directories.push(DirectorySpec { at, path, meta, notify: r.notify.clone() });
+            spec.directories.push(DirectoryDecl { at, path, meta, notify: r.notify.clone() });
         }
         for f in &raw.file {
             let at = self.at(&f.span());
@@ -379,12 +382,12 @@ impl<'a> Resolver<'a> {
             let (at, r) = (self.at(&l.span()), l.get_ref());
             let path = self.path(&at, "link.path", &r.path);
             let target = self.text(&at, "link.target", &r.target);
-            spec.links.push(LinkSpecRaw { at, path, target, notify: r.notify.clone() });
+            spec.links.push(LinkDecl { at, path, target, notify: r.notify.clone() });
         }
         for a in &raw.absent {
             let (at, r) = (self.at(&a.span()), a.get_ref());
             let path = self.path(&at, "absent.path", &r.path);
-            spec.absent.push(AbsentSpecRaw { at, path, notify: r.notify.clone() });
+            spec.absent.push(AbsentDecl { at, path, notify: r.notify.clone() });
         }
         for s in &raw.service {
             let (at, r) = (self.at(&s.span()), s.get_ref());
@@ -401,7 +404,7 @@ impl<'a> Resolver<'a> {
                 }
             };
             let name = self.text(&at, "service.name", &r.name);
-            spec.services.push(ServiceSpecRaw { at, name, enabled: r.enabled, running, notify: r.notify.clone() });
+            spec.services.push(ServiceDecl { at, name, enabled: r.enabled, running, notify: r.notify.clone() });
         }
         for c in &raw.command {
             let (at, r) = (self.at(&c.span()), c.get_ref());
@@ -414,7 +417,7 @@ impl<'a> Resolver<'a> {
             let run = self.snippet(&at, "command.run", &r.run);
             let creates = r.creates.as_ref().map(|p| self.path(&at, "command.creates", p));
             let unless = r.unless.as_ref().map(|u| self.snippet(&at, "command.unless", u));
-            spec.commands.push(CommandSpecRaw {
+            spec.commands.push(CommandDecl {
                 at,
                 name: r.name.clone(),
                 run,
@@ -459,12 +462,12 @@ impl<'a> Resolver<'a> {
                 self.push(e);
                 continue;
             }
-            spec.handlers.push(HandlerSpecRaw { at, name: r.name.clone(), run });
+            spec.handlers.push(HandlerDecl { at, name: r.name.clone(), run });
         }
         spec
     }
 
-    fn apt_repository(&mut self, at: &At, r: &super::raw::RawAptRepository) -> Option<AptRepositorySpec> {
+    fn apt_repository(&mut self, at: &At, r: &super::raw::RawAptRepository) -> Option<AptRepositoryDecl> {
         let field = "apt_repository.name";
         if let Err(refused) = plain_file_name(field, &r.name) {
             let e = self.error(at, field, refused.message).hint(refused.hint);
@@ -507,7 +510,7 @@ impl<'a> Resolver<'a> {
                 return None;
             }
         };
-        Some(AptRepositorySpec {
+        Some(AptRepositoryDecl {
             at: at.clone(),
             name: r.name.clone(),
             url: self.text(at, "apt_repository.url", &r.url),
@@ -517,7 +520,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn file(&mut self, at: &At, r: &super::raw::RawFile) -> Option<FileSpecRaw> {
+    fn file(&mut self, at: &At, r: &super::raw::RawFile) -> Option<FileDecl> {
         let dest = self.path(at, "file.dest", &r.dest);
         let meta = self.meta(at, "file", &r.owner, &r.group, &r.mode);
         let validate = r.validate.as_ref().map(|v| self.validate(at, v));
@@ -567,7 +570,7 @@ impl<'a> Resolver<'a> {
                 return None;
             }
         };
-        Some(FileSpecRaw {
+        Some(FileDecl {
             at: at.clone(),
             dest,
             content,
