@@ -262,14 +262,23 @@ impl RoleRenderer<'_> {
         super::names::absolute_path(field, &p).map_err(|r| self.error(at, field, r.message).hint(r.hint))
     }
 
+    /// An owner or group; a templated one is checked once rendered.
+    fn account(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        let name = self.text(text, at, field)?;
+        if text.plain().is_none() {
+            super::names::account_name(field, &name).map_err(|r| self.error(at, field, r.message).hint(r.hint))?;
+        }
+        Ok(name)
+    }
+
     /// A shell snippet (literal ones were parsed with `sh -n` at load).
     fn snippet(&self, text: &Text, at: &At, field: &str) -> Result<String> {
         self.text(text, at, field)
     }
 
     fn meta(&self, m: &MetaSpec, at: &At, kind: &str) -> Result<Meta> {
-        let owner = m.owner.as_ref().map(|o| self.text(o, at, &format!("{kind}.owner"))).transpose()?;
-        let group = m.group.as_ref().map(|g| self.text(g, at, &format!("{kind}.group"))).transpose()?;
+        let owner = m.owner.as_ref().map(|o| self.account(o, at, &format!("{kind}.owner"))).transpose()?;
+        let group = m.group.as_ref().map(|g| self.account(g, at, &format!("{kind}.group"))).transpose()?;
         let mode = match &m.mode {
             ModeSpec::Unmanaged => None,
             ModeSpec::Fixed(m) => Some(*m),
@@ -549,6 +558,23 @@ mod tests {
         let renderer = Renderer::new(&inv, &roles, &extra);
         let d = renderer.render(&inv.hosts[1], None).unwrap();
         assert_eq!(*d.files[0].content, b"1 extra w1\n".to_vec());
+    }
+
+    #[test]
+    fn a_templated_owner_is_checked_once_rendered_for_its_host() {
+        let role = "[[directory]]\npath = \"/srv\"\nowner = \"{{ who }}\"\n";
+        let (_dir, inv, roles) = setup(1, role, "");
+        let mut extra = Vars::new();
+        extra.insert("who".into(), toml::Value::String("www-data".into()));
+        let d = Renderer::new(&inv, &roles, &extra).render(&inv.hosts[0], None).unwrap();
+        assert_eq!(d.dirs[0].meta.owner.as_deref(), Some("www-data"));
+        extra.insert("who".into(), toml::Value::String("www-data:www-data".into()));
+        let e = Renderer::new(&inv, &roles, &extra).render(&inv.hosts[0], None).unwrap_err();
+        assert_eq!(
+            e.one_line().rsplit_once(": ").unwrap().1,
+            "`directory.owner` must be a user or group name or a numeric id, got `www-data:www-data`"
+        );
+        assert_eq!((e.host.as_deref(), e.line), (Some("w0"), Some(1)));
     }
 
     #[test]

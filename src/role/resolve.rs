@@ -287,6 +287,16 @@ impl<'a> Resolver<'a> {
         text
     }
 
+    /// An owner or group: a literal one must be an account name now.
+    fn account(&mut self, at: &At, field: &str, source: &str) -> Text {
+        let text = self.text(at, field, source);
+        if let Some(Err(r)) = text.plain().map(|name| super::names::account_name(field, name)) {
+            let e = self.error(at, field, r.message).hint(r.hint);
+            self.push(e);
+        }
+        text
+    }
+
     /// A shell snippet: literal ones are parsed with `sh -n` now.
     fn snippet(&mut self, at: &At, field: &str, source: &str) -> Text {
         let text = self.text(at, field, source);
@@ -305,8 +315,8 @@ impl<'a> Resolver<'a> {
         group: &Option<String>,
         mode: &Option<RawMode>,
     ) -> MetaSpec {
-        let owner = owner.as_ref().map(|o| self.text(at, &format!("{kind}.owner"), o));
-        let group = group.as_ref().map(|g| self.text(at, &format!("{kind}.group"), g));
+        let owner = owner.as_ref().map(|o| self.account(at, &format!("{kind}.owner"), o));
+        let group = group.as_ref().map(|g| self.account(at, &format!("{kind}.group"), g));
         let field = format!("{kind}.mode");
         let mode = match mode {
             None => ModeSpec::Unmanaged,

@@ -57,7 +57,7 @@ fn one_role_error_with_three_hosts_is_printed_once_by_check_converge_and_deploy_
 
 #[test]
 fn every_role_error_is_reported_each_once_with_line_column_and_field() {
-    let role = "[[file]]\ndest = \"/etc/x\"\nsrc = \"missing.txt\"\nmode = \"0999\"\n\n[[command]]\nname = \"m\"\nrun = \"if true; then echo\"\n\n[[handler]]\nname = \"h\"\nservice = \"x\"\naction = \"bounce\"\n\n[[directory]]\npath = \"/srv/{{ oops\"\nnotify = [\"nope\"]\n";
+    let role = "[[file]]\ndest = \"/etc/x\"\nsrc = \"missing.txt\"\nmode = \"0999\"\n\n[[command]]\nname = \"m\"\nrun = \"if true; then echo\"\n\n[[handler]]\nname = \"h\"\nservice = \"x\"\naction = \"bounce\"\n\n[[directory]]\npath = \"/srv/{{ oops\"\nowner = \"root:root\"\nnotify = [\"nope\"]\n";
     let fleet = Fleet::new(2, role);
     let roles = fleet.ws.path("roles");
     let run = fleet.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]);
@@ -76,6 +76,7 @@ fn every_role_error_is_reported_each_once_with_line_column_and_field() {
             format!(
                 "error: {t}:15:1: `directory.path` is not a valid template: syntax error: unexpected end of input, expected end of variable block"
             ),
+            format!("error: {t}:15:1: `directory.owner` must be a user or group name or a numeric id, got `root:root`"),
             format!("error: {t}:15:1: `notify` names unknown handler `nope`"),
         ],
         "{}",
