@@ -187,6 +187,9 @@ pub struct CheckArgs {
     /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
     #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
+    /// Print one JSON object per host, warnings, then a summary object (JSON Lines).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -41,16 +41,18 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         .iter()
         .map(|name| (name.clone(), renderer.render(inv.host(name).expect("selected"), args.roles.as_deref())))
         .collect();
-    // A role or template error is an input error: report every one, exit 2, connect nowhere.
+    // A template error (roles were checked at load) is an input error: each distinct one is
+    // reported once, naming the hosts it hit; exit 2, connect nowhere.
     if rendered.iter().any(|(_, d)| d.is_err()) {
-        if !args.json {
-            rendered.iter().filter_map(|(_, d)| d.as_ref().err()).for_each(report::print_error);
-            return Ok(2);
+        let printer = Printer::new("converge", &selected, args.json);
+        let failures = rendered.iter().filter_map(|(h, d)| d.as_ref().err().map(|e| (h.as_str(), e)));
+        for (error, hosts) in report::group_errors(failures) {
+            printer.shared_error(error, &hosts);
         }
-        let printer = Printer::new("converge", &selected, true);
         for (name, desired) in rendered {
             let Err(e) = desired else { continue };
-            report_host(&printer, &HostRun { host: name, failed: 1, error: Some(e), ..Default::default() }, args.check);
+            let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
+            report_host(&printer, &run, args.check, false);
         }
         return Ok(printer.finish_as(0, args.check, Some(2)));
     }
@@ -95,7 +97,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                         apply::converge_host(&pool, &desired, &opts, &on_step).await
                     }
                 };
-                report_host(&printer, &run, opts.check);
+                report_host(&printer, &run, opts.check, true);
                 run
             }));
         }
@@ -119,8 +121,9 @@ fn is_slow(phase: &str) -> bool {
             .any(|p| phase.strip_prefix("applying ").is_some_and(|s| s.starts_with(p)))
 }
 
-/// The host's pending changes (`--check`), diffs and result, to the printer.
-fn report_host(printer: &Printer, run: &HostRun, check: bool) {
+/// The host's pending changes (`--check`), diffs and result, to the printer; `print_error`
+/// false when its error was printed already (shared with other hosts).
+fn report_host(printer: &Printer, run: &HostRun, check: bool, print_error: bool) {
     if check {
         for c in &run.plan.changes {
             printer.change(&run.host, &c.resource, ChangeState::Pending, Some(&c.reason));
@@ -163,5 +166,9 @@ fn report_host(printer: &Printer, run: &HostRun, check: bool) {
             total_ms: run.total.as_millis() as u64,
         },
     });
-    printer.host_done(&HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, fields));
+    let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, fields);
+    if !print_error {
+        done.error_text = None;
+    }
+    printer.host_done(&done);
 }

@@ -141,7 +141,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, args.json);
     for w in &warnings {
-        printer.warning(w);
+        printer.warning_line(w);
     }
     if args.list {
         let lock_timeout = Duration::from_secs(args.lock_timeout);

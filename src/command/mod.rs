@@ -76,7 +76,7 @@ fn roles_dir(global: &GlobalArgs, inv: &Inventory) -> PathBuf {
 /// folder exists, else none.
 fn load_roles_if_any(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
     let dir = roles_dir(global, inv);
-    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]) }
+    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]).map_err(report_all) }
 }
 
 /// Loads every role any host of the inventory uses (templates may read any host's vars).
@@ -95,7 +95,15 @@ fn load_roles(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
             wanted.push((name, at));
         }
     }
-    RoleSet::load(&roles_dir(global, inv), &wanted)
+    RoleSet::load(&roles_dir(global, inv), &wanted).map_err(report_all)
+}
+
+/// Several input errors found at once (a role set's): all but the last are printed here, the
+/// last is returned to be printed like any error (each exactly once, on stderr, exit 2).
+fn report_all(mut errors: Vec<Error>) -> Error {
+    let last = errors.pop().expect("at least one error");
+    errors.iter().for_each(crate::report::print_error);
+    last
 }
 
 /// `-e` arguments (see `inventory::extra_vars` for the rule).

@@ -43,6 +43,11 @@ impl HostVars {
         merged.into_values().collect::<Vec<_>>().into_iter()
     }
 
+    /// The layers, lowest precedence first: the shared ones, then the host's own.
+    pub fn layers(&self) -> impl Iterator<Item = &Vars> {
+        self.shared.iter().map(|l| &**l).chain([&self.own])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.own.is_empty() && self.shared.iter().all(|l| l.is_empty())
     }

@@ -40,8 +40,9 @@ pub enum Event<'a> {
     /// The steps of a host script microctl sends (`-vv`): a readable summary, never its
     /// payload.
     Script { host: &'a str, script: &'a str, steps: &'a [String] },
-    /// A problem that does not fail the run (e.g. uncommitted files left out of a release).
-    Warning { text: &'a str },
+    /// A problem that does not fail the command (`check`; deploy: uncommitted files left out of a release): the hosts it concerns (or null),
+    /// the message, and what to do (or null).
+    Warning { host: Option<&'a str>, message: &'a str, hint: Option<&'a str> },
     /// The host is done: its result.
     Host(&'a HostDone),
     /// The run is done; always the last line.
@@ -156,6 +157,14 @@ pub enum HostFields {
     Exec(ExecHost),
     Deploy(DeployHost),
     DeployList(DeployListHost),
+    Check(CheckHost),
+}
+
+/// `check`: what the host's roles rendered to.
+#[derive(Debug, Serialize)]
+pub struct CheckHost {
+    /// Resources rendered (0 when rendering failed).
+    pub resources: usize,
 }
 
 /// `converge`: counts, the changes, handlers, diffs and timings.

@@ -49,6 +49,35 @@ pub fn json_line(value: &impl serde::Serialize) {
     let _ = writeln!(out, "{value}");
 }
 
+/// `a, b, c (3 hosts)`, at most 10 names; one host is just its name.
+pub fn host_list(hosts: &[String]) -> String {
+    if let [one] = hosts {
+        return one.clone();
+    }
+    let shown: Vec<&str> = hosts.iter().take(10).map(String::as_str).collect();
+    let more = if hosts.len() > shown.len() { ", ..." } else { "" };
+    format!("{}{more} ({} hosts)", shown.join(", "), hosts.len())
+}
+
+/// Groups per-host errors that are the same but for the host (a template error every host
+/// of a group hits), in the order first seen: each error once, with the hosts it hit.
+pub fn group_errors<'a>(failures: impl IntoIterator<Item = (&'a str, &'a Error)>) -> Vec<(&'a Error, Vec<String>)> {
+    let mut groups: Vec<(&Error, Vec<String>)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (host, e) in failures {
+        let mut key = e.duplicate();
+        key.host = None;
+        match seen.entry(key.to_string()) {
+            std::collections::hash_map::Entry::Occupied(i) => groups[*i.get()].1.push(host.to_string()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(groups.len());
+                groups.push((e, vec![host.to_string()]));
+            }
+        }
+    }
+    groups
+}
+
 /// Seconds with two decimals, as shown in recaps.
 pub fn seconds(d: std::time::Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())

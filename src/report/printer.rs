@@ -28,6 +28,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::event::{ChangeState, DeployEvent, Event, HostDone, Status, Stream, Summary};
 use super::{Table, redact, seconds, settings};
+use crate::error::Error;
 
 const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
 
@@ -253,10 +254,10 @@ impl Printer {
     }
 
     /// A problem that does not fail the run: `warning: text` on stderr, or a `warning` JSON
-    /// event; printed even with `-q`.
-    pub fn warning(&self, text: &str) {
+    /// event (no host, no hint); printed even with `-q`.
+    pub fn warning_line(&self, text: &str) {
         if self.inner.mode == Mode::Json {
-            self.json(&Event::Warning { text }, -1);
+            self.json(&Event::Warning { host: None, message: text, hint: None }, -1);
             return;
         }
         let prefix = if self.inner.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
@@ -268,6 +269,45 @@ impl Printer {
             None => {
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
+        }
+    }
+
+    /// A host-dependent error shared by `hosts` (the same template error on many hosts),
+    /// printed once, naming them (`host: a, b, c (3 hosts)`), on stdout like other host
+    /// errors. Not in JSON mode: there each host's `host` object carries it. Report those
+    /// hosts' `host_done` without `error_text`, so it is not printed again.
+    pub fn shared_error(&self, err: &Error, hosts: &[String]) {
+        if self.inner.mode == Mode::Json {
+            return;
+        }
+        let mut err = err.duplicate();
+        err.host = Some(super::host_list(hosts));
+        let prefix = if self.inner.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
+        let text = format!("{prefix}: {}\n", redact(&err.to_string()));
+        self.write_out(&text);
+    }
+
+    /// A problem that does not fail the command: on stderr (not with `-q`), or a `warning`
+    /// event in JSON.
+    pub fn warning(&self, warning: &Error) {
+        if self.inner.verbosity < 0 && self.inner.mode != Mode::Json {
+            return;
+        }
+        if self.inner.mode == Mode::Json {
+            let message = warning.one_line();
+            self.json(
+                &Event::Warning { host: warning.host.as_deref(), message: &message, hint: warning.hint.as_deref() },
+                -1,
+            );
+            return;
+        }
+        super::print_warning(warning);
+    }
+
+    /// A line of the command's own about the whole run (not in JSON mode, not with `-q`).
+    pub fn message(&self, text: &str) {
+        if self.inner.mode != Mode::Json && self.inner.verbosity >= 0 {
+            self.write_out(&format!("{}\n", redact(text)));
         }
     }
 
@@ -375,7 +415,8 @@ impl Printer {
             return summary.exit_code;
         }
         let mut out = String::new();
-        if self.inner.verbosity >= 0 && !rows.is_empty() {
+        // `check` contacts no host: its errors say everything, a table of hosts would not.
+        if self.inner.verbosity >= 0 && !rows.is_empty() && self.inner.command != "check" {
             let mut table = Table::new(&["host", "status", "detail", "duration"]);
             for (host, status, detail, duration) in &rows {
                 table.row(vec![host.clone(), status.as_str().into(), detail.clone(), seconds(*duration)]);
@@ -424,7 +465,11 @@ impl Printer {
 
     /// `host | text` on stdout (above the spinners).
     fn out_line(&self, host: &str, text: &str) {
-        let line = format!("{}{}\n", self.prefix(host, self.inner.color_out), redact(text));
+        self.write_out(&format!("{}{}\n", self.prefix(host, self.inner.color_out), redact(text)));
+    }
+
+    /// Text (already redacted) on stdout, above the spinners.
+    fn write_out(&self, line: &str) {
         let write = || {
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
         };
@@ -517,11 +562,13 @@ fn heartbeat_interval() -> Duration {
 /// `3 hosts: 2 ok, 4 changed, 1 failed, 0 unreachable in 1.20s` (no `changed` for exec).
 fn summary_line(s: &Summary, skipped: usize) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
-    if s.command != "exec" {
+    if s.command != "exec" && s.command != "check" {
         parts.push(format!("{} {}", s.changed, if s.check { "changes pending" } else { "changed" }));
     }
     parts.push(format!("{} failed", s.failed));
-    parts.push(format!("{} unreachable", s.unreachable));
+    if s.command != "check" {
+        parts.push(format!("{} unreachable", s.unreachable));
+    }
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
     }
@@ -574,5 +621,8 @@ mod tests {
             summary_line(&s, 1),
             "3 hosts: 3 ok, 4 changes pending, 0 failed, 0 unreachable, 1 skipped in 1.20s"
         );
+        s.command = "check";
+        s.failed = 1;
+        assert_eq!(summary_line(&s, 0), "3 hosts: 3 ok, 1 failed in 1.20s");
     }
 }

@@ -1,36 +1,31 @@
-//! Loading roles: parse every `role.toml` a run needs (and the roles they depend on), check
-//! each resource's fields, and load their templates. Errors name the file, line and field.
+//! Loading roles: parse every `role.toml` a run needs (and the roles they depend on), compile
+//! their templates, resolve each once (`resolve`), then check what spans roles: `depends`
+//! cycles and `notify` targets. Every error names role.toml's line, column and field, and is
+//! found once per run, whatever the number of hosts that use the role.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::raw::RawRole;
+use super::resolve::{At, Resolver, Spec};
 use super::template::Templates;
-use crate::error::{Error, ErrorKind, LineIndex, Result, line_col};
+use crate::error::{Error, ErrorKind, LineIndex, Result};
 use crate::inventory::input;
 
-/// One loaded role.
+/// One role, resolved: parsed and checked once at load (see `resolve`).
 #[derive(Debug)]
 pub struct Role {
     pub name: String,
     pub dir: PathBuf,
     pub toml_path: PathBuf,
-    pub text: String,
-    pub raw: RawRole,
+    pub spec: Spec,
 }
 
 impl Role {
-    /// 1-based line of a span in role.toml.
-    pub fn line(&self, span: &Range<usize>) -> usize {
-        line_col(&self.text, span.start).0
-    }
-
-    /// An error located in this role's role.toml.
-    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Error {
-        let (line, col) = line_col(&self.text, span.start);
-        Error::new(ErrorKind::Role, message).at_file(&self.toml_path).at_line(line, col)
+    /// An error located at `at` in this role's role.toml.
+    pub fn error(&self, at: &At, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Role, message).at_file(&self.toml_path).at_line(at.line, at.column)
     }
 }
 
@@ -44,9 +39,9 @@ pub struct RoleSet {
 }
 
 impl RoleSet {
-    /// Loads the roles named in `wanted` (name, and where it was asked for) and everything
-    /// they depend on.
-    pub fn load(roles_dir: &Path, wanted: &[(String, Error)]) -> Result<RoleSet> {
+    /// Loads and resolves the roles named in `wanted` (name, and where it was asked for) and
+    /// everything they depend on. Every role error found is returned, each once.
+    pub fn load(roles_dir: &Path, wanted: &[(String, Error)]) -> std::result::Result<RoleSet, Vec<Error>> {
         let files_dir = roles_dir.parent().unwrap_or(Path::new(".")).join("files");
         let mut set = RoleSet {
             roles_dir: roles_dir.to_path_buf(),
@@ -55,14 +50,22 @@ impl RoleSet {
             templates: Templates::new(),
             static_files: Mutex::default(),
         };
+        let mut errors = Vec::new();
+        let mut failed = Vec::new();
         for (name, asked_at) in wanted {
-            set.load_one(name, &|| asked_at.duplicate())?;
+            set.load_one(name, &|| asked_at.duplicate(), &mut errors, &mut failed);
         }
         let names: Vec<String> = set.roles.keys().cloned().collect();
-        for name in names {
-            set.check_depends_cycle(&name, &mut vec![])?;
+        for name in &names {
+            if let Err(e) = set.check_depends_cycle(name, &mut vec![]) {
+                errors.push(e);
+                return Err(errors);
+            }
         }
-        Ok(set)
+        for name in &names {
+            errors.extend(set.check_notify(&set.roles[name]));
+        }
+        if errors.is_empty() { Ok(set) } else { Err(errors) }
     }
 
     /// Every role folder under `roles_dir` (for `microctl check` and tests).
@@ -78,10 +81,12 @@ impl RoleSet {
         names
     }
 
-    fn load_one(&mut self, name: &str, unknown: &dyn Fn() -> Error) -> Result<()> {
-        if self.roles.contains_key(name) {
-            return Ok(());
+    /// Loads `name` (once, also when it failed) and its dependencies; errors go to `errors`.
+    fn load_one(&mut self, name: &str, unknown: &dyn Fn() -> Error, errors: &mut Vec<Error>, tried: &mut Vec<String>) {
+        if self.roles.contains_key(name) || tried.iter().any(|t| t == name) {
+            return;
         }
+        tried.push(name.to_string());
         let dir = self.roles_dir.join(name);
         let toml_path = dir.join("role.toml");
         if !toml_path.is_file() {
@@ -93,40 +98,86 @@ impl RoleSet {
             } else {
                 format!("roles in {}: {}", self.roles_dir.display(), available.join(", "))
             });
-            return Err(err);
+            errors.push(err);
+            return;
         }
-        let text = read_text(&toml_path, ErrorKind::Role)?;
-        let raw: RawRole = toml::from_str(&text).map_err(|e| {
-            let lines = LineIndex::new(&text);
-            input::toml_error(&toml_path, &text, &lines, &e, ErrorKind::Role, "role", "roles/README.md")
-        })?;
-        let role = Role { name: name.to_string(), dir: dir.clone(), toml_path, text, raw };
-        check_names_and_paths(&role)?;
-        self.templates.load_role(&role)?;
-        let deps: Vec<(String, Range<usize>)> =
-            role.raw.depends.iter().map(|d| (d.get_ref().clone(), d.span())).collect();
-        let role_for_errors = (role.toml_path.clone(), role.text.clone());
+        let text = match read_text(&toml_path, ErrorKind::Role) {
+            Ok(t) => t,
+            Err(e) => return errors.push(e),
+        };
+        let raw: RawRole = match toml::from_str(&text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let lines = LineIndex::new(&text);
+                let e = input::toml_error(&toml_path, &text, &lines, &e, ErrorKind::Role, "role", "roles/README.md");
+                return errors.push(e);
+            }
+        };
+        if let Err(e) = self.templates.load_role(name, &dir) {
+            return errors.push(e);
+        }
+        let (cache, files_dir) = (&self.static_files, &self.files_dir);
+        let read = |file: &str| static_file(cache, files_dir, file);
+        let mut resolver = Resolver::new(name, (&toml_path, &dir, files_dir), &text, &mut self.templates, &read);
+        let spec = resolver.resolve(&raw);
+        let mut found = std::mem::take(&mut resolver.errors);
+        found.sort_by_key(|e| (e.line, e.column));
+        errors.extend(found);
+        // Kept even when it has errors (the run fails anyway), so what spans roles (`depends`
+        // cycles, `notify` targets) is checked too and every error shows at once.
+        let role = Role { name: name.to_string(), dir, toml_path, spec };
+        let deps = role.spec.depends.clone();
+        let path = role.toml_path.clone();
         self.roles.insert(name.to_string(), role);
-        for (dep, span) in deps {
-            let (path, text) = &role_for_errors;
-            self.load_one(&dep, &|| {
-                let (line, col) = line_col(text, span.start);
-                Error::new(ErrorKind::Role, "").at_file(path).at_line(line, col).field("depends")
-            })?;
+        for (dep, at) in deps {
+            let asked = || Error::new(ErrorKind::Role, "").at_file(&path).at_line(at.line, at.column).field("depends");
+            self.load_one(&dep, &asked, errors, tried);
         }
-        Ok(())
+    }
+
+    /// Every `notify` of `role` names a handler of the role or of a role it depends on.
+    fn check_notify(&self, role: &Role) -> Vec<Error> {
+        let handlers: Vec<&str> = self
+            .expand(std::slice::from_ref(&role.name))
+            .iter()
+            .flat_map(|r| r.spec.handlers.iter().map(|h| h.name.as_str()))
+            .collect();
+        let s = &role.spec;
+        let notifies = s
+            .directories
+            .iter()
+            .map(|x| ("directory.notify", &x.at, &x.notify))
+            .chain(s.files.iter().map(|x| ("file.notify", &x.at, &x.notify)))
+            .chain(s.links.iter().map(|x| ("link.notify", &x.at, &x.notify)))
+            .chain(s.absent.iter().map(|x| ("absent.notify", &x.at, &x.notify)))
+            .chain(s.services.iter().map(|x| ("service.notify", &x.at, &x.notify)))
+            .chain(s.commands.iter().map(|x| ("command.notify", &x.at, &x.notify)));
+        let mut errors = Vec::new();
+        for (field, at, names) in notifies {
+            for name in names.iter().filter(|n| !handlers.contains(&n.as_str())) {
+                errors.push(role.error(at, format!("`notify` names unknown handler `{name}`")).field(field).hint(
+                    if handlers.is_empty() {
+                        "define it as a [[handler]] in this role or a role it depends on".to_string()
+                    } else {
+                        format!("handlers of this role and the roles it depends on: {}", handlers.join(", "))
+                    },
+                ));
+            }
+        }
+        errors
     }
 
     fn check_depends_cycle(&self, name: &str, path: &mut Vec<String>) -> Result<()> {
         if let Some(pos) = path.iter().position(|p| p == name) {
             let cycle = path[pos..].iter().chain([&name.to_string()]).cloned().collect::<Vec<_>>().join(" -> ");
             let role = &self.roles[&path[pos]];
-            let span = role.raw.depends.first().map(|d| d.span()).unwrap_or(0..0);
-            return Err(role.error(&span, format!("`depends` cycle: {cycle}")).field("depends"));
+            let at = role.spec.depends.first().map(|d| d.1.clone()).unwrap_or(At { line: 1, column: 1 });
+            return Err(role.error(&at, format!("`depends` cycle: {cycle}")).field("depends"));
         }
         path.push(name.to_string());
-        for dep in &self.roles[name].raw.depends {
-            self.check_depends_cycle(dep.get_ref(), path)?;
+        let Some(role) = self.roles.get(name) else { return Ok(()) }; // unknown: reported
+        for (dep, _) in &role.spec.depends {
+            self.check_depends_cycle(dep, path)?;
         }
         path.pop();
         Ok(())
@@ -149,8 +200,8 @@ impl RoleSet {
                 return;
             }
             let Some(role) = set.roles.get(name) else { return };
-            for dep in &role.raw.depends {
-                visit(set, dep.get_ref(), out);
+            for (dep, _) in &role.spec.depends {
+                visit(set, dep, out);
             }
             out.push(role);
         }
@@ -162,14 +213,23 @@ impl RoleSet {
 
     /// A static file from `files/`, read once per run.
     pub fn static_file(&self, name: &str) -> std::io::Result<Arc<Vec<u8>>> {
-        let path = self.files_dir.join(name);
-        if let Some(data) = self.static_files.lock().expect("files lock").get(&path) {
-            return Ok(data.clone());
-        }
-        let data = Arc::new(std::fs::read(&path)?);
-        self.static_files.lock().expect("files lock").insert(path, data.clone());
-        Ok(data)
+        static_file(&self.static_files, &self.files_dir, name)
     }
+}
+
+/// `files_dir/name`, read at most once per run (`cache`).
+fn static_file(
+    cache: &Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>,
+    files_dir: &Path,
+    name: &str,
+) -> std::io::Result<Arc<Vec<u8>>> {
+    let path = files_dir.join(name);
+    if let Some(data) = cache.lock().expect("files lock").get(&path) {
+        return Ok(data.clone());
+    }
+    let data = Arc::new(std::fs::read(&path)?);
+    cache.lock().expect("files lock").insert(path, data.clone());
+    Ok(data)
 }
 
 /// Reads a role's text file (role.toml or a template); bytes that are not UTF-8 are an
@@ -177,41 +237,4 @@ impl RoleSet {
 pub fn read_text(path: &Path, kind: ErrorKind) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
     input::utf8(path, bytes, kind)
-}
-
-/// Names and literal paths checked at load, with the resource's line: an apt repository's
-/// name must be a plain file name, files read from files/ must be inside it, every managed
-/// path absolute and normalised. Templated
-/// paths are checked again once rendered (`render`).
-fn check_names_and_paths(role: &Role) -> Result<()> {
-    use super::names::{absolute_path, files_name, is_templated, plain_file_name};
-    let raw = &role.raw;
-    for repo in &raw.apt_repository {
-        let field = "apt_repository.name";
-        plain_file_name(field, &repo.get_ref().name)
-            .map_err(|r| role.error(&repo.span(), r.message).field(field).hint(r.hint))?;
-    }
-    // Files read from files/ (shipped to hosts) must not come from anywhere else.
-    let local = raw
-        .apt_repository
-        .iter()
-        .map(|r| (r.span(), "apt_repository.key", r.get_ref().key.as_ref()))
-        .chain(raw.file.iter().map(|f| (f.span(), "file.src", f.get_ref().src.as_ref())));
-    for (span, field, name) in local {
-        let Some(name) = name.filter(|n| !is_templated(n)) else { continue };
-        files_name(field, name).map_err(|r| role.error(&span, r.message).field(field).hint(r.hint))?;
-    }
-    let paths = raw
-        .file
-        .iter()
-        .map(|f| (f.span(), "file.dest", Some(&f.get_ref().dest)))
-        .chain(raw.directory.iter().map(|d| (d.span(), "directory.path", Some(&d.get_ref().path))))
-        .chain(raw.link.iter().map(|l| (l.span(), "link.path", Some(&l.get_ref().path))))
-        .chain(raw.absent.iter().map(|a| (a.span(), "absent.path", Some(&a.get_ref().path))))
-        .chain(raw.command.iter().map(|c| (c.span(), "command.creates", c.get_ref().creates.as_ref())));
-    for (span, field, path) in paths {
-        let Some(path) = path.filter(|p| !is_templated(p)) else { continue };
-        absolute_path(field, path).map_err(|r| role.error(&span, r.message).field(field).hint(r.hint))?;
-    }
-    Ok(())
 }

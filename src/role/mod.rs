@@ -11,6 +11,7 @@ mod names;
 pub mod ports;
 mod raw;
 mod render;
+mod resolve;
 pub mod snippets;
 mod template;
 

@@ -67,6 +67,25 @@ pub fn files_name(field: &str, name: &str) -> Result<(), Refused> {
     })
 }
 
+/// A file's or folder's owner or group: a user or group name as `useradd` takes it (letters,
+/// digits, `_`, `-`, `.`, not starting with `-`, at most 32 characters, an optional final
+/// `$`) or a numeric id. Anything else (`root:root`, a space, `-R`) would be misread by the
+/// host's `chown`/`install`.
+pub fn account_name(field: &str, name: &str) -> Result<(), Refused> {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let ok = !body.is_empty()
+        && name.len() <= 32
+        && !body.starts_with('-')
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(Refused {
+        message: format!("`{field}` must be a user or group name or a numeric id, got `{}`", name.escape_debug()),
+        hint: "write one name, e.g. owner = \"www-data\" and group = \"www-data\" (not \"user:group\")",
+    })
+}
+
 /// Whether a field holds template syntax (then it can only be checked once rendered).
 pub fn is_templated(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
@@ -88,6 +107,20 @@ mod tests {
         assert_eq!(
             e.message,
             "`apt_repository.name` must be a plain file name (letters, digits, `_`, `-`, `.`), got `../../cron.d/evil`"
+        );
+    }
+
+    #[test]
+    fn owners_are_account_names() {
+        for ok in ["root", "www-data", "grafana", "_apt", "node_exporter", "1000", "a.b", "machine$"] {
+            assert!(account_name("file.owner", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "root:root", "-R", "a b", "x\n", "é", "$", "a$b", &"x".repeat(33)] {
+            assert!(account_name("file.owner", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            account_name("file.owner", "root:root").err().unwrap().message,
+            "`file.owner` must be a user or group name or a numeric id, got `root:root`"
         );
     }
 

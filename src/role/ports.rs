@@ -40,8 +40,7 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Vec<Rule> {
         None => Rule { port: host.port, proto: "tcp".into(), from: vec!["0.0.0.0/0".into()], reason: "ssh".into() },
     }];
     for role in roles.expand(&role_names_for(inv, host)) {
-        for p in &role.raw.ports {
-            let p = p.get_ref();
+        for p in &role.spec.ports {
             let from = match p.from.as_str() {
                 "any" => vec!["0.0.0.0/0".to_string()],
                 "self" => continue, // local only: no inbound rule

@@ -4,13 +4,15 @@
 //! checked. Nothing here touches the network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::Value;
 
 use super::load::{Role, RoleSet};
-use super::raw::{RawFile, RawMode};
+use super::resolve::{
+    AptKey, AptRepositoryDecl, At, ContentSpec, FileDecl, HandlerRun, MODE_HINT, MetaSpec, ModeSpec, Text, parse_mode,
+    validate_without_placeholder,
+};
 use super::template::RenderError;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory, Vars};
@@ -29,67 +31,153 @@ pub fn role_names_for(inv: &Inventory, host: &Host) -> Vec<String> {
     names
 }
 
-/// Renders hosts of one inventory with one role set.
+/// What hosts with the same groups share.
+struct Kind<'a> {
+    roles: Vec<&'a Role>,
+    defaults: Vars,
+    value: Value,
+}
+
+/// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
+/// a host's vars stay in layers (its roles' defaults, shared by every host with the same
+/// groups; its inventory vars; `-e`), and its template value is built the first time a
+/// template asks for it. `hosts` and `groups` (every host's value) are built once, and only
+/// when a template of the run names them or a caller asks for the full context.
 pub struct Renderer<'a> {
     inv: &'a Inventory,
     roles: &'a RoleSet,
-    vars: HashMap<String, Vars>,
-    /// Each host's `host` value, built once (cheap to clone: shared).
-    host_values: HashMap<String, Value>,
-    hosts_value: Value,
-    groups_value: Value,
+    extra: Vars,
+    extra_value: Value,
+    /// Per host (inventory order): which entry of `kinds` it is.
+    kind_of: Vec<usize>,
+    /// What hosts with the same groups share: their roles (dependencies first) and those
+    /// roles' defaults (merged in role order), as vars and as a template value.
+    kinds: Vec<Kind<'a>>,
+    /// Per host: its `host` value, built on first use.
+    host_values: Vec<OnceLock<Value>>,
+    /// `hosts` and `groups`, built on first use.
+    everyone: OnceLock<(Value, Value)>,
+    /// Whether any template of the run names `hosts` or `groups`.
+    templates_see_everyone: bool,
 }
 
 impl<'a> Renderer<'a> {
-    /// Computes every host's final vars (needed up front: templates may read other hosts').
     pub fn new(inv: &'a Inventory, roles: &'a RoleSet, extra: &Vars) -> Renderer<'a> {
-        let mut vars = HashMap::new();
-        for host in &inv.hosts {
-            let mut v = Vars::new();
-            for role in roles.expand(&role_names_for(inv, host)) {
-                for (k, val) in &role.raw.defaults {
-                    let mut val = val.clone();
-                    crate::inventory::dates_as_text(&mut val);
-                    v.insert(k.clone(), val);
-                }
-            }
-            for (k, val) in host.vars.iter().chain(extra.iter()) {
-                v.insert(k.clone(), val.clone());
-            }
-            vars.insert(host.name.clone(), v);
-        }
-        let host_values: HashMap<String, Value> =
-            inv.hosts.iter().map(|h| (h.name.clone(), host_value(h, &vars[&h.name]))).collect();
-        let sorted: BTreeMap<&String, &Value> = host_values.iter().collect();
-        let groups: BTreeMap<String, Vec<Value>> = inv
-            .groups
-            .values()
-            .map(|g| (g.name.clone(), g.hosts.iter().map(|h| host_values[h].clone()).collect()))
+        let mut by_groups: HashMap<&[String], usize> = HashMap::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        let kind_of = inv
+            .hosts
+            .iter()
+            .map(|host| {
+                *by_groups.entry(host.groups.as_slice()).or_insert_with(|| {
+                    let mut defaults = Vars::new();
+                    let host_roles = roles.expand(&role_names_for(inv, host));
+                    for role in &host_roles {
+                        for (k, val) in &role.spec.defaults {
+                            defaults.insert(k.clone(), val.clone());
+                        }
+                    }
+                    let value = to_value(&defaults);
+                    kinds.push(Kind { roles: host_roles, defaults, value });
+                    kinds.len() - 1
+                })
+            })
             .collect();
-        let (hosts_value, groups_value) = (to_value(&sorted), to_value(&groups));
-        Renderer { inv, roles, vars, host_values, hosts_value, groups_value }
+        Renderer {
+            inv,
+            roles,
+            extra: extra.clone(),
+            extra_value: to_value(extra),
+            kind_of,
+            kinds,
+            host_values: inv.hosts.iter().map(|_| OnceLock::new()).collect(),
+            everyone: OnceLock::new(),
+            templates_see_everyone: ["hosts", "groups"].iter().any(|n| roles.templates.name_used(n)),
+        }
     }
 
-    pub fn vars(&self, host: &str) -> &Vars {
-        &self.vars[host]
+    /// `host`'s vars, lowest precedence first: its roles' defaults, its inventory vars
+    /// (defaults < groups < host, merged by the inventory), `-e`.
+    pub fn var_layers<'s>(&'s self, host: &'s Host) -> Vec<&'s Vars> {
+        let mut layers = vec![&self.kinds[self.kind_of[self.index(host)]].defaults];
+        layers.extend(host.vars.layers());
+        layers.push(&self.extra);
+        layers
     }
 
-    /// The template context for `host`: its vars at top level, plus `host`, `hosts`, `groups`.
+    fn index(&self, host: &Host) -> usize {
+        // `host` is an element of `inv.hosts` (a slice): its index follows from its address.
+        let base = self.inv.hosts.as_ptr().addr();
+        let i = (std::ptr::from_ref(host).addr() - base) / std::mem::size_of::<Host>();
+        assert!(std::ptr::eq(&self.inv.hosts[i], host), "host of another inventory");
+        i
+    }
+
+    /// The `host` value of the host at `i` (`host.name`, `hosts.web.vars.x`).
+    fn host_value(&self, i: usize) -> &Value {
+        self.host_values[i].get_or_init(|| {
+            let h = &self.inv.hosts[i];
+            let (defaults, extra) = (&self.kinds[self.kind_of[i]].value, &self.extra_value);
+            let own = to_value(&h.vars);
+            let layers: Vec<Value> =
+                [defaults, &own, extra].into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
+            let vars = if layers.is_empty() { own } else { minijinja::value::merge_maps(layers) };
+            minijinja::context! {
+                name => h.name.as_str(), address => h.address.as_str(), port => h.port, user => h.user.as_str(),
+                groups => to_value(&h.groups), vars => vars
+            }
+        })
+    }
+
+    /// `hosts` (every host by name) and `groups` (each group's hosts).
+    fn everyone(&self) -> &(Value, Value) {
+        self.everyone.get_or_init(|| {
+            let hosts: BTreeMap<&str, Value> =
+                self.inv.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), self.host_value(i).clone())).collect();
+            let groups: BTreeMap<&str, Value> = self
+                .inv
+                .groups
+                .values()
+                .map(|g| {
+                    let members: Vec<Value> = g
+                        .hosts
+                        .iter()
+                        .filter_map(|n| self.inv.host(n))
+                        .map(|h| self.host_value(self.index(h)).clone())
+                        .collect();
+                    (g.name.as_str(), Value::from(members))
+                })
+                .collect();
+            let (hosts, groups) = (Value::from(hosts), Value::from(groups));
+            (hosts, groups)
+        })
+    }
+
+    /// The template context for `host`: its vars at top level, plus `host`, `hosts`, `groups`
+    /// (which win over vars of those names).
     pub fn context(&self, host: &Host) -> Value {
-        let vars = &self.vars[&host.name];
-        let mut ctx: BTreeMap<String, Value> = vars.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
-        ctx.insert("host".into(), self.host_values[&host.name].clone());
-        ctx.insert("hosts".into(), self.hosts_value.clone());
-        ctx.insert("groups".into(), self.groups_value.clone());
-        to_value(&ctx)
+        self.context_with(host, true)
+    }
+
+    /// The context, with `hosts` and `groups` only when `everyone`.
+    fn context_with(&self, host: &Host, everyone: bool) -> Value {
+        let host_value = self.host_value(self.index(host)).clone();
+        let vars = host_value.get_attr("vars").unwrap_or_default();
+        let own = if everyone {
+            let (hosts, groups) = self.everyone().clone();
+            minijinja::context! { host => host_value, hosts => hosts, groups => groups }
+        } else {
+            minijinja::context! { host => host_value }
+        };
+        minijinja::value::merge_maps([vars, own])
     }
 
     /// Renders `host`'s desired state; `only` limits resources to those roles.
     pub fn render(&self, host: &Host, only: Option<&[String]>) -> Result<Desired> {
-        let ctx = self.context(host);
+        let ctx = self.context_with(host, self.templates_see_everyone);
         let mut desired = Desired { host: host.name.clone(), ..Default::default() };
-        let roles = self.roles.expand(&role_names_for(self.inv, host));
-        for role in &roles {
+        let roles = &self.kinds[self.kind_of[self.index(host)]].roles;
+        for role in roles {
             self.add_handlers(role, host, &ctx, &mut desired)?;
         }
         for role in roles {
@@ -99,47 +187,34 @@ impl<'a> Renderer<'a> {
             RoleRenderer { set: self.roles, role, host, ctx: &ctx }.render(&mut desired)?;
         }
         check_unique_paths(&desired)?;
-        check_notify(&desired, self.roles)?;
         Ok(desired)
     }
 
     fn add_handlers(&self, role: &Role, host: &Host, ctx: &Value, desired: &mut Desired) -> Result<()> {
         let r = RoleRenderer { set: self.roles, role, host, ctx };
-        for h in &role.raw.handler {
-            let span = h.span();
-            let h = h.get_ref();
-            let run = match (&h.service, &h.action, &h.run) {
-                (Some(service), action, None) => {
-                    let action = action.as_deref().unwrap_or("restart");
-                    if !["restart", "reload", "reload-or-restart", "try-restart", "start", "stop"].contains(&action) {
-                        return Err(role
-                            .error(&span, format!("handler `{}`: unknown action `{action}`", h.name))
-                            .field("handler.action")
-                            .hint("use restart, reload, reload-or-restart, try-restart, start or stop"));
-                    }
-                    format!("systemctl {action} {}", crate::shell::quote(&r.text(service, &span, "handler.service")?))
+        for h in &role.spec.handlers {
+            let run = match &h.run {
+                HandlerRun::Service { action, service } => {
+                    format!("systemctl {action} {}", crate::shell::quote(&r.text(service, &h.at, "handler.service")?))
                 }
-                (None, None, Some(run)) => r.text(run, &span, "handler.run")?,
-                _ => {
-                    return Err(role
-                        .error(&span, format!("handler `{}` needs either `service` (with `action`) or `run`", h.name))
-                        .field("handler"));
-                }
+                HandlerRun::Run(run) => r.snippet(run, &h.at, "handler.run")?,
             };
             match desired.handlers.iter().find(|x| x.name == h.name) {
                 Some(existing) if existing.run != run => {
                     return Err(role
                         .error(
-                            &span,
+                            &h.at,
                             format!(
                                 "handler `{}` is also defined by role `{}` with another action",
                                 h.name, existing.origin.role
                             ),
                         )
+                        .field("handler.name")
+                        .host(&host.name)
                         .hint("give one of them another name"));
                 }
                 Some(_) => {}
-                None => desired.handlers.push(HandlerSpec { origin: r.origin(&span), name: h.name.clone(), run }),
+                None => desired.handlers.push(HandlerSpec { origin: r.origin(&h.at), name: h.name.clone(), run }),
             }
         }
         Ok(())
@@ -151,21 +226,6 @@ fn to_value(v: &impl serde::Serialize) -> Value {
     Value::from(minijinja::value::Serde(v))
 }
 
-/// A host as templates see it (`host.name`, `hosts["web"].vars.x`).
-#[derive(serde::Serialize)]
-struct HostView<'a> {
-    name: &'a str,
-    address: &'a str,
-    port: u16,
-    user: &'a str,
-    groups: &'a [String],
-    vars: &'a Vars,
-}
-
-fn host_value(h: &Host, vars: &Vars) -> Value {
-    to_value(&HostView { name: &h.name, address: &h.address, port: h.port, user: &h.user, groups: &h.groups, vars })
-}
-
 /// Renders one role's resources for one host.
 struct RoleRenderer<'r> {
     set: &'r RoleSet,
@@ -175,136 +235,120 @@ struct RoleRenderer<'r> {
 }
 
 impl RoleRenderer<'_> {
-    fn origin(&self, span: &Range<usize>) -> Origin {
-        Origin { role: self.role.name.clone(), line: self.role.line(span) }
+    fn origin(&self, at: &At) -> Origin {
+        Origin { role: self.role.name.clone(), line: at.line }
     }
 
-    fn error(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> Error {
-        self.role.error(span, message).field(field).host(&self.host.name)
+    fn error(&self, at: &At, field: &str, message: impl Into<String>) -> Error {
+        self.role.error(at, message).field(field).host(&self.host.name)
     }
 
-    /// Renders a string field of a resource.
-    fn text(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
-        self.set.templates.render_str(text, self.ctx).map_err(|RenderError { message, .. }| {
-            let mut e = self.error(span, field, format!("cannot render `{field}`: {message}"));
+    /// Renders a string field of a resource (compiled at load).
+    fn text(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        let name = match text {
+            Text::Plain(s) => return Ok(s.clone()),
+            Text::Template { name, .. } => name,
+        };
+        self.set.templates.render_field(name, self.ctx).map_err(|RenderError { message, .. }| {
+            let mut e = self.error(at, field, format!("cannot render `{field}`: {message}"));
             e.kind = ErrorKind::Template;
             e.hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e")
         })
     }
 
-    fn path(&self, text: &str, span: &Range<usize>, field: &str) -> Result<String> {
-        let p = self.text(text, span, field)?;
-        super::names::absolute_path(field, &p).map_err(|r| self.error(span, field, r.message).hint(r.hint))
+    /// A managed path; a templated one is checked once rendered.
+    fn path(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        if let Text::Plain(p) = text {
+            return Ok(p.clone()); // checked and normalised at load
+        }
+        let p = self.text(text, at, field)?;
+        super::names::absolute_path(field, &p).map_err(|r| self.error(at, field, r.message).hint(r.hint))
     }
 
-    fn meta(
-        &self,
-        owner: &Option<String>,
-        group: &Option<String>,
-        mode: &Option<RawMode>,
-        span: &Range<usize>,
-        kind: &str,
-    ) -> Result<Meta> {
-        let owner = owner.as_ref().map(|o| self.text(o, span, &format!("{kind}.owner"))).transpose()?;
-        let group = group.as_ref().map(|g| self.text(g, span, &format!("{kind}.group"))).transpose()?;
-        let mode = match mode {
-            None => None,
-            Some(RawMode::Number(n)) if *n <= 0o7777 => Some(*n),
-            Some(RawMode::Text(t)) => {
-                let t = self.text(t, span, &format!("{kind}.mode"))?;
-                match u32::from_str_radix(&t, 8) {
-                    Ok(m) if m <= 0o7777 && !t.is_empty() => Some(m),
-                    _ => {
-                        return Err(self
-                            .error(span, &format!("{kind}.mode"), format!("invalid mode `{t}`"))
-                            .hint("write an octal mode as a string, e.g. mode = \"0644\""));
-                    }
-                }
-            }
-            Some(RawMode::Number(n)) => {
-                return Err(self
-                    .error(span, &format!("{kind}.mode"), format!("invalid mode {n}"))
-                    .hint("write an octal mode as a string, e.g. mode = \"0644\""));
+    /// An owner or group; a templated one is checked once rendered.
+    fn account(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        let name = self.text(text, at, field)?;
+        if text.plain().is_none() {
+            super::names::account_name(field, &name).map_err(|r| self.error(at, field, r.message).hint(r.hint))?;
+        }
+        Ok(name)
+    }
+
+    /// A shell snippet (literal ones were parsed with `sh -n` at load).
+    fn snippet(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        self.text(text, at, field)
+    }
+
+    fn meta(&self, m: &MetaSpec, at: &At, kind: &str) -> Result<Meta> {
+        let owner = m.owner.as_ref().map(|o| self.account(o, at, &format!("{kind}.owner"))).transpose()?;
+        let group = m.group.as_ref().map(|g| self.account(g, at, &format!("{kind}.group"))).transpose()?;
+        let mode = match &m.mode {
+            ModeSpec::Unmanaged => None,
+            ModeSpec::Fixed(m) => Some(*m),
+            ModeSpec::Template(t) => {
+                let field = format!("{kind}.mode");
+                let t = self.text(t, at, &field)?;
+                Some(parse_mode(&t).map_err(|message| self.error(at, &field, message).hint(MODE_HINT))?)
             }
         };
         Ok(Meta { owner, group, mode })
     }
 
     fn render(&self, d: &mut Desired) -> Result<()> {
-        let raw = &self.role.raw;
-        for repo in &raw.apt_repository {
-            self.apt_repository(repo.get_ref(), &repo.span(), d)?;
+        let spec = &self.role.spec;
+        for repo in &spec.apt_repositories {
+            self.apt_repository(repo, d)?;
         }
-        for p in &raw.package {
-            for name in &p.get_ref().names {
-                let name = self.text(name, &p.span(), "package.names")?;
+        for p in &spec.packages {
+            for name in &p.names {
+                let name = self.text(name, &p.at, "package.names")?;
                 if !d.packages.iter().any(|x| x.name == name) {
-                    d.packages.push(PackageSpec { origin: self.origin(&p.span()), name });
+                    d.packages.push(PackageSpec { origin: self.origin(&p.at), name });
                 }
             }
         }
-        for dir in &raw.directory {
-            let (span, r) = (dir.span(), dir.get_ref());
+        for r in &spec.directories {
             d.dirs.push(DirSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "directory.path")?,
-                meta: self.meta(&r.owner, &r.group, &r.mode, &span, "directory")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "directory.path")?,
+                meta: self.meta(&r.meta, &r.at, "directory")?,
                 notify: r.notify.clone(),
             });
         }
-        for f in &raw.file {
-            d.files.push(self.file(f.get_ref(), &f.span())?);
+        for f in &spec.files {
+            d.files.push(self.file(f)?);
         }
-        for l in &raw.link {
-            let (span, r) = (l.span(), l.get_ref());
+        for r in &spec.links {
             d.links.push(LinkSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "link.path")?,
-                target: self.text(&r.target, &span, "link.target")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "link.path")?,
+                target: self.text(&r.target, &r.at, "link.target")?,
                 notify: r.notify.clone(),
             });
         }
-        for a in &raw.absent {
-            let (span, r) = (a.span(), a.get_ref());
+        for r in &spec.absent {
             d.absent.push(AbsentSpec {
-                origin: self.origin(&span),
-                path: self.path(&r.path, &span, "absent.path")?,
+                origin: self.origin(&r.at),
+                path: self.path(&r.path, &r.at, "absent.path")?,
                 notify: r.notify.clone(),
             });
         }
-        for s in &raw.service {
-            let (span, r) = (s.span(), s.get_ref());
-            let running = match r.state.as_deref() {
-                None => None,
-                Some("started") => Some(true),
-                Some("stopped") => Some(false),
-                Some(other) => {
-                    return Err(self
-                        .error(&span, "service.state", format!("unknown service state `{other}`"))
-                        .hint("use \"started\" or \"stopped\"; restarts belong in handlers"));
-                }
-            };
+        for r in &spec.services {
             d.services.push(ServiceSpec {
-                origin: self.origin(&span),
-                name: self.text(&r.name, &span, "service.name")?,
+                origin: self.origin(&r.at),
+                name: self.text(&r.name, &r.at, "service.name")?,
                 enabled: r.enabled,
-                running,
+                running: r.running,
                 notify: r.notify.clone(),
             });
         }
-        for c in &raw.command {
-            let (span, r) = (c.span(), c.get_ref());
-            if r.creates.is_none() && r.unless.is_none() {
-                return Err(self
-                    .error(&span, "command", format!("command `{}` has no guard", r.name))
-                    .hint("add `creates = \"/path\"` or `unless = \"test ...\"` so it runs only when needed, or make it a [[handler]] that runs when notified"));
-            }
+        for r in &spec.commands {
             d.commands.push(CommandSpec {
-                origin: self.origin(&span),
+                origin: self.origin(&r.at),
                 name: r.name.clone(),
-                run: self.text(&r.run, &span, "command.run")?,
-                creates: r.creates.as_ref().map(|p| self.path(p, &span, "command.creates")).transpose()?,
-                unless: r.unless.as_ref().map(|u| self.text(u, &span, "command.unless")).transpose()?,
+                run: self.snippet(&r.run, &r.at, "command.run")?,
+                creates: r.creates.as_ref().map(|p| self.path(p, &r.at, "command.creates")).transpose()?,
+                unless: r.unless.as_ref().map(|u| self.snippet(u, &r.at, "command.unless")).transpose()?,
                 notify: r.notify.clone(),
                 early: false,
             });
@@ -312,21 +356,17 @@ impl RoleRenderer<'_> {
         Ok(())
     }
 
-    fn file(&self, r: &RawFile, span: &Range<usize>) -> Result<FileSpec> {
-        let dest = self.path(&r.dest, span, "file.dest")?;
-        let content: Arc<Vec<u8>> = match (&r.template, &r.src, &r.content) {
-            (Some(t), None, None) => {
-                if self.set.templates.file(&self.role.name, t).is_none() {
-                    return Err(self
-                        .error(span, "file.template", format!("template `{t}` not found"))
-                        .hint(format!("create {}", self.role.dir.join("templates").join(t).display())));
-                }
-                let text = self.set.templates.render_file(&self.role.name, t, self.ctx).map_err(|e| {
-                    let path = self.set.templates.file(&self.role.name, t).expect("checked").to_path_buf();
+    fn file(&self, r: &FileDecl) -> Result<FileSpec> {
+        let at = &r.at;
+        let dest = self.path(&r.dest, at, "file.dest")?;
+        let content: Arc<Vec<u8>> = match &r.content {
+            ContentSpec::Template { name, path } => {
+                let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, e.message)
                         .at_file(path)
                         .host(&self.host.name)
-                        .task(format!("role {}: file {dest}", self.role.name))
+                        // The dest as written: the same on every host, so the error groups.
+                        .task(format!("role {}: file {}", self.role.name, r.dest.source()))
                         .hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e");
                     if let Some(line) = e.line {
                         err = err.at_line(line, 1);
@@ -335,44 +375,41 @@ impl RoleRenderer<'_> {
                 })?;
                 Arc::new(text.into_bytes())
             }
-            (None, Some(src), None) => {
-                let src = self.text(src, span, "file.src")?;
+            ContentSpec::Static(data) => data.clone(),
+            ContentSpec::StaticTemplated(src) => {
+                let src = self.text(src, at, "file.src")?;
                 super::names::files_name("file.src", &src)
-                    .map_err(|r| self.error(span, "file.src", r.message).hint(r.hint))?;
+                    .map_err(|r| self.error(at, "file.src", r.message).hint(r.hint))?;
                 self.set.static_file(&src).map_err(|e| {
                     self.error(
-                        span,
+                        at,
                         "file.src",
                         format!("cannot read static file {}", self.set.files_dir.join(&src).display()),
                     )
                     .caused_by(e)
                 })?
             }
-            (None, None, Some(content)) => Arc::new(self.text(content, span, "file.content")?.into_bytes()),
-            _ => {
-                return Err(self.error(
-                    span,
-                    "file",
-                    format!("file {dest} needs exactly one of `template`, `src` or `content`"),
-                ));
+            ContentSpec::Inline(content) => Arc::new(self.text(content, at, "file.content")?.into_bytes()),
+        };
+        let validate = match &r.validate {
+            None => None,
+            Some(v @ Text::Plain(_)) => Some(self.text(v, at, "file.validate")?),
+            Some(v) => {
+                let v = self.text(v, at, "file.validate")?;
+                if crate::shell::fill_placeholder(&v, "F").is_none() {
+                    return Err(validate_without_placeholder(self.error(at, "file.validate", ""), &v));
+                }
+                Some(v)
             }
         };
-        let validate = r.validate.as_ref().map(|v| self.text(v, span, "file.validate")).transpose()?;
-        if let Some(v) = &validate
-            && crate::shell::fill_placeholder(v, "F").is_none()
-        {
-            return Err(self
-                .error(span, "file.validate", format!("`validate` must contain %s (the staged file), got `{v}`"))
-                .hint("write %s where the command takes the file; a literal % is written %%"));
-        }
         // A file rendered from a secret is sensitive whatever the role says.
         let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
         Ok(FileSpec {
-            origin: self.origin(span),
+            origin: self.origin(at),
             sha256: sha256_hex(&content),
             content,
             dest,
-            meta: self.meta(&r.owner, &r.group, &r.mode, span, "file")?,
+            meta: self.meta(&r.meta, at, "file")?,
             validate,
             sensitive,
             notify: r.notify.clone(),
@@ -380,25 +417,17 @@ impl RoleRenderer<'_> {
         })
     }
 
-    fn apt_repository(&self, r: &super::raw::RawAptRepository, span: &Range<usize>, d: &mut Desired) -> Result<()> {
+    fn apt_repository(&self, r: &AptRepositoryDecl, d: &mut Desired) -> Result<()> {
+        let at = &r.at;
         let field = |f: &str| format!("apt_repository.{f}");
         let root = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };
-        let keyring = match (&r.key, &r.key_url, &r.key_fingerprint) {
-            (Some(key), None, None) => {
-                let content = self.set.static_file(key).map_err(|e| {
-                    self.error(
-                        span,
-                        &field("key"),
-                        format!("cannot read keyring {}", self.set.files_dir.join(key).display()),
-                    )
-                    .caused_by(e)
-                })?;
-                let ext = if key.ends_with(".asc") { "asc" } else { "gpg" };
+        let keyring = match &r.key {
+            AptKey::File { content, ext } => {
                 let keyring = format!("/etc/apt/keyrings/{}.{ext}", r.name);
                 d.files.push(FileSpec {
-                    origin: self.origin(span),
-                    sha256: sha256_hex(&content),
-                    content,
+                    origin: self.origin(at),
+                    sha256: sha256_hex(content),
+                    content: content.clone(),
                     dest: keyring.clone(),
                     meta: root.clone(),
                     validate: None,
@@ -408,12 +437,14 @@ impl RoleRenderer<'_> {
                 });
                 keyring
             }
-            (None, Some(url), Some(fingerprint)) => {
-                let url = self.text(url, span, &field("key_url"))?;
-                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, span, &field("key_fingerprint"))?);
+            AptKey::Url { url, fingerprint } => {
+                let url = self.text(url, at, &field("key_url"))?;
+                // A templated fingerprint is not judged here (it may be a placeholder `check`
+                // warns about); the host installs the key only if it matches.
+                let fingerprints = super::apt_key::pinned(&self.text(fingerprint, at, &field("key_fingerprint"))?);
                 let keyring = format!("/etc/apt/keyrings/{}.asc", r.name);
                 d.commands.push(CommandSpec {
-                    origin: self.origin(span),
+                    origin: self.origin(at),
                     name: format!("fetch apt key {}", r.name),
                     run: super::apt_key::fetch_script(&url, &fingerprints, &keyring),
                     creates: Some(keyring.clone()),
@@ -423,22 +454,17 @@ impl RoleRenderer<'_> {
                 });
                 keyring
             }
-            _ => {
-                return Err(self
-                    .error(span, "apt_repository", format!("apt repository `{}` needs `key`, or `key_url` with `key_fingerprint`", r.name))
-                    .hint("key = \"name.gpg\" (in files/), or key_url = \"https://...\" and key_fingerprint = \"FULL FINGERPRINT\""));
-            }
         };
         let line = format!(
             "# managed by microctl (role {})\ndeb [signed-by={keyring}] {} {} {}\n",
             self.role.name,
-            self.text(&r.url, span, &field("url"))?,
-            self.text(&r.suite, span, &field("suite"))?,
+            self.text(&r.url, at, &field("url"))?,
+            self.text(&r.suite, at, &field("suite"))?,
             r.components.join(" ")
         );
         let content = Arc::new(line.into_bytes());
         d.files.push(FileSpec {
-            origin: self.origin(span),
+            origin: self.origin(at),
             sha256: sha256_hex(&content),
             content,
             dest: format!("/etc/apt/sources.list.d/{}.list", r.name),
@@ -478,34 +504,95 @@ fn check_unique_paths(d: &Desired) -> Result<()> {
     Ok(())
 }
 
-/// Every `notify` must name a handler of the host's roles.
-fn check_notify(d: &Desired, roles: &RoleSet) -> Result<()> {
-    let notifies = d
-        .files
-        .iter()
-        .map(|f| (&f.notify, &f.origin))
-        .chain(d.dirs.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.links.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.absent.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.services.iter().map(|x| (&x.notify, &x.origin)))
-        .chain(d.commands.iter().map(|x| (&x.notify, &x.origin)));
-    for (names, origin) in notifies {
-        for name in names {
-            if !d.handlers.iter().any(|h| &h.name == name) {
-                let role = roles.get(&origin.role);
-                let known: Vec<&str> = d.handlers.iter().map(|h| h.name.as_str()).collect();
-                return Err(Error::new(ErrorKind::Role, format!("`notify` names unknown handler `{name}`"))
-                    .at_file(&role.toml_path)
-                    .at_line(origin.line, 1)
-                    .host(&d.host)
-                    .field("notify")
-                    .hint(if known.is_empty() {
-                        "define it as a [[handler]] in this role or a role it depends on".to_string()
-                    } else {
-                        format!("handlers on this host: {}", known.join(", "))
-                    }));
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `role` (as role `web`, template `t.j2`) for `n` hosts of group web.
+    fn setup(n: usize, role: &str, template: &str) -> (tempfile::TempDir, Inventory, RoleSet) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roles/web/templates")).unwrap();
+        std::fs::write(dir.path().join("roles/web/role.toml"), role).unwrap();
+        std::fs::write(dir.path().join("roles/web/templates/t.j2"), template).unwrap();
+        let hosts: String = (0..n)
+            .map(|i| {
+                format!("[hosts.w{i}]\naddress = \"198.18.0.{}\"\ngroups = [\"web\"]\nvars = {{ n = {i} }}\n", i % 250)
+            })
+            .collect();
+        let inv = dir.path().join("inventory.toml");
+        std::fs::write(&inv, format!("{hosts}[groups.web]\nroles = [\"web\"]\n")).unwrap();
+        let inv = Inventory::load(&inv).unwrap();
+        let asked = crate::error::Error::usage("");
+        let roles =
+            RoleSet::load(&dir.path().join("roles"), &[("web".into(), asked)]).unwrap_or_else(|e| panic!("{e:?}"));
+        (dir, inv, roles)
     }
-    Ok(())
+
+    const ROLE: &str = "[defaults]\nowner = \"root\"\n\n[[directory]]\npath = \"/srv/{{ n }}\"\nowner = \"{{ owner }}\"\nmode = \"0750\"\n\n\
+        [[file]]\ndest = \"/srv/{{ n }}/t\"\ntemplate = \"t.j2\"\nnotify = [\"h\"]\n\n\
+        [[command]]\nname = \"c\"\nrun = \"echo {{ n }}\"\nunless = \"test -e /srv/{{ n }}/done\"\n\n\
+        [[handler]]\nname = \"h\"\nrun = \"echo {{ host.name }}\"\n";
+
+    #[test]
+    fn templates_are_compiled_once_per_role_never_per_host() {
+        let (_dir, inv, roles) = setup(50, ROLE, "host {{ host.name }} n={{ n }} peers={{ groups.web | length }}\n");
+        // The template file, and the 6 templated fields (path, owner, dest, run, unless, handler run).
+        assert_eq!(roles.templates.compiled(), 7);
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        for host in &inv.hosts {
+            let d = renderer.render(host, None).unwrap();
+            let n = &host.name[1..];
+            assert_eq!(d.dirs[0].path, format!("/srv/{n}"));
+            assert_eq!(d.dirs[0].meta, Meta { owner: Some("root".into()), group: None, mode: Some(0o750) });
+            assert_eq!(*d.files[0].content, format!("host {} n={n} peers=50\n", host.name).into_bytes());
+            assert_eq!(d.commands[0].unless.as_deref(), Some(format!("test -e /srv/{n}/done").as_str()));
+            assert_eq!(d.handlers[0].run, format!("echo {}", host.name));
+        }
+        assert_eq!(roles.templates.compiled(), 7, "rendering 50 hosts compiled nothing");
+    }
+
+    #[test]
+    fn vars_named_like_the_context_lose_to_it_and_host_vars_win_over_defaults() {
+        let role = "[defaults]\nn = 99\nx = \"default\"\n\n[[file]]\ndest = \"/t\"\ntemplate = \"t.j2\"\n";
+        let (_dir, inv, roles) = setup(2, role, "{{ n }} {{ x }} {{ host.name }}\n");
+        let mut extra = Vars::new();
+        extra.insert("host".into(), toml::Value::String("not the host".into()));
+        extra.insert("x".into(), toml::Value::String("extra".into()));
+        let renderer = Renderer::new(&inv, &roles, &extra);
+        let d = renderer.render(&inv.hosts[1], None).unwrap();
+        assert_eq!(*d.files[0].content, b"1 extra w1\n".to_vec());
+    }
+
+    #[test]
+    fn a_templated_owner_is_checked_once_rendered_for_its_host() {
+        let role = "[[directory]]\npath = \"/srv\"\nowner = \"{{ who }}\"\n";
+        let (_dir, inv, roles) = setup(1, role, "");
+        let mut extra = Vars::new();
+        extra.insert("who".into(), toml::Value::String("www-data".into()));
+        let d = Renderer::new(&inv, &roles, &extra).render(&inv.hosts[0], None).unwrap();
+        assert_eq!(d.dirs[0].meta.owner.as_deref(), Some("www-data"));
+        extra.insert("who".into(), toml::Value::String("www-data:www-data".into()));
+        let e = Renderer::new(&inv, &roles, &extra).render(&inv.hosts[0], None).unwrap_err();
+        assert_eq!(
+            e.one_line().rsplit_once(": ").unwrap().1,
+            "`directory.owner` must be a user or group name or a numeric id, got `www-data:www-data`"
+        );
+        assert_eq!((e.host.as_deref(), e.line), (Some("w0"), Some(1)));
+    }
+
+    #[test]
+    fn an_undefined_var_names_the_host_the_field_and_role_toml_line() {
+        let role = "[[file]]\ndest = \"/t\"\ncontent = \"x\"\n\n[[link]]\npath = \"/l\"\ntarget = \"{{ nowhere }}\"\n";
+        let (dir, inv, roles) = setup(1, role, "");
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        let e = renderer.render(&inv.hosts[0], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:5:1: cannot render `link.target`: undefined variable `nowhere`\n  host: w0\n  field: link.target\n  \
+                 hint: define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e",
+                dir.path().join("roles/web/role.toml").display()
+            )
+        );
+    }
 }

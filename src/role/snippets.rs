@@ -1,7 +1,9 @@
 //! The roles' shell snippets (a command's `run` and `unless`, a file's `validate`, a handler's
-//! `run`) checked offline with `sh -n`, so `microctl check` catches a snippet that would break
-//! every host's probe or apply script (an unclosed quote, a stray `fi`) before any SSH.
+//! `run`) checked offline with `sh -n`, so a snippet that would break every host's probe or
+//! apply script (an unclosed quote, a stray `fi`) is caught before any SSH: literal ones when
+//! the role loads (`resolve`, every command), templated ones once rendered (`microctl check`).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -29,20 +31,35 @@ pub fn snippets(desired: &Desired) -> Vec<(&Origin, &'static str, &str)> {
 }
 
 /// The syntax errors of `desired`'s snippets, as role errors (exit 2) naming role.toml's line.
-pub fn check(desired: &Desired, roles_dir: &Path) -> Vec<Error> {
+/// Literal snippets were parsed when the role loaded; this catches templated ones once
+/// rendered. `parsed` remembers each text's verdict, so every distinct text is parsed once.
+pub fn check(desired: &Desired, roles_dir: &Path, parsed: &mut HashMap<String, Option<String>>) -> Vec<Error> {
     let mut errors = Vec::new();
     for (origin, field, text) in snippets(desired) {
-        let Some(problem) = syntax_error(text) else { continue };
-        errors.push(
-            Error::new(ErrorKind::Role, format!("`{field}` is not valid sh: {problem}"))
-                .at_file(roles_dir.join(&origin.role).join("role.toml"))
-                .at_line(origin.line, 1)
-                .field(field)
-                .host(&desired.host)
-                .hint("fix the shell syntax (it runs under /bin/sh on the host: POSIX sh, e.g. dash)"),
-        );
+        let verdict = match parsed.get(text) {
+            Some(v) => v.clone(),
+            None => {
+                let v = syntax_error(text);
+                parsed.insert(text.to_string(), v.clone());
+                v
+            }
+        };
+        let Some(problem) = verdict else { continue };
+        let at = Error::new(ErrorKind::Role, "")
+            .at_file(roles_dir.join(&origin.role).join("role.toml"))
+            .at_line(origin.line, 1)
+            .field(field)
+            .host(&desired.host);
+        errors.push(error(at, field, &problem));
     }
     errors
+}
+
+/// `problem` (what `sh -n` said) as the error of a snippet in `field`, located by `at`.
+pub fn error(at: Error, field: &str, problem: &str) -> Error {
+    let mut e = at;
+    e.message = format!("`{field}` is not valid sh: {problem}");
+    e.hint("fix the shell syntax (it runs under /bin/sh on the host: POSIX sh, e.g. dash)")
 }
 
 /// What `sh -n` says about `text`, `None` when it parses.

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-use super::load::Role;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A failed render, before it is placed (role, file, host) by the caller.
@@ -21,6 +20,8 @@ pub struct RenderError {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// Templates compiled so far (files and fields at load, `render_str` on each call).
+    compiled: std::sync::atomic::AtomicUsize,
     /// Template name (`role/file.j2`) -> its file.
     files: HashMap<String, PathBuf>,
 }
@@ -33,12 +34,12 @@ impl Templates {
             SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build().expect("valid syntax config"),
         );
         env.add_filter("systemd_env", systemd_env_filter);
-        Templates { env, files: HashMap::new() }
+        Templates { env, compiled: Default::default(), files: HashMap::new() }
     }
 
     /// Adds every file under `roles/NAME/templates/` as `NAME/relative/path`.
-    pub fn load_role(&mut self, role: &Role) -> Result<()> {
-        let dir = role.dir.join("templates");
+    pub fn load_role(&mut self, role: &str, role_dir: &Path) -> Result<()> {
+        let dir = role_dir.join("templates");
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else { continue };
@@ -50,7 +51,7 @@ impl Templates {
                 }
                 let rel = path.strip_prefix(&dir).expect("under templates").to_string_lossy().into_owned();
                 let source = super::load::read_text(&path, ErrorKind::Template)?;
-                let name = format!("{}/{rel}", role.name);
+                let name = format!("{role}/{rel}");
                 self.env.add_template_owned(name.clone(), source).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, format!("template syntax error: {}", describe(&e)))
                         .at_file(&path);
@@ -59,10 +60,25 @@ impl Templates {
                     }
                     err
                 })?;
+                self.count_compile();
                 self.files.insert(name, path);
             }
         }
         Ok(())
+    }
+
+    fn count_compile(&self) {
+        self.compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many templates were compiled so far: a run compiles each role's once, at load.
+    pub fn compiled(&self) -> usize {
+        self.compiled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether any template compiled so far reads the top-level variable `name`.
+    pub fn name_used(&self, name: &str) -> bool {
+        self.env.templates().any(|(_, t)| t.undeclared_variables(false).contains(name))
     }
 
     /// The file behind template `role/name`, if it exists.
@@ -70,23 +86,37 @@ impl Templates {
         self.files.get(&format!("{role}/{name}")).map(PathBuf::as_path)
     }
 
-    /// Renders template `name` of `role`.
-    pub fn render_file(&self, role: &str, name: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
-        let tmpl = self
-            .env
-            .get_template(&format!("{role}/{name}"))
-            .map_err(|e| RenderError { line: None, message: describe(&e) })?;
+    /// Renders template file `role/name`.
+    pub fn render_template(&self, name: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
+        let tmpl = self.env.get_template(name).map_err(|e| RenderError { line: None, message: describe(&e) })?;
         tmpl.render(ctx.clone()).map_err(|e| RenderError {
             line: e.line(),
             message: explain(&e, &tmpl.undeclared_variables(true), ctx, tmpl.source()),
         })
     }
 
-    /// Renders a string field (dest, owner, commands...). Plain strings are returned as is.
+    /// Compiles a role's string field once, as template `name` (`ROLE/role.toml:LINE:FIELD#N`).
+    pub fn add_field(&mut self, name: String, source: &str) -> std::result::Result<(), String> {
+        self.count_compile();
+        self.env.add_template_owned(name, source.to_string()).map_err(|e| describe(&e))
+    }
+
+    /// Renders a field compiled by [`Templates::add_field`].
+    pub fn render_field(&self, name: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
+        let tmpl = self.env.get_template(name).map_err(|e| RenderError { line: None, message: describe(&e) })?;
+        tmpl.render(ctx).map_err(|e| RenderError {
+            line: e.line(),
+            message: explain(&e, &tmpl.undeclared_variables(true), ctx, tmpl.source()),
+        })
+    }
+
+    /// Renders a string (the inventory's deploy settings), compiled on each call. Plain
+    /// strings are returned as is.
     pub fn render_str(&self, text: &str, ctx: &Value) -> std::result::Result<String, RenderError> {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(text.to_string());
         }
+        self.count_compile();
         self.env.render_str(text, ctx.clone()).map_err(|e| {
             // Only on failure: parse again to learn which variables the string uses.
             let scratch = Environment::new();

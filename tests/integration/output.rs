@@ -1,4 +1,4 @@
-//! The one printer, seen from outside: converge, exec and deploy under a terminal (`script`)
+//! The one printer, seen from outside: converge, exec, deploy and check under a terminal (`script`)
 //! and without, JSON Lines checked against the schema README documents, `-q`, `-v`, `-vv`,
 //! `--color` with NO_COLOR and CLICOLOR_FORCE, `--diff | cat` on a terminal keeping the diffs,
 //! unterminated remote output not gluing onto the recap, and the heartbeat without a terminal.
@@ -26,7 +26,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
         }
         "heartbeat" => vec![("host", "s"), ("phase", "s"), ("running_ms", "u")],
         "script" => vec![("host", "s"), ("script", "s"), ("steps", "a")],
-        "warning" => vec![("text", "s")],
+        "warning" => vec![("host", "s?"), ("message", "s"), ("hint", "s?")],
         "host" => {
             let mut f = vec![("host", "s"), ("status", "s"), ("duration_ms", "u"), ("error", "o?")];
             f.extend(match command {
@@ -44,6 +44,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
                     ("timings", "o"),
                 ],
                 "exec" => vec![("exit_code", "u?"), ("signal", "s?"), ("stdout", "s"), ("stderr", "s")],
+                "check" => vec![("resources", "u")],
                 "deploy" if v.get("live").is_some() => vec![("live", "s"), ("releases", "a"), ("ledger", "a")],
                 "deploy" => {
                     vec![("release", "s?"), ("previous", "s?"), ("health", "a"), ("rolled_back", "b"), ("skipped", "b")]
@@ -414,7 +415,7 @@ fn deploy_output_in_every_mode() {
     }
     assert!(!json.stderr.contains("warning"), "{}", json.stderr);
     let warning = lines.iter().find(|v| v["type"] == "warning").unwrap();
-    assert!(warning["text"].as_str().unwrap().ends_with("has uncommitted changes; deploying the last commit"));
+    assert!(warning["message"].as_str().unwrap().ends_with("has uncommitted changes; deploying the last commit"));
     let events: Vec<&str> = lines
         .iter()
         .filter(|v| v["type"] == "deploy" && v["host"] == "h0")
@@ -510,3 +511,58 @@ fn a_lock_wait_is_announced_and_kept_alive_without_a_terminal() {
 }
 
 const HEARTBEAT: &str = "MICROCTL_HEARTBEAT_SECS";
+
+/// `check --json`: one `host` object per host (a host-dependent template error on the hosts
+/// it hit, `resources` on the others), the warnings as `warning` events, the summary last with
+/// exit code 2; all in the documented schema, nothing on stderr. `-q` keeps errors and the
+/// summary only; plain text prints the shared error once.
+#[test]
+fn check_output_in_every_mode() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("roles/web/templates")).unwrap();
+    std::fs::write(ws.path("roles/web/role.toml"), "[[file]]\ndest = \"/etc/tier\"\ntemplate = \"tier.j2\"\n").unwrap();
+    std::fs::write(ws.path("roles/web/templates/tier.j2"), "{{ tier }}\n").unwrap();
+    ws.inventory(
+        "[hosts.w1]\naddress = \"198.18.0.1\"\ngroups = [\"web\"]\nidentity = \"no-such-key\"\n\n\
+         [hosts.w2]\naddress = \"198.18.0.2\"\ngroups = [\"web\"]\nidentity = \"no-such-key\"\nvars = { tier = \"gold\" }\n\n\
+         [hosts.w3]\naddress = \"198.18.0.3\"\ngroups = [\"web\"]\nidentity = \"no-such-key\"\n\n[groups.web]\nroles = [\"web\"]\n",
+    );
+    let run = ws.microctl(&["check", "--json"]);
+    run.assert_code(2);
+    assert_eq!(run.stderr, "", "--json: diagnostics are events too");
+    let lines = check_json_lines(&run);
+    assert_eq!(types(&lines), ["host", "host", "host", "warning", "summary"], "{}", run.stdout);
+    for (host, failed) in [("w1", true), ("w2", false), ("w3", true)] {
+        let h = run.host(host);
+        assert_eq!(h["status"], if failed { "failed" } else { "ok" }, "{h}");
+        assert_eq!(h["resources"], if failed { 0 } else { 1 }, "{h}");
+        if failed {
+            assert_eq!(h["error"]["class"], "template", "{h}");
+            let message = h["error"]["message"].as_str().unwrap();
+            assert!(message.ends_with("tier.j2:1:1: undefined variable `tier`"), "{h}");
+        }
+    }
+    let warning = &lines[3];
+    assert_eq!(warning["host"], "w1, w2, w3", "{warning}");
+    assert!(warning["message"].as_str().unwrap().contains("identity file"), "{warning}");
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (summary["command"].as_str(), summary["ok"].as_u64(), summary["failed"].as_u64()),
+        (Some("check"), Some(1), Some(2))
+    );
+
+    // Plain text: the error once naming both hosts, on stdout; the warning on stderr.
+    let run = ws.microctl(&["check"]);
+    run.assert_code(2);
+    assert_eq!(run.stdout.matches("undefined variable `tier`").count(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("\n  host: w1, w3 (2 hosts)\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n3 hosts: 1 ok, 2 failed in "), "{}", run.stdout);
+    assert!(run.stderr.starts_with("warning: "), "{}", run.stderr);
+    // -q: the error and the summary, nothing else on stdout.
+    let quiet = ws.microctl(&["-q", "check"]);
+    quiet.assert_code(2);
+    let kept: Vec<&str> = quiet.stdout.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(kept.len(), 2, "{}", quiet.stdout);
+    assert!(kept[0].starts_with("error: ") && kept[1].starts_with("3 hosts: 1 ok, 2 failed in "), "{}", quiet.stdout);
+    assert_eq!(quiet.stderr, "", "-q: no warnings");
+}

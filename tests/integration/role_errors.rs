@@ -27,17 +27,20 @@ fn undefined_template_variable_names_template_line_variable_and_host() {
     let run = check(&ws, &roles);
     run.assert_code(2);
     let template = ws.path("roles/web/templates/site.j2");
+    // A host's error is a result: on stdout, through the printer, then the summary.
     assert!(
-        run.stderr.starts_with(&format!(
+        run.stdout.starts_with(&format!(
             "error: {}:2:1: undefined variable `port`\n  host: w1\n  task: role web: file /etc/site.conf\n",
             template.display()
         )),
         "{}",
-        run.stderr
+        run.stdout
     );
+    assert!(run.stdout.contains("\n1 hosts: 0 ok, 1 failed in "), "{}", run.stdout);
     let run = ws.microctl(&["--roles-dir", &roles, "check", "-e", "port=80", "-e", "docroot=/srv"]);
     run.assert_code(0);
-    assert!(run.stdout.starts_with("check: ok: 1 hosts, 1 resources rendered"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("check: 1 resources rendered from "), "{}", run.stdout);
+    assert!(run.stdout.contains("\n1 hosts: 1 ok, 0 failed in "), "{}", run.stdout);
 }
 
 #[test]
@@ -49,12 +52,12 @@ fn undefined_variable_in_a_field_names_role_toml_line_and_field() {
     run.assert_code(2);
     let toml = ws.path("roles/web/role.toml");
     assert!(
-        run.stderr.starts_with(&format!(
+        run.stdout.starts_with(&format!(
             "error: {}:4:1: cannot render `file.dest`: undefined variable `conf_dir`\n  host: w1\n  field: file.dest\n",
             toml.display()
         )),
         "{}",
-        run.stderr
+        run.stdout
     );
 }
 
@@ -150,10 +153,10 @@ fn names_and_paths_that_escape_are_refused_at_load_with_file_and_line() {
     let run = ws.microctl(&["--roles-dir", &roles, "check", "-e", "sub=../cron.d"]);
     run.assert_code(2);
     assert!(
-        run.stderr
+        run.stdout
             .starts_with(&format!("error: {}:1:1: `file.dest` must be a normalised absolute path", toml.display()))
-            && run.stderr.contains("host: w1"),
+            && run.stdout.contains("host: w1"),
         "{}",
-        run.stderr
+        run.stdout
     );
 }

@@ -25,7 +25,8 @@ fn load_roles(inv: &Inventory) -> RoleSet {
             }
         }
     }
-    RoleSet::load(&repo().join("roles"), &wanted).unwrap_or_else(|e| panic!("{e}"))
+    RoleSet::load(&repo().join("roles"), &wanted)
+        .unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
 /// Every host of `inv` rendered: host name -> desired state.
@@ -205,7 +206,7 @@ fn check_passes_for_the_repo_inventory() {
     let out = Command::new(env!("CARGO_BIN_EXE_microctl")).current_dir(repo()).args(["check"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("check: ok: 4 hosts"), "{stdout}");
+    assert!(stdout.starts_with("check: ") && stdout.contains("\n4 hosts: 4 ok, 0 failed in "), "{stdout}");
 }
 
 #[test]

@@ -224,5 +224,5 @@ fn check_never_prints_an_env_value_an_error_quotes() {
     let run = ws.microctl_env(&["--roles-dir", roles.to_str().unwrap(), "check"], &[("CI_TOKEN", TOKEN)]);
     run.assert_code(2);
     assert_no_secret("check (a template error)", &run);
-    assert!(run.stderr.contains("[secret CI_TOKEN]"), "{}", run.stderr);
+    assert!(run.stdout.contains("[secret CI_TOKEN]"), "{}", run.stdout);
 }
