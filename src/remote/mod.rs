@@ -44,7 +44,8 @@ use crate::transport::{Chunk, Connection, RemoteProcess};
 
 /// The marker emitter (`mark`, `mark_out`), for every host-side script.
 pub const MARK_SH: &str = include_str!("mark.sh");
-/// The session start: lock and `ready` (after [`header`]'s assignments and [`MARK_SH`]).
+/// The session start: state folder, lock and `ready` (after [`header`]'s assignments and
+/// [`MARK_SH`]); defines `hold` (record this run as the lock holder).
 pub const SESSION_SH: &str = include_str!("session.sh");
 
 /// Exit status of a session that could not take the host lock in time.
@@ -53,11 +54,15 @@ pub const LOCKED_EXIT: u32 = 75;
 /// Default bound of each phase after connecting (apt installs can take minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The constant command that reads the script from stdin and runs it with `sh`'s `eval`: no
-/// script file on the host (nothing to clean up, nothing left in /tmp), one `head` process,
-/// and no limit on the script's length (it is never an argument).
+/// The constant command: `sh` reading its script from stdin (`sh -s`), the login shell
+/// replaced by it (`exec`). No script file on the host (nothing to clean up, nothing left in
+/// /tmp), no process to read the script (the shell reads it itself, in blocks where it can),
+/// and no limit on the script's length (it is never an argument). [`script`] wraps the script
+/// in one `{ ... }` group, so the shell has read all of it before it runs any of it: what the
+/// script later reads from stdin (the client's frames, sent only after `ready`) is never
+/// taken for script, nor the script for a frame.
 pub fn bootstrap(privilege: Privilege) -> String {
-    privilege.sh("IFS= read -r n && s=$(head -c \"$n\") && eval \"$s\"")
+    privilege.exec("sh -s")
 }
 
 /// A fresh random token (16 hex digits) naming this run's markers.
@@ -95,6 +100,11 @@ pub struct Spec {
     /// The bound of each phase.
     pub timeout: Duration,
     pub nonce: String,
+    /// Who checks that the state folder is the session user's with mode 0700 (see
+    /// `session.sh`): the host script, with one `find`, before the lock note is written
+    /// (`false`); or the client, from the caller's own probe (`true`: converge, whose probe
+    /// `find` prints the folder's record), the body calling `hold` once the client confirmed.
+    pub client_checks_state: bool,
 }
 
 impl Spec {
@@ -109,23 +119,32 @@ impl Spec {
             lock_wait,
             timeout: timeout.unwrap_or(host.timeout),
             nonce: nonce(),
+            client_checks_state: false,
         }
     }
 }
 
 /// The variables every session script starts with.
-pub fn header(nonce: &str, state_dir: &str, lock_owner: &str, lock_wait: Duration) -> String {
+pub fn header(spec: &Spec) -> String {
     format!(
-        "NONCE={nonce}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\n",
-        quote(state_dir),
-        quote(lock_owner),
-        lock_wait.as_secs()
+        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nSTATE_CHECK={}\n",
+        spec.nonce,
+        quote(&spec.state_dir),
+        quote(&spec.lock_owner),
+        spec.lock_wait.as_secs(),
+        if spec.client_checks_state { "client" } else { "host" }
     )
 }
 
-/// The whole script of a session whose own part is `body`.
+/// The end of every session script: whatever the body did, the shell reads no further.
+const END: &str = "# shellcheck disable=SC2317 # reached only when the body does not exit itself\nexit\n}\n";
+
+/// What the bootstrap reads: the whole script of a session whose own part is `body`, as one
+/// `{ ... }` group (read whole before it runs) that ends with `exit` (nothing after it is ever
+/// read as script).
 pub fn script(spec: &Spec, body: &str) -> String {
-    format!("{}{MARK_SH}{SESSION_SH}{body}", header(&spec.nonce, &spec.state_dir, &spec.lock_owner, spec.lock_wait))
+    let nl = if body.is_empty() || body.ends_with('\n') { "" } else { "\n" };
+    format!("{{\n{}{MARK_SH}{SESSION_SH}{body}{nl}{END}", header(spec))
 }
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
@@ -169,7 +188,7 @@ impl Session {
             ended: false,
         };
         let script = script(&s.spec, body);
-        s.send(&frame(script.as_bytes())).await?;
+        s.send(script.as_bytes()).await?;
         loop {
             match s.next().await? {
                 Some(Line::Marker(Marker::Ready)) => return Ok(s),
@@ -403,6 +422,20 @@ pub fn locked(host: &str, holder: Option<&str>) -> Error {
     .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout")
 }
 
+/// The one message for a state folder that is not the session user's with mode 0700 (the
+/// host script's `refuse_state` says the same), when the client refuses it from a probe.
+pub fn state_refused(host: &str, dir: &str) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!(
+            "refusing state folder {dir} (it must be a folder of the session user, root, with mode 0700: fix or remove it) on {host}"
+        ),
+    )
+    .host(host)
+    .task("probe")
+    .hint("nothing was written on the host")
+}
+
 /// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
 #[cfg(test)]
 pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
@@ -414,6 +447,7 @@ pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
         lock_wait: Duration::from_secs(wait),
         timeout: DEFAULT_TIMEOUT,
         nonce: nonce.into(),
+        client_checks_state: false,
     }
 }
 
@@ -444,12 +478,22 @@ mod tests {
 
     #[test]
     fn builders_are_exact() {
-        assert_eq!(bootstrap(Privilege::Sudo), r#"sudo -n sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
-        assert_eq!(bootstrap(Privilege::AsLogin), r#"sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
+        assert_eq!(bootstrap(Privilege::Sudo), "exec sudo -n sh -s");
+        assert_eq!(bootstrap(Privilege::AsLogin), "exec sh -s");
+        let mut spec = test_spec("/var/lib/it's", "00ff", 60);
+        spec.lock_owner = "me@x (microctl converge)".into();
         assert_eq!(
-            header("00ff", "/var/lib/it's", "me@x (microctl converge)", Duration::from_secs(60)),
-            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\n"
+            header(&spec),
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nSTATE_CHECK=host\n"
         );
+        spec.client_checks_state = true;
+        assert!(header(&spec).ends_with("\nSTATE_CHECK=client\n"));
+        let whole = format!(
+            "{{\n{}{MARK_SH}{SESSION_SH}echo x\n# shellcheck disable=SC2317 # reached only when the body does not exit itself\nexit\n}}\n",
+            header(&spec)
+        );
+        assert_eq!(script(&spec, "echo x\n"), whole);
+        assert_eq!(script(&spec, "echo x"), whole);
         assert_eq!(frame(b"abc"), b"3\nabc");
         let n = nonce();
         assert_eq!(n.len(), 16);
@@ -467,8 +511,42 @@ mod tests {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The bootstrap under sh and dash (as login shell, as `sh -s`): the whole script is read
+    /// before any of it runs, so what the script reads from stdin is what follows it, byte
+    /// for byte (here a frame sent in the same write, and a line that looks like shell), and
+    /// nothing after the script's end is ever run as script.
+    #[test]
+    fn bootstrap_reads_the_whole_script_and_nothing_more() {
+        for shell in ["sh", "dash", "bash"] {
+            let s = test_spec("/nonexistent", "abcd", 0);
+            let body = "mark go\nIFS= read -r n; printf 'n=%s\\n' \"$n\"; IFS= read -r l; printf 'l=%s\\n' \"$l\"\n";
+            let script = format!("{{\n{}{MARK_SH}{body}{END}", header(&s));
+            let cmd = format!("printf 'Welcome! '; {}", bootstrap(Privilege::AsLogin));
+            let mut child =
+                Command::new(shell).arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(script.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            // As the client does: the frames only once the script has said something.
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+            assert_eq!(first, "Welcome! abcd go\n", "{shell}");
+            stdin.write_all(b"5\necho INJECTED\n").unwrap();
+            drop(stdin);
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+            assert_eq!((child.wait().unwrap().code(), rest.as_str()), (Some(0), "n=5\nl=echo INJECTED\n"), "{shell}");
+            // A script that does not read its stdin ends at its `exit`: the rest is not run.
+            let whole = format!("{}echo INJECTED\n", script.replace(body, "mark done\n"));
+            let (code, out) = run_bootstrap(shell, "", whole.as_bytes());
+            assert_eq!((code, out.as_str()), (Some(0), "abcd done\n"), "{shell}");
+        }
+    }
+
     /// The real session script under sh and dash: banner first, then start, lock, ready; a
-    /// second session waiting on a held lock names the holder and exits LOCKED_EXIT.
+    /// second session waiting on a held lock names the holder and exits LOCKED_EXIT. The
+    /// lock is on the state folder itself: nothing but the holder's note is ever in it.
     #[test]
     fn session_script_locks_under_sh_and_dash() {
         for shell in ["sh", "dash"] {
@@ -477,7 +555,7 @@ mod tests {
             let s = test_spec(state.to_str().unwrap(), "abcd", 0);
             let body =
                 script(&s, "mark passed x\nwhile IFS= read -r l; do mark out \"$l\"; done < \"$STATE/lock.owner\"\n");
-            let (code, out) = run_bootstrap(shell, "Welcome! ", &frame(body.as_bytes()));
+            let (code, out) = run_bootstrap(shell, "Welcome! ", body.as_bytes());
             assert_eq!(code, Some(0), "{shell}: {out}");
             assert!(
                 out.starts_with(
@@ -487,14 +565,16 @@ mod tests {
             );
             // The holder's note is emptied when the session ends, however it ends.
             assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "", "{shell}");
+            let names: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["lock.owner"], "{shell}");
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o7777, 0o700);
 
             // Hold the lock from outside; the session must give up and name the holder.
-            let mut holder = Command::new("flock").arg(state.join("lock")).args(["sleep", "5"]).spawn().unwrap();
+            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(200));
             std::fs::write(state.join("lock.owner"), "other@box (microctl deploy)\n").unwrap();
-            let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
             holder.kill().unwrap();
             holder.wait().unwrap();
             assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
@@ -503,37 +583,69 @@ mod tests {
     }
 
     /// An existing state folder that is not ours with mode 0700 (or is a symlink) is refused
-    /// before the lock is touched: nothing is staged in a folder others can read or swap.
+    /// before anything is written in it, whoever checks its mode: the host script
+    /// (STATE_CHECK=host: at once) or the client (STATE_CHECK=client: the session runs to the
+    /// body, which writes only after `hold`, never called here). A planted `lock.owner`
+    /// symlink (the folder 0777) is never written through, nor read, even with the lock held.
     #[test]
     fn state_folder_must_be_ours_and_0700() {
         use std::os::unix::fs::PermissionsExt;
         for shell in ["sh", "dash"] {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("st");
-            let s = test_spec(state.to_str().unwrap(), "abcd", 0);
+            let target = dir.path().join("target");
+            std::fs::write(&target, "precious\n").unwrap();
+            let mut s = test_spec(state.to_str().unwrap(), "abcd", 0);
             let body = script(&s, "mark passed x\n");
             std::fs::create_dir(&state).unwrap();
-            for mode in [0o755, 0o701, 0o1700] {
+            std::os::unix::fs::symlink(&target, state.join("lock.owner")).unwrap();
+            std::os::unix::fs::symlink(&target, state.join("lock")).unwrap();
+            for mode in [0o755, 0o701, 0o1700, 0o777] {
                 std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
-                let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+                let (code, out) = run_bootstrap(shell, "", body.as_bytes());
                 assert_eq!(code, Some(70), "{shell} {mode:o}: {out}");
                 assert!(out.contains("abcd error\t") && out.contains("mode 0700"), "{shell}: {out}");
-                assert!(!state.join("lock").exists());
+                assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell} {mode:o}");
             }
+            // The client checks: the session gets to its body, the body does not `hold`.
+            s.client_checks_state = true;
+            let body = script(&s, "mark passed x\n");
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            assert_eq!(code, Some(0), "{shell}: {out}");
+            assert!(out.contains("abcd passed\tx"), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell}");
+            // ... even when another run holds the lock: its note is not read from a folder
+            // others can write (refused instead).
+            // (`-F`: flock becomes `sleep`, so killing it releases the lock.)
+            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            assert_eq!(code, Some(70), "{shell}: {out}");
+            assert!(!out.contains("precious"), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell}");
+            s.client_checks_state = false;
+            let body = script(&s, "mark passed x\n");
+
+            std::fs::remove_file(state.join("lock.owner")).unwrap();
+            std::fs::remove_file(state.join("lock")).unwrap();
             std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(0), "{shell}");
+            assert_eq!(run_bootstrap(shell, "", body.as_bytes()).0, Some(0), "{shell}");
             // Owned by someone else (nobody): refused.
             std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
-            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(70), "{shell}");
+            assert_eq!(run_bootstrap(shell, "", body.as_bytes()).0, Some(70), "{shell}");
             // A symlink to a good folder: refused too.
             let real = dir.path().join("real");
             std::fs::create_dir(&real).unwrap();
             std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
             let link = dir.path().join("link");
             std::os::unix::fs::symlink(&real, &link).unwrap();
-            let s = test_spec(link.to_str().unwrap(), "abcd", 0);
-            let (code, out) = run_bootstrap(shell, "", &frame(script(&s, "mark passed x\n").as_bytes()));
-            assert_eq!(code, Some(70), "{shell}: {out}");
+            for client in [false, true] {
+                let s = Spec { client_checks_state: client, ..test_spec(link.to_str().unwrap(), "abcd", 0) };
+                let (code, out) = run_bootstrap(shell, "", script(&s, "mark passed x\n").as_bytes());
+                assert_eq!(code, Some(70), "{shell}: {out}");
+            }
         }
     }
 

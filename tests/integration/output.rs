@@ -209,7 +209,7 @@ fn converge_output_in_every_mode() {
     }
     let traced = ws.microctl(&["-vv", "--roles-dir", roles, "converge", "h0"]);
     traced.assert_code(0);
-    assert!(traced.stderr.contains("h0 | $ sh -c 'IFS= read -r n && "), "-vv: {}", traced.stderr);
+    assert!(traced.stderr.contains("h0 | $ exec sh -s\n"), "-vv: {}", traced.stderr);
     let again = ws.microctl(&["--roles-dir", roles, "converge"]);
     again.assert_code(0);
     assert!(again.stdout.contains("2 hosts: 2 ok, 0 changed"), "{}", again.stdout);
@@ -381,7 +381,7 @@ fn a_lock_wait_is_announced_and_kept_alive_without_a_terminal() {
     let state = fleet.root(0).join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut holder = std::process::Command::new("flock").arg(state.join("lock")).args(["sleep", "60"]).spawn().unwrap();
+    let mut holder = std::process::Command::new("flock").arg("-F").arg(&state).args(["sleep", "60"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let run = fleet.ws.microctl_env(
         &["--roles-dir", roles.to_str().unwrap(), "converge", "--lock-timeout", "3"],
