@@ -1,6 +1,8 @@
 //! Converge's part of the host session (`host.sh`): after the session holds the lock, the
-//! probe section runs, then `probe-end`, then the payload frame is read, unpacked inside the
-//! state folder and its `apply.sh` sourced (or the script exits when the frame is empty).
+//! probe section runs (its `find` prints the state folder's record, which the client checks:
+//! the session runs with `STATE_CHECK=client`), then `probe-end`, then the client's frame is
+//! read: none (the client refused the state folder) ends the script having written nothing;
+//! a payload is unpacked inside the state folder and its `apply.sh` sourced; `0` exits.
 //! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
 //! sh and dash and count the processes they start.
 

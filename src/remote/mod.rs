@@ -1,15 +1,22 @@
 //! The host session: THE way converge and deploy (and anything else that runs a privileged
 //! script on a host) talk to a host, over ONE exec channel per host per run.
 //!
-//! Protocol. The exec command is a constant bootstrap ([`bootstrap`]) run by the login shell:
-//! it reads `LEN\n` and then LEN bytes of script from stdin and `eval`s them in `sh` (through
-//! `sudo -n` when [`Privilege::Sudo`]). The script is
-//! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=…` + `mark.sh` + `session.sh` + the caller's body.
-//! Further stdin is framed the same way by the caller's body (`LEN\n` + bytes, [`Session::send_frame`])
-//! or as lines ([`Session::send_line`]). Everything the script reports is a marker line
+//! Protocol. The exec command is a constant bootstrap ([`bootstrap`]): the login shell
+//! `exec`s `sh -s` (through `sudo -n` when [`Privilege::Sudo`]), which reads the script from
+//! stdin itself. The script ([`script`]) is one `{ ... }` group, read whole before any of it
+//! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… STATE_CHECK=…`, then
+//! `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends nothing more until the script said `ready`
+//! ([`Session::start`] returns then), so what the script later reads from stdin is exactly
+//! what the caller sends: frames (`LEN\n` + bytes, [`Session::send_frame`]) or lines
+//! ([`Session::send_line`]). Everything the script reports is a marker line
 //! `NONCE KIND<TAB>FIELDS` ([`Marker`]); the session discards whatever the login printed
 //! before the `start` marker (a banner without newline, a chatty .bashrc), found by the
 //! per-run random nonce anywhere in the stream, never by a line prefix.
+//!
+//! State folder and lock (`session.sh`): the lock is `flock` on the state folder itself;
+//! nothing is written in the folder before its mode is known to be 0700, checked on the host
+//! (`STATE_CHECK=host`, deploy) or by the client from the caller's probe
+//! (`STATE_CHECK=client`, converge: [`state_refused`]).
 //!
 //! Time. Every wait once connected has a deadline: the start and lock phases end at
 //! `timeout` (+ `lock_wait` once another run holds the lock); the caller names each later
