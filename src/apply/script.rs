@@ -15,7 +15,7 @@ use std::fmt::Write;
 
 use crate::plan::desired::{Desired, Meta};
 use crate::plan::{Action, Plan};
-use crate::remote::MARK_SH;
+use crate::remote::{MARK_SH, bounded};
 use crate::shell::quote;
 
 /// The step id of a handler in the markers (`h0`, `h1`...).
@@ -162,7 +162,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 }
                 step(&mut s, &id, &cmds.join(" && "));
             }
-            Action::Run(i) => step(&mut s, &id, &format!("( {}\n)", desired.commands[*i].run)),
+            Action::Run(i) => step(&mut s, &id, &bounded(&desired.commands[*i].run)),
         }
     }
     if plan.daemon_reload && !reloaded {
@@ -173,7 +173,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
         let left = &plan.handlers[i + 1..];
         let done =
             if left.is_empty() { "rm -f -- \"$STATE/pending-handlers\"".to_string() } else { pending_handlers(left) };
-        step(&mut s, &handler_step(i), &format!("( {}\n) && {{ {done}; }}", handler.run));
+        step(&mut s, &handler_step(i), &format!("{} && {{ {done}; }}", bounded(&handler.run)));
     }
     s
 }
@@ -218,10 +218,10 @@ fn write_files(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suff
         if let Some(v) = &f.validate {
             rename(s, desired, &waiting, suffix);
             waiting.clear();
-            // A subshell: the user's command may `exit`. The newline: it may end in a comment.
-            let v =
-                crate::shell::fill_placeholder(v, &staged_path(&f.dest)).expect("render checked that validate has %s");
-            check(s, &id.to_string(), &format!("( {v}\n)"));
+            // Its own bounded `sh -c` (it may `exit`, end in a comment, hang), given the staged
+            // file as `$1` (its path holds `$NONCE`, which that shell does not have).
+            let v = crate::shell::fill_placeholder(v, "\"$1\"").expect("render checked that validate has %s");
+            check(s, &id.to_string(), &format!("{} sh {}", bounded(&v), staged_path(&f.dest)));
         }
         waiting.push((id, i));
     }
@@ -415,11 +415,19 @@ mod tests {
             s,
             format!(
                 "mark begin stage\n{{ {}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail stage $?\nmark passed stage\n\
-                 mark begin 4\n{{ ( grep -q a '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n)\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
+                 mark begin 4\n{{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'grep -q a \"$1\"' sh '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
                  mark begin rename\n{{ mv -f -t '/srv/my site' -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail rename $?\n\
                  mark passed 4\n",
                 stage_files(&d, &[0])
             )
+        );
+        // A command's `run` and a handler run bounded on the host too (crate::remote::bounded).
+        let plan = crate::plan::plan(&d, &Observed::default());
+        let script = build(&d, &plan);
+        assert!(script.contains("{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'echo \"$PATH\" > /tmp/x'\n}"), "{script}");
+        assert!(
+            script.contains("{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'systemctl reload nginx' && { rm -f"),
+            "{script}"
         );
         assert_eq!(
             pending_handlers(&["a b".into(), "c".into()]),

@@ -79,6 +79,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                         // The one remote command; the session script follows on its stdin.
                         let host = pool.inventory().host(&name).expect("selected");
                         printer.command(&name, &crate::remote::bootstrap(host.privilege()));
+                        printer.script(&name, "converge", || {
+                            let wait = opts.lock_timeout.as_secs();
+                            report::script::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
+                        });
                         let on_step = |step: Step<'_>| match step {
                             Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
                             Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {

@@ -9,12 +9,12 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime}
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared, ledger};
+use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
 use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
-use crate::report::{Printer, Table};
+use crate::report::{Printer, Table, script};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
@@ -41,6 +41,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         })
     };
 
+    let mut warnings = Vec::new();
     let (target, payload) = if let Some(release) = &args.rollback {
         (Target::Previous { release: Some(release.clone()).filter(|r| !r.is_empty()) }, None)
     } else if args.list {
@@ -53,9 +54,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             }
             Source::Path(path) => {
                 let packed = deploy::source::pack(path, args.git_ref.as_deref().or(cfg.git_ref.as_deref()))?;
-                if let Some(w) = &packed.warning {
-                    eprintln!("warning: {w}");
-                }
+                warnings.extend(packed.warning.clone());
                 let name = format!("{}-{}", crate::clock::compact_stamp(), packed.rev);
                 let revision = match args.git_ref.as_deref().or(cfg.git_ref.as_deref()) {
                     Some(r) if !packed.rev.starts_with(r) => format!("{} ({r})", packed.rev),
@@ -119,13 +118,41 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         plan.health_address = render(host, "health_address", &cfg.health_address)?;
         // Rolling (other hosts stay in rotation): drained while it is deployed.
         if cfg.drain && !plan.via.is_empty() && hosts.len() > cfg.batch {
+            // A drain is a session of its own on the via host (its lock); on the host being
+            // deployed that lock is the deploy's own, so the drain would wait on itself.
+            if plan.via.contains(&plan.host) {
+                return Err(Error::new(
+                    ErrorKind::Inventory,
+                    format!(
+                        "deploy.{}: {} is one of its own health_via hosts, so it cannot be drained while it is deployed",
+                        cfg.name, plan.host
+                    ),
+                )
+                .at_file(&inv.path)
+                .host(&plan.host)
+                .field("health_via")
+                .hint("let health_via name only the nginx hosts that are not deployed here, or set drain = false"));
+            }
             plan.drain = Some(format!("{}:{}", plan.health_address, plan.health_port));
         }
     }
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
+    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
+    let printer = Printer::new("deploy", &names, args.json);
+    for w in &warnings {
+        printer.warning(w);
+    }
     if args.list {
-        return runtime()?.block_on(list(pool, plans, args.json, args.timeout.map(Duration::from_secs)));
+        let lock_timeout = Duration::from_secs(args.lock_timeout);
+        return runtime()?.block_on(list(
+            pool,
+            plans,
+            &printer,
+            args.json,
+            lock_timeout,
+            args.timeout.map(Duration::from_secs),
+        ));
     }
     let shared = Arc::new(Shared {
         health_path: cfg.health_path.clone(),
@@ -139,17 +166,20 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         drain_file: cfg.drain_file.clone(),
         drain_reload: cfg.drain_reload.clone(),
     });
-    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
-    let printer = Printer::new("deploy", &names, args.json);
     let sink = printer.clone();
-    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
-        let Event::Line(text) = e;
-        on_line(&sink, host, text);
-    });
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
     for plan in &plans {
         // The one remote command per host; the deploy script follows on its stdin.
         let host = inv.host(&plan.host).expect("planned host");
         printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+        printer.script(&plan.host, "deploy", || {
+            script::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
+        });
+        if let Some(server) = &plan.drain {
+            for via in &plan.via {
+                printer.script(&plan.host, "drain", || script::drain(server, via, &cfg.drain_file, &cfg.drain_reload));
+            }
+        }
     }
     let results = runtime()?.block_on(async {
         let r = deploy::run(pool.clone(), plans, shared, on_event).await;
@@ -182,60 +212,26 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     Ok(printer.finish(live, false))
 }
 
-/// A deploy line, to the printer: a lock wait is a (slow) phase; the rest are results, and a
-/// build step (announced by its line, kept alive by the heartbeat) or a restart (the health
-/// wait begins) also set the host's phase.
-fn on_line(printer: &Printer, host: &str, text: &str) {
-    if text.starts_with("waiting for the host lock") {
-        printer.phase(host, text, true);
-        return;
-    }
-    printer.note(host, text);
-    if text.starts_with("build: ") || text.starts_with("cache: building") {
-        printer.phase(host, text, false);
-    } else if text.starts_with("current -> ") || text.starts_with("restarted; checking health") {
-        printer.phase(host, "waiting for the health check", true);
-    }
-}
-
 /// `--list`: every host's release ledger, the live release marked.
-async fn list(pool: Arc<Pool>, plans: Vec<HostPlan>, json: bool, timeout: Option<Duration>) -> Result<i32> {
-    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
-    let printer = Printer::new("deploy", &names, json);
+async fn list(
+    pool: Arc<Pool>,
+    plans: Vec<HostPlan>,
+    printer: &Printer,
+    json: bool,
+    lock_timeout: Duration,
+    timeout: Option<Duration>,
+) -> Result<i32> {
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
-        // Our output starts after the nonce's `start` marker: a login banner cannot shift it.
-        let nonce = remote::nonce();
-        let cmd =
-            host.privilege().sh(&format!("printf '%s start\\n' {nonce}\n{}", ledger::list_script(&plan.settings.root)));
-        let timeout = timeout.unwrap_or(host.timeout);
-        printer.command(&plan.host, &cmd);
-        let listed = match pool.connect(&plan.host).await {
-            Ok(conn) => match tokio::time::timeout(timeout, conn.exec(&cmd, &[], |_| {})).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("{} stopped answering during list (no end within {}s)", plan.host, timeout.as_secs()),
-                )
-                .host(&plan.host)
-                .task("list")),
-            },
-            Err(e) => Err(e),
-        };
+        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+        let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
+            printer.deploy(&plan.host, &Event::LockWait { holder: holder.into() })
+        })
+        .await;
         match listed {
-            Ok(out) => {
-                let mut reader = remote::Reader::new(&nonce);
-                reader.push(&out.stdout);
-                let mut text = String::new();
-                while let Some(line) = reader.line(true) {
-                    if let remote::Line::Data(l) = line {
-                        text.push_str(&l);
-                        text.push('\n');
-                    }
-                }
-                let entries = ledger::parse_list(&text);
+            Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
                 let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
                 for e in &entries {

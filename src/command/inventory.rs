@@ -1,5 +1,8 @@
 //! `microctl inventory`: hosts, groups, vars and each host's resolved jump chain.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
@@ -66,17 +69,26 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
             inv.chain_text(h),
         ]);
     }
-    print!("{}", table.render());
-    println!();
+    // Built whole, written once: a line per host through `println!` is a write per line.
+    let mut out = table.render();
+    out.push('\n');
     let mut groups = Table::new(&["group", "hosts", "roles"]);
     for g in inv.groups.values() {
         groups.row(vec![g.name.clone(), g.hosts.join(","), g.roles.join(",")]);
     }
-    print!("{}", groups.render());
-    println!();
+    out.push_str(&groups.render());
+    out.push('\n');
     for h in &hosts {
-        let vars: Vec<String> = h.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{} vars: {}", h.name, if vars.is_empty() { "-".to_string() } else { vars.join(" ") });
+        out.push_str(&h.name);
+        out.push_str(" vars:");
+        if h.vars.is_empty() {
+            out.push_str(" -");
+        }
+        for (k, v) in h.vars.iter() {
+            let _ = write!(out, " {k}={v}");
+        }
+        out.push('\n');
     }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(0)
 }

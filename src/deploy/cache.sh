@@ -17,7 +17,7 @@ cache_link() {
       done
       printf 'steps\n%s\n' "$CACHE_STEPS"
       printf 'version\n'
-      (cd "$REL" && MICROCTL_ENV=$ENV_WORDS sh -c "$ENV_RUN" sh "$CACHE_KEY_COMMAND") 2>&1 < /dev/null 9>&-
+      (cd "$REL" && MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" /bin/sh -c "$ENV_RUN" sh "$CACHE_KEY_COMMAND") 2>&1 < /dev/null 9>&-
     } | sha256sum | cut -c 1-16
   )
   C="$ROOT/shared/cache/$c_key"

@@ -1,33 +1,40 @@
 # shellcheck shell=sh
-# Drain: take one app host out of nginx's upstream on a health_via host, or put it back, as
-# root, after the assignments of FILE (the nginx site), SERVER (the `server` line's address
-# and port, as a sed pattern), STATE (`down` or `up`) and RELOAD (check and graceful reload).
-# The site is rewritten beside itself and renamed over the live one; an nginx that refuses it
-# gets the old file back. A graceful reload lets in-flight requests finish on the old workers.
+# Drain: take one app host out of nginx's upstream on a health_via host, or put it back. Runs
+# in a host session on that host (src/remote/session.sh: root, NONCE, TIMEOUT, the host lock
+# held, so drains of several app hosts on one nginx take turns), after the assignments of
+# FILE (the nginx site), SERVER (the `server` line's address and port, as a sed pattern),
+# DRAIN (`down` or `up`) and RELOAD (check and graceful reload).
+# The site (the file a site link points at: the link stays) is edited in a stage beside it,
+# a copy of it with its owner and mode and with this run's nonce in a hidden name (nginx's
+# `include DIR/*` skips dot files), fsynced and renamed over it; the old file is kept beside
+# it the same way until RELOAD accepted the new one, and renamed back if it refuses. Stages a
+# killed drain left are removed first (we hold the lock: no other drain runs). A graceful
+# reload lets in-flight requests finish on the old workers.
 [ -f "$FILE" ] || { echo "no nginx site $FILE"; exit 1; }
-grep -q "^[[:space:]]*server[[:space:]][[:space:]]*${SERVER}[[:space:];]" "$FILE" ||
-  { echo "no upstream server $SERVER in $FILE"; exit 1; }
-tmp="$FILE.microctl-drain.$$"
-if [ "$STATE" = down ]; then
-  sed "/^[[:space:]]*server[[:space:]][[:space:]]*${SERVER}[[:space:];]/{/[[:space:]]down;/!s/;[[:space:]]*\$/ down;/;}" "$FILE" > "$tmp"
+site=$(readlink -f -- "$FILE") || { echo "cannot resolve $FILE"; exit 1; }
+line="^[[:space:]]*server[[:space:]][[:space:]]*${SERVER}[[:space:];]"
+grep -q "$line" "$site" || { echo "no upstream server $SERVER in $FILE"; exit 1; }
+dir=${site%/*}
+stage="$dir/.${site##*/}.microctl-drain"
+rm -f -- "$stage".*
+new="$stage.$NONCE"
+old="$stage.$NONCE.old"
+trap 'rm -f -- "$new"; : > "$STATE/lock.owner"' EXIT
+cp -p -- "$site" "$new" || exit 1
+if [ "$DRAIN" = down ]; then
+  sed "/$line/{/[[:space:]]down;/!s/;[[:space:]]*\$/ down;/;}" "$site" > "$new" || exit 1
 else
-  sed "/^[[:space:]]*server[[:space:]][[:space:]]*${SERVER}[[:space:];]/s/[[:space:]]down;/;/" "$FILE" > "$tmp"
+  sed "/$line/s/[[:space:]]down;/;/" "$site" > "$new" || exit 1
 fi
-if cmp -s "$tmp" "$FILE"; then
-  rm -f -- "$tmp"
-  exit 0
-fi
-# The new content in a copy of the live file (its owner and mode), renamed over it.
-if ! { cp -p -- "$FILE" "$FILE.microctl-drain.old" && cp -p -- "$FILE" "$tmp.new" &&
-  cat "$tmp" > "$tmp.new" && mv -f -- "$tmp.new" "$FILE"; }; then
-  rm -f -- "$tmp" "$tmp.new"
+cmp -s "$new" "$site" && exit 0
+if ! { cp -p -- "$site" "$old" && sync -- "$new" "$old" && mv -f -- "$new" "$site"; }; then
+  rm -f -- "$old"
   exit 1
 fi
-rm -f -- "$tmp"
-if ! out=$(eval "$RELOAD" 2>&1); then
-  mv -f -- "$FILE.microctl-drain.old" "$FILE"
+if ! out=$(timeout -k 5 "$TIMEOUT" /bin/sh -c "$RELOAD" 2>&1 < /dev/null 9>&-); then
+  mv -f -- "$old" "$site"
   printf 'nginx refused the drained site: %s\n' "$out"
   exit 1
 fi
-rm -f -- "$FILE.microctl-drain.old"
+rm -f -- "$old"
 echo changed

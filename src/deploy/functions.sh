@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # Deploy's fixed functions and setup, after the host session (src/remote/session.sh), the
 # assignments deploy/script.rs prepends (ROOT, RESTART, APP_USER, KEEP, ENV_FILE,
-# CONFIRM_TIMEOUT, DEPLOYED_BY, WATCHDOG_SH), envfile.sh, release.sh and ledger.sh.
+# CONFIRM_TIMEOUT, DEPLOYED_BY, WATCHDOG_SH), envfile.sh, release.sh and ledger.sh; TIMEOUT
+# comes from the session header (src/remote/mod.rs).
 # fail WHAT OUTPUT: report WHAT failed, with its output, and stop.
 fail() { mark fail "$1"; printf '%s\n' "$2" | mark_out; exit 1; }
 # build_failed WHAT OUTPUT: the half-built release goes; the ledger says why.
@@ -13,13 +14,14 @@ build_failed() {
 }
 # run_step: $STEP in the current folder, as the app user, with the env file's variables (as
 # data: ENV_WORDS are quoted words, never the file itself; release.sh's ENV_RUN), not holding
-# the host lock.
+# the host lock, bounded by the session's TIMEOUT (then TERM to it and all it started, KILL
+# 5 s later: a hung step neither runs on nor keeps the lock once the client gave up).
 # shellcheck disable=SC2317 # --rollback builds nothing
 run_step() {
   if [ "$APP_USER" = root ]; then
-    MICROCTL_ENV=$ENV_WORDS sh -c "$ENV_RUN" sh "$STEP"
+    MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" /bin/sh -c "$ENV_RUN" sh "$STEP"
   else
-    MICROCTL_ENV=$ENV_WORDS runuser -u "$APP_USER" -- sh -c "$ENV_RUN" sh "$STEP"
+    MICROCTL_ENV=$ENV_WORDS timeout -k 5 "$TIMEOUT" runuser -u "$APP_USER" -- sh -c "$ENV_RUN" sh "$STEP"
   fi < /dev/null 9>&-
 }
 # as_app CMD...: CMD as the app user (what root must not do in folders the app user owns:

@@ -2,7 +2,7 @@
 //! status (`incomplete` until a verdict, then `healthy` or `failed`), who deployed it, when,
 //! from which revision, and the result. `--rollback` picks the newest healthy release older
 //! than the live one; `--list` prints the ledger; a run cleans up the incomplete releases of
-//! runs that died. This file parses `ledger_list` output and builds the `--list` command.
+//! runs that died. This file parses `ledger_list` output and builds the `--list` session body.
 
 use serde::Serialize;
 
@@ -28,8 +28,8 @@ pub struct Entry {
     pub live: bool,
 }
 
-/// The `--list` script: the live release, then one `ledger_list` line per release, each with
-/// whether its folder exists.
+/// The `--list` session body (run by `super::list` in a host session): the live release, then
+/// one `ledger_list` line per release, each with whether its folder exists.
 pub fn list_script(root: &str) -> String {
     format!(
         "ROOT={}\n{LEDGER_SH}printf '%s\\n' \"$(readlink -- \"$ROOT/current\" 2>/dev/null)\"\n\

@@ -58,10 +58,8 @@ pub struct Shared {
     pub drain_reload: String,
 }
 
-/// Progress events, for live output.
-pub enum Event<'a> {
-    Line(&'a str),
-}
+/// Progress events, for live output: typed, rendered by the printer.
+pub use crate::report::event::DeployEvent as Event;
 
 /// Receives `(host, event)` as hosts progress.
 pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
@@ -158,10 +156,9 @@ async fn deploy_steps(
     let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
     let spec = remote::Spec::for_host(host, what, shared.lock_timeout, shared.timeout);
     let body = script::build(&plan.settings, &plan.target);
-    let mut session = Session::start(&conn, spec, &body, |holder| {
-        on_event(&plan.host, Event::Line(&format!("waiting for the host lock held by {holder}")))
-    })
-    .await?;
+    let mut session =
+        Session::start(&conn, spec, &body, |holder| on_event(&plan.host, Event::LockWait { holder: holder.into() }))
+            .await?;
     if let (Target::Upload { .. }, Some(payload)) = (&plan.target, &shared.payload) {
         session.phase("release upload");
         session.send_frame(payload).await?;
@@ -179,10 +176,9 @@ async fn deploy_steps(
                 }
                 if matches!(m, Marker::Armed(_)) {
                     armed = Instant::now();
-                    continue;
                 }
-                if let Some(text) = log.take(m, out) {
-                    on_event(&plan.host, Event::Line(&text));
+                if let Some(event) = log.take(m, out) {
+                    on_event(&plan.host, event);
                 }
             }
             Some(Line::Data(_)) => {}
@@ -198,7 +194,7 @@ async fn deploy_steps(
     // so the checks get what is left of it, less a margin for the verdict to travel.
     let confirm = Duration::from_secs(plan.settings.confirm_timeout);
     let budget = confirm.saturating_sub(armed.elapsed()).saturating_sub(CONFIRM_MARGIN);
-    on_event(&plan.host, Event::Line(&format!("restarted; checking health (confirm within {}s)", confirm.as_secs())));
+    on_event(&plan.host, Event::HealthWait { confirm_secs: confirm.as_secs() });
     let verdict = match tokio::time::timeout(budget, check(pool, plan, shared, on_event, out)).await {
         Ok(v) => v,
         Err(_) => Err(format!(
@@ -207,6 +203,7 @@ async fn deploy_steps(
         )),
     };
     session.phase("verdict");
+    on_event(&plan.host, Event::Verdict { keep: verdict.is_ok() });
     // The host may have stopped listening: its watchdog decided (we were too slow); what it
     // said about that follows in its markers, so a failed send is not the error to report.
     // A connection that really broke fails `finish` below instead.
@@ -221,11 +218,13 @@ async fn deploy_steps(
         })
         .await?;
     for m in rest {
-        let _ = log.take(m, out);
+        if let Some(event) = log.take(m, out) {
+            on_event(&plan.host, event);
+        }
     }
     if out.rolled_back {
         // Say whether the release we went back to serves again.
-        let line = match health::wait_healthy(
+        let event = match health::wait_healthy(
             &conn,
             &plan.health_address,
             plan.health_port,
@@ -236,11 +235,11 @@ async fn deploy_steps(
         )
         .await
         {
-            Ok(r) => format!("after rollback: healthy, HTTP {}", r.status),
-            Err(e) => format!("after rollback: STILL UNHEALTHY: {e}"),
+            Ok(r) => Event::AfterRollback { healthy: true, detail: format!("HTTP {}", r.status).into() },
+            Err(e) => Event::AfterRollback { healthy: false, detail: e.into() },
         };
-        on_event(&plan.host, Event::Line(&line));
-        out.health.push(line);
+        out.health.push(event.to_string());
+        on_event(&plan.host, event);
     }
     match verdict {
         Ok(()) if code == 0 => Ok(()),
@@ -273,9 +272,15 @@ async fn check(
     let r =
         health::wait_healthy(&conn, addr, port, addr, &shared.health_path, shared.health_status, shared.health_timeout)
             .await?;
-    let line = format!("healthy: HTTP {} from {addr}:{port}{} through {}", r.status, shared.health_path, plan.host);
-    on_event(&plan.host, Event::Line(&line));
-    out.health.push(line);
+    let address = format!("{addr}:{port}");
+    let event = Event::Healthy {
+        http_status: r.status,
+        address: address.into(),
+        path: (&shared.health_path).into(),
+        through: (&plan.host).into(),
+    };
+    out.health.push(event.to_string());
+    on_event(&plan.host, event);
     // Healthy: back in nginx's rotation, then the site through nginx.
     set_drain(pool, plan, shared, false, on_event).await.map_err(|e| e.one_line())?;
     for via in &plan.via {
@@ -292,15 +297,17 @@ async fn check(
         )
         .await
         .map_err(|e| format!("through {via}: {e}"))?;
-        let line = format!("healthy: HTTP {} through nginx on {via}", r.status);
-        on_event(&plan.host, Event::Line(&line));
-        out.health.push(line);
+        let event = Event::HealthyVia { http_status: r.status, via: via.into() };
+        out.health.push(event.to_string());
+        on_event(&plan.host, event);
     }
     Ok(())
 }
 
 /// Takes `plan`'s host out of nginx's upstream on each `via` host (`down`), or puts it back;
-/// nothing when the plan does not drain. Says so only when something changed.
+/// nothing when the plan does not drain. Each drain is a host session on the via host (its
+/// lock: the drains of one batch take turns on the site file; its timeout and privilege).
+/// Says so only when something changed.
 async fn set_drain(
     pool: &Pool,
     plan: &HostPlan,
@@ -312,29 +319,53 @@ async fn set_drain(
     for via in &plan.via {
         let host = pool.inventory().host(via).expect("via hosts are inventory hosts");
         let conn = pool.connect(via).await?;
-        let script = drain::script(&shared.drain_file, server, down, &shared.drain_reload);
-        let result = conn.exec(&host.privilege().sh(&script), &[], |_| {}).await?;
-        let said = String::from_utf8_lossy(&result.stdout).into_owned();
-        if !result.success() {
+        let what = format!("deploy, draining {}", plan.host);
+        let spec = remote::Spec::for_host(host, &what, shared.lock_timeout, shared.timeout);
+        let body = drain::body(&shared.drain_file, server, down, &shared.drain_reload);
+        let mut session = Session::start(&conn, spec, &body, |holder| {
+            on_event(&plan.host, Event::ViaLockWait { via: via.into(), holder: holder.into() })
+        })
+        .await?;
+        session.phase(if down { "drain" } else { "undrain" });
+        let (code, said) = session.output().await?;
+        if code != 0 {
             let (what, how) = if down { ("take", "out of") } else { ("put", "back in") };
             return Err(Error::new(
                 ErrorKind::Remote,
                 format!("cannot {what} {} ({server}) {how} nginx's upstream on {via}", plan.host),
             )
             .host(via)
-            .detail(said)
+            .task(if down { "drain" } else { "undrain" })
+            .detail(format!("{said}{}", session.stderr()))
             .hint(format!("check {} on {via}; `microctl converge {via}` restores it", shared.drain_file)));
         }
-        if said.contains("changed") {
-            let line = if down {
-                format!("out of nginx's rotation on {via} (drained) until healthy")
-            } else {
-                format!("back in nginx's rotation on {via}")
-            };
-            on_event(&plan.host, Event::Line(&line));
+        if said.lines().any(|l| l == "changed") {
+            let via = via.into();
+            on_event(&plan.host, if down { Event::Drained { via } } else { Event::Restored { via } });
         }
     }
     Ok(())
+}
+
+/// `deploy --list` on one host: its release ledger, read in a host session like every other
+/// run (the lock, so never halfway through a deploy's ledger write; the nonce; the timeout).
+pub async fn list(
+    pool: &Pool,
+    plan: &HostPlan,
+    lock_timeout: Duration,
+    timeout: Option<Duration>,
+    on_wait: impl Fn(&str),
+) -> Result<Vec<ledger::Entry>> {
+    let host = pool.inventory().host(&plan.host).expect("planned host exists");
+    let conn = pool.connect(&plan.host).await?;
+    let spec = remote::Spec::for_host(host, "deploy --list", lock_timeout, timeout);
+    let mut session = Session::start(&conn, spec, &ledger::list_script(&plan.settings.root), on_wait).await?;
+    session.phase("list");
+    let (code, text) = session.output().await?;
+    if code != 0 {
+        return Err(session.classify(Some(code)));
+    }
+    Ok(ledger::parse_list(&text))
 }
 
 /// Reads the host script's markers.
@@ -345,19 +376,18 @@ struct Log {
 }
 
 impl Log {
-    /// Records one marker; returns what to show the user, if anything.
-    fn take(&mut self, m: Marker, out: &mut HostDeploy) -> Option<String> {
+    /// Records one marker; returns the event to show the user, if any.
+    fn take(&mut self, m: Marker, out: &mut HostDeploy) -> Option<Event<'static>> {
         match m {
             Marker::Previous(p) => {
                 out.previous = Some(p.trim_start_matches("releases/").to_string()).filter(|p| !p.is_empty())
             }
             Marker::Release(r) => {
-                let line = format!("release {r}");
-                out.release = Some(r);
-                return Some(line);
+                out.release = Some(r.clone());
+                return Some(Event::Release { release: r.into() });
             }
-            Marker::Step(s) => return Some(format!("build: {s}")),
-            Marker::Switched(s) => return Some(format!("current -> {s}; restarting")),
+            Marker::Step(s) => return Some(Event::BuildStep { step: s.into() }),
+            Marker::Switched(s) => return Some(Event::Switch { release: s.into() }),
             Marker::Fail { step, .. } => self.failed = Some(step),
             Marker::Out(line) => {
                 self.output.push_str(&line);
@@ -365,19 +395,19 @@ impl Log {
             }
             Marker::RolledBack(p) => {
                 out.rolled_back = true;
-                return Some(format!("rolled back to {}", p.trim_start_matches("releases/")));
+                return Some(Event::RolledBack { to: p.trim_start_matches("releases/").to_string().into() });
             }
-            Marker::Pruned => return Some("healthy: kept; old releases pruned".into()),
+            Marker::Pruned => return Some(Event::Kept),
             Marker::Armed(s) => {
-                return Some(format!("confirm watchdog armed: rolls back unless confirmed within {s}s"));
+                return Some(Event::WatchdogArmed { confirm_secs: s.trim().parse().unwrap_or_default() });
             }
-            Marker::Cleaned(r) => return Some(format!("removed incomplete release {r} (its deploy never finished)")),
-            Marker::Recovered(r) => return Some(format!("rolled back unconfirmed release {r} left by an earlier run")),
+            Marker::Cleaned(r) => return Some(Event::CleanedIncomplete { release: r.into() }),
+            Marker::Recovered(r) => return Some(Event::RecoveredUnconfirmed { release: r.into() }),
             Marker::Cache { state, key } => {
                 return Some(if state == "reused" {
-                    format!("cache: environment {key} reused (inputs unchanged)")
+                    Event::CacheHit { key: key.into() }
                 } else {
-                    format!("cache: building environment {key}")
+                    Event::CacheBuild { key: key.into() }
                 });
             }
             _ => {}

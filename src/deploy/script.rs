@@ -158,7 +158,7 @@ mod tests {
     }
 
     fn script(shell_body: &str) -> String {
-        format!("NONCE=n\n{}{shell_body}", crate::remote::MARK_SH)
+        format!("NONCE=n\nTIMEOUT=60\n{}{shell_body}", crate::remote::MARK_SH)
     }
 
     fn spawn(shell: &str, body: &str) -> Child {
@@ -247,6 +247,30 @@ mod tests {
     fn release_switch_verdict_rollback_and_prune() {
         for shell in ["sh", "dash"] {
             release_cycle(shell);
+        }
+    }
+
+    /// A build step that hangs is killed on the host at the session's TIMEOUT, with what it
+    /// started: the deploy fails naming the step, the half-built release goes, nothing runs on.
+    #[test]
+    fn a_hung_build_step_is_killed_at_the_timeout_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let step = "sleep 100 & echo $! > \"$ROOT/sleeper\"; wait";
+            let body = format!("TIMEOUT=1\n{}", build(&settings(root, &[step]), &upload("r1")));
+            let t = Instant::now();
+            let (code, out) = run(shell, &body, &upload_stdin("r1", "ok\n"));
+            assert_eq!(code, 1, "{shell}: {out}");
+            assert!(t.elapsed() < Duration::from_secs(5), "{shell}: {:?}", t.elapsed());
+            assert!(out.contains(&format!("n fail\tbuild step `{step}`\n")), "{shell}: {out}");
+            assert!(!dir.path().join("releases/r1").exists(), "{shell}");
+            let pid = std::fs::read_to_string(dir.path().join("sleeper")).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            // Gone, or a zombie waiting for an init that reaps late.
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+            let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or_default();
+            assert!(matches!(state, None | Some('Z')), "{shell}: the step's child lives on: {stat}");
         }
     }
 

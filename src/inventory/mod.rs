@@ -10,9 +10,11 @@ pub mod input;
 mod pattern;
 mod raw;
 mod resolve;
+mod vars;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub use extra::{dates_as_text, extra_vars, table_dates_as_text};
 pub use pattern::select;
 pub use resolve::expand_path;
+pub use vars::HostVars;
 
 /// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
 pub type Vars = toml::Table;
@@ -37,6 +40,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// `[deploy.NAME]` tables, validated by `deploy`.
     pub deploy: BTreeMap<String, DeploySection>,
+    /// `[defaults].vars`: every host's first vars layer (shared, see [`HostVars`]).
+    pub defaults_vars: Arc<Vars>,
     /// Host name -> position in `hosts`, so lookups (every hop of every chain) are O(1).
     index: HashMap<String, usize>,
 }
@@ -63,7 +68,8 @@ pub struct Host {
     /// The jump host this host is reached through.
     pub via: Option<String>,
     pub groups: Vec<String>,
-    pub vars: Vars,
+    /// Merged: defaults < groups in list order < the host's own (layers shared between hosts).
+    pub vars: HostVars,
     pub connect_timeout: Duration,
     /// Bound of each phase of a host session once connected (`--timeout` overrides it).
     pub timeout: Duration,
@@ -90,7 +96,8 @@ pub struct Group {
     pub name: String,
     pub hosts: Vec<String>,
     pub roles: Vec<String>,
-    pub vars: Vars,
+    /// Shared by the group's hosts' [`HostVars`].
+    pub vars: Arc<Vars>,
     /// Line of `[groups.NAME]` (0 when the group has no table), for messages.
     pub line: usize,
 }
@@ -128,9 +135,21 @@ impl Inventory {
         hosts: Vec<Host>,
         groups: BTreeMap<String, Group>,
         deploy: BTreeMap<String, DeploySection>,
+        defaults_vars: Arc<Vars>,
     ) -> Inventory {
         let index = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
-        Inventory { path, hosts, groups, deploy, index }
+        Inventory { path, hosts, groups, deploy, defaults_vars, index }
+    }
+
+    /// Points every host's inherited vars layers at `defaults_vars` and its groups' vars, in
+    /// the order of its `groups` list (after those changed, e.g. secret references resolved).
+    pub fn relink_vars(&mut self) {
+        for host in &mut self.hosts {
+            let mut layers = Vec::with_capacity(host.groups.len() + 1);
+            layers.push(self.defaults_vars.clone());
+            layers.extend(host.groups.iter().map(|g| self.groups[g].vars.clone()));
+            host.vars.relink(layers);
+        }
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::input;
 use super::raw::{RawGroup, RawHost, RawInventory};
-use super::{DeploySection, Group, Host, Inventory, Vars};
+use super::{DeploySection, Group, Host, HostVars, Inventory, Vars};
 use crate::error::{Error, ErrorKind, LineIndex, Result};
 
 const DEFAULT_PORT: u16 = 22;
@@ -68,7 +69,8 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
     }
     check_via_cycles(&rep, &raw, &hosts)?;
 
-    let groups = resolve_groups(&rep, &raw, &mut hosts, &defaults)?;
+    let groups = resolve_groups(&rep, &raw, &mut hosts)?;
+    let defaults_vars = Arc::new(dated(defaults.vars.clone()));
 
     let deploy = raw
         .deploy
@@ -84,7 +86,9 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
         })
         .collect();
 
-    Ok(Inventory::new(path.to_path_buf(), hosts, groups, deploy))
+    let mut inv = Inventory::new(path.to_path_buf(), hosts, groups, deploy, defaults_vars);
+    inv.relink_vars();
+    Ok(inv)
 }
 
 fn resolve_host(
@@ -184,8 +188,8 @@ fn resolve_host(
         known_hosts,
         via: h.via.as_ref().map(|v| v.get_ref().clone()),
         groups,
-        // Group vars are merged in by resolve_groups once groups are known.
-        vars: dated(h.vars.clone()),
+        // The inherited layers (defaults, groups) are linked in once groups are known.
+        vars: HostVars::new(vec![], dated(h.vars.clone())),
         connect_timeout: Duration::from_secs_f64(timeout.0),
         timeout: Duration::from_secs_f64(session_timeout.0),
         max_sessions: max_sessions.0 as usize,
@@ -262,12 +266,7 @@ fn check_via_cycles(rep: &Reporter, raw: &RawInventory, hosts: &[Host]) -> Resul
     Ok(())
 }
 
-fn resolve_groups(
-    rep: &Reporter,
-    raw: &RawInventory,
-    hosts: &mut [Host],
-    defaults: &RawHost,
-) -> Result<BTreeMap<String, Group>> {
+fn resolve_groups(rep: &Reporter, raw: &RawInventory, hosts: &mut [Host]) -> Result<BTreeMap<String, Group>> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for host in hosts.iter() {
         for g in &host.groups {
@@ -275,7 +274,7 @@ fn resolve_groups(
                 name: g.clone(),
                 hosts: vec![],
                 roles: vec![],
-                vars: Vars::new(),
+                vars: Arc::new(Vars::new()),
                 line: 0,
             });
             group.hosts.push(host.name.clone());
@@ -293,26 +292,9 @@ fn resolve_groups(
         };
         group.roles = roles.iter().map(|r| r.get_ref().clone()).collect();
         group.line = rep.line(&table.span());
-        group.vars = dated(vars.clone());
-    }
-    // Vars: defaults < each group in the host's `groups` order < host.
-    let default_vars = dated(defaults.vars.clone());
-    for host in hosts.iter_mut() {
-        let mut vars = default_vars.clone();
-        for g in &host.groups {
-            merge_vars(&mut vars, &groups[g].vars);
-        }
-        vars.extend(std::mem::take(&mut host.vars));
-        host.vars = vars;
+        group.vars = Arc::new(dated(vars.clone()));
     }
     Ok(groups)
-}
-
-/// Overlays `top` on `base`, key by key (a later layer replaces a key's whole value).
-pub fn merge_vars(base: &mut Vars, top: &Vars) {
-    for (k, v) in top {
-        base.insert(k.clone(), v.clone());
-    }
 }
 
 /// Vars as written, date-times as their text.
@@ -409,6 +391,20 @@ vars = { tier = "extra" }
         let e = err("[hosts.web]\naddress = \"10.0.0.1\"\nadress = \"x\"\n");
         assert!(e.starts_with("inv.toml:3:1: hosts.web: unknown field `adress`, expected one of `address`,"), "{e}");
         assert!(e.contains("\n  field: hosts.web.adress\n"), "{e}");
+    }
+
+    /// Inherited vars are one table shared by every host, not a copy per host: a list of all
+    /// hosts in `[defaults].vars` keeps the inventory linear in size.
+    #[test]
+    fn inherited_vars_are_shared_not_copied() {
+        let text = "[defaults]\nvars = { all = [\"a\", \"b\", \"c\"] }\n[hosts.a]\naddress = \"a\"\ngroups = [\"g\"]\n\
+                    [hosts.b]\naddress = \"b\"\ngroups = [\"g\"]\n[hosts.c]\naddress = \"c\"\n[groups.g]\nvars = { t = 1 }\n";
+        let inv = Inventory::parse(Path::new("i.toml"), text).unwrap();
+        assert_eq!(Arc::strong_count(&inv.defaults_vars), 4, "the inventory's and one per host");
+        assert_eq!(Arc::strong_count(&inv.groups["g"].vars), 3, "the group's and one per member");
+        assert_eq!(inv.host("c").unwrap().vars["all"].as_array().unwrap().len(), 3);
+        assert_eq!(inv.host("b").unwrap().vars["t"].as_integer(), Some(1));
+        assert!(inv.host("c").unwrap().vars.get("t").is_none());
     }
 
     #[test]

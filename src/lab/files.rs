@@ -1,5 +1,5 @@
 //! What `lab up` writes for users: the lab inventory (app reached via web, strict host keys),
-//! known_hosts with the hosts' real keys, and an ssh_config for plain OpenSSH. Pure text.
+//! known_hosts with the hosts' real keys (the ssh_config is `microctl ssh-config` of it). Pure text.
 
 /// One lab host: name, public address (if on the public net), private address (if on it).
 pub struct LabHost {
@@ -92,22 +92,6 @@ pub fn known_hosts(keys: &[(&LabHost, Vec<String>)]) -> String {
     s
 }
 
-/// ssh_config for OpenSSH: `ssh -F LAB/ssh_config app` goes through web, strict host keys.
-pub fn ssh_config(lab_dir: &str, app2: bool) -> String {
-    let mut s = String::new();
-    for h in hosts(app2) {
-        s.push_str(&format!("Host {}\n  HostName {}\n", h.name, h.address()));
-        if h.public.is_none() {
-            s.push_str("  ProxyJump web\n");
-        }
-    }
-    s.push_str(&format!(
-        "Host *\n  User ubuntu\n  IdentityFile {lab_dir}/id_ed25519\n  IdentitiesOnly yes\n  \
-         UserKnownHostsFile {lab_dir}/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
-    ));
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,13 +117,19 @@ mod tests {
         let two = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &two).unwrap();
         assert_eq!(two.chain_text(two.host("app2").unwrap()), "control -> web -> app2");
         assert_eq!(two.groups["app"].hosts, ["app", "app2"]);
+        // The lab's ssh_config is `microctl ssh-config` of this inventory: app goes through web.
+        let cfg = crate::login::config::render(&two, &two.hosts.iter().collect::<Vec<_>>());
+        for (name, addr) in [("app", "198.18.1.20"), ("app2", "198.18.1.21")] {
+            let entry = cfg.split("\n\n").find(|e| e.starts_with(&format!("Host {name}\n"))).expect("entry");
+            let entry = format!("{entry}\n");
+            assert!(entry.contains(&format!("  HostName {addr}\n")) && entry.contains("  ProxyJump web\n"), "{entry}");
+            assert!(entry.contains("  UserKnownHostsFile /lab/known_hosts\n"), "{entry}");
+        }
     }
 
     #[test]
     fn known_hosts_cover_every_address() {
         let keys = vec![(&HOSTS[1], vec!["ssh-ed25519 AAAAkey root@web".to_string()])];
         assert_eq!(known_hosts(&keys), "198.18.0.11 ssh-ed25519 AAAAkey\n198.18.1.11 ssh-ed25519 AAAAkey\n");
-        assert!(ssh_config("/lab", true).contains("Host app2\n  HostName 198.18.1.21\n  ProxyJump web\n"));
-        assert!(ssh_config("/lab", false).contains("Host app\n  HostName 198.18.1.20\n  ProxyJump web\n"));
     }
 }

@@ -172,7 +172,6 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
     let deploy = app.map(|a| files::deploy_section(&a.display().to_string())).unwrap_or_default();
     let files = [
         ("known_hosts", files::known_hosts(&keys)),
-        ("ssh_config", files::ssh_config(&lab_s, app2)),
         ("inventory.toml", files::inventory(&lab_s, false, app2) + &deploy),
         ("inventory-full.toml", files::inventory(&lab_s, true, app2)),
     ];
@@ -180,7 +179,13 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
         let p = lab.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
     }
-    Ok(lab.join("inventory.toml"))
+    // Plain OpenSSH's view of the same hosts: what `microctl ssh-config` prints for the lab.
+    let inventory = lab.join("inventory.toml");
+    let inv = crate::inventory::Inventory::load(&inventory)?;
+    let p = lab.join("ssh_config");
+    let text = crate::login::config::render(&inv, &inv.hosts.iter().collect::<Vec<_>>());
+    std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
+    Ok(inventory)
 }
 
 /// LAB/secrets.toml, encrypted to the lab's own key, with a random value for each secret the

@@ -127,9 +127,10 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
     }
     for (i, cmd) in desired.commands.iter().enumerate() {
         if let Some(unless) = &cmd.unless {
-            // The newline before `)`: a snippet ending in a `# comment` must not swallow it.
+            // Its own bounded `sh -c` (crate::remote::bounded): it may end in a `# comment`, hang.
             s.push_str(&format!(
-                "if ( {unless}\n) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t{i}\t1'; else echo 'U\t{i}\t0'; fi\n"
+                "if {} >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t{i}\t1'; else echo 'U\t{i}\t0'; fi\n",
+                crate::remote::bounded(unless)
             ));
         }
     }
@@ -382,7 +383,7 @@ mod tests {
             std::os::unix::fs::symlink(&forged, format!("{root}/managed")).unwrap();
             std::fs::write(format!("{root}/back\\slash"), "test").unwrap();
             std::fs::write(format!("{root}/plain"), "old\n").unwrap();
-            let script = format!("STATE={root}/state\n{}", script(&d, true));
+            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, true));
             let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
             let text = String::from_utf8(out.stdout).unwrap();
             let obs = parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text:?}"));
@@ -407,7 +408,7 @@ mod tests {
             script(&d, false),
             "printf 'P\\t'; find \"$STATE\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
              -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
-             if ( true # a trailing comment\n) >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
+             if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
              if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then \
              while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
         );
@@ -439,7 +440,7 @@ mod tests {
             let secret = dir.path().join("secret");
             std::fs::write(&secret, "SECRET_KEY=1\n").unwrap();
             let probe = |state: &str| {
-                let script = format!("STATE={}\n{}", quote(state), script(&desired("/nonexistent"), false));
+                let script = format!("STATE={}\nTIMEOUT=60\n{}", quote(state), script(&desired("/nonexistent"), false));
                 let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
                 let text = String::from_utf8(out.stdout).unwrap();
                 assert!(!text.contains("SECRET"), "{shell}: {text}");
@@ -483,7 +484,7 @@ mod tests {
             assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
             std::os::unix::fs::symlink("/dev/zero", format!("{root}/back\\slash")).unwrap();
             std::fs::write(format!("{root}/plain"), "old\n").unwrap();
-            let script = format!("STATE={root}/state\n{}", script(&d, true));
+            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, true));
             let out = std::process::Command::new("timeout").args(["20", shell, "-c", &script]).output().unwrap();
             assert_ne!(out.status.code(), Some(124), "{shell}: the probe hung");
             let text = String::from_utf8(out.stdout).unwrap();

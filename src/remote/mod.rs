@@ -4,8 +4,9 @@
 //! Protocol. The exec command is a constant bootstrap ([`bootstrap`]): the login shell
 //! `exec`s `sh -s` (through `sudo -n` when [`Privilege::Sudo`]), which reads the script from
 //! stdin itself. The script ([`script`]) is one `{ ... }` group, read whole before any of it
-//! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… STATE_CHECK=…`, then
-//! `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends nothing more until the script said `ready`
+//! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…
+//! STATE_CHECK=…`, then `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends
+//! nothing more until the script said `ready`
 //! ([`Session::start`] returns then), so what the script later reads from stdin is exactly
 //! what the caller sends: frames (`LEN\n` + bytes, [`Session::send_frame`]) or lines
 //! ([`Session::send_line`]). Everything the script reports is a marker line
@@ -23,6 +24,13 @@
 //! phase ([`Session::phase`]) and each gets `timeout`. A host that stops answering fails with
 //! an [`ErrorKind::Timeout`] error naming the host and the phase. (Deploy's health check,
 //! between `restarted` and the verdict, is bounded by its own `health_timeout`.)
+//! The host bounds its own work too: the header carries the timeout (`TIMEOUT`, plus
+//! [`HOST_GRACE`]), and every user snippet and deploy build step runs under `timeout -k 5
+//! "$TIMEOUT"` ([`bounded`]), so a hung command is killed on the host (with what it started)
+//! and the session ends and frees the lock, instead of running on as root after the client
+//! gave up. The client restarts a phase's deadline when it hears a step begin, a little after
+//! the host started it: the grace makes the client give up first (a `timeout` error naming
+//! the phase, not a step that "failed with 124"), the host's kill following 2 s later.
 //!
 //! Early exits (the stream ends before the caller expected) are classified in one place
 //! ([`Session::early_exit`], [`Session::classify`], [`Ending::explain`]): locked (naming the
@@ -131,14 +139,21 @@ impl Spec {
     }
 }
 
-/// The variables every session script starts with.
+/// Seconds the host-side bound of a snippet exceeds the client's phase timeout (see the
+/// module's "Time").
+pub const HOST_GRACE: u64 = 2;
+
+/// The variables every session script starts with. `TIMEOUT`: the host-side bound of each
+/// snippet ([`bounded`]), the session's timeout in whole seconds (rounded up) + [`HOST_GRACE`].
+/// `STATE_CHECK`: who checks the state folder's mode ([`Spec::client_checks_state`]).
 pub fn header(spec: &Spec) -> String {
     format!(
-        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nSTATE_CHECK={}\n",
+        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\nSTATE_CHECK={}\n",
         spec.nonce,
         quote(&spec.state_dir),
         quote(&spec.lock_owner),
         spec.lock_wait.as_secs(),
+        spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE,
         if spec.client_checks_state { "client" } else { "host" }
     )
 }
@@ -152,6 +167,20 @@ const END: &str = "# shellcheck disable=SC2317 # reached only when the body does
 pub fn script(spec: &Spec, body: &str) -> String {
     let nl = if body.is_empty() || body.ends_with('\n') { "" } else { "\n" };
     format!("{{\n{}{MARK_SH}{SESSION_SH}{body}{nl}{END}", header(spec))
+}
+
+/// Grace, in seconds, between `timeout`'s TERM and its KILL of a snippet that outlives
+/// `TIMEOUT`.
+pub const KILL_AFTER: u64 = 5;
+
+/// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
+/// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
+/// process of its own (it may `exit`, end in a `# comment`) under coreutils `timeout`, which
+/// gives it the session's `TIMEOUT` seconds, then sends TERM to it and everything it started
+/// (its process group) and KILL [`KILL_AFTER`] s later. Exit status: the snippet's, or 124
+/// (timed out) / 137 (killed).
+pub fn bounded(snippet: &str) -> String {
+    format!("timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {}", quote(snippet))
 }
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
@@ -315,6 +344,22 @@ impl Session {
             (Some(code), _) => Ok(code),
             _ => Err(self.classify(None)),
         }
+    }
+
+    /// For a body that reads nothing: closes stdin, reads to the end (bounded) and returns
+    /// the exit status and the data lines (each ended by `\n`).
+    pub async fn output(&mut self) -> Result<(u32, String)> {
+        self.close_stdin().await?;
+        let mut text = String::new();
+        let code = self
+            .finish(|line| {
+                if let Line::Data(l) = line {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            })
+            .await?;
+        Ok((code, text))
     }
 
     /// The stream ended early: read what is left (bounded) and explain why.
@@ -487,11 +532,21 @@ mod tests {
     fn builders_are_exact() {
         assert_eq!(bootstrap(Privilege::Sudo), "exec sudo -n sh -s");
         assert_eq!(bootstrap(Privilege::AsLogin), "exec sh -s");
-        let mut spec = test_spec("/var/lib/it's", "00ff", 60);
-        spec.lock_owner = "me@x (microctl converge)".into();
+        let mut spec = Spec {
+            lock_owner: "me@x (microctl converge)".into(),
+            timeout: Duration::from_secs(90),
+            ..test_spec("/var/lib/it's", "00ff", 60)
+        };
         assert_eq!(
             header(&spec),
-            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nSTATE_CHECK=host\n"
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=92\nSTATE_CHECK=host\n"
+        );
+        // Fractions round up; never 0 (`timeout 0` would mean no bound at all).
+        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec.clone() }).contains("\nTIMEOUT=5\n"));
+        assert!(header(&Spec { timeout: Duration::ZERO, ..spec.clone() }).contains("\nTIMEOUT=2\n"));
+        assert_eq!(
+            bounded("test -e '/x y' # done"),
+            r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
         );
         spec.client_checks_state = true;
         assert!(header(&spec).ends_with("\nSTATE_CHECK=client\n"));
@@ -506,6 +561,42 @@ mod tests {
         assert_eq!(n.len(), 16);
         assert!(n.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(n, nonce());
+    }
+
+    /// [`bounded`] under sh and dash: the snippet's own status and output (it may `exit`, end
+    /// in a comment, hold quotes and `$`); one that outlives `TIMEOUT` is killed with what it
+    /// started (status 124), and one that ignores TERM is killed [`KILL_AFTER`] s later (137).
+    #[test]
+    fn bounded_snippets_are_killed_with_their_children_under_sh_and_dash() {
+        use std::time::Instant;
+        // Running, not a zombie waiting for an init that reaps late.
+        let alive = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        };
+        for shell in ["sh", "dash"] {
+            let run = |timeout: u64, snippet: &str| {
+                let t = Instant::now();
+                let script = format!("set -u\nTIMEOUT={timeout}\n{}", bounded(snippet));
+                let out = Command::new(shell).arg("-c").arg(script).stderr(Stdio::null()).output().unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), t.elapsed())
+            };
+            let (code, out, _) = run(5, "echo \"it's $((1 + 2))\"; exit 3 # done");
+            assert_eq!((code, out.as_str()), (Some(3), "it's 3\n"), "{shell}");
+            // Hung, with a child: both gone after 1 s.
+            let (code, out, took) = run(1, "sleep 100 & echo $!; wait");
+            assert_eq!(code, Some(124), "{shell}: {out}");
+            assert!(took < Duration::from_secs(4), "{shell}: {took:?}");
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!alive(out.trim()), "{shell}: the snippet's child {out} outlived it");
+            // Deaf to TERM: KILL after the grace.
+            let (code, _, took) = run(1, "trap '' TERM; sleep 100");
+            assert_eq!(code, Some(137), "{shell}");
+            assert!(
+                took >= Duration::from_secs(1 + KILL_AFTER) && took < Duration::from_secs(4 + KILL_AFTER),
+                "{took:?}"
+            );
+        }
     }
 
     /// Runs the bootstrap locally (as a login shell would) under `shell`, with `stdin`.

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+pub use super::deploy_event::DeployEvent;
 use crate::error::Error;
 
 /// One JSON Lines event. `host` events carry the command's own fields (flattened).
@@ -27,8 +28,20 @@ pub enum Event<'a> {
     Diff { host: &'a str, diff: &'a str },
     /// One whole line of the remote command's output (`exec`).
     Output { host: &'a str, stream: Stream, line: &'a str },
-    /// A line of microctl's own about the host (deploy's health checks, ...).
-    Note { host: &'a str, text: &'a str },
+    /// A deploy event (`event` names its kind; its fields follow), with its `text` as printed.
+    Deploy {
+        host: &'a str,
+        #[serde(flatten)]
+        event: &'a DeployEvent<'a>,
+        text: &'a str,
+    },
+    /// A phase still runs (`--json` heartbeat, every MICROCTL_HEARTBEAT_SECS, default 30).
+    Heartbeat { host: &'a str, phase: &'a str, running_ms: u64 },
+    /// The steps of a host script microctl sends (`-vv`): a readable summary, never its
+    /// payload.
+    Script { host: &'a str, script: &'a str, steps: &'a [String] },
+    /// A problem that does not fail the run (e.g. uncommitted files left out of a release).
+    Warning { text: &'a str },
     /// The host is done: its result.
     Host(&'a HostDone),
     /// The run is done; always the last line.
@@ -279,6 +292,11 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Event::Host(&done)).unwrap(),
             r#"{"type":"host","host":"a","status":"failed","duration_ms":5,"error":null,"exit_code":3,"signal":null,"stdout":"o\n","stderr":""}"#
+        );
+        let step = DeployEvent::BuildStep { step: "make".into() };
+        assert_eq!(
+            serde_json::to_string(&Event::Deploy { host: "app", event: &step, text: "build: make" }).unwrap(),
+            r#"{"type":"deploy","host":"app","event":"build_step","step":"make","text":"build: make"}"#
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::inventory::Vars;
+use crate::inventory::{HostVars, Vars};
 use crate::role::ports::Rule;
 
 /// `inventory --json`: one object, the selected hosts and every group.
@@ -24,7 +24,7 @@ pub struct HostJson<'a> {
     pub groups: &'a [String],
     /// The jump chain, first hop first, the host last.
     pub chain: Vec<String>,
-    pub vars: &'a Vars,
+    pub vars: &'a HostVars,
 }
 
 #[derive(Debug, Serialize)]

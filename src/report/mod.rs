@@ -4,9 +4,11 @@
 //! Every text printed here passes through the secrets redactor (`secrets::redact`): a value
 //! that came from a secret shows as `[secret NAME]`.
 
+mod deploy_event;
 pub mod event;
 pub mod listing;
 mod printer;
+pub mod script;
 mod settings;
 mod table;
 

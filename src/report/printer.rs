@@ -10,10 +10,10 @@
 //!   on the terminal.
 //! - Verbosity: `-q` prints only host errors and the summary line; `-v` each host's phases
 //!   with their time since the host started, and its timings when done; `-vv` also the remote
-//!   commands.
+//!   commands and a summary of the steps of each host script sent (`report::script`).
 //! - Without a terminal a step that may take long (lock wait, package install, build, health
 //!   wait) is announced when it starts, and every 30 s while it runs (MICROCTL_HEARTBEAT_SECS),
-//!   so a CI log never sits silent.
+//!   so a CI log never sits silent; with `--json` the same beat is a `heartbeat` event.
 //! - Remote output is printed in whole lines; an unterminated last line is ended at host done,
 //!   so it never glues onto what follows. Everything printed passes through the secrets
 //!   redactor.
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::event::{ChangeState, Event, HostDone, Status, Stream, Summary};
+use super::event::{ChangeState, DeployEvent, Event, HostDone, Status, Stream, Summary};
 use super::{Table, redact, seconds, settings};
 
 const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
@@ -117,7 +117,7 @@ impl Printer {
                 heartbeat: Mutex::new(None),
             }),
         };
-        if mode == Mode::Plain && s.verbosity >= 0 {
+        if mode != Mode::Tty && s.verbosity >= 0 {
             printer.start_heartbeat(heartbeat_interval());
         }
         printer
@@ -220,11 +220,55 @@ impl Printer {
         }
     }
 
-    /// A line of microctl's own about `host` (a result, e.g. a health check).
-    pub fn note(&self, host: &str, text: &str) {
+    /// A deploy event on `host`: a result line (or, for a lock wait, progress only), and the
+    /// phase it starts, if any.
+    pub fn deploy(&self, host: &str, event: &DeployEvent<'_>) {
         self.host_start(host);
-        self.json(&Event::Note { host, text }, 0);
-        self.result_line(host, text);
+        let text = event.to_string();
+        self.json(&Event::Deploy { host, event, text: &text }, 0);
+        if event.is_result() {
+            self.result_line(host, &text);
+        }
+        if let Some((phase, slow)) = event.phase() {
+            self.phase(host, &phase, slow);
+        }
+    }
+
+    /// The steps of host script `script` sent to `host` (shown with `-vv`): a readable
+    /// summary, never its payload; redacted like everything printed.
+    /// `steps` is only called with `-vv`.
+    pub fn script(&self, host: &str, script: &str, steps: impl FnOnce() -> Vec<String>) {
+        if self.inner.verbosity < 2 {
+            return;
+        }
+        let steps = steps();
+        let steps = &steps;
+        self.json(&Event::Script { host, script, steps }, 2);
+        if self.inner.mode != Mode::Json {
+            self.err_line(host, &format!("script {script}:"));
+            for step in steps {
+                self.err_line(host, &format!("  {step}"));
+            }
+        }
+    }
+
+    /// A problem that does not fail the run: `warning: text` on stderr, or a `warning` JSON
+    /// event; printed even with `-q`.
+    pub fn warning(&self, text: &str) {
+        if self.inner.mode == Mode::Json {
+            self.json(&Event::Warning { text }, -1);
+            return;
+        }
+        let prefix = if self.inner.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+        let line = format!("{prefix}: {}", redact(text));
+        match &self.inner.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
     }
 
     /// Bytes of the remote command's output; printed in whole lines.
@@ -416,9 +460,9 @@ impl Printer {
     }
 
     /// Says, for each host whose phase has run `every` since it was last announced, that it
-    /// still runs.
+    /// still runs: a `still PHASE after Ns` line, or a `heartbeat` JSON event.
     fn beat(&self, every: Duration) {
-        let due: Vec<(String, String)> = {
+        let due: Vec<(String, String, Duration)> = {
             let mut state = self.inner.state.lock().expect("printer state");
             let now = Instant::now();
             let mut due = Vec::new();
@@ -427,14 +471,21 @@ impl Printer {
                     && now - *last >= every
                 {
                     *last = now;
-                    due.push((host.clone(), format!("still {phase} after {}s", (now - *since).as_secs())));
+                    let running = now - *since;
+                    if self.inner.mode == Mode::Json {
+                        // Under the lock: never after the host's own `host` event.
+                        let ms = running.as_millis() as u64;
+                        self.json(&Event::Heartbeat { host, phase, running_ms: ms }, 0);
+                    } else {
+                        due.push((host.clone(), phase.clone(), running));
+                    }
                 }
             }
             due.sort();
             due
         };
-        for (host, text) in due {
-            self.err_line(&host, &text);
+        for (host, phase, running) in due {
+            self.err_line(&host, &format!("still {phase} after {}s", running.as_secs()));
         }
     }
 }

@@ -81,9 +81,20 @@ mod tests {
     /// Runs the generated step under `shell` with `curl` replaced by a copy of `served`, the
     /// keyring under a temp dir.
     fn fetch(shell: &str, served: &[u8], fingerprints: &[String]) -> Outcome {
-        let dir = tempfile::tempdir().unwrap();
+        fetch_in(&tempfile::tempdir().unwrap(), shell, served, fingerprints, None)
+    }
+
+    /// [`fetch`] in `dir` (its `etc/apt/keyrings/vendor.asc` may exist already), under
+    /// `strace -f` writing to `trace` when given.
+    fn fetch_in(
+        dir: &tempfile::TempDir,
+        shell: &str,
+        served: &[u8],
+        fingerprints: &[String],
+        trace: Option<&Path>,
+    ) -> Outcome {
         let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
         std::fs::write(dir.path().join("served"), served).unwrap();
         let curl = bin.join("curl");
         std::fs::write(
@@ -98,8 +109,21 @@ mod tests {
         let keyring = dir.path().join("etc/apt/keyrings/vendor.asc");
         let script = fetch_script("https://vendor.example/key.asc", fingerprints, keyring.to_str().unwrap());
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-        let out =
-            Command::new(shell).arg("-c").arg(&script).env("PATH", path).env("HOME", dir.path()).output().unwrap();
+        let mut command = match trace {
+            Some(log) => {
+                let mut c = Command::new("strace");
+                c.args([
+                    "-f",
+                    "-qq",
+                    "-e",
+                    "trace=openat,open,creat,truncate,unlink,unlinkat,rename,renameat,renameat2",
+                ]);
+                c.arg("-o").arg(log).arg(shell);
+                c
+            }
+            None => Command::new(shell),
+        };
+        let out = command.arg("-c").arg(&script).env("PATH", path).env("HOME", dir.path()).output().unwrap();
         // The step cleans up after itself: nothing left in the temp dir but what the test made.
         Outcome {
             ok: out.status.success(),
@@ -133,6 +157,45 @@ mod tests {
 
             let two_pinned = fetch(shell, &both, &[vendor.clone(), extra.clone()]);
             assert!(two_pinned.ok, "{shell}: both keys pinned: {}", two_pinned.stderr);
+        }
+    }
+
+    /// The keyring is never written in place: the new key is staged in the keyring's folder
+    /// and renamed over it (apt sees the old keyring or the new one, whole); a refused key
+    /// leaves the old keyring and no stage behind. Checked on the system calls (strace).
+    #[test]
+    fn the_keyring_is_renamed_into_place_under_sh_and_dash() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let (vendor, vendor_key) = make_key(home.path(), "Vendor Signing <vendor@example.invalid>");
+        let (_, extra_key) = make_key(home.path(), "Intruder <intruder@example.invalid>");
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let folder = dir.path().join("etc/apt/keyrings");
+            std::fs::create_dir_all(&folder).unwrap();
+            let keyring = folder.join("vendor.asc");
+            std::fs::write(&keyring, "the old keyring\n").unwrap();
+            let log = dir.path().join("strace.log");
+            let ok = fetch_in(&dir, shell, &vendor_key, std::slice::from_ref(&vendor), Some(&log));
+            assert!(ok.ok, "{shell}: {}", ok.stderr);
+            assert_eq!(ok.installed.as_deref(), Some(&vendor_key[..]), "{shell}");
+            let log = std::fs::read_to_string(&log).unwrap();
+            let quoted = format!("\"{}\"", keyring.display());
+            let touching: Vec<&str> = log.lines().filter(|l| l.contains(&quoted)).collect();
+            // The only calls naming the keyring: renames onto it, from the same folder (`mv`
+            // may try renameat2 first); one of them succeeded.
+            let staged = format!("\"{}/.vendor.asc.microctl.", folder.display());
+            assert!(touching.iter().all(|l| l.contains("rename") && l.contains(&staged)), "{shell}: {touching:#?}");
+            assert!(touching.iter().any(|l| l.ends_with(") = 0")), "{shell}: {touching:#?}");
+            let names = |f: &Path| -> Vec<String> {
+                std::fs::read_dir(f).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+            };
+            assert_eq!(names(&folder), ["vendor.asc"], "{shell}: stage left behind");
+
+            let refused = fetch_in(&dir, shell, &extra_key, std::slice::from_ref(&vendor), None);
+            assert!(!refused.ok, "{shell}");
+            assert_eq!(refused.installed.as_deref(), Some(&vendor_key[..]), "{shell}: the old keyring stays");
+            assert_eq!(names(&folder), ["vendor.asc"], "{shell}: stage left behind");
         }
     }
 }

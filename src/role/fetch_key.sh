@@ -1,6 +1,9 @@
 # Fetches an apt repository's signing key on the host and installs it only if EVERY key in the
 # downloaded file is pinned: a file holding the vendor's key plus any other key is refused and
-# nothing is installed. Run as one step of the apply script, in a subshell.
+# nothing is installed. Run as one step of the apply script, in its own bounded `sh -c`.
+# The key is staged in the keyring's own folder (a hidden name apt never reads, this run's
+# pid in it), fsynced and renamed over the keyring: apt sees the old keyring or the new one,
+# never a half-written or missing one, and a killed run leaves at most the stage, not the key.
 #
 # Set by the caller (src/role/apt_key.rs), quoted: `url`, `fingerprints` (the pinned primary
 # key fingerprints, upper-case hex, space-separated) and `keyring` (the path to install to).
@@ -9,7 +12,9 @@ set -eu
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -q -y install curl
 command -v gpg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -q -y install gnupg
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+dir=${keyring%/*}
+staged=${dir:-/}/.${keyring##*/}.microctl.$$
+trap 'rm -rf -- "$work" "$staged"' EXIT
 curl -fsSL --retry 2 --max-time 120 -o "$work/key" "$url"
 # A throwaway keyring home: nothing is imported, and root's ~/.gnupg is left alone.
 GNUPGHOME="$work/gnupg"
@@ -35,4 +40,7 @@ while read -r got; do
         ;;
     esac
 done <"$work/fingerprints"
-install -D -m 0644 "$work/key" "$keyring"
+mkdir -p -- "${dir:-/}"
+install -m 0644 "$work/key" "$staged"
+sync -- "$staged"
+mv -fT -- "$staged" "$keyring"

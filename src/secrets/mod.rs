@@ -116,14 +116,17 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
         Ok(value)
     };
 
+    // Each vars layer once (hosts share the defaults' and groups' layers), then relinked.
+    refs::resolve(std::sync::Arc::make_mut(&mut inv.defaults_vars), &mut |var, r| lookup("defaults", var, r))?;
     for host in &mut inv.hosts {
         let owner = format!("hosts.{}", host.name);
-        refs::resolve(&mut host.vars, &mut |var, r| lookup(&owner, var, r))?;
+        refs::resolve(host.vars.own_mut(), &mut |var, r| lookup(&owner, var, r))?;
     }
     for group in inv.groups.values_mut() {
         let owner = format!("groups.{}", group.name);
-        refs::resolve(&mut group.vars, &mut |var, r| lookup(&owner, var, r))?;
+        refs::resolve(std::sync::Arc::make_mut(&mut group.vars), &mut |var, r| lookup(&owner, var, r))?;
     }
+    inv.relink_vars();
     // One warning per reference, not per host using it.
     warnings.dedup_by(|a, b| a.message == b.message);
     Ok(warnings)

@@ -1,8 +1,8 @@
 //! `microctl deploy` against real sshd: two app hosts serving a real HTTP app from a git
 //! checkout. Releases switch atomically, a failing health check rolls back and stops the
 //! batch, a failing build never touches `current`, `--list` and `--rollback` work; h1's login
-//! prints a banner and runs commands under dash. A locked host reads the same in deploy and
-//! converge.
+//! prints a banner and runs commands under dash. A locked host reads the same in deploy,
+//! deploy --list and converge. Two drains on one via host take turns and both land.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -52,14 +52,23 @@ fn git(repo: &std::path::Path, cmd: &str) {
 }
 
 pub fn setup() -> App {
+    setup_with(2, |_| (String::new(), None))
+}
+
+/// `n` app hosts (h0, h1, ...); `extra` may start one more sshd (known to the workspace too)
+/// and returns what to append to the inventory right after the `[deploy.app]` table's keys
+/// (more of its keys, then more tables).
+pub fn setup_with(n: usize, extra: impl Fn(&Workspace) -> (String, Option<Sshd>)) -> App {
     let ws = Workspace::new();
     // h1's login prints a banner without a newline and runs commands under dash.
-    let sshd: Vec<Sshd> = (0..2)
+    let mut sshd: Vec<Sshd> = (0..n)
         .map(|i| {
             let key_options = (i == 1).then(|| crate::remote_session::BANNER_DASH.to_string());
             ws.sshd(SshdOptions { key_options, ..Default::default() })
         })
         .collect();
+    let (extra, more) = extra(&ws);
+    sshd.extend(more);
     ws.known_hosts(&sshd.iter().collect::<Vec<_>>());
     let repo = ws.path("src/app");
     std::fs::create_dir_all(&repo).unwrap();
@@ -77,9 +86,9 @@ pub fn setup() -> App {
     std::fs::write(repo.join("BUILD_FAILS"), "").unwrap();
     git(&src, "git add -A && git commit -qm broken && git tag broken && git reset -q --hard v2");
 
-    let ports = vec![free_port(), free_port()];
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let mut hosts = String::new();
-    for (i, s) in sshd.iter().enumerate() {
+    for (i, s) in sshd.iter().take(n).enumerate() {
         hosts.push_str(&format!(
             "[hosts.h{i}]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\nvars = {{ root = \"{r}\", app_port = {} }}\n",
             s.port,
@@ -93,6 +102,7 @@ pub fn setup() -> App {
          restart = \"{RESTART}\"\nhealth_address = \"127.0.0.1\"\nhealth_timeout = 2\nkeep = 3\n",
         repo.display()
     ));
+    hosts.push_str(&extra);
     ws.inventory(&hosts);
     App { ws, _sshd: sshd, ports }
 }
@@ -184,15 +194,21 @@ fn locked_host_reads_the_same_in_deploy_and_converge() {
     let roles = app.ws.path("roles");
     let converge =
         app.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "converge", "h0", "--json", "--lock-timeout", "1"]);
+    // --list is a host session like the others: it waits for the lock too.
+    let list = app.ws.microctl(&["deploy", "app", "--list", "--json", "--lock-timeout", "1"]);
     holder.kill().unwrap();
     holder.wait().unwrap();
     deploy.assert_code(1);
     converge.assert_code(1);
-    let (d, c) = (&deploy.host("h0")["error"], &converge.host("h0")["error"]);
+    list.assert_code(1);
+    let (d, c, l) = (&deploy.host("h0")["error"], &converge.host("h0")["error"], &list.host("h0")["error"]);
     assert_eq!(d["class"], "locked", "{d}");
     assert_eq!(d["message"], "host h0 is locked by ann@ops (microctl deploy, client pid 1), host pid 2", "{d}");
     assert_eq!(d["message"], c["message"]);
     assert_eq!(d["hint"], c["hint"]);
+    assert_eq!((&l["class"], &l["message"], &l["hint"]), (&d["class"], &d["message"], &d["hint"]), "{l}");
+    // h1 was not locked: listed.
+    assert!(list.host("h1")["error"].is_null(), "{}", list.stdout);
 }
 
 /// The host script stops before reading the release (`fail setup`: the app user does not
@@ -221,4 +237,90 @@ fn a_setup_failure_during_the_upload_is_reported_as_the_hosts_reason() {
     let text = run.host("h0")["error"].to_string();
     assert!(text.contains("no user no-such-user-microctl"), "{text}\n{}", run.stderr);
     assert!(!text.contains("stopped answering") && !text.contains("connection to h0 failed"), "{text}");
+}
+
+/// A rolling deploy with `batch = 2` over three app hosts drains the two hosts of a batch on
+/// one via host at the same time: each drain is a host session there, so they take turns (no
+/// reload overlaps another) and both edits land (a snapshot, taken by the reload, shows both
+/// `down`); afterwards the site is as before and no stage or backup is left beside it.
+#[test]
+fn concurrent_drains_on_one_via_host_both_land_and_leave_nothing_behind() {
+    let ws_via = Workspace::new();
+    let via = ws_via.path("web");
+    std::fs::create_dir_all(via.join("www")).unwrap();
+    std::fs::write(via.join("www/healthz"), "ok\n").unwrap();
+    let via_port = free_port();
+    let mut nginx = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &via_port.to_string()])
+        .current_dir(via.join("www"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let site = via.join("microblog");
+    let snapshots = via.join("snapshots");
+    // The reload records the site it sees, slowly, and whether another drain's reload was
+    // running meanwhile: drains that do not take turns overlap there, and can lose an edit
+    // (the second renames its copy of the old file over the first's) or a backup.
+    let busy = via.join("reloading");
+    let overlaps = via.join("overlaps");
+    let reload = format!(
+        "mkdir {busy} 2>/dev/null || echo overlap >> {overlaps}; cat {s} >> {snap} && echo ---- >> {snap}; sleep 0.5; rm -rf {busy}",
+        busy = busy.display(),
+        overlaps = overlaps.display(),
+        s = site.display(),
+        snap = snapshots.display()
+    );
+    let app = setup_with(3, |ws| {
+        let web = ws.sshd(SshdOptions::default());
+        let extra = format!(
+            "batch = 2\nhealth_via = \"web\"\nhealth_via_port = {via_port}\ndrain_file = \"{}\"\ndrain_reload = \"{reload}\"\n\
+             [hosts.web]\naddress = \"127.0.0.1\"\nport = {}\nstate_dir = \"{}/state\"\n",
+            site.display(),
+            web.port,
+            via.display()
+        );
+        (extra, Some(web))
+    });
+    let upstream: String = app.ports.iter().map(|p| format!("    server 127.0.0.1:{p} max_fails=1;\n")).collect();
+    let original = format!("upstream microblog {{\n{upstream}}}\n");
+    std::fs::write(&site, &original).unwrap();
+
+    let run = app.ws.microctl_within(&["deploy", "app", "--ref", "v1", "--json"], std::time::Duration::from_secs(120));
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    run.assert_code(0);
+    for h in ["h0", "h1", "h2"] {
+        assert!(run.host(h)["error"].is_null(), "{}", run.stdout);
+    }
+    assert!(!overlaps.exists(), "two drains ran at once on web");
+    let down = |p: u16| format!("server 127.0.0.1:{p} max_fails=1 down;");
+    let seen = std::fs::read_to_string(&snapshots).unwrap();
+    assert!(
+        seen.split("----\n").any(|snap| snap.contains(&down(app.ports[0])) && snap.contains(&down(app.ports[1]))),
+        "the first batch's two drains never stood together:\n{seen}"
+    );
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), original, "every host back in rotation");
+    let left: Vec<String> = std::fs::read_dir(&via)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("microctl"))
+        .collect();
+    assert!(left.is_empty(), "left beside the site: {left:?}");
+}
+
+#[test]
+fn a_host_in_its_own_health_via_is_refused_before_any_host() {
+    // Its drain would wait for the lock its own deploy holds: a clear error up front instead.
+    let app = setup_with(2, |_| ("health_via = \"h0\"\n".into(), None));
+    let run = app.ws.microctl(&["deploy", "app", "--ref", "v1"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "deploy.app: h0 is one of its own health_via hosts, so it cannot be drained while it is deployed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!app.ws.path("h0/srv").exists() && !app.ws.path("h1/srv").exists(), "nothing deployed");
 }

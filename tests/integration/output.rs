@@ -19,7 +19,14 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
         "handler" => vec![("host", "s"), ("handler", "s"), ("state", "s")],
         "diff" => vec![("host", "s"), ("diff", "s")],
         "output" => vec![("host", "s"), ("stream", "s"), ("line", "s")],
-        "note" => vec![("host", "s"), ("text", "s")],
+        "deploy" => {
+            let mut f = vec![("host", "s"), ("event", "s"), ("text", "s")];
+            f.extend(deploy_fields(v["event"].as_str().unwrap_or_else(|| panic!("deploy without event: {v}"))));
+            f
+        }
+        "heartbeat" => vec![("host", "s"), ("phase", "s"), ("running_ms", "u")],
+        "script" => vec![("host", "s"), ("script", "s"), ("steps", "a")],
+        "warning" => vec![("text", "s")],
         "host" => {
             let mut f = vec![("host", "s"), ("status", "s"), ("duration_ms", "u"), ("error", "o?")];
             f.extend(match command {
@@ -57,6 +64,26 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             ("exit_code", "u"),
         ],
         other => panic!("unknown event type {other:?}"),
+    }
+}
+
+/// README's `deploy` events: the fields of each `event` kind.
+fn deploy_fields(event: &str) -> Vec<(&'static str, &'static str)> {
+    match event {
+        "lock_wait" => vec![("holder", "s")],
+        "via_lock_wait" => vec![("via", "s"), ("holder", "s")],
+        "release" | "cleaned_incomplete" | "recovered_unconfirmed" | "switch" => vec![("release", "s")],
+        "cache_hit" | "cache_build" => vec![("key", "s")],
+        "build_step" => vec![("step", "s")],
+        "watchdog_armed" | "health_wait" => vec![("confirm_secs", "u")],
+        "healthy" => vec![("http_status", "u"), ("address", "s"), ("path", "s"), ("through", "s")],
+        "healthy_via" => vec![("http_status", "u"), ("via", "s")],
+        "drained" | "restored" => vec![("via", "s")],
+        "verdict" => vec![("keep", "b")],
+        "kept" => vec![],
+        "rolled_back" => vec![("to", "s")],
+        "after_rollback" => vec![("healthy", "b"), ("detail", "s")],
+        other => panic!("undocumented deploy event {other:?}"),
     }
 }
 
@@ -210,6 +237,13 @@ fn converge_output_in_every_mode() {
     let traced = ws.microctl(&["-vv", "--roles-dir", roles, "converge", "h0"]);
     traced.assert_code(0);
     assert!(traced.stderr.contains("h0 | $ exec sh -s\n"), "-vv: {}", traced.stderr);
+    // ... and the steps of the script it sends, never a file's content.
+    for want in
+        ["h0 | script converge:\n", "h0 |   take the host lock ", "h0 |   probe ", "h0 |   apply only what differs"]
+    {
+        assert!(traced.stderr.contains(want), "{want:?} not in -vv:\n{}", traced.stderr);
+    }
+    assert!(!traced.stderr.contains("hello from h0"), "no payload in -vv: {}", traced.stderr);
     let again = ws.microctl(&["--roles-dir", roles, "converge"]);
     again.assert_code(0);
     assert!(again.stdout.contains("2 hosts: 2 ok, 0 changed"), "{}", again.stdout);
@@ -326,9 +360,21 @@ fn without_a_terminal_a_long_step_is_announced_and_kept_alive() {
     // The default interval is 30 s.
     let run = ws.microctl(&["exec", "a", "--", "sleep 1.5"]);
     assert!(!run.stderr.contains("still"), "{}", run.stderr);
-    // JSON and a terminal have their own ways: no heartbeat lines.
-    let json = ws.microctl_env(&["exec", "a", "--json", "--", "sleep 1.5"], &[(HEARTBEAT, "1")]);
+    // JSON: a typed `heartbeat` event each interval, before the host's result; no text lines.
+    let json = ws.microctl_env(&["exec", "a", "--json", "--", "sleep 3.5"], &[(HEARTBEAT, "1")]);
+    json.assert_code(0);
+    let lines = check_json_lines(&json);
+    let beats: Vec<&Value> = lines.iter().filter(|v| v["type"] == "heartbeat").collect();
+    assert!((2..=4).contains(&beats.len()), "one event a second: {}", json.stdout);
+    let done = lines.iter().position(|v| v["type"] == "host").unwrap();
+    assert!(lines[done..].iter().all(|v| v["type"] != "heartbeat"), "{}", json.stdout);
+    let ms: Vec<u64> = beats.iter().map(|b| b["running_ms"].as_u64().unwrap()).collect();
+    assert!(beats.iter().all(|b| b["host"] == "a" && b["phase"] == "running"), "{}", json.stdout);
+    assert!(ms.windows(2).all(|w| w[0] < w[1]) && ms[0] >= 1000, "{ms:?}");
     assert!(!json.stderr.contains("still") && !json.stdout.contains("still"), "{}", json.stderr);
+    // Without the variable the interval is 30 s: no event in a short run.
+    let json = ws.microctl(&["exec", "a", "--json", "--", "sleep 1.5"]);
+    assert!(!json.stdout.contains("heartbeat"), "{}", json.stdout);
 }
 
 #[test]
@@ -353,18 +399,85 @@ fn deploy_output_in_every_mode() {
     assert!(plain.stdout.contains("h0 | build: "), "{}", plain.stdout);
     assert!(plain.stderr.contains("h0 | waiting for the health check\n"), "{}", plain.stderr);
 
+    // JSON with -vv, from a source folder with uncommitted changes: typed deploy events, the
+    // script summaries, and the warning as an event (stderr stays empty of it).
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let json = ws.microctl(&["-v", "deploy", "app", "--ref", "v1", "--json"]);
+    let untracked = ws.path("src/app/NOTES");
+    std::fs::write(&untracked, "not committed\n").unwrap();
+    let json = ws.microctl(&["-vv", "deploy", "app", "--json"]);
+    std::fs::remove_file(&untracked).unwrap();
     json.assert_code(0);
-    let kinds: Vec<String> = check_json_lines(&json).iter().map(|v| v["type"].as_str().unwrap().into()).collect();
-    for kind in ["host_start", "phase", "note", "host", "summary"] {
-        assert!(kinds.iter().any(|k| k == kind), "no {kind} event: {}", json.stdout);
+    let lines = check_json_lines(&json);
+    let kinds = types(&lines);
+    for kind in ["host_start", "phase", "command", "script", "deploy", "warning", "host", "summary"] {
+        assert!(kinds.contains(&kind), "no {kind} event: {}", json.stdout);
     }
+    assert!(!json.stderr.contains("warning"), "{}", json.stderr);
+    let warning = lines.iter().find(|v| v["type"] == "warning").unwrap();
+    assert!(warning["text"].as_str().unwrap().ends_with("has uncommitted changes; deploying the last commit"));
+    let events: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "deploy" && v["host"] == "h0")
+        .map(|v| v["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "release",
+            "build_step",
+            "build_step",
+            "watchdog_armed",
+            "switch",
+            "health_wait",
+            "healthy",
+            "verdict",
+            "kept"
+        ],
+        "{}",
+        json.stdout
+    );
+    let step = lines.iter().find(|v| v["event"] == "build_step").unwrap();
+    assert_eq!(step["text"], format!("build: {}", step["step"].as_str().unwrap()));
+    let script = lines.iter().find(|v| v["type"] == "script" && v["host"] == "h1").unwrap();
+    assert_eq!(script["script"], "deploy");
+    let steps: Vec<&str> = script["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(steps[0].starts_with("take the host lock ") && steps.contains(&"build as root: `test ! -f BUILD_FAILS`"));
+    assert!(steps.iter().any(|s| s.contains("(payload: the release tar, not shown)")), "{steps:?}");
     let list = ws.microctl(&["deploy", "app", "--list", "--json"]);
     list.assert_code(0);
     check_json_lines(&list);
     assert_eq!(list.host("h0")["releases"].as_array().unwrap().len(), 3, "{}", list.stdout);
 
+    // Plain -vv: the same summary on stderr, and the warning there too.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(&untracked, "not committed\n").unwrap();
+    let traced = ws.microctl(&["-vv", "deploy", "app"]);
+    std::fs::remove_file(&untracked).unwrap();
+    traced.assert_code(0);
+    assert!(traced.stderr.starts_with("warning: "), "{}", traced.stderr);
+    for want in [
+        "has uncommitted changes; deploying the last commit\n",
+        "h0 | script deploy:\n",
+        "h0 |   take the host lock ",
+        "h0 |   build as root: `test ! -f BUILD_FAILS`\n",
+    ] {
+        assert!(traced.stderr.contains(want), "{want:?} not in:\n{}", traced.stderr);
+    }
+
+    // Unhealthy, in JSON: the verdict rolls back, the rollback and its health are events.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let sick = ws.microctl(&["deploy", "app", "--ref", "sick", "--json"]);
+    sick.assert_code(1);
+    let lines = check_json_lines(&sick);
+    let events: Vec<&str> =
+        lines.iter().filter(|v| v["type"] == "deploy").map(|v| v["event"].as_str().unwrap()).collect();
+    let tail = &events[events.iter().position(|e| *e == "verdict").expect("a verdict")..];
+    assert_eq!(tail, ["verdict", "rolled_back", "after_rollback"], "{}", sick.stdout);
+    let verdict = lines.iter().find(|v| v["event"] == "verdict").unwrap();
+    assert_eq!(verdict["keep"], false);
+    assert_eq!(lines.iter().find(|v| v["event"] == "after_rollback").unwrap()["healthy"], true, "{}", sick.stdout);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let quiet = ws.microctl(&["-q", "deploy", "app", "--ref", "sick"]);
     quiet.assert_code(1);
     assert!(quiet.stdout.starts_with("h0 | error: health check failed on h0"), "{}", quiet.stdout);

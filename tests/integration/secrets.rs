@@ -17,7 +17,7 @@ notify = ["use the secret"]
 
 [[handler]]
 name = "use the secret"
-run = "{% if fail_handler | default(false) %}cat {{ root }}/etc/app.env >&2; exit 3{% else %}true{% endif %}"
+run = "{% if fail_handler | default(false) %}cat {{ root }}/etc/app.env >&2; : {{ ci_token }}; exit 3{% else %}true{% endif %}"
 "#;
 
 const VALUE: &str = "s3cr3t $HOME \"dq\" 'sq' `tick` value";
@@ -122,6 +122,12 @@ fn a_secret_reaches_its_file_and_no_output() {
         run.assert_code(1);
         assert_no_secret(what, &run);
         assert!(run.stdout.contains("[secret secret_key]"), "{what}: {}", run.stdout);
+        if what == "-vv" {
+            // The script summary names the handler's command, the token in it redacted.
+            let want = "h0 |   handler use the secret when notified: `cat ";
+            assert!(run.stderr.contains(want), "{}", run.stderr);
+            assert!(run.stderr.contains("/etc/app.env >&2; : [secret CI_TOKEN]; exit 3`\n"), "{}", run.stderr);
+        }
     }
     let tty = ws.microctl_tty(
         &["-v", "--roles-dir", roles, "converge", "--diff", "-e", "fail_handler=true"],
