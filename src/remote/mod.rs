@@ -609,19 +609,31 @@ mod tests {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The bootstrap under sh and dash (as login shell, as `sh -s`): the whole script is read
-    /// before any of it runs, so what the script reads from stdin is what follows it, byte
-    /// for byte (here a frame sent in the same write, and a line that looks like shell), and
-    /// nothing after the script's end is ever run as script.
+    /// The bootstrap under sh, dash and bash as login shells, and with `sh` itself dash or
+    /// bash (hosts whose /bin/sh is bash read the script a byte at a time): the whole script
+    /// is read before any of it runs, so what the script reads from stdin is what follows it,
+    /// byte for byte (here a frame and a line that looks like shell), and nothing after the
+    /// script's end is ever run as script.
     #[test]
     fn bootstrap_reads_the_whole_script_and_nothing_more() {
-        for shell in ["sh", "dash", "bash"] {
+        let bash_as_sh = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/bin/bash", bash_as_sh.path().join("sh")).unwrap();
+        let path = format!("{}:{}", bash_as_sh.path().display(), std::env::var("PATH").unwrap_or_default());
+        for (shell, sh_is_bash) in [("sh", false), ("dash", false), ("bash", false), ("dash", true)] {
+            let what = format!("{shell} (sh is bash: {sh_is_bash})");
+            let spawn = |banner: &str| {
+                let cmd = format!("printf %s {}; {}", quote(banner), bootstrap(Privilege::AsLogin));
+                let mut c = Command::new(shell);
+                if sh_is_bash {
+                    c.env("PATH", &path);
+                }
+                c.arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap()
+            };
             let s = test_spec("/nonexistent", "abcd", 0);
-            let body = "mark go\nIFS= read -r n; printf 'n=%s\\n' \"$n\"; IFS= read -r l; printf 'l=%s\\n' \"$l\"\n";
+            // (`go` names the shell reading the script when it is bash.)
+            let body = "mark go${BASH_VERSION:+ bash}\nIFS= read -r n; printf 'n=%s\\n' \"$n\"; IFS= read -r l; printf 'l=%s\\n' \"$l\"\n";
             let script = format!("{{\n{}{MARK_SH}{body}{END}", header(&s));
-            let cmd = format!("printf 'Welcome! '; {}", bootstrap(Privilege::AsLogin));
-            let mut child =
-                Command::new(shell).arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            let mut child = spawn("Welcome! ");
             let mut stdin = child.stdin.take().unwrap();
             stdin.write_all(script.as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -629,16 +641,18 @@ mod tests {
             let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
             let mut first = String::new();
             std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-            assert_eq!(first, "Welcome! abcd go\n", "{shell}");
+            assert_eq!(first, if sh_is_bash { "Welcome! abcd go\tbash\n" } else { "Welcome! abcd go\n" }, "{what}");
             stdin.write_all(b"5\necho INJECTED\n").unwrap();
             drop(stdin);
             let mut rest = String::new();
             std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-            assert_eq!((child.wait().unwrap().code(), rest.as_str()), (Some(0), "n=5\nl=echo INJECTED\n"), "{shell}");
+            assert_eq!((child.wait().unwrap().code(), rest.as_str()), (Some(0), "n=5\nl=echo INJECTED\n"), "{what}");
             // A script that does not read its stdin ends at its `exit`: the rest is not run.
             let whole = format!("{}echo INJECTED\n", script.replace(body, "mark done\n"));
-            let (code, out) = run_bootstrap(shell, "", whole.as_bytes());
-            assert_eq!((code, out.as_str()), (Some(0), "abcd done\n"), "{shell}");
+            let mut child = spawn("");
+            child.stdin.take().unwrap().write_all(whole.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"abcd done\n"[..]), "{what}");
         }
     }
 
