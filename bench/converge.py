@@ -179,6 +179,15 @@ def pyinfra_tool(fleet, venv):
     return lambda port: [f"{venv}/bin/pyinfra", "-y", "--parallel", str(fleet.n), "--data", f"upstream_port={port}", inv, deploy]
 
 
+def write_static():
+    """The workload's 64 KiB static file, for the checks and for microctl's role."""
+    os.makedirs(WORK, exist_ok=True)
+    with open(os.path.join(WORK, "static.bin"), "wb") as f:
+        f.write(bytes((i * 7 + 3) % 251 for i in range(64 * 1024)))
+    os.makedirs(os.path.join(BENCH, "microctl", "files"), exist_ok=True)
+    shutil.copy(os.path.join(WORK, "static.bin"), os.path.join(BENCH, "microctl", "files", "static.bin"))
+
+
 def machine():
     """What the numbers were measured on."""
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -199,11 +208,7 @@ def main():
     ap.add_argument("--command", default="bash bench/converge.sh")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    os.makedirs(WORK, exist_ok=True)
-    with open(os.path.join(WORK, "static.bin"), "wb") as f:
-        f.write(bytes((i * 7 + 3) % 251 for i in range(64 * 1024)))
-    os.makedirs(os.path.join(BENCH, "microctl", "files"), exist_ok=True)
-    shutil.copy(os.path.join(WORK, "static.bin"), os.path.join(BENCH, "microctl", "files", "static.bin"))
+    write_static()
 
     doc = dict(command=a.command, machine=machine(),
                versions=a.versions, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), results=[])

@@ -1,6 +1,8 @@
 //! Converge's part of the host session (`host.sh`): after the session holds the lock, the
-//! probe section runs, then `probe-end`, then the payload frame is read, unpacked inside the
-//! state folder and its `apply.sh` sourced (or the script exits when the frame is empty).
+//! probe section runs (its `find` prints the state folder's record, which the client checks:
+//! the session runs with `STATE_CHECK=client`), then `probe-end`, then the client's frame is
+//! read: none (the client refused the state folder) ends the script having written nothing;
+//! a payload is unpacked inside the state folder and its `apply.sh` sourced; `0` exits.
 //! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
 //! sh and dash and count the processes they start.
 
@@ -78,7 +80,7 @@ mod tests {
     /// back and planned, then the payload (if anything changed). Returns the plan, the
     /// exit status, the markers after the probe and, under strace, the number of processes.
     fn converge(shell: &str, state: &str, d: &Desired, count: bool) -> (crate::plan::Plan, Option<i32>, String, usize) {
-        let spec = remote::test_spec(state, N, 1);
+        let spec = remote::Spec { client_checks_state: true, ..remote::test_spec(state, N, 1) };
         let script = remote::script(&spec, &body(&probe::script(d, false)));
         let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -91,7 +93,7 @@ mod tests {
         };
         let mut child = command.arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&remote::frame(script.as_bytes())).unwrap();
+        stdin.write_all(script.as_bytes()).unwrap();
         stdin.flush().unwrap();
         let mut reader = remote::Reader::new(N);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -114,6 +116,7 @@ mod tests {
             }
         }
         let observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
+        assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
         let plan = crate::plan::plan(d, &observed);
         if plan.is_empty() {
             stdin.write_all(b"0\n").unwrap();
@@ -176,7 +179,7 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            assert_eq!(st, ["lock", "lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            assert_eq!(st, ["lock.owner"], "{shell}: the stage is gone, no pending handlers");
             assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
 
             let (plan, code, out, _) = converge(shell, &state, &d, false);
@@ -217,7 +220,8 @@ mod tests {
         eprintln!(
             "processes: no-op {noop4} (4 files), {noop16} (16 files); fresh {fresh4} (4 files), {fresh16} (16 files)"
         );
-        // The login shell, `sh`, `head` (the script), `find` (state folder), `flock`, `find`, `sha256sum`.
+        // `sh` (the login shell `exec`s it; it reads its script itself), `flock`, `find` (the
+        // probe, the state folder's record included), `sha256sum`.
         assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
         assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
         assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
@@ -226,7 +230,7 @@ mod tests {
     /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;
     /// the fresh count includes the two validators and the handler: `timeout`, `sh` and the
     /// command each, the host-side bound of a snippet; the no-op run has no snippet).
-    const NOOP_PROCESSES: usize = 7;
+    const NOOP_PROCESSES: usize = 4;
     const PER_FILE_PROCESSES: usize = 0;
-    const FRESH_4_PROCESSES: usize = 27;
+    const FRESH_4_PROCESSES: usize = 25;
 }

@@ -1,16 +1,20 @@
 # shellcheck shell=sh
-# Converge's part of the host session (after src/remote/session.sh and the probe section):
-# end the probe; remove what a killed run left staged; read the payload frame (`LEN\n` + a
-# tar of `stage.$NONCE/`: apply.sh and the changed files; `0\n` for none) and unpack it
-# inside the state folder (root's, 0700: the payload never touches /tmp), then source
-# apply.sh. The session's EXIT trap empties the lock owner line.
+# Converge's part of the host session (after src/remote/session.sh, run with
+# STATE_CHECK=client, and the probe section, whose `find` printed the state folder's record):
+# end the probe; read the client's frame: none (stdin ended: the client refused the state
+# folder or went away) exits having written nothing; `0\n` (nothing to change) and a payload
+# (`LEN\n` + a tar of `stage.$NONCE/`: apply.sh and the changed files) mean the client found
+# the folder ours with mode 0700: remove what a killed run left staged; for a payload, record
+# this run as the lock holder (`hold`), unpack it inside the state folder (the payload never
+# touches /tmp) and source apply.sh. The EXIT trap empties the lock owner line.
 mark probe-end
+IFS= read -r n || exit 0
 for old in "$STATE"/stage.*; do
   [ -e "$old" ] && rm -rf -- "$STATE"/stage.*
   break
 done
-IFS= read -r n || n=0
 case "$n" in '' | 0) exit 0 ;; esac
+hold
 W=$STATE/stage.$NONCE
 trap 'rm -rf -- "$W"; : > "$STATE/lock.owner"' EXIT
 # The client closes stdin after the payload: tar reads it to the end, no `head` needed.

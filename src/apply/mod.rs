@@ -109,7 +109,13 @@ async fn talk(
     let host = pool.inventory().host(&desired.host).expect("rendered host is in the inventory");
     progress(Progress::Phase("probing"));
     let t = Instant::now();
-    let spec = remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout);
+    // The probe's `find` prints the state folder's record: checked here, before the host
+    // writes anything there (`host.sh`).
+    let spec = remote::Spec {
+        client_checks_state: true,
+        ..remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout)
+    };
+    let state_dir = spec.state_dir.clone();
     let body = agent::body(&probe::script(desired, opts.diff));
     let mut session =
         Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
@@ -132,6 +138,11 @@ async fn talk(
             .task("probe")
             .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
     })?;
+    if !observed.state_folder_ok(&state_dir) {
+        // Its stdin ends: the host script exits, having written nothing.
+        let _ = session.close_stdin().await;
+        return Err(remote::state_refused(&desired.host, &state_dir));
+    }
     run.probe = t.elapsed();
     let plan = plan::plan(desired, &observed);
     run.ok = plan.ok;

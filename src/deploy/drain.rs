@@ -53,7 +53,7 @@ mod tests {
     /// (exit status, the session's data lines) of one drain.
     fn run(shell: &str, state: &Path, file: &Path, server: &str, down: bool, reload: &str) -> (i32, String) {
         let mut c = command(shell, state, file, server, down, reload, 0);
-        let nonce = c.get_args().nth(1).and_then(|s| s.to_str()?.strip_prefix("NONCE=")?.split('\n').next());
+        let nonce = c.get_args().nth(1).and_then(|s| s.to_str()?.split("NONCE=").nth(1)?.split('\n').next());
         let mut reader = crate::remote::Reader::new(nonce.unwrap());
         let out = c.output().unwrap();
         reader.push(&out.stdout);
@@ -157,7 +157,7 @@ mod tests {
         for shell in ["sh", "dash"] {
             let (dir, _keep, state, site) = fixture();
             assert_eq!(run(shell, &state, &site, "10.0.2.2:5000", false, "true").0, 0, "creates the state folder");
-            let mut holder = Command::new("flock").arg(state.join("lock")).args(["sleep", "5"]).spawn().unwrap();
+            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
             std::thread::sleep(std::time::Duration::from_millis(200));
             let (code, _) = run(shell, &state, &site, "10.0.2.2:5000", true, "true");
             holder.kill().unwrap();

@@ -57,6 +57,12 @@ impl Observed {
     pub fn path(&self, p: &str) -> PathState {
         self.paths.get(p).cloned().unwrap_or_default()
     }
+
+    /// The state folder `dir` (the probe's first record) is a folder with mode exactly 0700
+    /// (not a symlink: `find` does not follow it; its owner the host script checked).
+    pub fn state_folder_ok(&self, dir: &str) -> bool {
+        self.paths.get(dir).is_some_and(|s| s.kind == Kind::Dir && s.mode == 0o700)
+    }
 }
 
 /// Files whose current content `--diff` needs: small, not sensitive.
@@ -73,30 +79,28 @@ pub const DIFF_LIMIT: usize = 256 * 1024;
 pub fn script(desired: &Desired, with_diff: bool) -> String {
     let mut s = String::new();
     let paths = desired.probed_paths();
-    if !paths.is_empty() {
-        let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-        // `sha256sum` runs from `find`, on the file destinations that are regular files (never
-        // a FIFO, a device or a symlink to one: opening or reading those can block forever).
-        // Its lines ("HASH  PATH") come between the records: GNU find flushes its own output
-        // before it runs the batch. Other probed paths (dirs, links, `absent`, `creates`) are
-        // left out by name, so a big file there is not read.
-        let hash = if desired.files.is_empty() {
-            String::new()
-        } else {
-            let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
-            let others: Vec<String> = paths
-                .iter()
-                .filter(|p| !dests.contains(*p))
-                .map(|p| format!("-path {}", quote(&glob_escape(p))))
-                .collect();
-            let skip = if others.is_empty() { String::new() } else { format!("! '(' {} ')' ", others.join(" -o ")) };
-            format!(" {skip}-type f -exec sha256sum -- {{}} +")
-        };
-        s.push_str(&format!(
-            "printf 'P\\t'; find {} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0'{hash} 2>/dev/null; echo\n",
-            list.join(" ")
-        ));
-    }
+    // The state folder's own record comes first (`$STATE`, never hashed: a folder): the
+    // client refuses the host unless it is a folder with mode 0700 (see `state_folder_ok`).
+    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    // `sha256sum` runs from `find`, on the file destinations that are regular files (never
+    // a FIFO, a device or a symlink to one: opening or reading those can block forever).
+    // Its lines ("HASH  PATH") come between the records: GNU find flushes its own output
+    // before it runs the batch. Other probed paths (dirs, links, `absent`, `creates`) are
+    // left out by name, so a big file there is not read.
+    let hash = if desired.files.is_empty() {
+        String::new()
+    } else {
+        let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
+        let others: Vec<String> =
+            paths.iter().filter(|p| !dests.contains(*p)).map(|p| format!("-path {}", quote(&glob_escape(p)))).collect();
+        let skip = if others.is_empty() { String::new() } else { format!("! '(' {} ')' ", others.join(" -o ")) };
+        format!(" {skip}-type f -exec sha256sum -- {{}} +")
+    };
+    s.push_str(&format!(
+        "printf 'P\\t'; find \"$STATE\"{}{} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0'{hash} 2>/dev/null; echo\n",
+        if list.is_empty() { "" } else { " " },
+        list.join(" ")
+    ));
     if with_diff {
         for f in desired.files.iter().filter(|f| !f.sensitive && f.content.len() <= DIFF_LIMIT) {
             let q = quote(&f.dest);
@@ -130,7 +134,8 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
             ));
         }
     }
-    s.push_str("if [ -f \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n");
+    // Read before the client has seen the folder's mode: never through a symlink or from a FIFO.
+    s.push_str("if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n");
     s
 }
 
@@ -401,19 +406,65 @@ mod tests {
         let d = desired("/r");
         assert_eq!(
             script(&d, false),
-            "printf 'P\\t'; find '/r/back\\slash' /r/managed /r/plain -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
-             -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
+            "printf 'P\\t'; find \"$STATE\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
+             -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
              if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
-             if [ -f \"$STATE/pending-handlers\" ]; then while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
+             if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then \
+             while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
         );
         // Paths that are not file destinations are never hashed (named as exact patterns).
         let mut d = desired("/r");
         d.files.truncate(1);
         d.commands[0].creates = Some("/r/big[1]*?\\x".into());
         assert!(script(&d, false).starts_with(
-            "printf 'P\\t'; find '/r/big[1]*?\\x' /r/managed -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
+            "printf 'P\\t'; find \"$STATE\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
              ! '(' -path '/r/big\\[1]\\*\\?\\\\x' ')' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n"
         ));
+        // Nothing to probe: still the state folder's record.
+        assert!(script(&Desired::default(), false).starts_with(
+            "printf 'P\\t'; find \"$STATE\" -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n"
+        ));
+    }
+
+    /// The real probe under sh and dash prints the state folder's record, which the client
+    /// accepts only for a folder with mode exactly 0700 (not 0755, 0777, 1700, not a symlink
+    /// to a good folder, not a file, not missing); and it reads pending handlers from a
+    /// plain file only, never through a symlink planted there.
+    #[test]
+    fn state_folder_record_is_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let st = state.to_str().unwrap();
+            let secret = dir.path().join("secret");
+            std::fs::write(&secret, "SECRET_KEY=1\n").unwrap();
+            let probe = |state: &str| {
+                let script = format!("STATE={}\nTIMEOUT=60\n{}", quote(state), script(&desired("/nonexistent"), false));
+                let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
+                let text = String::from_utf8(out.stdout).unwrap();
+                assert!(!text.contains("SECRET"), "{shell}: {text}");
+                parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text:?}"))
+            };
+            assert!(!probe(st).state_folder_ok(st), "{shell}: missing");
+            std::fs::write(&state, "").unwrap();
+            assert!(!probe(st).state_folder_ok(st), "{shell}: a file");
+            std::fs::remove_file(&state).unwrap();
+            std::fs::create_dir(&state).unwrap();
+            std::os::unix::fs::symlink(&secret, state.join("pending-handlers")).unwrap();
+            for (mode, ok) in [(0o700, true), (0o755, false), (0o777, false), (0o1700, false), (0o701, false)] {
+                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
+                let obs = probe(st);
+                assert_eq!(obs.state_folder_ok(st), ok, "{shell}: {mode:o}");
+                assert!(obs.pending_handlers.is_empty(), "{shell}: read through a symlink");
+            }
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&state, &link).unwrap();
+            assert!(!probe(link.to_str().unwrap()).state_folder_ok(link.to_str().unwrap()), "{shell}: a symlink");
+            std::fs::remove_file(state.join("pending-handlers")).unwrap();
+            std::fs::write(state.join("pending-handlers"), "reload nginx\n").unwrap();
+            assert_eq!(probe(st).pending_handlers, ["reload nginx"], "{shell}");
+        }
     }
 
     /// The real probe (with `--diff`) under sh and dash, where one managed path is a FIFO

@@ -1,13 +1,14 @@
 # shellcheck shell=sh
 # The one marker emitter of the host side (src/remote/mod.rs parses what it prints):
-# `mark KIND [FIELD...]` prints "$NONCE KIND<TAB>FIELD..." as one line, with builtins only.
+# `mark KIND [FIELD...]` prints "$NONCE KIND<TAB>FIELD..." as one line, with builtins only,
+# in one write (each write to the channel can cost the host's sshd a packet of its own).
 # $NONCE is this run's random token: the client reads only lines that start with it, so
 # banners, MOTDs and a chatty .bashrc can neither hide nor forge a marker.
 mark() {
-  printf '%s %s' "$NONCE" "$1"
+  m_line="$NONCE $1"
   shift
-  for f in "$@"; do printf '\t%s' "$f"; done
-  printf '\n'
+  for f in "$@"; do m_line="$m_line	$f"; done
+  printf '%s\n' "$m_line"
 }
 # mark_out: the lines of stdin as `out` markers (a step's output for the report).
 # shellcheck disable=SC2317 # not every script reports step output

@@ -1,16 +1,23 @@
 //! The host session: THE way converge and deploy (and anything else that runs a privileged
 //! script on a host) talk to a host, over ONE exec channel per host per run.
 //!
-//! Protocol. The exec command is a constant bootstrap ([`bootstrap`]) run by the login shell:
-//! it reads `LEN\n` and then LEN bytes of script from stdin and `eval`s them in `sh` (through
-//! `sudo -n` when [`Privilege::Sudo`]). The script is
-//! `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…` + `mark.sh` + `session.sh` + the
-//! caller's body.
-//! Further stdin is framed the same way by the caller's body (`LEN\n` + bytes, [`Session::send_frame`])
-//! or as lines ([`Session::send_line`]). Everything the script reports is a marker line
+//! Protocol. The exec command is a constant bootstrap ([`bootstrap`]): the login shell
+//! `exec`s `sh -s` (through `sudo -n` when [`Privilege::Sudo`]), which reads the script from
+//! stdin itself. The script ([`script`]) is one `{ ... }` group, read whole before any of it
+//! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…
+//! STATE_CHECK=…`, then `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends
+//! nothing more until the script said `ready`
+//! ([`Session::start`] returns then), so what the script later reads from stdin is exactly
+//! what the caller sends: frames (`LEN\n` + bytes, [`Session::send_frame`]) or lines
+//! ([`Session::send_line`]). Everything the script reports is a marker line
 //! `NONCE KIND<TAB>FIELDS` ([`Marker`]); the session discards whatever the login printed
 //! before the `start` marker (a banner without newline, a chatty .bashrc), found by the
 //! per-run random nonce anywhere in the stream, never by a line prefix.
+//!
+//! State folder and lock (`session.sh`): the lock is `flock` on the state folder itself;
+//! nothing is written in the folder before its mode is known to be 0700, checked on the host
+//! (`STATE_CHECK=host`, deploy) or by the client from the caller's probe
+//! (`STATE_CHECK=client`, converge: [`state_refused`]).
 //!
 //! Time. Every wait once connected has a deadline: the start and lock phases end at
 //! `timeout` (+ `lock_wait` once another run holds the lock); the caller names each later
@@ -52,7 +59,8 @@ use crate::transport::{Chunk, Connection, RemoteProcess};
 
 /// The marker emitter (`mark`, `mark_out`), for every host-side script.
 pub const MARK_SH: &str = include_str!("mark.sh");
-/// The session start: lock and `ready` (after [`header`]'s assignments and [`MARK_SH`]).
+/// The session start: state folder, lock and `ready` (after [`header`]'s assignments and
+/// [`MARK_SH`]); defines `hold` (record this run as the lock holder).
 pub const SESSION_SH: &str = include_str!("session.sh");
 
 /// Exit status of a session that could not take the host lock in time.
@@ -61,11 +69,15 @@ pub const LOCKED_EXIT: u32 = 75;
 /// Default bound of each phase after connecting (apt installs can take minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The constant command that reads the script from stdin and runs it with `sh`'s `eval`: no
-/// script file on the host (nothing to clean up, nothing left in /tmp), one `head` process,
-/// and no limit on the script's length (it is never an argument).
+/// The constant command: `sh` reading its script from stdin (`sh -s`), the login shell
+/// replaced by it (`exec`). No script file on the host (nothing to clean up, nothing left in
+/// /tmp), no process to read the script (the shell reads it itself, in blocks where it can),
+/// and no limit on the script's length (it is never an argument). [`script`] wraps the script
+/// in one `{ ... }` group, so the shell has read all of it before it runs any of it: what the
+/// script later reads from stdin (the client's frames, sent only after `ready`) is never
+/// taken for script, nor the script for a frame.
 pub fn bootstrap(privilege: Privilege) -> String {
-    privilege.sh("IFS= read -r n && s=$(head -c \"$n\") && eval \"$s\"")
+    privilege.exec("sh -s")
 }
 
 /// A fresh random token (16 hex digits) naming this run's markers.
@@ -103,6 +115,11 @@ pub struct Spec {
     /// The bound of each phase.
     pub timeout: Duration,
     pub nonce: String,
+    /// Who checks that the state folder is the session user's with mode 0700 (see
+    /// `session.sh`): the host script, with one `find`, before the lock note is written
+    /// (`false`); or the client, from the caller's own probe (`true`: converge, whose probe
+    /// `find` prints the folder's record), the body calling `hold` once the client confirmed.
+    pub client_checks_state: bool,
 }
 
 impl Spec {
@@ -117,6 +134,7 @@ impl Spec {
             lock_wait,
             timeout: timeout.unwrap_or(host.timeout),
             nonce: nonce(),
+            client_checks_state: false,
         }
     }
 }
@@ -127,20 +145,28 @@ pub const HOST_GRACE: u64 = 2;
 
 /// The variables every session script starts with. `TIMEOUT`: the host-side bound of each
 /// snippet ([`bounded`]), the session's timeout in whole seconds (rounded up) + [`HOST_GRACE`].
+/// `STATE_CHECK`: who checks the state folder's mode ([`Spec::client_checks_state`]).
 pub fn header(spec: &Spec) -> String {
     format!(
-        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\n",
+        "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\nSTATE_CHECK={}\n",
         spec.nonce,
         quote(&spec.state_dir),
         quote(&spec.lock_owner),
         spec.lock_wait.as_secs(),
-        spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE
+        spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE,
+        if spec.client_checks_state { "client" } else { "host" }
     )
 }
 
-/// The whole script of a session whose own part is `body`.
+/// The end of every session script: whatever the body did, the shell reads no further.
+const END: &str = "# shellcheck disable=SC2317 # reached only when the body does not exit itself\nexit\n}\n";
+
+/// What the bootstrap reads: the whole script of a session whose own part is `body`, as one
+/// `{ ... }` group (read whole before it runs) that ends with `exit` (nothing after it is ever
+/// read as script).
 pub fn script(spec: &Spec, body: &str) -> String {
-    format!("{}{MARK_SH}{SESSION_SH}{body}", header(spec))
+    let nl = if body.is_empty() || body.ends_with('\n') { "" } else { "\n" };
+    format!("{{\n{}{MARK_SH}{SESSION_SH}{body}{nl}{END}", header(spec))
 }
 
 /// Grace, in seconds, between `timeout`'s TERM and its KILL of a snippet that outlives
@@ -198,7 +224,7 @@ impl Session {
             ended: false,
         };
         let script = script(&s.spec, body);
-        s.send(&frame(script.as_bytes())).await?;
+        s.send(script.as_bytes()).await?;
         loop {
             match s.next().await? {
                 Some(Line::Marker(Marker::Ready)) => return Ok(s),
@@ -448,6 +474,20 @@ pub fn locked(host: &str, holder: Option<&str>) -> Error {
     .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout")
 }
 
+/// The one message for a state folder that is not the session user's with mode 0700 (the
+/// host script's `refuse_state` says the same), when the client refuses it from a probe.
+pub fn state_refused(host: &str, dir: &str) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!(
+            "refusing state folder {dir} (it must be a folder of the session user, root, with mode 0700: fix or remove it) on {host}"
+        ),
+    )
+    .host(host)
+    .task("probe")
+    .hint("nothing was written on the host")
+}
+
 /// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
 #[cfg(test)]
 pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
@@ -459,6 +499,7 @@ pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
         lock_wait: Duration::from_secs(wait),
         timeout: DEFAULT_TIMEOUT,
         nonce: nonce.into(),
+        client_checks_state: false,
     }
 }
 
@@ -489,24 +530,32 @@ mod tests {
 
     #[test]
     fn builders_are_exact() {
-        assert_eq!(bootstrap(Privilege::Sudo), r#"sudo -n sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
-        assert_eq!(bootstrap(Privilege::AsLogin), r#"sh -c 'IFS= read -r n && s=$(head -c "$n") && eval "$s"'"#);
-        let spec = Spec {
+        assert_eq!(bootstrap(Privilege::Sudo), "exec sudo -n sh -s");
+        assert_eq!(bootstrap(Privilege::AsLogin), "exec sh -s");
+        let mut spec = Spec {
             lock_owner: "me@x (microctl converge)".into(),
             timeout: Duration::from_secs(90),
             ..test_spec("/var/lib/it's", "00ff", 60)
         };
         assert_eq!(
             header(&spec),
-            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=92\n"
+            "NONCE=00ff\nSTATE='/var/lib/it'\\''s'\nLOCK_OWNER='me@x (microctl converge)'\nLOCK_WAIT=60\nTIMEOUT=92\nSTATE_CHECK=host\n"
         );
         // Fractions round up; never 0 (`timeout 0` would mean no bound at all).
-        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec.clone() }).ends_with("\nTIMEOUT=5\n"));
-        assert!(header(&Spec { timeout: Duration::ZERO, ..spec }).ends_with("\nTIMEOUT=2\n"));
+        assert!(header(&Spec { timeout: Duration::from_millis(2500), ..spec.clone() }).contains("\nTIMEOUT=5\n"));
+        assert!(header(&Spec { timeout: Duration::ZERO, ..spec.clone() }).contains("\nTIMEOUT=2\n"));
         assert_eq!(
             bounded("test -e '/x y' # done"),
             r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
         );
+        spec.client_checks_state = true;
+        assert!(header(&spec).ends_with("\nSTATE_CHECK=client\n"));
+        let whole = format!(
+            "{{\n{}{MARK_SH}{SESSION_SH}echo x\n# shellcheck disable=SC2317 # reached only when the body does not exit itself\nexit\n}}\n",
+            header(&spec)
+        );
+        assert_eq!(script(&spec, "echo x\n"), whole);
+        assert_eq!(script(&spec, "echo x"), whole);
         assert_eq!(frame(b"abc"), b"3\nabc");
         let n = nonce();
         assert_eq!(n.len(), 16);
@@ -560,8 +609,56 @@ mod tests {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The bootstrap under sh, dash and bash as login shells, and with `sh` itself dash or
+    /// bash (hosts whose /bin/sh is bash read the script a byte at a time): the whole script
+    /// is read before any of it runs, so what the script reads from stdin is what follows it,
+    /// byte for byte (here a frame and a line that looks like shell), and nothing after the
+    /// script's end is ever run as script.
+    #[test]
+    fn bootstrap_reads_the_whole_script_and_nothing_more() {
+        let bash_as_sh = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/bin/bash", bash_as_sh.path().join("sh")).unwrap();
+        let path = format!("{}:{}", bash_as_sh.path().display(), std::env::var("PATH").unwrap_or_default());
+        for (shell, sh_is_bash) in [("sh", false), ("dash", false), ("bash", false), ("dash", true)] {
+            let what = format!("{shell} (sh is bash: {sh_is_bash})");
+            let spawn = |banner: &str| {
+                let cmd = format!("printf %s {}; {}", quote(banner), bootstrap(Privilege::AsLogin));
+                let mut c = Command::new(shell);
+                if sh_is_bash {
+                    c.env("PATH", &path);
+                }
+                c.arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap()
+            };
+            let s = test_spec("/nonexistent", "abcd", 0);
+            // (`go` names the shell reading the script when it is bash.)
+            let body = "mark go${BASH_VERSION:+ bash}\nIFS= read -r n; printf 'n=%s\\n' \"$n\"; IFS= read -r l; printf 'l=%s\\n' \"$l\"\n";
+            let script = format!("{{\n{}{MARK_SH}{body}{END}", header(&s));
+            let mut child = spawn("Welcome! ");
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(script.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            // As the client does: the frames only once the script has said something.
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+            assert_eq!(first, if sh_is_bash { "Welcome! abcd go\tbash\n" } else { "Welcome! abcd go\n" }, "{what}");
+            stdin.write_all(b"5\necho INJECTED\n").unwrap();
+            drop(stdin);
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+            assert_eq!((child.wait().unwrap().code(), rest.as_str()), (Some(0), "n=5\nl=echo INJECTED\n"), "{what}");
+            // A script that does not read its stdin ends at its `exit`: the rest is not run.
+            let whole = format!("{}echo INJECTED\n", script.replace(body, "mark done\n"));
+            let mut child = spawn("");
+            child.stdin.take().unwrap().write_all(whole.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"abcd done\n"[..]), "{what}");
+        }
+    }
+
     /// The real session script under sh and dash: banner first, then start, lock, ready; a
-    /// second session waiting on a held lock names the holder and exits LOCKED_EXIT.
+    /// second session waiting on a held lock names the holder and exits LOCKED_EXIT. The
+    /// lock is on the state folder itself: nothing but the holder's note is ever in it.
     #[test]
     fn session_script_locks_under_sh_and_dash() {
         for shell in ["sh", "dash"] {
@@ -570,7 +667,7 @@ mod tests {
             let s = test_spec(state.to_str().unwrap(), "abcd", 0);
             let body =
                 script(&s, "mark passed x\nwhile IFS= read -r l; do mark out \"$l\"; done < \"$STATE/lock.owner\"\n");
-            let (code, out) = run_bootstrap(shell, "Welcome! ", &frame(body.as_bytes()));
+            let (code, out) = run_bootstrap(shell, "Welcome! ", body.as_bytes());
             assert_eq!(code, Some(0), "{shell}: {out}");
             assert!(
                 out.starts_with(
@@ -580,14 +677,16 @@ mod tests {
             );
             // The holder's note is emptied when the session ends, however it ends.
             assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "", "{shell}");
+            let names: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["lock.owner"], "{shell}");
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o7777, 0o700);
 
             // Hold the lock from outside; the session must give up and name the holder.
-            let mut holder = Command::new("flock").arg(state.join("lock")).args(["sleep", "5"]).spawn().unwrap();
+            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(200));
             std::fs::write(state.join("lock.owner"), "other@box (microctl deploy)\n").unwrap();
-            let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
             holder.kill().unwrap();
             holder.wait().unwrap();
             assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
@@ -596,37 +695,69 @@ mod tests {
     }
 
     /// An existing state folder that is not ours with mode 0700 (or is a symlink) is refused
-    /// before the lock is touched: nothing is staged in a folder others can read or swap.
+    /// before anything is written in it, whoever checks its mode: the host script
+    /// (STATE_CHECK=host: at once) or the client (STATE_CHECK=client: the session runs to the
+    /// body, which writes only after `hold`, never called here). A planted `lock.owner`
+    /// symlink (the folder 0777) is never written through, nor read, even with the lock held.
     #[test]
     fn state_folder_must_be_ours_and_0700() {
         use std::os::unix::fs::PermissionsExt;
         for shell in ["sh", "dash"] {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("st");
-            let s = test_spec(state.to_str().unwrap(), "abcd", 0);
+            let target = dir.path().join("target");
+            std::fs::write(&target, "precious\n").unwrap();
+            let mut s = test_spec(state.to_str().unwrap(), "abcd", 0);
             let body = script(&s, "mark passed x\n");
             std::fs::create_dir(&state).unwrap();
-            for mode in [0o755, 0o701, 0o1700] {
+            std::os::unix::fs::symlink(&target, state.join("lock.owner")).unwrap();
+            std::os::unix::fs::symlink(&target, state.join("lock")).unwrap();
+            for mode in [0o755, 0o701, 0o1700, 0o777] {
                 std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
-                let (code, out) = run_bootstrap(shell, "", &frame(body.as_bytes()));
+                let (code, out) = run_bootstrap(shell, "", body.as_bytes());
                 assert_eq!(code, Some(70), "{shell} {mode:o}: {out}");
                 assert!(out.contains("abcd error\t") && out.contains("mode 0700"), "{shell}: {out}");
-                assert!(!state.join("lock").exists());
+                assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell} {mode:o}");
             }
+            // The client checks: the session gets to its body, the body does not `hold`.
+            s.client_checks_state = true;
+            let body = script(&s, "mark passed x\n");
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            assert_eq!(code, Some(0), "{shell}: {out}");
+            assert!(out.contains("abcd passed\tx"), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell}");
+            // ... even when another run holds the lock: its note is not read from a folder
+            // others can write (refused instead).
+            // (`-F`: flock becomes `sleep`, so killing it releases the lock.)
+            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            assert_eq!(code, Some(70), "{shell}: {out}");
+            assert!(!out.contains("precious"), "{shell}: {out}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{shell}");
+            s.client_checks_state = false;
+            let body = script(&s, "mark passed x\n");
+
+            std::fs::remove_file(state.join("lock.owner")).unwrap();
+            std::fs::remove_file(state.join("lock")).unwrap();
             std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(0), "{shell}");
+            assert_eq!(run_bootstrap(shell, "", body.as_bytes()).0, Some(0), "{shell}");
             // Owned by someone else (nobody): refused.
             std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
-            assert_eq!(run_bootstrap(shell, "", &frame(body.as_bytes())).0, Some(70), "{shell}");
+            assert_eq!(run_bootstrap(shell, "", body.as_bytes()).0, Some(70), "{shell}");
             // A symlink to a good folder: refused too.
             let real = dir.path().join("real");
             std::fs::create_dir(&real).unwrap();
             std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
             let link = dir.path().join("link");
             std::os::unix::fs::symlink(&real, &link).unwrap();
-            let s = test_spec(link.to_str().unwrap(), "abcd", 0);
-            let (code, out) = run_bootstrap(shell, "", &frame(script(&s, "mark passed x\n").as_bytes()));
-            assert_eq!(code, Some(70), "{shell}: {out}");
+            for client in [false, true] {
+                let s = Spec { client_checks_state: client, ..test_spec(link.to_str().unwrap(), "abcd", 0) };
+                let (code, out) = run_bootstrap(shell, "", script(&s, "mark passed x\n").as_bytes());
+                assert_eq!(code, Some(70), "{shell}: {out}");
+            }
         }
     }
 

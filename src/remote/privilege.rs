@@ -26,6 +26,15 @@ impl Privilege {
         }
     }
 
+    /// `exec PROGRAM`, through `sudo -n` when needed: the login shell replaces itself with it
+    /// (no login shell left waiting: one process fewer on hosts whose shell would fork).
+    pub fn exec(self, program: &str) -> String {
+        match self {
+            Privilege::AsLogin => format!("exec {program}"),
+            Privilege::Sudo => format!("exec sudo -n {program}"),
+        }
+    }
+
     /// `command` run by `sh -c`, through sudo when needed (a constant shell whatever the
     /// login shell is).
     pub fn sh(self, command: &str) -> String {
@@ -49,5 +58,7 @@ mod tests {
         assert_eq!(Privilege::AsLogin.wrap("id -u"), "id -u");
         assert_eq!(Privilege::AsLogin.sh("id -u"), "sh -c 'id -u'");
         assert_eq!(Privilege::Sudo.sh("id -u"), "sudo -n sh -c 'id -u'");
+        assert_eq!(Privilege::AsLogin.exec("sh -s"), "exec sh -s");
+        assert_eq!(Privilege::Sudo.exec("sh -s"), "exec sudo -n sh -s");
     }
 }

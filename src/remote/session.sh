@@ -1,30 +1,51 @@
 # shellcheck shell=sh
-# The start of every host session (after the assignments of NONCE, STATE, LOCK_OWNER and
-# LOCK_WAIT that src/remote/mod.rs prepends, and mark.sh), run by the bootstrap's `eval`
-# (no script file anywhere): say `start`; create the state folder, or refuse one that is not
-# ours with mode 0700 (the lock and the staged payload live there); take the host lock
-# (waiting up to LOCK_WAIT seconds, then exit 75 naming the holder), record ourselves as the
-# holder (emptied again on exit, by the shell), say `ready`. Starts `find` and `flock` only.
+# The start of every host session (after the assignments of NONCE, STATE, LOCK_OWNER,
+# LOCK_WAIT and STATE_CHECK that src/remote/mod.rs prepends, and mark.sh): say `start`;
+# create the state folder, or refuse one that is a symlink, not a folder or not the session
+# user's (builtins only); take the host lock on the folder itself (`flock` on a read-only fd
+# of it: nothing is created or written inside before its mode is known), waiting up to
+# LOCK_WAIT seconds, then exit 75 naming the holder; say `ready`.
+# The folder's mode (exactly 0700: the lock note, pending handlers and staged payloads live
+# there) is checked by `find`: here when STATE_CHECK=host, which then also records this run
+# as the holder (`hold`); with STATE_CHECK=client the caller's probe prints the folder's
+# record, its client refuses the host unless it is 0700, and the body calls `hold` only when
+# the client's next frame says to go on. No-op path: `flock` is the only process started here.
 set -u
+# refuse_state: the state folder is not ours with mode 0700: stop, having written nothing.
+refuse_state() {
+  mark error "refusing state folder $STATE (it must be a folder of the session user, root, with mode 0700: fix or remove it)"
+  exit 70
+}
+# state_checked: the folder's mode is exactly 0700 (one `find`), or the session stops.
+state_checked() {
+  [ -n "$(find "$STATE" -maxdepth 0 -type d -perm 0700)" ] || refuse_state
+}
+# hold: record this run as the lock holder (emptied again on exit, by the shell). Only once
+# the folder is known to be ours with mode 0700: nothing is written through a planted link.
+hold() {
+  printf '%s, host pid %s\n' "$LOCK_OWNER" "$$" > "$STATE/lock.owner"
+  trap ': > "$STATE/lock.owner"' EXIT
+}
 mark start
 if [ ! -e "$STATE" ] && [ ! -L "$STATE" ]; then
   # shellcheck disable=SC2174 # only the state folder itself must be 0700
   mkdir -p -m 0700 -- "$STATE" || { mark error "cannot create $STATE"; exit 70; }
-elif [ -L "$STATE" ] || [ ! -O "$STATE" ] || [ -z "$(find "$STATE" -maxdepth 0 -type d -perm 0700)" ]; then
-  mark error "refusing state folder $STATE (it must be a folder of the session user, root, with mode 0700: fix or remove it)"
-  exit 70
+elif [ -L "$STATE" ] || [ ! -d "$STATE" ] || [ ! -O "$STATE" ]; then
+  refuse_state
 fi
-exec 9>>"$STATE/lock"
+[ "$STATE_CHECK" = client ] || state_checked
+exec 9< "$STATE" || { mark error "cannot open $STATE"; exit 70; }
 if ! flock -n 9; then
+  # The holder's note is read only from a folder known to be ours with mode 0700.
+  [ "$STATE_CHECK" = host ] || state_checked
   mark waiting "$(cat "$STATE/lock.owner" 2>/dev/null)"
   if ! flock -w "$LOCK_WAIT" 9; then
     mark locked "$(cat "$STATE/lock.owner" 2>/dev/null)"
     exit 75
   fi
 fi
-printf '%s, host pid %s\n' "$LOCK_OWNER" "$$" > "$STATE/lock.owner"
-trap ': > "$STATE/lock.owner"' EXIT
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
+[ "$STATE_CHECK" = client ] || hold
 mark ready

@@ -11,7 +11,7 @@ use crate::plan::desired::Desired;
 
 /// The session's first step on every host: the host lock.
 pub fn lock(state_dir: &str, lock_wait_secs: u64) -> String {
-    format!("take the host lock {state_dir}/lock (if another run holds it: wait up to {lock_wait_secs}s)")
+    format!("take the host lock {state_dir} (if another run holds it: wait up to {lock_wait_secs}s)")
 }
 
 /// A converge session: lock, one probe of every resource, then the apply of what differs.
@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(
             deploy(&settings(), &target, "/var/lib/microctl", 60),
             vec![
-                "take the host lock /var/lib/microctl/lock (if another run holds it: wait up to 60s)",
+                "take the host lock /var/lib/microctl (if another run holds it: wait up to 60s)",
                 "recover what killed runs left: roll back an unconfirmed switch, remove incomplete releases",
                 "read /etc/app.env as data (systemd EnvironmentFile= rules), not shown",
                 "unpack release 20261130-abc1234 (revision abc1234) into /srv/app/releases/20261130-abc1234 (payload: the release tar, not shown)",
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                "take the host lock /var/lib/microctl/lock (if another run holds it: wait up to 0s)",
+                "take the host lock /var/lib/microctl (if another run holds it: wait up to 0s)",
                 "probe 2 resources in one pass: 1 packages (nginx); 1 files (/etc/nginx/nginx.conf)",
                 "read the current content of changed text files for --diff (never through a symlink)",
                 "apply only what differs, one step per change (payload: the apply script and the changed files, not shown)",

@@ -162,6 +162,51 @@ fn a_state_folder_that_is_not_root_0700_is_refused() {
     fleet.converge(&[]).assert_code(0);
 }
 
+/// A state folder anyone can write (0777), where someone planted `lock`, `lock.owner`,
+/// `pending-handlers` and a stale `stage.x` as symlinks to a root-owned file: refused (the
+/// client reads the folder's mode from the probe), and nothing written, created or removed
+/// through the links or in the folder; in `--check` too. Made 0700 (links removed), it works.
+#[test]
+fn a_world_writable_state_folder_with_planted_links_is_refused_and_untouched() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let state = fleet.root(0).join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let target = fleet.root(0).join("precious");
+    std::fs::write(&target, "precious\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let planted = ["lock", "lock.owner", "pending-handlers", "stage.x"];
+    for name in planted {
+        std::os::unix::fs::symlink(&target, state.join(name)).unwrap();
+    }
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let listing = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    for args in [&[][..], &["--check"][..]] {
+        let run = fleet.converge(args);
+        run.assert_code(1);
+        let msg = run.host("h0")["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(&format!("refusing state folder {}", state.display())), "{msg}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n", "{args:?}");
+        let meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+        assert_eq!(meta.uid(), 0);
+        assert_eq!(listing(), before, "{args:?}");
+        assert!(!fleet.root(0).join("etc/a.conf").exists());
+    }
+    for name in planted {
+        std::fs::remove_file(state.join(name)).unwrap();
+    }
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    fleet.converge(&[]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(fleet.root(0).join("etc/a.conf")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
 /// Killing the client while a sensitive file is uploading leaves none of its bytes outside
 /// the state folder (not in /tmp, not in /var/tmp, not beside the destination), no staged
 /// payload, and no lock note naming a run that is gone.
@@ -197,7 +242,7 @@ fn a_run_killed_during_upload_leaves_no_sensitive_bytes_behind() {
     }
     assert!(killed, "never caught the run mid-upload");
     // The host script sees its stdin end and cleans up; wait until it let go of the lock.
-    sh(&format!("timeout 20 flock {} true", state.join("lock").display()));
+    sh(&format!("timeout 20 flock {} true", state.display()));
     assert_eq!(std::fs::read_to_string(state.join("lock.owner")).unwrap(), "", "stale lock note");
     let ws = fleet.ws.dir.path().file_name().unwrap().to_string_lossy().into_owned();
     let found = sh(&format!("grep -rlsF -D skip --exclude-dir={ws} -- {marker} /tmp /var/tmp || true"));

@@ -126,7 +126,7 @@ fn killing_sshd_mid_apply_never_leaves_a_half_written_file() {
     }
     // Scripts of killed connections may still be finishing on the host: wait until the host
     // lock is free, so what is pending now is what the rerun must fire.
-    sh(&format!("flock {} true", fleet.root(0).join("state/lock").display()));
+    sh(&format!("flock {} true", fleet.root(0).join("state").display()));
     let pending_before = std::fs::read_to_string(fleet.root(0).join("state/pending-handlers")).unwrap_or_default();
     let run = fleet.converge(&["-e", "version=21", "--lock-timeout", "30"]);
     run.assert_code(0);

@@ -237,7 +237,7 @@ fn converge_output_in_every_mode() {
     }
     let traced = ws.microctl(&["-vv", "--roles-dir", roles, "converge", "h0"]);
     traced.assert_code(0);
-    assert!(traced.stderr.contains("h0 | $ sh -c 'IFS= read -r n && "), "-vv: {}", traced.stderr);
+    assert!(traced.stderr.contains("h0 | $ exec sh -s\n"), "-vv: {}", traced.stderr);
     // ... and the steps of the script it sends, never a file's content.
     for want in
         ["h0 | script converge:\n", "h0 |   take the host lock ", "h0 |   probe ", "h0 |   apply only what differs"]
@@ -495,7 +495,7 @@ fn a_lock_wait_is_announced_and_kept_alive_without_a_terminal() {
     let state = fleet.root(0).join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut holder = std::process::Command::new("flock").arg(state.join("lock")).args(["sleep", "60"]).spawn().unwrap();
+    let mut holder = std::process::Command::new("flock").arg("-F").arg(&state).args(["sleep", "60"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let run = fleet.ws.microctl_env(
         &["--roles-dir", roles.to_str().unwrap(), "converge", "--lock-timeout", "3"],
