@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -62,18 +63,25 @@ def timed(cmd, env=None, cwd=None):
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        peak, status, usage = 0, None, None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > RUN_TIMEOUT:
-                os.killpg(proc.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(proc.pid, 0)
-                break
-            peak = max(peak, tree_rss(proc.pid))
-            time.sleep(SAMPLE_EVERY)
+        # Memory is sampled by a thread; the end is the blocking wait's return, so the time is
+        # exact (a polling loop would add up to SAMPLE_EVERY to every run).
+        done = threading.Event()
+        peak = [0]
+
+        def sample():
+            while not done.wait(SAMPLE_EVERY):
+                peak[0] = max(peak[0], tree_rss(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        killer = threading.Timer(RUN_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        killer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - start
+        killer.cancel()
+        done.set()
+        sampler.join()
+        peak = peak[0]
         proc.returncode = os.waitstatus_to_exitcode(status)
         log.seek(max(0, log.seek(0, os.SEEK_END) - 4000))
         out = log.read().decode(errors="replace")

@@ -139,11 +139,19 @@ impl Drop for SessionPermit {
     }
 }
 
+/// How often, and after what pause, a channel refused while none of ours is open is retried
+/// (at most 1 s in all: sshd frees a closed session within milliseconds).
+const ALONE_RETRIES: u32 = 20;
+const ALONE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Connection {
     /// Opens a session channel, waiting for a free slot. If the server refuses because its
     /// `MaxSessions` is lower than our budget, the budget shrinks to what the server allows
     /// and the request waits for the next free slot instead of failing.
     pub async fn open_session(&self) -> Result<SessionChannel> {
+        // Refusals while no other channel of ours is open: sshd may still count a session we
+        // just closed (its teardown lags our close), so such a refusal is retried a few times.
+        let mut alone_refusals = 0u32;
         loop {
             let permit = self.budget.clone().acquire_owned().await.expect("budget never closed");
             let in_use = self.in_use.fetch_add(1, Ordering::SeqCst) + 1;
@@ -163,6 +171,13 @@ impl Connection {
                     self.budget.forget_permits(1);
                     // Let a held channel finish before retrying.
                     tokio::task::yield_now().await;
+                }
+                Err(russh::Error::ChannelOpenFailure(
+                    ChannelOpenFailure::ConnectFailed | ChannelOpenFailure::ResourceShortage,
+                )) if alone_refusals < ALONE_RETRIES => {
+                    alone_refusals += 1;
+                    drop(permit);
+                    tokio::time::sleep(ALONE_RETRY_PAUSE).await;
                 }
                 Err(e) => {
                     return Err(Error::new(ErrorKind::Ssh, format!("cannot open a session channel on {}", self.host))
