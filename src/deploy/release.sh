@@ -9,8 +9,11 @@ switch_to() { ln -sfn -- "$1" "$ROOT/.current.new" && mv -fT -- "$ROOT/.current.
 # command line (/proc/PID/cmdline is world-readable, and runuser stays for the whole step).
 # shellcheck disable=SC2016 # expanded by the shell it is given to
 ENV_RUN='[ -z "$MICROCTL_ENV" ] || eval "export $MICROCTL_ENV"; unset MICROCTL_ENV; exec sh -c "$1"'
-# restart: the restart command, with the env file's variables, not holding the host lock.
-restart() { (cd / && MICROCTL_ENV=$ENV_WORDS sh -c "$ENV_RUN" sh "$RESTART") 2>&1 < /dev/null 9>&-; }
+# restart: the restart command, with the env file's variables, not holding the host lock,
+# killed (with what it started in its process group) after TIMEOUT seconds like a build step.
+restart() {
+  (cd / && MICROCTL_ENV=$ENV_WORDS timeout -k 5 "${TIMEOUT:-600}" /bin/sh -c "$ENV_RUN" sh "$RESTART") 2>&1 < /dev/null 9>&-
+}
 # roll_back WHY: back to $PREV (or no `current` at all), restart, record NAME as failed.
 roll_back() {
   if [ -n "$PREV" ]; then switch_to "$PREV"; else rm -f -- "$ROOT/current"; fi

@@ -267,11 +267,37 @@ mod tests {
             assert!(!dir.path().join("releases/r1").exists(), "{shell}");
             let pid = std::fs::read_to_string(dir.path().join("sleeper")).unwrap();
             std::thread::sleep(Duration::from_millis(200));
-            // Gone, or a zombie waiting for an init that reaps late.
-            let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-            let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or_default();
-            assert!(matches!(state, None | Some('Z')), "{shell}: the step's child lives on: {stat}");
+            assert_gone(pid.trim(), &format!("{shell}: the step's child"));
         }
+    }
+
+    #[test]
+    fn a_hung_restart_is_killed_at_the_timeout_and_rolled_back_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let mut s = settings(root, &[]);
+            s.restart = "sleep 100 & echo $! >> \"$ROOT/sleepers\"; wait".into();
+            let body = format!("TIMEOUT=1\n{}", build(&s, &upload("r1")));
+            let t = Instant::now();
+            let (code, out) = run(shell, &body, &upload_stdin("r1", "ok\n"));
+            assert_eq!(code, 1, "{shell}: {out}");
+            // The restart and the rollback's restart: each killed after 1 s.
+            assert!(t.elapsed() < Duration::from_secs(6), "{shell}: {:?}", t.elapsed());
+            assert!(out.contains("n fail\trestart\n"), "{shell}: {out}");
+            assert!(!dir.path().join("current").exists(), "{shell}: rolled back to no release");
+            std::thread::sleep(Duration::from_millis(200));
+            for pid in std::fs::read_to_string(dir.path().join("sleepers")).unwrap().lines() {
+                assert_gone(pid, &format!("{shell}: the restart's child"));
+            }
+        }
+    }
+
+    /// The process `pid` is gone, or a zombie waiting for an init that reaps late.
+    fn assert_gone(pid: &str, what: &str) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or_default();
+        assert!(matches!(state, None | Some('Z')), "{what} lives on: {stat}");
     }
 
     fn release_cycle(shell: &str) {

@@ -25,8 +25,8 @@
 //! an [`ErrorKind::Timeout`] error naming the host and the phase. (Deploy's health check,
 //! between `restarted` and the verdict, is bounded by its own `health_timeout`.)
 //! The host bounds its own work too: the header carries the timeout (`TIMEOUT`, plus
-//! [`HOST_GRACE`]), and every user snippet and deploy build step runs under `timeout -k 5
-//! "$TIMEOUT"` ([`bounded`]), so a hung command is killed on the host (with what it started)
+//! [`HOST_GRACE`]), and every user snippet, deploy build step and restart runs under
+//! `timeout -k 5 "$TIMEOUT"` ([`bounded`]), so a hung command is killed on the host (with what it started)
 //! and the session ends and frees the lock, instead of running on as root after the client
 //! gave up. The client restarts a phase's deadline when it hears a step begin, a little after
 //! the host started it: the grace makes the client give up first (a `timeout` error naming
