@@ -12,6 +12,8 @@ rm -rf "$work"; mkdir -p "$work"
 fleet=$work/fleet
 trap 'kill $st 2>/dev/null || true; fleet_down "$fleet"' EXIT
 fleet_up 1 "$fleet"
+# The workload's static file (bench/converge.sh and bench/cost.sh write it too).
+python3 -c 'import sys; sys.path.insert(0, "bench"); import converge; converge.write_static()'
 pid=$(cat "$fleet/hosts/h1/sshd.pid")
 {
   printf '[defaults]\nuser = "root"\nidentity = "%s/id_ed25519"\nknown_hosts = "%s/known_hosts"\nvars = { workers = 2, upstream_port = 5000, all_hosts = ["127.0.0.1"] }\n' "$fleet" "$fleet"
