@@ -503,6 +503,13 @@ pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
     }
 }
 
+/// Whether process `pid` still runs (neither gone nor a zombie an init reaps late).
+#[cfg(test)]
+pub(crate) fn is_running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
 /// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script`, `None`
 /// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
 /// SC2016 (`$` inside single quotes: user values are quoted so that they do NOT expand) and
@@ -570,10 +577,6 @@ mod tests {
     fn bounded_snippets_are_killed_with_their_children_under_sh_and_dash() {
         use std::time::Instant;
         // Running, not a zombie waiting for an init that reaps late.
-        let alive = |pid: &str| {
-            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-        };
         for shell in ["sh", "dash"] {
             let run = |timeout: u64, snippet: &str| {
                 let t = Instant::now();
@@ -588,7 +591,7 @@ mod tests {
             assert_eq!(code, Some(124), "{shell}: {out}");
             assert!(took < Duration::from_secs(4), "{shell}: {took:?}");
             std::thread::sleep(Duration::from_millis(200));
-            assert!(!alive(out.trim()), "{shell}: the snippet's child {out} outlived it");
+            assert!(!is_running(&out), "{shell}: the snippet's child {out} outlived it");
             // Deaf to TERM: KILL after the grace.
             let (code, _, took) = run(1, "trap '' TERM; sleep 100");
             assert_eq!(code, Some(137), "{shell}");

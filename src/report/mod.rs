@@ -34,13 +34,6 @@ pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "microctl: {}", redact(text));
 }
 
-/// Prints a problem that does not fail the command (e.g. from `check`) to stderr.
-pub fn print_warning(err: &Error) {
-    let stderr = std::io::stderr();
-    let prefix = if color_enabled(&stderr) { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
-    let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
-}
-
 /// Prints one `Serialize` value as a JSON line on stdout, redacted.
 pub fn json_line(value: &impl serde::Serialize) {
     let mut value = serde_json::to_value(value).expect("JSON types serialize");

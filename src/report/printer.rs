@@ -260,16 +260,7 @@ impl Printer {
             self.json(&Event::Warning { host: None, message: text, hint: None }, -1);
             return;
         }
-        let prefix = if self.inner.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
-        let line = format!("{prefix}: {}", redact(text));
-        match &self.inner.multi {
-            Some(m) => {
-                let _ = m.println(line);
-            }
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
-        }
+        self.warning_text(text);
     }
 
     /// A host-dependent error shared by `hosts` (the same template error on many hosts),
@@ -301,7 +292,13 @@ impl Printer {
             );
             return;
         }
-        super::print_warning(warning);
+        self.warning_text(&warning.to_string());
+    }
+
+    /// `warning: text` on stderr, above the spinners.
+    fn warning_text(&self, text: &str) {
+        let prefix = if self.inner.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+        self.write_err(format!("{prefix}: {}", redact(text)));
     }
 
     /// A line of the command's own about the whole run (not in JSON mode, not with `-q`).
@@ -481,7 +478,11 @@ impl Printer {
 
     /// `host | text` on stderr (above the spinners).
     fn err_line(&self, host: &str, text: &str) {
-        let line = format!("{}{}", self.prefix(host, self.inner.color_err), redact(text));
+        self.write_err(format!("{}{}", self.prefix(host, self.inner.color_err), redact(text)));
+    }
+
+    /// A line (already redacted, without its newline) on stderr, above the spinners.
+    fn write_err(&self, line: String) {
         match &self.inner.multi {
             Some(m) => {
                 let _ = m.println(line);
