@@ -513,18 +513,14 @@ pub(crate) fn is_running(pid: &str) -> bool {
 /// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script`, `None`
 /// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
 /// SC2016 (`$` inside single quotes: user values are quoted so that they do NOT expand) and
-/// SC1091 (the deploy env file exists only on the host) and SC2234 (a user's snippet runs in
-/// `( )` on purpose: it may `exit`).
+/// SC1091 (the deploy env file exists only on the host).
 #[cfg(test)]
 pub(crate) fn shellcheck(script: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.sh");
     std::fs::write(&path, script).unwrap();
-    let out = std::process::Command::new("shellcheck")
-        .args(["-s", "sh", "-e", "SC2016,SC1091,SC2234"])
-        .arg(&path)
-        .output()
-        .ok()?;
+    let out =
+        std::process::Command::new("shellcheck").args(["-s", "sh", "-e", "SC2016,SC1091"]).arg(&path).output().ok()?;
     (!out.status.success())
         .then(|| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
