@@ -97,33 +97,49 @@ mod tests {
         stdin.flush().unwrap();
         let mut reader = remote::Reader::new(N);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut probe_out = String::new();
-        'probe: loop {
-            let mut buf = Vec::new();
-            if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
-                panic!("{shell}: the session ended before probe-end");
-            }
-            reader.push(&buf);
-            while let Some(line) = reader.line(false) {
-                match line {
-                    remote::Line::Marker(remote::Marker::ProbeEnd) => break 'probe,
-                    remote::Line::Data(l) => {
-                        probe_out.push_str(&l);
-                        probe_out.push('\n');
+        // Everything up to the next `probe-end`, as the client reads it.
+        let mut read_probe = || {
+            let mut out = String::new();
+            loop {
+                let mut buf = Vec::new();
+                if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
+                    panic!("{shell}: the session ended before probe-end");
+                }
+                reader.push(&buf);
+                while let Some(line) = reader.line(false) {
+                    match line {
+                        remote::Line::Marker(remote::Marker::ProbeEnd) => return out,
+                        remote::Line::Data(l) => {
+                            out.push_str(&l);
+                            out.push('\n');
+                        }
+                        remote::Line::Marker(_) => {}
                     }
-                    remote::Line::Marker(_) => {}
                 }
             }
-        }
-        let observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
+        };
+        let probe_out = read_probe();
+        let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
         assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
+        // What the client does (`apply::talk`): what the hash record cannot vouch for is
+        // hashed in a `hash` frame; a no-op that read any hash writes the record again.
+        let unknown = crate::plan::hashes::vouch(d, &mut observed);
+        if !unknown.is_empty() {
+            stdin.write_all(super::super::hash_frame("hash", &unknown).as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            probe::parse_hashes(&read_probe(), &unknown, &mut observed).unwrap();
+        }
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() {
+        if plan.is_empty() && crate::plan::hashes::out_of_date(d, &observed) {
+            let files: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
+            stdin.write_all(super::super::hash_frame("record", &files).as_bytes()).unwrap();
+        } else if plan.is_empty() {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
             stdin.write_all(&remote::frame(&payload)).unwrap();
         }
+        let mut stdout = stdout;
         drop(stdin);
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
@@ -179,7 +195,7 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            assert_eq!(st, ["lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            assert_eq!(st, ["hashes", "lock.owner"], "{shell}: the stage is gone, no pending handlers");
             assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
 
             let (plan, code, out, _) = converge(shell, &state, &d, false);
@@ -221,7 +237,8 @@ mod tests {
             "processes: no-op {noop4} (4 files), {noop16} (16 files); fresh {fresh4} (4 files), {fresh16} (16 files)"
         );
         // `sh` (the login shell `exec`s it; it reads its script itself), `flock`, `find` (the
-        // probe, the state folder's record included), `sha256sum`.
+        // probe, the state folder's record included); no `sha256sum`: the hash record the
+        // fresh run wrote vouches for every file (`plan::hashes`).
         assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
         assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
         assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
@@ -229,8 +246,9 @@ mod tests {
 
     /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;
     /// the fresh count includes the two validators and the handler: `timeout`, `sh` and the
-    /// command each, the host-side bound of a snippet; the no-op run has no snippet).
-    const NOOP_PROCESSES: usize = 4;
+    /// command each, the host-side bound of a snippet, and the hash record's `find` and
+    /// `sha256sum`; the no-op run has no snippet).
+    const NOOP_PROCESSES: usize = 3;
     const PER_FILE_PROCESSES: usize = 0;
-    const FRESH_4_PROCESSES: usize = 25;
+    const FRESH_4_PROCESSES: usize = 27;
 }
