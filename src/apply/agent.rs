@@ -80,6 +80,28 @@ mod tests {
     /// back and planned, then the payload (if anything changed). Returns the plan, the
     /// exit status, the markers after the probe and, under strace, the number of processes.
     fn converge(shell: &str, state: &str, d: &Desired, count: bool) -> (crate::plan::Plan, Option<i32>, String, usize) {
+        let r = session(shell, state, d, count);
+        (r.plan, r.code, r.out, r.processes)
+    }
+
+    /// What one converge session did (see [`session`]).
+    struct Seen {
+        plan: crate::plan::Plan,
+        code: Option<i32>,
+        out: String,
+        processes: usize,
+        /// File destinations the probe's `find` hashed, the record vouched for, and the
+        /// client then asked the host to hash (a `hash` frame).
+        hashed: Vec<String>,
+        vouched: Vec<String>,
+        asked: Vec<String>,
+    }
+
+    /// One whole converge session on this machine, as a host runs it: the bootstrap under
+    /// `shell` (behind a banner with no newline, optionally under `strace -f`), the probe read
+    /// back, judged against the hash record and planned as the client does, then the payload
+    /// (if anything changed).
+    fn session(shell: &str, state: &str, d: &Desired, count: bool) -> Seen {
         let spec = remote::Spec { client_checks_state: true, ..remote::test_spec(state, N, 1) };
         let script = remote::script(&spec, &body(&probe::script(d, false)));
         let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
@@ -121,6 +143,10 @@ mod tests {
         let probe_out = read_probe();
         let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
         assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
+        let dests = |o: &probe::Observed, f: &dyn Fn(&probe::PathState) -> bool| -> Vec<String> {
+            d.files.iter().filter(|x| o.paths.get(&x.dest).is_some_and(f)).map(|x| x.dest.clone()).collect()
+        };
+        let hashed = dests(&observed, &|p| p.sha256.is_some());
         // What the client does (`apply::talk`): what the hash record cannot vouch for is
         // hashed in a `hash` frame; a no-op that read any hash writes the record again.
         let unknown = crate::plan::hashes::vouch(d, &mut observed);
@@ -129,6 +155,7 @@ mod tests {
             stdin.flush().unwrap();
             probe::parse_hashes(&read_probe(), &unknown, &mut observed).unwrap();
         }
+        let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
         if plan.is_empty() && crate::plan::hashes::out_of_date(d, &observed) {
             let files: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
@@ -160,7 +187,7 @@ mod tests {
         } else {
             0
         };
-        (plan, code, rest, processes)
+        Seen { plan, code, out: rest, processes, hashed, vouched, asked: unknown }
     }
 
     fn mode(p: &str) -> u32 {
@@ -195,7 +222,12 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            assert_eq!(st, ["hashes", "lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            let (record, st): (Vec<String>, Vec<String>) = st.into_iter().partition(|n| n.starts_with("hash"));
+            assert_eq!(st, ["lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            // The hash record: its time, its stamp and find's output, one entry per file.
+            let entries = record.iter().filter(|n| n.starts_with("hash_") && !n.starts_with("hash_T_")).count();
+            assert_eq!(record.iter().filter(|n| n.starts_with("hash_T_")).count(), 1, "{shell}: {record:?}");
+            assert_eq!((entries, record.len()), (3, 6), "{shell}: {record:?}");
             assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
 
             let (plan, code, out, _) = converge(shell, &state, &d, false);
@@ -209,6 +241,81 @@ mod tests {
             assert_eq!((code, plan.changes.len()), (Some(0), 1), "{shell}: {out}");
             assert_eq!(std::fs::read_to_string(format!("{root}/etc/f1")).unwrap(), "file 1 v2\n");
             assert_eq!(std::fs::read_to_string(format!("{root}/handler.log")).unwrap(), "ran\nran\n");
+        }
+    }
+
+    /// The hash record under sh and dash, case by case (`plan::hashes`): after an apply the
+    /// no-op reads no file; an edit in place with size and mtime kept is hashed by `find`
+    /// and undone; a record cut short vouches for nothing (every file hashed, nothing
+    /// rewritten, the record written again); a file whose recorded ctime is the record's own
+    /// time (racily clean) is not vouched for, the client asks for its hash (`hash` frame);
+    /// a file the record does not list is hashed. No case rewrites an unchanged file.
+    #[test]
+    fn the_hash_record_spares_reads_and_hides_no_change_under_sh_and_dash() {
+        let names = |state: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(state)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("hash_"))
+                .collect();
+            v.sort();
+            v
+        };
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let state = format!("{root}/state");
+            let d = desired(root, 3, "v1");
+            let all: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
+            assert_eq!(session(shell, &state, &d, false).code, Some(0));
+            let record = names(&state);
+            assert_eq!(record.len(), 4, "{shell}: {record:?}");
+
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((r.hashed.len(), &r.vouched, r.asked.len()), (0, &all, 0), "{shell}: no file read");
+            assert_eq!(names(&state), record, "{shell}: nothing to record again");
+
+            // f0 edited in place: same size, the old mtime put back.
+            let f0 = &all[0];
+            let mtime = std::fs::metadata(f0).unwrap().modified().unwrap();
+            std::fs::write(f0, "FILE 0 v1\n").unwrap();
+            std::fs::File::options().write(true).open(f0).unwrap().set_modified(mtime).unwrap();
+            let r = session(shell, &state, &d, false);
+            assert_eq!((&r.hashed, r.vouched.len(), r.plan.changes.len()), (&vec![f0.clone()], 2, 1), "{shell}");
+            assert_eq!(std::fs::read_to_string(f0).unwrap(), "file 0 v1\n", "{shell}");
+
+            // Cut short: no `hash_T_`. Every file hashed, nothing rewritten, recorded again.
+            let t = names(&state).into_iter().find(|n| n.starts_with("hash_T_")).unwrap();
+            std::fs::remove_file(format!("{state}/{t}")).unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((&r.hashed, r.vouched.len()), (&all, 0), "{shell}");
+            assert_eq!(names(&state).iter().filter(|n| n.starts_with("hash_T_")).count(), 1, "{shell}");
+
+            // Racily clean: T0 set to f1's recorded ctime. `find` leaves f1 to the record,
+            // which does not vouch for it: the client asks.
+            let f1_ctime = {
+                let m = std::fs::metadata(&all[1]).unwrap();
+                use std::os::unix::fs::MetadataExt;
+                format!("{}.{:09}0", m.ctime(), m.ctime_nsec())
+            };
+            let t = names(&state).into_iter().find(|n| n.starts_with("hash_T_")).unwrap();
+            std::fs::rename(format!("{state}/{t}"), format!("{state}/hash_T_{f1_ctime}")).unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert!(r.asked.contains(&all[1]) && !r.hashed.contains(&all[1]), "{shell}: {:?} {:?}", r.asked, r.hashed);
+            let r = session(shell, &state, &d, false);
+            assert_eq!((r.hashed.len(), r.vouched.len(), r.asked.len()), (0, 3, 0), "{shell}: recorded again");
+
+            // A fourth file, already right on the host, that the record does not list.
+            let mut d4 = desired(root, 4, "v1");
+            d4.files[3].validate = None;
+            std::fs::write(&d4.files[3].dest, "file 3 v1\n").unwrap();
+            std::fs::set_permissions(&d4.files[3].dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let r = session(shell, &state, &d4, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((&r.hashed, r.asked.len()), (&vec![d4.files[3].dest.clone()], 0), "{shell}");
         }
     }
 

@@ -13,39 +13,65 @@
 # never touches /tmp) and source apply.sh, which ends with the record. The EXIT trap empties
 # the lock owner line.
 
-# hashes_settle DIR...: make the next record's time (the mtime of $STATE/hashes, truncated)
-# later than the last change in each DIR (where this run renamed files: a file's ctime is its
+# hashes_settle DIR...: make the next record's time (the mtime of $STATE/hash.stamp) later
+# than the last change in each DIR (where this run renamed files: a file's ctime is its
 # folder's mtime then), so the record can vouch for those files. The clock's tick is 1-10 ms
 # (less with fine-grained timestamps): wait with builtins (no process: a run's process count
-# stays fixed), truncating again until it moved, at most 5000 times (~25 ms); a record that
-# gives up stays correct, it vouches for fewer files.
+# stays fixed), truncating the stamp until it moved, at most 5000 times (~25 ms); a record
+# that gives up stays correct, it vouches for fewer files.
 # shellcheck disable=SC2317 # called by apply.sh, which this script sources
 hashes_settle() {
-  : > "$STATE/hashes" || return 0
+  : > "$STATE/hash.stamp" || return 0
   i=0
   for d in "$@"; do
     # shellcheck disable=SC3013 # dash, bash, busybox: -nt (nanoseconds); a shell without it does not wait
-    while [ ! "$STATE/hashes" -nt "$d" ] && [ "$i" -lt 5000 ]; do
-      : > "$STATE/hashes"
+    while [ ! "$STATE/hash.stamp" -nt "$d" ] && [ "$i" -lt 5000 ]; do
+      : > "$STATE/hash.stamp"
       i=$((i + 1))
     done
   done
 }
 
-# record_hashes FILE...: the hash record (read by src/plan/probe.sh, judged by
-# src/plan/hashes.rs): `T<TAB>T0` (the time the record was emptied, before anything was read),
-# for each FILE that is a regular file `F<TAB>DEV<TAB>INODE<TAB>SIZE<TAB>CTIME<TAB>PATH`, then
-# `S<TAB>INODE` if it is on a filesystem with nanosecond timestamps, then the `sha256sum`
-# lines, then `end`. Cut short (a killed run), it has no `end` and vouches for nothing.
+# record_hashes FILE...: the hash record (listed by src/plan/probe.sh, judged by
+# src/plan/hashes.rs): empty files in the state folder whose names hold the facts (a name
+# costs the probe one `readdir`; content would cost dash's `read` a syscall per byte):
+# `hash_DEV_INODE_SIZE_CTIME_SHA256` for each FILE that is a regular file on a filesystem with
+# nanosecond timestamps, then `hash_T_T0`, where T0 is the stamp's mtime, taken before
+# anything was read. The old record goes first (one `rm`); `hash_T_` comes last: a record
+# cut short has none and vouches for nothing. `sha256sum` lines are paired with `find`'s in
+# order, each checked by its path (an escaped line, a path with `\`, is skipped).
 record_hashes() {
-  : > "$STATE/hashes" || return 0
-  # shellcheck disable=SC2094 # the record's own mtime is its time T0: stat'ed, never read
-  find "$STATE/hashes" "$@" -maxdepth 0 '(' -samefile "$STATE/hashes" -printf 'T\t%T@\n' ')' -o \
-    '(' -type f -printf 'F\t%D\t%i\t%s\t%C@\t%p\n' \
-    '(' '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
-    -o -fstype tmpfs -o -fstype f2fs -o -fstype zfs -o -fstype overlay ')' -printf 'S\t%i\n' -o -true ')' \
-    -exec sha256sum -- '{}' + ')' >> "$STATE/hashes" 2> /dev/null
-  printf 'end\n' >> "$STATE/hashes"
+  for e in "$STATE"/hash_*; do
+    [ -e "$e" ] && rm -f -- "$STATE"/hash_*
+    break
+  done
+  : > "$STATE/hash.stamp" || return 0
+  # shellcheck disable=SC2094 # the stamp's mtime is the record's time T0: stat'ed, never read
+  find "$STATE/hash.stamp" "$@" -maxdepth 0 '(' -samefile "$STATE/hash.stamp" -printf 'T\t%T@\n' ')' -o \
+    '(' -type f '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
+    -o -fstype tmpfs -o -fstype f2fs -o -fstype zfs -o -fstype overlay ')' \
+    -printf 'F\t%D_%i_%s_%C@\t%p\n' -exec sha256sum -- '{}' + ')' > "$STATE/hash.raw" 2> /dev/null
+  t=''
+  q=''
+  nl='
+'
+  while IFS= read -r l; do
+    case $l in
+      "T	"*) t=${l#T	} ;;
+      "F	"*) q=$q${l#F	}$nl ;;
+      *)
+        [ -n "$q" ] || break
+        f=${q%%"$nl"*}
+        q=${q#*"$nl"}
+        case $l in \\*) continue ;; esac
+        [ "${l#*  }" = "${f#*	}" ] || break
+        h=${l%%  *}
+        case $h in *[!0-9a-f]*) break ;; esac
+        : > "$STATE/hash_${f%%	*}_$h"
+        ;;
+    esac
+  done < "$STATE/hash.raw"
+  [ -z "$t" ] || : > "$STATE/hash_T_$t"
 }
 
 mark probe-end

@@ -1,85 +1,93 @@
 //! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
 //!
-//! After every apply, and after a no-op whose probe had to hash a file, the host writes
-//! `$STATE/hashes` (`record_hashes` in src/apply/host.sh): the time T0 at which the record was
-//! emptied (before anything was read), then for each managed regular file its device, inode,
-//! size and ctime, whether its filesystem keeps nanosecond timestamps (`S` lines), and its
-//! `sha256sum`; `end` last. The next probe prints the record (src/plan/probe.sh) and `find`
-//! hashes only the files the record cannot vouch for. Here the client decides, for each file
-//! the probe did not hash, whether the record vouches for its hash: only when
+//! After every apply, and after a no-op whose probe had to hash a file, the host leaves a
+//! record in its state folder (`record_hashes` in src/apply/host.sh): for each managed regular
+//! file on a filesystem with nanosecond timestamps, an empty file named
+//! `hash_DEV_INODE_SIZE_CTIME_SHA256`, and last `hash_T_T0`, T0 being a time taken before any
+//! file was read. The next probe lists those names (src/plan/probe.sh: names only, one
+//! `readdir`) and its `find` hashes only the files the record cannot vouch for. Here the client
+//! decides, for each file the probe did not hash, whether the record vouches for its hash:
+//! only when
 //!
-//! - the record is whole (`T` first, `end` last) and lists the file with a hash,
-//! - the file's device, inode, size and ctime are exactly the recorded ones,
-//! - its filesystem keeps nanosecond timestamps (`S`) and the recorded ctime has a nonzero
-//!   nanosecond part (an ext4 with 128-byte inodes keeps whole seconds),
-//! - the recorded ctime is older than T0.
+//! - the record is whole (exactly one `hash_T_`, written last) and has one entry for the
+//!   file's device and inode,
+//! - the file's size and ctime are exactly the recorded ones,
+//! - the recorded ctime has a nonzero nanosecond part (an ext4 with 128-byte inodes keeps
+//!   whole seconds) and is older than T0.
 //!
 //! Why that is enough: the kernel sets a file's ctime to the current time on every change of
 //! its content (write, truncate, mmap write fault), its metadata, or its name (rename, link),
-//! and user space cannot set it (`touch -d` sets mtime and atime only). The record read the
-//! file after T0; a file last changed before T0 (recorded ctime < T0) and unchanged since
-//! (same ctime now) had the recorded content when it was read, and has it now. A file changed
-//! after T0 has a ctime at or after T0, never equal to one before it. This is git's rule for
-//! a "racily clean" index entry, applied with nanoseconds and one step stricter (git trusts
-//! entries older than the index file's own mtime, written after the read; T0 is taken before).
-//! Where that cannot hold, the file is hashed: a coarse-timestamp filesystem (vfat, NFS, FUSE:
-//! no `S` line), a record cut short, a file the record does not list, or one changed at T0.
-//! Left out by design: a clock set back by root, and a file's content changed by root
-//! through a block device under a mounted filesystem (both need root, who owns the record).
+//! and user space cannot set it (`touch -d` sets mtime and atime only); another file put in its
+//! place has another inode, or a new ctime. The record read the file after T0; a file last
+//! changed before T0 (recorded ctime < T0) and unchanged since (same ctime now) had the
+//! recorded content when it was read, and has it now; a file changed after T0 has a ctime at
+//! or after T0, never equal to one before it. This is git's rule for "racily clean" index
+//! entries, one step stricter: git trusts entries older than the index file's own mtime,
+//! written after the read; T0 is taken before it.
+//! Where that cannot hold, the file is hashed: a filesystem with coarse or foreign timestamps
+//! (vfat, NFS, FUSE: no entry), a record cut short, a file the record does not list, one
+//! changed at T0's tick. Left out by design: a clock set back by root, and a file changed by
+//! root under a mounted filesystem (through its block device): both need root, who owns the
+//! record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::desired::Desired;
 use super::probe::{Kind, Observed, Stamp, Stat};
 
-/// A whole hash record, as the client reads it.
+/// A whole hash record, as the client reads it: by (device, inode), the recorded entry
+/// (`None` where two entries name one file: it vouches for neither).
 #[derive(Debug, Default)]
 pub struct Record {
     t0: Stamp,
-    files: HashMap<String, (Stat, Option<String>)>,
-    nanosecond_inodes: HashSet<u64>,
+    files: HashMap<(u64, u64), Option<Entry>>,
+}
+
+/// What the record saw of one file: its size, its ctime and its content's hash.
+#[derive(Debug)]
+struct Entry {
+    size: u64,
+    ctime: Stamp,
+    sha256: String,
 }
 
 impl Record {
-    /// The record's lines (the probe's `H` lines); `None` unless it is whole and every line
-    /// is one `record_hashes` writes.
-    pub fn parse(lines: &[String]) -> Option<Record> {
-        let (first, rest) = lines.split_first()?;
-        let (last, body) = rest.split_last()?;
-        if last != "end" {
-            return None;
-        }
-        let mut record = Record { t0: Stamp::parse(first.strip_prefix("T\t")?)?, ..Default::default() };
-        let mut hashes = Vec::new();
-        for line in body {
-            if let Some(f) = line.strip_prefix("F\t") {
-                let v: Vec<&str> = f.splitn(5, '\t').collect();
-                let [dev, ino, size, ctime, path] = v.as_slice() else { return None };
-                let stat = Stat {
-                    dev: dev.parse().ok()?,
-                    ino: ino.parse().ok()?,
-                    size: size.parse().ok()?,
-                    ctime: Stamp::parse(ctime)?,
-                };
-                record.files.insert(path.to_string(), (stat, None));
-            } else if let Some(ino) = line.strip_prefix("S\t") {
-                record.nanosecond_inodes.insert(ino.parse().ok()?);
-            } else {
-                let (hash, path) = super::probe::hash_line(line)?;
-                hashes.push((hash.to_string(), path));
+    /// The record's names (the probe's `H` lines); `None` unless it is whole: exactly one
+    /// `hash_T_` and every other name one `record_hashes` makes.
+    pub fn parse(names: &[String]) -> Option<Record> {
+        let mut t0 = None;
+        let mut files = HashMap::new();
+        for name in names {
+            let fields = name.strip_prefix("hash_")?;
+            if let Some(t) = fields.strip_prefix("T_") {
+                if t0.replace(Stamp::parse(t)?).is_some() {
+                    return None;
+                }
+                continue;
+            }
+            let v: Vec<&str> = fields.split('_').collect();
+            let [dev, ino, size, ctime, hash] = v.as_slice() else { return None };
+            if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return None;
+            }
+            let entry = Entry { size: size.parse().ok()?, ctime: Stamp::parse(ctime)?, sha256: hash.to_string() };
+            match files.entry((dev.parse().ok()?, ino.parse().ok()?)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Some(entry));
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.insert(None);
+                }
             }
         }
-        for (hash, path) in hashes {
-            record.files.get_mut(&path)?.1 = Some(hash);
-        }
-        Some(record)
+        Some(Record { t0: t0?, files })
     }
 
-    /// The hash the record vouches for at `path`, whose `stat` the probe saw now.
-    pub fn vouches(&self, path: &str, now: &Stat) -> Option<&str> {
-        let (then, hash) = self.files.get(path)?;
-        let unchanged = then == now && self.nanosecond_inodes.contains(&then.ino);
-        (unchanged && then.ctime.nanos != 0 && then.ctime < self.t0).then_some(hash.as_deref()).flatten()
+    /// The hash the record vouches for, for a file whose `stat` the probe saw now.
+    pub fn vouches(&self, now: &Stat) -> Option<&str> {
+        let e = self.files.get(&(now.dev, now.ino))?.as_ref()?;
+        let unchanged = e.size == now.size && e.ctime == now.ctime;
+        (unchanged && e.ctime.nanos != 0 && e.ctime < self.t0).then_some(e.sha256.as_str())
     }
 }
 
@@ -94,7 +102,7 @@ pub fn vouch(desired: &Desired, observed: &mut Observed) -> Vec<String> {
         if state.kind != Kind::File || state.sha256.is_some() {
             continue;
         }
-        match record.as_ref().and_then(|r| r.vouches(&f.dest, &state.stat)) {
+        match record.as_ref().and_then(|r| r.vouches(&state.stat)) {
             Some(hash) => {
                 state.sha256 = Some(hash.to_string());
                 state.vouched = true;
@@ -110,4 +118,86 @@ pub fn vouch(desired: &Desired, observed: &mut Observed) -> Vec<String> {
 /// some file destination's hash was read now, not vouched for by the record.
 pub fn out_of_date(desired: &Desired, observed: &Observed) -> bool {
     desired.files.iter().any(|f| observed.paths.get(&f.dest).is_some_and(|s| s.kind == Kind::File && !s.vouched))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn stamp(text: &str) -> Stamp {
+        Stamp::parse(text).unwrap()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The file the whole record vouches for: device 7, inode 42, 5 bytes.
+    fn now() -> Stat {
+        Stat { dev: 7, ino: 42, size: 5, ctime: stamp("100.5000000000") }
+    }
+
+    fn whole() -> Vec<String> {
+        vec![format!("hash_7_42_5_100.5000000000_{HASH}"), "hash_T_100.5000000010".into()]
+    }
+
+    /// The cases of the rule, each one condition away from a vouched file.
+    #[test]
+    fn the_record_vouches_only_for_an_unchanged_file_last_changed_before_t0() {
+        let r = Record::parse(&whole()).unwrap();
+        assert_eq!(r.vouches(&now()), Some(HASH));
+        let cases: [(&str, Stat); 6] = [
+            ("another inode (renamed over)", Stat { ino: 43, ..now() }),
+            ("another device", Stat { dev: 8, ..now() }),
+            ("another size", Stat { size: 6, ..now() }),
+            ("changed since (ctime moved)", Stat { ctime: stamp("100.6"), ..now() }),
+            ("a ctime that went back (clock set back)", Stat { ctime: stamp("100.4"), ..now() }),
+            ("one nanosecond later", Stat { ctime: stamp("100.5000000010"), ..now() }),
+        ];
+        for (what, stat) in cases {
+            assert_eq!(r.vouches(&stat), None, "{what}");
+        }
+        // Recorded at T0's tick or after it (racily clean), or with whole seconds only.
+        for (entry, t) in [
+            ("hash_7_42_5_100.5000000000_", "hash_T_100.5000000000"),
+            ("hash_7_42_5_100.5000000000_", "hash_T_100.4"),
+            ("hash_7_42_5_100.0000000000_", "hash_T_101.0"),
+        ] {
+            let r = Record::parse(&[format!("{entry}{HASH}"), t.to_string()]).unwrap();
+            let ctime = stamp(entry.split('_').nth(4).unwrap());
+            assert_eq!(r.vouches(&Stat { ctime, ..now() }), None, "{entry} {t}");
+        }
+    }
+
+    /// A record cut short (no `hash_T_`), one with two times, a name `record_hashes` does not
+    /// make: nothing is vouched for. Two entries for one file: neither.
+    #[test]
+    fn a_record_that_is_not_whole_vouches_for_nothing() {
+        let entry = format!("hash_7_42_5_100.5000000000_{HASH}");
+        for bad in [
+            names(&[&entry]),
+            names(&[&entry, "hash_T_100.6", "hash_T_100.7"]),
+            names(&[&entry, "hash_T_100.6", "hash_7_42_5_100.5_nothex"]),
+            names(&[&entry, "hash_T_100.6", "hash_7_42_5_100.5"]),
+            names(&[&entry, "hash_T_100.6", "other_7_42_5_100.5_x"]),
+            names(&[&entry, "hash_T_soon"]),
+        ] {
+            assert!(Record::parse(&bad).is_none(), "{bad:?}");
+        }
+        let twice = names(&[&entry, &format!("hash_7_42_5_100.4000000000_{HASH}"), "hash_T_100.6"]);
+        assert_eq!(Record::parse(&twice).unwrap().vouches(&now()), None);
+        assert!(Record::parse(&[]).is_none());
+    }
+
+    #[test]
+    fn stamps_are_read_to_the_nanosecond() {
+        assert_eq!(stamp("1796071838.1397685000"), Stamp { secs: 1796071838, nanos: 139768500 });
+        assert_eq!(stamp("5.5"), Stamp { secs: 5, nanos: 500000000 });
+        assert!(stamp("5.000000001") > stamp("5.0"));
+        for bad in ["5", ".5", "5.", "5.x", "x.5", "5.5.5"] {
+            assert_eq!(Stamp::parse(bad), None, "{bad}");
+        }
+    }
 }

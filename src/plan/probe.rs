@@ -139,9 +139,7 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
         let others: Vec<String> =
             paths.iter().filter(|p| !dests.contains(*p)).map(|p| format!("-path {}", quote(&glob_escape(p)))).collect();
         let skip = if others.is_empty() { String::new() } else { format!("! '(' {} ')' ", others.join(" -o ")) };
-        format!(
-            " {skip}-type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} +"
-        )
+        format!(" {skip}-type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} +")
     };
     // Owner and group names only when a resource manages one (each name costs `find` an NSS
     // lookup); `-` otherwise, never compared.
