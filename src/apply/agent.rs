@@ -103,7 +103,7 @@ mod tests {
     /// (if anything changed).
     fn session(shell: &str, state: &str, d: &Desired, count: bool) -> Seen {
         let spec = remote::Spec { client_checks_state: true, ..remote::test_spec(state, N, 1) };
-        let script = remote::script(&spec, &body(&probe::script(d, false)));
+        let script = remote::script(&spec, &body(&probe::script(d, state, false)));
         let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut command = if count {
@@ -149,7 +149,7 @@ mod tests {
         let hashed = dests(&observed, &|p| p.sha256.is_some());
         // What the client does (`apply::talk`): what the hash record cannot vouch for is
         // hashed in a `hash` frame; a no-op that read any hash writes the record again.
-        let unknown = crate::plan::hashes::vouch(d, &mut observed);
+        let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
         if !unknown.is_empty() {
             stdin.write_all(super::super::hash_frame("hash", &unknown).as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -222,12 +222,15 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            let (record, st): (Vec<String>, Vec<String>) = st.into_iter().partition(|n| n.starts_with("hash"));
-            assert_eq!(st, ["lock.owner"], "{shell}: the stage is gone, no pending handlers");
-            // The hash record: its time, its stamp and find's output, one entry per file.
-            let entries = record.iter().filter(|n| n.starts_with("hash_") && !n.starts_with("hash_T_")).count();
-            assert_eq!(record.iter().filter(|n| n.starts_with("hash_T_")).count(), 1, "{shell}: {record:?}");
-            assert_eq!((entries, record.len()), (3, 6), "{shell}: {record:?}");
+            // The hash record (its folder, the settle stamp, find's output) and the lock note.
+            assert_eq!(
+                st,
+                ["hash.raw", "hash.stamp", "hashes", "lock.owner"],
+                "{shell}: the stage is gone, no pending handlers"
+            );
+            let record = left(&format!("{state}/hashes"));
+            assert_eq!(record.iter().filter(|n| n.starts_with("T_")).count(), 1, "{shell}: {record:?}");
+            assert_eq!(record.len(), 4, "{shell}: T_ and one entry per file: {record:?}");
             assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
 
             let (plan, code, out, _) = converge(shell, &state, &d, false);
@@ -253,10 +256,9 @@ mod tests {
     #[test]
     fn the_hash_record_spares_reads_and_hides_no_change_under_sh_and_dash() {
         let names = |state: &str| -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(state)
+            let mut v: Vec<String> = std::fs::read_dir(format!("{state}/hashes"))
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n.starts_with("hash_"))
                 .collect();
             v.sort();
             v
@@ -285,26 +287,49 @@ mod tests {
             assert_eq!((&r.hashed, r.vouched.len(), r.plan.changes.len()), (&vec![f0.clone()], 2, 1), "{shell}");
             assert_eq!(std::fs::read_to_string(f0).unwrap(), "file 0 v1\n", "{shell}");
 
-            // Cut short: no `hash_T_`. Every file hashed, nothing rewritten, recorded again.
-            let t = names(&state).into_iter().find(|n| n.starts_with("hash_T_")).unwrap();
-            std::fs::remove_file(format!("{state}/{t}")).unwrap();
+            // Cut short: no `T_`. Every file hashed, nothing rewritten, recorded again.
+            let t = names(&state).into_iter().find(|n| n.starts_with("T_")).unwrap();
+            std::fs::remove_file(format!("{state}/hashes/{t}")).unwrap();
             let r = session(shell, &state, &d, false);
             assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
             assert_eq!((&r.hashed, r.vouched.len()), (&all, 0), "{shell}");
-            assert_eq!(names(&state).iter().filter(|n| n.starts_with("hash_T_")).count(), 1, "{shell}");
+            assert_eq!(names(&state).iter().filter(|n| n.starts_with("T_")).count(), 1, "{shell}");
 
-            // Racily clean: T0 set to f1's recorded ctime. `find` leaves f1 to the record,
-            // which does not vouch for it: the client asks.
-            let f1_ctime = {
-                let m = std::fs::metadata(&all[1]).unwrap();
-                use std::os::unix::fs::MetadataExt;
-                format!("{}.{:09}0", m.ctime(), m.ctime_nsec())
-            };
-            let t = names(&state).into_iter().find(|n| n.starts_with("hash_T_")).unwrap();
-            std::fs::rename(format!("{state}/{t}"), format!("{state}/hash_T_{f1_ctime}")).unwrap();
+            // Touched since it was written: an entry planted in the record (as if when the
+            // state folder was open to others) moves the folder's ctime: nothing is vouched for.
+            let forged = format!("{state}/hashes/1_2_3_4.5_{}", "0".repeat(64));
+            std::fs::write(&forged, "").unwrap();
             let r = session(shell, &state, &d, false);
             assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
-            assert!(r.asked.contains(&all[1]) && !r.hashed.contains(&all[1]), "{shell}: {:?} {:?}", r.asked, r.hashed);
+            assert_eq!((r.vouched.len(), r.hashed.len() + r.asked.len()), (0, 3), "{shell}");
+            assert!(!std::path::Path::new(&forged).exists(), "{shell}: recorded again");
+
+            // Racily clean: a record (written as `record_hashes` does, `T_` last) whose T0 is
+            // f1's ctime. `find` leaves f1 to the record, which does not vouch for it: the
+            // client asks for its hash.
+            let f1_ctime = {
+                use std::os::unix::fs::MetadataExt;
+                let m = std::fs::metadata(&all[1]).unwrap();
+                format!("{}.{:09}0", m.ctime(), m.ctime_nsec())
+            };
+            let entries: Vec<String> = names(&state).into_iter().filter(|n| !n.starts_with("T_")).collect();
+            std::fs::remove_dir_all(format!("{state}/hashes")).unwrap();
+            std::fs::create_dir(format!("{state}/hashes")).unwrap();
+            std::fs::set_permissions(format!("{state}/hashes"), std::fs::Permissions::from_mode(0o700)).unwrap();
+            for e in &entries {
+                std::fs::write(format!("{state}/hashes/{e}"), "").unwrap();
+            }
+            std::fs::write(format!("{state}/hashes/T_{f1_ctime}"), "").unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            // (f2 shares f1's ctime: renamed by the same `mv`; f0, edited later, is newer.)
+            assert!(
+                r.asked.contains(&all[1]) && !r.vouched.contains(&all[1]),
+                "{shell}: {:?} {:?}",
+                r.asked,
+                r.vouched
+            );
+            assert_eq!(r.asked.len() + r.vouched.len() + r.hashed.len(), 3, "{shell}");
             let r = session(shell, &state, &d, false);
             assert_eq!((r.hashed.len(), r.vouched.len(), r.asked.len()), (0, 3, 0), "{shell}: recorded again");
 
@@ -353,9 +378,9 @@ mod tests {
 
     /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;
     /// the fresh count includes the two validators and the handler: `timeout`, `sh` and the
-    /// command each, the host-side bound of a snippet, and the hash record's `find` and
-    /// `sha256sum`; the no-op run has no snippet).
+    /// command each, the host-side bound of a snippet, and the hash record's `mkdir`, `find`
+    /// and `sha256sum`; the no-op run has no snippet).
     const NOOP_PROCESSES: usize = 3;
     const PER_FILE_PROCESSES: usize = 0;
-    const FRESH_4_PROCESSES: usize = 27;
+    const FRESH_4_PROCESSES: usize = 28;
 }

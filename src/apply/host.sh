@@ -33,21 +33,19 @@ hashes_settle() {
 }
 
 # record_hashes FILE...: the hash record (listed by src/plan/probe.sh, judged by
-# src/plan/hashes.rs): empty files in the state folder whose names hold the facts (a name
-# costs the probe one `readdir`; content would cost dash's `read` a syscall per byte):
-# `hash_DEV_INODE_SIZE_CTIME_SHA256` for each FILE that is a regular file on a filesystem with
-# nanosecond timestamps, then `hash_T_T0`, where T0 is the stamp's mtime, taken before
-# anything was read. The old record goes first (one `rm`); `hash_T_` comes last: a record
-# cut short has none and vouches for nothing. `sha256sum` lines are paired with `find`'s in
-# order, each checked by its path (an escaped line, a path with `\`, is skipped).
+# src/plan/hashes.rs): a folder $STATE/hashes (made anew, mode 0700; its mtime then is the
+# record's time T0, taken before anything is read) of empty files whose names hold the facts
+# (a name costs the probe one `readdir`; content would cost dash's `read` a syscall per
+# byte): `DEV_INODE_SIZE_CTIME_SHA256` for each FILE that is a regular file on a filesystem
+# with nanosecond timestamps, then `T_T0`, last: a record cut short has none and vouches for
+# nothing, and any change to the folder after it (an entry added, removed or renamed, its
+# mode) moves the folder's ctime away from `T_T0`'s, which the client checks. `sha256sum`
+# lines are paired with `find`'s in order, each checked by its path (an escaped line, for a
+# path with `\`, is skipped).
 record_hashes() {
-  for e in "$STATE"/hash_*; do
-    [ -e "$e" ] && rm -f -- "$STATE"/hash_*
-    break
-  done
-  : > "$STATE/hash.stamp" || return 0
-  # shellcheck disable=SC2094 # the stamp's mtime is the record's time T0: stat'ed, never read
-  find "$STATE/hash.stamp" "$@" -maxdepth 0 '(' -samefile "$STATE/hash.stamp" -printf 'T\t%T@\n' ')' -o \
+  if [ -e "$STATE/hashes" ] || [ -L "$STATE/hashes" ]; then rm -rf -- "$STATE/hashes" || return 0; fi
+  mkdir -m 0700 -- "$STATE/hashes" || return 0
+  find "$STATE/hashes" "$@" -maxdepth 0 '(' -type d -printf 'T\t%T@\n' ')' -o \
     '(' -type f '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
     -o -fstype tmpfs -o -fstype f2fs -o -fstype zfs -o -fstype overlay ')' \
     -printf 'F\t%D_%i_%s_%C@\t%p\n' -exec sha256sum -- '{}' + ')' > "$STATE/hash.raw" 2> /dev/null
@@ -57,7 +55,7 @@ record_hashes() {
 '
   while IFS= read -r l; do
     case $l in
-      "T	"*) t=${l#T	} ;;
+      "T	"*) [ -n "$t" ] || t=${l#T	} ;;
       "F	"*) q=$q${l#F	}$nl ;;
       *)
         [ -n "$q" ] || break
@@ -67,11 +65,11 @@ record_hashes() {
         [ "${l#*  }" = "${f#*	}" ] || break
         h=${l%%  *}
         case $h in *[!0-9a-f]*) break ;; esac
-        : > "$STATE/hash_${f%%	*}_$h"
+        : > "$STATE/hashes/${f%%	*}_$h"
         ;;
     esac
   done < "$STATE/hash.raw"
-  [ -z "$t" ] || : > "$STATE/hash_T_$t"
+  [ -z "$t" ] || : > "$STATE/hashes/T_$t"
 }
 
 mark probe-end

@@ -116,7 +116,7 @@ async fn talk(
         ..remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout)
     };
     let state_dir = spec.state_dir.clone();
-    let body = agent::body(&probe::script(desired, opts.diff));
+    let body = agent::body(&probe::script(desired, &state_dir, opts.diff));
     let mut session =
         Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
     session.phase("probe");
@@ -129,7 +129,7 @@ async fn talk(
     }
     // Files the probe left to the hash record that it cannot vouch for: hashed now, in one
     // more round trip (rare: a file the record does not list, changed at its very time...).
-    let unknown = hashes::vouch(desired, &mut observed);
+    let unknown = hashes::vouch(desired, &state_dir, &mut observed);
     if !unknown.is_empty() {
         session.send(hash_frame("hash", &unknown).as_bytes()).await?;
         let out = read_probe(&mut session).await?;

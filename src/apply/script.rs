@@ -469,7 +469,8 @@ mod tests {
         let apply = build(&desired, &plan);
         assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
         let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
-        let session = remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, true)));
+        let session =
+            remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));
         assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
     }
 }

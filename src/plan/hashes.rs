@@ -1,16 +1,20 @@
 //! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
 //!
-//! After every apply, and after a no-op whose probe had to hash a file, the host leaves a
-//! record in its state folder (`record_hashes` in src/apply/host.sh): for each managed regular
-//! file on a filesystem with nanosecond timestamps, an empty file named
-//! `hash_DEV_INODE_SIZE_CTIME_SHA256`, and last `hash_T_T0`, T0 being a time taken before any
-//! file was read. The next probe lists those names (src/plan/probe.sh: names only, one
-//! `readdir`) and its `find` hashes only the files the record cannot vouch for. Here the client
-//! decides, for each file the probe did not hash, whether the record vouches for its hash:
-//! only when
+//! After every apply, and after a no-op whose probe had to hash a file, the host writes a
+//! record (`record_hashes` in src/apply/host.sh): a folder `STATE/hashes`, made anew with mode
+//! 0700 (its mtime then is T0, taken before any file is read), holding for each managed
+//! regular file on a filesystem with nanosecond timestamps an empty file named
+//! `DEV_INODE_SIZE_CTIME_SHA256`, and last `T_T0`. The next probe lists those names
+//! (src/plan/probe.sh: names only, one `readdir`) and its `find` hashes only the files the
+//! record cannot vouch for. Here the client decides, for each file the probe did not hash,
+//! whether the record vouches for its hash: only when
 //!
-//! - the record is whole (exactly one `hash_T_`, written last) and has one entry for the
-//!   file's device and inode,
+//! - the record is whole (exactly one `T_`) and untouched: its folder is not a link, has mode
+//!   0700 and the state folder's owner, and its ctime is still that of the `T_` entry written
+//!   last (an entry planted, removed or renamed there since, or a `chmod`, moves it; a folder
+//!   put in its place is another owner's: a state folder that was ever writable by others
+//!   cannot lend its record),
+//! - it has one entry for the file's device and inode,
 //! - the file's size and ctime are exactly the recorded ones,
 //! - the recorded ctime has a nonzero nanosecond part (an ext4 with 128-byte inodes keeps
 //!   whole seconds) and is older than T0.
@@ -53,19 +57,18 @@ struct Entry {
 
 impl Record {
     /// The record's names (the probe's `H` lines); `None` unless it is whole: exactly one
-    /// `hash_T_` and every other name one `record_hashes` makes.
+    /// `T_` entry and every other name one `record_hashes` makes.
     pub fn parse(names: &[String]) -> Option<Record> {
         let mut t0 = None;
         let mut files = HashMap::new();
         for name in names {
-            let fields = name.strip_prefix("hash_")?;
-            if let Some(t) = fields.strip_prefix("T_") {
+            if let Some(t) = name.strip_prefix("T_") {
                 if t0.replace(Stamp::parse(t)?).is_some() {
                     return None;
                 }
                 continue;
             }
-            let v: Vec<&str> = fields.split('_').collect();
+            let v: Vec<&str> = name.split('_').collect();
             let [dev, ino, size, ctime, hash] = v.as_slice() else { return None };
             if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                 return None;
@@ -83,6 +86,20 @@ impl Record {
         Some(Record { t0: t0?, files })
     }
 
+    /// The record the probe listed in `state_dir`, if it is whole and untouched since it was
+    /// written: its folder a folder (not a link) with mode 0700 and the state folder's owner,
+    /// and its ctime that of the `T_` entry made last (an entry added, removed or renamed
+    /// since, or a `chmod`, would have moved it: so would a folder put in its place).
+    pub fn read(observed: &Observed, state_dir: &str) -> Option<Record> {
+        let record = Record::parse(&observed.record)?;
+        let t = observed.record.iter().find(|n| n.starts_with("T_"))?;
+        let state = observed.paths.get(state_dir)?;
+        let dir = observed.paths.get(&format!("{state_dir}/hashes"))?;
+        let last = observed.paths.get(&format!("{state_dir}/hashes/{t}"))?;
+        let intact = dir.kind == Kind::Dir && dir.mode == 0o700 && dir.uid == state.uid && state.kind == Kind::Dir;
+        (intact && last.kind == Kind::File && last.stat.ctime == dir.stat.ctime).then_some(record)
+    }
+
     /// The hash the record vouches for, for a file whose `stat` the probe saw now.
     pub fn vouches(&self, now: &Stat) -> Option<&str> {
         let e = self.files.get(&(now.dev, now.ino))?.as_ref()?;
@@ -94,8 +111,8 @@ impl Record {
 /// Gives every file destination that is a regular file the probe did not hash the hash the
 /// host's record vouches for (marked `vouched`). Returns the destinations still without a
 /// hash (the client asks the host to hash those), in order, once each.
-pub fn vouch(desired: &Desired, observed: &mut Observed) -> Vec<String> {
-    let record = Record::parse(&observed.record);
+pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed) -> Vec<String> {
+    let record = Record::read(observed, state_dir);
     let mut unknown = Vec::new();
     for f in &desired.files {
         let Some(state) = observed.paths.get_mut(&f.dest) else { continue };
@@ -140,7 +157,7 @@ mod tests {
     }
 
     fn whole() -> Vec<String> {
-        vec![format!("hash_7_42_5_100.5000000000_{HASH}"), "hash_T_100.5000000010".into()]
+        vec![format!("7_42_5_100.5000000000_{HASH}"), "T_100.5000000010".into()]
     }
 
     /// The cases of the rule, each one condition away from a vouched file.
@@ -161,32 +178,32 @@ mod tests {
         }
         // Recorded at T0's tick or after it (racily clean), or with whole seconds only.
         for (entry, t) in [
-            ("hash_7_42_5_100.5000000000_", "hash_T_100.5000000000"),
-            ("hash_7_42_5_100.5000000000_", "hash_T_100.4"),
-            ("hash_7_42_5_100.0000000000_", "hash_T_101.0"),
+            ("7_42_5_100.5000000000_", "T_100.5000000000"),
+            ("7_42_5_100.5000000000_", "T_100.4"),
+            ("7_42_5_100.0000000000_", "T_101.0"),
         ] {
             let r = Record::parse(&[format!("{entry}{HASH}"), t.to_string()]).unwrap();
-            let ctime = stamp(entry.split('_').nth(4).unwrap());
+            let ctime = stamp(entry.split('_').nth(3).unwrap());
             assert_eq!(r.vouches(&Stat { ctime, ..now() }), None, "{entry} {t}");
         }
     }
 
-    /// A record cut short (no `hash_T_`), one with two times, a name `record_hashes` does not
+    /// A record cut short (no `T_`), one with two times, a name `record_hashes` does not
     /// make: nothing is vouched for. Two entries for one file: neither.
     #[test]
     fn a_record_that_is_not_whole_vouches_for_nothing() {
-        let entry = format!("hash_7_42_5_100.5000000000_{HASH}");
+        let entry = format!("7_42_5_100.5000000000_{HASH}");
         for bad in [
             names(&[&entry]),
-            names(&[&entry, "hash_T_100.6", "hash_T_100.7"]),
-            names(&[&entry, "hash_T_100.6", "hash_7_42_5_100.5_nothex"]),
-            names(&[&entry, "hash_T_100.6", "hash_7_42_5_100.5"]),
-            names(&[&entry, "hash_T_100.6", "other_7_42_5_100.5_x"]),
-            names(&[&entry, "hash_T_soon"]),
+            names(&[&entry, "T_100.6", "T_100.7"]),
+            names(&[&entry, "T_100.6", "7_42_5_100.5_nothex"]),
+            names(&[&entry, "T_100.6", "7_42_5_100.5"]),
+            names(&[&entry, "T_100.6", "x_7_42_5_100.5_x"]),
+            names(&[&entry, "T_soon"]),
         ] {
             assert!(Record::parse(&bad).is_none(), "{bad:?}");
         }
-        let twice = names(&[&entry, &format!("hash_7_42_5_100.4000000000_{HASH}"), "hash_T_100.6"]);
+        let twice = names(&[&entry, &format!("7_42_5_100.4000000000_{HASH}"), "T_100.6"]);
         assert_eq!(Record::parse(&twice).unwrap().vouches(&now()), None);
         assert!(Record::parse(&[]).is_none());
     }

@@ -297,8 +297,8 @@ mod tests {
 
     fn converged() -> String {
         format!(
-            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x00/etc/nginx/site\x00\
-             f\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x00/etc/systemd/system/app.service\x00\
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site\x00\
+             f\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/systemd/system/app.service\x00\
              {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
@@ -341,8 +341,8 @@ mod tests {
     #[test]
     fn mode_drift_is_fixed_without_upload_and_pending_handlers_run() {
         let obs = converged().replace(
-            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x00/etc/nginx/site",
-            "P\tf\x00600\x00root\x00root\x00\x001\x002\x003\x001.5\x00/etc/nginx/site",
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
+            "P\tf\x00600\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
         ) + "N\trestart app\n";
         let p = plan(&desired(), &parse_ok(&obs));
         assert_eq!(p.changes[0].action, Action::FixFileMeta(0));
