@@ -80,8 +80,30 @@ mod tests {
     /// back and planned, then the payload (if anything changed). Returns the plan, the
     /// exit status, the markers after the probe and, under strace, the number of processes.
     fn converge(shell: &str, state: &str, d: &Desired, count: bool) -> (crate::plan::Plan, Option<i32>, String, usize) {
+        let r = session(shell, state, d, count);
+        (r.plan, r.code, r.out, r.processes)
+    }
+
+    /// What one converge session did (see [`session`]).
+    struct Seen {
+        plan: crate::plan::Plan,
+        code: Option<i32>,
+        out: String,
+        processes: usize,
+        /// File destinations the probe's `find` hashed, the record vouched for, and the
+        /// client then asked the host to hash (a `hash` frame).
+        hashed: Vec<String>,
+        vouched: Vec<String>,
+        asked: Vec<String>,
+    }
+
+    /// One whole converge session on this machine, as a host runs it: the bootstrap under
+    /// `shell` (behind a banner with no newline, optionally under `strace -f`), the probe read
+    /// back, judged against the hash record and planned as the client does, then the payload
+    /// (if anything changed).
+    fn session(shell: &str, state: &str, d: &Desired, count: bool) -> Seen {
         let spec = remote::Spec { client_checks_state: true, ..remote::test_spec(state, N, 1) };
-        let script = remote::script(&spec, &body(&probe::script(d, false)));
+        let script = remote::script(&spec, &body(&probe::script(d, state, false)));
         let cmd = format!("printf 'Welcome to prod-host! '; {}", remote::bootstrap(Privilege::AsLogin));
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut command = if count {
@@ -97,33 +119,54 @@ mod tests {
         stdin.flush().unwrap();
         let mut reader = remote::Reader::new(N);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut probe_out = String::new();
-        'probe: loop {
-            let mut buf = Vec::new();
-            if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
-                panic!("{shell}: the session ended before probe-end");
-            }
-            reader.push(&buf);
-            while let Some(line) = reader.line(false) {
-                match line {
-                    remote::Line::Marker(remote::Marker::ProbeEnd) => break 'probe,
-                    remote::Line::Data(l) => {
-                        probe_out.push_str(&l);
-                        probe_out.push('\n');
+        // Everything up to the next `probe-end`, as the client reads it.
+        let mut read_probe = || {
+            let mut out = String::new();
+            loop {
+                let mut buf = Vec::new();
+                if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
+                    panic!("{shell}: the session ended before probe-end");
+                }
+                reader.push(&buf);
+                while let Some(line) = reader.line(false) {
+                    match line {
+                        remote::Line::Marker(remote::Marker::ProbeEnd) => return out,
+                        remote::Line::Data(l) => {
+                            out.push_str(&l);
+                            out.push('\n');
+                        }
+                        remote::Line::Marker(_) => {}
                     }
-                    remote::Line::Marker(_) => {}
                 }
             }
-        }
-        let observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
+        };
+        let probe_out = read_probe();
+        let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
         assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
+        let dests = |o: &probe::Observed, f: &dyn Fn(&probe::PathState) -> bool| -> Vec<String> {
+            d.files.iter().filter(|x| o.paths.get(&x.dest).is_some_and(f)).map(|x| x.dest.clone()).collect()
+        };
+        let hashed = dests(&observed, &|p| p.sha256.is_some());
+        // What the client does (`apply::talk`): what the hash record cannot vouch for is
+        // hashed in a `hash` frame; a no-op that read any hash writes the record again.
+        let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
+        if !unknown.is_empty() {
+            stdin.write_all(super::super::hash_frame("hash", &unknown).as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            probe::parse_hashes(&read_probe(), &unknown, &mut observed).unwrap();
+        }
+        let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() {
+        if plan.is_empty() && crate::plan::hashes::out_of_date(d, &observed) {
+            let files: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
+            stdin.write_all(super::super::hash_frame("record", &files).as_bytes()).unwrap();
+        } else if plan.is_empty() {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
             stdin.write_all(&remote::frame(&payload)).unwrap();
         }
+        let mut stdout = stdout;
         drop(stdin);
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
@@ -144,7 +187,7 @@ mod tests {
         } else {
             0
         };
-        (plan, code, rest, processes)
+        Seen { plan, code, out: rest, processes, hashed, vouched, asked: unknown }
     }
 
     fn mode(p: &str) -> u32 {
@@ -179,7 +222,15 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            assert_eq!(st, ["lock.owner"], "{shell}: the stage is gone, no pending handlers");
+            // The hash record (its folder, the settle stamp, find's output) and the lock note.
+            assert_eq!(
+                st,
+                ["hash.raw", "hash.stamp", "hashes", "lock.owner"],
+                "{shell}: the stage is gone, no pending handlers"
+            );
+            let record = left(&format!("{state}/hashes"));
+            assert_eq!(record.iter().filter(|n| n.starts_with("T_")).count(), 1, "{shell}: {record:?}");
+            assert_eq!(record.len(), 4, "{shell}: T_ and one entry per file: {record:?}");
             assert_eq!(std::fs::read_to_string(format!("{state}/lock.owner")).unwrap(), "");
 
             let (plan, code, out, _) = converge(shell, &state, &d, false);
@@ -193,6 +244,103 @@ mod tests {
             assert_eq!((code, plan.changes.len()), (Some(0), 1), "{shell}: {out}");
             assert_eq!(std::fs::read_to_string(format!("{root}/etc/f1")).unwrap(), "file 1 v2\n");
             assert_eq!(std::fs::read_to_string(format!("{root}/handler.log")).unwrap(), "ran\nran\n");
+        }
+    }
+
+    /// The hash record under sh and dash, case by case (`plan::hashes`): after an apply the
+    /// no-op reads no file; an edit in place with size and mtime kept is hashed by `find`
+    /// and undone; a record cut short vouches for nothing (every file hashed, nothing
+    /// rewritten, the record written again); a file whose recorded ctime is the record's own
+    /// time (racily clean) is not vouched for, the client asks for its hash (`hash` frame);
+    /// a file the record does not list is hashed. No case rewrites an unchanged file.
+    #[test]
+    fn the_hash_record_spares_reads_and_hides_no_change_under_sh_and_dash() {
+        let names = |state: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{state}/hashes"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let state = format!("{root}/state");
+            let d = desired(root, 3, "v1");
+            let all: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
+            assert_eq!(session(shell, &state, &d, false).code, Some(0));
+            let record = names(&state);
+            assert_eq!(record.len(), 4, "{shell}: {record:?}");
+
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((r.hashed.len(), &r.vouched, r.asked.len()), (0, &all, 0), "{shell}: no file read");
+            assert_eq!(names(&state), record, "{shell}: nothing to record again");
+
+            // f0 edited in place: same size, the old mtime put back.
+            let f0 = &all[0];
+            let mtime = std::fs::metadata(f0).unwrap().modified().unwrap();
+            std::fs::write(f0, "FILE 0 v1\n").unwrap();
+            std::fs::File::options().write(true).open(f0).unwrap().set_modified(mtime).unwrap();
+            let r = session(shell, &state, &d, false);
+            assert_eq!((&r.hashed, r.vouched.len(), r.plan.changes.len()), (&vec![f0.clone()], 2, 1), "{shell}");
+            assert_eq!(std::fs::read_to_string(f0).unwrap(), "file 0 v1\n", "{shell}");
+
+            // Cut short: no `T_`. Every file hashed, nothing rewritten, recorded again.
+            let t = names(&state).into_iter().find(|n| n.starts_with("T_")).unwrap();
+            std::fs::remove_file(format!("{state}/hashes/{t}")).unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((&r.hashed, r.vouched.len()), (&all, 0), "{shell}");
+            assert_eq!(names(&state).iter().filter(|n| n.starts_with("T_")).count(), 1, "{shell}");
+
+            // Touched since it was written: an entry planted in the record (as if when the
+            // state folder was open to others) moves the folder's ctime: nothing is vouched for.
+            let forged = format!("{state}/hashes/1_2_3_4.5_{}", "0".repeat(64));
+            std::fs::write(&forged, "").unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((r.vouched.len(), r.hashed.len() + r.asked.len()), (0, 3), "{shell}");
+            assert!(!std::path::Path::new(&forged).exists(), "{shell}: recorded again");
+
+            // Racily clean: a record (written as `record_hashes` does, `T_` last) whose T0 is
+            // f1's ctime. `find` leaves f1 to the record, which does not vouch for it: the
+            // client asks for its hash.
+            let f1_ctime = {
+                use std::os::unix::fs::MetadataExt;
+                let m = std::fs::metadata(&all[1]).unwrap();
+                format!("{}.{:09}0", m.ctime(), m.ctime_nsec())
+            };
+            let entries: Vec<String> = names(&state).into_iter().filter(|n| !n.starts_with("T_")).collect();
+            std::fs::remove_dir_all(format!("{state}/hashes")).unwrap();
+            std::fs::create_dir(format!("{state}/hashes")).unwrap();
+            std::fs::set_permissions(format!("{state}/hashes"), std::fs::Permissions::from_mode(0o700)).unwrap();
+            for e in &entries {
+                std::fs::write(format!("{state}/hashes/{e}"), "").unwrap();
+            }
+            std::fs::write(format!("{state}/hashes/T_{f1_ctime}"), "").unwrap();
+            let r = session(shell, &state, &d, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            // (f2 shares f1's ctime: renamed by the same `mv`; f0, edited later, is newer.)
+            assert!(
+                r.asked.contains(&all[1]) && !r.vouched.contains(&all[1]),
+                "{shell}: {:?} {:?}",
+                r.asked,
+                r.vouched
+            );
+            assert_eq!(r.asked.len() + r.vouched.len() + r.hashed.len(), 3, "{shell}");
+            let r = session(shell, &state, &d, false);
+            assert_eq!((r.hashed.len(), r.vouched.len(), r.asked.len()), (0, 3, 0), "{shell}: recorded again");
+
+            // A fourth file, already right on the host, that the record does not list.
+            let mut d4 = desired(root, 4, "v1");
+            d4.files[3].validate = None;
+            std::fs::write(&d4.files[3].dest, "file 3 v1\n").unwrap();
+            std::fs::set_permissions(&d4.files[3].dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let r = session(shell, &state, &d4, false);
+            assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
+            assert_eq!((&r.hashed, r.asked.len()), (&vec![d4.files[3].dest.clone()], 0), "{shell}");
         }
     }
 
@@ -221,7 +369,8 @@ mod tests {
             "processes: no-op {noop4} (4 files), {noop16} (16 files); fresh {fresh4} (4 files), {fresh16} (16 files)"
         );
         // `sh` (the login shell `exec`s it; it reads its script itself), `flock`, `find` (the
-        // probe, the state folder's record included), `sha256sum`.
+        // probe, the state folder's record included); no `sha256sum`: the hash record the
+        // fresh run wrote vouches for every file (`plan::hashes`).
         assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
         assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
         assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
@@ -229,8 +378,9 @@ mod tests {
 
     /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;
     /// the fresh count includes the two validators and the handler: `timeout`, `sh` and the
-    /// command each, the host-side bound of a snippet; the no-op run has no snippet).
-    const NOOP_PROCESSES: usize = 4;
+    /// command each, the host-side bound of a snippet, and the hash record's `mkdir`, `find`
+    /// and `sha256sum`; the no-op run has no snippet).
+    const NOOP_PROCESSES: usize = 3;
     const PER_FILE_PROCESSES: usize = 0;
-    const FRESH_4_PROCESSES: usize = 25;
+    const FRESH_4_PROCESSES: usize = 28;
 }

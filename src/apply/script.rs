@@ -175,7 +175,31 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
             if left.is_empty() { "rm -f -- \"$STATE/pending-handlers\"".to_string() } else { pending_handlers(left) };
         step(&mut s, &handler_step(i), &format!("{} && {{ {done}; }}", bounded(&handler.run)));
     }
+    record(&mut s, desired, plan);
     s
+}
+
+/// The end of a run that got through every step: the host's hash record of every managed
+/// file (`record_hashes` in host.sh; see `plan::hashes`), taken once the clock has moved past
+/// the renames of this run (`hashes_settle`), so that the next no-op reads none of them.
+fn record(s: &mut String, desired: &Desired, plan: &Plan) {
+    if desired.files.is_empty() {
+        return;
+    }
+    let mut dirs: Vec<String> = Vec::new();
+    for c in &plan.changes {
+        if let Action::WriteFile(i) | Action::FixFileMeta(i) = c.action {
+            let d = quote(parent(&desired.files[i].dest));
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    let files: Vec<String> = desired.files.iter().map(|f| quote(&f.dest)).collect();
+    if !dirs.is_empty() {
+        let _ = writeln!(s, "hashes_settle {}", dirs.join(" "));
+    }
+    let _ = writeln!(s, "record_hashes {}", files.join(" "));
 }
 
 /// Replaces the host's list of pending handlers with `names` (fsynced, renamed: never half
@@ -445,7 +469,8 @@ mod tests {
         let apply = build(&desired, &plan);
         assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
         let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
-        let session = remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, true)));
+        let session =
+            remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));
         assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
     }
 }

@@ -1,9 +1,11 @@
 //! Planning: desired state vs observed state -> the changes to make. A pure function of its
 //! inputs, unit-tested here without SSH. `desired` is the rendered model, `probe` builds the
-//! script that observes a host and parses what it prints, `diff` renders text differences.
+//! script that observes a host and parses what it prints, `hashes` judges the host's hash
+//! record (what lets a no-op skip reading files), `diff` renders text differences.
 
 pub mod desired;
 pub mod diff;
+pub mod hashes;
 pub mod probe;
 
 use desired::{Desired, Meta};
@@ -295,8 +297,8 @@ mod tests {
 
     fn converged() -> String {
         format!(
-            "P\tf\x00644\x00root\x00root\x00\x00/etc/nginx/site\x00\
-             f\x00644\x00root\x00root\x00\x00/etc/systemd/system/app.service\x00\
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site\x00\
+             f\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/systemd/system/app.service\x00\
              {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
@@ -339,8 +341,8 @@ mod tests {
     #[test]
     fn mode_drift_is_fixed_without_upload_and_pending_handlers_run() {
         let obs = converged().replace(
-            "P\tf\x00644\x00root\x00root\x00\x00/etc/nginx/site",
-            "P\tf\x00600\x00root\x00root\x00\x00/etc/nginx/site",
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
+            "P\tf\x00600\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
         ) + "N\trestart app\n";
         let p = plan(&desired(), &parse_ok(&obs));
         assert_eq!(p.changes[0].action, Action::FixFileMeta(0));

@@ -29,8 +29,46 @@ pub struct PathState {
     pub group: String,
     pub link_target: String,
     pub sha256: Option<String>,
+    /// Device, inode, size and ctime (what the hash record is checked against).
+    pub stat: Stat,
+    /// The owner's user id.
+    pub uid: u32,
+    /// The hash came from the hash record (`plan::hashes`), not from reading the file now.
+    pub vouched: bool,
     /// Current content, fetched only for `--diff` and only when it differs.
     pub content: Option<Vec<u8>>,
+}
+
+/// The fields of a path's `stat` that tell whether it changed since the hash record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub ctime: Stamp,
+}
+
+/// A timestamp as `find` prints it (`%C@`, `%T@`: seconds and a fraction), to the nanosecond.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Stamp {
+    /// `SECS.FRACTION` (GNU find prints ten fraction digits; the tenth is always 0).
+    pub fn parse(text: &str) -> Option<Stamp> {
+        let (secs, frac) = text.split_once('.')?;
+        if secs.is_empty() || frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let secs: i64 = secs.parse().ok()?;
+        let mut nanos = 0u32;
+        for i in 0..9 {
+            nanos = nanos * 10 + frac.as_bytes().get(i).map_or(0, |b| u32::from(b - b'0'));
+        }
+        Some(Stamp { secs, nanos })
+    }
 }
 
 /// A systemd unit's state as `systemctl is-enabled` / `is-active` print it.
@@ -51,6 +89,9 @@ pub struct Observed {
     pub unless_ok: HashMap<usize, bool>,
     /// Handlers notified by an earlier run that did not get to run them.
     pub pending_handlers: Vec<String>,
+    /// The lines of the host's hash record (`H` lines), judged by `plan::hashes` once the
+    /// state folder is known to be ours.
+    pub record: Vec<String>,
 }
 
 impl Observed {
@@ -68,6 +109,9 @@ impl Observed {
 /// Files whose current content `--diff` needs: small, not sensitive.
 pub const DIFF_LIMIT: usize = 256 * 1024;
 
+/// The probe's first part: reads the host's hash record (see `plan::hashes`).
+pub const PROBE_SH: &str = include_str!("probe.sh");
+
 /// The probe section of the host script. `$STATE` is the host's state folder.
 ///
 /// Every field a user or another process can influence is framed so it cannot forge a line:
@@ -76,28 +120,40 @@ pub const DIFF_LIMIT: usize = 256 * 1024;
 /// for the regular files among them in between; `sha256sum`'s escaped lines (a
 /// path with `\`) are unescaped; `--diff` content is base64 and read with `dd
 /// iflag=nofollow`, so it never comes from behind a symlink.
-pub fn script(desired: &Desired, with_diff: bool) -> String {
+pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let mut s = String::new();
     let paths = desired.probed_paths();
     // The state folder's own record comes first (`$STATE`, never hashed: a folder): the
     // client refuses the host unless it is a folder with mode 0700 (see `state_folder_ok`).
     let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
     // `sha256sum` runs from `find`, on the file destinations that are regular files (never
-    // a FIFO, a device or a symlink to one: opening or reading those can block forever).
-    // Its lines ("HASH  PATH") come between the records: GNU find flushes its own output
-    // before it runs the batch. Other probed paths (dirs, links, `absent`, `creates`) are
-    // left out by name, so a big file there is not read.
+    // a FIFO, a device or a symlink to one: opening or reading those can block forever) and
+    // that the host's hash record cannot vouch for (`probe.sh` set T0 and `-o -inum N...`:
+    // a file whose inode is listed there and whose ctime is not newer than T0 is left to the
+    // client, `plan::hashes`). Its lines ("HASH  PATH") come between the records: GNU find
+    // flushes its own output before it runs the batch. Other probed paths (dirs, links,
+    // `absent`, `creates`) are left out by name, so a big file there is not read.
     let hash = if desired.files.is_empty() {
         String::new()
     } else {
+        s.push_str(PROBE_SH);
         let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
-        let others: Vec<String> =
+        let mut others: Vec<String> =
             paths.iter().filter(|p| !dests.contains(*p)).map(|p| format!("-path {}", quote(&glob_escape(p)))).collect();
-        let skip = if others.is_empty() { String::new() } else { format!("! '(' {} ')' ", others.join(" -o ")) };
-        format!(" {skip}-type f -exec sha256sum -- {{}} +")
+        // The hash record's `T_` entry (`$HT`, a starting point for its ctime) is never read.
+        others.push(format!("-path {}", quote(&format!("{}/hashes/T_*", glob_escape(state_dir)))));
+        let skip = format!("! '(' {} ')' ", others.join(" -o "));
+        format!(" {skip}-type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} +")
     };
+    // Owner and group names only when a resource manages one (each name costs `find` an NSS
+    // lookup); `-` otherwise, never compared.
+    let metas = || desired.dirs.iter().map(|d| &d.meta).chain(desired.files.iter().map(|f| &f.meta));
+    let owner = if metas().any(|m| m.owner.is_some()) { "%u" } else { "-" };
+    let group = if metas().any(|m| m.group.is_some()) { "%g" } else { "-" };
+    // The hash record's folder and `T_` entry come second and third (where there are files).
+    let record = if desired.files.is_empty() { "" } else { " \"$STATE/hashes\" \"$HT\"" };
     s.push_str(&format!(
-        "printf 'P\\t'; find \"$STATE\"{}{} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0'{hash} 2>/dev/null; echo\n",
+        "printf 'P\\t'; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0'{hash} 2>/dev/null; echo\n",
         if list.is_empty() { "" } else { " " },
         list.join(" ")
     ));
@@ -145,6 +201,12 @@ pub fn script(desired: &Desired, with_diff: bool) -> String {
 pub fn parse(output: &str) -> Result<Observed, String> {
     let mut obs = Observed::default();
     let mut rest = output;
+    // The hash record's lines, kept as they are: judged only once the state folder is ours.
+    while let Some(r) = rest.strip_prefix("H\t") {
+        let (line, tail) = r.split_once('\n').ok_or("a hash record line is cut short")?;
+        obs.record.push(line.to_string());
+        rest = tail;
+    }
     if let Some(mut r) = rest.strip_prefix("P\t") {
         loop {
             if let Some(after) = r.strip_prefix('\n') {
@@ -159,13 +221,13 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                 r = tail;
                 continue;
             }
-            let mut f = [""; 6];
+            let mut f = [""; 11];
             for field in f.iter_mut() {
                 let (value, tail) = r.split_once('\0').ok_or("a path record is cut short")?;
                 *field = value;
                 r = tail;
             }
-            let [kind, mode, owner, group, target, path] = f;
+            let [kind, mode, owner, group, target, dev, ino, size, ctime, uid, path] = f;
             let kind = match kind {
                 "f" => Kind::File,
                 "d" => Kind::Dir,
@@ -179,6 +241,14 @@ pub fn parse(output: &str) -> Result<Observed, String> {
             entry.owner = owner.to_string();
             entry.group = group.to_string();
             entry.link_target = target.to_string();
+            let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{path} has a stat field `{v}`"));
+            entry.uid = uid.parse().map_err(|_| format!("{path} has owner id `{uid}`"))?;
+            entry.stat = Stat {
+                dev: number(dev)?,
+                ino: number(ino)?,
+                size: number(size)?,
+                ctime: Stamp::parse(ctime).ok_or_else(|| format!("{path} has ctime `{ctime}`"))?,
+            };
         }
     }
     for line in rest.lines() {
@@ -217,6 +287,19 @@ pub fn parse(output: &str) -> Result<Observed, String> {
     Ok(obs)
 }
 
+/// Reads the `sha256sum` lines the host printed for a `hash` frame (files the probe left to
+/// the hash record, which could not vouch for them) into `obs`: only for paths in `asked`.
+pub fn parse_hashes(output: &str, asked: &[String], obs: &mut Observed) -> Result<(), String> {
+    for line in output.lines() {
+        let (hash, path) = hash_line(line).ok_or_else(|| bad(line))?;
+        if !asked.contains(&path) {
+            return Err(bad(line));
+        }
+        obs.paths.entry(path).or_default().sha256 = Some(hash.to_string());
+    }
+    Ok(())
+}
+
 /// `p` as a `find -path` pattern that matches only itself.
 fn glob_escape(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
@@ -235,7 +318,7 @@ fn bad(line: &str) -> String {
 
 /// `sha256sum`'s "HASH  PATH", or `\HASH  PATH` with `\\` and `\n` escaped in PATH (GNU
 /// coreutils escapes the line of a name holding `\`, newline or CR).
-fn hash_line(line: &str) -> Option<(&str, String)> {
+pub(crate) fn hash_line(line: &str) -> Option<(&str, String)> {
     let (escaped, line) = match line.strip_prefix('\\') {
         Some(l) => (true, l),
         None => (false, line),
@@ -276,9 +359,9 @@ mod tests {
     #[test]
     fn parses_every_record_kind() {
         let out = format!(
-            "P\tf\x00644\x00root\x00root\x00\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x00/etc/link\x00\
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x001\x002\x003\x001.5\x000\x00/etc/link\x00\
              {HASH}  /etc/a b\n\
-             d\x002755\x00www-data\x00adm\x00\x00/srv\x00\
+             d\x002755\x00www-data\x00adm\x00\x001\x002\x003\x001.5\x000\x00/srv\x00\
              \\{HASH}  /etc/back\\\\slash\n\n\
              K\tnginx\tii \nK\tcurl\tun \n\
              S\tnginx\tenabled\tactive\n\
@@ -305,8 +388,8 @@ mod tests {
         for out in [
             "banner noise\n".to_string(),
             "P\tf\x00644\x00root\n".to_string(),
-            "P\tf\x00rw\x00root\x00root\x00\x00/a\x00\n".to_string(),
-            "P\tfile\x00644\x00root\x00root\x00\x00/a\x00\n".to_string(),
+            "P\tf\x00rw\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/a\x00\n".to_string(),
+            "P\tfile\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/a\x00\n".to_string(),
             format!("{}  /short-hash\n", &HASH[..60]),
             format!("\\{HASH}  /bad\\qescape\n"),
             format!("P\t\\{HASH}  /bad\\qescape\n\n"),
@@ -326,7 +409,7 @@ mod tests {
     #[test]
     fn a_forged_symlink_target_is_only_a_target() {
         let forged = format!("x\n{HASH}  /etc/managed\nK\tnginx\tii \n");
-        let out = format!("P\tl\x00777\x00u\x00u\x00{forged}\x00/etc/managed\x00\n");
+        let out = format!("P\tl\x00777\x00u\x00u\x00{forged}\x001\x002\x003\x001.5\x000\x00/etc/managed\x00\n");
         let obs = parse(&out).unwrap();
         let m = obs.path("/etc/managed");
         assert_eq!((m.kind, m.sha256, m.link_target.as_str()), (Kind::Link, None, forged.as_str()));
@@ -383,7 +466,7 @@ mod tests {
             std::os::unix::fs::symlink(&forged, format!("{root}/managed")).unwrap();
             std::fs::write(format!("{root}/back\\slash"), "test").unwrap();
             std::fs::write(format!("{root}/plain"), "old\n").unwrap();
-            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, true));
+            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, &format!("{root}/state"), true));
             let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
             let text = String::from_utf8(out.stdout).unwrap();
             let obs = parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text:?}"));
@@ -405,24 +488,31 @@ mod tests {
     fn script_is_exact() {
         let d = desired("/r");
         assert_eq!(
-            script(&d, false),
-            "printf 'P\\t'; find \"$STATE\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
-             -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n\
-             if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
-             if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then \
-             while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
+            script(&d, "/s", false),
+            format!(
+                "{PROBE_SH}printf 'P\\t'; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
+                 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' ! '(' -path '/s/hashes/T_*' ')' -type f \
+                 '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} + 2>/dev/null; echo\n\
+                 if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
+                 if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then \
+                 while IFS= read -r h; do printf 'N\\t%s\\n' \"$h\"; done < \"$STATE/pending-handlers\"; fi\n"
+            )
         );
-        // Paths that are not file destinations are never hashed (named as exact patterns).
+        // Paths that are not file destinations are never hashed (named as exact patterns);
+        // owner and group names only when a resource manages one.
         let mut d = desired("/r");
         d.files.truncate(1);
+        d.files[0].meta.owner = Some("www-data".into());
         d.commands[0].creates = Some("/r/big[1]*?\\x".into());
-        assert!(script(&d, false).starts_with(
-            "printf 'P\\t'; find \"$STATE\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' \
-             ! '(' -path '/r/big\\[1]\\*\\?\\\\x' ')' -type f -exec sha256sum -- {} + 2>/dev/null; echo\n"
-        ));
-        // Nothing to probe: still the state folder's record.
-        assert!(script(&Desired::default(), false).starts_with(
-            "printf 'P\\t'; find \"$STATE\" -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%l\\0%p\\0' 2>/dev/null; echo\n"
+        assert!(script(&d, "/s[1]", false).starts_with(&format!(
+            "{PROBE_SH}printf 'P\\t'; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 \
+             -printf '%y\\0%m\\0%u\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' \
+             ! '(' -path '/r/big\\[1]\\*\\?\\\\x' -o -path '/s\\[1]/hashes/T_*' ')' -type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' \
+             -exec sha256sum -- {{}} + 2>/dev/null; echo\n"
+        )));
+        // Nothing to probe: still the state folder's record, and no hash record is read.
+        assert!(script(&Desired::default(), "/s", false).starts_with(
+            "printf 'P\\t'; find \"$STATE\" -maxdepth 0 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' 2>/dev/null; echo\n"
         ));
     }
 
@@ -440,7 +530,8 @@ mod tests {
             let secret = dir.path().join("secret");
             std::fs::write(&secret, "SECRET_KEY=1\n").unwrap();
             let probe = |state: &str| {
-                let script = format!("STATE={}\nTIMEOUT=60\n{}", quote(state), script(&desired("/nonexistent"), false));
+                let script =
+                    format!("STATE={}\nTIMEOUT=60\n{}", quote(state), script(&desired("/nonexistent"), state, false));
                 let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
                 let text = String::from_utf8(out.stdout).unwrap();
                 assert!(!text.contains("SECRET"), "{shell}: {text}");
@@ -484,7 +575,7 @@ mod tests {
             assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
             std::os::unix::fs::symlink("/dev/zero", format!("{root}/back\\slash")).unwrap();
             std::fs::write(format!("{root}/plain"), "old\n").unwrap();
-            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, true));
+            let script = format!("STATE={root}/state\nTIMEOUT=60\n{}", script(&d, &format!("{root}/state"), true));
             let out = std::process::Command::new("timeout").args(["20", shell, "-c", &script]).output().unwrap();
             assert_ne!(out.status.code(), Some(124), "{shell}: the probe hung");
             let text = String::from_utf8(out.stdout).unwrap();

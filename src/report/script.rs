@@ -35,6 +35,9 @@ pub fn converge(desired: &Desired, state_dir: &str, lock_wait_secs: u64, diff: b
     } else {
         format!("probe {} resources in one pass: {}", desired.len(), kinds.join("; "))
     });
+    if !desired.files.is_empty() {
+        steps.push("hash only the files the state folder's hash record cannot vouch for".into());
+    }
     if diff {
         steps.push("read the current content of changed text files for --diff (never through a symlink)".into());
     }
@@ -48,6 +51,9 @@ pub fn converge(desired: &Desired, state_dir: &str, lock_wait_secs: u64, diff: b
     );
     for h in &desired.handlers {
         steps.push(format!("handler {} when notified: `{}`", h.name, one_line(&h.run)));
+    }
+    if !desired.files.is_empty() {
+        steps.push("record the files' hashes in the state folder (after an apply, or if any was read)".into());
     }
     steps
 }
@@ -191,9 +197,11 @@ mod tests {
             vec![
                 "take the host lock /var/lib/microctl (if another run holds it: wait up to 0s)",
                 "probe 2 resources in one pass: 1 packages (nginx); 1 files (/etc/nginx/nginx.conf)",
+                "hash only the files the state folder's hash record cannot vouch for",
                 "read the current content of changed text files for --diff (never through a symlink)",
                 "apply only what differs, one step per change (payload: the apply script and the changed files, not shown)",
                 "handler reload nginx when notified: `systemctl reload nginx`",
+                "record the files' hashes in the state folder (after an apply, or if any was read)",
             ]
         );
         assert!(!steps.concat().contains("secret content"), "a file's content is never shown");

@@ -1,6 +1,7 @@
 //! `microctl converge` against real sshd: first run creates, second run changes nothing in one
 //! exec channel, one var changes exactly its files and handlers, validate protects live files,
-//! `--check` changes nothing, handlers survive failure, and the host lock serialises runs.
+//! `--check` changes nothing, handlers survive failure, the host lock serialises runs, and the
+//! hash record that spares a no-op reading files never hides an edit.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -229,4 +230,60 @@ fn handlers_survive_a_failed_run_and_fire_on_the_next() {
     assert!(!fleet.root(0).join("state/pending-handlers").exists());
     assert_eq!(read(&fleet.root(0).join("handlers.log")), "reload\nrestart\nrestart\n");
     assert_eq!(fleet.converge(&["-e", "version=2"]).host("h0")["handlers"], serde_json::json!([]));
+}
+
+/// The state folder's hash record (`plan::hashes`): its entry names.
+fn record(fleet: &Fleet) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fleet.root(0).join("state/hashes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The hash record lets a no-op skip reading the managed files (`sha256sum`), but an edit
+/// made to look like nothing happened is still seen and undone: the content changed in place
+/// with the same size and the old mtime put back, or another file with the same size and old
+/// mtime renamed over it (what fools rsync's quick check, size + mtime).
+#[test]
+fn an_edit_that_keeps_size_and_mtime_is_still_seen() {
+    use std::io::{Seek, Write};
+    let fleet = Fleet::new(1, ROLE);
+    fleet.converge(&[]).assert_code(0);
+    let record = self::record(&fleet);
+    assert_eq!(record.iter().filter(|n| n.starts_with("T_")).count(), 1, "{record:?}");
+    assert_eq!(record.len(), 4, "T and the 3 files: {record:?}");
+    let noop = fleet.converge(&[]);
+    assert_eq!(noop.host("h0")["changed"], 0, "{}", noop.stdout);
+    assert_eq!(self::record(&fleet), record, "a no-op that read no file writes no record");
+
+    let version = fleet.root(0).join("etc/site/version.txt");
+    let mtime = std::fs::metadata(&version).unwrap().modified().unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&version).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(b"version 9\n").unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    assert_eq!(std::fs::metadata(&version).unwrap().modified().unwrap(), mtime);
+    let run = fleet.converge(&[]);
+    run.assert_code(0);
+    let h = run.host("h0");
+    assert_eq!(h["changed"], 1, "{h}");
+    assert_eq!(h["changes"][0]["resource"], format!("file {}", version.display()));
+    assert_eq!(h["handlers"], serde_json::json!(["restart site"]));
+    assert_eq!(read(&version), "version 1\n");
+
+    let greeting = fleet.root(0).join("etc/site/greeting.conf");
+    let meta = std::fs::metadata(&greeting).unwrap();
+    let other = fleet.root(0).join("etc/site/other");
+    std::fs::write(&other, "x".repeat(meta.len() as usize)).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::File::options().write(true).open(&other).unwrap().set_modified(meta.modified().unwrap()).unwrap();
+    std::fs::rename(&other, &greeting).unwrap();
+    let run = fleet.converge(&[]);
+    let h = run.host("h0");
+    assert_eq!((h["changed"].as_u64(), h["handlers"].clone()), (Some(1), serde_json::json!(["reload site"])), "{h}");
+    assert_eq!(read(&greeting), "hello from h0\npeers: h0");
+    assert_eq!(fleet.converge(&[]).host("h0")["changed"], 0);
 }

@@ -165,7 +165,9 @@ fn a_state_folder_that_is_not_root_0700_is_refused() {
 /// A state folder anyone can write (0777), where someone planted `lock`, `lock.owner`,
 /// `pending-handlers` and a stale `stage.x` as symlinks to a root-owned file: refused (the
 /// client reads the folder's mode from the probe), and nothing written, created or removed
-/// through the links or in the folder; in `--check` too. Made 0700 (links removed), it works.
+/// through the links or in the folder; in `--check` too. Made 0700 (links removed), it works,
+/// and the hash record they planted too (their own `hashes` folder vouching that a.conf, which
+/// they changed, is right) vouches for nothing: a.conf is written.
 #[test]
 fn a_world_writable_state_folder_with_planted_links_is_refused_and_untouched() {
     let fleet = Fleet::new(1, TWO_FILES);
@@ -178,6 +180,17 @@ fn a_world_writable_state_folder_with_planted_links_is_refused_and_untouched() {
     for name in planted {
         std::os::unix::fs::symlink(&target, state.join(name)).unwrap();
     }
+    let a_conf = fleet.root(0).join("etc/a.conf");
+    std::fs::create_dir_all(a_conf.parent().unwrap()).unwrap();
+    std::fs::write(&a_conf, "x\n").unwrap();
+    let m = std::fs::metadata(&a_conf).unwrap();
+    let hashes = state.join("hashes");
+    std::fs::create_dir(&hashes).unwrap();
+    let entry = format!("{}_{}_2_{}.{:09}0_{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), sha256_hex(b"a\n"));
+    std::fs::write(hashes.join(entry), "").unwrap();
+    std::fs::write(hashes.join("T_9999999999.5000000000"), "").unwrap();
+    std::fs::set_permissions(&hashes, std::fs::Permissions::from_mode(0o700)).unwrap();
+    sh(&format!("chown -R 65534:65534 {}", hashes.display()));
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
     let listing = || {
         let mut names: Vec<String> =
@@ -196,7 +209,7 @@ fn a_world_writable_state_folder_with_planted_links_is_refused_and_untouched() {
         assert_eq!(meta.mode() & 0o7777, 0o600);
         assert_eq!(meta.uid(), 0);
         assert_eq!(listing(), before, "{args:?}");
-        assert!(!fleet.root(0).join("etc/a.conf").exists());
+        assert_eq!(std::fs::read_to_string(&a_conf).unwrap(), "x\n", "{args:?}");
     }
     for name in planted {
         std::fs::remove_file(state.join(name)).unwrap();

@@ -1,0 +1,220 @@
+//! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
+//!
+//! After every apply, and after a no-op whose probe had to hash a file, the host writes a
+//! record (`record_hashes` in src/apply/host.sh): a folder `STATE/hashes`, made anew with mode
+//! 0700 (its mtime then is T0, taken before any file is read), holding for each managed
+//! regular file on a filesystem with nanosecond timestamps an empty file named
+//! `DEV_INODE_SIZE_CTIME_SHA256`, and last `T_T0`. The next probe lists those names
+//! (src/plan/probe.sh: names only, one `readdir`) and its `find` hashes only the files the
+//! record cannot vouch for. Here the client decides, for each file the probe did not hash,
+//! whether the record vouches for its hash: only when
+//!
+//! - the record is whole (exactly one `T_`) and untouched: its folder is not a link, has mode
+//!   0700 and the state folder's owner, and its ctime is still that of the `T_` entry written
+//!   last (an entry planted, removed or renamed there since, or a `chmod`, moves it; a folder
+//!   put in its place is another owner's: a state folder that was ever writable by others
+//!   cannot lend its record),
+//! - it has one entry for the file's device and inode,
+//! - the file's size and ctime are exactly the recorded ones,
+//! - the recorded ctime has a nonzero nanosecond part (an ext4 with 128-byte inodes keeps
+//!   whole seconds) and is older than T0.
+//!
+//! Why that is enough: the kernel sets a file's ctime to the current time on every change of
+//! its content (write, truncate, mmap write fault), its metadata, or its name (rename, link),
+//! and user space cannot set it (`touch -d` sets mtime and atime only); another file put in its
+//! place has another inode, or a new ctime. The record read the file after T0; a file last
+//! changed before T0 (recorded ctime < T0) and unchanged since (same ctime now) had the
+//! recorded content when it was read, and has it now; a file changed after T0 has a ctime at
+//! or after T0, never equal to one before it. This is git's rule for "racily clean" index
+//! entries, one step stricter: git trusts entries older than the index file's own mtime,
+//! written after the read; T0 is taken before it.
+//! Where that cannot hold, the file is hashed: a filesystem with coarse or foreign timestamps
+//! (vfat, NFS, FUSE: no entry), a record cut short, a file the record does not list, one
+//! changed at T0's tick. Left out by design: a clock set back by root, and a file changed by
+//! root under a mounted filesystem (through its block device): both need root, who owns the
+//! record.
+
+use std::collections::HashMap;
+
+use super::desired::Desired;
+use super::probe::{Kind, Observed, Stamp, Stat};
+
+/// A whole hash record, as the client reads it: by (device, inode), the recorded entry
+/// (`None` where two entries name one file: it vouches for neither).
+#[derive(Debug, Default)]
+pub struct Record {
+    t0: Stamp,
+    files: HashMap<(u64, u64), Option<Entry>>,
+}
+
+/// What the record saw of one file: its size, its ctime and its content's hash.
+#[derive(Debug)]
+struct Entry {
+    size: u64,
+    ctime: Stamp,
+    sha256: String,
+}
+
+impl Record {
+    /// The record's names (the probe's `H` lines); `None` unless it is whole: exactly one
+    /// `T_` entry and every other name one `record_hashes` makes.
+    pub fn parse(names: &[String]) -> Option<Record> {
+        let mut t0 = None;
+        let mut files = HashMap::new();
+        for name in names {
+            if let Some(t) = name.strip_prefix("T_") {
+                if t0.replace(Stamp::parse(t)?).is_some() {
+                    return None;
+                }
+                continue;
+            }
+            let v: Vec<&str> = name.split('_').collect();
+            let [dev, ino, size, ctime, hash] = v.as_slice() else { return None };
+            if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return None;
+            }
+            let entry = Entry { size: size.parse().ok()?, ctime: Stamp::parse(ctime)?, sha256: hash.to_string() };
+            match files.entry((dev.parse().ok()?, ino.parse().ok()?)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Some(entry));
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.insert(None);
+                }
+            }
+        }
+        Some(Record { t0: t0?, files })
+    }
+
+    /// The record the probe listed in `state_dir`, if it is whole and untouched since it was
+    /// written: its folder a folder (not a link) with mode 0700 and the state folder's owner,
+    /// and its ctime that of the `T_` entry made last (an entry added, removed or renamed
+    /// since, or a `chmod`, would have moved it: so would a folder put in its place).
+    pub fn read(observed: &Observed, state_dir: &str) -> Option<Record> {
+        let record = Record::parse(&observed.record)?;
+        let t = observed.record.iter().find(|n| n.starts_with("T_"))?;
+        let state = observed.paths.get(state_dir)?;
+        let dir = observed.paths.get(&format!("{state_dir}/hashes"))?;
+        let last = observed.paths.get(&format!("{state_dir}/hashes/{t}"))?;
+        let intact = dir.kind == Kind::Dir && dir.mode == 0o700 && dir.uid == state.uid && state.kind == Kind::Dir;
+        (intact && last.kind == Kind::File && last.stat.ctime == dir.stat.ctime).then_some(record)
+    }
+
+    /// The hash the record vouches for, for a file whose `stat` the probe saw now.
+    pub fn vouches(&self, now: &Stat) -> Option<&str> {
+        let e = self.files.get(&(now.dev, now.ino))?.as_ref()?;
+        let unchanged = e.size == now.size && e.ctime == now.ctime;
+        (unchanged && e.ctime.nanos != 0 && e.ctime < self.t0).then_some(e.sha256.as_str())
+    }
+}
+
+/// Gives every file destination that is a regular file the probe did not hash the hash the
+/// host's record vouches for (marked `vouched`). Returns the destinations still without a
+/// hash (the client asks the host to hash those), in order, once each.
+pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed) -> Vec<String> {
+    let record = Record::read(observed, state_dir);
+    let mut unknown = Vec::new();
+    for f in &desired.files {
+        let Some(state) = observed.paths.get_mut(&f.dest) else { continue };
+        if state.kind != Kind::File || state.sha256.is_some() {
+            continue;
+        }
+        match record.as_ref().and_then(|r| r.vouches(&state.stat)) {
+            Some(hash) => {
+                state.sha256 = Some(hash.to_string());
+                state.vouched = true;
+            }
+            None if !unknown.contains(&f.dest) => unknown.push(f.dest.clone()),
+            None => {}
+        }
+    }
+    unknown
+}
+
+/// Whether the host's record should be written again after a run that changed nothing:
+/// some file destination's hash was read now, not vouched for by the record.
+pub fn out_of_date(desired: &Desired, observed: &Observed) -> bool {
+    desired.files.iter().any(|f| observed.paths.get(&f.dest).is_some_and(|s| s.kind == Kind::File && !s.vouched))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn stamp(text: &str) -> Stamp {
+        Stamp::parse(text).unwrap()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The file the whole record vouches for: device 7, inode 42, 5 bytes.
+    fn now() -> Stat {
+        Stat { dev: 7, ino: 42, size: 5, ctime: stamp("100.5000000000") }
+    }
+
+    fn whole() -> Vec<String> {
+        vec![format!("7_42_5_100.5000000000_{HASH}"), "T_100.5000000010".into()]
+    }
+
+    /// The cases of the rule, each one condition away from a vouched file.
+    #[test]
+    fn the_record_vouches_only_for_an_unchanged_file_last_changed_before_t0() {
+        let r = Record::parse(&whole()).unwrap();
+        assert_eq!(r.vouches(&now()), Some(HASH));
+        let cases: [(&str, Stat); 6] = [
+            ("another inode (renamed over)", Stat { ino: 43, ..now() }),
+            ("another device", Stat { dev: 8, ..now() }),
+            ("another size", Stat { size: 6, ..now() }),
+            ("changed since (ctime moved)", Stat { ctime: stamp("100.6"), ..now() }),
+            ("a ctime that went back (clock set back)", Stat { ctime: stamp("100.4"), ..now() }),
+            ("one nanosecond later", Stat { ctime: stamp("100.5000000010"), ..now() }),
+        ];
+        for (what, stat) in cases {
+            assert_eq!(r.vouches(&stat), None, "{what}");
+        }
+        // Recorded at T0's tick or after it (racily clean), or with whole seconds only.
+        for (entry, t) in [
+            ("7_42_5_100.5000000000_", "T_100.5000000000"),
+            ("7_42_5_100.5000000000_", "T_100.4"),
+            ("7_42_5_100.0000000000_", "T_101.0"),
+        ] {
+            let r = Record::parse(&[format!("{entry}{HASH}"), t.to_string()]).unwrap();
+            let ctime = stamp(entry.split('_').nth(3).unwrap());
+            assert_eq!(r.vouches(&Stat { ctime, ..now() }), None, "{entry} {t}");
+        }
+    }
+
+    /// A record cut short (no `T_`), one with two times, a name `record_hashes` does not
+    /// make: nothing is vouched for. Two entries for one file: neither.
+    #[test]
+    fn a_record_that_is_not_whole_vouches_for_nothing() {
+        let entry = format!("7_42_5_100.5000000000_{HASH}");
+        for bad in [
+            names(&[&entry]),
+            names(&[&entry, "T_100.6", "T_100.7"]),
+            names(&[&entry, "T_100.6", "7_42_5_100.5_nothex"]),
+            names(&[&entry, "T_100.6", "7_42_5_100.5"]),
+            names(&[&entry, "T_100.6", "x_7_42_5_100.5_x"]),
+            names(&[&entry, "T_soon"]),
+        ] {
+            assert!(Record::parse(&bad).is_none(), "{bad:?}");
+        }
+        let twice = names(&[&entry, &format!("7_42_5_100.4000000000_{HASH}"), "T_100.6"]);
+        assert_eq!(Record::parse(&twice).unwrap().vouches(&now()), None);
+        assert!(Record::parse(&[]).is_none());
+    }
+
+    #[test]
+    fn stamps_are_read_to_the_nanosecond() {
+        assert_eq!(stamp("1796071838.1397685000"), Stamp { secs: 1796071838, nanos: 139768500 });
+        assert_eq!(stamp("5.5"), Stamp { secs: 5, nanos: 500000000 });
+        assert!(stamp("5.000000001") > stamp("5.0"));
+        for bad in ["5", ".5", "5.", "5.x", "x.5", "5.5.5"] {
+            assert_eq!(Stamp::parse(bad), None, "{bad}");
+        }
+    }
+}
