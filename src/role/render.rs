@@ -40,8 +40,9 @@ struct Kind<'a> {
 
 /// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
 /// a host's vars stay in layers (its roles' defaults, shared by every host with the same
-/// groups; its inventory vars; `-e`), and its template value is built the first time a
-/// template asks for it. `hosts` and `groups` (every host's value) are built once, and only
+/// groups; its inventory vars: the defaults' and each group's, shared too, and its own;
+/// `-e`), each shared layer made a template value once, and its template value is built the
+/// first time a template asks for it. `hosts` and `groups` (every host's value) are built once, and only
 /// when a template of the run names them or a caller asks for the full context.
 pub struct Renderer<'a> {
     inv: &'a Inventory,
@@ -53,6 +54,9 @@ pub struct Renderer<'a> {
     /// What hosts with the same groups share: their roles (dependencies first) and those
     /// roles' defaults (merged in role order), as vars and as a template value.
     kinds: Vec<Kind<'a>>,
+    /// The template value of each inventory vars layer hosts share (defaults, a group's),
+    /// by the layer's address (see `inventory::HostVars`: they are `Arc`s).
+    shared_values: HashMap<usize, Value>,
     /// Per host: its `host` value, built on first use.
     host_values: Vec<OnceLock<Value>>,
     /// `hosts` and `groups`, built on first use.
@@ -83,9 +87,17 @@ impl<'a> Renderer<'a> {
                 })
             })
             .collect();
+        let mut shared_values = HashMap::new();
+        for host in &inv.hosts {
+            let layers: Vec<&Vars> = host.vars.layers().collect();
+            for layer in layers.split_last().map_or(&[][..], |(_, shared)| shared) {
+                shared_values.entry(std::ptr::from_ref(*layer).addr()).or_insert_with(|| to_value(*layer));
+            }
+        }
         Renderer {
             inv,
             roles,
+            shared_values,
             extra: extra.clone(),
             extra_value: to_value(extra),
             kind_of,
@@ -117,10 +129,15 @@ impl<'a> Renderer<'a> {
     fn host_value(&self, i: usize) -> &Value {
         self.host_values[i].get_or_init(|| {
             let h = &self.inv.hosts[i];
-            let (defaults, extra) = (&self.kinds[self.kind_of[i]].value, &self.extra_value);
-            let own = to_value(&h.vars);
-            let layers: Vec<Value> =
-                [defaults, &own, extra].into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
+            // Lowest precedence first (`merge_maps`: the last layer that has a key wins), as
+            // in `var_layers`; the inventory's shared layers were made values once.
+            let inventory: Vec<&Vars> = h.vars.layers().collect();
+            let (own, shared) = inventory.split_last().expect("a host's own layer");
+            let own = to_value(*own);
+            let mut layers = vec![&self.kinds[self.kind_of[i]].value];
+            layers.extend(shared.iter().map(|l| &self.shared_values[&std::ptr::from_ref(*l).addr()]));
+            layers.extend([&own, &self.extra_value]);
+            let layers: Vec<Value> = layers.into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
             let vars = if layers.is_empty() { own } else { minijinja::value::merge_maps(layers) };
             minijinja::context! {
                 name => h.name.as_str(), address => h.address.as_str(), port => h.port, user => h.user.as_str(),
@@ -568,6 +585,34 @@ mod tests {
         let renderer = Renderer::new(&inv, &roles, &extra);
         let d = renderer.render(&inv.hosts[1], None).unwrap();
         assert_eq!(*d.files[0].content, b"1 extra w1\n".to_vec());
+    }
+
+    /// The inventory's layers (defaults < group < host), shared ones made values once per
+    /// run, keep their precedence, at top level and in `host.vars`.
+    #[test]
+    fn inventory_layers_keep_their_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roles/web/templates")).unwrap();
+        std::fs::write(dir.path().join("roles/web/role.toml"), "[[file]]\ndest = \"/t\"\ntemplate = \"t.j2\"\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("roles/web/templates/t.j2"),
+            "{{ x }}{{ y }}{{ z }} {{ host.vars.y }}{{ host.vars.z }}",
+        )
+        .unwrap();
+        let inv = "[defaults]\nvars = { x = \"d\", y = \"d\", z = \"d\" }\n\
+                   [hosts.a]\naddress = \"198.18.0.1\"\ngroups = [\"web\"]\nvars = { z = \"h\" }\n\
+                   [hosts.b]\naddress = \"198.18.0.2\"\ngroups = [\"web\"]\n\
+                   [groups.web]\nroles = [\"web\"]\nvars = { y = \"g\", z = \"g\" }\n";
+        std::fs::write(dir.path().join("inventory.toml"), inv).unwrap();
+        let inv = Inventory::load(&dir.path().join("inventory.toml")).unwrap();
+        let roles =
+            RoleSet::load(&dir.path().join("roles"), &[("web".into(), crate::error::Error::usage(""))]).unwrap();
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        let text = |i: usize| {
+            String::from_utf8(renderer.render(&inv.hosts[i], None).unwrap().files[0].content.to_vec()).unwrap()
+        };
+        assert_eq!((text(0), text(1)), ("dgh gh".to_string(), "dgg gg".to_string()));
     }
 
     #[test]
