@@ -5,7 +5,8 @@
 //! `exec`s `sh -s` (through `sudo -n` when [`Privilege::Sudo`]), which reads the script from
 //! stdin itself. The script ([`script`]) is one `{ ... }` group, read whole before any of it
 //! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…
-//! STATE_CHECK=…`, then `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends
+//! STATE_CHECK=…`, then `mark.sh`, `session.sh` (every `.sh` file without its comment and
+//! blank lines: [`Shipped`]), the caller's body and `exit`. The client sends
 //! nothing more until the script said `ready`
 //! ([`Session::start`] returns then), so what the script later reads from stdin is exactly
 //! what the caller sends: frames (`LEN\n` + bytes, [`Session::send_frame`]) or lines

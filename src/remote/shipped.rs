@@ -9,7 +9,7 @@
 //! directives) and blank lines; nothing else. That never changes what the shell does as long
 //! as no such line can be inside a here-document or a quoted string spanning lines, or follow
 //! a backslash-newline: the tests below refuse any shipped file where one could be
-//! ([`unsafe_line`]), and run the stripped text through `sh -n` and `dash -n`.
+//! (`unsafe_line`), and run the stripped text through `sh -n` and `dash -n`.
 
 use std::fmt;
 #[cfg(test)]
@@ -142,9 +142,9 @@ fn lex(line: &str, state: Lexed) -> Lexed {
     quote.map_or(Lexed::Plain, Lexed::Quoted)
 }
 
-#[cfg(test)]
 /// For the tests: every `.sh` under `src/` that a host session ships (the lab's run on this
 /// machine).
+#[cfg(test)]
 pub(crate) fn shipped_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
