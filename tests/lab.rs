@@ -334,7 +334,7 @@ fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
     let dir = root.join("var/lib/envcases");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("envfile.sh"), microctl::deploy::envfile::ENVFILE_SH).unwrap();
+    std::fs::write(dir.join("envfile.sh"), microctl::deploy::envfile::ENVFILE_SH.raw()).unwrap();
     for (i, (content, _)) in microctl::deploy::envfile::CASES.iter().enumerate() {
         std::fs::write(dir.join(format!("{i}.env")), content).unwrap();
     }

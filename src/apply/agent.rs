@@ -6,8 +6,10 @@
 //! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
 //! sh and dash and count the processes they start.
 
+use crate::remote::Shipped;
+
 /// The fixed tail of converge's session body.
-pub const HOST_SH: &str = include_str!("host.sh");
+pub static HOST_SH: Shipped = Shipped::new(include_str!("host.sh"));
 
 /// Converge's session body: the probe section (see `plan::probe::script`), then `host.sh`.
 pub fn body(probe: &str) -> String {
@@ -374,6 +376,24 @@ mod tests {
         assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
         assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
         assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
+    }
+
+    /// What a no-op session sends before the probe runs: no comment or blank line of the
+    /// `.sh` files (`remote::Shipped`), the only comment left being the `# shellcheck`
+    /// directive `remote::script` ends with. Prints the bytes, and those of the same script
+    /// with the files' comments. Fails if comments are shipped again.
+    #[test]
+    fn no_op_session_ships_no_comment_lines() {
+        let spec = remote::Spec { client_checks_state: true, ..remote::test_spec("/var/lib/microctl", N, 60) };
+        for k in [0, 4] {
+            let script = remote::script(&spec, &body(&probe::script(&desired("/srv/app", k, "v1"), false)));
+            let as_written = remote::shipped::with_comments(&script);
+            eprintln!("no-op session script, {k} files: {} bytes ({} with comments)", script.len(), as_written.len());
+            let comments: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+            assert_eq!(comments, ["# shellcheck disable=SC2317 # reached only when the body does not exit itself"]);
+            assert!(script.lines().all(|l| !l.trim().is_empty()), "{script}");
+            assert!(as_written.len() > script.len() * 2, "{} / {}", as_written.len(), script.len());
+        }
     }
 
     /// What `processes_per_host_and_per_file_are_bounded` allows (measured, then fixed here;

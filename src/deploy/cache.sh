@@ -33,16 +33,21 @@ cache_link() {
         mkdir -p -- "$1/$(dirname -- "$f")" && cp -p -- "$3/$f" "$1/$f" || exit 1
       done' sh "$C" "$CACHE_KEY" "$REL" 2>&1 < /dev/null 9>&-) || fail cache "$c_out"
     mark cache building "$c_key"
-    while IFS= read -r STEP; do
+    # The steps, one a line (no here-document: the host gets this file without its comment
+    # lines, see src/remote/shipped.rs).
+    c_nl=$(printf '\n.')
+    c_nl=${c_nl%.}
+    c_rest=$CACHE_STEPS$c_nl
+    while [ -n "$c_rest" ]; do
+      STEP=${c_rest%%"$c_nl"*}
+      c_rest=${c_rest#*"$c_nl"}
       [ -n "$STEP" ] || continue
       mark step "$STEP"
       out=$(cd "$C" && run_step 2>&1) || {
         as_app rm -rf -- "$C" < /dev/null 9>&-
         build_failed "build step \`$STEP\`" "$out"
       }
-    done << EOF
-$CACHE_STEPS
-EOF
+    done < /dev/null
     as_app touch -- "$C/.complete" < /dev/null 9>&- || fail cache "cannot mark $C complete"
   fi
   rm -rf -- "${REL:?}/$CACHE_DIR"

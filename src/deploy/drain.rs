@@ -5,9 +5,10 @@
 //! in a host session on the via host (`crate::remote`: its lock, so the drains of a batch take
 //! turns on the one site file; markers; privilege; the timeout); this file builds its body.
 
+use crate::remote::Shipped;
 use crate::shell::quote;
 
-const DRAIN_SH: &str = include_str!("drain.sh");
+static DRAIN_SH: Shipped = Shipped::new(include_str!("drain.sh"));
 
 /// The session body that marks `server` (`address:port`) in `file` down (`down`) or up, then
 /// runs `reload`. Prints `changed` when it changed the site, else why it failed.

@@ -3,8 +3,10 @@
 //! each build step and the restart. No shell ever sources the file, so a value such as
 //! `abc$(touch /tmp/x)def` is a string, never a command.
 
+use crate::remote::Shipped;
+
 /// `env_words FILE` (POSIX sh + awk).
-pub const ENVFILE_SH: &str = include_str!("envfile.sh");
+pub static ENVFILE_SH: Shipped = Shipped::new(include_str!("envfile.sh"));
 
 /// Cases of systemd's EnvironmentFile= rules (systemd.exec(5), env-file.c of systemd 252):
 /// (file content, the assignments systemd makes of it, in order). The lab test runs each on a
@@ -97,7 +99,7 @@ mod tests {
     fn envfile_sh_passes_shellcheck() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("envfile.sh");
-        std::fs::write(&p, ENVFILE_SH).unwrap();
+        std::fs::write(&p, ENVFILE_SH.raw()).unwrap();
         let out = Command::new("shellcheck")
             .args(["-s", "sh"])
             .arg(&p)

@@ -6,10 +6,11 @@
 
 use serde::Serialize;
 
+use crate::remote::Shipped;
 use crate::shell::quote;
 
 /// `ledger_set`, `ledger_get`, `ledger_list`, `ledger_now` (after `ROOT=`).
-pub const LEDGER_SH: &str = include_str!("ledger.sh");
+pub static LEDGER_SH: Shipped = Shipped::new(include_str!("ledger.sh"));
 
 /// One release as the ledger records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

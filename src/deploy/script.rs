@@ -17,6 +17,7 @@
 use super::config::Cache;
 use super::envfile::ENVFILE_SH;
 use super::ledger::LEDGER_SH;
+use crate::remote::Shipped;
 use crate::shell::quote;
 
 /// Exit status after a rollback that the controller asked for (health check failed; `verdict.sh`).
@@ -49,15 +50,15 @@ pub enum Target {
     Previous { release: Option<String> },
 }
 
-const RELEASE_SH: &str = include_str!("release.sh");
-const FUNCTIONS_SH: &str = include_str!("functions.sh");
-const CACHE_SH: &str = include_str!("cache.sh");
-const UPLOAD_SH: &str = include_str!("upload.sh");
-const CLONE_SH: &str = include_str!("clone.sh");
-const PREVIOUS_SH: &str = include_str!("previous.sh");
-const SWITCH_SH: &str = include_str!("switch.sh");
-const WATCHDOG_SH: &str = include_str!("watchdog.sh");
-const VERDICT_SH: &str = include_str!("verdict.sh");
+static RELEASE_SH: Shipped = Shipped::new(include_str!("release.sh"));
+static FUNCTIONS_SH: Shipped = Shipped::new(include_str!("functions.sh"));
+static CACHE_SH: Shipped = Shipped::new(include_str!("cache.sh"));
+static UPLOAD_SH: Shipped = Shipped::new(include_str!("upload.sh"));
+static CLONE_SH: Shipped = Shipped::new(include_str!("clone.sh"));
+static PREVIOUS_SH: Shipped = Shipped::new(include_str!("previous.sh"));
+static SWITCH_SH: Shipped = Shipped::new(include_str!("switch.sh"));
+static WATCHDOG_SH: Shipped = Shipped::new(include_str!("watchdog.sh"));
+static VERDICT_SH: Shipped = Shipped::new(include_str!("verdict.sh"));
 
 /// The confirm watchdog's whole script (it runs detached, in a shell of its own).
 pub fn watchdog() -> String {
@@ -106,8 +107,8 @@ pub fn build(s: &Settings, target: &Target) -> String {
             out.push_str(&format!("TARGET={}\n{PREVIOUS_SH}", quote(release.as_deref().unwrap_or(""))));
         }
     }
-    out.push_str(SWITCH_SH);
-    out.push_str(VERDICT_SH);
+    out.push_str(&SWITCH_SH);
+    out.push_str(&VERDICT_SH);
     out
 }
 
@@ -646,7 +647,7 @@ mod tests {
     }
 
     /// Every deploy target's generated script, after the session part, and the watchdog's,
-    /// pass shellcheck.
+    /// pass shellcheck; none ships the comment lines of the .sh files.
     #[test]
     fn generated_scripts_pass_shellcheck() {
         let mut s = settings("/srv/my app", &["pip install -r req.txt", "echo \"$HOME\" > 'x y'"]);
@@ -666,6 +667,12 @@ mod tests {
         ] {
             let script = crate::remote::script(&spec, &build(&s, &target));
             assert_eq!(crate::remote::shellcheck(&script), None, "{target:?}:\n{script}");
+            // The host gets no comment line of the .sh files (`remote::Shipped`): only the
+            // directive `remote::script` ends with.
+            let comments = script.lines().filter(|l| l.trim_start().starts_with('#')).count();
+            let with_comments = crate::remote::shipped::with_comments(&script).len();
+            eprintln!("{target:?}: {} bytes ({with_comments} with comments)", script.len());
+            assert_eq!(comments, 1, "{target:?}:\n{script}");
         }
         assert_eq!(crate::remote::shellcheck(&format!("#!/bin/sh\n{}", watchdog())), None);
     }

@@ -138,9 +138,32 @@ impl Desired {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// For the tests: the bytes [`sha256_hex`] hashed on this thread.
+    pub static HASHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Bytes with their hex SHA-256, computed once: a static file of the roles (`src =`, an apt
+/// keyring) is read and hashed once per run, and every host's [`FileSpec`] shares its bytes
+/// and copies its digest, instead of hashing the same bytes once per host.
+#[derive(Debug)]
+pub struct Blob {
+    pub bytes: Arc<Vec<u8>>,
+    pub sha256: String,
+}
+
+impl Blob {
+    pub fn new(bytes: Vec<u8>) -> Blob {
+        Blob { sha256: sha256_hex(&bytes), bytes: Arc::new(bytes) }
+    }
+}
+
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
+    #[cfg(test)]
+    HASHED.with(|n| n.set(n.get() + data.len()));
     let digest = sha2::Sha256::digest(data);
     data_encoding::HEXLOWER.encode(&digest)
 }

@@ -5,7 +5,8 @@
 //! `exec`s `sh -s` (through `sudo -n` when [`Privilege::Sudo`]), which reads the script from
 //! stdin itself. The script ([`script`]) is one `{ ... }` group, read whole before any of it
 //! runs: the assignments `NONCE=… STATE=… LOCK_OWNER=… LOCK_WAIT=… TIMEOUT=…
-//! STATE_CHECK=…`, then `mark.sh`, `session.sh`, the caller's body and `exit`. The client sends
+//! STATE_CHECK=…`, then `mark.sh`, `session.sh` (every `.sh` file without its comment and
+//! blank lines: [`Shipped`]), the caller's body and `exit`. The client sends
 //! nothing more until the script said `ready`
 //! ([`Session::start`] returns then), so what the script later reads from stdin is exactly
 //! what the caller sends: frames (`LEN\n` + bytes, [`Session::send_frame`]) or lines
@@ -43,6 +44,7 @@
 
 mod marker;
 mod privilege;
+pub(crate) mod shipped;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,7 @@ use tokio::time::Instant;
 
 pub use marker::{Line, Marker, Reader};
 pub use privilege::Privilege;
+pub use shipped::Shipped;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
@@ -58,10 +61,10 @@ use crate::shell::quote;
 use crate::transport::{Chunk, Connection, RemoteProcess};
 
 /// The marker emitter (`mark`, `mark_out`), for every host-side script.
-pub const MARK_SH: &str = include_str!("mark.sh");
+pub static MARK_SH: Shipped = Shipped::new(include_str!("mark.sh"));
 /// The session start: state folder, lock and `ready` (after [`header`]'s assignments and
 /// [`MARK_SH`]); defines `hold` (record this run as the lock holder).
-pub const SESSION_SH: &str = include_str!("session.sh");
+pub static SESSION_SH: Shipped = Shipped::new(include_str!("session.sh"));
 
 /// Exit status of a session that could not take the host lock in time.
 pub const LOCKED_EXIT: u32 = 75;
@@ -510,7 +513,8 @@ pub(crate) fn is_running(pid: &str) -> bool {
         .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
 
-/// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script`, `None`
+/// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script` (its
+/// shipped parts with their comments and `# shellcheck` directives again), `None`
 /// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
 /// SC2016 (`$` inside single quotes: user values are quoted so that they do NOT expand) and
 /// SC1091 (the deploy env file exists only on the host).
@@ -518,7 +522,7 @@ pub(crate) fn is_running(pid: &str) -> bool {
 pub(crate) fn shellcheck(script: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.sh");
-    std::fs::write(&path, script).unwrap();
+    std::fs::write(&path, shipped::with_comments(script)).unwrap();
     let out =
         std::process::Command::new("shellcheck").args(["-s", "sh", "-e", "SC2016,SC1091"]).arg(&path).output().ok()?;
     (!out.status.success())

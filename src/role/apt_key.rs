@@ -3,9 +3,10 @@
 //! (`fetch_key.sh`). Built here, tested here by running it under `sh` and `dash` against keys
 //! made with gpg in a temporary GNUPGHOME (never fetching anything), and shellchecked.
 
+use crate::remote::Shipped;
 use crate::shell::quote;
 
-const FETCH_KEY_SH: &str = include_str!("fetch_key.sh");
+static FETCH_KEY_SH: Shipped = Shipped::new(include_str!("fetch_key.sh"));
 
 /// The pinned fingerprints of `key_fingerprint`: a comma list, spaces inside a fingerprint
 /// allowed (as vendors print them), compared upper-case.
@@ -40,7 +41,7 @@ mod tests {
     fn script_sets_quoted_parameters_then_runs_the_checked_body() {
         let s = fetch_script("https://x.example/k ey", &["AA".into(), "BB".into()], "/etc/apt/keyrings/x.asc");
         assert!(s.starts_with("url='https://x.example/k ey'\nfingerprints='AA BB'\nkeyring=/etc/apt/keyrings/x.asc\n"));
-        assert!(s.ends_with(FETCH_KEY_SH));
+        assert!(s.ends_with(&*FETCH_KEY_SH));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::resolve::{At, Resolver, Spec};
 use super::template::Templates;
 use crate::error::{Error, ErrorKind, LineIndex, Result};
 use crate::inventory::input;
+use crate::plan::desired::Blob;
 
 /// One role, resolved: parsed and checked once at load (see `resolve`).
 #[derive(Debug)]
@@ -35,7 +36,7 @@ pub struct RoleSet {
     pub files_dir: PathBuf,
     roles: BTreeMap<String, Role>,
     pub templates: Templates,
-    static_files: Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>,
+    static_files: Mutex<HashMap<PathBuf, Arc<Blob>>>,
 }
 
 impl RoleSet {
@@ -212,22 +213,18 @@ impl RoleSet {
     }
 
     /// A static file from `files/`, read once per run.
-    pub fn static_file(&self, name: &str) -> std::io::Result<Arc<Vec<u8>>> {
+    pub fn static_file(&self, name: &str) -> std::io::Result<Arc<Blob>> {
         static_file(&self.static_files, &self.files_dir, name)
     }
 }
 
-/// `files_dir/name`, read at most once per run (`cache`).
-fn static_file(
-    cache: &Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>,
-    files_dir: &Path,
-    name: &str,
-) -> std::io::Result<Arc<Vec<u8>>> {
+/// `files_dir/name`, read and hashed at most once per run (`cache`).
+fn static_file(cache: &Mutex<HashMap<PathBuf, Arc<Blob>>>, files_dir: &Path, name: &str) -> std::io::Result<Arc<Blob>> {
     let path = files_dir.join(name);
     if let Some(data) = cache.lock().expect("files lock").get(&path) {
         return Ok(data.clone());
     }
-    let data = Arc::new(std::fs::read(&path)?);
+    let data = Arc::new(Blob::new(std::fs::read(&path)?));
     cache.lock().expect("files lock").insert(path, data.clone());
     Ok(data)
 }

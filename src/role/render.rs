@@ -40,8 +40,9 @@ struct Kind<'a> {
 
 /// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
 /// a host's vars stay in layers (its roles' defaults, shared by every host with the same
-/// groups; its inventory vars; `-e`), and its template value is built the first time a
-/// template asks for it. `hosts` and `groups` (every host's value) are built once, and only
+/// groups; its inventory vars: the defaults' and each group's, shared too, and its own;
+/// `-e`), each shared layer made a template value once, and its template value is built the
+/// first time a template asks for it. `hosts` and `groups` (every host's value) are built once, and only
 /// when a template of the run names them or a caller asks for the full context.
 pub struct Renderer<'a> {
     inv: &'a Inventory,
@@ -53,6 +54,9 @@ pub struct Renderer<'a> {
     /// What hosts with the same groups share: their roles (dependencies first) and those
     /// roles' defaults (merged in role order), as vars and as a template value.
     kinds: Vec<Kind<'a>>,
+    /// The template value of each inventory vars layer hosts share (defaults, a group's),
+    /// by the layer's address (see `inventory::HostVars`: they are `Arc`s).
+    shared_values: HashMap<usize, Value>,
     /// Per host: its `host` value, built on first use.
     host_values: Vec<OnceLock<Value>>,
     /// `hosts` and `groups`, built on first use.
@@ -83,9 +87,17 @@ impl<'a> Renderer<'a> {
                 })
             })
             .collect();
+        let mut shared_values = HashMap::new();
+        for host in &inv.hosts {
+            let layers: Vec<&Vars> = host.vars.layers().collect();
+            for layer in layers.split_last().map_or(&[][..], |(_, shared)| shared) {
+                shared_values.entry(std::ptr::from_ref(*layer).addr()).or_insert_with(|| to_value(*layer));
+            }
+        }
         Renderer {
             inv,
             roles,
+            shared_values,
             extra: extra.clone(),
             extra_value: to_value(extra),
             kind_of,
@@ -117,10 +129,15 @@ impl<'a> Renderer<'a> {
     fn host_value(&self, i: usize) -> &Value {
         self.host_values[i].get_or_init(|| {
             let h = &self.inv.hosts[i];
-            let (defaults, extra) = (&self.kinds[self.kind_of[i]].value, &self.extra_value);
-            let own = to_value(&h.vars);
-            let layers: Vec<Value> =
-                [defaults, &own, extra].into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
+            // Lowest precedence first (`merge_maps`: the last layer that has a key wins), as
+            // in `var_layers`; the inventory's shared layers were made values once.
+            let inventory: Vec<&Vars> = h.vars.layers().collect();
+            let (own, shared) = inventory.split_last().expect("a host's own layer");
+            let own = to_value(*own);
+            let mut layers = vec![&self.kinds[self.kind_of[i]].value];
+            layers.extend(shared.iter().map(|l| &self.shared_values[&std::ptr::from_ref(*l).addr()]));
+            layers.extend([&own, &self.extra_value]);
+            let layers: Vec<Value> = layers.into_iter().filter(|v| v.len() != Some(0)).cloned().collect();
             let vars = if layers.is_empty() { own } else { minijinja::value::merge_maps(layers) };
             minijinja::context! {
                 name => h.name.as_str(), address => h.address.as_str(), port => h.port, user => h.user.as_str(),
@@ -359,7 +376,12 @@ impl RoleRenderer<'_> {
     fn file(&self, r: &FileDecl) -> Result<FileSpec> {
         let at = &r.at;
         let dest = self.path(&r.dest, at, "file.dest")?;
-        let content: Arc<Vec<u8>> = match &r.content {
+        // Static files were hashed once, at load; rendered content is hashed here.
+        let hashed = |bytes: Vec<u8>| {
+            let sha256 = sha256_hex(&bytes);
+            (Arc::new(bytes), sha256)
+        };
+        let (content, sha256): (Arc<Vec<u8>>, String) = match &r.content {
             ContentSpec::Template { name, path } => {
                 let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, e.message)
@@ -373,23 +395,24 @@ impl RoleRenderer<'_> {
                     }
                     err
                 })?;
-                Arc::new(text.into_bytes())
+                hashed(text.into_bytes())
             }
-            ContentSpec::Static(data) => data.clone(),
+            ContentSpec::Static(blob) => (blob.bytes.clone(), blob.sha256.clone()),
             ContentSpec::StaticTemplated(src) => {
                 let src = self.text(src, at, "file.src")?;
                 super::names::files_name("file.src", &src)
                     .map_err(|r| self.error(at, "file.src", r.message).hint(r.hint))?;
-                self.set.static_file(&src).map_err(|e| {
+                let blob = self.set.static_file(&src).map_err(|e| {
                     self.error(
                         at,
                         "file.src",
                         format!("cannot read static file {}", self.set.files_dir.join(&src).display()),
                     )
                     .caused_by(e)
-                })?
+                })?;
+                (blob.bytes.clone(), blob.sha256.clone())
             }
-            ContentSpec::Inline(content) => Arc::new(self.text(content, at, "file.content")?.into_bytes()),
+            ContentSpec::Inline(content) => hashed(self.text(content, at, "file.content")?.into_bytes()),
         };
         let validate = match &r.validate {
             None => None,
@@ -406,7 +429,7 @@ impl RoleRenderer<'_> {
         let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
         Ok(FileSpec {
             origin: self.origin(at),
-            sha256: sha256_hex(&content),
+            sha256,
             content,
             dest,
             meta: self.meta(&r.meta, at, "file")?,
@@ -426,8 +449,8 @@ impl RoleRenderer<'_> {
                 let keyring = format!("/etc/apt/keyrings/{}.{ext}", r.name);
                 d.files.push(FileSpec {
                     origin: self.origin(at),
-                    sha256: sha256_hex(content),
-                    content: content.clone(),
+                    sha256: content.sha256.clone(),
+                    content: content.bytes.clone(),
                     dest: keyring.clone(),
                     meta: root.clone(),
                     validate: None,
@@ -507,6 +530,7 @@ fn check_unique_paths(d: &Desired) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// Loads `role` (as role `web`, template `t.j2`) for `n` hosts of group web.
     fn setup(n: usize, role: &str, template: &str) -> (tempfile::TempDir, Inventory, RoleSet) {
@@ -563,6 +587,34 @@ mod tests {
         assert_eq!(*d.files[0].content, b"1 extra w1\n".to_vec());
     }
 
+    /// The inventory's layers (defaults < group < host), shared ones made values once per
+    /// run, keep their precedence, at top level and in `host.vars`.
+    #[test]
+    fn inventory_layers_keep_their_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roles/web/templates")).unwrap();
+        std::fs::write(dir.path().join("roles/web/role.toml"), "[[file]]\ndest = \"/t\"\ntemplate = \"t.j2\"\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("roles/web/templates/t.j2"),
+            "{{ x }}{{ y }}{{ z }} {{ host.vars.y }}{{ host.vars.z }}",
+        )
+        .unwrap();
+        let inv = "[defaults]\nvars = { x = \"d\", y = \"d\", z = \"d\" }\n\
+                   [hosts.a]\naddress = \"198.18.0.1\"\ngroups = [\"web\"]\nvars = { z = \"h\" }\n\
+                   [hosts.b]\naddress = \"198.18.0.2\"\ngroups = [\"web\"]\n\
+                   [groups.web]\nroles = [\"web\"]\nvars = { y = \"g\", z = \"g\" }\n";
+        std::fs::write(dir.path().join("inventory.toml"), inv).unwrap();
+        let inv = Inventory::load(&dir.path().join("inventory.toml")).unwrap();
+        let roles =
+            RoleSet::load(&dir.path().join("roles"), &[("web".into(), crate::error::Error::usage(""))]).unwrap();
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        let text = |i: usize| {
+            String::from_utf8(renderer.render(&inv.hosts[i], None).unwrap().files[0].content.to_vec()).unwrap()
+        };
+        assert_eq!((text(0), text(1)), ("dgh gh".to_string(), "dgg gg".to_string()));
+    }
+
     #[test]
     fn a_templated_owner_is_checked_once_rendered_for_its_host() {
         let role = "[[directory]]\npath = \"/srv\"\nowner = \"{{ who }}\"\n";
@@ -594,5 +646,93 @@ mod tests {
                 dir.path().join("roles/web/role.toml").display()
             )
         );
+    }
+
+    /// A static file (`src =`) is hashed once, at load, whatever the number of hosts; each
+    /// host's file shares its bytes and has its digest.
+    #[test]
+    fn a_static_file_is_hashed_once_not_per_host() {
+        let role = "[[file]]\ndest = \"/srv/{{ n }}/static.bin\"\nsrc = \"static.bin\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roles/web/templates")).unwrap();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        let data: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 + 3) as u8).collect();
+        std::fs::write(dir.path().join("files/static.bin"), &data).unwrap();
+        std::fs::write(dir.path().join("roles/web/role.toml"), role).unwrap();
+        let hosts: String = (0..20)
+            .map(|i| format!("[hosts.w{i}]\naddress = \"198.18.0.{i}\"\ngroups = [\"web\"]\nvars = {{ n = {i} }}\n"))
+            .collect();
+        std::fs::write(dir.path().join("inventory.toml"), format!("{hosts}[groups.web]\nroles = [\"web\"]\n")).unwrap();
+        let inv = Inventory::load(&dir.path().join("inventory.toml")).unwrap();
+        let hashed = || HASHED.with(|n| n.get());
+        let before = hashed();
+        let asked = crate::error::Error::usage("");
+        let roles = RoleSet::load(&dir.path().join("roles"), &[("web".into(), asked)]).unwrap();
+        assert_eq!(hashed() - before, data.len(), "hashed at load");
+        let renderer = Renderer::new(&inv, &roles, &Vars::new());
+        let all: Vec<Desired> = inv.hosts.iter().map(|h| renderer.render(h, None).unwrap()).collect();
+        assert_eq!(hashed() - before, data.len(), "no host hashed it again");
+        for d in &all {
+            assert_eq!((*d.files[0].content == data, &d.files[0].sha256), (true, &sha256_hex(&data)));
+            assert!(Arc::ptr_eq(&d.files[0].content, &all[0].files[0].content));
+        }
+    }
+
+    /// The render phase of `bash bench/converge.sh` (its role, a 64 KiB static file, an
+    /// inventory like its own with 100 and 1000 hosts): prints the time to render every
+    /// host, as converge does before it contacts any. A benchmark, not a check:
+    /// `cargo test --release --lib render_bench -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn render_bench() {
+        let dir = tempfile::tempdir().unwrap();
+        let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/microctl/roles/bench");
+        let role = dir.path().join("roles/bench");
+        std::fs::create_dir_all(role.join("templates")).unwrap();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        std::fs::copy(bench.join("role.toml"), role.join("role.toml")).unwrap();
+        for t in std::fs::read_dir(bench.join("templates")).unwrap() {
+            let t = t.unwrap();
+            std::fs::copy(t.path(), role.join("templates").join(t.file_name())).unwrap();
+        }
+        let data: Vec<u8> = (0..64 * 1024).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+        std::fs::write(dir.path().join("files/static.bin"), data).unwrap();
+        for n in [100, 1000] {
+            let private = |i: usize| format!("198.18.{}.{}", 2 + i / 250, i % 250 + 1);
+            let all: Vec<String> = (0..n).map(|i| format!("\"{}\"", private(i))).collect();
+            let mut inv = format!(
+                "[defaults]\nuser = \"root\"\nvars = {{ workers = 2, upstream_port = 5000, all_hosts = [{}] }}\n\n",
+                all.join(", ")
+            );
+            for i in 0..n {
+                inv.push_str(&format!(
+                    "[hosts.h{i}]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"bench\"]\nvars = {{ root = \"/srv/h{i}\", inventory_name = \"h{i}\", private_address = \"{}\" }}\n",
+                    22001 + i,
+                    private(i)
+                ));
+            }
+            inv.push_str("[groups.bench]\nroles = [\"bench\"]\n");
+            let path = dir.path().join(format!("inventory-{n}.toml"));
+            std::fs::write(&path, inv).unwrap();
+            let inv = Inventory::load(&path).unwrap();
+            let asked = crate::error::Error::usage("");
+            let roles = RoleSet::load(&dir.path().join("roles"), &[("bench".into(), asked)]).unwrap();
+            let mut extra = Vars::new();
+            extra.insert("upstream_port".into(), toml::Value::Integer(5000));
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let start = std::time::Instant::now();
+                let renderer = Renderer::new(&inv, &roles, &extra);
+                let all: Vec<Desired> = inv.hosts.iter().map(|h| renderer.render(h, None).unwrap()).collect();
+                times.push(start.elapsed());
+                assert_eq!(all.len(), n);
+            }
+            times.sort();
+            eprintln!(
+                "render {n} hosts: median {:.1} ms (min {:.1} ms)",
+                times[2].as_secs_f64() * 1e3,
+                times[0].as_secs_f64() * 1e3
+            );
+        }
     }
 }

@@ -17,6 +17,7 @@ use super::raw::{RawMode, RawPort};
 use super::template::Templates;
 use crate::error::{Error, ErrorKind, LineIndex};
 use crate::inventory::Vars;
+use crate::plan::desired::Blob;
 
 /// A string field: as written, or compiled once as a template (named in [`Templates`]).
 #[derive(Debug, Clone)]
@@ -69,9 +70,9 @@ pub struct At {
 
 #[derive(Debug, Clone)]
 pub enum AptKey {
-    /// A keyring from files/, read at load; `ext` is `asc` or `gpg`.
+    /// A keyring from files/, read (and hashed) at load; `ext` is `asc` or `gpg`.
     File {
-        content: Arc<Vec<u8>>,
+        content: Arc<Blob>,
         ext: &'static str,
     },
     Url {
@@ -111,8 +112,8 @@ pub enum ContentSpec {
         name: String,
         path: std::path::PathBuf,
     },
-    /// A static file from files/, read at load.
-    Static(Arc<Vec<u8>>),
+    /// A static file from files/, read and hashed at load.
+    Static(Arc<Blob>),
     /// A static file whose name is templated: read once rendered.
     StaticTemplated(Text),
     Inline(Text),
@@ -212,7 +213,7 @@ pub struct Resolver<'a> {
     files_dir: &'a Path,
     lines: LineIndex,
     templates: &'a mut Templates,
-    static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Vec<u8>>>,
+    static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Blob>>,
     /// Every error found so far, in the order found.
     pub errors: Vec<Error>,
     /// Templated fields compiled so far (their names' serial).
@@ -225,7 +226,7 @@ impl<'a> Resolver<'a> {
         (toml_path, dir, files_dir): (&'a Path, &'a Path, &'a Path),
         text: &str,
         templates: &'a mut Templates,
-        static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Vec<u8>>>,
+        static_files: &'a dyn Fn(&str) -> std::io::Result<Arc<Blob>>,
     ) -> Resolver<'a> {
         Resolver {
             role,
