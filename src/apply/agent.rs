@@ -386,7 +386,8 @@ mod tests {
     fn no_op_session_ships_no_comment_lines() {
         let spec = remote::Spec { client_checks_state: true, ..remote::test_spec("/var/lib/microctl", N, 60) };
         for k in [0, 4] {
-            let script = remote::script(&spec, &body(&probe::script(&desired("/srv/app", k, "v1"), false)));
+            let script =
+                remote::script(&spec, &body(&probe::script(&desired("/srv/app", k, "v1"), "/var/lib/microctl", false)));
             let as_written = remote::shipped::with_comments(&script);
             eprintln!("no-op session script, {k} files: {} bytes ({} with comments)", script.len(), as_written.len());
             let comments: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with('#')).collect();

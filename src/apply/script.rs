@@ -52,7 +52,7 @@ fn parent(path: &str) -> &str {
 }
 
 /// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
-pub const APPLY_SH: &str = include_str!("apply.sh");
+pub static APPLY_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_str!("apply.sh"));
 
 /// Builds the apply script for `plan` (which must come from `desired`).
 pub fn build(desired: &Desired, plan: &Plan) -> String {

@@ -110,7 +110,7 @@ impl Observed {
 pub const DIFF_LIMIT: usize = 256 * 1024;
 
 /// The probe's first part: reads the host's hash record (see `plan::hashes`).
-pub const PROBE_SH: &str = include_str!("probe.sh");
+pub static PROBE_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_str!("probe.sh"));
 
 /// The probe section of the host script. `$STATE` is the host's state folder.
 ///
@@ -136,7 +136,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let hash = if desired.files.is_empty() {
         String::new()
     } else {
-        s.push_str(PROBE_SH);
+        s.push_str(&PROBE_SH);
         let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
         let mut others: Vec<String> =
             paths.iter().filter(|p| !dests.contains(*p)).map(|p| format!("-path {}", quote(&glob_escape(p)))).collect();
