@@ -150,7 +150,8 @@ mod tests {
         };
         let hashed = dests(&observed, &|p| p.sha256.is_some());
         // What the client does (`apply::talk`): what the hash record cannot vouch for is
-        // hashed in a `hash` frame; a no-op that read any hash writes the record again.
+        // hashed in a `hash` frame; a no-op that read any hash writes the record again (a
+        // payload whose apply script has no step but that).
         let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
         if !unknown.is_empty() {
             stdin.write_all(super::super::hash_frame("hash", &unknown).as_bytes()).unwrap();
@@ -159,10 +160,7 @@ mod tests {
         }
         let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() && crate::plan::hashes::out_of_date(d, &observed) {
-            let files: Vec<String> = d.files.iter().map(|f| f.dest.clone()).collect();
-            stdin.write_all(super::super::hash_frame("record", &files).as_bytes()).unwrap();
-        } else if plan.is_empty() {
+        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, &observed) {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
@@ -224,12 +222,8 @@ mod tests {
             assert!(left(root).iter().all(|n| !n.starts_with(".microctl")), "{shell}");
             let mut st = left(&state);
             st.sort();
-            // The hash record (its folder, the settle stamp, find's output) and the lock note.
-            assert_eq!(
-                st,
-                ["hash.raw", "hash.stamp", "hashes", "lock.owner"],
-                "{shell}: the stage is gone, no pending handlers"
-            );
+            // The hash record's folder and the lock note.
+            assert_eq!(st, ["hashes", "lock.owner"], "{shell}: the stage is gone, no pending handlers");
             let record = left(&format!("{state}/hashes"));
             assert_eq!(record.iter().filter(|n| n.starts_with("T_")).count(), 1, "{shell}: {record:?}");
             assert_eq!(record.len(), 4, "{shell}: T_ and one entry per file: {record:?}");

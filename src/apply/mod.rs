@@ -142,14 +142,12 @@ async fn talk(
         run.diffs = diffs(desired, &plan, &observed, opts.color);
     }
 
-    if opts.check || plan.is_empty() {
+    // Nothing to change, but a file's hash was read now: the hash record is written again
+    // (by a payload whose apply script has no step but that), so the next no-op reads none.
+    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &observed);
+    if opts.check || (plan.is_empty() && !record_only) {
         session.phase("finish");
-        if !opts.check && hashes::out_of_date(desired, &observed) {
-            let files: Vec<String> = desired.files.iter().map(|f| f.dest.clone()).collect();
-            session.send(hash_frame("record", &files).as_bytes()).await?;
-        } else {
-            session.send_frame(b"").await?;
-        }
+        session.send_frame(b"").await?;
         session.close_stdin().await?;
         let code = session.finish(|_| {}).await?;
         if code != 0 {
@@ -160,7 +158,7 @@ async fn talk(
         return Ok(());
     }
 
-    progress(Progress::Phase("applying"));
+    progress(Progress::Phase(if record_only { "recording hashes" } else { "applying" }));
     let t = Instant::now();
     session.phase("payload upload");
     let payload = payload::build(desired, &plan, session.nonce())?;
@@ -196,8 +194,8 @@ fn unparsed(desired: &Desired, e: String) -> Error {
         .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
 }
 
-/// A `hash` or `record` frame for `host.sh`: the word, one path per line, an empty line
-/// (managed paths hold no control characters).
+/// A `hash` frame for `host.sh`: the word, one path per line, an empty line (managed paths
+/// hold no control characters).
 pub(crate) fn hash_frame(word: &str, paths: &[String]) -> String {
     let mut frame = format!("{word}\n");
     for p in paths {

@@ -151,9 +151,10 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let owner = if metas().any(|m| m.owner.is_some()) { "%u" } else { "-" };
     let group = if metas().any(|m| m.group.is_some()) { "%g" } else { "-" };
     // The hash record's folder and `T_` entry come second and third (where there are files).
-    let record = if desired.files.is_empty() { "" } else { " \"$STATE/hashes\" \"$HT\"" };
+    let (record, names) = if desired.files.is_empty() { ("", "") } else { (" \"$STATE/hashes\" \"$HT\"", "%s") };
+    let names_arg = if names.is_empty() { "" } else { " \"$H\"" };
     s.push_str(&format!(
-        "printf 'P\\t'; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0'{hash} 2>/dev/null; echo\n",
+        "printf '{names}P\\t'{names_arg}; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0'{hash} 2>/dev/null; echo\n",
         if list.is_empty() { "" } else { " " },
         list.join(" ")
     ));
@@ -490,7 +491,7 @@ mod tests {
         assert_eq!(
             script(&d, "/s", false),
             format!(
-                "{PROBE_SH}printf 'P\\t'; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
+                "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
                  -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' ! '(' -path '/s/hashes/T_*' ')' -type f \
                  '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} + 2>/dev/null; echo\n\
                  if timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'true # a trailing comment' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
@@ -505,7 +506,7 @@ mod tests {
         d.files[0].meta.owner = Some("www-data".into());
         d.commands[0].creates = Some("/r/big[1]*?\\x".into());
         assert!(script(&d, "/s[1]", false).starts_with(&format!(
-            "{PROBE_SH}printf 'P\\t'; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 \
+            "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 \
              -printf '%y\\0%m\\0%u\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' \
              ! '(' -path '/r/big\\[1]\\*\\?\\\\x' -o -path '/s\\[1]/hashes/T_*' ')' -type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' \
              -exec sha256sum -- {{}} + 2>/dev/null; echo\n"

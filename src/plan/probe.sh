@@ -1,8 +1,8 @@
 # shellcheck shell=sh
 # The probe's first part (src/plan/probe.rs appends the rest): list the hash record (the
 # folder $STATE/hashes that `record_hashes` in src/apply/host.sh makes: its facts are in the
-# names, one `readdir`, no file is read) and print each name as `H<TAB>NAME` for the client,
-# which alone decides what the record vouches for (src/plan/hashes.rs). For the probe's
+# names, one `readdir`, no file is read) and keep each name as a line `H<TAB>NAME` in H for
+# the client (printed with the start of `find`'s records, in one write), which alone decides what the record vouches for (src/plan/hashes.rs). For the probe's
 # `find`, set T0 (the record's time), HT (the path of its `T_` entry, whose ctime the client
 # compares with the folder's) and, as positional parameters, `-o -inum INODE` for each file
 # the record may vouch for: `find` hashes a file unless its inode is one of those and its
@@ -10,12 +10,14 @@
 # seen the state folder's mode (it refuses the host, using nothing of this, unless it is
 # 0700). Anything malformed leaves T0=0: every file is hashed.
 T0=0
+H=''
 set --
 if [ -d "$STATE/hashes" ] && [ ! -L "$STATE/hashes" ]; then
   for e in "$STATE"/hashes/*; do
     e=${e##*/}
     [ "$e" != '*' ] || break
-    printf 'H\t%s\n' "$e"
+    H="${H}H	$e
+"
     case $e in
       T_*) T0=${e#T_} ;;
       *)
