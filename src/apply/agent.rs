@@ -160,7 +160,7 @@ mod tests {
         }
         let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, &observed) {
+        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed) {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();

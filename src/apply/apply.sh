@@ -77,7 +77,8 @@ hashes_settle() {
 # made anew with mode 0700 (its mtime then is the record's time T0, taken before anything is
 # read) of empty files whose names hold the facts (a name costs the probe one `readdir`;
 # content would cost dash's `read` a syscall per byte): `DEV_INODE_SIZE_CTIME_SHA256` for
-# each FILE that is a regular file on a filesystem with nanosecond timestamps, then `T_T0`,
+# each FILE that is a regular file on a filesystem with nanosecond timestamps (`N_DEV_INODE`
+# for one elsewhere: always hashed, and no reason to write the record again), then `T_T0`,
 # last: a record cut short has none and vouches for nothing, and any change to the folder
 # after it (an entry added, removed or renamed, its mode) moves the folder's ctime away from
 # `T_T0`'s, which the client checks. `sha256sum` lines are paired with `find`'s in order,
@@ -88,7 +89,8 @@ record_hashes() {
   find "$STATE/hashes" "$@" -maxdepth 0 '(' -type d -printf 'T\t%T@\n' ')' -o \
     '(' -type f '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
     -o -fstype tmpfs -o -fstype f2fs -o -fstype zfs -o -fstype overlay ')' \
-    -printf 'F\t%D_%i_%s_%C@\t%p\n' -exec sha256sum -- '{}' + ')' > "$W/hash.raw" 2> /dev/null
+    -printf 'F\t%D_%i_%s_%C@\t%p\n' -exec sha256sum -- '{}' + ')' -o \
+    '(' -type f -printf 'N\t%D_%i\n' ')' > "$W/hash.raw" 2> /dev/null
   t=''
   q=''
   nl='
@@ -97,6 +99,7 @@ record_hashes() {
     case $l in
       "T	"*) [ -n "$t" ] || t=${l#T	} ;;
       "F	"*) q=$q${l#F	}$nl ;;
+      "N	"*) : > "$STATE/hashes/N_${l#N	}" ;;
       *)
         [ -n "$q" ] || break
         f=${q%%"$nl"*}

@@ -144,7 +144,7 @@ async fn talk(
 
     // Nothing to change, but a file's hash was read now: the hash record is written again
     // (by a payload whose apply script has no step but that), so the next no-op reads none.
-    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &observed);
+    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &state_dir, &observed);
     if opts.check || (plan.is_empty() && !record_only) {
         session.phase("finish");
         session.send_frame(b"").await?;

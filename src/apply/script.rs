@@ -473,4 +473,59 @@ mod tests {
             remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));
         assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
     }
+
+    /// `record_hashes` under sh and dash: a `T_` entry; for a file on a filesystem with
+    /// nanosecond timestamps its device, inode, size, ctime and the hash `sha256sum` gives
+    /// (a path with `\\` is skipped: its line is escaped); for one elsewhere (/proc) only
+    /// `N_DEV_INODE`, not read; nothing for what is missing or not a file. Run again, it
+    /// replaces the record.
+    #[test]
+    fn record_hashes_names_each_file_under_sh_and_dash() {
+        use std::os::unix::fs::MetadataExt;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let (plain, slash) = (format!("{root}/a b"), format!("{root}/back\\slash"));
+            std::fs::write(&plain, "test").unwrap();
+            std::fs::write(&slash, "x").unwrap();
+            let script = format!(
+                "STATE={state} W={w} NONCE=n0\n{MARK_SH}{APPLY_SH}record_hashes {} {} /proc/version {state}/missing {root}\n",
+                quote(&plain),
+                quote(&slash),
+                state = quote(&format!("{root}/state")),
+                w = quote(&format!("{root}/w")),
+                root = quote(root),
+            );
+            std::fs::create_dir(format!("{root}/state")).unwrap();
+            for _ in 0..2 {
+                // The run's stage folder (its EXIT trap removes it).
+                std::fs::create_dir(format!("{root}/w")).unwrap();
+                let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
+                assert!(out.status.success(), "{shell}: {out:?}");
+                let mut names: Vec<String> = std::fs::read_dir(format!("{root}/state/hashes"))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+                names.sort();
+                let (m, v) = (std::fs::metadata(&plain).unwrap(), std::fs::metadata("/proc/version").unwrap());
+                let entry = format!(
+                    "{}_{}_4_{}.{:09}0_{}",
+                    m.dev(),
+                    m.ino(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                    crate::plan::desired::sha256_hex(b"test")
+                );
+                assert_eq!(names.len(), 3, "{shell}: {names:?}");
+                assert_eq!(names[0], entry, "{shell}");
+                assert_eq!(names[1], format!("N_{}_{}", v.dev(), v.ino()), "{shell}");
+                assert!(names[2].starts_with("T_"), "{shell}: {names:?}");
+                assert_eq!(
+                    std::fs::metadata(format!("{root}/state/hashes")).unwrap().mode() & 0o7777,
+                    0o700,
+                    "{shell}"
+                );
+            }
+        }
+    }
 }

@@ -29,7 +29,7 @@
 //! entries, one step stricter: git trusts entries older than the index file's own mtime,
 //! written after the read; T0 is taken before it.
 //! Where that cannot hold, the file is hashed: a filesystem with coarse or foreign timestamps
-//! (vfat, NFS, FUSE: no entry), a record cut short, a file the record does not list, one
+//! (vfat, NFS, FUSE: an `N_DEV_INODE` entry only), a record cut short, a file the record does not list, one
 //! changed at T0's tick. Left out by design: a clock set back by root, and a file changed by
 //! root under a mounted filesystem (through its block device): both need root, who owns the
 //! record.
@@ -45,6 +45,8 @@ use super::probe::{Kind, Observed, Stamp, Stat};
 pub struct Record {
     t0: Stamp,
     files: HashMap<(u64, u64), Option<Entry>>,
+    /// Files on a filesystem without nanosecond timestamps (`N_` entries): always hashed.
+    coarse: std::collections::HashSet<(u64, u64)>,
 }
 
 /// What the record saw of one file: its size, its ctime and its content's hash.
@@ -57,15 +59,22 @@ struct Entry {
 
 impl Record {
     /// The record's names (the probe's `H` lines); `None` unless it is whole: exactly one
-    /// `T_` entry and every other name one `record_hashes` makes.
+    /// `T_` entry and every other name one `record_hashes` makes (`N_DEV_INODE` for a file on
+    /// a filesystem without nanosecond timestamps, `DEV_INODE_SIZE_CTIME_SHA256` otherwise).
     pub fn parse(names: &[String]) -> Option<Record> {
         let mut t0 = None;
         let mut files = HashMap::new();
+        let mut coarse = std::collections::HashSet::new();
         for name in names {
             if let Some(t) = name.strip_prefix("T_") {
                 if t0.replace(Stamp::parse(t)?).is_some() {
                     return None;
                 }
+                continue;
+            }
+            if let Some(file) = name.strip_prefix("N_") {
+                let (dev, ino) = file.split_once('_')?;
+                coarse.insert((dev.parse().ok()?, ino.parse().ok()?));
                 continue;
             }
             let v: Vec<&str> = name.split('_').collect();
@@ -83,7 +92,7 @@ impl Record {
                 }
             }
         }
-        Some(Record { t0: t0?, files })
+        Some(Record { t0: t0?, files, coarse })
     }
 
     /// The record the probe listed in `state_dir`, if it is whole and untouched since it was
@@ -131,10 +140,19 @@ pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed) -> Vec
     unknown
 }
 
-/// Whether the host's record should be written again after a run that changed nothing:
-/// some file destination's hash was read now, not vouched for by the record.
-pub fn out_of_date(desired: &Desired, observed: &Observed) -> bool {
-    desired.files.iter().any(|f| observed.paths.get(&f.dest).is_some_and(|s| s.kind == Kind::File && !s.vouched))
+/// Whether the host's record should be written again after a run that changed nothing: the
+/// record is missing, not whole or touched, or a file's hash was read now that a new record
+/// could vouch for next time (not one on a filesystem without nanosecond timestamps, not one
+/// whose ctime has none: those are read every time, a new record would not change that).
+pub fn out_of_date(desired: &Desired, state_dir: &str, observed: &Observed) -> bool {
+    let record = Record::read(observed, state_dir);
+    desired.files.iter().any(|f| match observed.paths.get(&f.dest) {
+        Some(s) if s.kind == Kind::File && !s.vouched => match &record {
+            None => true,
+            Some(r) => s.stat.ctime.nanos != 0 && !r.coarse.contains(&(s.stat.dev, s.stat.ino)),
+        },
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -216,5 +234,90 @@ mod tests {
         for bad in ["5", ".5", "5.", "5.x", "x.5", "5.5.5"] {
             assert_eq!(Stamp::parse(bad), None, "{bad}");
         }
+    }
+
+    /// An observed host: the state folder /s (uid 0), its record folder and `T_` entry as
+    /// `record_hashes` leaves them, the record's `names`, and file /f (device 7, inode 42).
+    fn host(names: &[&str], f: Stat) -> (Desired, Observed) {
+        use super::super::desired::{FileSpec, Meta, Origin};
+        use super::super::probe::PathState;
+        let dir = |mode, uid, ctime: &str| PathState {
+            kind: Kind::Dir,
+            mode,
+            uid,
+            stat: Stat { ctime: stamp(ctime), ..Stat::default() },
+            ..PathState::default()
+        };
+        let mut o = Observed { record: names.iter().map(|s| s.to_string()).collect(), ..Observed::default() };
+        o.paths.insert("/s".into(), dir(0o700, 0, "1.0"));
+        o.paths.insert("/s/hashes".into(), dir(0o700, 0, "200.5"));
+        let t = PathState {
+            kind: Kind::File,
+            stat: Stat { ctime: stamp("200.5"), ..Stat::default() },
+            ..Default::default()
+        };
+        o.paths.insert("/s/hashes/T_100.5000000010".into(), t);
+        o.paths.insert("/f".into(), PathState { kind: Kind::File, mode: 0o644, stat: f, ..PathState::default() });
+        let content = std::sync::Arc::new(b"test\n".to_vec());
+        let file = FileSpec {
+            origin: Origin { role: "r".into(), line: 1 },
+            dest: "/f".into(),
+            sha256: HASH.into(),
+            content,
+            meta: Meta::default(),
+            validate: None,
+            sensitive: false,
+            notify: vec![],
+            apt_source: false,
+        };
+        (Desired { files: vec![file], ..Desired::default() }, o)
+    }
+
+    /// The record is used only from its untouched folder (mode, owner, ctime of `T_`); what
+    /// it does not vouch for is asked for; it is written again only where that would help.
+    #[test]
+    fn vouching_and_writing_the_record_again() {
+        let entry = format!("7_42_5_100.5000000000_{HASH}");
+        let names = [entry.as_str(), "T_100.5000000010"];
+        let (d, mut o) = host(&names, now());
+        assert!(vouch(&d, "/s", &mut o).is_empty());
+        assert_eq!((o.path("/f").sha256.as_deref(), o.path("/f").vouched), (Some(HASH), true));
+        assert!(!out_of_date(&d, "/s", &o));
+
+        // Touched: a folder of another mode, another owner, a ctime that moved, not a folder.
+        type Tamper = fn(&mut Observed);
+        let tampered: [(&str, Tamper); 4] = [
+            ("mode 0755", |o| o.paths.get_mut("/s/hashes").unwrap().mode = 0o755),
+            ("another owner", |o| o.paths.get_mut("/s/hashes").unwrap().uid = 1000),
+            ("an entry planted since", |o| o.paths.get_mut("/s/hashes").unwrap().stat.ctime = stamp("300.0")),
+            ("a link", |o| o.paths.get_mut("/s/hashes").unwrap().kind = Kind::Link),
+        ];
+        for (what, tamper) in tampered {
+            let (d, mut o) = host(&names, now());
+            tamper(&mut o);
+            assert_eq!(vouch(&d, "/s", &mut o), ["/f"], "{what}");
+            assert!(out_of_date(&d, "/s", &o), "{what}");
+        }
+
+        // Changed since: asked for, then (read now, on a filesystem with nanoseconds) written again.
+        let changed = Stat { ctime: stamp("150.25"), ..now() };
+        let (d, mut o) = host(&names, changed);
+        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
+        o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+        assert!(out_of_date(&d, "/s", &o));
+        // On a filesystem without nanosecond timestamps (`N_`), or with whole seconds: read
+        // every time, and no record would change that.
+        let coarse = ["N_7_42", "T_100.5000000010"];
+        let (d, mut o) = host(&coarse, changed);
+        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
+        o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+        assert!(!out_of_date(&d, "/s", &o));
+        let (d, mut o) = host(&names, Stat { ctime: stamp("150.0"), ..now() });
+        o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+        assert!(!out_of_date(&d, "/s", &o));
+        // No record at all: written.
+        let (d, mut o) = host(&[], now());
+        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
+        assert!(out_of_date(&d, "/s", &o));
     }
 }
