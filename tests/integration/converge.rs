@@ -286,4 +286,18 @@ fn an_edit_that_keeps_size_and_mtime_is_still_seen() {
     assert_eq!((h["changed"].as_u64(), h["handlers"].clone()), (Some(1), serde_json::json!(["reload site"])), "{h}");
     assert_eq!(read(&greeting), "hello from h0\npeers: h0");
     assert_eq!(fleet.converge(&[]).host("h0")["changed"], 0);
+
+    // No record (removed by hand, or an upgrade): every file is read, nothing is changed,
+    // and the record is written again for the next run.
+    std::fs::remove_dir_all(fleet.root(0).join("state/hashes")).unwrap();
+    let run = fleet.converge(&[]);
+    run.assert_code(0);
+    let h = run.host("h0");
+    assert_eq!(
+        (h["changed"].as_u64(), h["status"].as_str(), h["handlers"].clone()),
+        (Some(0), Some("ok"), serde_json::json!([])),
+        "{h}"
+    );
+    assert_eq!(self::record(&fleet).len(), 4, "written again");
+    assert_eq!(read(&fleet.root(0).join("handlers.log")), "reload\nrestart\nrestart\nreload\n");
 }
