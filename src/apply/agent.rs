@@ -154,7 +154,7 @@ mod tests {
         // payload whose apply script has no step but that).
         let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
         if !unknown.is_empty() {
-            stdin.write_all(super::super::hash_frame("hash", &unknown).as_bytes()).unwrap();
+            stdin.write_all(super::super::hash_frame(&unknown).as_bytes()).unwrap();
             stdin.flush().unwrap();
             probe::parse_hashes(&read_probe(), &unknown, &mut observed).unwrap();
         }

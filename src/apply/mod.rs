@@ -131,7 +131,7 @@ async fn talk(
     // more round trip (rare: a file the record does not list, changed at its very time...).
     let unknown = hashes::vouch(desired, &state_dir, &mut observed);
     if !unknown.is_empty() {
-        session.send(hash_frame("hash", &unknown).as_bytes()).await?;
+        session.send(hash_frame(&unknown).as_bytes()).await?;
         let out = read_probe(&mut session).await?;
         probe::parse_hashes(&out, &unknown, &mut observed).map_err(|e| unparsed(desired, e))?;
     }
@@ -194,10 +194,10 @@ fn unparsed(desired: &Desired, e: String) -> Error {
         .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
 }
 
-/// A `hash` frame for `host.sh`: the word, one path per line, an empty line (managed paths
+/// A `hash` frame for `host.sh`: `hash`, one path per line, an empty line (managed paths
 /// hold no control characters).
-pub(crate) fn hash_frame(word: &str, paths: &[String]) -> String {
-    let mut frame = format!("{word}\n");
+pub(crate) fn hash_frame(paths: &[String]) -> String {
+    let mut frame = String::from("hash\n");
     for p in paths {
         frame.push_str(p);
         frame.push('\n');

@@ -180,7 +180,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
 }
 
 /// The end of a run that got through every step: the host's hash record of every managed
-/// file (`record_hashes` in host.sh; see `plan::hashes`), taken once the clock has moved past
+/// file (`record_hashes` in apply.sh; see `plan::hashes`), taken once the clock has moved past
 /// the renames of this run (`hashes_settle`), so that the next no-op reads none of them.
 fn record(s: &mut String, desired: &Desired, plan: &Plan) {
     if desired.files.is_empty() {

@@ -1,7 +1,7 @@
 //! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
 //!
 //! After every apply, and after a no-op whose probe had to hash a file, the host writes a
-//! record (`record_hashes` in src/apply/host.sh): a folder `STATE/hashes`, made anew with mode
+//! record (`record_hashes` in src/apply/apply.sh): a folder `STATE/hashes`, made anew with mode
 //! 0700 (its mtime then is T0, taken before any file is read), holding for each managed
 //! regular file on a filesystem with nanosecond timestamps an empty file named
 //! `DEV_INODE_SIZE_CTIME_SHA256`, and last `T_T0`. The next probe lists those names

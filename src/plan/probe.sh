@@ -1,14 +1,16 @@
 # shellcheck shell=sh
 # The probe's first part (src/plan/probe.rs appends the rest): list the hash record (the
-# folder $STATE/hashes that `record_hashes` in src/apply/host.sh makes: its facts are in the
+# folder $STATE/hashes that `record_hashes` in src/apply/apply.sh makes: its facts are in the
 # names, one `readdir`, no file is read) and keep each name as a line `H<TAB>NAME` in H for
-# the client (printed with the start of `find`'s records, in one write), which alone decides what the record vouches for (src/plan/hashes.rs). For the probe's
-# `find`, set T0 (the record's time), HT (the path of its `T_` entry, whose ctime the client
-# compares with the folder's) and, as positional parameters, `-o -inum INODE` for each file
-# the record may vouch for: `find` hashes a file unless its inode is one of those and its
-# ctime is not newer than T0. Names only: nothing is opened or followed before the client has
-# seen the state folder's mode (it refuses the host, using nothing of this, unless it is
-# 0700). Anything malformed leaves T0=0: every file is hashed.
+# the client (printed with the start of `find`'s records, in one write), which alone decides
+# what the record vouches for (src/plan/hashes.rs). For the probe's `find`, set T0 (the
+# record's time), HT (the path of its `T_` entry, whose ctime the client compares with the
+# folder's) and, as positional parameters, `-o -inum INODE` for each file the record may
+# vouch for (not `N_` ones: always hashed): `find` hashes a file unless its inode is one of
+# those and its ctime is not newer than T0. Names only: nothing is opened or followed before
+# the client has seen the state folder's mode (it refuses the host, using nothing of this,
+# unless it is 0700). Anything malformed leaves T0=0: every file is hashed.
+T0=0: every file is hashed.
 T0=0
 H=''
 set --
@@ -20,6 +22,7 @@ if [ -d "$STATE/hashes" ] && [ ! -L "$STATE/hashes" ]; then
 "
     case $e in
       T_*) T0=${e#T_} ;;
+      N_*) ;;
       *)
         i=${e#*_}
         i=${i%%_*}
