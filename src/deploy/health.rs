@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::transport::Connection;
 
@@ -14,55 +14,95 @@ pub struct Response {
     pub body: String,
 }
 
-/// One GET of `path` on `address:port` as seen from the host behind `conn`.
-pub async fn get(
-    conn: &Connection,
-    address: &str,
-    port: u16,
-    host_header: &str,
-    path: &str,
-) -> Result<Response, String> {
-    let channel = conn.tunnel(address, port).await.map_err(|e| format!("cannot connect to {address}:{port}: {e}"))?;
-    let mut stream = channel.into_stream();
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: microctl\r\nConnection: close\r\n\r\n");
-    let exchange = async {
-        stream.write_all(request.as_bytes()).await?;
-        stream.flush().await?;
-        let mut buf = Vec::new();
-        (&mut stream).take(1 << 20).read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| format!("no answer from {address}:{port} within 10 s"))?
-        .map_err(|e| format!("{address}:{port}: {e}"))?;
-    parse(&raw).ok_or_else(|| {
-        format!("{address}:{port} did not answer HTTP: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(200)]))
-    })
+/// One health check: what to GET, where, and until when to keep trying.
+#[derive(Debug, Clone)]
+pub struct HealthCheck<'a> {
+    /// Where the app listens, as seen from the host whose connection carries the check.
+    pub address: &'a str,
+    pub port: u16,
+    /// The `Host:` header.
+    pub host_header: &'a str,
+    pub path: &'a str,
+    /// The status that counts as healthy; 0: any 2xx.
+    pub expect: u16,
+    /// How long to keep trying, each request included: no request outlives it.
+    pub timeout: Duration,
 }
 
-/// Repeats `get` until the status is right (`expect`, or any 2xx when 0) or `timeout` passes.
-pub async fn wait_healthy(
-    conn: &Connection,
-    address: &str,
-    port: u16,
-    host_header: &str,
-    path: &str,
-    expect: u16,
-    timeout: Duration,
-) -> Result<Response, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match get(conn, address, port, host_header, path).await {
-            Ok(r) if (expect == 0 && (200..300).contains(&r.status)) || r.status == expect => return Ok(r),
-            Ok(r) => format!("HTTP {} from http://{address}:{port}{path}: {}", r.status, excerpt(&r.body)),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err(last);
+/// The longest one request may take, when the check's own timeout leaves more.
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+
+impl HealthCheck<'_> {
+    /// Repeats the GET through `conn` until the status is right or the timeout passes.
+    pub async fn wait(&self, conn: &Connection) -> Result<Response, String> {
+        self.wait_with(|| async {
+            conn.tunnel(self.address, self.port).await.map(|c| c.into_stream()).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// [`Self::wait`] over any stream `connect` opens (a tunnel; a plain TCP stream in tests).
+    async fn wait_with<S, F, Fut>(&self, connect: F) -> Result<Response, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<S, String>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let limit = deadline.saturating_duration_since(Instant::now()).min(REQUEST_LIMIT);
+            let last = match tokio::time::timeout(limit, self.get(&connect)).await {
+                Err(_) => self.no_answer(limit),
+                Ok(Ok(r)) if (self.expect == 0 && (200..300).contains(&r.status)) || r.status == self.expect => {
+                    return Ok(r);
+                }
+                Ok(Ok(r)) => {
+                    format!(
+                        "HTTP {} from http://{}:{}{}: {}",
+                        r.status,
+                        self.address,
+                        self.port,
+                        self.path,
+                        excerpt(&r.body)
+                    )
+                }
+                Ok(Err(e)) => e,
+            };
+            if Instant::now() + Duration::from_millis(500) >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    fn no_answer(&self, limit: Duration) -> String {
+        format!("no answer from {}:{} within {:.1} s", self.address, self.port, limit.as_secs_f64())
+    }
+
+    /// One GET, connecting included (bounded by the caller).
+    async fn get<S, F, Fut>(&self, connect: &F) -> Result<Response, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<S, String>>,
+    {
+        let (address, port) = (self.address, self.port);
+        let mut stream = connect().await.map_err(|e| format!("cannot connect to {address}:{port}: {e}"))?;
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: microctl\r\nConnection: close\r\n\r\n",
+            self.path, self.host_header
+        );
+        let exchange = async {
+            stream.write_all(request.as_bytes()).await?;
+            stream.flush().await?;
+            let mut buf = Vec::new();
+            (&mut stream).take(1 << 20).read_to_end(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        };
+        let raw = exchange.await.map_err(|e| format!("{address}:{port}: {e}"))?;
+        parse(&raw).ok_or_else(|| {
+            format!("{address}:{port} did not answer HTTP: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(200)]))
+        })
     }
 }
 
@@ -93,5 +133,41 @@ mod tests {
         let r = parse(b"HTTP/1.1 503 SERVICE UNAVAILABLE\r\nContent-Type: text/plain\r\n\r\ndb: error").unwrap();
         assert_eq!((r.status, r.body.as_str()), (503, "db: error"));
         assert!(parse(b"SSH-2.0-OpenSSH").is_none());
+    }
+
+    /// A server that accepts and never answers: the check gives up when its own timeout
+    /// passes, not after a fixed 10 s per request.
+    #[test]
+    fn no_request_outlives_the_health_timeout() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let held = tokio::spawn(async move {
+                let mut open = Vec::new();
+                while let Ok((s, _)) = listener.accept().await {
+                    open.push(s);
+                }
+            });
+            let check = HealthCheck {
+                address: "127.0.0.1",
+                port,
+                host_header: "127.0.0.1",
+                path: "/healthz",
+                expect: 0,
+                timeout: Duration::from_millis(1500),
+            };
+            let started = Instant::now();
+            let err = check
+                .wait_with(|| async move {
+                    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_err();
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(3), "{took:?}");
+            assert!(err.starts_with(&format!("no answer from 127.0.0.1:{port} within ")), "{err}");
+            held.abort();
+        });
     }
 }

@@ -64,6 +64,15 @@ pub fn parse_list(text: &str) -> Vec<Entry> {
         .collect()
 }
 
+/// Whether `name` is a release name microctl can make and act on (`name_ok` in `ledger.sh`,
+/// which the host applies to every name it reads): letters, digits, `.`, `_`, `-`, not
+/// starting with a dot. `--rollback NAME` is checked with it before anything connects.
+pub fn release_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Who deploys: `user@machine` of this controller (SUDO_USER first), for the ledger's `by`.
 pub fn deployer() -> String {
     let user = std::env::var("SUDO_USER")
@@ -118,6 +127,39 @@ newline\"",
             assert_eq!(list[1].revision, "abc123");
             assert_eq!(list[1].result, "tab here newline");
             assert_eq!(list[2].result, "build step `false` failed");
+        }
+    }
+
+    /// The host's `name_ok` and [`release_name_ok`] agree, under sh and dash.
+    #[test]
+    fn release_names_are_matched_exactly_on_both_sides() {
+        let names = [
+            "20261130T000000Z-abc1234567",
+            "r1",
+            "1-g1",
+            "a.b_c-d",
+            "-rf",
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "zz\n",
+            "a b",
+            "x\thealthy",
+            "a/b",
+            "*",
+            "é",
+            "a$b",
+            "a'b",
+            "a\\b",
+        ];
+        for shell in ["sh", "dash"] {
+            for name in names {
+                let dir = tempfile::tempdir().unwrap();
+                let script = format!("ROOT={}\n{LEDGER_SH}name_ok \"$1\"", quote(dir.path().to_str().unwrap()));
+                let ok = Command::new(shell).arg("-c").arg(&script).arg("sh").arg(name).status().unwrap().success();
+                assert_eq!(ok, release_name_ok(name), "{shell}: {name:?}");
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::remote::{self, Line, Marker, Session};
 use crate::transport::Pool;
+use health::HealthCheck;
 use script::{Settings, Target};
 
 /// One host's deploy, rendered and ready.
@@ -224,17 +225,16 @@ async fn deploy_steps(
     }
     if out.rolled_back {
         // Say whether the release we went back to serves again.
-        let event = match health::wait_healthy(
-            &conn,
-            &plan.health_address,
-            plan.health_port,
-            &plan.health_address,
-            &shared.health_path,
-            shared.health_status,
-            shared.health_timeout,
-        )
-        .await
-        {
+        // Bounded by the confirm window too: the host has decided, this only reports.
+        let check = HealthCheck {
+            address: &plan.health_address,
+            port: plan.health_port,
+            host_header: &plan.health_address,
+            path: &shared.health_path,
+            expect: shared.health_status,
+            timeout: shared.health_timeout.min(confirm),
+        };
+        let event = match check.wait(&conn).await {
             Ok(r) => Event::AfterRollback { healthy: true, detail: format!("HTTP {}", r.status).into() },
             Err(e) => Event::AfterRollback { healthy: false, detail: e.into() },
         };
@@ -269,9 +269,15 @@ async fn check(
 ) -> std::result::Result<(), String> {
     let conn = pool.connect(&plan.host).await.map_err(|e| e.one_line())?;
     let (addr, port) = (&plan.health_address, plan.health_port);
-    let r =
-        health::wait_healthy(&conn, addr, port, addr, &shared.health_path, shared.health_status, shared.health_timeout)
-            .await?;
+    let app = HealthCheck {
+        address: addr,
+        port,
+        host_header: addr,
+        path: &shared.health_path,
+        expect: shared.health_status,
+        timeout: shared.health_timeout,
+    };
+    let r = app.wait(&conn).await?;
     let address = format!("{addr}:{port}");
     let event = Event::Healthy {
         http_status: r.status,
@@ -286,17 +292,8 @@ async fn check(
     for via in &plan.via {
         let via_conn = pool.connect(via).await.map_err(|e| e.one_line())?;
         let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
-        let r = health::wait_healthy(
-            &via_conn,
-            "127.0.0.1",
-            shared.via_port,
-            &via_host,
-            &shared.health_path,
-            shared.health_status,
-            shared.health_timeout,
-        )
-        .await
-        .map_err(|e| format!("through {via}: {e}"))?;
+        let site = HealthCheck { address: "127.0.0.1", port: shared.via_port, host_header: &via_host, ..app.clone() };
+        let r = site.wait(&via_conn).await.map_err(|e| format!("through {via}: {e}"))?;
         let event = Event::HealthyVia { http_status: r.status, via: via.into() };
         out.health.push(event.to_string());
         on_event(&plan.host, event);

@@ -116,8 +116,7 @@ pub fn build(s: &Settings, target: &Target) -> String {
 /// app user, in the release folder, output kept for the report; a failure removes the
 /// half-built release and records it as failed).
 fn build_steps(s: &Settings) -> String {
-    let mut out =
-        String::from("[ \"$APP_USER\" = root ] || chown -R -- \"$APP_USER\" \"$REL\"\nmark release \"$NAME\"\n");
+    let mut out = String::from("mark release \"$NAME\"\n");
     if s.cache.is_some() {
         out.push_str("cache_link\n");
     }
@@ -130,7 +129,7 @@ fn build_steps(s: &Settings) -> String {
 /// One build step.
 fn build_step(step: &str) -> String {
     format!(
-        "STEP={q}\nmark step \"$STEP\"\nout=$(cd \"$REL\" && run_step 2>&1) || build_failed {what} \"$out\"\n",
+        "STEP={q}\nmark step \"$STEP\"\nout=$(run_step \"$REL\" 2>&1) || build_failed {what} \"$out\"\n",
         q = quote(step),
         what = quote(&format!("build step `{step}`")),
     )
@@ -143,6 +142,12 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
+
+    /// The script against a hostile app user (issue #20).
+    mod hostile {
+        use super::*;
+        include!("hostile_tests.rs");
+    }
 
     fn settings(root: &str, build: &[&str]) -> Settings {
         Settings {
@@ -204,6 +209,14 @@ mod tests {
 
     fn deploy(shell: &str, root: &str, name: &str, steps: &[&str], verdict: &str) -> (i32, String) {
         deploy_with(shell, &settings(root, steps), name, verdict)
+    }
+
+    /// The entries of `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
     }
 
     fn current(root: &str) -> PathBuf {
@@ -319,12 +332,7 @@ mod tests {
         // keep = 2: r1 (previous) and r5 (new) stay; r3, r4 go.
         deploy(shell, root, "r4", &[], "ok\n");
         deploy(shell, root, "r5", &[], "ok\n");
-        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("releases"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["r4", "r5"]);
+        assert_eq!(names(&dir.path().join("releases")), ["r4", "r5"]);
         assert_eq!(std::fs::read_to_string(dir.path().join("restarts")).unwrap().lines().count(), 5);
     }
 
@@ -478,7 +486,7 @@ mod tests {
             let (dir, s) = live_on_r1(shell);
             let root = s.root.as_str();
             std::fs::create_dir_all(dir.path().join("releases/r2")).unwrap();
-            std::fs::write(dir.path().join(".ledger/r2"), "status\tincomplete\n").unwrap();
+            std::fs::write(dir.path().join(".ledger/r2"), "seq\t2\nstatus\tincomplete\n").unwrap();
             std::fs::write(dir.path().join(".ledger/.pending"), "r2\nreleases/r1\n").unwrap();
             std::fs::remove_file(dir.path().join("current")).unwrap();
             std::os::unix::fs::symlink("releases/r2", dir.path().join("current")).unwrap();
@@ -492,10 +500,10 @@ mod tests {
         }
     }
 
-    /// The env file is data: build steps and the restart see its values literally, and nothing
-    /// in it runs.
+    /// The env file is data: build steps see its values literally, and nothing in it runs. The
+    /// restart (root's) never sees them: systemd gives EnvironmentFile= to the service only.
     #[test]
-    fn env_file_values_reach_steps_and_restart_literally() {
+    fn env_file_values_reach_steps_literally_and_never_the_restart() {
         for shell in ["sh", "dash"] {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("app");
@@ -505,11 +513,11 @@ mod tests {
             std::fs::write(&env, format!("SECRET={}\n", crate::role::systemd_env(&secret).unwrap())).unwrap();
             let mut s = settings(root.to_str().unwrap(), &["printf '%s' \"$SECRET\" > step.out"]);
             s.env_file = Some(env.to_str().unwrap().into());
-            s.restart = "printf '%s' \"$SECRET\" > \"$ROOT/restart.out\"".into();
+            s.restart = "printf '%s' \"${SECRET-unset}\" > \"$ROOT/restart.out\"".into();
             let (code, out) = deploy_with(shell, &s, "r1", "ok\n");
             assert_eq!(code, 0, "{out}");
             assert_eq!(std::fs::read_to_string(root.join("releases/r1/step.out")).unwrap(), secret);
-            assert_eq!(std::fs::read_to_string(root.join("restart.out")).unwrap(), secret);
+            assert_eq!(std::fs::read_to_string(root.join("restart.out")).unwrap(), "unset");
             assert!(!flag.exists(), "{shell} ran a command from the env file");
         }
     }
@@ -522,9 +530,13 @@ mod tests {
         dir
     }
 
-    /// Running as root with runuser (else the app-user paths cannot run here).
-    fn can_runuser() -> bool {
-        Command::new("runuser").args(["-u", "nobody", "--", "true"]).status().is_ok_and(|s| s.success())
+    /// These tests play the app user (and the attacker) as `nobody`: they need root and
+    /// runuser (util-linux), and fail, not skip, without them.
+    fn need_root() {
+        assert!(
+            Command::new("runuser").args(["-u", "nobody", "--", "true"]).status().is_ok_and(|s| s.success()),
+            "this test runs as root and needs runuser (Debian package util-linux): run it through scripts/test.sh"
+        );
     }
 
     /// The env file's values travel in the environment, never on a command line: while a
@@ -532,19 +544,20 @@ mod tests {
     /// holds the secret, and the step still sees it literally.
     #[test]
     fn env_file_values_stay_off_command_lines() {
-        if !can_runuser() {
-            eprintln!("skipped: needs root and runuser");
-            return;
-        }
+        need_root();
         for shell in ["sh", "dash"] {
             let dir = nobody_root();
             let root = dir.path().join("app");
             let env = dir.path().join("app.env");
             let secret = format!("hunter2-off-cmdlines-{shell} 'q' $x");
             std::fs::write(&env, format!("SECRET={}\n", crate::role::systemd_env(&secret).unwrap())).unwrap();
-            let step = "for p in /proc/[0-9]*; do tr '\\000' ' ' < \"$p/cmdline\"; echo; done > cmdlines 2> /dev/null; \
-                        printf '%s' \"$SECRET\" > step.out";
-            let mut s = settings(root.to_str().unwrap(), &[step]);
+            // The step's own text is as secret as the env file (a rendered password in it).
+            let mark = format!("hunter3-{}-{shell}", std::process::id());
+            let step = format!(
+                "for p in /proc/[0-9]*; do tr '\\000\\n' '  ' < \"$p/cmdline\"; echo; done > cmdlines 2> /dev/null; \
+                 printf '%s' \"$SECRET\" > step.out; : {mark}"
+            );
+            let mut s = settings(root.to_str().unwrap(), &[&step]);
             s.user = "nobody".into();
             s.env_file = Some(env.to_str().unwrap().into());
             let (code, out) = deploy_with(shell, &s, "r1", "ok\n");
@@ -554,6 +567,12 @@ mod tests {
             let cmdlines = std::fs::read_to_string(rel.join("cmdlines")).unwrap();
             assert!(cmdlines.contains("runuser"), "{shell}: {cmdlines}");
             assert!(!cmdlines.contains("hunter2"), "{shell}: the secret is on a command line:\n{cmdlines}");
+            // (This harness passes the whole script on its own command line: the host gets it
+            // on stdin, src/remote/; that one line is not the step's.)
+            let harness = format!("{shell} -c NONCE=");
+            let leaked: Vec<&str> =
+                cmdlines.lines().filter(|l| l.contains(&mark) && !l.starts_with(&harness)).collect();
+            assert!(leaked.is_empty(), "{shell}: the step is on a command line: {leaked:?}");
         }
     }
 
@@ -561,10 +580,7 @@ mod tests {
     /// plants `.complete` -> a root file does not get root to truncate it.
     #[test]
     fn cache_bookkeeping_follows_no_planted_link() {
-        if !can_runuser() {
-            eprintln!("skipped: needs root and runuser");
-            return;
-        }
+        need_root();
         for shell in ["sh", "dash"] {
             let dir = nobody_root();
             let root = dir.path().join("app");
@@ -681,7 +697,7 @@ mod tests {
     fn build_step_is_exact() {
         assert_eq!(
             build_step("pip install -r req.txt"),
-            "STEP='pip install -r req.txt'\nmark step \"$STEP\"\nout=$(cd \"$REL\" && run_step 2>&1) || build_failed 'build step `pip install -r req.txt`' \"$out\"\n"
+            "STEP='pip install -r req.txt'\nmark step \"$STEP\"\nout=$(run_step \"$REL\" 2>&1) || build_failed 'build step `pip install -r req.txt`' \"$out\"\n"
         );
     }
 }

@@ -6,7 +6,7 @@ rm -rf -- "$LEDGER/.decided.$NAME"
 # Said first: a controller gone by now (the write fails) stops us before anything is armed.
 mark armed "$CONFIRM_TIMEOUT" || exit 1
 printf '%s\n%s\n' "$NAME" "$PREV" > "$LEDGER/.pending" || fail switch "cannot write $LEDGER/.pending"
-ROOT=$ROOT NAME=$NAME PREV=$PREV RESTART=$RESTART ENV_WORDS=$ENV_WORDS CONFIRM_TIMEOUT=$CONFIRM_TIMEOUT \
+ROOT=$ROOT NAME=$NAME PREV=$PREV RESTART=$RESTART CONFIRM_TIMEOUT=$CONFIRM_TIMEOUT \
   TIMEOUT=${TIMEOUT:-600} STATE=${STATE:-} LOCK_OWNER=${LOCK_OWNER:-} setsid sh -c "$WATCHDOG_SH" microctl-confirm < /dev/null > /dev/null 2>&1 &
 switch_to "releases/$NAME" || fail switch 'cannot switch current'
 mark switched "$NAME"

@@ -1,8 +1,9 @@
 # shellcheck shell=sh
 # Wait for the controller's verdict after its health check, and take the decision unless the
 # watchdog took it first (too late: it rolled back). `ok`: the release is healthy; prune all
-# but the newest $KEEP (never the previous one), their ledger entries, and unused cached
-# environments. Anything else, or the controller vanishing (EOF): switch back, restart, exit 3.
+# but the newest $KEEP in the ledger's order (never the previous one), their ledger entries,
+# and unused cached environments (as the app user: releases/ and shared/ are its folders).
+# Anything else, or the controller vanishing (EOF): switch back, restart, exit 3.
 # The verdict is read in the background so that a stalled controller (connection up, nothing
 # said) does not keep this session, and the host lock, once the watchdog has decided.
 V="$LEDGER/.verdict.$NAME"
@@ -26,14 +27,17 @@ fi
 if [ "$verdict" = ok ]; then
   ledger_set "$NAME" status healthy finished "$(ledger_now)" result "$OK_RESULT"
   rm -f -- "$LEDGER/.pending"
-  # shellcheck disable=SC2010 # release names are made by microctl: no newline, sorted by name
-  ls -1 -- "$ROOT/releases" | grep -v '^\.' | sort -r | tail -n +"$((KEEP + 1))" | while IFS= read -r r; do
-    if [ "releases/$r" != "$PREV" ] && [ "$r" != "$NAME" ]; then
-      rm -rf -- "${ROOT:?}/releases/$r" "${LEDGER:?}/$r"
+  # Keep the newest KEEP releases (and the previous one); the others go, as the app user.
+  v_n=0
+  ledger_newest | while IFS= read -r r; do
+    [ -d "$ROOT/releases/$r" ] || continue
+    v_n=$((v_n + 1))
+    if [ "$v_n" -gt "$KEEP" ] && [ "releases/$r" != "$PREV" ] && [ "$r" != "$NAME" ]; then
+      as_app rm -rf -- "$ROOT/releases/$r" < /dev/null 9>&-
+      rm -f -- "$LEDGER/$r"
     fi
   done
-  # shellcheck disable=SC2010 # as above
-  ls -1 -- "$LEDGER" | grep -v '^\.' | sort -r | while IFS= read -r r; do
+  ledger_newest | while IFS= read -r r; do
     [ -d "$ROOT/releases/$r" ] || printf '%s\n' "$r"
   done | tail -n +"$((KEEP + 1))" | while IFS= read -r r; do rm -f -- "$LEDGER/$r"; done
   [ -z "${CACHE_DIR:-}" ] || cache_prune

@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # The confirm watchdog (deploy-rs's "magic rollback"): started detached (setsid, its own
 # session, stdio on /dev/null) right BEFORE `current` switches, holding the host lock it
-# inherited (fd 9), with ROOT, NAME, PREV, RESTART, ENV_WORDS and CONFIRM_TIMEOUT in its
+# inherited (fd 9), with ROOT, NAME, PREV, RESTART and CONFIRM_TIMEOUT in its
 # environment, after release.sh and ledger.sh. Unless a verdict is recorded
 # ($LEDGER/.decided.$NAME) within CONFIRM_TIMEOUT seconds, it takes the decision itself and
 # switches back to PREV and restarts it: a controller killed, cut off or stalled at any point

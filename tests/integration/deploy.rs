@@ -324,3 +324,17 @@ fn a_host_in_its_own_health_via_is_refused_before_any_host() {
     );
     assert!(!app.ws.path("h0/srv").exists() && !app.ws.path("h1/srv").exists(), "nothing deployed");
 }
+
+/// `--rollback NAME` takes only a name microctl could have made (the host matches every name
+/// it reads against the same rule): anything else is refused before any host is contacted.
+#[test]
+fn a_rollback_to_an_odd_release_name_is_refused_before_any_host() {
+    let app = setup_with(1, |_| (String::new(), None));
+    for name in ["../../etc", "x\ny", ".hidden", "a b"] {
+        let run = app.ws.microctl(&["deploy", "app", "--rollback", name]);
+        run.assert_code(2);
+        assert!(run.stderr.contains("is not a release name"), "{name:?}: {}", run.stderr);
+        assert!(run.stderr.contains("letters, digits, `.`, `_` and `-`"), "{}", run.stderr);
+    }
+    assert!(!app.ws.path("h0/srv").exists(), "a host was contacted");
+}
