@@ -3,7 +3,7 @@
 # example app with a fresh venv (the cached environments removed first) against a redeploy
 # whose requirements did not change (the venv reused), RUNS times each; prints every run and
 # the medians. The lab stays up afterwards only if it was up before.
-# Usage: sudo bash bench/redeploy.sh [RUNS]       (default 3)
+# Usage: bash bench/redeploy.sh [RUNS]       (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}

@@ -184,3 +184,25 @@ fn extra_vars_are_strings_unless_typed_and_dates_are_text() {
         "error: -e m:=staging: `staging` is not a TOML value\n  hint: quote a string (-e 'm:=\"staging\"'), or use -e m=staging to pass it as typed\n"
     );
 }
+
+/// A group of 20,000 hosts (one table cell far wider than any format width, which made
+/// `microctl inventory` panic) lists whole: no panic, no row padded to that cell's width.
+#[test]
+fn a_group_of_twenty_thousand_hosts_lists_without_a_panic() {
+    let ws = Workspace::new();
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!("[hosts.h{i}]\naddress = \"127.0.0.{}\"\ngroups = [\"big\"]\n", 1 + i % 250));
+    }
+    write(&ws, &text);
+    let started = std::time::Instant::now();
+    let run = ws.microctl(&["inventory"]);
+    let took = started.elapsed();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(run.stdout.contains("h19999"), "the group's hosts are listed");
+    // Every host row is short: padded to the short cells, not to the group's host list.
+    let longest_host_row = run.stdout.lines().filter(|l| l.starts_with("h1 ")).map(str::len).max().unwrap();
+    assert!(longest_host_row < 200, "host rows padded to the group cell: {longest_host_row} chars");
+    eprintln!("inventory of 20,000 hosts: {took:?}, {} bytes", run.stdout.len());
+}
