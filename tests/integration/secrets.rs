@@ -226,3 +226,77 @@ fn check_never_prints_an_env_value_an_error_quotes() {
     assert_no_secret("check (a template error)", &run);
     assert!(run.stdout.contains("[secret CI_TOKEN]"), "{}", run.stdout);
 }
+
+/// Every kind of snippet (`unless` in the probe, `validate`, `run`, a handler), holding a
+/// secret, run by converge over real sshd, waits while user `nobody` scans every process's
+/// command line (`tests/cmdline_scanner.sh`): the scanner saw each snippet's wrapper (so it
+/// looked while each ran) and never the secret.
+#[test]
+fn a_secret_in_a_snippet_is_on_no_command_line_of_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(unsafe { libc::geteuid() } == 0, "this test needs root (it plays user nobody, uid 65534)");
+    let ws = Workspace::new();
+    let host = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&host]);
+    let root = ws.path("h0");
+    // The scanner's folder: reachable by nobody (the workspace is root's, 0700).
+    let reachable = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(reachable.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scan = reachable.path().join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    std::os::unix::fs::chown(&scan, Some(65534), Some(65534)).unwrap();
+    let secret = "Sup3r-snippet-secret-4242";
+    ws.inventory(&format!(
+        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
+         vars = {{ root = \"{r}\", scan = \"{s}\", db_pw = {{ env = \"DB_PW\" }} }}\n\
+         [groups.app]\nroles = [\"app\"]\n",
+        host.port,
+        r = root.display(),
+        s = scan.display()
+    ));
+    // Each snippet says it started, then waits (bounded) until the scanner is done with it.
+    let wait = |round: &str| {
+        format!(
+            ": {{{{ db_pw }}}}; touch {{{{ scan }}}}/started.{round}; i=0; \
+             while [ ! -e {{{{ scan }}}}/done.{round} ] && [ $i -lt 1200 ]; do i=$((i + 1)); sleep 0.05; done"
+        )
+    };
+    let role = format!(
+        "[[file]]\ndest = \"{{{{ root }}}}/etc/conf\"\ncontent = \"x\\n\"\nmode = \"0644\"\n\
+         validate = \"{}; test -s %s\"\nnotify = [\"use it\"]\n\n\
+         [[command]]\nname = \"use it too\"\nrun = \"{}\"\nunless = \"{}; false\"\n\n\
+         [[handler]]\nname = \"use it\"\nrun = \"{}\"\n",
+        wait("validate"),
+        wait("run"),
+        wait("unless"),
+        wait("handler")
+    );
+    std::fs::create_dir_all(ws.path("roles/app")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), role).unwrap();
+    let mut scanner = Command::new("sh")
+        .args(["-c", include_str!("../cmdline_scanner.sh"), "scanner"])
+        .arg(&scan)
+        .args(["unless", "validate", "run", "handler"])
+        .env("NEEDLE", secret)
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    let roles = ws.path("roles");
+    let run = ws.microctl_env(&["--roles-dir", roles.to_str().unwrap(), "converge"], &[("DB_PW", secret)]);
+    let scanned = scanner.wait().unwrap();
+    let log = std::fs::read_to_string(scan.join("log")).unwrap_or_default();
+    run.assert_code(0);
+    assert!(scanned.success(), "the scanner failed:\n{log}");
+    assert!(!log.contains("SAW"), "user nobody read the secret on a command line:\n{log}");
+    for round in ["unless", "validate", "run", "handler"] {
+        let wrappers: u32 = log
+            .split_once(&format!("{round}: scanned "))
+            .and_then(|(_, rest)| rest.split_once(" command lines, "))
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{round}: no scan in the log:\n{log}"));
+        assert!(wrappers > 0, "{round}: the scanner never saw the snippet's wrapper running:\n{log}");
+    }
+}
