@@ -227,6 +227,119 @@ fn check_never_prints_an_env_value_an_error_quotes() {
     assert!(run.stdout.contains("[secret CI_TOKEN]"), "{}", run.stdout);
 }
 
+const FILTERED_ROLE: &str = r#"
+[[file]]
+dest = "{{ root }}/etc/app.env"
+template = "app.env.j2"
+notify = ["show the file"]
+
+[[file]]
+dest = "{{ root }}/etc/replaced"
+content = "{{ secret_key | replace('s3cr3t', 'REPLACED') }}"
+
+[[file]]
+dest = "{{ root }}/etc/plain"
+content = "no secret in {{ root }}"
+
+[[handler]]
+name = "show the file"
+run = "cat {{ root }}/etc/app.env >&2; exit 3"
+"#;
+
+/// A secret passed through filters (`systemd_env`, as roles/README recommends; `escape`;
+/// `replace`) makes its file sensitive (the template read it: `--diff` shows no content)
+/// and the forms microctl can compute are redacted wherever they are printed (here a
+/// failing handler `cat`s the file). A file that holds a secret and has no `mode` is
+/// written 0600, a new one and a live 0644 one alike, and `check` and converge warn,
+/// naming the role, the file and the field; a file without a secret keeps the default 0644.
+#[test]
+fn a_filtered_secret_is_sensitive_redacted_and_its_file_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let host = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&host]);
+    let root = ws.path("h0");
+    ws.inventory(&format!(
+        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
+         vars = {{ root = \"{r}\", secret_key = {{ secret = \"secret_key\" }} }}\n\
+         [groups.app]\nroles = [\"app\"]\n",
+        host.port,
+        r = root.display()
+    ));
+    std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), FILTERED_ROLE).unwrap();
+    std::fs::write(
+        ws.path("roles/app/templates/app.env.j2"),
+        "KEY={{ secret_key | systemd_env }}\nHTML={{ secret_key | escape }}\n",
+    )
+    .unwrap();
+    with_stdin(&ws, &["secrets", "set", "secret_key"], &format!("{VALUE}\n")).assert_code(0);
+    // A live file, world-readable, about to hold the secret.
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/replaced"), "old\n").unwrap();
+    std::fs::set_permissions(root.join("etc/replaced"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let roles = ws.path("roles");
+    let roles = roles.to_str().unwrap();
+    let env: [(&str, &str); 0] = [];
+    let replaced = VALUE.replace("s3cr3t", "REPLACED");
+    let no_secret = |what: &str, run: &Run| {
+        assert_no_secret(what, run);
+        assert!(
+            !run.stdout.contains("REPLACED") && !run.stderr.contains("REPLACED"),
+            "{what}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    };
+    let warned = |what: &str, text: &str| {
+        let role_toml = ws.path("roles/app/role.toml");
+        for (line, file) in [(2, "{{ root }}/etc/app.env"), (7, "{{ root }}/etc/replaced")] {
+            let want = format!(
+                "{}:{line}:1: role `app`: file {file} holds a secret and has no `mode`: it is written 0600 (owner only)",
+                role_toml.display()
+            );
+            assert!(text.contains(&want), "{what}: no warning `{want}` in:\n{text}");
+        }
+        assert!(text.contains("field: file.mode") && text.contains("hint: set `mode` for it in role.toml"), "{text}");
+        assert!(!text.contains("etc/plain holds"), "{what}: {text}");
+    };
+
+    let check = ws.microctl_env(&["--roles-dir", roles, "check"], &env);
+    check.assert_code(0);
+    no_secret("check", &check);
+    warned("check", &check.stderr);
+
+    let pending = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff"], &env);
+    pending.assert_code(3);
+    no_secret("converge --check --diff", &pending);
+    warned("converge --check --diff", &pending.stderr);
+    for dest in ["app.env", "replaced"] {
+        let hidden = format!("+++ {}/etc/{dest}\nh0 | (sensitive: content not shown)", root.display());
+        assert!(pending.stdout.contains(&hidden), "{dest}: {}", pending.stdout);
+    }
+    assert!(pending.stdout.contains("+no secret in"), "the plain file's diff is shown: {}", pending.stdout);
+    let json = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff", "--json"], &env);
+    json.assert_code(3);
+    no_secret("converge --check --diff --json", &json);
+    assert!(json.stdout.contains("holds a secret and has no `mode`"), "{}", json.stdout);
+
+    // The handler prints the file: every escaped form is redacted, in JSON and as text.
+    for args in [vec!["--roles-dir", roles, "converge", "--json"], vec!["--roles-dir", roles, "converge"]] {
+        let run = ws.microctl_env(&args, &env);
+        run.assert_code(1);
+        no_secret(&args.join(" "), &run);
+        let shown =
+            if args.contains(&"--json") { "KEY=\\\"[secret secret_key]\\\"" } else { "KEY=\"[secret secret_key]\"" };
+        assert!(run.stdout.contains(shown), "{}", run.stdout);
+        assert!(run.stdout.contains("HTML=[secret secret_key]"), "{}", run.stdout);
+    }
+    let mode = |name: &str| std::fs::metadata(root.join("etc").join(name)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!((mode("app.env"), mode("replaced"), mode("plain")), (0o600, 0o600, 0o644));
+    assert_eq!(std::fs::read_to_string(root.join("etc/replaced")).unwrap(), replaced);
+    let env_file = std::fs::read_to_string(root.join("etc/app.env")).unwrap();
+    assert!(env_file.starts_with("KEY=\"s3cr3t \\$HOME \\\"dq\\\""), "{env_file}");
+}
+
 /// Every kind of snippet (`unless` in the probe, `validate`, `run`, a handler), holding a
 /// secret, run by converge over real sshd, waits while user `nobody` scans every process's
 /// command line (`tests/cmdline_scanner.sh`): the scanner saw each snippet's wrapper (so it
