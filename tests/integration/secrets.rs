@@ -48,19 +48,26 @@ fn assert_no_secret(what: &str, run: &Run) {
     }
 }
 
-#[test]
-fn a_secret_reaches_its_file_and_no_output() {
+/// A workspace with one host `h0` (role `app`, real sshd on loopback) whose `root` var is
+/// `WS/h0`, and `vars` (inline TOML table entries) besides; returns its sshd (kept running)
+/// and that root.
+fn app_host(vars: &str) -> (Workspace, Sshd, std::path::PathBuf) {
     let ws = Workspace::new();
     let host = ws.sshd(SshdOptions::default());
     ws.known_hosts(&[&host]);
     let root = ws.path("h0");
     ws.inventory(&format!(
         "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
-         vars = {{ root = \"{r}\", secret_key = {{ secret = \"secret_key\" }}, ci_token = {{ env = \"CI_TOKEN\" }} }}\n\
-         [groups.app]\nroles = [\"app\"]\n",
+         vars = {{ root = \"{r}\", {vars} }}\n[groups.app]\nroles = [\"app\"]\n",
         host.port,
         r = root.display()
     ));
+    (ws, host, root)
+}
+
+#[test]
+fn a_secret_reaches_its_file_and_no_output() {
+    let (ws, _host, root) = app_host("secret_key = { secret = \"secret_key\" }, ci_token = { env = \"CI_TOKEN\" }");
     std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
     std::fs::write(ws.path("roles/app/role.toml"), ROLE).unwrap();
     std::fs::write(ws.path("roles/app/templates/app.env.j2"), "SECRET_KEY={{ secret_key }}\nTOKEN={{ ci_token }}\n")
@@ -255,17 +262,7 @@ run = "cat {{ root }}/etc/app.env >&2; exit 3"
 #[test]
 fn a_filtered_secret_is_sensitive_redacted_and_its_file_0600() {
     use std::os::unix::fs::PermissionsExt;
-    let ws = Workspace::new();
-    let host = ws.sshd(SshdOptions::default());
-    ws.known_hosts(&[&host]);
-    let root = ws.path("h0");
-    ws.inventory(&format!(
-        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
-         vars = {{ root = \"{r}\", secret_key = {{ secret = \"secret_key\" }} }}\n\
-         [groups.app]\nroles = [\"app\"]\n",
-        host.port,
-        r = root.display()
-    ));
+    let (ws, _host, root) = app_host("secret_key = { secret = \"secret_key\" }");
     std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
     std::fs::write(ws.path("roles/app/role.toml"), FILTERED_ROLE).unwrap();
     std::fs::write(
@@ -349,10 +346,6 @@ fn a_secret_in_a_snippet_is_on_no_command_line_of_the_host() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     assert!(unsafe { libc::geteuid() } == 0, "this test needs root (it plays user nobody, uid 65534)");
-    let ws = Workspace::new();
-    let host = ws.sshd(SshdOptions::default());
-    ws.known_hosts(&[&host]);
-    let root = ws.path("h0");
     // The scanner's folder: reachable by nobody (the workspace is root's, 0700).
     let reachable = tempfile::tempdir().unwrap();
     std::fs::set_permissions(reachable.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -360,14 +353,7 @@ fn a_secret_in_a_snippet_is_on_no_command_line_of_the_host() {
     std::fs::create_dir(&scan).unwrap();
     std::os::unix::fs::chown(&scan, Some(65534), Some(65534)).unwrap();
     let secret = "Sup3r-snippet-secret-4242";
-    ws.inventory(&format!(
-        "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
-         vars = {{ root = \"{r}\", scan = \"{s}\", db_pw = {{ env = \"DB_PW\" }} }}\n\
-         [groups.app]\nroles = [\"app\"]\n",
-        host.port,
-        r = root.display(),
-        s = scan.display()
-    ));
+    let (ws, _host, _root) = app_host(&format!("scan = \"{}\", db_pw = {{ env = \"DB_PW\" }}", scan.display()));
     // Each snippet says it started, then waits (bounded) until the scanner is done with it.
     let wait = |round: &str| {
         format!(
