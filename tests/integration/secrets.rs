@@ -1,7 +1,9 @@
 //! Secrets end to end: `secrets set` encrypts to the inventory's key, vars refer to secrets
 //! and environment variables, converge writes the file they render with its content and mode,
 //! and the value appears in none of stdout, stderr, `--diff`, `--json`, errors, `inventory`
-//! or `check` output (shown as `[secret NAME]` where it would have been).
+//! or `check` output (shown as `[secret NAME]` where it would have been), nor in the forms
+//! filters give it; a file that read one is sensitive and, without `mode`, 0600; and a snippet
+//! holding one is on no command line of the host (a `nobody` process scans them all).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -332,6 +334,12 @@ fn a_filtered_secret_is_sensitive_redacted_and_its_file_0600() {
     }
     let mode = |name: &str| std::fs::metadata(root.join("etc").join(name)).unwrap().permissions().mode() & 0o7777;
     assert_eq!((mode("app.env"), mode("replaced"), mode("plain")), (0o600, 0o600, 0o644));
+    // A live file that holds the secret already but was made world-readable: its mode is fixed.
+    std::fs::set_permissions(root.join("etc/replaced"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = ws.microctl(&["--roles-dir", roles, "converge", "--check"]);
+    assert!(fix.stdout.contains("etc/replaced (mode"), "{}", fix.stdout);
+    ws.microctl(&["--roles-dir", roles, "converge"]).assert_code(1); // the handler still fails
+    assert_eq!(mode("replaced"), 0o600);
     assert_eq!(std::fs::read_to_string(root.join("etc/replaced")).unwrap(), replaced);
     let env_file = std::fs::read_to_string(root.join("etc/app.env")).unwrap();
     assert!(env_file.starts_with("KEY=\"s3cr3t \\$HOME \\\"dq\\\""), "{env_file}");
