@@ -1,7 +1,9 @@
 //! Rendering one host's roles into its [`Desired`] state: vars merged (role defaults <
 //! inventory defaults < group < host < `-e`), every string field and template rendered with
 //! the context `host`, `hosts`, `groups` plus the host's vars, contents hashed, notify targets
-//! checked. Nothing here touches the network.
+//! checked. A file whose content read a secret (`secrets::access`) is sensitive, and 0600
+//! when its role sets no `mode` ([`Renderer::warnings`] says so). Nothing here touches the
+//! network.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -395,47 +397,8 @@ impl RoleRenderer<'_> {
     fn file(&self, r: &FileDecl) -> Result<FileSpec> {
         let at = &r.at;
         let dest = self.path(&r.dest, at, "file.dest")?;
-        // Static files were hashed once, at load; rendered content is hashed here.
-        let hashed = |bytes: Vec<u8>| {
-            let sha256 = sha256_hex(&bytes);
-            (Arc::new(bytes), sha256)
-        };
         // Whether the content read a secret (`secrets::access`), whatever filters it went through.
-        let (content, secret) = crate::secrets::access::reading(|| -> Result<(Arc<Vec<u8>>, String)> {
-            Ok(match &r.content {
-                ContentSpec::Template { name, path } => {
-                    let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
-                    let mut err = Error::new(ErrorKind::Template, e.message)
-                        .at_file(path)
-                        .host(&self.host.name)
-                        // The dest as written: the same on every host, so the error groups.
-                        .task(format!("role {}: file {}", self.role.name, r.dest.source()))
-                        .hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e");
-                    if let Some(line) = e.line {
-                        err = err.at_line(line, 1);
-                    }
-                    err
-                })?;
-                    hashed(text.into_bytes())
-                }
-                ContentSpec::Static(blob) => (blob.bytes.clone(), blob.sha256.clone()),
-                ContentSpec::StaticTemplated(src) => {
-                    let src = self.text(src, at, "file.src")?;
-                    super::names::files_name("file.src", &src)
-                        .map_err(|r| self.error(at, "file.src", r.message).hint(r.hint))?;
-                    let blob = self.set.static_file(&src).map_err(|e| {
-                        self.error(
-                            at,
-                            "file.src",
-                            format!("cannot read static file {}", self.set.files_dir.join(&src).display()),
-                        )
-                        .caused_by(e)
-                    })?;
-                    (blob.bytes.clone(), blob.sha256.clone())
-                }
-                ContentSpec::Inline(content) => hashed(self.text(content, at, "file.content")?.into_bytes()),
-            })
-        });
+        let (content, secret) = crate::secrets::access::reading(|| self.content(r));
         let (content, sha256) = content?;
         let validate = match &r.validate {
             None => None,
@@ -465,6 +428,49 @@ impl RoleRenderer<'_> {
             sensitive: r.sensitive || secret,
             notify: r.notify.clone(),
             apt_source: false,
+        })
+    }
+
+    /// A file's content and its digest.
+    fn content(&self, r: &FileDecl) -> Result<(Arc<Vec<u8>>, String)> {
+        let at = &r.at;
+        // Static files were hashed once, at load; rendered content is hashed here.
+        let hashed = |bytes: Vec<u8>| {
+            let sha256 = sha256_hex(&bytes);
+            (Arc::new(bytes), sha256)
+        };
+        Ok(match &r.content {
+            ContentSpec::Template { name, path } => {
+                let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
+                    let mut err = Error::new(ErrorKind::Template, e.message)
+                        .at_file(path)
+                        .host(&self.host.name)
+                        // The dest as written: the same on every host, so the error groups.
+                        .task(format!("role {}: file {}", self.role.name, r.dest.source()))
+                        .hint("define the variable in the inventory (host, group or defaults vars), in the role's [defaults], or with -e");
+                    if let Some(line) = e.line {
+                        err = err.at_line(line, 1);
+                    }
+                    err
+                })?;
+                hashed(text.into_bytes())
+            }
+            ContentSpec::Static(blob) => (blob.bytes.clone(), blob.sha256.clone()),
+            ContentSpec::StaticTemplated(src) => {
+                let src = self.text(src, at, "file.src")?;
+                super::names::files_name("file.src", &src)
+                    .map_err(|r| self.error(at, "file.src", r.message).hint(r.hint))?;
+                let blob = self.set.static_file(&src).map_err(|e| {
+                    self.error(
+                        at,
+                        "file.src",
+                        format!("cannot read static file {}", self.set.files_dir.join(&src).display()),
+                    )
+                    .caused_by(e)
+                })?;
+                (blob.bytes.clone(), blob.sha256.clone())
+            }
+            ContentSpec::Inline(content) => hashed(self.text(content, at, "file.content")?.into_bytes()),
         })
     }
 

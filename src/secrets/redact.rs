@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registered_values_are_masked_in_text_json_and_found_in_files() {
+    fn registered_values_are_masked_in_text_and_json() {
         register("redact_test_pw", "hunter2-redact-test");
         register("redact_test_pem", "-----BEGIN X-----\nAAAABBBBCCCCDDDD-redact\n-----END X-----");
         assert_eq!(redact("pw=hunter2-redact-test;"), "pw=[secret redact_test_pw];");
