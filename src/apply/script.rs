@@ -439,7 +439,7 @@ mod tests {
             s,
             format!(
                 "mark begin stage\n{{ {}\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail stage $?\nmark passed stage\n\
-                 mark begin 4\n{{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'grep -q a \"$1\"' sh '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
+                 mark begin 4\n{{ MICROCTL_SNIPPET='grep -q a \"$1\"' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"' sh '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
                  mark begin rename\n{{ mv -f -t '/srv/my site' -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail rename $?\n\
                  mark passed 4\n",
                 stage_files(&d, &[0])
@@ -448,9 +448,9 @@ mod tests {
         // A command's `run` and a handler run bounded on the host too (crate::remote::bounded).
         let plan = crate::plan::plan(&d, &Observed::default());
         let script = build(&d, &plan);
-        assert!(script.contains("{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'echo \"$PATH\" > /tmp/x'\n}"), "{script}");
+        assert!(script.contains("{ MICROCTL_SNIPPET='echo \"$PATH\" > /tmp/x' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"'\n}"), "{script}");
         assert!(
-            script.contains("{ timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'systemctl reload nginx' && { rm -f"),
+            script.contains("{ MICROCTL_SNIPPET='systemctl reload nginx' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"' && { rm -f"),
             "{script}"
         );
         assert_eq!(

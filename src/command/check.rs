@@ -4,8 +4,8 @@
 //! undefined variable, a templated path or snippet) is reported through the printer, each
 //! distinct error once with the hosts it hit. Problems that only matter when connecting (a
 //! missing or unprotected identity file), secrets not set yet (rendered as `[secret NAME]`
-//! stand-ins; nothing is decrypted) and placeholder values left in vars (`change-me`,
-//! `SET-ME`) are warnings.
+//! stand-ins; nothing is decrypted), files that hold a secret and have no `mode` (written
+//! 0600) and placeholder values left in vars (`change-me`, `SET-ME`) are warnings.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -59,7 +59,9 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
 
     let placeholders = placeholder_warnings(&inv, &renderer);
     let file = crate::secrets::file_warnings(&inv)?;
-    for warning in secret_warnings.iter().chain(&file).chain(&identity_warnings(&inv)).chain(&placeholders) {
+    let rendered = renderer.warnings();
+    let all = secret_warnings.iter().chain(&file).chain(&rendered);
+    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders) {
         printer.warning(warning);
     }
     if !failed {

@@ -58,6 +58,9 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
 
     let printer = Printer::new("converge", &selected, args.json);
+    for warning in renderer.warnings() {
+        printer.warning(&warning);
+    }
     let opts = Options {
         check: args.check,
         diff: args.diff,

@@ -178,13 +178,24 @@ pub const KILL_AFTER: u64 = 5;
 
 /// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
 /// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
-/// process of its own (it may `exit`, end in a `# comment`) under coreutils `timeout`, which
-/// gives it the session's `TIMEOUT` seconds, then sends TERM to it and everything it started
-/// (its process group) and KILL [`KILL_AFTER`] s later. Exit status: the snippet's, or 124
-/// (timed out) / 137 (killed).
+/// process of its own (it may `exit`, end in a `# comment`; words after the command are its
+/// `$0 $1...`) under coreutils `timeout`, which gives it the session's `TIMEOUT` seconds,
+/// then sends TERM to it and everything it started (its process group) and KILL
+/// [`KILL_AFTER`] s later. Exit status: the snippet's, or 124 (timed out) / 137 (killed);
+/// a syntax error is `sh`'s 2, as before.
+///
+/// The snippet may hold a secret, and every local user can read every process's command
+/// line (`/proc/PID/cmdline`, `ps`): it is never on one. It travels in the environment of
+/// that one command (`MICROCTL_SNIPPET`, in the script the host shell reads from its stdin or
+/// from the 0700 stage; `/proc/PID/environ` is readable by the same user and root only), and
+/// the fixed `sh -c` text evals it after removing it from the environment its children get.
 pub fn bounded(snippet: &str) -> String {
-    format!("timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {}", quote(snippet))
+    format!("MICROCTL_SNIPPET={} timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {EVAL_SNIPPET}", quote(snippet))
 }
+
+/// The `sh -c` text of [`bounded`]: `eval` expands its argument first, so the snippet runs
+/// with `MICROCTL_SNIPPET` already unset, in the same shell, with the same `$0 $1...`.
+const EVAL_SNIPPET: &str = r#"'eval "unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET"'"#;
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
 pub fn frame(data: &[u8]) -> Vec<u8> {
@@ -553,7 +564,7 @@ mod tests {
         assert!(header(&Spec { timeout: Duration::ZERO, ..spec.clone() }).contains("\nTIMEOUT=2\n"));
         assert_eq!(
             bounded("test -e '/x y' # done"),
-            r#"timeout -k 5 "$TIMEOUT" /bin/sh -c 'test -e '\''/x y'\'' # done'"#
+            r#"MICROCTL_SNIPPET='test -e '\''/x y'\'' # done' timeout -k 5 "$TIMEOUT" /bin/sh -c 'eval "unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET"'"#
         );
         spec.client_checks_state = true;
         assert!(header(&spec).ends_with("\nSTATE_CHECK=client\n"));
@@ -599,6 +610,64 @@ mod tests {
                 took >= Duration::from_secs(1 + KILL_AFTER) && took < Duration::from_secs(4 + KILL_AFTER),
                 "{took:?}"
             );
+        }
+    }
+
+    /// A bounded snippet holding a secret, read by the host shell from its stdin (as the
+    /// session script is) under sh and dash, waits while user `nobody` scans every process's
+    /// command line (world-readable): the scanner saw the wrapper (so it looked while the
+    /// snippet ran) and never the secret; the snippet had the secret, its positional
+    /// arguments and its exit status, and its children do not inherit `MICROCTL_SNIPPET`.
+    #[test]
+    fn a_snippet_and_its_secret_are_on_no_command_line_under_sh_and_dash() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        assert!(unsafe { libc::geteuid() } == 0, "this test needs root (it plays user nobody, uid 65534)");
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let d = dir.path().join("scan");
+            std::fs::create_dir(&d).unwrap();
+            std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+            // As a role writes it in a snippet: inside the snippet's text, whole.
+            let secret = format!("Sup3r$ecret-{shell} \"q\"");
+            let scanner = Command::new("sh")
+                .args(["-c", include_str!("../../tests/cmdline_scanner.sh"), "scanner"])
+                .arg(&d)
+                .arg("snippet")
+                .env("NEEDLE", &secret)
+                .uid(65534)
+                .gid(65534)
+                .spawn()
+                .unwrap();
+            let snippet = format!(
+                "pw={}; touch \"$1/started.snippet\"; i=0\n\
+                 while [ ! -e \"$1/done.snippet\" ] && [ \"$i\" -lt 1200 ]; do i=$((i + 1)); sleep 0.05; done\n\
+                 env > \"$1/env\"; printf '%s|%s|%s\\n' \"$pw\" \"$2\" \"${{MICROCTL_SNIPPET-unset}}\"; exit 7 # done",
+                quote(&secret)
+            );
+            let script = format!(
+                "TIMEOUT=60\n{} sh {} 'second arg'\necho \"rc=$?\"\n",
+                bounded(&snippet),
+                quote(&d.to_string_lossy())
+            );
+            let mut host = Command::new(shell).arg("-s").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            host.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+            let out = host.wait_with_output().unwrap();
+            let mut scanner = scanner;
+            assert!(scanner.wait().unwrap().success(), "{shell}: the scanner failed");
+            let log = std::fs::read_to_string(d.join("log")).unwrap();
+            assert!(!log.contains("SAW"), "{shell}: user nobody read the secret on a command line:\n{log}");
+            let wrappers: u32 = log
+                .split_once("snippet: scanned ")
+                .and_then(|(_, rest)| rest.split_once(" command lines, "))
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{shell}: no scan in the log:\n{log}"));
+            assert!(wrappers > 0, "{shell}: the scanner never saw the snippet's wrapper running:\n{log}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{secret}|second arg|unset\nrc=7\n"), "{shell}");
+            let env = std::fs::read_to_string(d.join("env")).unwrap();
+            assert!(!env.contains("MICROCTL_SNIPPET") && !env.contains("Sup3r"), "{shell}: {env}");
         }
     }
 

@@ -13,7 +13,7 @@ mod raw;
 mod render;
 mod resolve;
 pub mod snippets;
-mod template;
+pub(crate) mod template;
 
 pub use load::{Role, RoleSet};
 pub use render::{Renderer, role_names_for};

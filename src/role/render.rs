@@ -1,10 +1,12 @@
 //! Rendering one host's roles into its [`Desired`] state: vars merged (role defaults <
 //! inventory defaults < group < host < `-e`), every string field and template rendered with
 //! the context `host`, `hosts`, `groups` plus the host's vars, contents hashed, notify targets
-//! checked. Nothing here touches the network.
+//! checked. A file whose content read a secret (`secrets::access`) is sensitive, and 0600
+//! when its role sets no `mode` ([`Renderer::warnings`] says so). Nothing here touches the
+//! network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::Value;
 
@@ -63,6 +65,8 @@ pub struct Renderer<'a> {
     everyone: OnceLock<(Value, Value)>,
     /// Whether any template of the run names `hosts` or `groups`.
     templates_see_everyone: bool,
+    /// Warnings of the renders so far, each once with its hosts ([`Renderer::warnings`]).
+    warnings: Mutex<Vec<(Error, Vec<String>)>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -81,7 +85,7 @@ impl<'a> Renderer<'a> {
                             defaults.insert(k.clone(), val.clone());
                         }
                     }
-                    let value = to_value(&defaults);
+                    let value = vars_value(&defaults);
                     kinds.push(Kind { roles: host_roles, defaults, value });
                     kinds.len() - 1
                 })
@@ -91,7 +95,7 @@ impl<'a> Renderer<'a> {
         for host in &inv.hosts {
             let layers: Vec<&Vars> = host.vars.layers().collect();
             for layer in layers.split_last().map_or(&[][..], |(_, shared)| shared) {
-                shared_values.entry(std::ptr::from_ref(*layer).addr()).or_insert_with(|| to_value(*layer));
+                shared_values.entry(std::ptr::from_ref(*layer).addr()).or_insert_with(|| vars_value(layer));
             }
         }
         Renderer {
@@ -99,13 +103,21 @@ impl<'a> Renderer<'a> {
             roles,
             shared_values,
             extra: extra.clone(),
-            extra_value: to_value(extra),
+            extra_value: vars_value(extra),
             kind_of,
             kinds,
             host_values: inv.hosts.iter().map(|_| OnceLock::new()).collect(),
             everyone: OnceLock::new(),
             templates_see_everyone: ["hosts", "groups"].iter().any(|n| roles.templates.name_used(n)),
+            warnings: Mutex::default(),
         }
+    }
+
+    /// What the renders so far warn about (a file that holds a secret and has no `mode`),
+    /// each once, naming the hosts it concerns; for `check` and converge to print.
+    pub fn warnings(&self) -> Vec<Error> {
+        let found = std::mem::take(&mut *self.warnings.lock().expect("warnings lock"));
+        found.into_iter().map(|(e, hosts)| e.host(crate::report::host_list(&hosts))).collect()
     }
 
     /// `host`'s vars, lowest precedence first: its roles' defaults, its inventory vars
@@ -133,7 +145,7 @@ impl<'a> Renderer<'a> {
             // in `var_layers`; the inventory's shared layers were made values once.
             let inventory: Vec<&Vars> = h.vars.layers().collect();
             let (own, shared) = inventory.split_last().expect("a host's own layer");
-            let own = to_value(*own);
+            let own = vars_value(own);
             let mut layers = vec![&self.kinds[self.kind_of[i]].value];
             layers.extend(shared.iter().map(|l| &self.shared_values[&std::ptr::from_ref(*l).addr()]));
             layers.extend([&own, &self.extra_value]);
@@ -201,14 +213,14 @@ impl<'a> Renderer<'a> {
             if only.is_some_and(|names| !names.contains(&role.name)) {
                 continue;
             }
-            RoleRenderer { set: self.roles, role, host, ctx: &ctx }.render(&mut desired)?;
+            RoleRenderer { set: self.roles, role, host, ctx: &ctx, warnings: &self.warnings }.render(&mut desired)?;
         }
         check_unique_paths(&desired)?;
         Ok(desired)
     }
 
     fn add_handlers(&self, role: &Role, host: &Host, ctx: &Value, desired: &mut Desired) -> Result<()> {
-        let r = RoleRenderer { set: self.roles, role, host, ctx };
+        let r = RoleRenderer { set: self.roles, role, host, ctx, warnings: &self.warnings };
         for h in &role.spec.handlers {
             let run = match &h.run {
                 HandlerRun::Service { action, service } => {
@@ -238,9 +250,17 @@ impl<'a> Renderer<'a> {
     }
 }
 
+/// The mode of a file that holds a secret and whose role does not set `mode`.
+pub const SECRET_MODE: u32 = 0o600;
+
 /// Any serializable value as a template value.
 fn to_value(v: &impl serde::Serialize) -> Value {
     Value::from(minijinja::value::Serde(v))
+}
+
+/// A vars layer as a template value: reading a secret in it is recorded (`secrets::access`).
+fn vars_value(vars: &Vars) -> Value {
+    crate::secrets::access::vars_value(vars)
 }
 
 /// Renders one role's resources for one host.
@@ -249,6 +269,7 @@ struct RoleRenderer<'r> {
     role: &'r Role,
     host: &'r Host,
     ctx: &'r Value,
+    warnings: &'r Mutex<Vec<(Error, Vec<String>)>>,
 }
 
 impl RoleRenderer<'_> {
@@ -376,12 +397,49 @@ impl RoleRenderer<'_> {
     fn file(&self, r: &FileDecl) -> Result<FileSpec> {
         let at = &r.at;
         let dest = self.path(&r.dest, at, "file.dest")?;
+        // Whether the content read a secret (`secrets::access`), whatever filters it went through.
+        let (content, secret) = crate::secrets::access::reading(|| self.content(r));
+        let (content, sha256) = content?;
+        let validate = match &r.validate {
+            None => None,
+            Some(v @ Text::Plain(_)) => Some(self.text(v, at, "file.validate")?),
+            Some(v) => {
+                let v = self.text(v, at, "file.validate")?;
+                if crate::shell::fill_placeholder(&v, "F").is_none() {
+                    return Err(validate_without_placeholder(self.error(at, "file.validate", ""), &v));
+                }
+                Some(v)
+            }
+        };
+        let mut meta = self.meta(&r.meta, at, "file")?;
+        // A file that holds a secret is sensitive whatever the role says, and owner-only
+        // unless the role says otherwise (a live file with another mode is made 0600 too).
+        if secret && meta.mode.is_none() {
+            meta.mode = Some(SECRET_MODE);
+            self.secret_without_mode(r);
+        }
+        Ok(FileSpec {
+            origin: self.origin(at),
+            sha256,
+            content,
+            dest,
+            meta,
+            validate,
+            sensitive: r.sensitive || secret,
+            notify: r.notify.clone(),
+            apt_source: false,
+        })
+    }
+
+    /// A file's content and its digest.
+    fn content(&self, r: &FileDecl) -> Result<(Arc<Vec<u8>>, String)> {
+        let at = &r.at;
         // Static files were hashed once, at load; rendered content is hashed here.
         let hashed = |bytes: Vec<u8>| {
             let sha256 = sha256_hex(&bytes);
             (Arc::new(bytes), sha256)
         };
-        let (content, sha256): (Arc<Vec<u8>>, String) = match &r.content {
+        Ok(match &r.content {
             ContentSpec::Template { name, path } => {
                 let text = self.set.templates.render_template(name, self.ctx).map_err(|e| {
                     let mut err = Error::new(ErrorKind::Template, e.message)
@@ -413,31 +471,29 @@ impl RoleRenderer<'_> {
                 (blob.bytes.clone(), blob.sha256.clone())
             }
             ContentSpec::Inline(content) => hashed(self.text(content, at, "file.content")?.into_bytes()),
-        };
-        let validate = match &r.validate {
-            None => None,
-            Some(v @ Text::Plain(_)) => Some(self.text(v, at, "file.validate")?),
-            Some(v) => {
-                let v = self.text(v, at, "file.validate")?;
-                if crate::shell::fill_placeholder(&v, "F").is_none() {
-                    return Err(validate_without_placeholder(self.error(at, "file.validate", ""), &v));
-                }
-                Some(v)
-            }
-        };
-        // A file rendered from a secret is sensitive whatever the role says.
-        let sensitive = r.sensitive || crate::secrets::redact::contains_secret(&content);
-        Ok(FileSpec {
-            origin: self.origin(at),
-            sha256,
-            content,
-            dest,
-            meta: self.meta(&r.meta, at, "file")?,
-            validate,
-            sensitive,
-            notify: r.notify.clone(),
-            apt_source: false,
         })
+    }
+
+    /// Warns, once per role file whatever the number of hosts, that file `r` holds a secret
+    /// and has no `mode`.
+    fn secret_without_mode(&self, r: &FileDecl) {
+        let e = self
+            .role
+            .error(
+                &r.at,
+                format!(
+                    "role `{}`: file {} holds a secret and has no `mode`: it is written {SECRET_MODE:04o} (owner only)",
+                    self.role.name,
+                    r.dest.source()
+                ),
+            )
+            .field("file.mode")
+            .hint("set `mode` for it in role.toml (with `owner`/`group` if a service reads it: e.g. mode = \"0640\" and group = \"www-data\"); until then a live file with another mode is made 0600");
+        let mut found = self.warnings.lock().expect("warnings lock");
+        match found.iter_mut().find(|(w, _)| w.message == e.message && w.line == e.line && w.file == e.file) {
+            Some((_, hosts)) => hosts.push(self.host.name.clone()),
+            None => found.push((e, vec![self.host.name.clone()])),
+        }
     }
 
     fn apt_repository(&self, r: &AptRepositoryDecl, d: &mut Desired) -> Result<()> {

@@ -4,10 +4,12 @@
 //! age-encrypted secrets file next to the inventory (`store`), `token = { env = "TOKEN" }`
 //! from the environment (CI credentials bindings). [`resolve`] replaces the references
 //! before rendering and registers every value with the redactor (`redact`), through which
-//! `report` prints everything; files rendered from a secret are sensitive automatically.
+//! `report` prints everything, and records where each value sits in the vars (`access`):
+//! a file whose template read one is sensitive (and 0600 unless the role sets `mode`).
 //! `check` resolves offline: secret names are checked against the file, their values are
 //! stand-ins; `env` values are read (and registered) as in converge.
 
+pub mod access;
 pub mod redact;
 pub mod refs;
 pub mod store;
@@ -43,6 +45,7 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
 
     let mut lookup = |owner: &str, var: &str, r: &Reference| -> Result<String> {
         if let Some(v) = cache.get(r) {
+            access::record(var, v);
             return Ok(v.clone());
         }
         let located = |e: Error| e.at_file(&inv_path).field(format!("{owner} vars.{var}"));
@@ -112,6 +115,8 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
         if !stand_in {
             redact::register(r.name(), &value);
         }
+        // Stand-ins too: `check` tells which files read a secret as converge does.
+        access::record(var, &value);
         cache.insert(r.clone(), value.clone());
         Ok(value)
     };

@@ -1,7 +1,11 @@
 //! The redactor: every value that came from a secret (or an `env` reference) is registered
 //! here when it is resolved, and everything microctl prints goes through [`redact`] in
 //! `report`, so the value shows as `[secret NAME]` in output lines, diffs, JSON and errors.
-//! Files rendered from a secret are found by [`contains_secret`] and made sensitive.
+//! Besides the value itself, the forms it takes through the filters and quoting it can go
+//! through are masked ([`forms`]: `systemd_env`, `escape`, shell quoting, JSON). A form no
+//! one can compute from the value alone (`replace`, `truncate`...) is not: such a file is
+//! still sensitive (its template read the secret: `access`), so `--diff` never shows it,
+//! but a command that prints it (a failing handler's `cat`) is shown as it prints it.
 
 use std::borrow::Cow;
 use std::sync::RwLock;
@@ -21,12 +25,34 @@ pub fn register(name: &str, value: &str) {
             values.push((v.to_string(), name.to_string()));
         }
     };
-    add(value);
-    // Output is printed line by line: each long line of a multi-line value is masked too.
-    for line in value.lines().map(str::trim).filter(|l| l.len() >= MIN_FRAGMENT) {
-        add(line);
+    for form in forms(value) {
+        add(&form);
+        // Output is printed line by line: each long line of a multi-line value is masked too.
+        for line in form.lines().map(str::trim).filter(|l| l.len() >= MIN_FRAGMENT) {
+            add(line);
+        }
     }
     values.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+}
+
+/// `value` and what the filters and quoting a value may go through make of it, each without
+/// the quotes around it (so it is found inside a longer quoted string too): `systemd_env`
+/// (the project's filter), minijinja's `escape` (and HTML auto-escaping), POSIX shell quoting
+/// (`shell::quote`: microctl's own command lines, the `-vv` script summary), JSON string
+/// escaping. Each once.
+fn forms(value: &str) -> Vec<String> {
+    let unquote =
+        |s: &str, q: char| -> String { s.strip_prefix(q).and_then(|s| s.strip_suffix(q)).unwrap_or(s).to_string() };
+    let mut out = vec![value.to_string()];
+    if let Some(env) = crate::role::systemd_env(value) {
+        out.push(unquote(&env, '"'));
+    }
+    out.push(minijinja::HtmlEscape(value).to_string());
+    out.push(unquote(&crate::shell::quote(value), '\''));
+    out.push(unquote(&serde_json::to_string(value).expect("a string serializes"), '"'));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| seen.insert(f.clone()));
+    out
 }
 
 /// `text` with every registered value replaced by `[secret NAME]`.
@@ -56,18 +82,12 @@ pub fn redact_json(value: &mut serde_json::Value) {
     }
 }
 
-/// Whether `bytes` hold any registered value (then the file is sensitive).
-pub fn contains_secret(bytes: &[u8]) -> bool {
-    let values = VALUES.read().expect("redactor lock");
-    values.iter().any(|(v, _)| bytes.windows(v.len()).any(|w| w == v.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn registered_values_are_masked_in_text_json_and_found_in_files() {
+    fn registered_values_are_masked_in_text_and_json() {
         register("redact_test_pw", "hunter2-redact-test");
         register("redact_test_pem", "-----BEGIN X-----\nAAAABBBBCCCCDDDD-redact\n-----END X-----");
         assert_eq!(redact("pw=hunter2-redact-test;"), "pw=[secret redact_test_pw];");
@@ -76,7 +96,30 @@ mod tests {
         let mut v = serde_json::json!({ "a": ["x hunter2-redact-test\"q"], "n": 1 });
         redact_json(&mut v);
         assert_eq!(v["a"][0], "x [secret redact_test_pw]\"q");
-        assert!(contains_secret(b"KEY=hunter2-redact-test\n"));
-        assert!(!contains_secret(b"KEY=hunter3\n"));
+    }
+
+    /// The value as `systemd_env`, `escape`, shell quoting and JSON make it is masked too,
+    /// also inside a longer quoted string and line by line.
+    #[test]
+    fn filtered_forms_of_a_value_are_masked() {
+        let value = "r3dact-forms $HOME \"dq\" 'sq' `tick` <a&b>/\\ end\nsecond line of it";
+        register("redact_forms", value);
+        let t = crate::role::template::Templates::new();
+        let ctx = minijinja::context! { v => value };
+        for source in ["{{ v }}", "K={{ v | systemd_env }}", "<p>{{ v | escape }}</p>", "x = \"{{ v | escape }}\""] {
+            let out = t.render_str(source, &ctx).unwrap();
+            let shown = redact(&out);
+            assert!(shown.contains("[secret redact_forms]"), "{source}: {shown}");
+            for piece in ["r3dact", "second line"] {
+                assert!(!shown.contains(piece), "{source}: {shown}");
+            }
+        }
+        for out in [
+            format!("run: echo {} done", crate::shell::quote(value)),
+            format!("{{\"pw\":{}}}", serde_json::to_string(value).unwrap()),
+        ] {
+            let shown = redact(&out);
+            assert!(!shown.contains("r3dact") && shown.contains("[secret redact_forms]"), "{shown}");
+        }
     }
 }

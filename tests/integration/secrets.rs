@@ -1,7 +1,9 @@
 //! Secrets end to end: `secrets set` encrypts to the inventory's key, vars refer to secrets
 //! and environment variables, converge writes the file they render with its content and mode,
 //! and the value appears in none of stdout, stderr, `--diff`, `--json`, errors, `inventory`
-//! or `check` output (shown as `[secret NAME]` where it would have been).
+//! or `check` output (shown as `[secret NAME]` where it would have been), nor in the forms
+//! filters give it; a file that read one is sensitive and, without `mode`, 0600; and a snippet
+//! holding one is on no command line of the host (a `nobody` process scans them all).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -48,19 +50,26 @@ fn assert_no_secret(what: &str, run: &Run) {
     }
 }
 
-#[test]
-fn a_secret_reaches_its_file_and_no_output() {
+/// A workspace with one host `h0` (role `app`, real sshd on loopback) whose `root` var is
+/// `WS/h0`, and `vars` (inline TOML table entries) besides; returns its sshd (kept running)
+/// and that root.
+fn app_host(vars: &str) -> (Workspace, Sshd, std::path::PathBuf) {
     let ws = Workspace::new();
     let host = ws.sshd(SshdOptions::default());
     ws.known_hosts(&[&host]);
     let root = ws.path("h0");
     ws.inventory(&format!(
         "[hosts.h0]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"app\"]\nstate_dir = \"{r}/state\"\n\
-         vars = {{ root = \"{r}\", secret_key = {{ secret = \"secret_key\" }}, ci_token = {{ env = \"CI_TOKEN\" }} }}\n\
-         [groups.app]\nroles = [\"app\"]\n",
+         vars = {{ root = \"{r}\", {vars} }}\n[groups.app]\nroles = [\"app\"]\n",
         host.port,
         r = root.display()
     ));
+    (ws, host, root)
+}
+
+#[test]
+fn a_secret_reaches_its_file_and_no_output() {
+    let (ws, _host, root) = app_host("secret_key = { secret = \"secret_key\" }, ci_token = { env = \"CI_TOKEN\" }");
     std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
     std::fs::write(ws.path("roles/app/role.toml"), ROLE).unwrap();
     std::fs::write(ws.path("roles/app/templates/app.env.j2"), "SECRET_KEY={{ secret_key }}\nTOKEN={{ ci_token }}\n")
@@ -225,4 +234,176 @@ fn check_never_prints_an_env_value_an_error_quotes() {
     run.assert_code(2);
     assert_no_secret("check (a template error)", &run);
     assert!(run.stdout.contains("[secret CI_TOKEN]"), "{}", run.stdout);
+}
+
+const FILTERED_ROLE: &str = r#"
+[[file]]
+dest = "{{ root }}/etc/app.env"
+template = "app.env.j2"
+notify = ["show the file"]
+
+[[file]]
+dest = "{{ root }}/etc/replaced"
+content = "{{ secret_key | replace('s3cr3t', 'REPLACED') }}"
+
+[[file]]
+dest = "{{ root }}/etc/plain"
+content = "no secret in {{ root }}"
+
+[[handler]]
+name = "show the file"
+run = "cat {{ root }}/etc/app.env >&2; exit 3"
+"#;
+
+/// A secret passed through filters (`systemd_env`, as roles/README recommends; `escape`;
+/// `replace`) makes its file sensitive (the template read it: `--diff` shows no content)
+/// and the forms microctl can compute are redacted wherever they are printed (here a
+/// failing handler `cat`s the file). A file that holds a secret and has no `mode` is
+/// written 0600, a new one and a live 0644 one alike, and `check` and converge warn,
+/// naming the role, the file and the field; a file without a secret keeps the default 0644.
+#[test]
+fn a_filtered_secret_is_sensitive_redacted_and_its_file_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let (ws, _host, root) = app_host("secret_key = { secret = \"secret_key\" }");
+    std::fs::create_dir_all(ws.path("roles/app/templates")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), FILTERED_ROLE).unwrap();
+    std::fs::write(
+        ws.path("roles/app/templates/app.env.j2"),
+        "KEY={{ secret_key | systemd_env }}\nHTML={{ secret_key | escape }}\n",
+    )
+    .unwrap();
+    with_stdin(&ws, &["secrets", "set", "secret_key"], &format!("{VALUE}\n")).assert_code(0);
+    // A live file, world-readable, about to hold the secret.
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/replaced"), "old\n").unwrap();
+    std::fs::set_permissions(root.join("etc/replaced"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let roles = ws.path("roles");
+    let roles = roles.to_str().unwrap();
+    let env: [(&str, &str); 0] = [];
+    let replaced = VALUE.replace("s3cr3t", "REPLACED");
+    let no_secret = |what: &str, run: &Run| {
+        assert_no_secret(what, run);
+        assert!(
+            !run.stdout.contains("REPLACED") && !run.stderr.contains("REPLACED"),
+            "{what}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    };
+    let warned = |what: &str, text: &str| {
+        let role_toml = ws.path("roles/app/role.toml");
+        for (line, file) in [(2, "{{ root }}/etc/app.env"), (7, "{{ root }}/etc/replaced")] {
+            let want = format!(
+                "{}:{line}:1: role `app`: file {file} holds a secret and has no `mode`: it is written 0600 (owner only)",
+                role_toml.display()
+            );
+            assert!(text.contains(&want), "{what}: no warning `{want}` in:\n{text}");
+        }
+        assert!(text.contains("field: file.mode") && text.contains("hint: set `mode` for it in role.toml"), "{text}");
+        assert!(!text.contains("etc/plain holds"), "{what}: {text}");
+    };
+
+    let check = ws.microctl_env(&["--roles-dir", roles, "check"], &env);
+    check.assert_code(0);
+    no_secret("check", &check);
+    warned("check", &check.stderr);
+
+    let pending = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff"], &env);
+    pending.assert_code(3);
+    no_secret("converge --check --diff", &pending);
+    warned("converge --check --diff", &pending.stderr);
+    for dest in ["app.env", "replaced"] {
+        let hidden = format!("+++ {}/etc/{dest}\nh0 | (sensitive: content not shown)", root.display());
+        assert!(pending.stdout.contains(&hidden), "{dest}: {}", pending.stdout);
+    }
+    assert!(pending.stdout.contains("+no secret in"), "the plain file's diff is shown: {}", pending.stdout);
+    let json = ws.microctl_env(&["--roles-dir", roles, "converge", "--check", "--diff", "--json"], &env);
+    json.assert_code(3);
+    no_secret("converge --check --diff --json", &json);
+    assert!(json.stdout.contains("holds a secret and has no `mode`"), "{}", json.stdout);
+
+    // The handler prints the file: every escaped form is redacted, in JSON and as text.
+    for args in [vec!["--roles-dir", roles, "converge", "--json"], vec!["--roles-dir", roles, "converge"]] {
+        let run = ws.microctl_env(&args, &env);
+        run.assert_code(1);
+        no_secret(&args.join(" "), &run);
+        let shown =
+            if args.contains(&"--json") { "KEY=\\\"[secret secret_key]\\\"" } else { "KEY=\"[secret secret_key]\"" };
+        assert!(run.stdout.contains(shown), "{}", run.stdout);
+        assert!(run.stdout.contains("HTML=[secret secret_key]"), "{}", run.stdout);
+    }
+    let mode = |name: &str| std::fs::metadata(root.join("etc").join(name)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!((mode("app.env"), mode("replaced"), mode("plain")), (0o600, 0o600, 0o644));
+    // A live file that holds the secret already but was made world-readable: its mode is fixed.
+    std::fs::set_permissions(root.join("etc/replaced"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = ws.microctl(&["--roles-dir", roles, "converge", "--check"]);
+    assert!(fix.stdout.contains("etc/replaced (mode"), "{}", fix.stdout);
+    ws.microctl(&["--roles-dir", roles, "converge"]).assert_code(1); // the handler still fails
+    assert_eq!(mode("replaced"), 0o600);
+    assert_eq!(std::fs::read_to_string(root.join("etc/replaced")).unwrap(), replaced);
+    let env_file = std::fs::read_to_string(root.join("etc/app.env")).unwrap();
+    assert!(env_file.starts_with("KEY=\"s3cr3t \\$HOME \\\"dq\\\""), "{env_file}");
+}
+
+/// Every kind of snippet (`unless` in the probe, `validate`, `run`, a handler), holding a
+/// secret, run by converge over real sshd, waits while user `nobody` scans every process's
+/// command line (`tests/cmdline_scanner.sh`): the scanner saw each snippet's wrapper (so it
+/// looked while each ran) and never the secret.
+#[test]
+fn a_secret_in_a_snippet_is_on_no_command_line_of_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(unsafe { libc::geteuid() } == 0, "this test needs root (it plays user nobody, uid 65534)");
+    // The scanner's folder: reachable by nobody (the workspace is root's, 0700).
+    let reachable = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(reachable.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scan = reachable.path().join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    std::os::unix::fs::chown(&scan, Some(65534), Some(65534)).unwrap();
+    let secret = "Sup3r-snippet-secret-4242";
+    let (ws, _host, _root) = app_host(&format!("scan = \"{}\", db_pw = {{ env = \"DB_PW\" }}", scan.display()));
+    // Each snippet says it started, then waits (bounded) until the scanner is done with it.
+    let wait = |round: &str| {
+        format!(
+            ": {{{{ db_pw }}}}; touch {{{{ scan }}}}/started.{round}; i=0; \
+             while [ ! -e {{{{ scan }}}}/done.{round} ] && [ $i -lt 1200 ]; do i=$((i + 1)); sleep 0.05; done"
+        )
+    };
+    let role = format!(
+        "[[file]]\ndest = \"{{{{ root }}}}/etc/conf\"\ncontent = \"x\\n\"\nmode = \"0644\"\n\
+         validate = \"{}; test -s %s\"\nnotify = [\"use it\"]\n\n\
+         [[command]]\nname = \"use it too\"\nrun = \"{}\"\nunless = \"{}; false\"\n\n\
+         [[handler]]\nname = \"use it\"\nrun = \"{}\"\n",
+        wait("validate"),
+        wait("run"),
+        wait("unless"),
+        wait("handler")
+    );
+    std::fs::create_dir_all(ws.path("roles/app")).unwrap();
+    std::fs::write(ws.path("roles/app/role.toml"), role).unwrap();
+    let mut scanner = Command::new("sh")
+        .args(["-c", include_str!("../cmdline_scanner.sh"), "scanner"])
+        .arg(&scan)
+        .args(["unless", "validate", "run", "handler"])
+        .env("NEEDLE", secret)
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    let roles = ws.path("roles");
+    let run = ws.microctl_env(&["--roles-dir", roles.to_str().unwrap(), "converge"], &[("DB_PW", secret)]);
+    let scanned = scanner.wait().unwrap();
+    let log = std::fs::read_to_string(scan.join("log")).unwrap_or_default();
+    run.assert_code(0);
+    assert!(scanned.success(), "the scanner failed:\n{log}");
+    assert!(!log.contains("SAW"), "user nobody read the secret on a command line:\n{log}");
+    for round in ["unless", "validate", "run", "handler"] {
+        let wrappers: u32 = log
+            .split_once(&format!("{round}: scanned "))
+            .and_then(|(_, rest)| rest.split_once(" command lines, "))
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{round}: no scan in the log:\n{log}"));
+        assert!(wrappers > 0, "{round}: the scanner never saw the snippet's wrapper running:\n{log}");
+    }
 }
