@@ -31,7 +31,8 @@ if ! { cp -p -- "$site" "$old" && sync -- "$new" "$old" && mv -f -- "$new" "$sit
   rm -f -- "$old"
   exit 1
 fi
-if ! out=$(timeout -k 5 "$TIMEOUT" /bin/sh -c "$RELOAD" 2>&1 < /dev/null 9>&-); then
+# (RELOAD reaches sh on its stdin: no command of the inventory's on a command line.)
+if ! out=$(printf '%s\n' "$RELOAD" | timeout -k 5 "$TIMEOUT" /bin/sh -s 2>&1 9>&-); then
   mv -f -- "$old" "$site"
   printf 'nginx refused the drained site: %s\n' "$out"
   exit 1
