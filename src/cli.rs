@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive). Parsing only: `command::dispatch` acts on them.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -119,6 +120,12 @@ pub enum LabCommand {
 pub struct DeployArgs {
     /// The deploy to run: a [deploy.NAME] table of the inventory.
     pub app: String,
+    /// Only these of the deploy's hosts (a canary, or the host that failed): names, groups,
+    /// globs, comma lists, `!name`; default: all of its `hosts`.
+    pub pattern: Option<String>,
+    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
+    pub limit: Option<String>,
     /// List each host's release ledger: every release's status (healthy, failed, incomplete),
     /// who deployed it, when, from which revision, the result, and which one is live.
     #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
@@ -151,9 +158,11 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvergeArgs {
-    /// Hosts: `all`, names, groups, globs (`web*`), comma lists, `!name` to exclude.
-    #[arg(default_value = "all")]
-    pub pattern: String,
+    /// Hosts: `all` (the default), names, groups, globs (`web*`), comma lists, `!name` to exclude.
+    pub pattern: Option<String>,
+    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
+    pub limit: Option<String>,
     /// Probe and show what would change; change nothing. Exit 3 when changes are pending.
     #[arg(long)]
     pub check: bool,
@@ -182,6 +191,27 @@ pub struct ConvergeArgs {
     pub timeout: Option<u64>,
 }
 
+impl ConvergeArgs {
+    /// The host pattern, from PATTERN or `--limit`.
+    pub fn hosts(&self) -> &str {
+        self.limit.as_deref().or(self.pattern.as_deref()).unwrap_or("all")
+    }
+}
+
+impl ExecArgs {
+    /// The host pattern, from PATTERN or `--limit` (clap requires one).
+    pub fn hosts(&self) -> &str {
+        self.limit.as_deref().or(self.pattern.as_deref()).unwrap_or("all")
+    }
+}
+
+impl DeployArgs {
+    /// The subset of the deploy's hosts asked for, from PATTERN or `--limit`.
+    pub fn only(&self) -> Option<&str> {
+        self.limit.as_deref().or(self.pattern.as_deref())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
@@ -195,7 +225,11 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Hosts: `all`, names, groups, globs (`web*`), comma lists, `!name` to exclude.
-    pub pattern: String,
+    #[arg(required_unless_present = "limit")]
+    pub pattern: Option<String>,
+    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
+    pub limit: Option<String>,
     /// The command, after `--`; run by the remote user's shell.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -242,4 +276,36 @@ pub struct SshConfigArgs {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+/// `microctl exec all uptime` (or `ssh app uptime`) without `--`: clap's "unexpected argument"
+/// becomes a usage error that says where the remote command goes, with the line corrected.
+pub fn command_without_dashes(e: &clap::Error, args: &[OsString]) -> Option<crate::error::Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else { return None };
+    if bad.starts_with('-') {
+        return None; // a mistyped option of ours, not a command
+    }
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    // The subcommand: the first word that is not an option or a global option's value.
+    let mut i = 1;
+    while i < words.len() && words[i].starts_with('-') {
+        let takes_value = ["-i", "--inventory", "--roles-dir", "--color"].contains(&words[i].as_str());
+        i += if takes_value { 2 } else { 1 };
+    }
+    let sub = words.get(i)?.as_str();
+    if !matches!(sub, "exec" | "ssh") || words.iter().any(|w| w == "--") {
+        return None;
+    }
+    let at = i + 1 + words[i + 1..].iter().position(|w| w == bad)?;
+    let mut fixed: Vec<String> = words.iter().map(|w| crate::shell::quote(w)).collect();
+    fixed[0] = "microctl".into();
+    fixed.insert(at, "--".into());
+    Some(
+        crate::error::Error::usage(format!("unexpected argument `{bad}`: put the remote command after `--`"))
+            .hint(format!("e.g. {}", fixed.join(" "))),
+    )
 }

@@ -32,9 +32,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(err) = cli::command_without_dashes(&e, &args) {
+                report::print_error(&err);
+                return err.exit_code();
+            }
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }

@@ -24,7 +24,7 @@ use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
-    let selected: Vec<String> = inventory::select(&inv, &args.pattern)?.iter().map(|h| h.name.clone()).collect();
+    let selected: Vec<String> = inventory::select(&inv, args.hosts())?.iter().map(|h| h.name.clone()).collect();
     let roles = load_roles(global, &inv)?;
     if let Some(only) = &args.roles {
         for name in only {

@@ -29,7 +29,20 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));
         }
     }
-    let hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
+    let mut hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
+    if let Some(only) = args.only() {
+        let asked = inventory::select(&inv, only)?;
+        let all: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        hosts.retain(|h| asked.iter().any(|a| a.name == h.name));
+        if hosts.is_empty() {
+            return Err(Error::usage(format!(
+                "`{only}` matches none of deploy.{}'s hosts ({})",
+                cfg.name,
+                all.join(", ")
+            ))
+            .hint("name some of those hosts, or leave the pattern out to deploy to all of them"));
+        }
+    }
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);

@@ -18,7 +18,7 @@ use crate::transport::{ExecOutput, Options, Output, Pool};
 
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
-    let hosts: Vec<String> = inventory::select(&inv, &args.pattern)?.iter().map(|h| h.name.clone()).collect();
+    let hosts: Vec<String> = inventory::select(&inv, args.hosts())?.iter().map(|h| h.name.clone()).collect();
     let command = args.command.join(" ");
     let printer = Printer::new("exec", &hosts, args.json);
 

@@ -338,3 +338,20 @@ fn a_rollback_to_an_odd_release_name_is_refused_before_any_host() {
     }
     assert!(!app.ws.path("h0/srv").exists(), "a host was contacted");
 }
+
+/// `deploy NAME PATTERN` (or `-l PATTERN`) deploys to those of the deploy's hosts only (a
+/// canary, or the host that failed), like `kamal deploy --hosts`; a pattern that matches none
+/// of them is refused before any host.
+#[test]
+fn deploy_to_a_subset_of_its_hosts() {
+    // `other` is in the inventory, not in the deploy's hosts.
+    let app = setup_with(2, |_| ("\n[hosts.other]\naddress = \"127.0.0.1\"\nport = 1\n".into(), None));
+    app.ws.microctl(&["deploy", "app", "h1", "--ref", "v1"]).assert_code(0);
+    assert_eq!(served(app.ports[1]), "version 1");
+    assert!(!app.ws.path("h0/srv").exists(), "h0 was deployed to");
+    app.ws.microctl(&["deploy", "app", "-l", "h0", "--ref", "v1"]).assert_code(0);
+    assert_eq!(served(app.ports[0]), "version 1");
+    let run = app.ws.microctl(&["deploy", "app", "other", "--ref", "v2"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("`other` matches none of deploy.app's hosts (h0, h1)"), "{}", run.stderr);
+}

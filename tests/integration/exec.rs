@@ -77,3 +77,44 @@ fn pattern_matching_nothing_exits_2_with_the_known_names() {
     assert!(run.stderr.contains("error: host pattern `nosuch` matches no host or group"), "{}", run.stderr);
     assert!(run.stderr.contains("hint: known hosts: a; groups: web"), "{}", run.stderr);
 }
+
+/// The field's habits: `-l/--limit PATTERN` is the host pattern of exec and converge (Ansible,
+/// pyinfra), and a remote command given without `--` is refused with the line corrected.
+#[test]
+fn limit_selects_hosts_and_a_command_without_dashes_says_where_it_goes() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    let b = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a, &b]);
+    ws.inventory(&format!(
+        "[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\ngroups = [\"web\"]\n\
+         [hosts.b]\naddress = \"127.0.0.1\"\nport = {}\n",
+        a.port, b.port
+    ));
+    for limit in ["-l", "--limit"] {
+        let run = ws.microctl(&["exec", limit, "web", "--", "echo", "hi"]);
+        run.assert_code(0);
+        assert!(run.stdout.contains("a | hi\n") && !run.stdout.contains("b | hi"), "{}", run.stdout);
+    }
+    let run = ws.microctl(&["converge", "-l", "b", "--check"]);
+    assert!(run.stdout.contains("1 host") && run.stdout.contains("b "), "{}\n{}", run.stdout, run.stderr);
+    let run = ws.microctl(&["exec", "web", "-l", "b", "--", "true"]);
+    run.assert_code(2);
+
+    let run = ws.microctl(&["exec", "all", "uptime", "-a"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with("error: unexpected argument `uptime`: put the remote command after `--`\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: e.g. microctl -i "), "{}", run.stderr);
+    assert!(run.stderr.contains(" exec all -- uptime -a\n"), "{}", run.stderr);
+    let run = ws.microctl(&["ssh", "a", "echo", "hi"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains(" ssh a -- echo hi\n"), "{}", run.stderr);
+    // A mistyped option is clap's to report.
+    let run = ws.microctl(&["exec", "all", "--sduo", "--", "true"]);
+    run.assert_code(2);
+    assert!(!run.stderr.contains("put the remote command"), "{}", run.stderr);
+}
