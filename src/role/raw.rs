@@ -58,7 +58,8 @@ fn any() -> String {
     "any".into()
 }
 
-/// A file mode written as a string (`"0644"`) or a TOML integer (`0o644`).
+/// A file mode written as a string (`"0644"`), or a TOML integer, which `resolve` refuses
+/// (`mode = 644` is decimal) with the string it probably meant.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
 pub enum RawMode {

@@ -321,14 +321,14 @@ impl<'a> Resolver<'a> {
         let field = format!("{kind}.mode");
         let mode = match mode {
             None => ModeSpec::Unmanaged,
-            Some(RawMode::Number(n)) => match check_mode_number(*n) {
-                Ok(m) => ModeSpec::Fixed(m),
-                Err(message) => {
-                    let e = self.error(at, &field, message).hint(MODE_HINT);
-                    self.push(e);
-                    ModeSpec::Unmanaged
-                }
-            },
+            Some(RawMode::Number(n)) => {
+                // `mode = 644` is the decimal 644 (0o1204, `--w----r-T`): Ansible's classic
+                // pitfall. No integer is taken; the hint guesses the string that was meant.
+                let e =
+                    self.error(at, &field, integer_mode(*n)).hint(format!("write it as a string: {}", meant_mode(*n)));
+                self.push(e);
+                ModeSpec::Unmanaged
+            }
             Some(RawMode::Text(t)) => match self.text(at, &field, t) {
                 Text::Plain(p) => match parse_mode(&p) {
                     Ok(m) => ModeSpec::Fixed(m),
@@ -626,9 +626,28 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     }
 }
 
-/// A mode written as a TOML integer (`0o644`).
-fn check_mode_number(n: u32) -> Result<u32, String> {
-    if n <= 0o7777 { Ok(n) } else { Err(format!("invalid mode {n}")) }
+/// What an integer `mode` is refused with.
+fn integer_mode(n: u32) -> String {
+    format!("`mode` is the TOML integer {n}, i.e. octal {n:o}: a mode must be a string of octal digits")
+}
+
+/// The string an integer mode most likely meant: its digits read as octal (`644` -> `"0644"`)
+/// when they are octal digits; its value in octal when it was written `0o644` (TOML gives
+/// 420, and the literal is gone by then: both are offered when both are modes).
+fn meant_mode(n: u32) -> String {
+    let digits = n.to_string();
+    let as_octal = (n <= 0o7777).then(|| format!("{n:04o}"));
+    if n <= 7777 && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        let first = format!("mode = \"{digits:0>4}\"");
+        match as_octal {
+            Some(o) if o != format!("{digits:0>4}") => {
+                format!("{first} (or mode = \"{o}\" if you wrote 0o{})", o.trim_start_matches('0'))
+            }
+            _ => first,
+        }
+    } else {
+        format!("mode = \"{}\"", as_octal.unwrap_or_else(|| "0644".into()))
+    }
 }
 
 /// Why a `key_fingerprint` cannot pin a key: empty, or not full fingerprints (40 or 64 hex
@@ -660,8 +679,16 @@ mod tests {
         assert_eq!(parse_mode("0888"), Err("invalid mode `0888`".into()));
         assert_eq!(parse_mode(""), Err("invalid mode ``".into()));
         assert_eq!(parse_mode("17777"), Err("invalid mode `17777`".into()));
-        assert_eq!(check_mode_number(0o644), Ok(0o644));
-        assert!(check_mode_number(0o17777).is_err());
+        assert_eq!(meant_mode(644), "mode = \"0644\" (or mode = \"1204\" if you wrote 0o1204)");
+        assert_eq!(meant_mode(0o644), "mode = \"0420\" (or mode = \"0644\" if you wrote 0o644)");
+        assert_eq!(meant_mode(0o4755), "mode = \"2541\" (or mode = \"4755\" if you wrote 0o4755)");
+        assert_eq!(meant_mode(4755), "mode = \"4755\"");
+        assert_eq!(meant_mode(800), "mode = \"1440\"");
+        assert_eq!(meant_mode(99999), "mode = \"0644\"");
+        assert_eq!(
+            integer_mode(644),
+            "`mode` is the TOML integer 644, i.e. octal 1204: a mode must be a string of octal digits"
+        );
     }
 
     #[test]

@@ -160,3 +160,26 @@ fn names_and_paths_that_escape_are_refused_at_load_with_file_and_line() {
         run.stdout
     );
 }
+
+/// `mode = 644` (a TOML integer) is the decimal 644, i.e. 0o1204 (`--w----r-T`): Ansible's
+/// classic pitfall. `check` refuses it (exit 2) naming role.toml, line, column and field, with
+/// the string that was meant; nothing is rendered or applied.
+#[test]
+fn an_integer_mode_is_refused_with_the_string_it_meant() {
+    let ws = Workspace::new();
+    let role = "[[file]]\ndest = \"/etc/site.conf\"\ncontent = \"x\"\nmode = 644\n";
+    let roles = setup(&ws, "[\"web\"]", role, "");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let toml = ws.path("roles/web/role.toml");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains(&format!(
+            "error: {}:1:1: `mode` is the TOML integer 644, i.e. octal 1204: a mode must be a string of octal digits\n  field: file.mode\n  hint: write it as a string: mode = \"0644\" (or mode = \"1204\" if you wrote 0o1204)\n",
+            toml.display()
+        )),
+        "{all}"
+    );
+    std::fs::write(ws.path("roles/web/role.toml"), role.replace("644", "\"0644\"")).unwrap();
+    check(&ws, &roles).assert_code(0);
+}
