@@ -245,10 +245,11 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
                 client::connect_stream(config, tcp, handler).await
             }
             Some(jump) => {
+                // The hop that failed is this host; its jump host worked (it carried the request).
                 let channel = jump.tunnel(&host.address, host.port).await.map_err(|e| {
                     Error::new(ErrorKind::Unreachable, format!("{} cannot reach {target}", jump.host))
                         .host(&host.name)
-                        .hop(&jump.host)
+                        .hop(&host.name)
                         .caused_by(e)
                         .hint(format!(
                             "check that {} can reach {}:{} and that its sshd allows TCP forwarding",
