@@ -15,7 +15,9 @@
 //! - this key marked `@revoked` for this host: refused;
 //! - any other usable key line for this host, of ANY type: changed (refused, never recorded);
 //! - otherwise (no line, or only `@revoked` / `@cert-authority` lines, or lines OpenSSH skips:
-//!   unparsable keys, unknown types, non-UTF-8 bytes): new, which `--accept-new` records.
+//!   unparsable keys, unknown types, non-UTF-8 bytes): new, which `--accept-new` records;
+//!   except that on a port other than 22, a line for the bare host name (no port) holding this
+//!   key makes it known, as OpenSSH checks "without port identifier" before calling it new.
 //!
 //! Recording takes an exclusive lock on the file, re-judges under it and appends one line with
 //! one write, so concurrent runs never garble or duplicate a line.
@@ -139,7 +141,23 @@ fn parse_entries(bytes: &[u8], file: &Path, host: &str, port: u16) -> Vec<Entry>
 /// Judges `key` against the lines for `host:port` in `files`, all together (as OpenSSH loads
 /// the user and global files into one list): a line holding the key in either makes it known.
 pub fn verdict(files: &Files, host: &str, port: u16, key: &PublicKey) -> std::io::Result<Verdict> {
-    Ok(judge(&entries(files, host, port)?, key))
+    judge_files(&read(&files.user)?, files, host, port, key)
+}
+
+/// The verdict from the user file's `user` bytes and the global files. A host on a port other
+/// than 22 that is new there is known when a line for its bare name holds this key: OpenSSH
+/// checks "without port identifier" before it calls a host new.
+fn judge_files(user: &[u8], files: &Files, host: &str, port: u16, key: &PublicKey) -> std::io::Result<Verdict> {
+    let lines = |port| -> std::io::Result<Vec<Entry>> {
+        let mut lines = parse_entries(user, &files.user, host, port);
+        lines.extend(global_entries(files, host, port)?);
+        Ok(lines)
+    };
+    let verdict = judge(&lines(port)?, key);
+    if verdict == Verdict::Unknown && port != 22 && judge(&lines(22)?, key) == Verdict::Known {
+        return Ok(Verdict::Known);
+    }
+    Ok(verdict)
 }
 
 fn judge(entries: &[Entry], key: &PublicKey) -> Verdict {
@@ -208,9 +226,7 @@ pub fn record(files: &Files, host: &str, port: u16, key: &PublicKey) -> std::io:
     let mut bytes = Vec::new();
     f.seek(SeekFrom::Start(0))?;
     f.read_to_end(&mut bytes)?;
-    let mut lines = parse_entries(&bytes, file, host, port);
-    lines.extend(global_entries(files, host, port)?);
-    let verdict = judge(&lines, key);
+    let verdict = judge_files(&bytes, files, host, port, key)?;
     if verdict == Verdict::Unknown {
         let mut text = line(host, port, key)?;
         // A last line without its newline would otherwise swallow ours.
@@ -306,6 +322,12 @@ mod tests {
         );
         // Port 22 looks up the bare name, which this file does not have.
         assert_eq!(verdict(&only(f.path()), "10.0.0.1", 22, &key(ED_A)).unwrap(), Verdict::Unknown);
+        // Another port, new there: the bare name holding this key makes it known, another key
+        // there does not make it changed.
+        let bare = file(&format!("10.0.0.1 ssh-ed25519 {ED_A}\n"));
+        assert_eq!(verdict(&only(bare.path()), "10.0.0.1", 2222, &key(ED_A)).unwrap(), Verdict::Known);
+        assert_eq!(record(&only(bare.path()), "10.0.0.1", 2222, &key(ED_A)).unwrap(), Verdict::Known);
+        assert_eq!(verdict(&only(bare.path()), "10.0.0.1", 2222, &key(ED_B)).unwrap(), Verdict::Unknown);
     }
 
     #[test]

@@ -114,9 +114,11 @@ struct Case {
 }
 
 /// The keys a table is built from: the server's, another of its type, one of another type,
-/// a CA key; `name` is the target's lookup name, `pattern` a wildcard for it alone.
+/// a CA key; `name` is the target's lookup name, `bare` that without the port, `pattern` a
+/// wildcard for it alone.
 struct Keys {
     name: String,
+    bare: String,
     pattern: String,
     server: String,
     same_type: String,
@@ -145,6 +147,11 @@ const CASES: &[Case] = &[
         openssh_connects: true,
     },
     Case { name: "same key", lines: |k| line(&k.name, &k.server).into_bytes(), openssh_connects: true },
+    Case {
+        name: "same key under the bare name (no port)",
+        lines: |k| line(&k.bare, &k.server).into_bytes(),
+        openssh_connects: true,
+    },
     Case {
         name: "other key of the same type",
         lines: |k| line(&k.name, &k.same_type).into_bytes(),
@@ -287,6 +294,7 @@ fn compare_with_openssh(ws: &Workspace, target: &Sshd, address: &str, jump: Opti
     let keys = Keys {
         pattern: name.replacen(&lower, &format!("{}?", &lower[..lower.len() - 1]), 1),
         name,
+        bare: lower.clone(),
         server: target.host_key.clone(),
         same_type: fresh_key(ws.dir.path(), kind, "same_type"),
         other_type: fresh_key(ws.dir.path(), other_kind, "other_type"),
