@@ -221,14 +221,17 @@ fn pick<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> Option<&'a T> {
 
 fn check_name(rep: &Reporter, name: &Spanned<String>, what: &str) -> Result<()> {
     let n = name.get_ref();
-    let ok =
-        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && n != "all";
+    // Not `-` first: a host name reaches OpenSSH's command line as a jump host (`ProxyJump`).
+    let ok = !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !n.starts_with('-')
+        && n != "all";
     if ok {
         Ok(())
     } else {
         Err(rep
             .at(name.span(), format!("invalid {what} name `{n}`"))
-            .hint("names use letters, digits, `-`, `_` and `.`; `all` is reserved"))
+            .hint("names use letters, digits, `-` (not first), `_` and `.`; `all` is reserved"))
     }
 }
 
@@ -606,6 +609,8 @@ vars = { tier = "extra" }
         assert!(e.contains("\n  field: hosts.a.global_known_hosts[1]\n"), "{e}");
         let e = err("[hosts.a]\naddress = \"a\"\nidentity = 'C:\\k'\n");
         assert!(e.contains("has a backslash"), "{e}");
+        let e = err("[hosts.-Fevil]\naddress = \"a\"\n");
+        assert!(e.starts_with("inv.toml:1:8: invalid host name `-Fevil`"), "{e}");
         // Spaces, `#` and `%` are fine: ssh-config quotes them.
         parse("[hosts.a]\naddress = \"a\"\nidentity = \"/k/my key #1 %h\"\n").unwrap();
     }

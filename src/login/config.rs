@@ -10,8 +10,9 @@
 //! value is written only if it can be quoted safely: the inventory checks its values at load
 //! (see `inventory::resolve`), and this module refuses, again, a value with a control character
 //! (a newline would start a line of its own), a double quote or backslash (ssh_config's quoting
-//! and escapes) or `${` (environment expansion), and a `User` that is not a POSIX user name
-//! (the default, `$USER`, is not from the inventory).
+//! and escapes), `${` (environment expansion) or a leading `-` (a `ProxyJump` host reaches the
+//! command line of the ssh OpenSSH runs for the jump), and a `User` that is not a POSIX user
+//! name (the default, `$USER`, is not from the inventory).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -71,6 +72,10 @@ fn path(h: &Host, field: &str, p: &Path) -> Result<String> {
 fn value(h: &Host, field: &str, s: &str) -> Result<String> {
     if let Some(why) = unquotable(s) {
         return Err(refused(h, field, s, why));
+    }
+    // OpenSSH puts a `ProxyJump` host on the command line of the ssh it runs for the jump.
+    if s.starts_with('-') {
+        return Err(refused(h, field, s, "starts with `-` (OpenSSH would read it as an option)"));
     }
     Ok(if s.chars().any(|c| c.is_whitespace() || c == '#' || c == '\'') { format!("\"{s}\"") } else { s.to_string() })
 }
@@ -133,6 +138,7 @@ mod tests {
             ("known_hosts", "/k/kh\\\" x"),
             ("known_hosts", "${HOME}/kh"),
             ("global_known_hosts", "/g\rProxyCommand x"),
+            ("name", "-Fevil.conf"),
         ];
         for (field, bad) in hostile {
             let mut host = inv.host("a").unwrap().clone();
@@ -140,13 +146,14 @@ mod tests {
                 "user" => host.user = bad.into(),
                 "identity" => host.identity = Some(bad.into()),
                 "known_hosts" => host.known_hosts = bad.into(),
+                "name" => host.name = bad.into(),
                 _ => host.global_known_hosts = vec!["/etc/ok".into(), bad.into()],
             }
             let mut one = inv.clone();
             one.hosts = vec![host];
             let e = render(&one, &[&one.hosts[0]]).unwrap_err();
-            assert_eq!(e.field, Some(format!("hosts.a.{field}")), "{e}");
-            assert!(e.message.starts_with(&format!("cannot write the {field} of host `a`")), "{e}");
+            assert_eq!(e.field, Some(format!("hosts.{}.{field}", one.hosts[0].name)), "{e}");
+            assert!(e.message.starts_with(&format!("cannot write the {field} of host `{}`", one.hosts[0].name)), "{e}");
         }
         // What can be quoted is, and reads back as one value.
         let mut host = inv.host("a").unwrap().clone();
