@@ -35,6 +35,6 @@ pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
 pub fn config(global: &GlobalArgs, args: SshConfigArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
     let hosts = inventory::select(&inv, &args.pattern)?;
-    print!("{}", login::config::render(&inv, &hosts));
+    print!("{}", login::config::render(&inv, &hosts)?);
     Ok(0)
 }

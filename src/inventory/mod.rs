@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub use extra::{dates_as_text, extra_vars, table_dates_as_text};
 pub use pattern::select;
-pub use resolve::expand_path;
+pub use resolve::{expand_path, unquotable, user_name_problem};
 pub use vars::HostVars;
 
 /// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
@@ -65,6 +65,8 @@ pub struct Host {
     /// Private key file; `None` means ssh-agent, then the OpenSSH default key files.
     pub identity: Option<PathBuf>,
     pub known_hosts: PathBuf,
+    /// OpenSSH's `GlobalKnownHostsFile`s: read with `known_hosts`, never written.
+    pub global_known_hosts: Vec<PathBuf>,
     /// The jump host this host is reached through.
     pub via: Option<String>,
     pub groups: Vec<String>,

@@ -35,6 +35,7 @@ pub struct RawHost {
     pub port: Option<Spanned<i64>>,
     pub identity: Option<Spanned<String>>,
     pub known_hosts: Option<Spanned<String>>,
+    pub global_known_hosts: Option<Vec<Spanned<String>>>,
     pub connect_timeout: Option<Spanned<f64>>,
     pub timeout: Option<Spanned<f64>>,
     pub max_sessions: Option<Spanned<i64>>,

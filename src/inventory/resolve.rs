@@ -1,5 +1,12 @@
 //! Raw inventory -> resolved [`Inventory`]: inherit `[defaults]`, merge vars, check every name,
 //! address, port and `via` chain, and report each problem at its file, line and column.
+//!
+//! Values that reach OpenSSH's config (`microctl ssh-config`, which users `Include`) or a
+//! command line are checked here, at load, so a teammate's inventory cannot smuggle a line into
+//! either: `user` must be a POSIX user name as `useradd` takes it, and the paths (`identity`,
+//! `known_hosts`, `global_known_hosts`) may hold no control character (a newline starts a new
+//! config line, e.g. `ProxyCommand`), no quote or backslash (ssh_config's quoting and escapes)
+//! and no `${` (ssh_config expands environment variables in paths).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -19,6 +26,8 @@ const DEFAULT_PORT: u16 = 22;
 const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
 const DEFAULT_MAX_SESSIONS: i64 = 8;
 const DEFAULT_STATE_DIR: &str = "/var/lib/microctl";
+/// OpenSSH's default `GlobalKnownHostsFile`.
+const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
 /// Reports errors against one inventory file.
 struct Reporter<'a> {
@@ -57,6 +66,7 @@ pub fn resolve(path: &Path, text: &str) -> Result<Inventory> {
                         .hint(format!("set `{field}` on each [hosts.NAME] table instead")));
                 }
             }
+            check_login_values(&rep, d, "defaults")?;
             d.clone()
         }
         None => RawHost::default(),
@@ -108,6 +118,7 @@ fn resolve_host(
             .hint("add `address = \"IP or DNS name\"` to the host")
     })?;
     check_address(rep, address, n)?;
+    check_login_values(rep, h, &format!("hosts.{n}"))?;
 
     let port = pick(&h.port, &defaults.port);
     let port = match port {
@@ -169,6 +180,10 @@ fn resolve_host(
     let known_hosts = pick(&h.known_hosts, &defaults.known_hosts)
         .map(|p| expand_path(base_dir, p.get_ref()))
         .unwrap_or_else(|| expand_path(base_dir, "~/.ssh/known_hosts"));
+    let global_known_hosts = match pick(&h.global_known_hosts, &defaults.global_known_hosts) {
+        Some(paths) => paths.iter().map(|p| expand_path(base_dir, p.get_ref())).collect(),
+        None => DEFAULT_GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect(),
+    };
     let state_dir = pick(&h.state_dir, &defaults.state_dir)
         .map(|s| s.get_ref().clone())
         .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string());
@@ -186,6 +201,7 @@ fn resolve_host(
         user,
         identity,
         known_hosts,
+        global_known_hosts,
         via: h.via.as_ref().map(|v| v.get_ref().clone()),
         groups,
         // The inherited layers (defaults, groups) are linked in once groups are known.
@@ -205,14 +221,17 @@ fn pick<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> Option<&'a T> {
 
 fn check_name(rep: &Reporter, name: &Spanned<String>, what: &str) -> Result<()> {
     let n = name.get_ref();
-    let ok =
-        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && n != "all";
+    // Not `-` first: a host name reaches OpenSSH's command line as a jump host (`ProxyJump`).
+    let ok = !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !n.starts_with('-')
+        && n != "all";
     if ok {
         Ok(())
     } else {
         Err(rep
             .at(name.span(), format!("invalid {what} name `{n}`"))
-            .hint("names use letters, digits, `-`, `_` and `.`; `all` is reserved"))
+            .hint("names use letters, digits, `-` (not first), `_` and `.`; `all` is reserved"))
     }
 }
 
@@ -234,6 +253,90 @@ fn check_address(rep: &Reporter, address: &Spanned<String>, host: &str) -> Resul
             .at(address.span(), format!("invalid address `{a}` for host `{host}`"))
             .field(format!("hosts.{host}.address"))
             .hint("use an IPv4/IPv6 address or a DNS name, without user or port (set `user` and `port` instead)"))
+    }
+}
+
+/// Checks the values of one `[hosts.NAME]` or `[defaults]` table (`table`) that reach OpenSSH's
+/// config or a command line (see the module doc).
+fn check_login_values(rep: &Reporter, h: &RawHost, table: &str) -> Result<()> {
+    if let Some(user) = &h.user
+        && let Some(why) = user_name_problem(user.get_ref())
+    {
+        return Err(rep
+            .at(user.span(), format!("{table}.user: {:?} is not a valid user name: {why}", user.get_ref()))
+            .field(format!("{table}.user"))
+            .hint("write the login name as it is on the host: letters, digits, `.`, `_` and `-` (not first), at most 32 characters, as `useradd` takes it"));
+    }
+    let paths = [("identity", &h.identity), ("known_hosts", &h.known_hosts)];
+    let single = paths.into_iter().filter_map(|(field, p)| p.as_ref().map(|p| (field.to_string(), p)));
+    let listed =
+        h.global_known_hosts.iter().flatten().enumerate().map(|(i, p)| (format!("global_known_hosts[{i}]"), p));
+    for (field, path) in single.chain(listed) {
+        if let Some(why) = path_problem(path.get_ref()) {
+            return Err(rep
+                .at(path.span(), format!("{table}.{field}: the path {:?} {why}", path.get_ref()))
+                .field(format!("{table}.{field}"))
+                .hint("paths reach OpenSSH's config (`microctl ssh-config`): use a path without control characters, quotes, backslashes or `${` (rename or link the file)"));
+        }
+    }
+    Ok(())
+}
+
+/// Why `user` is not a user name as `useradd` takes it (POSIX's portable names: the portable
+/// filename characters, `-` not first, not all digits, not `.` or `..`), or `None`. Such a
+/// name needs no quoting in ssh_config or on a command line.
+pub fn user_name_problem(user: &str) -> Option<&'static str> {
+    if user.is_empty() {
+        return Some("it is empty");
+    }
+    if let Some(c) = user.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Some(if c.is_control() {
+            "it has a control character"
+        } else if c == '"' || c == '\'' {
+            "it has a quote"
+        } else if c.is_whitespace() {
+            "it has a space"
+        } else {
+            "it has a character other than letters, digits, `.`, `_` and `-`"
+        });
+    }
+    if user.starts_with('-') {
+        return Some("it starts with `-`");
+    }
+    if user.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("it is all digits (a user id, not a name)");
+    }
+    if user == "." || user == ".." {
+        return Some("it is `.` or `..`");
+    }
+    if user.len() > 32 {
+        return Some("it is longer than 32 characters");
+    }
+    None
+}
+
+/// Why `path` cannot reach OpenSSH's config or a command line as written, or `None`.
+fn path_problem(path: &str) -> Option<&'static str> {
+    if path.contains('\'') { Some("has a quote") } else { unquotable(path) }
+}
+
+/// Why no ssh_config quoting carries `value` as one plain value, or `None`: it is empty, or
+/// has a control character (a newline starts a line of its own), a double quote or backslash
+/// (ssh_config's quoting and escapes) or `${` (which OpenSSH expands as an environment
+/// variable). `microctl ssh-config` checks every value it writes with this, again.
+pub fn unquotable(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("is empty")
+    } else if value.chars().any(char::is_control) {
+        Some("has a control character")
+    } else if value.contains('"') {
+        Some("has a quote")
+    } else if value.contains('\\') {
+        Some("has a backslash")
+    } else if value.contains("${") {
+        Some("has `${` (OpenSSH would expand it as an environment variable)")
+    } else {
+        None
     }
 }
 
@@ -470,5 +573,61 @@ vars = { tier = "extra" }
         let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
         assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
         assert!(e.contains("hosts.a.timeout"), "{e}");
+    }
+
+    /// A quote and a newline in `user` would add a `ProxyCommand` line to `microctl ssh-config`:
+    /// values that reach OpenSSH's config are refused at load, at their line and column.
+    #[test]
+    fn login_values_that_reach_openssh_config_are_checked_at_load() {
+        let e = err("[hosts.a]\naddress = \"a\"\nuser = \"root\\\"\\nProxyCommand touch /tmp/x\"\n");
+        assert!(
+            e.starts_with(
+                "inv.toml:3:8: hosts.a.user: \"root\\\"\\nProxyCommand touch /tmp/x\" is not a valid user name: it has a quote\n  field: hosts.a.user\n"
+            ),
+            "{e}"
+        );
+        let e = err("[defaults]\nuser = \"-oProxyCommand=x\"\n[hosts.a]\naddress = \"a\"\n");
+        assert!(e.starts_with("inv.toml:2:8: defaults.user: \"-oProxyCommand=x\" is not a valid user name: it"), "{e}");
+        let long = "a".repeat(33);
+        for bad in ["", "1000", ".", "..", "a b", "j\u{f6}rg", "a$", "-a", "a\\tb", long.as_str()] {
+            assert!(user_name_problem(bad).is_some(), "{bad:?}");
+        }
+        let longest = "a".repeat(32);
+        for good in ["root", "ubuntu", "www-data", "_apt", "a.b", "svc1", "Deploy", "0a", longest.as_str()] {
+            assert_eq!(user_name_problem(good), None, "{good:?}");
+            parse(&format!("[hosts.a]\naddress = \"a\"\nuser = \"{good}\"\n")).unwrap();
+        }
+        let e = err("[hosts.a]\naddress = \"a\"\nidentity = \"/k/id\\nProxyCommand x\"\n");
+        assert!(
+            e.starts_with("inv.toml:3:12: hosts.a.identity: the path \"/k/id\\nProxyCommand x\" has a control character\n  field: hosts.a.identity\n"),
+            "{e}"
+        );
+        let e = err("[defaults]\nknown_hosts = \"/k/a\\\" b\"\n[hosts.a]\naddress = \"a\"\n");
+        assert!(e.starts_with("inv.toml:2:15: defaults.known_hosts: the path \"/k/a\\\" b\" has a quote"), "{e}");
+        let e = err("[hosts.a]\naddress = \"a\"\nglobal_known_hosts = [\"/etc/ok\", \"${HOME}/kh\"]\n");
+        assert!(e.starts_with("inv.toml:3:34: hosts.a.global_known_hosts[1]: the path \"${HOME}/kh\" has `${`"), "{e}");
+        assert!(e.contains("\n  field: hosts.a.global_known_hosts[1]\n"), "{e}");
+        let e = err("[hosts.a]\naddress = \"a\"\nidentity = 'C:\\k'\n");
+        assert!(e.contains("has a backslash"), "{e}");
+        let e = err("[hosts.-Fevil]\naddress = \"a\"\n");
+        assert!(e.starts_with("inv.toml:1:8: invalid host name `-Fevil`"), "{e}");
+        // Spaces, `#` and `%` are fine: ssh-config quotes them.
+        parse("[hosts.a]\naddress = \"a\"\nidentity = \"/k/my key #1 %h\"\n").unwrap();
+    }
+
+    #[test]
+    fn global_known_hosts_default_to_openssh_and_are_set_like_known_hosts() {
+        let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
+        let want: Vec<PathBuf> = DEFAULT_GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect();
+        assert_eq!(inv.host("a").unwrap().global_known_hosts, want);
+        assert_eq!(want, [Path::new("/etc/ssh/ssh_known_hosts"), Path::new("/etc/ssh/ssh_known_hosts2")]);
+        let inv = Inventory::parse(
+            Path::new("/srv/inv.toml"),
+            "[defaults]\nglobal_known_hosts = [\"pins\", \"/etc/pins\"]\n[hosts.a]\naddress = \"a\"\n\
+             [hosts.b]\naddress = \"b\"\nglobal_known_hosts = []\n",
+        )
+        .unwrap();
+        assert_eq!(inv.host("a").unwrap().global_known_hosts, [Path::new("/srv/pins"), Path::new("/etc/pins")]);
+        assert!(inv.host("b").unwrap().global_known_hosts.is_empty());
     }
 }

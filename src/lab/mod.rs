@@ -183,7 +183,7 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
     let inventory = lab.join("inventory.toml");
     let inv = crate::inventory::Inventory::load(&inventory)?;
     let p = lab.join("ssh_config");
-    let text = crate::login::config::render(&inv, &inv.hosts.iter().collect::<Vec<_>>());
+    let text = crate::login::config::render(&inv, &inv.hosts.iter().collect::<Vec<_>>())?;
     std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
     Ok(inventory)
 }

@@ -40,7 +40,7 @@ pub struct ClientHandler {
     name: String,
     address: String,
     port: u16,
-    known_hosts: PathBuf,
+    known_hosts: known_hosts::Files,
     accept_new: bool,
     outcome: Arc<Mutex<Option<HostKeyOutcome>>>,
 }
@@ -49,12 +49,12 @@ impl ClientHandler {
     /// The verdict on `key`, recording it first when the host is new and `--accept-new` is on
     /// (the file is judged again under its lock, so a key another run recorded meanwhile wins).
     async fn judge(&self, key: &russh::keys::PublicKey) -> HostKeyOutcome {
-        let file = self.known_hosts.clone();
-        let verdict = match known_hosts::verdict(&file, &self.address, self.port, key) {
+        let files = self.known_hosts.clone();
+        let verdict = match known_hosts::verdict(&files, &self.address, self.port, key) {
             Ok(Verdict::Unknown) if self.accept_new => {
                 let (address, port, k) = (self.address.clone(), self.port, key.clone());
                 let recorded =
-                    tokio::task::spawn_blocking(move || known_hosts::record(&file, &address, port, &k)).await;
+                    tokio::task::spawn_blocking(move || known_hosts::record(&files, &address, port, &k)).await;
                 match recorded {
                     Ok(Ok(Verdict::Unknown)) => {
                         crate::report::notice(&format!(
@@ -63,16 +63,17 @@ impl ClientHandler {
                             known_hosts::lookup_name(&self.address, self.port),
                             key.algorithm().as_str(),
                             known_hosts::fingerprint(key),
-                            self.known_hosts.display()
+                            self.known_hosts.user.display()
                         ));
                         return HostKeyOutcome::Accepted;
                     }
                     Ok(r) => r,
                     Err(e) => Err(std::io::Error::other(e)),
                 }
-                .map_err(|e| format!("cannot record the host key in {}: {e}", self.known_hosts.display()))
+                .map_err(|e| format!("cannot record the host key in {}: {e}", self.known_hosts.user.display()))
             }
-            v => v.map_err(|e| format!("cannot read {}: {e}", self.known_hosts.display())),
+            // The error names the file (the user's or a global one).
+            v => v.map_err(|e| e.to_string()),
         };
         let fingerprint = known_hosts::fingerprint(key);
         let algorithm = key.algorithm().as_str().to_string();
@@ -207,7 +208,8 @@ impl Connection {
 pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
     let started = Instant::now();
     auth::check_identity(host)?;
-    let recorded = known_hosts::entries(&host.known_hosts, &host.address, host.port).unwrap_or_default();
+    let files = known_hosts::Files { user: host.known_hosts.clone(), global: host.global_known_hosts.clone() };
+    let recorded = known_hosts::entries(&files, &host.address, host.port).unwrap_or_default();
     let preferred = Preferred {
         key: known_hosts::preferred_algorithms(&recorded, &Preferred::DEFAULT.key).into(),
         ..Preferred::DEFAULT
@@ -225,7 +227,7 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
         name: host.name.clone(),
         address: host.address.clone(),
         port: host.port,
-        known_hosts: host.known_hosts.clone(),
+        known_hosts: files,
         accept_new: options.accept_new,
         outcome: outcome.clone(),
     };
@@ -245,10 +247,11 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
                 client::connect_stream(config, tcp, handler).await
             }
             Some(jump) => {
+                // The hop that failed is this host; its jump host worked (it carried the request).
                 let channel = jump.tunnel(&host.address, host.port).await.map_err(|e| {
                     Error::new(ErrorKind::Unreachable, format!("{} cannot reach {target}", jump.host))
                         .host(&host.name)
-                        .hop(&jump.host)
+                        .hop(&host.name)
                         .caused_by(e)
                         .hint(format!(
                             "check that {} can reach {}:{} and that its sshd allows TCP forwarding",

@@ -57,11 +57,18 @@ impl Pool {
             Some(jump) => match self.connect(jump).await {
                 Ok(conn) => Some(conn),
                 Err(e) => {
+                    // The hop that failed, and how it was reached: `jump host b (via a) failed`.
                     let hop = e.hop.clone().unwrap_or_else(|| jump.clone());
-                    let mut err =
-                        Error::new(ErrorKind::JumpFailed, format!("cannot reach {name}: jump host {hop} failed"))
-                            .host(name)
-                            .hop(hop);
+                    let reached = match self.inventory.host(&hop).and_then(|h| h.via.as_deref()) {
+                        Some(via) => format!(" (via {via})"),
+                        None => String::new(),
+                    };
+                    let mut err = Error::new(
+                        ErrorKind::JumpFailed,
+                        format!("cannot reach {name}: jump host {hop}{reached} failed"),
+                    )
+                    .host(name)
+                    .hop(hop);
                     err.hint = e.hint.clone();
                     return Err(Arc::new(err.caused_by(e)));
                 }

@@ -1,8 +1,9 @@
 //! Host keys: unknown refused (with fingerprint and the way to accept), changed refused before
 //! any credential is sent (naming file and line), `--accept-new` records and then trusts; a
-//! table of known_hosts cases run through the real `ssh -o StrictHostKeyChecking=accept-new`
-//! and through microctl, directly and on the second hop of a chain, which must agree; and
-//! concurrent `--accept-new` runs that must leave one clean line per host.
+//! table of known_hosts cases (in the user file, and in the global file) run through the real
+//! `ssh -o StrictHostKeyChecking=accept-new` and through microctl, directly, on a host named in
+//! capitals, and on the second hop of a chain, which must agree; and concurrent `--accept-new`
+//! runs that must leave one clean line per host.
 
 use crate::support::*;
 
@@ -96,11 +97,12 @@ fn accept_new_records_the_key_then_strict_checking_passes() {
     ));
 }
 
-/// What a client did with one known_hosts case: connected or refused, and the file after.
+/// What a client did with one known_hosts case: connected or refused, and the files after.
 #[derive(Debug, PartialEq)]
 struct Outcome {
     connected: bool,
     known_hosts: Vec<u8>,
+    global: Vec<u8>,
 }
 
 /// One row: a name, the lines for the target (given its lookup name, the pattern matching
@@ -112,9 +114,11 @@ struct Case {
 }
 
 /// The keys a table is built from: the server's, another of its type, one of another type,
-/// a CA key; `name` is the target's lookup name, `pattern` a wildcard for it alone.
+/// a CA key; `name` is the target's lookup name, `bare` that without the port, `pattern` a
+/// wildcard for it alone.
 struct Keys {
     name: String,
+    bare: String,
     pattern: String,
     server: String,
     same_type: String,
@@ -143,6 +147,11 @@ const CASES: &[Case] = &[
         openssh_connects: true,
     },
     Case { name: "same key", lines: |k| line(&k.name, &k.server).into_bytes(), openssh_connects: true },
+    Case {
+        name: "same key under the bare name (no port)",
+        lines: |k| line(&k.bare, &k.server).into_bytes(),
+        openssh_connects: true,
+    },
     Case {
         name: "other key of the same type",
         lines: |k| line(&k.name, &k.same_type).into_bytes(),
@@ -216,22 +225,76 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// A row whose `global` lines are in the global file (OpenSSH's `GlobalKnownHostsFile`,
+/// microctl's `global_known_hosts`), with the case's `lines` in the user file.
+struct GlobalCase {
+    case: Case,
+    global: fn(&Keys) -> Vec<u8>,
+}
+
+fn nothing(_: &Keys) -> Vec<u8> {
+    Vec::new()
+}
+
+const GLOBAL_CASES: &[GlobalCase] = &[
+    GlobalCase {
+        case: Case { name: "global file: same key", lines: nothing, openssh_connects: true },
+        global: |k| line(&k.name, &k.server).into_bytes(),
+    },
+    GlobalCase {
+        case: Case { name: "global file: other key of the same type", lines: nothing, openssh_connects: false },
+        global: |k| line(&k.name, &k.same_type).into_bytes(),
+    },
+    GlobalCase {
+        case: Case { name: "global file: hashed, another type", lines: nothing, openssh_connects: false },
+        global: |k| hashed(&k.name, &k.other_type).into_bytes(),
+    },
+    GlobalCase {
+        case: Case {
+            name: "global file: another key; user file: same key",
+            lines: |k| line(&k.name, &k.server).into_bytes(),
+            openssh_connects: true,
+        },
+        global: |k| line(&k.name, &k.same_type).into_bytes(),
+    },
+    GlobalCase {
+        case: Case {
+            name: "global file: @revoked same key; user file: same key",
+            lines: |k| line(&k.name, &k.server).into_bytes(),
+            openssh_connects: false,
+        },
+        global: |k| format!("@revoked {}", line(&k.name, &k.server)).into_bytes(),
+    },
+];
+
+/// Writes the inventory (see [`Workspace::inventory`]) with `global_known_hosts` set to the
+/// workspace's global file, never the machine's.
+fn inventory(ws: &Workspace, hosts: &str) {
+    let path = ws.inventory(hosts);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let global = format!("[defaults]\nglobal_known_hosts = [\"{}\"]\n", ws.path("global_known_hosts").display());
+    std::fs::write(&path, text.replacen("[defaults]\n", &global, 1)).unwrap();
+}
+
 /// `ssh-keygen`s a public key line of `kind`.
 fn fresh_key(dir: &std::path::Path, kind: &str, name: &str) -> String {
     let key = Key::generate(dir, name, kind, "");
     key.public_line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
-/// Runs every case with the real `ssh` and with `microctl --accept-new` against `target`
-/// (through `jump` if given), from the same known_hosts, and asserts they agree with each
-/// other and with the table, byte for byte in the file, and that microctl offered no
-/// credential to a server whose key it refused.
-fn compare_with_openssh(ws: &Workspace, target: &Sshd, jump: Option<&Sshd>, other_kind: &str) {
+/// Runs every case with the real `ssh` and with `microctl --accept-new` against `target`,
+/// named `address` (as in the inventory; through `jump` if given), from the same known_hosts
+/// files, and asserts they agree with each other and with the table, byte for byte in the
+/// files (the global one never written), and that microctl offered no credential to a server
+/// whose key it refused. The lines name the target as OpenSSH looks it up: in lowercase.
+fn compare_with_openssh(ws: &Workspace, target: &Sshd, address: &str, jump: Option<&Sshd>, other_kind: &str) {
     let kind = if target.host_key.starts_with("ssh-rsa") { "rsa" } else { "ed25519" };
-    let name = if target.port == 22 { target.address.clone() } else { format!("[{}]:{}", target.address, target.port) };
+    let lower = address.to_ascii_lowercase();
+    let name = if target.port == 22 { lower.clone() } else { format!("[{lower}]:{}", target.port) };
     let keys = Keys {
-        pattern: name.replacen(&target.address, &format!("{}?", &target.address[..target.address.len() - 1]), 1),
+        pattern: name.replacen(&lower, &format!("{}?", &lower[..lower.len() - 1]), 1),
         name,
+        bare: lower.clone(),
         server: target.host_key.clone(),
         same_type: fresh_key(ws.dir.path(), kind, "same_type"),
         other_type: fresh_key(ws.dir.path(), other_kind, "other_type"),
@@ -239,9 +302,11 @@ fn compare_with_openssh(ws: &Workspace, target: &Sshd, jump: Option<&Sshd>, othe
     };
     let base = jump.map(|j| j.known_hosts_line() + "\n").unwrap_or_default();
     let kh = ws.path("known_hosts");
+    let global = ws.path("global_known_hosts");
     let opts = format!(
-        "-F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i {}",
+        "-F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile={} -o BatchMode=yes -o IdentitiesOnly=yes -i {}",
         kh.display(),
+        global.display(),
         ws.key.private.display()
     );
     let proxy = jump
@@ -253,24 +318,32 @@ fn compare_with_openssh(ws: &Workspace, target: &Sshd, jump: Option<&Sshd>, othe
         })
         .unwrap_or_default();
     let ssh_cmd = format!(
-        "HOME={} ssh {opts} {proxy} -o StrictHostKeyChecking=accept-new -p {} root@{} true",
+        "HOME={} ssh {opts} {proxy} -o StrictHostKeyChecking=accept-new -p {} root@{address} true",
         ws.path("home").display(),
         target.port,
-        target.address
     );
     let mut failures = Vec::new();
-    for case in CASES {
+    let rows = CASES.iter().map(|c| (c, nothing as fn(&Keys) -> Vec<u8>));
+    for (case, global_lines) in rows.chain(GLOBAL_CASES.iter().map(|g| (&g.case, g.global))) {
         let mut start = base.clone().into_bytes();
         start.extend((case.lines)(&keys));
+        let pinned = global_lines(&keys);
+        let outcome = |connected: bool| Outcome {
+            connected,
+            known_hosts: std::fs::read(&kh).unwrap(),
+            global: std::fs::read(&global).unwrap(),
+        };
 
         std::fs::write(&kh, &start).unwrap();
+        std::fs::write(&global, &pinned).unwrap();
         let status = std::process::Command::new("sh").arg("-c").arg(&ssh_cmd).output().unwrap();
-        let openssh = Outcome { connected: status.status.success(), known_hosts: std::fs::read(&kh).unwrap() };
+        let openssh = outcome(status.status.success());
 
         std::fs::write(&kh, &start).unwrap();
+        std::fs::write(&global, &pinned).unwrap();
         let log_before = target.log().len();
         let run = ws.microctl(&["--accept-new", "exec", "target", "--", "true"]);
-        let microctl = Outcome { connected: run.code == 0, known_hosts: std::fs::read(&kh).unwrap() };
+        let microctl = outcome(run.code == 0);
         let offered = target.log()[log_before..].contains("publickey");
 
         let row = format!(
@@ -296,6 +369,9 @@ fn compare_with_openssh(ws: &Workspace, target: &Sshd, jump: Option<&Sshd>, othe
                 run.stderr
             ));
         }
+        if microctl.global != pinned {
+            failures.push(format!("{row}: microctl wrote the global file"));
+        }
         if !microctl.connected && offered {
             failures.push(format!("{row}: microctl offered a credential to a refused server: {}", target.log()));
         }
@@ -306,20 +382,31 @@ fn compare_with_openssh(ws: &Workspace, target: &Sshd, jump: Option<&Sshd>, othe
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The table against a host on loopback, named `address` in the inventory, whose sshd
+/// offers `host_key_types`.
+fn compare_direct(host_key_types: Vec<&'static str>, address: &str, other_kind: &str) {
+    let ws = Workspace::new();
+    let target = ws.sshd(SshdOptions { host_key_types, ..Default::default() });
+    inventory(&ws, &format!("[hosts.target]\naddress = \"{address}\"\nport = {}\n", target.port));
+    compare_with_openssh(&ws, &target, address, None, other_kind);
+}
+
 #[test]
 fn accept_new_agrees_with_openssh_on_a_direct_host_offering_only_rsa() {
-    let ws = Workspace::new();
-    let target = ws.sshd(SshdOptions { host_key_types: vec!["rsa"], ..Default::default() });
-    ws.inventory(&format!("[hosts.target]\naddress = \"127.0.0.1\"\nport = {}\n", target.port));
-    compare_with_openssh(&ws, &target, None, "ed25519");
+    compare_direct(vec!["rsa"], "127.0.0.1", "ed25519");
 }
 
 #[test]
 fn accept_new_agrees_with_openssh_on_a_direct_host_offering_only_ed25519() {
-    let ws = Workspace::new();
-    let target = ws.sshd(SshdOptions::default());
-    ws.inventory(&format!("[hosts.target]\naddress = \"127.0.0.1\"\nport = {}\n", target.port));
-    compare_with_openssh(&ws, &target, None, "ecdsa");
+    compare_direct(vec!["ed25519"], "127.0.0.1", "ecdsa");
+}
+
+/// OpenSSH lowercases the host name before it looks it up, hashes it or records it: with
+/// `address = "LocalHost"`, the hashed line Debian's `HashKnownHosts` wrote for `localhost`
+/// (another key: a MITM's) is CHANGED, and a new key is recorded as `[localhost]:port`.
+#[test]
+fn accept_new_agrees_with_openssh_on_a_host_named_in_capitals() {
+    compare_direct(vec!["ed25519"], "LocalHost", "ecdsa");
 }
 
 #[test]
@@ -333,11 +420,14 @@ fn accept_new_agrees_with_openssh_on_the_second_hop_of_a_chain() {
         host_key_types: vec!["rsa"],
         ..Default::default()
     });
-    ws.inventory(&format!(
-        "[hosts.jump]\naddress = \"{}\"\n[hosts.target]\naddress = \"{}\"\nvia = \"jump\"\n",
-        net.jump_address, net.target_address
-    ));
-    compare_with_openssh(&ws, &target, Some(&jump), "ed25519");
+    inventory(
+        &ws,
+        &format!(
+            "[hosts.jump]\naddress = \"{}\"\n[hosts.target]\naddress = \"{}\"\nvia = \"jump\"\n",
+            net.jump_address, net.target_address
+        ),
+    );
+    compare_with_openssh(&ws, &target, &net.target_address, Some(&jump), "ed25519");
 }
 
 #[test]

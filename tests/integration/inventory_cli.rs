@@ -56,6 +56,80 @@ fn via_cycle_unknown_via_and_bad_toml_have_exact_messages() {
     );
 }
 
+/// A teammate's inventory with `user = "root\"\nProxyCommand ..."` would make `ssh -F` of the
+/// printed config (README says to `Include` it) run a command on this machine: refused at load
+/// (file:line:col, field), as is a hostile path; with a hostile `$USER` (no `user` in the
+/// inventory) `ssh-config` itself refuses. No ProxyCommand or LocalCommand line is ever printed.
+#[test]
+fn hostile_login_values_never_reach_the_ssh_config() {
+    let ws = Workspace::new();
+    let marker = ws.path("pwned");
+    let no_command_line = |run: &Run| {
+        let bad = run.stdout.lines().find(|l| {
+            let l = l.trim_start().to_ascii_lowercase();
+            l.starts_with("proxycommand") || l.starts_with("localcommand")
+        });
+        assert_eq!(bad, None, "{}", run.stdout);
+    };
+    let p = write(
+        &ws,
+        &format!(
+            "[hosts.web]\naddress = \"10.0.0.1\"\nuser = \"root\\\"\\nProxyCommand touch {}\"\n",
+            marker.display()
+        ),
+    );
+    let run = ws.microctl(&["ssh-config"]);
+    no_command_line(&run);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {p}:3:8: hosts.web.user: \"root\\\"\\nProxyCommand touch {}\" is not a valid user name: it has a quote\n  field: hosts.web.user\n  hint: write the login name as it is on the host: letters, digits, `.`, `_` and `-` (not first), at most 32 characters, as `useradd` takes it\n",
+            marker.display()
+        )
+    );
+    write(
+        &ws,
+        &format!(
+            "[defaults]\nidentity = \"/k/id\\n  LocalCommand touch {}\"\n[hosts.web]\naddress = \"10.0.0.1\"\n",
+            marker.display()
+        ),
+    );
+    let run = ws.microctl(&["ssh-config"]);
+    no_command_line(&run);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .starts_with(&format!("error: {p}:2:12: defaults.identity: the path \"/k/id\\n  LocalCommand touch ")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("\" has a control character\n  field: defaults.identity\n"), "{}", run.stderr);
+
+    // The user from $USER is no inventory value: ssh-config refuses to print it.
+    write(&ws, "[hosts.web]\naddress = \"10.0.0.1\"\n");
+    let user = format!("x\nProxyCommand touch {}", marker.display());
+    let run = ws.microctl_env(&["ssh-config"], &[("USER", &user)]);
+    no_command_line(&run);
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: cannot write the user of host `web` into an OpenSSH config: {user:?} is not a valid user name: it has a control character\n  host: web\n  field: hosts.web.user\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    // A sane $USER is printed, and OpenSSH reads the config back without a command in it.
+    let run = ws.microctl_env(&["ssh-config"], &[("USER", "deploy")]);
+    run.assert_code(0);
+    let cfg = ws.path("ssh_config");
+    std::fs::write(&cfg, &run.stdout).unwrap();
+    let g = sh(&format!("ssh -G -F {} web", cfg.display()));
+    assert!(g.contains("\nuser deploy\n"), "{g}");
+    assert!(g.lines().all(|l| !l.starts_with("proxycommand ") && !l.starts_with("localcommand ")), "{g}");
+    assert!(!marker.exists());
+}
+
 #[test]
 fn inventory_shows_chains_groups_and_vars() {
     let ws = Workspace::new();

@@ -123,14 +123,55 @@ fn a_refused_second_hop_is_named_as_the_hop_not_the_first() {
     assert_eq!(err["class"], "jump_failed");
     assert_eq!(err["hop"], "b", "{err}");
     let msg = err["message"].as_str().unwrap();
-    assert!(msg.starts_with("cannot reach target: jump host b failed: "), "{msg}");
+    assert!(msg.starts_with("cannot reach target: jump host b (via a) failed: "), "{msg}");
     assert!(msg.contains(&format!("HOST KEY CHANGED for b (127.0.0.1:{})", b.port)), "{msg}");
     let text = ws.microctl(&["exec", "target", "--", "true"]);
-    assert!(text.stdout.contains("jump host b failed"), "{}", text.stdout);
+    assert!(text.stdout.contains("jump host b (via a) failed"), "{}", text.stdout);
     // b itself, when targeted, names itself as the failing hop.
     let b_run = ws.microctl(&["exec", "b", "--json", "--", "true"]);
     assert_eq!(b_run.host("b")["error"]["class"], "host_key_changed");
     assert_eq!(b_run.host("b")["error"]["hop"], "b");
     assert!(!b.log().contains("publickey"), "{}", b.log());
     assert_eq!(target.accepted(), 0);
+}
+
+/// a -> b -> target where a is up but cannot reach b (nothing listens at b's address): the
+/// failing hop is b, reached via a, not a (which worked).
+#[test]
+fn a_second_hop_its_jump_host_cannot_reach_is_named_as_the_hop_with_its_jump_host() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    let target = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a, &target]);
+    // Nothing listens on b's port: a's sshd is refused when it opens the tunnel.
+    let b_port = free_port();
+    ws.inventory(&format!(
+        "[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n[hosts.b]\naddress = \"127.0.0.1\"\nport = {b_port}\nvia = \"a\"\n\
+         [hosts.target]\naddress = \"127.0.0.1\"\nport = {}\nvia = \"b\"\n",
+        a.port, target.port
+    ));
+    let run = ws.microctl(&["exec", "target", "--json", "--", "true"]);
+    run.assert_code(1);
+    let err = &run.host("target")["error"];
+    assert_eq!(err["class"], "jump_failed", "{err}");
+    assert_eq!(err["hop"], "b", "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "cannot reach target: jump host b (via a) failed: a cannot reach b (127.0.0.1:{b_port})"
+        )),
+        "{msg}"
+    );
+    assert!(err["hint"].as_str().unwrap().contains(&format!("check that a can reach 127.0.0.1:{b_port}")), "{err}");
+    // a itself worked: microctl logged in there (to open the tunnel); target was never reached.
+    assert_eq!(a.accepted(), 1, "{}", a.log());
+    assert_eq!(target.accepted(), 0);
+    // b targeted directly names itself as the hop, reached via a.
+    let b_run = ws.microctl(&["exec", "b", "--json", "--", "true"]);
+    let err = &b_run.host("b")["error"];
+    assert_eq!(err["class"], "unreachable", "{err}");
+    assert_eq!(err["hop"], "b", "{err}");
+    assert!(err["message"].as_str().unwrap().starts_with(&format!("a cannot reach b (127.0.0.1:{b_port})")), "{err}");
+    let text = ws.microctl(&["exec", "target", "--", "true"]);
+    assert!(text.stdout.contains("jump host b (via a) failed"), "{}", text.stdout);
 }
