@@ -66,7 +66,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     }
     if !failed {
         printer.message(&format!(
-            "check: {resources} resources rendered from {} ({})",
+            "check: {} rendered from {} ({})",
+            crate::report::count(resources, "resource"),
             roles.roles_dir.display(),
             inv.path.display()
         ));

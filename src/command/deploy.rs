@@ -264,7 +264,7 @@ async fn list(
                         e.result.clone(),
                     ]);
                 }
-                let detail = format!("{} releases, live {live}", releases.len());
+                let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
                 let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
                 printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
             }

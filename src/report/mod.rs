@@ -42,6 +42,11 @@ pub fn json_line(value: &impl serde::Serialize) {
     let _ = writeln!(out, "{value}");
 }
 
+/// `1 host`, `3 hosts`: a count and its noun, singular for one.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// `a, b, c (3 hosts)`, at most 10 names; one host is just its name.
 pub fn host_list(hosts: &[String]) -> String {
     if let [one] = hosts {

@@ -560,7 +560,8 @@ fn heartbeat_interval() -> Duration {
         .map_or(Duration::from_secs(30), Duration::from_secs)
 }
 
-/// `3 hosts: 2 ok, 4 changed, 1 failed, 0 unreachable in 1.20s` (no `changed` for exec).
+/// `3 hosts: 2 ok, 4 changed, 1 failed, 0 unreachable in 1.20s` (no `changed` for exec;
+/// `1 host: ...` for one).
 fn summary_line(s: &Summary, skipped: usize) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.command != "exec" && s.command != "check" {
@@ -573,7 +574,12 @@ fn summary_line(s: &Summary, skipped: usize) -> String {
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
     }
-    format!("{} hosts: {} in {}", s.hosts, parts.join(", "), seconds(Duration::from_millis(s.duration_ms)))
+    format!(
+        "{}: {} in {}",
+        super::count(s.hosts, "host"),
+        parts.join(", "),
+        seconds(Duration::from_millis(s.duration_ms))
+    )
 }
 
 /// Appends `data` to `buf` and takes the whole lines out of it (without their newlines).

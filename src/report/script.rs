@@ -20,20 +20,20 @@ pub fn converge(desired: &Desired, state_dir: &str, lock_wait_secs: u64, diff: b
     let mut kinds: Vec<String> = Vec::new();
     let mut kind = |what: &str, names: Vec<&str>| {
         if !names.is_empty() {
-            kinds.push(format!("{} {what} ({})", names.len(), names.join(", ")));
+            kinds.push(format!("{} ({})", super::count(names.len(), what), names.join(", ")));
         }
     };
-    kind("packages", desired.packages.iter().map(|p| p.name.as_str()).collect());
-    kind("folders", desired.dirs.iter().map(|d| d.path.as_str()).collect());
-    kind("files", desired.files.iter().map(|f| f.dest.as_str()).collect());
-    kind("links", desired.links.iter().map(|l| l.path.as_str()).collect());
-    kind("absent paths", desired.absent.iter().map(|a| a.path.as_str()).collect());
-    kind("services", desired.services.iter().map(|s| s.name.as_str()).collect());
-    kind("commands", desired.commands.iter().map(|c| c.name.as_str()).collect());
+    kind("package", desired.packages.iter().map(|p| p.name.as_str()).collect());
+    kind("folder", desired.dirs.iter().map(|d| d.path.as_str()).collect());
+    kind("file", desired.files.iter().map(|f| f.dest.as_str()).collect());
+    kind("link", desired.links.iter().map(|l| l.path.as_str()).collect());
+    kind("absent path", desired.absent.iter().map(|a| a.path.as_str()).collect());
+    kind("service", desired.services.iter().map(|s| s.name.as_str()).collect());
+    kind("command", desired.commands.iter().map(|c| c.name.as_str()).collect());
     steps.push(if kinds.is_empty() {
         "probe: nothing to look at".to_string()
     } else {
-        format!("probe {} resources in one pass: {}", desired.len(), kinds.join("; "))
+        format!("probe {} in one pass: {}", super::count(desired.len(), "resource"), kinds.join("; "))
     });
     if !desired.files.is_empty() {
         steps.push("hash only the files the state folder's hash record cannot vouch for".into());
@@ -196,7 +196,7 @@ mod tests {
             steps,
             vec![
                 "take the host lock /var/lib/microctl (if another run holds it: wait up to 0s)",
-                "probe 2 resources in one pass: 1 packages (nginx); 1 files (/etc/nginx/nginx.conf)",
+                "probe 2 resources in one pass: 1 package (nginx); 1 file (/etc/nginx/nginx.conf)",
                 "hash only the files the state folder's hash record cannot vouch for",
                 "read the current content of changed text files for --diff (never through a symlink)",
                 "apply only what differs, one step per change (payload: the apply script and the changed files, not shown)",

@@ -9,7 +9,7 @@ use crate::support::*;
 const BAD_STATE: &str =
     "[[file]]\ndest = \"/etc/x\"\ncontent = \"x\"\n\n[[service]]\nname = \"nginx\"\nstate = \"runing\"\n";
 
-/// `1 hosts: 0 ok, 1 failed in 0.01s` with the time blanked.
+/// `1 host: 0 ok, 1 failed in 0.01s` with the time blanked.
 fn blank_time(text: &str) -> String {
     let re = |line: &str| match line.rsplit_once(" in ") {
         Some((head, t)) if t.ends_with('s') && t[..t.len() - 1].parse::<f64>().is_ok() => format!("{head} in T"),

@@ -36,11 +36,11 @@ fn undefined_template_variable_names_template_line_variable_and_host() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("\n1 hosts: 0 ok, 1 failed in "), "{}", run.stdout);
+    assert!(run.stdout.contains("\n1 host: 0 ok, 1 failed in "), "{}", run.stdout);
     let run = ws.microctl(&["--roles-dir", &roles, "check", "-e", "port=80", "-e", "docroot=/srv"]);
     run.assert_code(0);
-    assert!(run.stdout.starts_with("check: 1 resources rendered from "), "{}", run.stdout);
-    assert!(run.stdout.contains("\n1 hosts: 1 ok, 0 failed in "), "{}", run.stdout);
+    assert!(run.stdout.starts_with("check: 1 resource rendered from "), "{}", run.stdout);
+    assert!(run.stdout.contains("\n1 host: 1 ok, 0 failed in "), "{}", run.stdout);
 }
 
 #[test]
