@@ -145,6 +145,9 @@ mod tests {
         let probe_out = read_probe();
         let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
         assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
+        observed.login_uid = Some(observed.path(state).uid);
+        assert_eq!(crate::plan::trust::state_folder(&observed, state), Ok(()), "{shell}");
+        let now = crate::plan::hashes::clock_now();
         let dests = |o: &probe::Observed, f: &dyn Fn(&probe::PathState) -> bool| -> Vec<String> {
             d.files.iter().filter(|x| o.paths.get(&x.dest).is_some_and(f)).map(|x| x.dest.clone()).collect()
         };
@@ -152,7 +155,7 @@ mod tests {
         // What the client does (`apply::talk`): what the hash record cannot vouch for is
         // hashed in a `hash` frame; a no-op that read any hash writes the record again (a
         // payload whose apply script has no step but that).
-        let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
+        let unknown = crate::plan::hashes::vouch(d, state, &mut observed, now);
         if !unknown.is_empty() {
             stdin.write_all(super::super::hash_frame(&unknown).as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -160,7 +163,7 @@ mod tests {
         }
         let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed) {
+        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed, now) {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();

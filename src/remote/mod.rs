@@ -502,6 +502,21 @@ pub fn state_refused(host: &str, dir: &str) -> Error {
     .hint("nothing was written on the host")
 }
 
+/// A state folder below a folder a user other than root (or the login user) can write: that
+/// user could swap the state folder after it was checked (the host's own check in
+/// `session.sh` says the same).
+pub fn state_folder_exposed(host: &str, dir: &str, folder: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!("refusing state folder {dir} on {host}: folder {folder} {why}, so the state folder could be swapped"),
+    )
+    .host(host)
+    .task("probe")
+    .hint(format!(
+        "nothing was written on the host; make {folder} root's and not group/other-writable (chown root: {folder}; chmod go-w {folder}), or choose a state_dir below root-owned folders"
+    ))
+}
+
 /// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
 #[cfg(test)]
 pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
