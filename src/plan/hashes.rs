@@ -325,6 +325,53 @@ mod tests {
         (Desired { files: vec![file], ..Desired::default() }, o)
     }
 
+    /// Issue #20 item 7: the record vouches only for files no one but root can write (owned
+    /// by root, no group/other write bit, in folders only root can write: a store through an
+    /// already-dirty shared mmap page changes content without moving ctime), and only for
+    /// [`MAX_AGE`] after it was written (or before: a host clock far ahead). A record that lists a
+    /// file it may no longer vouch for is written again; one too old, too.
+    #[test]
+    fn the_record_vouches_only_for_root_only_files_and_only_for_a_day() {
+        let entry = format!("7_42_5_100.5000000000_{HASH}");
+        let names = [entry.as_str(), "T_100.5000000010"];
+        type Change = fn(&mut Observed);
+        let not_root_only: [(&str, Change); 5] = [
+            ("owned by another user", |o| o.paths.get_mut("/f").unwrap().uid = 1000),
+            ("group-writable", |o| o.paths.get_mut("/f").unwrap().mode = 0o664),
+            ("other-writable", |o| o.paths.get_mut("/f").unwrap().mode = 0o646),
+            ("in a folder others can write", |o| {
+                let dir = PathState { kind: Kind::Dir, mode: 0o777, ..PathState::default() };
+                o.paths.insert("/".into(), dir);
+            }),
+            ("in a folder another user owns", |o| {
+                let dir = PathState { kind: Kind::Dir, mode: 0o755, uid: 33, ..PathState::default() };
+                o.paths.insert("/".into(), dir);
+            }),
+        ];
+        for (what, change) in not_root_only {
+            let (d, mut o) = host(&names, now());
+            change(&mut o);
+            assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"], "{what}");
+            assert!(!o.path("/f").vouched, "{what}");
+            // Listed in the record: written again (without it); else not.
+            assert!(out_of_date(&d, "/s", &o, NOW), "{what}");
+            let (d, mut o) = host(&["T_100.5000000010"], now());
+            change(&mut o);
+            assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"], "{what}");
+            o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+            assert!(!out_of_date(&d, "/s", &o, NOW), "{what}: nothing a new record could vouch for");
+        }
+        // Root's 0644 file, under root's folders: vouched for, up to a day after T0.
+        let day = |secs: i64| Stamp { secs: 100 + secs, nanos: 500000010 };
+        for (at, ok) in [(day(0), true), (day(MAX_AGE), true), (day(MAX_AGE + 1), false), (day(-MAX_AGE - 1), false)] {
+            let (d, mut o) = host(&names, now());
+            let asked = vouch(&d, "/s", &mut o, at);
+            assert_eq!((asked.is_empty(), o.path("/f").vouched), (ok, ok), "{at:?}");
+            o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+            assert_eq!(out_of_date(&d, "/s", &o, at), !ok, "{at:?}: an old record is written again");
+        }
+    }
+
     /// The record is used only from its untouched folder (mode, owner, ctime of `T_`); what
     /// it does not vouch for is asked for; it is written again only where that would help.
     #[test]

@@ -848,6 +848,41 @@ mod tests {
         }
     }
 
+    /// Issue #20 item 15, the host's own check (STATE_CHECK=host, as deploy runs it) under sh
+    /// and dash: a state folder below a folder another user owns, or that group or others can
+    /// write, is refused (exit 70) naming that folder, its owner and mode and what to do, with
+    /// nothing written in the state folder; below root's 0755 folder, or a sticky one (as
+    /// /tmp: the next folder, root's, cannot be renamed by others), it is used.
+    #[test]
+    fn a_state_folder_below_a_folder_others_can_write_is_refused_under_sh_and_dash() {
+        use std::os::unix::fs::PermissionsExt;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let up = dir.path().join("up");
+            let state = up.join("st");
+            std::fs::create_dir_all(&state).unwrap();
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let body = script(&test_spec(state.to_str().unwrap(), "abcd", 0), "mark passed x\n");
+            for (mode, uid, ok) in
+                [(0o755, 0, true), (0o1777, 0, true), (0o775, 0, false), (0o757, 0, false), (0o755, 65534, false)]
+            {
+                let _ = std::fs::remove_file(state.join("lock.owner"));
+                std::os::unix::fs::chown(&up, Some(uid), None).unwrap();
+                std::fs::set_permissions(&up, std::fs::Permissions::from_mode(mode)).unwrap();
+                let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+                let what = format!("{shell} {mode:o} uid {uid}");
+                if ok {
+                    assert_eq!(code, Some(0), "{what}: {out}");
+                    continue;
+                }
+                assert_eq!(code, Some(70), "{what}: {out}");
+                let named = format!("folder {} (owner uid {uid}, mode {mode:o}) can be written", up.display());
+                assert!(out.contains(&named) && out.contains("chmod go-w"), "{what}: {out}");
+                assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{what}: written");
+            }
+        }
+    }
+
     /// Every kind of early exit, explained.
     #[test]
     fn early_exits_are_classified() {
