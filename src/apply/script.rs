@@ -10,6 +10,14 @@
 //! per folder), so a managed file is always either entirely old or entirely new; owner/mode
 //! fixes refuse a path that became a symlink. Per-file work is builtins: the processes a run
 //! starts grow with folders and owner/mode combinations, not with files.
+//!
+//! Root never acts by path inside a folder a user other than root can write (`plan::trust`):
+//! a file bound for such a folder (`Plan::guarded`) is staged in a root-only 0700 folder made
+//! beside it, in its parent (which only root can write), given content, owner, group and mode
+//! there (all from the plan: nothing is read from the live file's path), and renamed in with
+//! `mv -fT` (rename(2) replaces whatever the user put at the name, a symlink too, never
+//! following it); an owner/mode fix there is such a write of the content the file has. The
+//! planner refuses any other change there, so nothing else here needs to know.
 
 use std::fmt::Write;
 

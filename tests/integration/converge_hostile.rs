@@ -447,3 +447,58 @@ fn a_state_folder_below_a_folder_others_can_write_is_refused() {
     fleet.converge(&[]).assert_code(0);
     assert_eq!(std::fs::read_to_string(root.join("etc/a.conf")).unwrap(), "a\n");
 }
+
+/// Issue #20 items 2/3, what converge refuses, against real sshd: in the app's folder
+/// `shared` (nobody's) a file is written the guarded way, but a file one folder deeper (the
+/// folder it would stage in is nobody's too), a directory, a link or a removal there are
+/// refused: the host fails naming each path, the folder, its owner, and what to do, and
+/// nothing is written on the host, not even the allowed file.
+#[test]
+fn changes_below_a_folder_others_can_write_are_refused_by_name() {
+    let role = r#"
+[[file]]
+dest = "{{ root }}/shared/ok.conf"
+content = "ok\n"
+
+[[file]]
+dest = "{{ root }}/shared/deep/x.conf"
+content = "x\n"
+
+[[directory]]
+path = "{{ root }}/shared/cache"
+
+[[link]]
+path = "{{ root }}/shared/current"
+target = "/etc/hostname"
+
+[[absent]]
+path = "{{ root }}/shared/old"
+"#;
+    let fleet = Fleet::new(1, role);
+    let root = fleet.root(0);
+    let shared = root.join("shared");
+    std::fs::create_dir_all(shared.join("deep")).unwrap();
+    std::fs::write(shared.join("old"), "old\n").unwrap();
+    sh(&format!("chown -R nobody:nogroup {}", shared.display()));
+    for args in [&[][..], &["--check"][..]] {
+        let run = fleet.converge(args);
+        run.assert_code(1);
+        let err = &run.host("h0")["error"];
+        assert!(err["message"].as_str().unwrap().contains("refusing to act as root in folders"), "{err}");
+        let detail = err["detail"].as_str().unwrap();
+        let s = shared.display();
+        for line in [
+            format!("file {s}/deep/x.conf: folder {s} is owned by uid 65534"),
+            format!("directory {s}/cache: folder {s} is owned by uid 65534"),
+            format!("link {s}/current: folder {s} is owned by uid 65534"),
+            format!("absent {s}/old: folder {s} is owned by uid 65534"),
+        ] {
+            assert!(detail.contains(&line), "{line}\n{detail}");
+        }
+        assert!(!detail.contains("ok.conf"), "{detail}");
+        assert!(err["hint"].as_str().unwrap().contains("nothing was written"), "{err}");
+        assert!(!shared.join("ok.conf").exists() && !shared.join("deep/x.conf").exists(), "{args:?}");
+        assert_eq!(std::fs::read_to_string(shared.join("old")).unwrap(), "old\n", "{args:?}");
+        assert!(!shared.join("cache").exists() && !shared.join("current").exists(), "{args:?}");
+    }
+}
