@@ -165,6 +165,9 @@ pub fn place(desired: &Desired, observed: &Observed, path: &str) -> Place {
 /// The state folder and every folder above it are closed (the sticky rule applies on the
 /// way), so no one but root or the login user can swap it after it was checked.
 pub fn state_folder(observed: &Observed, state_dir: &str) -> Result<(), Refusal> {
+    if !state_dir.starts_with('/') {
+        return Err(Refusal::new(state_dir, "is not an absolute path (the folders above it are unknown)".into()));
+    }
     let trusted = trusted_uids(observed);
     let none = Desired::default();
     let mut chain = ancestors(state_dir);
@@ -263,5 +266,6 @@ mod tests {
         assert!(e.why.contains("owned by uid 33"), "{e:?}");
         o.paths.insert("/srv/app/g/state".into(), dir(0, 0o700, 1));
         assert!(state_folder(&o, "/srv/app/g/state").unwrap_err().why.contains("mode 0775"));
+        assert!(state_folder(&o, "state").unwrap_err().why.contains("not an absolute path"));
     }
 }

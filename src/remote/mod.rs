@@ -880,6 +880,21 @@ mod tests {
                 assert!(out.contains(&named) && out.contains("chmod go-w"), "{what}: {out}");
                 assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{what}: written");
             }
+            // A relative state folder (its folders above unknown): refused, not looped on.
+            let body = script(&test_spec("st", "abcd", 0), "mark passed x\n");
+            let mut child = Command::new(shell)
+                .arg("-c")
+                .arg(bootstrap(Privilege::AsLogin))
+                .current_dir(dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(70), "{shell}: {text}");
+            assert!(text.contains("not an absolute path"), "{shell}: {text}");
         }
     }
 

@@ -23,6 +23,13 @@ refuse_state() {
 # one, /tmp, may be, where the next folder on the way is root's or the session user's); one
 # `find` (src/plan/trust.rs says the same for the client's check), or the session stops.
 state_checked() {
+  case $STATE in
+    /*) ;;
+    *)
+      mark error "refusing state folder $STATE: not an absolute path (the folders above it cannot be checked): use an absolute state_dir"
+      exit 70
+      ;;
+  esac
   set -- "$STATE"
   a=${STATE%/*}
   while [ -n "$a" ]; do
