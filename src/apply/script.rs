@@ -541,6 +541,19 @@ mod tests {
         assert!(plan.changes.len() >= 8, "{:?}", plan.changes);
         let apply = build(&desired, &plan);
         assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
+        // A file in a folder others can write: a private stage beside it, `mv -fT` into it.
+        let mut guarded = plan.clone();
+        let meta = Meta { owner: Some("33".into()), group: Some("0".into()), mode: Some(0o640) };
+        guarded.guarded = vec![(0, meta)];
+        let apply = build(&desired, &guarded);
+        assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
+        for part in [
+            "private /srv/.microctl.\"$NONCE\".g0 && install -D -m 0640 -o 33 -g 0 -t /srv/.microctl.\"$NONCE\".g0 -- ",
+            "mv -fT -- /srv/.microctl.\"$NONCE\".g0/'it'\\''s $x.conf' '/srv/my site/it'\\''s $x.conf'",
+        ] {
+            assert!(apply.contains(part), "{part}\n{apply}");
+        }
+        assert!(!apply.contains("--reference='/srv/my site"), "{apply}");
         let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
         let session =
             remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));

@@ -1,7 +1,9 @@
 //! Planning: desired state vs observed state -> the changes to make. A pure function of its
 //! inputs, unit-tested here without SSH. `desired` is the rendered model, `probe` builds the
 //! script that observes a host and parses what it prints, `hashes` judges the host's hash
-//! record (what lets a no-op skip reading files), `diff` renders text differences.
+//! record (what lets a no-op skip reading files), `trust` judges who can write the folders
+//! of each managed path (a change in a folder others can write is made the guarded way, or
+//! refused), `diff` renders text differences.
 
 pub mod desired;
 pub mod diff;
@@ -418,6 +420,53 @@ mod tests {
         assert!(p.changes.iter().any(|c| c.action == Action::Remove(0)), "{p:?}");
         // Converged: nothing to install, path missing, nothing to do.
         assert!(plan(&d, &parse_ok(&converged())).is_empty());
+    }
+
+    /// Issue #20 items 2/3: in a folder others can write (`trust`), a meta fix becomes a
+    /// guarded write (owner, group and mode all given: the role's, else the live file's);
+    /// a folder, a link or a removal there, or a file one folder deeper, is refused by name.
+    #[test]
+    fn changes_in_folders_others_can_write_are_guarded_or_refused() {
+        let dir = |uid| PathState { kind: Kind::Dir, mode: 0o755, uid, ..PathState::default() };
+        let mut obs = Observed::default();
+        obs.paths.insert("/srv".into(), dir(0));
+        obs.paths.insert("/srv/shared".into(), dir(33));
+        let live = PathState {
+            kind: Kind::File,
+            mode: 0o600,
+            owner: "www-data".into(),
+            uid: 33,
+            gid: 34,
+            sha256: Some(sha256_hex(b"a\n")),
+            ..PathState::default()
+        };
+        obs.paths.insert("/srv/shared/a".into(), live);
+        let mut a = file("/srv/shared/a", "a\n", &[]);
+        a.meta.owner = None;
+        let d = Desired {
+            files: vec![a, file("/srv/shared/deep/b", "b\n", &[])],
+            links: vec![LinkSpec {
+                origin: origin(),
+                path: "/srv/shared/l".into(),
+                target: "/x".into(),
+                notify: vec![],
+            }],
+            ..Default::default()
+        };
+        let p = plan(&d, &obs);
+        assert_eq!(p.changes[0].action, Action::WriteFile(0), "{p:?}");
+        assert_eq!(p.changes[0].reason, "mode 0600 -> 0644");
+        let meta = Meta { owner: Some("33".into()), group: Some("34".into()), mode: Some(0o644) };
+        assert_eq!(p.guarded, [(0, meta)]);
+        assert_eq!(
+            p.refused,
+            [
+                "file /srv/shared/deep/b: folder /srv/shared is owned by uid 33: a user other than root can write in it",
+                "link /srv/shared/l: folder /srv/shared is owned by uid 33: a user other than root can write in it; \
+                 microctl writes only files there (staged beside it, renamed in)",
+            ]
+        );
+        assert_eq!(p.untrusted, [0, 1]);
     }
 
     #[test]
