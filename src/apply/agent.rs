@@ -145,6 +145,9 @@ mod tests {
         let probe_out = read_probe();
         let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
         assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
+        observed.login_uid = Some(observed.path(state).uid);
+        assert_eq!(crate::plan::trust::state_folder(&observed, state), Ok(()), "{shell}");
+        let now = crate::plan::hashes::clock_now();
         let dests = |o: &probe::Observed, f: &dyn Fn(&probe::PathState) -> bool| -> Vec<String> {
             d.files.iter().filter(|x| o.paths.get(&x.dest).is_some_and(f)).map(|x| x.dest.clone()).collect()
         };
@@ -152,7 +155,7 @@ mod tests {
         // What the client does (`apply::talk`): what the hash record cannot vouch for is
         // hashed in a `hash` frame; a no-op that read any hash writes the record again (a
         // payload whose apply script has no step but that).
-        let unknown = crate::plan::hashes::vouch(d, state, &mut observed);
+        let unknown = crate::plan::hashes::vouch(d, state, &mut observed, now);
         if !unknown.is_empty() {
             stdin.write_all(super::super::hash_frame(&unknown).as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -160,7 +163,9 @@ mod tests {
         }
         let vouched = dests(&observed, &|p| p.vouched);
         let plan = crate::plan::plan(d, &observed);
-        if plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed) {
+        // As `apply::talk`: a plan with refused changes writes nothing.
+        if !plan.refused.is_empty() || (plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed, now))
+        {
             stdin.write_all(b"0\n").unwrap();
         } else {
             let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
@@ -337,6 +342,251 @@ mod tests {
             let r = session(shell, &state, &d4, false);
             assert!(r.plan.is_empty(), "{shell}: {:?}", r.plan.changes);
             assert_eq!((&r.hashed, r.asked.len()), (&vec![d4.files[3].dest.clone()], 0), "{shell}");
+        }
+    }
+
+    /// A folder tree that the attacker `nobody` can reach (tempdirs are root's alone): the
+    /// returned folder is root's, 0755; `shared` in it is nobody's (the app's folder, 0755);
+    /// `vault` root's 0700 with `secret`, root 0600 (the victim); `att` nobody's, for the
+    /// attacker's log.
+    struct Hostile {
+        _dir: tempfile::TempDir,
+        root: String,
+        shared: String,
+        vault: String,
+        att: String,
+    }
+
+    impl Hostile {
+        fn new() -> Hostile {
+            assert!(nix_is_root(), "these tests need root (they play the app user as nobody)");
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let root = dir.path().to_str().unwrap().to_string();
+            let (shared, vault, att) = (format!("{root}/shared"), format!("{root}/vault"), format!("{root}/att"));
+            for (d, mode, nobody) in [(&shared, 0o755, true), (&vault, 0o700, false), (&att, 0o755, true)] {
+                std::fs::create_dir(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+                if nobody {
+                    std::os::unix::fs::chown(d, Some(NOBODY), Some(NOGROUP)).unwrap();
+                }
+            }
+            std::fs::write(format!("{vault}/secret"), "precious\n").unwrap();
+            std::fs::set_permissions(format!("{vault}/secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            Hostile { _dir: dir, root, shared, vault, att }
+        }
+
+        /// A file of nobody's in `shared`, with `mode`.
+        fn theirs(&self, name: &str, content: &str, mode: u32) -> String {
+            let p = format!("{}/{name}", self.shared);
+            std::fs::write(&p, content).unwrap();
+            std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOGROUP)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        }
+
+        /// The victim is as it was: root's, 0600, "precious".
+        fn assert_victim_untouched(&self, what: &str) {
+            use std::os::unix::fs::MetadataExt;
+            let p = format!("{}/secret", self.vault);
+            let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{what}: the victim is gone: {e}"));
+            assert!(m.file_type().is_file(), "{what}: the victim is no longer a file");
+            assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o600), "{what}: the victim's owner/mode changed");
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious\n", "{what}: the victim's content changed");
+        }
+
+        /// A validate snippet that holds the run (between staging and the rename) until the
+        /// attacker logged `done` (bounded: 20 s), then checks the staged file.
+        fn gate(&self) -> String {
+            format!(
+                "i=0; until grep -qx done {}/log 2>/dev/null || [ $i -ge 400 ]; do sleep 0.05; i=$((i+1)); done; test -f %s",
+                self.att
+            )
+        }
+    }
+
+    const NOBODY: u32 = 65534;
+    const NOGROUP: u32 = 65534;
+
+    fn nix_is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// The attacker: `nobody` running `inotifywait -m` (create, attrib, moved_to) on `watch`,
+    /// each event (`EVENTS|PATH`) read by a perl loop that runs `act` (perl, with `$e`, `$p`
+    /// and `@a` = `args`) at most once, where `act` returns true; it logs what it did to
+    /// `att/log`, `done` last. Killed (its process group) on drop.
+    struct Attacker {
+        child: std::process::Child,
+        log: String,
+    }
+
+    impl Attacker {
+        fn start(h: &Hostile, watch: &[&str], act: &str, args: &[&str]) -> Attacker {
+            use std::os::unix::process::CommandExt;
+            assert!(
+                Command::new("inotifywait").arg("--help").output().is_ok(),
+                "inotifywait is needed (Debian package inotify-tools)"
+            );
+            let perl = format!(
+                "open(my $log, '>>', shift @ARGV) or die; $log->autoflush(1); my @a = @ARGV; my $done = 0; \
+                 while (my $l = <STDIN>) {{ chomp $l; my ($e, $p) = split /\\|/, $l, 2; next if $done; \
+                 if (do {{ {act} }}) {{ $done = 1; print $log \"done\\n\"; }} }}"
+            );
+            let log = format!("{}/log", h.att);
+            let err = format!("{}/inotify.err", h.att);
+            let script = "w=$1; e=$2; l=$3; p=$4; shift 4; inotifywait -m -e create,attrib,moved_to --format '%e|%w%f' $w 2>\"$e\" | perl -e \"$p\" \"$l\" \"$@\"";
+            let child = Command::new("runuser")
+                .args(["-u", "nobody", "--", "sh", "-c", script, "sh", &watch.join(" "), &err, &log, &perl])
+                .args(args)
+                .stdin(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let t = std::time::Instant::now();
+            while !std::fs::read_to_string(&err).unwrap_or_default().contains("Watches established") {
+                assert!(t.elapsed() < std::time::Duration::from_secs(20), "the attacker's watches never came up");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Attacker { child, log }
+        }
+
+        /// What the attacker logged, once it logged `done` (bounded).
+        fn acted(&self) -> String {
+            let t = std::time::Instant::now();
+            loop {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                if log.lines().any(|l| l == "done") {
+                    return log;
+                }
+                assert!(t.elapsed() < std::time::Duration::from_secs(20), "the attacker never acted: {log:?}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+
+    impl Drop for Attacker {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn regular(p: &str) -> (u32, u32, u32, String) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(p).unwrap();
+        assert!(m.file_type().is_file(), "{p} is not a regular file: {:?}", m.file_type());
+        (m.uid(), m.gid(), m.mode() & 0o7777, std::fs::read_to_string(p).unwrap())
+    }
+
+    fn file_spec(dest: &str, content: &str, meta: Meta, validate: Option<String>) -> FileSpec {
+        let content = Arc::new(content.as_bytes().to_vec());
+        FileSpec {
+            origin: Origin { role: "r".into(), line: 1 },
+            dest: dest.into(),
+            sha256: sha256_hex(&content),
+            content,
+            meta,
+            validate,
+            sensitive: false,
+            notify: vec![],
+            apt_source: false,
+        }
+    }
+
+    /// Issue #20 item 2, under sh and dash: two files written into the app's folder `shared`
+    /// (nobody's): a.conf without owner/mode (nobody's 0666 file there now), b.conf root's
+    /// 0640. The attacker (nobody, inotify on `shared` and its parent) swaps the first
+    /// `.microctl.*` staging folder it sees for a symlink to the root-only vault and plants a
+    /// symlink to the victim at a.conf, while the run waits in a.conf's validate. The attack
+    /// ran (its log), yet the victim is untouched, and both managed paths are regular files
+    /// with the role's content and their owner/mode (a.conf's: the live file's, as probed),
+    /// with no staging folder left. (Before the fix the stage was `shared/.microctl.N`: the
+    /// rename moved the vault's file into `shared`.)
+    #[test]
+    fn a_swapped_stage_in_a_folder_others_can_write_changes_nothing_of_roots_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let h = Hostile::new();
+            std::fs::write(format!("{}/a.conf", h.vault), "precious\n").unwrap();
+            std::fs::set_permissions(format!("{}/a.conf", h.vault), std::fs::Permissions::from_mode(0o600)).unwrap();
+            let a = h.theirs("a.conf", "old a\n", 0o666);
+            let b = format!("{}/b.conf", h.shared);
+            let d = Desired {
+                host: "h".into(),
+                files: vec![
+                    file_spec(&a, "a v1\n", Meta::default(), Some(h.gate())),
+                    file_spec(
+                        &b,
+                        "b v1\n",
+                        Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o640) },
+                        None,
+                    ),
+                ],
+                ..Default::default()
+            };
+            let act = "if ($p =~ m{/\\.microctl\\.[^/]*$}) { \
+                 if (rename($p, \"$a[0]/stolen\")) { symlink($a[1], $p); print $log \"swapped $p\\n\"; } \
+                 else { print $log \"denied $p: $!\\n\"; } \
+                 unlink(\"$a[0]/a.conf\"); symlink(\"$a[2]\", \"$a[0]/a.conf\") and print $log \"planted a.conf\\n\"; 1 } else { 0 }";
+            let attacker =
+                Attacker::start(&h, &[&h.root, &h.shared], act, &[&h.shared, &h.vault, &format!("{}/secret", h.vault)]);
+            let r = session(shell, &format!("{}/state", h.root), &d, false);
+            let log = attacker.acted();
+            drop(attacker);
+            eprintln!("{shell}: the attacker: {log}");
+            assert!(log.contains(".microctl.") && log.contains("planted a.conf"), "{shell}: {log}");
+            assert_eq!(r.code, Some(0), "{shell}: {} {log}", r.out);
+            h.assert_victim_untouched(shell);
+            let vaulted = std::fs::read_to_string(format!("{}/a.conf", h.vault)).ok();
+            assert_eq!(vaulted.as_deref(), Some("precious\n"), "{shell}: the vault's a.conf was moved or changed");
+            assert_eq!(regular(&a), (NOBODY, NOGROUP, 0o666, "a v1\n".into()), "{shell}: {log}");
+            assert_eq!(regular(&b), (0, 0, 0o640, "b v1\n".into()), "{shell}");
+            for folder in [&h.root, &h.shared] {
+                let left: Vec<String> = std::fs::read_dir(folder)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .filter(|n| n.starts_with(".microctl"))
+                    .collect();
+                assert!(left.is_empty(), "{shell}: {left:?} left in {folder}");
+            }
+        }
+    }
+
+    /// Issue #20 item 3, under sh and dash: a file in `shared` (nobody's) with the right
+    /// content but nobody's 0600 where the role wants root's 0644. The attacker swaps it for a
+    /// symlink to the victim on the first event it sees (the `chown -h` of the old fix, or a
+    /// staging folder), while the run waits. The fix re-stages the content and renames it
+    /// over (no chown/chmod by path in a folder others can write): the victim is untouched
+    /// and the managed path is root's 0644 file with the content. (Before the fix: `chmod
+    /// 0644` followed the link put there after `chown -h`, or the managed path ended as it.)
+    #[test]
+    fn an_owner_mode_fix_in_a_folder_others_can_write_follows_no_swap_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let h = Hostile::new();
+            let p = h.theirs("app.conf", "same\n", 0o600);
+            let meta = Meta { owner: Some("root".into()), group: Some("root".into()), mode: Some(0o644) };
+            let d = Desired {
+                host: "h".into(),
+                files: vec![file_spec(&p, "same\n", meta, Some(h.gate()))],
+                ..Default::default()
+            };
+            let act = "if (($e =~ /ATTRIB/ && $p eq $a[0]) || $p =~ m{/\\.microctl\\.[^/]*$}) { \
+                 rename($a[0], \"$a[0].old\"); symlink($a[1], $a[0]) and print $log \"swapped $a[0] on $e $p\\n\"; 1 } else { 0 }";
+            let attacker = Attacker::start(&h, &[&h.root, &h.shared], act, &[&p, &format!("{}/secret", h.vault)]);
+            let r = session(shell, &format!("{}/state", h.root), &d, false);
+            let log = attacker.acted();
+            drop(attacker);
+            eprintln!("{shell}: the attacker: {log}");
+            assert!(log.contains("swapped"), "{shell}: {log}");
+            assert_eq!(r.plan.changes.len(), 1, "{shell}: {:?}", r.plan.changes);
+            assert_eq!(
+                r.plan.changes[0].reason, "mode 0600 -> 0644, owner nobody -> root, group nogroup -> root",
+                "{shell}"
+            );
+            assert_eq!(r.code, Some(0), "{shell}: {} {log}", r.out);
+            h.assert_victim_untouched(shell);
+            assert_eq!(regular(&p), (0, 0, 0o644, "same\n".into()), "{shell}: {log}");
         }
     }
 

@@ -42,6 +42,14 @@ staged() {
   for d in "$@"; do STAGED="$STAGED$d/.microctl.$NONCE
 "; done
 }
+# private STAGE...: make the root-only (0700) staging folders of files bound for folders a user
+# other than root can write (each beside such a folder, in its parent, which only root can
+# write: see src/plan/trust.rs), recorded first (removed on exit); one `mkdir`.
+private() {
+  for d in "$@"; do STAGED="$STAGED$d
+"; done
+  mkdir -m 0700 -- "$@"
+}
 # plain PATH: PATH is a regular file or folder, not a symlink (meta is fixed on it, never
 # on what a symlink swapped in since the probe points at).
 plain() {
@@ -78,7 +86,9 @@ hashes_settle() {
 # read) of empty files whose names hold the facts (a name costs the probe one `readdir`;
 # content would cost dash's `read` a syscall per byte): `DEV_INODE_SIZE_CTIME_SHA256` for
 # each FILE that is a regular file on a filesystem with nanosecond timestamps (`N_DEV_INODE`
-# for one elsewhere: always hashed, and no reason to write the record again), then `T_T0`,
+# for one elsewhere: always hashed, and no reason to write the record again) that no one but
+# root can write (owned by root, no group/other write bit: see src/plan/hashes.rs; the
+# client names only files in folders others cannot write), then `T_T0`,
 # last: a record cut short has none and vouches for nothing, and any change to the folder
 # after it (an entry added, removed or renamed, its mode) moves the folder's ctime away from
 # `T_T0`'s, which the client checks. `sha256sum` lines are paired with `find`'s in order,
@@ -87,10 +97,10 @@ record_hashes() {
   if [ -e "$STATE/hashes" ] || [ -L "$STATE/hashes" ]; then rm -rf -- "$STATE/hashes" || return 0; fi
   mkdir -m 0700 -- "$STATE/hashes" || return 0
   find "$STATE/hashes" "$@" -maxdepth 0 '(' -type d -printf 'T\t%T@\n' ')' -o \
-    '(' -type f '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
+    '(' -type f -uid 0 ! -perm /022 '(' -fstype ext4 -o -fstype ext3 -o -fstype ext2 -o -fstype xfs -o -fstype btrfs \
     -o -fstype tmpfs -o -fstype f2fs -o -fstype zfs -o -fstype overlay ')' \
     -printf 'F\t%D_%i_%s_%C@\t%p\n' -exec sha256sum -- '{}' + ')' -o \
-    '(' -type f -printf 'N\t%D_%i\n' ')' > "$W/hash.raw" 2> /dev/null
+    '(' -type f -uid 0 ! -perm /022 -printf 'N\t%D_%i\n' ')' > "$W/hash.raw" 2> /dev/null
   t=''
   q=''
   nl='

@@ -127,9 +127,16 @@ async fn talk(
         let _ = session.close_stdin().await;
         return Err(remote::state_refused(&desired.host, &state_dir));
     }
+    // Root or the login user (the folder's owner) alone may write the folders above it.
+    observed.login_uid = Some(observed.path(&state_dir).uid);
+    if let Err(r) = plan::trust::state_folder(&observed, &state_dir) {
+        let _ = session.close_stdin().await;
+        return Err(remote::state_folder_exposed(&desired.host, &state_dir, &r.folder, &r.why));
+    }
     // Files the probe left to the hash record that it cannot vouch for: hashed now, in one
     // more round trip (rare: a file the record does not list, changed at its very time...).
-    let unknown = hashes::vouch(desired, &state_dir, &mut observed);
+    let now = hashes::clock_now();
+    let unknown = hashes::vouch(desired, &state_dir, &mut observed, now);
     if !unknown.is_empty() {
         session.send(hash_frame(&unknown).as_bytes()).await?;
         let out = read_probe(&mut session).await?;
@@ -138,13 +145,18 @@ async fn talk(
     run.probe = t.elapsed();
     let plan = plan::plan(desired, &observed);
     run.ok = plan.ok;
+    if !plan.refused.is_empty() {
+        let _ = session.send_frame(b"").await;
+        let _ = session.close_stdin().await;
+        return Err(refused(desired, &plan.refused));
+    }
     if opts.diff {
         run.diffs = diffs(desired, &plan, &observed, opts.color);
     }
 
     // Nothing to change, but a file's hash was read now: the hash record is written again
     // (by a payload whose apply script has no step but that), so the next no-op reads none.
-    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &state_dir, &observed);
+    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &state_dir, &observed, now);
     if opts.check || (plan.is_empty() && !record_only) {
         session.phase("finish");
         session.send_frame(b"").await?;
@@ -192,6 +204,18 @@ fn unparsed(desired: &Desired, e: String) -> Error {
         .host(&desired.host)
         .task("probe")
         .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
+}
+
+/// The error of a host whose plan would act in folders other users can write.
+fn refused(desired: &Desired, what: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!("refusing to act as root in folders a user other than root can write on {}", desired.host),
+    )
+    .host(&desired.host)
+    .task("plan")
+    .detail(what.join("\n"))
+    .hint("nothing was written on the host; make each folder named root's and not group/other-writable (chown root: FOLDER; chmod go-w FOLDER), or manage the path elsewhere (README: security)")
 }
 
 /// A `hash` frame for `host.sh`: `hash`, one path per line, an empty line (managed paths

@@ -10,6 +10,14 @@
 //! per folder), so a managed file is always either entirely old or entirely new; owner/mode
 //! fixes refuse a path that became a symlink. Per-file work is builtins: the processes a run
 //! starts grow with folders and owner/mode combinations, not with files.
+//!
+//! Root never acts by path inside a folder a user other than root can write (`plan::trust`):
+//! a file bound for such a folder (`Plan::guarded`) is staged in a root-only 0700 folder made
+//! beside it, in its parent (which only root can write), given content, owner, group and mode
+//! there (all from the plan: nothing is read from the live file's path), and renamed in with
+//! `mv -fT` (rename(2) replaces whatever the user put at the name, a symlink too, never
+//! following it); an owner/mode fix there is such a write of the content the file has. The
+//! planner refuses any other change there, so nothing else here needs to know.
 
 use std::fmt::Write;
 
@@ -30,14 +38,46 @@ pub fn payload_name(desired: &Desired, i: usize) -> String {
     format!("f/{i}/{}", base(&desired.files[i].dest))
 }
 
-/// The staging folder of `dir`'s files: `DIR/.microctl.$NONCE`, as shell words.
-fn stage_dir(dir: &str) -> String {
-    format!("{}/.microctl.\"$NONCE\"", quote(dir.trim_end_matches('/')))
+/// The staging folder of `dir`'s files, as shell words: `DIR/.microctl.$NONCE`; for a folder
+/// others can write (`guarded`, see [`Guarded`]) a root-only one beside it, in its parent.
+fn stage_dir(dir: &str, guarded: &Guarded) -> String {
+    match guarded.dirs.iter().position(|d| *d == dir) {
+        Some(k) => format!("{}/.microctl.\"$NONCE\".g{k}", quote(parent(dir).trim_end_matches('/'))),
+        None => format!("{}/.microctl.\"$NONCE\"", quote(dir.trim_end_matches('/'))),
+    }
 }
 
 /// The staged path of file `dest`, as shell words.
-fn staged_path(dest: &str) -> String {
-    format!("{}/{}", stage_dir(parent(dest)), quote(base(dest)))
+fn staged_path(dest: &str, guarded: &Guarded) -> String {
+    format!("{}/{}", stage_dir(parent(dest), guarded), quote(base(dest)))
+}
+
+/// The files of a plan written in folders a user other than root can write
+/// (`plan::trust::Place::Guarded`): staged in a root-only 0700 folder made in the folder's
+/// own (closed) parent, given their whole owner, group and mode there (nothing copied by
+/// path: the plan has them), and renamed in one by one with `mv -fT` (rename(2): never
+/// follows the last component).
+struct Guarded<'a> {
+    files: &'a [(usize, Meta)],
+    /// Their folders, in order (stage folder `g{index}`).
+    dirs: Vec<&'a str>,
+}
+
+impl<'a> Guarded<'a> {
+    fn new(desired: &'a Desired, plan: &'a Plan) -> Guarded<'a> {
+        let mut dirs: Vec<&str> = Vec::new();
+        for (i, _) in &plan.guarded {
+            let d = parent(&desired.files[*i].dest);
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        Guarded { files: &plan.guarded, dirs }
+    }
+
+    fn meta(&self, i: usize) -> Option<&'a Meta> {
+        self.files.iter().find(|(j, _)| *j == i).map(|(_, m)| m)
+    }
 }
 
 fn base(path: &str) -> &str {
@@ -71,6 +111,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
         .filter(|(_, c)| is_apt_write(&c.action))
         .chain(plan.changes.iter().enumerate().filter(|(_, c)| !is_apt_write(&c.action)));
     let mut reloaded = false;
+    let guarded = Guarded::new(desired, plan);
     let mut staged = [false, false];
     for (id, change) in order {
         if let Action::WriteFile(i) = change.action {
@@ -87,7 +128,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                         _ => None,
                     })
                     .collect();
-                write_files(&mut s, desired, &batch, if apt { "-apt" } else { "" });
+                write_files(&mut s, desired, &guarded, &batch, if apt { "-apt" } else { "" });
             }
             continue;
         }
@@ -195,11 +236,18 @@ fn record(s: &mut String, desired: &Desired, plan: &Plan) {
             }
         }
     }
-    let files: Vec<String> = desired.files.iter().map(|f| quote(&f.dest)).collect();
+    // Not a file in a folder others can write (`plan::trust`): the record never vouches for it.
+    let files: Vec<String> = desired
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !plan.untrusted.contains(i))
+        .map(|(_, f)| quote(&f.dest))
+        .collect();
     if !dirs.is_empty() {
         let _ = writeln!(s, "hashes_settle {}", dirs.join(" "));
     }
-    let _ = writeln!(s, "record_hashes {}", files.join(" "));
+    let _ = writeln!(s, "record_hashes{}", files.iter().map(|f| format!(" {f}")).collect::<String>());
 }
 
 /// Replaces the host's list of pending handlers with `names` (fsynced, renamed: never half
@@ -233,41 +281,48 @@ fn check(s: &mut String, id: &str, body: &str) {
 /// a failure names the file) once every file before it is in place (a validator may use one
 /// of them), and the files between validates are renamed into place together, one `mv -t`
 /// per folder (each rename atomic); each file's change is reported once it is in place.
-fn write_files(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+fn write_files(s: &mut String, desired: &Desired, guarded: &Guarded, batch: &[(usize, usize)], suffix: &str) {
     let files: Vec<usize> = batch.iter().map(|(_, i)| *i).collect();
-    step(s, &format!("stage{suffix}"), &stage_files(desired, &files));
+    step(s, &format!("stage{suffix}"), &stage_files(desired, guarded, &files));
     let mut waiting: Vec<(usize, usize)> = Vec::new();
     for &(id, i) in batch {
         let f = &desired.files[i];
         if let Some(v) = &f.validate {
-            rename(s, desired, &waiting, suffix);
+            rename(s, desired, guarded, &waiting, suffix);
             waiting.clear();
             // Its own bounded `sh -c` (it may `exit`, end in a comment, hang), given the staged
             // file as `$1` (its path holds `$NONCE`, which that shell does not have).
             let v = crate::shell::fill_placeholder(v, "\"$1\"").expect("render checked that validate has %s");
-            check(s, &id.to_string(), &format!("{} sh {}", bounded(&v), staged_path(&f.dest)));
+            check(s, &id.to_string(), &format!("{} sh {}", bounded(&v), staged_path(&f.dest, guarded)));
         }
         waiting.push((id, i));
     }
-    rename(s, desired, &waiting, suffix);
+    rename(s, desired, guarded, &waiting, suffix);
 }
 
-/// Renames staged files `batch` into place, one `mv -t` per folder, and reports them.
-fn rename(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &str) {
+/// Renames staged files `batch` into place, one `mv -t` per folder (one `mv -fT` per file in
+/// a folder others can write), and reports them.
+fn rename(s: &mut String, desired: &Desired, guarded: &Guarded, batch: &[(usize, usize)], suffix: &str) {
     if batch.is_empty() {
         return;
     }
     let mut dirs: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut one_by_one = Vec::new();
     for (_, i) in batch {
         let dest = &desired.files[*i].dest;
-        let staged = staged_path(dest);
+        let staged = staged_path(dest, guarded);
+        if guarded.meta(*i).is_some() {
+            one_by_one.push(format!("mv -fT -- {staged} {}", quote(dest)));
+            continue;
+        }
         match dirs.iter_mut().find(|(d, _)| *d == parent(dest)) {
             Some((_, v)) => v.push(staged),
             None => dirs.push((parent(dest), vec![staged])),
         }
     }
-    let renames: Vec<String> =
+    let mut renames: Vec<String> =
         dirs.iter().map(|(d, staged)| format!("mv -f -t {} -- {}", quote(d), staged.join(" "))).collect();
+    renames.extend(one_by_one);
     check(s, &format!("rename{suffix}"), &renames.join(" && "));
     for (id, _) in batch {
         let _ = writeln!(s, "mark passed {id}");
@@ -278,25 +333,36 @@ fn rename(s: &mut String, desired: &Desired, batch: &[(usize, usize)], suffix: &
 /// owner/mode (content, owner and mode in one process; `-D` makes missing folders), the live
 /// file's owner/mode copied where the role does not manage them (never from behind a
 /// symlink), then one `sync` for all of them.
-fn stage_files(desired: &Desired, batch: &[usize]) -> String {
+fn stage_files(desired: &Desired, guarded: &Guarded, batch: &[usize]) -> String {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut dirs: Vec<&str> = Vec::new();
+    let mut private: Vec<String> = Vec::new();
     let mut fixups = Vec::new();
     for &i in batch {
         let f = &desired.files[i];
-        let mut flags = format!("-m {:04o}", f.meta.mode.unwrap_or(0o644));
-        if let (Some(o), Some(g)) = (&f.meta.owner, &f.meta.group) {
+        let meta = guarded.meta(i).unwrap_or(&f.meta);
+        let mut flags = format!("-m {:04o}", meta.mode.unwrap_or(0o644));
+        if let (Some(o), Some(g)) = (&meta.owner, &meta.group) {
             flags.push_str(&format!(" -o {} -g {}", quote(o), quote(g)));
         }
-        if !dirs.contains(&parent(&f.dest)) {
+        let stage = stage_dir(parent(&f.dest), guarded);
+        if guarded.meta(i).is_some() {
+            if !private.contains(&stage) {
+                private.push(stage.clone());
+            }
+        } else if !dirs.contains(&parent(&f.dest)) {
             dirs.push(parent(&f.dest));
         }
-        let key = format!("{flags} -t {}", stage_dir(parent(&f.dest)));
+        let key = format!("{flags} -t {stage}");
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(i),
             None => groups.push((key, vec![i])),
         }
-        let (dest, t) = (quote(&f.dest), staged_path(&f.dest));
+        if guarded.meta(i).is_some() {
+            // Owner, group and mode all given: nothing is read from the live file's path.
+            continue;
+        }
+        let (dest, t) = (quote(&f.dest), staged_path(&f.dest, guarded));
         let live = format!("[ -f {dest} ] && [ ! -L {dest} ]");
         if f.meta.owner.is_none() || f.meta.group.is_none() {
             fixups.push(format!("{{ ! {{ {live}; }} || chown --reference={dest} -- {t}; }}"));
@@ -310,14 +376,20 @@ fn stage_files(desired: &Desired, batch: &[usize]) -> String {
         }
     }
     let list: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
-    let mut cmds = vec![format!("staged {}", list.join(" "))];
+    let mut cmds = Vec::new();
+    if !list.is_empty() {
+        cmds.push(format!("staged {}", list.join(" ")));
+    }
+    if !private.is_empty() {
+        cmds.push(format!("private {}", private.join(" ")));
+    }
     for (key, files) in &groups {
         let sources: Vec<String> =
             files.iter().map(|&i| format!("\"$W\"/f/{i}/{}", quote(base(&desired.files[i].dest)))).collect();
         cmds.push(format!("install -D {key} -- {}", sources.join(" ")));
     }
     cmds.extend(fixups);
-    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest)).collect();
+    let all: Vec<String> = batch.iter().map(|&i| staged_path(&desired.files[i].dest, guarded)).collect();
     cmds.push(format!("sync -- {}", all.join(" ")));
     cmds.join(" && ")
 }
@@ -423,9 +495,10 @@ mod tests {
             "chown -h -- 'a b':g \"$t\" && chmod 2750 \"$t\""
         );
         let d = representative();
+        let none = Guarded { files: &[], dirs: vec![] };
         // Managed owner, group and mode: one install; unmanaged: the live file's, unless a symlink.
         assert_eq!(
-            stage_files(&d, &[0, 1]),
+            stage_files(&d, &none, &[0, 1]),
             "staged '/srv/my site' /etc/apt/sources.list.d && \
              install -D -m 0640 -o www-data -g adm -t '/srv/my site'/.microctl.\"$NONCE\" -- \"$W\"/f/0/'it'\\''s $x.conf' && \
              install -D -m 0644 -t /etc/apt/sources.list.d/.microctl.\"$NONCE\" -- \"$W\"/f/1/x.list && \
@@ -434,7 +507,7 @@ mod tests {
              sync -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf' /etc/apt/sources.list.d/.microctl.\"$NONCE\"/x.list"
         );
         let mut s = String::new();
-        write_files(&mut s, &d, &[(4, 0)], "");
+        write_files(&mut s, &d, &none, &[(4, 0)], "");
         assert_eq!(
             s,
             format!(
@@ -442,7 +515,7 @@ mod tests {
                  mark begin 4\n{{ MICROCTL_SNIPPET='grep -q a \"$1\"' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"' sh '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail 4 $?\n\
                  mark begin rename\n{{ mv -f -t '/srv/my site' -- '/srv/my site'/.microctl.\"$NONCE\"/'it'\\''s $x.conf'\n}} > \"$W/step.out\" 2>&1 </dev/null 9>&- || fail rename $?\n\
                  mark passed 4\n",
-                stage_files(&d, &[0])
+                stage_files(&d, &none, &[0])
             )
         );
         // A command's `run` and a handler run bounded on the host too (crate::remote::bounded).
@@ -468,6 +541,19 @@ mod tests {
         assert!(plan.changes.len() >= 8, "{:?}", plan.changes);
         let apply = build(&desired, &plan);
         assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
+        // A file in a folder others can write: a private stage beside it, `mv -fT` into it.
+        let mut guarded = plan.clone();
+        let meta = Meta { owner: Some("33".into()), group: Some("0".into()), mode: Some(0o640) };
+        guarded.guarded = vec![(0, meta)];
+        let apply = build(&desired, &guarded);
+        assert_eq!(remote::shellcheck(&apply), None, "apply script:\n{apply}");
+        for part in [
+            "private /srv/.microctl.\"$NONCE\".g0 && install -D -m 0640 -o 33 -g 0 -t /srv/.microctl.\"$NONCE\".g0 -- ",
+            "mv -fT -- /srv/.microctl.\"$NONCE\".g0/'it'\\''s $x.conf' '/srv/my site/it'\\''s $x.conf'",
+        ] {
+            assert!(apply.contains(part), "{part}\n{apply}");
+        }
+        assert!(!apply.contains("--reference='/srv/my site"), "{apply}");
         let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
         let session =
             remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));

@@ -28,6 +28,19 @@
 //! or after T0, never equal to one before it. This is git's rule for "racily clean" index
 //! entries, one step stricter: git trusts entries older than the index file's own mtime,
 //! written after the read; T0 is taken before it.
+//! Files a user other than root can write are never vouched for, nor recorded
+//! (`record_hashes` lists only root-owned files without a group/other write bit, the client
+//! names only files in trusted folders, `plan::trust`, and checks both again here): the
+//! kernel moves ctime on the *first* write through a shared writable `mmap` (the write
+//! fault that makes a page dirty), not on later stores to the already-dirty page, so whoever
+//! can write a file can change its content with its ctime unchanged. Only root can write a
+//! root-owned file without write bits for others, and root is trusted. A file in a folder
+//! others can write is left out too (its name could be given to another file).
+//! And a record older than [`MAX_AGE`] (24 h, by the controller's clock; or one from more
+//! than that in the future: a host clock far off) vouches for nothing: every file is read
+//! then and the record written again, a full read at least once a day whatever else the
+//! record missed. The limit stays: root's own mmap edits of a root-owned file within that
+//! day go unseen by a no-op converge (root is trusted: it could as well edit the record).
 //! Where that cannot hold, the file is hashed: a filesystem with coarse or foreign timestamps
 //! (vfat, NFS, FUSE: an `N_DEV_INODE` entry only), a record cut short, a file the record does not list, one
 //! changed at T0's tick. Left out by design: a clock set back by root, and a file changed by
@@ -37,7 +50,27 @@
 use std::collections::HashMap;
 
 use super::desired::Desired;
-use super::probe::{Kind, Observed, Stamp, Stat};
+use super::probe::{Kind, Observed, PathState, Stamp, Stat};
+
+/// How long a hash record vouches for anything: after it, every file is read again (a full
+/// read at least once a day; see the module doc).
+pub const MAX_AGE: i64 = 24 * 3600;
+
+/// The controller's clock, as a [`Stamp`] (the record's age is judged by it).
+pub fn clock_now() -> Stamp {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Stamp { secs: t.as_secs() as i64, nanos: t.subsec_nanos() }
+}
+
+/// Whether the record may vouch for `path` (now `state`): a regular file owned by root with no
+/// group/other write bit (no one but root can write it, through mmap or otherwise), in a
+/// folder only trusted users can write (`plan::trust`).
+pub fn eligible(desired: &Desired, observed: &Observed, path: &str, state: &PathState) -> bool {
+    state.kind == Kind::File
+        && state.uid == 0
+        && state.mode & 0o022 == 0
+        && super::trust::place(desired, observed, path) == super::trust::Place::Trusted
+}
 
 /// A whole hash record, as the client reads it: by (device, inode), the recorded entry
 /// (`None` where two entries name one file: it vouches for neither).
@@ -99,8 +132,12 @@ impl Record {
     /// written: its folder a folder (not a link) with mode 0700 and the state folder's owner,
     /// and its ctime that of the `T_` entry made last (an entry added, removed or renamed
     /// since, or a `chmod`, would have moved it: so would a folder put in its place).
-    pub fn read(observed: &Observed, state_dir: &str) -> Option<Record> {
+    /// Not one older than [`MAX_AGE`] at `now` (nor one that far in the future).
+    pub fn read(observed: &Observed, state_dir: &str, now: Stamp) -> Option<Record> {
         let record = Record::parse(&observed.record)?;
+        if (now.secs - record.t0.secs).abs() > MAX_AGE {
+            return None;
+        }
         let t = observed.record.iter().find(|n| n.starts_with("T_"))?;
         let state = observed.paths.get(state_dir)?;
         let dir = observed.paths.get(&format!("{state_dir}/hashes"))?;
@@ -120,17 +157,22 @@ impl Record {
 /// Gives every file destination that is a regular file the probe did not hash the hash the
 /// host's record vouches for (marked `vouched`). Returns the destinations still without a
 /// hash (the client asks the host to hash those), in order, once each.
-pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed) -> Vec<String> {
-    let record = Record::read(observed, state_dir);
+pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed, now: Stamp) -> Vec<String> {
+    let record = Record::read(observed, state_dir, now);
     let mut unknown = Vec::new();
     for f in &desired.files {
-        let Some(state) = observed.paths.get_mut(&f.dest) else { continue };
+        let Some(state) = observed.paths.get(&f.dest) else { continue };
         if state.kind != Kind::File || state.sha256.is_some() {
             continue;
         }
-        match record.as_ref().and_then(|r| r.vouches(&state.stat)) {
+        let hash = match &record {
+            Some(r) if eligible(desired, observed, &f.dest, state) => r.vouches(&state.stat).map(str::to_string),
+            _ => None,
+        };
+        let state = observed.paths.get_mut(&f.dest).expect("seen above");
+        match hash {
             Some(hash) => {
-                state.sha256 = Some(hash.to_string());
+                state.sha256 = Some(hash);
                 state.vouched = true;
             }
             None if !unknown.contains(&f.dest) => unknown.push(f.dest.clone()),
@@ -144,13 +186,20 @@ pub fn vouch(desired: &Desired, state_dir: &str, observed: &mut Observed) -> Vec
 /// record is missing, not whole or touched, or a file's hash was read now that a new record
 /// could vouch for next time (not one on a filesystem without nanosecond timestamps, not one
 /// whose ctime has none: those are read every time, a new record would not change that).
-pub fn out_of_date(desired: &Desired, state_dir: &str, observed: &Observed) -> bool {
-    let record = Record::read(observed, state_dir);
+/// A record that lists a file it may no longer vouch for (`eligible`: its owner, mode or
+/// folder changed since) is written again too, without it (else the client would ask for its
+/// hash in a `hash` frame, one more round trip, on every run).
+pub fn out_of_date(desired: &Desired, state_dir: &str, observed: &Observed, now: Stamp) -> bool {
+    let record = Record::read(observed, state_dir, now);
     desired.files.iter().any(|f| match observed.paths.get(&f.dest) {
-        Some(s) if s.kind == Kind::File && !s.vouched => match &record {
-            None => true,
-            Some(r) => s.stat.ctime.nanos != 0 && !r.coarse.contains(&(s.stat.dev, s.stat.ino)),
-        },
+        Some(s) if s.kind == Kind::File => {
+            let ok = eligible(desired, observed, &f.dest, s);
+            match &record {
+                None => ok || !observed.record.is_empty(),
+                Some(r) if !ok => r.files.contains_key(&(s.stat.dev, s.stat.ino)),
+                Some(r) => !s.vouched && s.stat.ctime.nanos != 0 && !r.coarse.contains(&(s.stat.dev, s.stat.ino)),
+            }
+        }
         _ => false,
     })
 }
@@ -158,6 +207,9 @@ pub fn out_of_date(desired: &Desired, state_dir: &str, observed: &Observed) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The controller's clock in these tests: a little after the records' T0 (100.5).
+    const NOW: Stamp = Stamp { secs: 200, nanos: 0 };
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -273,6 +325,53 @@ mod tests {
         (Desired { files: vec![file], ..Desired::default() }, o)
     }
 
+    /// Issue #20 item 7: the record vouches only for files no one but root can write (owned
+    /// by root, no group/other write bit, in folders only root can write: a store through an
+    /// already-dirty shared mmap page changes content without moving ctime), and only for
+    /// [`MAX_AGE`] after it was written (or before: a host clock far ahead). A record that lists a
+    /// file it may no longer vouch for is written again; one too old, too.
+    #[test]
+    fn the_record_vouches_only_for_root_only_files_and_only_for_a_day() {
+        let entry = format!("7_42_5_100.5000000000_{HASH}");
+        let names = [entry.as_str(), "T_100.5000000010"];
+        type Change = fn(&mut Observed);
+        let not_root_only: [(&str, Change); 5] = [
+            ("owned by another user", |o| o.paths.get_mut("/f").unwrap().uid = 1000),
+            ("group-writable", |o| o.paths.get_mut("/f").unwrap().mode = 0o664),
+            ("other-writable", |o| o.paths.get_mut("/f").unwrap().mode = 0o646),
+            ("in a folder others can write", |o| {
+                let dir = PathState { kind: Kind::Dir, mode: 0o777, ..PathState::default() };
+                o.paths.insert("/".into(), dir);
+            }),
+            ("in a folder another user owns", |o| {
+                let dir = PathState { kind: Kind::Dir, mode: 0o755, uid: 33, ..PathState::default() };
+                o.paths.insert("/".into(), dir);
+            }),
+        ];
+        for (what, change) in not_root_only {
+            let (d, mut o) = host(&names, now());
+            change(&mut o);
+            assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"], "{what}");
+            assert!(!o.path("/f").vouched, "{what}");
+            // Listed in the record: written again (without it); else not.
+            assert!(out_of_date(&d, "/s", &o, NOW), "{what}");
+            let (d, mut o) = host(&["T_100.5000000010"], now());
+            change(&mut o);
+            assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"], "{what}");
+            o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+            assert!(!out_of_date(&d, "/s", &o, NOW), "{what}: nothing a new record could vouch for");
+        }
+        // Root's 0644 file, under root's folders: vouched for, up to a day after T0.
+        let day = |secs: i64| Stamp { secs: 100 + secs, nanos: 500000010 };
+        for (at, ok) in [(day(0), true), (day(MAX_AGE), true), (day(MAX_AGE + 1), false), (day(-MAX_AGE - 1), false)] {
+            let (d, mut o) = host(&names, now());
+            let asked = vouch(&d, "/s", &mut o, at);
+            assert_eq!((asked.is_empty(), o.path("/f").vouched), (ok, ok), "{at:?}");
+            o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
+            assert_eq!(out_of_date(&d, "/s", &o, at), !ok, "{at:?}: an old record is written again");
+        }
+    }
+
     /// The record is used only from its untouched folder (mode, owner, ctime of `T_`); what
     /// it does not vouch for is asked for; it is written again only where that would help.
     #[test]
@@ -280,9 +379,9 @@ mod tests {
         let entry = format!("7_42_5_100.5000000000_{HASH}");
         let names = [entry.as_str(), "T_100.5000000010"];
         let (d, mut o) = host(&names, now());
-        assert!(vouch(&d, "/s", &mut o).is_empty());
+        assert!(vouch(&d, "/s", &mut o, NOW).is_empty());
         assert_eq!((o.path("/f").sha256.as_deref(), o.path("/f").vouched), (Some(HASH), true));
-        assert!(!out_of_date(&d, "/s", &o));
+        assert!(!out_of_date(&d, "/s", &o, NOW));
 
         // Touched: a folder of another mode, another owner, a ctime that moved, not a folder.
         type Tamper = fn(&mut Observed);
@@ -295,29 +394,29 @@ mod tests {
         for (what, tamper) in tampered {
             let (d, mut o) = host(&names, now());
             tamper(&mut o);
-            assert_eq!(vouch(&d, "/s", &mut o), ["/f"], "{what}");
-            assert!(out_of_date(&d, "/s", &o), "{what}");
+            assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"], "{what}");
+            assert!(out_of_date(&d, "/s", &o, NOW), "{what}");
         }
 
         // Changed since: asked for, then (read now, on a filesystem with nanoseconds) written again.
         let changed = Stat { ctime: stamp("150.25"), ..now() };
         let (d, mut o) = host(&names, changed);
-        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
+        assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"]);
         o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
-        assert!(out_of_date(&d, "/s", &o));
+        assert!(out_of_date(&d, "/s", &o, NOW));
         // On a filesystem without nanosecond timestamps (`N_`), or with whole seconds: read
         // every time, and no record would change that.
         let coarse = ["N_7_42", "T_100.5000000010"];
         let (d, mut o) = host(&coarse, changed);
-        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
+        assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"]);
         o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
-        assert!(!out_of_date(&d, "/s", &o));
+        assert!(!out_of_date(&d, "/s", &o, NOW));
         let (d, mut o) = host(&names, Stat { ctime: stamp("150.0"), ..now() });
         o.paths.get_mut("/f").unwrap().sha256 = Some(HASH.into());
-        assert!(!out_of_date(&d, "/s", &o));
+        assert!(!out_of_date(&d, "/s", &o, NOW));
         // No record at all: written.
         let (d, mut o) = host(&[], now());
-        assert_eq!(vouch(&d, "/s", &mut o), ["/f"]);
-        assert!(out_of_date(&d, "/s", &o));
+        assert_eq!(vouch(&d, "/s", &mut o, NOW), ["/f"]);
+        assert!(out_of_date(&d, "/s", &o, NOW));
     }
 }

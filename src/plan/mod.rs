@@ -1,12 +1,15 @@
 //! Planning: desired state vs observed state -> the changes to make. A pure function of its
 //! inputs, unit-tested here without SSH. `desired` is the rendered model, `probe` builds the
 //! script that observes a host and parses what it prints, `hashes` judges the host's hash
-//! record (what lets a no-op skip reading files), `diff` renders text differences.
+//! record (what lets a no-op skip reading files), `trust` judges who can write the folders
+//! of each managed path (a change in a folder others can write is made the guarded way, or
+//! refused), `diff` renders text differences.
 
 pub mod desired;
 pub mod diff;
 pub mod hashes;
 pub mod probe;
+pub mod trust;
 
 use desired::{Desired, Meta};
 use probe::{Kind, Observed, PathState};
@@ -57,6 +60,15 @@ pub struct Plan {
     pub apt_update: bool,
     /// Resources already in their desired state.
     pub ok: usize,
+    /// Files written in a folder a user other than root can write (`trust::Place::Guarded`),
+    /// with the whole owner (uid), group (gid) and mode to give them: staged beside that
+    /// folder, renamed in (an owner/mode fix there is such a write).
+    pub guarded: Vec<(usize, Meta)>,
+    /// Changes refused by `trust` (a folder others can write further up...), one message
+    /// each: the host fails before anything is written.
+    pub refused: Vec<String>,
+    /// Files (indexes) not in a trusted place: never named to the hash record.
+    pub untrusted: Vec<usize>,
 }
 
 impl Plan {
@@ -173,6 +185,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
 
     plan_commands(desired, observed, &mut plan, &mut change, false);
+    judge_places(desired, observed, &mut plan);
 
     // Handlers: notified now or left pending by an interrupted run; once each, definition order.
     for h in &desired.handlers {
@@ -185,6 +198,53 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
     plan
+}
+
+/// Where each change acts (`trust::place`): as planned in a trusted place; a file in a
+/// folder others can write is written there the guarded way (with owner, group and mode
+/// all given: the role's, else the live file's as the probe saw it, else root's and 0644);
+/// anything else is refused.
+fn judge_places(desired: &Desired, observed: &Observed, plan: &mut Plan) {
+    for (i, f) in desired.files.iter().enumerate() {
+        if trust::place(desired, observed, &f.dest) != trust::Place::Trusted {
+            plan.untrusted.push(i);
+        }
+    }
+    for c in plan.changes.iter_mut() {
+        let (path, file) = match c.action {
+            Action::WriteFile(i) | Action::FixFileMeta(i) => (&desired.files[i].dest, Some(i)),
+            Action::MakeDir(i) | Action::FixDirMeta(i) => (&desired.dirs[i].path, None),
+            Action::Link(i) => (&desired.links[i].path, None),
+            Action::Remove(i) => (&desired.absent[i].path, None),
+            _ => continue,
+        };
+        let r = match (trust::place(desired, observed, path), file) {
+            (trust::Place::Trusted, _) => continue,
+            (trust::Place::Guarded(_), Some(i)) => {
+                c.action = Action::WriteFile(i);
+                let live = observed.path(path);
+                let live = (live.kind == Kind::File).then_some(live);
+                let m = &desired.files[i].meta;
+                let id = |name: &Option<String>, live: Option<u32>| match name {
+                    Some(n) => n.clone(),
+                    None => live.unwrap_or(0).to_string(),
+                };
+                let meta = Meta {
+                    owner: Some(id(&m.owner, live.as_ref().map(|l| l.uid))),
+                    group: Some(id(&m.group, live.as_ref().map(|l| l.gid))),
+                    mode: Some(m.mode.or(live.as_ref().map(|l| l.mode)).unwrap_or(0o644)),
+                };
+                plan.guarded.push((i, meta));
+                continue;
+            }
+            (trust::Place::Guarded(r), None) => trust::Refusal {
+                why: format!("{}; microctl writes only files there (staged beside it, renamed in)", r.why),
+                ..r
+            },
+            (trust::Place::Refused(r), _) => r,
+        };
+        plan.refused.push(format!("{}: folder {} {}", c.resource, r.folder, r.why));
+    }
 }
 
 /// Commands whose guard says run; `early` ones (before packages) or the rest.
@@ -297,8 +357,8 @@ mod tests {
 
     fn converged() -> String {
         format!(
-            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site\x00\
-             f\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/systemd/system/app.service\x00\
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/etc/nginx/site\x00\
+             f\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/etc/systemd/system/app.service\x00\
              {}  /etc/nginx/site\n{}  /etc/systemd/system/app.service\n\n\
              K\tnginx\tii \nS\tnginx\tenabled\tactive\n",
             sha256_hex(b"a\n"),
@@ -341,8 +401,8 @@ mod tests {
     #[test]
     fn mode_drift_is_fixed_without_upload_and_pending_handlers_run() {
         let obs = converged().replace(
-            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
-            "P\tf\x00600\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/nginx/site",
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/etc/nginx/site",
+            "P\tf\x00600\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/etc/nginx/site",
         ) + "N\trestart app\n";
         let p = plan(&desired(), &parse_ok(&obs));
         assert_eq!(p.changes[0].action, Action::FixFileMeta(0));
@@ -360,6 +420,53 @@ mod tests {
         assert!(p.changes.iter().any(|c| c.action == Action::Remove(0)), "{p:?}");
         // Converged: nothing to install, path missing, nothing to do.
         assert!(plan(&d, &parse_ok(&converged())).is_empty());
+    }
+
+    /// Issue #20 items 2/3: in a folder others can write (`trust`), a meta fix becomes a
+    /// guarded write (owner, group and mode all given: the role's, else the live file's);
+    /// a folder, a link or a removal there, or a file one folder deeper, is refused by name.
+    #[test]
+    fn changes_in_folders_others_can_write_are_guarded_or_refused() {
+        let dir = |uid| PathState { kind: Kind::Dir, mode: 0o755, uid, ..PathState::default() };
+        let mut obs = Observed::default();
+        obs.paths.insert("/srv".into(), dir(0));
+        obs.paths.insert("/srv/shared".into(), dir(33));
+        let live = PathState {
+            kind: Kind::File,
+            mode: 0o600,
+            owner: "www-data".into(),
+            uid: 33,
+            gid: 34,
+            sha256: Some(sha256_hex(b"a\n")),
+            ..PathState::default()
+        };
+        obs.paths.insert("/srv/shared/a".into(), live);
+        let mut a = file("/srv/shared/a", "a\n", &[]);
+        a.meta.owner = None;
+        let d = Desired {
+            files: vec![a, file("/srv/shared/deep/b", "b\n", &[])],
+            links: vec![LinkSpec {
+                origin: origin(),
+                path: "/srv/shared/l".into(),
+                target: "/x".into(),
+                notify: vec![],
+            }],
+            ..Default::default()
+        };
+        let p = plan(&d, &obs);
+        assert_eq!(p.changes[0].action, Action::WriteFile(0), "{p:?}");
+        assert_eq!(p.changes[0].reason, "mode 0600 -> 0644");
+        let meta = Meta { owner: Some("33".into()), group: Some("34".into()), mode: Some(0o644) };
+        assert_eq!(p.guarded, [(0, meta)]);
+        assert_eq!(
+            p.refused,
+            [
+                "file /srv/shared/deep/b: folder /srv/shared is owned by uid 33: a user other than root can write in it",
+                "link /srv/shared/l: folder /srv/shared is owned by uid 33: a user other than root can write in it; \
+                 microctl writes only files there (staged beside it, renamed in)",
+            ]
+        );
+        assert_eq!(p.untrusted, [0, 1]);
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct PathState {
     pub sha256: Option<String>,
     /// Device, inode, size and ctime (what the hash record is checked against).
     pub stat: Stat,
-    /// The owner's user id.
+    /// The owner's user and group ids.
     pub uid: u32,
+    pub gid: u32,
     /// The hash came from the hash record (`plan::hashes`), not from reading the file now.
     pub vouched: bool,
     /// Current content, fetched only for `--diff` and only when it differs.
@@ -92,6 +93,9 @@ pub struct Observed {
     /// The lines of the host's hash record (`H` lines), judged by `plan::hashes` once the
     /// state folder is known to be ours.
     pub record: Vec<String>,
+    /// The login user's id (the state folder's owner), once the client checked that folder:
+    /// trusted like root (`plan::trust`).
+    pub login_uid: Option<u32>,
 }
 
 impl Observed {
@@ -122,10 +126,21 @@ pub static PROBE_SH: crate::remote::Shipped = crate::remote::Shipped::new(includ
 /// iflag=nofollow`, so it never comes from behind a symlink.
 pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let mut s = String::new();
-    let paths = desired.probed_paths();
+    let mut paths = desired.probed_paths();
     // The state folder's own record comes first (`$STATE`, never hashed: a folder): the
     // client refuses the host unless it is a folder with mode 0700 (see `state_folder_ok`).
-    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    // Then every folder above a probed path or the state folder (`plan::trust` judges who
+    // can write there), by name, never hashed.
+    let probed: std::collections::HashSet<&str> = paths.iter().copied().collect();
+    let folders: std::collections::BTreeSet<String> = paths
+        .iter()
+        .copied()
+        .chain([state_dir])
+        .flat_map(super::trust::ancestors)
+        .filter(|a| !probed.contains(a.as_str()))
+        .collect();
+    let list: Vec<String> = paths.iter().map(|p| quote(p)).chain(folders.iter().map(|p| quote(p))).collect();
+    paths.extend(folders.iter().map(String::as_str));
     // `sha256sum` runs from `find`, on the file destinations that are regular files (never
     // a FIFO, a device or a symlink to one: opening or reading those can block forever) and
     // that the host's hash record cannot vouch for (`probe.sh` set T0 and `-o -inum N...`:
@@ -154,7 +169,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let (record, names) = if desired.files.is_empty() { ("", "") } else { (" \"$STATE/hashes\" \"$HT\"", "%s") };
     let names_arg = if names.is_empty() { "" } else { " \"$H\"" };
     s.push_str(&format!(
-        "printf '{names}P\\t'{names_arg}; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0'{hash} 2>/dev/null; echo\n",
+        "printf '{names}P\\t'{names_arg}; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0'{hash} 2>/dev/null; echo\n",
         if list.is_empty() { "" } else { " " },
         list.join(" ")
     ));
@@ -222,13 +237,13 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                 r = tail;
                 continue;
             }
-            let mut f = [""; 11];
+            let mut f = [""; 12];
             for field in f.iter_mut() {
                 let (value, tail) = r.split_once('\0').ok_or("a path record is cut short")?;
                 *field = value;
                 r = tail;
             }
-            let [kind, mode, owner, group, target, dev, ino, size, ctime, uid, path] = f;
+            let [kind, mode, owner, group, target, dev, ino, size, ctime, uid, gid, path] = f;
             let kind = match kind {
                 "f" => Kind::File,
                 "d" => Kind::Dir,
@@ -244,6 +259,7 @@ pub fn parse(output: &str) -> Result<Observed, String> {
             entry.link_target = target.to_string();
             let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{path} has a stat field `{v}`"));
             entry.uid = uid.parse().map_err(|_| format!("{path} has owner id `{uid}`"))?;
+            entry.gid = gid.parse().map_err(|_| format!("{path} has group id `{gid}`"))?;
             entry.stat = Stat {
                 dev: number(dev)?,
                 ino: number(ino)?,
@@ -360,9 +376,9 @@ mod tests {
     #[test]
     fn parses_every_record_kind() {
         let out = format!(
-            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x001\x002\x003\x001.5\x000\x00/etc/link\x00\
+            "P\tf\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/etc/a b\x00l\x00777\x00root\x00root\x00/x/y\x001\x002\x003\x001.5\x000\x000\x00/etc/link\x00\
              {HASH}  /etc/a b\n\
-             d\x002755\x00www-data\x00adm\x00\x001\x002\x003\x001.5\x000\x00/srv\x00\
+             d\x002755\x00www-data\x00adm\x00\x001\x002\x003\x001.5\x000\x000\x00/srv\x00\
              \\{HASH}  /etc/back\\\\slash\n\n\
              K\tnginx\tii \nK\tcurl\tun \n\
              S\tnginx\tenabled\tactive\n\
@@ -389,8 +405,8 @@ mod tests {
         for out in [
             "banner noise\n".to_string(),
             "P\tf\x00644\x00root\n".to_string(),
-            "P\tf\x00rw\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/a\x00\n".to_string(),
-            "P\tfile\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x00/a\x00\n".to_string(),
+            "P\tf\x00rw\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/a\x00\n".to_string(),
+            "P\tfile\x00644\x00root\x00root\x00\x001\x002\x003\x001.5\x000\x000\x00/a\x00\n".to_string(),
             format!("{}  /short-hash\n", &HASH[..60]),
             format!("\\{HASH}  /bad\\qescape\n"),
             format!("P\t\\{HASH}  /bad\\qescape\n\n"),
@@ -410,7 +426,7 @@ mod tests {
     #[test]
     fn a_forged_symlink_target_is_only_a_target() {
         let forged = format!("x\n{HASH}  /etc/managed\nK\tnginx\tii \n");
-        let out = format!("P\tl\x00777\x00u\x00u\x00{forged}\x001\x002\x003\x001.5\x000\x00/etc/managed\x00\n");
+        let out = format!("P\tl\x00777\x00u\x00u\x00{forged}\x001\x002\x003\x001.5\x000\x000\x00/etc/managed\x00\n");
         let obs = parse(&out).unwrap();
         let m = obs.path("/etc/managed");
         assert_eq!((m.kind, m.sha256, m.link_target.as_str()), (Kind::Link, None, forged.as_str()));
@@ -491,8 +507,8 @@ mod tests {
         assert_eq!(
             script(&d, "/s", false),
             format!(
-                "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain -maxdepth 0 \
-                 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' ! '(' -path '/s/hashes/T_*' ')' -type f \
+                "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain / /r -maxdepth 0 \
+                 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0' ! '(' -path / -o -path /r -o -path '/s/hashes/T_*' ')' -type f \
                  '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} + 2>/dev/null; echo\n\
                  if MICROCTL_SNIPPET='true # a trailing comment' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
                  if [ -f \"$STATE/pending-handlers\" ] && [ ! -L \"$STATE/pending-handlers\" ]; then \
@@ -506,14 +522,14 @@ mod tests {
         d.files[0].meta.owner = Some("www-data".into());
         d.commands[0].creates = Some("/r/big[1]*?\\x".into());
         assert!(script(&d, "/s[1]", false).starts_with(&format!(
-            "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed -maxdepth 0 \
-             -printf '%y\\0%m\\0%u\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' \
-             ! '(' -path '/r/big\\[1]\\*\\?\\\\x' -o -path '/s\\[1]/hashes/T_*' ')' -type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' \
+            "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed / /r -maxdepth 0 \
+             -printf '%y\\0%m\\0%u\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0' \
+             ! '(' -path '/r/big\\[1]\\*\\?\\\\x' -o -path / -o -path /r -o -path '/s\\[1]/hashes/T_*' ')' -type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' \
              -exec sha256sum -- {{}} + 2>/dev/null; echo\n"
         )));
         // Nothing to probe: still the state folder's record, and no hash record is read.
         assert!(script(&Desired::default(), "/s", false).starts_with(
-            "printf 'P\\t'; find \"$STATE\" -maxdepth 0 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%p\\0' 2>/dev/null; echo\n"
+            "printf 'P\\t'; find \"$STATE\" / -maxdepth 0 -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0' 2>/dev/null; echo\n"
         ));
     }
 

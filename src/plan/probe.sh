@@ -10,7 +10,6 @@
 # those and its ctime is not newer than T0. Names only: nothing is opened or followed before
 # the client has seen the state folder's mode (it refuses the host, using nothing of this,
 # unless it is 0700). Anything malformed leaves T0=0: every file is hashed.
-T0=0: every file is hashed.
 T0=0
 H=''
 set --

@@ -502,6 +502,21 @@ pub fn state_refused(host: &str, dir: &str) -> Error {
     .hint("nothing was written on the host")
 }
 
+/// A state folder below a folder a user other than root (or the login user) can write: that
+/// user could swap the state folder after it was checked (the host's own check in
+/// `session.sh` says the same).
+pub fn state_folder_exposed(host: &str, dir: &str, folder: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!("refusing state folder {dir} on {host}: folder {folder} {why}, so the state folder could be swapped"),
+    )
+    .host(host)
+    .task("probe")
+    .hint(format!(
+        "nothing was written on the host; make {folder} root's and not group/other-writable (chown root: {folder}; chmod go-w {folder}), or choose a state_dir below root-owned folders"
+    ))
+}
+
 /// For tests: a session run as the login user, default timeout, lock wait `wait` seconds.
 #[cfg(test)]
 pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
@@ -830,6 +845,56 @@ mod tests {
                 let (code, out) = run_bootstrap(shell, "", script(&s, "mark passed x\n").as_bytes());
                 assert_eq!(code, Some(70), "{shell}: {out}");
             }
+        }
+    }
+
+    /// Issue #20 item 15, the host's own check (STATE_CHECK=host, as deploy runs it) under sh
+    /// and dash: a state folder below a folder another user owns, or that group or others can
+    /// write, is refused (exit 70) naming that folder, its owner and mode and what to do, with
+    /// nothing written in the state folder; below root's 0755 folder, or a sticky one (as
+    /// /tmp: the next folder, root's, cannot be renamed by others), it is used.
+    #[test]
+    fn a_state_folder_below_a_folder_others_can_write_is_refused_under_sh_and_dash() {
+        use std::os::unix::fs::PermissionsExt;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let up = dir.path().join("up");
+            let state = up.join("st");
+            std::fs::create_dir_all(&state).unwrap();
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let body = script(&test_spec(state.to_str().unwrap(), "abcd", 0), "mark passed x\n");
+            for (mode, uid, ok) in
+                [(0o755, 0, true), (0o1777, 0, true), (0o775, 0, false), (0o757, 0, false), (0o755, 65534, false)]
+            {
+                let _ = std::fs::remove_file(state.join("lock.owner"));
+                std::os::unix::fs::chown(&up, Some(uid), None).unwrap();
+                std::fs::set_permissions(&up, std::fs::Permissions::from_mode(mode)).unwrap();
+                let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+                let what = format!("{shell} {mode:o} uid {uid}");
+                if ok {
+                    assert_eq!(code, Some(0), "{what}: {out}");
+                    continue;
+                }
+                assert_eq!(code, Some(70), "{what}: {out}");
+                let named = format!("folder {} (owner uid {uid}, mode {mode:o}) can be written", up.display());
+                assert!(out.contains(&named) && out.contains("chmod go-w"), "{what}: {out}");
+                assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{what}: written");
+            }
+            // A relative state folder (its folders above unknown): refused, not looped on.
+            let body = script(&test_spec("st", "abcd", 0), "mark passed x\n");
+            let mut child = Command::new(shell)
+                .arg("-c")
+                .arg(bootstrap(Privilege::AsLogin))
+                .current_dir(dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(70), "{shell}: {text}");
+            assert!(text.contains("not an absolute path"), "{shell}: {text}");
         }
     }
 

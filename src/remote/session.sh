@@ -11,14 +11,65 @@
 # record, its client refuses the host unless it is 0700, and the body calls `hold` only when
 # the client's next frame says to go on. No-op path: `flock` is the only process started here.
 set -u
+nl='
+'
 # refuse_state: the state folder is not ours with mode 0700: stop, having written nothing.
 refuse_state() {
   mark error "refusing state folder $STATE (it must be a folder of the session user, root, with mode 0700: fix or remove it)"
   exit 70
 }
-# state_checked: the folder's mode is exactly 0700 (one `find`), or the session stops.
+# state_checked: the folder's mode is exactly 0700, and no folder above it can be written by
+# a user other than root or the session user, who could swap it after this check (a sticky
+# one, /tmp, may be, where the next folder on the way is root's or the session user's); one
+# `find` (src/plan/trust.rs says the same for the client's check), or the session stops.
 state_checked() {
-  [ -n "$(find "$STATE" -maxdepth 0 -type d -perm 0700)" ] || refuse_state
+  case $STATE in
+    /*) ;;
+    *)
+      mark error "refusing state folder $STATE: not an absolute path (the folders above it cannot be checked): use an absolute state_dir"
+      exit 70
+      ;;
+  esac
+  set -- "$STATE"
+  a=${STATE%/*}
+  while [ -n "$a" ]; do
+    set -- "$a" "$@"
+    a=${a%/*}
+  done
+  set -- / "$@"
+  r=$(find "$@" -maxdepth 0 -printf '%U %m %y\n' 2> /dev/null)
+  case ${r##*"$nl"} in *' 700 d') ;; *) refuse_state ;; esac
+  me=${r##*"$nl"}
+  me=${me%% *}
+  prev=''
+  for p in "$@"; do
+    l=${r%%"$nl"*}
+    r=${r#*"$nl"}
+    if [ -n "$prev" ]; then
+      u=${prev%% *}
+      m=${prev#* }
+      t=${m#* }
+      m=${m%% *}
+      ok=''
+      case $u in 0 | "$me") ok=1 ;; esac
+      case $m in
+        *[2367]? | *[2367])
+          case $m in
+            [1357]???) case ${l%% *} in 0 | "$me") ;; *) ok='' ;; esac ;;
+            *) ok='' ;;
+          esac
+          ;;
+      esac
+      { [ "$t" = d ] && [ -n "$ok" ]; } || exposed "$q" "$u" "$m"
+    fi
+    prev=$l
+    q=$p
+  done
+}
+# exposed FOLDER UID MODE: a folder above the state folder that others can write: stop.
+exposed() {
+  mark error "refusing state folder $STATE: folder $1 (owner uid $2, mode $3) can be written by a user other than root, who could swap the state folder (make it root's and not group/other-writable: chown root: $1; chmod go-w $1, or choose a state_dir below root-owned folders)"
+  exit 70
 }
 # hold: record this run as the lock holder (emptied again on exit, by the shell). Only once
 # the folder is known to be ours with mode 0700: nothing is written through a planted link.

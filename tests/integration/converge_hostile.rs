@@ -342,3 +342,163 @@ fn render_and_encoding_errors_exit_2() {
     assert!(run.stderr.contains("role.toml:1:3: not UTF-8: byte 0xff"), "{}", run.stderr);
     assert!(!Path::new(&fleet.root(0).join("state")).exists(), "nothing was attempted");
 }
+
+/// Issue #20 item 7, against real sshd: a file the app user (`nobody`) owns, written by
+/// converge. The app user dirties its page through a shared `mmap` (storing the byte it
+/// holds: the write fault moves ctime), converge runs (a no-op that reads the file and
+/// writes the hash record), then the app user stores another byte through the page that is
+/// already dirty: the content changes, ctime does not (asserted: the attack happened). The
+/// hash record never vouches for a file others than root can write: `--check` sees the
+/// change (exit 3) and converge puts the content back. (Before the fix the record vouched
+/// for it: `--check` exited 0.)
+#[test]
+fn a_file_changed_through_a_dirty_shared_mmap_page_is_seen() {
+    let role = r#"
+[[file]]
+dest = "{{ root }}/etc/app.conf"
+content = "config v1\n"
+owner = "nobody"
+group = "nogroup"
+mode = "0644"
+"#;
+    let fleet = Fleet::new(1, role);
+    // The attacker must reach the file: the workspace is root's 0700.
+    std::fs::set_permissions(fleet.ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    fleet.converge(&[]).assert_code(0);
+    let conf = fleet.root(0).join("etc/app.conf");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "config v1\n");
+    let att = fleet.root(0).join("att");
+    std::fs::create_dir(&att).unwrap();
+    sh(&format!("chown nobody:nogroup {}", att.display()));
+    let python = "import mmap, os, sys, time\n\
+        f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0)\n\
+        m[0:1] = m[0:1]\n\
+        open(sys.argv[2] + '/dirty', 'w').close()\n\
+        t = time.time()\n\
+        while not os.path.exists(sys.argv[2] + '/go'):\n\
+        \x20   if time.time() - t > 30: sys.exit(1)\n\
+        \x20   time.sleep(0.01)\n\
+        m[0:1] = b'C'\n\
+        open(sys.argv[2] + '/stored', 'w').close()\n";
+    assert!(Path::new("/usr/bin/python3").exists(), "python3 is needed (Debian package python3)");
+    let mut attacker = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "/usr/bin/python3", "-c", python])
+        .arg(&conf)
+        .arg(&att)
+        .spawn()
+        .unwrap();
+    let wait_for = |name: &str| {
+        let t = Instant::now();
+        while !att.join(name).exists() {
+            assert!(t.elapsed() < Duration::from_secs(30), "the attacker never wrote {name}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("dirty");
+    // A no-op that reads the file (its ctime moved) and records the hashes again.
+    let run = fleet.converge(&[]);
+    run.assert_code(0);
+    assert_eq!(run.host("h0")["changed"], 0, "{}", run.stdout);
+    let before = std::fs::metadata(&conf).unwrap();
+    std::fs::write(att.join("go"), "").unwrap();
+    wait_for("stored");
+    assert!(attacker.wait().unwrap().success());
+    let after = std::fs::metadata(&conf).unwrap();
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "Config v1\n", "the attacker's store landed");
+    assert_eq!(
+        (after.ctime(), after.ctime_nsec(), after.ino()),
+        (before.ctime(), before.ctime_nsec(), before.ino()),
+        "ctime moved: the page was written back in between, the attack did not happen"
+    );
+    fleet.converge(&["--check"]).assert_code(3);
+    let run = fleet.converge(&[]);
+    run.assert_code(0);
+    assert_eq!(run.host("h0")["changed"], 1, "{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "config v1\n");
+}
+
+/// Issue #20 item 15, against real sshd: a state folder below a folder the app user
+/// (`nobody`) owns could be swapped after it was checked: converge (and `--check`) refuse the
+/// host, naming the folder, its owner and mode and what to do, having written nothing. Under
+/// root's folders it works.
+#[test]
+fn a_state_folder_below_a_folder_others_can_write_is_refused() {
+    let fleet = Fleet::new(1, TWO_FILES);
+    let root = fleet.root(0);
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    std::fs::set_permissions(root.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    sh(&format!("chown nobody:nogroup {}", root.display()));
+    for args in [&[][..], &["--check"][..]] {
+        let run = fleet.converge(args);
+        run.assert_code(1);
+        let err = &run.host("h0")["error"];
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("refusing state folder {}/state", root.display()))
+                && msg.contains(&format!("folder {} is owned by uid 65534", root.display())),
+            "{err}"
+        );
+        assert!(err["hint"].as_str().unwrap().contains("chmod go-w"), "{err}");
+        assert!(!root.join("etc").exists(), "{args:?}: written");
+        let names: Vec<_> = std::fs::read_dir(root.join("state")).unwrap().collect();
+        assert!(names.is_empty(), "{args:?}: {names:?} written in the state folder");
+    }
+    sh(&format!("chown root:root {}", root.display()));
+    fleet.converge(&[]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(root.join("etc/a.conf")).unwrap(), "a\n");
+}
+
+/// Issue #20 items 2/3, what converge refuses, against real sshd: in the app's folder
+/// `shared` (nobody's) a file is written the guarded way, but a file one folder deeper (the
+/// folder it would stage in is nobody's too), a directory, a link or a removal there are
+/// refused: the host fails naming each path, the folder, its owner, and what to do, and
+/// nothing is written on the host, not even the allowed file.
+#[test]
+fn changes_below_a_folder_others_can_write_are_refused_by_name() {
+    let role = r#"
+[[file]]
+dest = "{{ root }}/shared/ok.conf"
+content = "ok\n"
+
+[[file]]
+dest = "{{ root }}/shared/deep/x.conf"
+content = "x\n"
+
+[[directory]]
+path = "{{ root }}/shared/cache"
+
+[[link]]
+path = "{{ root }}/shared/current"
+target = "/etc/hostname"
+
+[[absent]]
+path = "{{ root }}/shared/old"
+"#;
+    let fleet = Fleet::new(1, role);
+    let root = fleet.root(0);
+    let shared = root.join("shared");
+    std::fs::create_dir_all(shared.join("deep")).unwrap();
+    std::fs::write(shared.join("old"), "old\n").unwrap();
+    sh(&format!("chown -R nobody:nogroup {}", shared.display()));
+    for args in [&[][..], &["--check"][..]] {
+        let run = fleet.converge(args);
+        run.assert_code(1);
+        let err = &run.host("h0")["error"];
+        assert!(err["message"].as_str().unwrap().contains("refusing to act as root in folders"), "{err}");
+        let detail = err["detail"].as_str().unwrap();
+        let s = shared.display();
+        for line in [
+            format!("file {s}/deep/x.conf: folder {s} is owned by uid 65534"),
+            format!("directory {s}/cache: folder {s} is owned by uid 65534"),
+            format!("link {s}/current: folder {s} is owned by uid 65534"),
+            format!("absent {s}/old: folder {s} is owned by uid 65534"),
+        ] {
+            assert!(detail.contains(&line), "{line}\n{detail}");
+        }
+        assert!(!detail.contains("ok.conf"), "{detail}");
+        assert!(err["hint"].as_str().unwrap().contains("nothing was written"), "{err}");
+        assert!(!shared.join("ok.conf").exists() && !shared.join("deep/x.conf").exists(), "{args:?}");
+        assert_eq!(std::fs::read_to_string(shared.join("old")).unwrap(), "old\n", "{args:?}");
+        assert!(!shared.join("cache").exists() && !shared.join("current").exists(), "{args:?}");
+    }
+}
