@@ -191,6 +191,20 @@ pub struct ConvergeArgs {
     pub timeout: Option<u64>,
 }
 
+impl Command {
+    /// The command's name when it prints JSON Lines (`--json`): its failures before any host
+    /// are JSON too (`report::json_failure`).
+    pub fn json_name(&self) -> Option<&'static str> {
+        match self {
+            Command::Converge(a) if a.json => Some("converge"),
+            Command::Exec(a) if a.json => Some("exec"),
+            Command::Deploy(a) if a.json => Some("deploy"),
+            Command::Check(a) if a.json => Some("check"),
+            _ => None,
+        }
+    }
+}
+
 impl ConvergeArgs {
     /// The host pattern, from PATTERN or `--limit`.
     pub fn hosts(&self) -> &str {

@@ -45,10 +45,14 @@ where
         }
     };
     report::configure(cli.global.quiet, cli.global.verbose, cli.global.color);
+    let json = cli.command.json_name();
     match command::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             report::print_error(&err);
+            if let Some(command) = json {
+                report::json_failure(command, &err);
+            }
             err.exit_code()
         }
     }

@@ -17,11 +17,17 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
     let path = SecretsFile::path_for(&inv.path);
     let ids = || Identities::find(&identities(&inv));
     match cmd {
-        SecretsCommand::List => {
-            for name in SecretsFile::load_existing(&path)?.secrets.keys() {
-                println!("{name}");
+        SecretsCommand::List => match SecretsFile::load(&path)? {
+            Some(file) => {
+                for name in file.secrets.keys() {
+                    println!("{name}");
+                }
             }
-        }
+            // Nothing to list is not an error (stdout stays empty for scripts).
+            None => {
+                eprintln!("no secrets yet ({} does not exist): `microctl secrets set NAME` creates it", path.display())
+            }
+        },
         SecretsCommand::Show { name } => {
             let value = SecretsFile::load_existing(&path)?.get(&name, &ids()?)?;
             // The one place a value is printed, because it was asked for by name.

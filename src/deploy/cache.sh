@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # Reusing the built environment (e.g. the venv) across releases, after functions.sh and with
-# CACHE_DIR (the folder the release uses, e.g. `venv`), CACHE_KEY (files of the release, one
-# a line), CACHE_KEY_COMMAND (e.g. `python3 --version`) and CACHE_STEPS (the steps that build
+# CACHE_DIR (the folder the release uses, e.g. `venv`), CACHE_KEY (files, folders or globs
+# of the release, one a line: a folder counts with every file below it), CACHE_KEY_COMMAND (e.g. `python3 --version`) and CACHE_STEPS (the steps that build
 # it, one a line) assigned. The environment lives in $ROOT/shared/cache/KEY/, KEY hashing the
 # key files' names and contents, the steps and the key command's output; it is built there in
 # place (a venv cannot move), with only the key files, and marked complete last; each release
@@ -12,11 +12,22 @@
 cache_link() {
   c_key=$(
     {
-      printf '%s\n' "$CACHE_KEY" | while IFS= read -r f; do
-        [ -n "$f" ] || continue
-        printf 'file %s\n' "$f"
-        as_app cat -- "$REL/$f" 2> /dev/null < /dev/null || printf 'absent\n'
-      done
+      # shellcheck disable=SC2016 # expanded by the app user's shell
+      as_app sh -c 'cd -- "$1" || exit 1
+        printf "%s\n" "$2" | while IFS= read -r k; do
+          [ -n "$k" ] || continue
+          printf "key %s\n" "$k"
+          IFS=
+          for f in $k; do
+            if [ -d "$f" ]; then
+              find "$f" -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --
+            elif [ -f "$f" ]; then
+              sha256sum -- "$f"
+            else
+              printf "absent\n"
+            fi
+          done
+        done' sh "$REL" "$CACHE_KEY" 2> /dev/null < /dev/null 9>&-
       printf 'steps\n%s\n' "$CACHE_STEPS"
       printf 'version\n'
       STEP=$CACHE_KEY_COMMAND run_step "$REL" 2>&1
@@ -27,10 +38,14 @@ cache_link() {
     mark cache reused "$c_key"
   else
     # shellcheck disable=SC2016 # expanded by the app user's shell
-    c_out=$(as_app sh -c 'rm -rf -- "$1" && mkdir -p -- "$1" || exit 1
-      printf "%s\n" "$2" | while IFS= read -r f; do
-        if [ -z "$f" ] || [ ! -e "$3/$f" ]; then continue; fi
-        mkdir -p -- "$1/$(dirname -- "$f")" && cp -p -- "$3/$f" "$1/$f" || exit 1
+    c_out=$(as_app sh -c 'rm -rf -- "$1" && mkdir -p -- "$1" && cd -- "$3" || exit 1
+      printf "%s\n" "$2" | while IFS= read -r k; do
+        [ -n "$k" ] || continue
+        IFS=
+        for f in $k; do
+          [ -e "$f" ] || continue
+          mkdir -p -- "$1/$(dirname -- "$f")" && cp -pR -- "$f" "$1/${f%/}" || exit 1
+        done
       done' sh "$C" "$CACHE_KEY" "$REL" 2>&1 < /dev/null 9>&-) || fail cache "$c_out"
     mark cache building "$c_key"
     # The steps, one a line (no here-document: the host gets this file without its comment

@@ -635,6 +635,52 @@ mod tests {
         }
     }
 
+    /// `cache_key` takes folders (every file below them: a vendored wheelhouse) and globs: the
+    /// environment is reused while none of what they match changes, rebuilt when a file in
+    /// the folder does, and holds the matched files.
+    #[test]
+    fn cache_key_takes_folders_and_globs() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let mut s = settings(root, &[]);
+            s.cache = Some(Cache {
+                dir: "venv".into(),
+                build: vec!["mkdir venv".into()],
+                key: vec!["requirements*.txt".into(), "wheels/".into()],
+                key_command: "echo v1".into(),
+            });
+            let release = |name: &str, wheel: &str| {
+                let mut b = tar::Builder::new(Vec::new());
+                for (path, text) in
+                    [("VERSION", name), ("requirements-dev.txt", "pytest\n"), ("wheels/sub/x.whl", wheel)]
+                {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_size(text.len() as u64);
+                    h.set_mode(0o644);
+                    h.set_cksum();
+                    b.append_data(&mut h, path, text.as_bytes()).unwrap();
+                }
+                let tar = b.into_inner().unwrap();
+                let mut stdin = format!("{}\n", tar.len()).into_bytes();
+                stdin.extend_from_slice(&tar);
+                stdin.extend_from_slice(b"ok\n");
+                run(shell, &build(&s, &upload(name)), &stdin)
+            };
+            let (code, out) = release("a", "wheel 1");
+            assert_eq!(code, 0, "{shell}: {out}");
+            assert!(out.contains("n cache\tbuilding\t"), "{shell}: {out}");
+            let (_, out) = release("b", "wheel 1");
+            assert!(out.contains("n cache\treused\t"), "{shell}: nothing changed, yet: {out}");
+            let (_, out) = release("c", "wheel 2");
+            assert!(out.contains("n cache\tbuilding\t"), "{shell}: a wheel changed, yet: {out}");
+            let env = std::fs::read_link(dir.path().join("releases/c/venv")).unwrap();
+            let env = env.parent().unwrap();
+            assert_eq!(std::fs::read_to_string(env.join("wheels/sub/x.whl")).unwrap(), "wheel 2", "{shell}");
+            assert_eq!(std::fs::read_to_string(env.join("requirements-dev.txt")).unwrap(), "pytest\n", "{shell}");
+        }
+    }
+
     /// A git URL at a commit SHA (which `git clone --branch` refuses).
     #[test]
     fn clone_takes_a_commit_sha() {

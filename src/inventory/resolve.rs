@@ -417,14 +417,18 @@ fn local_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "root".to_string())
 }
 
-/// Expands `~/` to $HOME; relative paths are relative to the inventory's folder.
+/// Expands `~/` to $HOME; relative paths are relative to the inventory's folder. The result
+/// is absolute (the current folder joined where the inventory's path was relative): paths
+/// travel on, into `ssh-config`'s output, which plain `ssh` reads from any folder.
 pub fn expand_path(base_dir: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        return home.join(rest);
-    }
-    let path = PathBuf::from(p);
-    if path.is_absolute() { path } else { base_dir.join(path) }
+    let path = if let Some(rest) = p.strip_prefix("~/") {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root")).join(rest)
+    } else if Path::new(p).is_absolute() {
+        PathBuf::from(p)
+    } else {
+        base_dir.join(p)
+    };
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -261,7 +261,8 @@ fn plan_commands(
         if created || guarded {
             plan.ok += 1;
         } else {
-            let why = if c.creates.is_some() { "creates path missing" } else { "unless guard failed" };
+            // Why it runs, worded as a reason, not a failure.
+            let why = if c.creates.is_some() { "`creates` path missing" } else { "`unless` was false" };
             change(plan, Action::Run(i), format!("command {}", c.name), &c.origin.role, why.into(), &c.notify);
         }
     }

@@ -43,6 +43,9 @@ pub enum Event<'a> {
     /// A problem that does not fail the command (`check`; deploy: uncommitted files left out of a release): the hosts it concerns (or null),
     /// the message, and what to do (or null).
     Warning { host: Option<&'a str>, message: &'a str, hint: Option<&'a str> },
+    /// The run failed before any host (a role error, a bad pattern, a bad deploy config):
+    /// printed right before the `summary`.
+    Error { error: ErrorJson },
     /// The host is done: its result.
     Host(&'a HostDone),
     /// The run is done; always the last line.

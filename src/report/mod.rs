@@ -28,6 +28,31 @@ pub fn print_error(err: &Error) {
     let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
 }
 
+/// Set once a `--json` run printed its `summary`: [`json_failure`] then adds nothing.
+pub(crate) static JSON_SUMMARY_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A `--json` run of `command` that failed before any host (a role error, a bad pattern, a bad
+/// deploy config): an `error` object and the `summary` (with the error's exit code), so the
+/// summary is the last line whatever happened. Nothing when the run printed its summary.
+pub fn json_failure(command: &'static str, err: &Error) {
+    if JSON_SUMMARY_PRINTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    json_line(&event::Event::Error { error: event::ErrorJson::new(err) });
+    let summary = event::Summary {
+        command,
+        hosts: 0,
+        ok: 0,
+        failed: 0,
+        unreachable: 0,
+        changed: 0,
+        check: false,
+        duration_ms: 0,
+        exit_code: err.exit_code(),
+    };
+    json_line(&event::Event::Summary(&summary));
+}
+
 /// Prints a note of microctl's own to stderr (e.g. a host key just recorded), whatever the
 /// output mode, so `--json` on stdout stays clean.
 pub fn notice(text: &str) {

@@ -408,6 +408,7 @@ impl Printer {
             },
         };
         if self.inner.mode == Mode::Json {
+            super::JSON_SUMMARY_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
             self.json(&Event::Summary(&summary), -1);
             return summary.exit_code;
         }

@@ -53,6 +53,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             });
             f
         }
+        "error" => vec![("error", "o")],
         "summary" => vec![
             ("command", "s"),
             ("hosts", "u"),
@@ -565,4 +566,25 @@ fn check_output_in_every_mode() {
     assert_eq!(kept.len(), 2, "{}", quiet.stdout);
     assert!(kept[0].starts_with("error: ") && kept[1].starts_with("3 hosts: 1 ok, 2 failed in "), "{}", quiet.stdout);
     assert_eq!(quiet.stderr, "", "-q: no warnings");
+}
+
+/// A `--json` run that fails before any host (a bad pattern, a role error, a bad deploy) still
+/// ends in JSON: an `error` object, then the `summary` with exit_code 2, as the schema says.
+#[test]
+fn a_json_run_that_fails_before_any_host_ends_with_an_error_and_the_summary() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.a]\naddress = \"127.0.0.1\"\n");
+    for args in [
+        &["converge", "--json", "nosuch"][..],
+        &["exec", "--json", "nosuch", "--", "true"],
+        &["deploy", "nosuch", "--json"],
+    ] {
+        let run = ws.microctl(args);
+        run.assert_code(2);
+        let lines = check_json_lines(&run);
+        assert_eq!(types(&lines), ["error", "summary"], "{args:?}: {}", run.stdout);
+        assert_eq!(lines[0]["error"]["class"], "usage", "{args:?}: {}", run.stdout);
+        assert_eq!(lines[1]["command"], args[0], "{}", run.stdout);
+        assert!(run.stderr.starts_with("error: "), "the text error stays on stderr: {}", run.stderr);
+    }
 }

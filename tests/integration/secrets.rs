@@ -77,6 +77,11 @@ fn a_secret_reaches_its_file_and_no_output() {
     let roles = ws.path("roles");
     let roles = roles.to_str().unwrap();
 
+    // Before any: `secrets list` says so, exit 0, stdout empty.
+    let none = ws.microctl(&["secrets", "list"]);
+    none.assert_code(0);
+    assert_eq!(none.stdout, "");
+    assert!(none.stderr.starts_with("no secrets yet ("), "{}", none.stderr);
     // `secrets set` creates secrets.toml encrypted to the inventory's identity; no plain text.
     let set = with_stdin(&ws, &["secrets", "set", "secret_key"], &format!("{VALUE}\n"));
     set.assert_code(0);

@@ -146,3 +146,52 @@ fn plain_openssh_follows_the_printed_config_through_the_chain() {
     std::fs::write(c.ws.path("known_hosts"), "").unwrap();
     assert_eq!(ssh(&["app", "true"]).status.code(), Some(255));
 }
+
+/// Paths the inventory gives relative to itself, read with a relative `-i`, come out of
+/// `ssh-config` absolute: plain `ssh -F` works from any other folder (it failed with "Host key
+/// verification failed" when `UserKnownHostsFile` was relative), and `ssh -G` shows them so.
+#[test]
+fn ssh_config_paths_are_absolute_whatever_folder_it_ran_in() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a]);
+    std::fs::copy(&ws.key.private, ws.path("id_deploy")).unwrap();
+    std::fs::write(
+        ws.path("inventory.toml"),
+        format!(
+            "[defaults]\nuser = \"root\"\nidentity = \"id_deploy\"\nknown_hosts = \"known_hosts\"\n\n\
+             [hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n",
+            a.port
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_microctl"))
+        .args(["-i", "inventory.toml", "ssh-config"])
+        .current_dir(ws.dir.path())
+        .env("HOME", ws.path("home"))
+        .env_remove("MICROCTL_INVENTORY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cfg = ws.path("ssh_config");
+    std::fs::write(&cfg, &out.stdout).unwrap();
+    let ssh = |args: &[&str]| {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&cfg)
+            .args(args)
+            .current_dir("/")
+            .env("HOME", ws.path("home"))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = ssh(&["a", "echo", "hi"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n", "{out:?}");
+    let g = String::from_utf8(ssh(&["-G", "a"]).stdout).unwrap();
+    let id = ws.path("id_deploy");
+    assert!(g.lines().any(|l| l == format!("identityfile {}", id.display())), "{g}");
+    let kh = ws.path("known_hosts");
+    assert!(g.lines().any(|l| l.starts_with(&format!("userknownhostsfile {}", kh.display()))), "{g}");
+}
