@@ -31,6 +31,28 @@ pub fn fill_placeholder(command: &str, file: &str) -> Option<String> {
     found.then_some(out)
 }
 
+/// Whether a `%s` of `validate` stands inside single quotes, where the shell takes `"$1"` (what
+/// it becomes) literally: the validator would be given the text `"$1"`, not the staged file.
+pub fn placeholder_in_single_quotes(v: &str) -> bool {
+    let (mut single, mut double) = (false, false);
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => {
+                chars.next();
+            }
+            '%' => match chars.next() {
+                Some('s') if single => return true,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +63,12 @@ mod tests {
         assert_eq!(fill_placeholder("date +%%s; grep -q 100%% %s", "F").as_deref(), Some("date +%s; grep -q 100% F"));
         assert_eq!(fill_placeholder("date +%%s", "F"), None);
         assert_eq!(fill_placeholder("echo %d %s%", "F").as_deref(), Some("echo %d F%"));
+        assert!(placeholder_in_single_quotes("grep -q x '%s'"));
+        assert!(placeholder_in_single_quotes("sh -c 'nginx -t -c %s'"));
+        assert!(!placeholder_in_single_quotes("grep -q 'x' %s"));
+        assert!(!placeholder_in_single_quotes("grep -q \"'\" \"%s\""));
+        assert!(!placeholder_in_single_quotes("printf '%%s' x | grep -q x %s"));
+        assert!(!placeholder_in_single_quotes("echo \\' %s"));
     }
 
     #[test]

@@ -238,6 +238,8 @@ async fn follow_apply(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
     let mut failure: Option<(String, String)> = None;
+    // The file whose `validate` refused its new content (the failing step was that check).
+    let mut refused: Option<usize> = None;
     let mut output = String::new();
     while let Some(line) = session.next().await? {
         match line {
@@ -258,6 +260,7 @@ async fn follow_apply(
                 }
             }
             Line::Marker(Marker::Fail { step, code }) => {
+                refused = validated_file(desired, &run.plan, &step);
                 let text = step_label(&run.plan, step);
                 progress(Progress::Step(false, &text));
                 failure = Some((text, code.unwrap_or_else(|| "?".into())));
@@ -270,6 +273,22 @@ async fn follow_apply(
         }
     }
     let code = session.finish(|_| {}).await?;
+    if let (Some((task, rc)), Some(i)) = (&failure, refused) {
+        run.failed = 1;
+        let f = &desired.files[i];
+        let said = if output.trim().is_empty() { "(the validator printed nothing)\n".to_string() } else { output };
+        return Err(Error::new(
+            ErrorKind::Remote,
+            format!("validate refused the new content of {} (exit {rc}); the live file is unchanged", f.dest),
+        )
+        .host(&desired.host)
+        .task(task.clone())
+        .detail(said)
+        .hint(format!(
+            "the check was `{}` on the new content (its output is above); fix the template, the vars or the check, and run converge again",
+            f.validate.as_deref().unwrap_or_default()
+        )));
+    }
     if let Some((task, rc)) = failure {
         run.failed = 1;
         return Err(Error::new(ErrorKind::Remote, format!("{task} failed (exit {rc})"))
@@ -282,6 +301,16 @@ async fn follow_apply(
         return Err(session.classify(Some(code)));
     }
     Ok(())
+}
+
+/// The file whose `validate` step `id` is: a file's change has a step of its own only for its
+/// validate (its content is written by the `stage` step).
+fn validated_file(desired: &Desired, plan: &Plan, id: &str) -> Option<usize> {
+    let change = plan.changes.get(id.parse::<usize>().ok()?)?;
+    match change.action {
+        Action::WriteFile(i) if desired.files[i].validate.is_some() => Some(i),
+        _ => None,
+    }
 }
 
 /// How a step is named in a phase or a failure: its change, or what the fixed steps do.

@@ -13,7 +13,7 @@ use minijinja::Value;
 use super::load::{Role, RoleSet};
 use super::resolve::{
     AptKey, AptRepositoryDecl, At, ContentSpec, FileDecl, HandlerRun, MODE_HINT, MetaSpec, ModeSpec, Text, parse_mode,
-    validate_without_placeholder,
+    validate_quoted_placeholder, validate_without_placeholder,
 };
 use super::template::RenderError;
 use crate::error::{Error, ErrorKind, Result};
@@ -407,6 +407,9 @@ impl RoleRenderer<'_> {
                 let v = self.text(v, at, "file.validate")?;
                 if crate::shell::fill_placeholder(&v, "F").is_none() {
                     return Err(validate_without_placeholder(self.error(at, "file.validate", ""), &v));
+                }
+                if crate::shell::placeholder_in_single_quotes(&v) {
+                    return Err(validate_quoted_placeholder(self.error(at, "file.validate", ""), &v));
                 }
                 Some(v)
             }

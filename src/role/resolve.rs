@@ -603,6 +603,10 @@ impl Resolver<'_> {
                 let e = validate_without_placeholder(self.error(at, "file.validate", ""), v);
                 self.push(e);
             }
+            Some(_) if crate::shell::placeholder_in_single_quotes(v) => {
+                let e = validate_quoted_placeholder(self.error(at, "file.validate", ""), v);
+                self.push(e);
+            }
             Some(filled) => {
                 if let Some(problem) = super::snippets::syntax_error(&filled) {
                     let e = super::snippets::error(self.error(at, "file.validate", ""), "file.validate", &problem);
@@ -659,6 +663,13 @@ pub fn fingerprint_problem(text: &str) -> Option<String> {
     }
     let bad = pinned.iter().find(|f| !matches!(f.len(), 40 | 64) || !f.bytes().all(|b| b.is_ascii_hexdigit()))?;
     Some(format!("`key_fingerprint` must be full fingerprints (40 or 64 hex digits), got `{bad}`"))
+}
+
+/// A `validate` whose `%s` stands inside single quotes (the shell would not expand it).
+pub fn validate_quoted_placeholder(base: Error, v: &str) -> Error {
+    let mut e = base;
+    e.message = format!("`validate` has %s inside single quotes, where it is never replaced by the staged file: `{v}`");
+    e.hint("write %s outside single quotes (it is passed quoted), e.g. validate = \"nginx -t -c %s\"")
 }
 
 /// A `validate` without `%s`.

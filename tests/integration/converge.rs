@@ -203,6 +203,16 @@ fn failing_validate_keeps_the_live_file_and_fails_the_host() {
         "checked=bad",
     ]);
     assert!(text.stdout.contains("checked.conf must start with good"), "{}", text.stdout);
+    // It says who refused what, and that the live file stands.
+    assert!(
+        text.stdout.contains(&format!(
+            "validate refused the new content of {} (exit 1); the live file is unchanged",
+            live.display()
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("hint: the check was `grep -q '^good' %s ||"), "{}", text.stdout);
     let names: Vec<String> = std::fs::read_dir(live.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

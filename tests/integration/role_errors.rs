@@ -183,3 +183,19 @@ fn an_integer_mode_is_refused_with_the_string_it_meant() {
     std::fs::write(ws.path("roles/web/role.toml"), role.replace("644", "\"0644\"")).unwrap();
     check(&ws, &roles).assert_code(0);
 }
+
+/// A `validate` whose `%s` stands inside single quotes would hand the validator the text
+/// `"$1"`, not the staged file: `check` refuses it, literal or templated.
+#[test]
+fn a_validate_placeholder_in_single_quotes_is_refused() {
+    let ws = Workspace::new();
+    for validate in ["grep -q x '%s'", "grep -q {{ 'x' }} '%s'"] {
+        let role = format!("[[file]]\ndest = \"/etc/site.conf\"\ncontent = \"x\"\nvalidate = \"{validate}\"\n");
+        let roles = setup(&ws, "[\"web\"]", &role, "");
+        let run = check(&ws, &roles);
+        run.assert_code(2);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(all.contains("`validate` has %s inside single quotes, where it is never replaced by the staged file"), "{all}");
+        assert!(all.contains("field: file.validate"), "{all}");
+    }
+}
