@@ -61,7 +61,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let file = crate::secrets::file_warnings(&inv)?;
     let rendered = renderer.warnings();
     let all = secret_warnings.iter().chain(&file).chain(&rendered);
-    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders) {
+    let groups = group_typo_warnings(&inv);
+    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders).chain(&groups) {
         printer.warning(warning);
     }
     if !failed {
@@ -83,6 +84,46 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
 
 /// One warning per identity file that cannot be used, naming every host that uses it. Each
 /// file is looked at once, however many hosts use it.
+/// A group hosts name in `groups = [...]` that has no `[groups.X]` table and no roles, spelled
+/// almost like one that has (`wbe` and `web`): most likely a typo that silently gives those
+/// hosts none of the group's roles and vars.
+fn group_typo_warnings(inv: &Inventory) -> Vec<Error> {
+    let tables: Vec<&str> = inv.groups.values().filter(|g| g.line > 0).map(|g| g.name.as_str()).collect();
+    inv.groups
+        .values()
+        .filter(|g| g.line == 0 && g.roles.is_empty())
+        .filter_map(|g| {
+            let limit = if g.name.chars().count() <= 2 { 1 } else { 2 };
+            let near = tables.iter().find(|t| edit_distance(t, &g.name) <= limit)?;
+            Some(
+                Error::new(
+                    ErrorKind::Inventory,
+                    format!("group `{}` has no [groups.{}] table and no roles: did you mean `{near}`?", g.name, g.name),
+                )
+                .at_file(&inv.path)
+                .host(crate::report::host_list(&g.hosts))
+                .hint(format!("fix the name in the hosts' `groups`, or add [groups.{}] if it is meant", g.name)),
+            )
+        })
+        .collect()
+}
+
+/// Levenshtein distance (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn identity_warnings(inv: &Inventory) -> Vec<Error> {
     let mut verdicts: HashMap<&std::path::Path, Option<usize>> = HashMap::new();
     let mut by_path: Vec<(Error, Vec<&str>)> = Vec::new();

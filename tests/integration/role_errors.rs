@@ -195,7 +195,32 @@ fn a_validate_placeholder_in_single_quotes_is_refused() {
         let run = check(&ws, &roles);
         run.assert_code(2);
         let all = format!("{}{}", run.stdout, run.stderr);
-        assert!(all.contains("`validate` has %s inside single quotes, where it is never replaced by the staged file"), "{all}");
+        assert!(
+            all.contains("`validate` has %s inside single quotes, where it is never replaced by the staged file"),
+            "{all}"
+        );
         assert!(all.contains("field: file.validate"), "{all}");
     }
+}
+
+/// A group named in a host's `groups` with no `[groups.X]` table and no roles, spelled almost
+/// like one that has a table, is a typo until shown otherwise: `check` warns "did you mean".
+#[test]
+fn a_group_typo_gets_did_you_mean() {
+    let ws = Workspace::new();
+    let roles = setup(&ws, "[\"web\"]", GOOD_ROLE, "x\n");
+    let inv = std::fs::read_to_string(ws.path("inventory.toml")).unwrap();
+    std::fs::write(
+        ws.path("inventory.toml"),
+        format!("{inv}\n[hosts.w2]\naddress = \"198.18.0.12\"\ngroups = [\"wbe\", \"backup\"]\n"),
+    )
+    .unwrap();
+    let run = check(&ws, &roles);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("group `wbe` has no [groups.wbe] table and no roles: did you mean `web`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("`backup`"), "a group far from any other is no typo: {}", run.stderr);
 }
