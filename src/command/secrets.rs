@@ -100,12 +100,21 @@ fn new_file(path: &Path, inv: &Inventory) -> Result<SecretsFile> {
         .chain(["id_ed25519", "id_rsa"].map(|n| home.join(".ssh").join(n)));
     for key in candidates {
         let public = PathBuf::from(format!("{}.pub", key.display()));
-        if let Ok(line) = std::fs::read_to_string(&public) {
-            std::fs::write(path, format!("recipients = [{}]\n", toml::Value::String(line.trim().to_string())))
-                .map_err(|e| Error::io("cannot create", path, e))?;
-            report::notice(&format!("created {} encrypted to {}", path.display(), public.display()));
-            return SecretsFile::load_existing(path);
-        }
+        // The `.pub` beside the key, else the public half derived from the key itself (a key
+        // copied without its `.pub`, as CI secrets often are).
+        let (line, from) = match std::fs::read_to_string(&public) {
+            Ok(line) => (line.trim().to_string(), public.display().to_string()),
+            Err(_) if key.is_file() => {
+                let Ok(private) = crate::transport::load_key_file(&key) else { continue };
+                let Ok(line) = private.public_key().to_openssh() else { continue };
+                (line, format!("the public half of {}", key.display()))
+            }
+            Err(_) => continue,
+        };
+        std::fs::write(path, format!("recipients = [{}]\n", toml::Value::String(line)))
+            .map_err(|e| Error::io("cannot create", path, e))?;
+        report::notice(&format!("created {} encrypted to {from}", path.display()));
+        return SecretsFile::load_existing(path);
     }
     Err(Error::new(
         ErrorKind::Inventory,

@@ -43,7 +43,9 @@ impl Keys {
     }
 }
 
-fn load_key_file(path: &Path) -> std::result::Result<Arc<PrivateKey>, String> {
+/// A private key file, checked as OpenSSH checks it, decrypted with MICROCTL_KEY_PASSPHRASE or
+/// a prompt on a terminal when it is encrypted.
+pub(crate) fn load_key_file(path: &Path) -> std::result::Result<Arc<PrivateKey>, String> {
     super::identity::check(path).map_err(|p| p.message(path))?;
     match russh::keys::load_secret_key(path, None) {
         Ok(k) => Ok(Arc::new(k)),

@@ -12,6 +12,7 @@ pub mod known_hosts;
 mod pool;
 mod process;
 
+pub(crate) use auth::load_key_file;
 pub use auth::{PASSPHRASE_ENV, check_identity};
 pub use connection::{Connection, Options, Stats};
 pub use pool::Pool;

@@ -412,3 +412,21 @@ fn a_secret_in_a_snippet_is_on_no_command_line_of_the_host() {
         assert!(wrappers > 0, "{round}: the scanner never saw the snippet's wrapper running:\n{log}");
     }
 }
+
+/// `secrets set` with an identity whose `.pub` is missing (a key copied alone, as CI secrets
+/// often are) derives the public half from the key itself and encrypts to it.
+#[test]
+fn secrets_set_derives_the_public_key_when_the_pub_file_is_missing() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.a]\naddress = \"127.0.0.1\"\n");
+    std::fs::remove_file(format!("{}.pub", ws.key.private.display())).unwrap();
+    let set = with_stdin(&ws, &["secrets", "set", "token"], "abcdefgh12345678\n");
+    set.assert_code(0);
+    assert!(set.stderr.contains("encrypted to the public half of "), "{}", set.stderr);
+    let file = std::fs::read_to_string(ws.path("secrets.toml")).unwrap();
+    let body = ws.key.public_line.split_whitespace().nth(1).unwrap();
+    assert!(file.contains(body), "{file}");
+    let show = ws.microctl(&["secrets", "show", "token"]);
+    show.assert_code(0);
+    assert_eq!(show.stdout, "abcdefgh12345678");
+}
