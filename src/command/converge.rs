@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::{extra_vars, load_inventory_with_secrets, load_roles, runtime};
+use super::{extra_vars, load_inventory_for, load_roles, runtime};
 use crate::apply::{self, HostRun, Options, Progress as Step};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
-use crate::inventory;
 use crate::plan::desired::Desired;
 use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
 use crate::report::{self, Printer};
@@ -23,8 +22,7 @@ use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
-    let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
-    let selected: Vec<String> = inventory::select(&inv, args.hosts())?.iter().map(|h| h.name.clone()).collect();
+    let (inv, selected) = load_inventory_for(global, args.hosts())?;
     let roles = load_roles(global, &inv)?;
     if let Some(only) = &args.roles {
         for name in only {

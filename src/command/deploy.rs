@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{extra_vars, load_inventory_with_secrets, load_roles_if_any, runtime};
+use super::{extra_vars, load_roles_if_any, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::{DeployConfig, Source};
 use crate::deploy::script::{Settings, Target};
@@ -19,7 +19,7 @@ use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
-    let (inv, _) = load_inventory_with_secrets(global, crate::secrets::Mode::Values)?;
+    let mut inv = inventory::Inventory::load(&global.inventory)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
         let cwd =
@@ -29,20 +29,22 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));
         }
     }
-    let mut hosts: Vec<&Host> = inventory::select(&inv, &cfg.hosts)?;
+    let mut names: Vec<String> = inventory::select(&inv, &cfg.hosts)?.iter().map(|h| h.name.clone()).collect();
     if let Some(only) = args.only() {
         let asked = inventory::select(&inv, only)?;
-        let all: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        hosts.retain(|h| asked.iter().any(|a| a.name == h.name));
-        if hosts.is_empty() {
-            return Err(Error::usage(format!(
-                "`{only}` matches none of deploy.{}'s hosts ({})",
-                cfg.name,
-                all.join(", ")
-            ))
-            .hint("name some of those hosts, or leave the pattern out to deploy to all of them"));
+        let all = names.join(", ");
+        names.retain(|n| asked.iter().any(|a| &a.name == n));
+        if names.is_empty() {
+            return Err(Error::usage(format!("`{only}` matches none of deploy.{}'s hosts ({all})", cfg.name))
+                .hint("name some of those hosts, or leave the pattern out to deploy to all of them"));
         }
     }
+    // Only the deployed hosts' secrets and environment are read; `--list` reads none.
+    if !args.list {
+        crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))?;
+    }
+    let inv = Arc::new(inv);
+    let hosts: Vec<&Host> = names.iter().map(|n| inv.host(n).expect("selected")).collect();
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);

@@ -47,8 +47,18 @@ fn load_inventory_with_secrets(
     mode: crate::secrets::Mode,
 ) -> Result<(Arc<Inventory>, Vec<Error>)> {
     let mut inv = Inventory::load(&global.inventory)?;
-    let warnings = crate::secrets::resolve(&mut inv, mode)?;
+    let warnings = crate::secrets::resolve(&mut inv, mode, None)?;
     Ok((Arc::new(inv), warnings))
+}
+
+/// The inventory with the secret and environment values of the hosts `pattern` selects (and
+/// of their groups and the defaults) resolved, the others' left as stand-ins, and the
+/// selected hosts' names in inventory order.
+fn load_inventory_for(global: &GlobalArgs, pattern: &str) -> Result<(Arc<Inventory>, Vec<String>)> {
+    let mut inv = Inventory::load(&global.inventory)?;
+    let selected: Vec<String> = crate::inventory::select(&inv, pattern)?.iter().map(|h| h.name.clone()).collect();
+    crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&selected))?;
+    Ok((Arc::new(inv), selected))
 }
 
 /// A multi-threaded runtime for the network-bound commands.

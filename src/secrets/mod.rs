@@ -33,8 +33,11 @@ pub enum Mode {
 }
 
 /// Resolves every reference in the inventory's host and group vars. Returns the warnings
-/// (`StandIns` mode only).
-pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
+/// (`StandIns` mode only). With `only` (the hosts a command renders), the vars of other hosts
+/// and of groups none of them is in get stand-ins (`[secret NAME]`, `[env NAME]`) without
+/// decrypting or reading anything: `converge web` does not need app's secrets or environment.
+pub fn resolve(inv: &mut Inventory, mode: Mode, only: Option<&[String]>) -> Result<Vec<Error>> {
+    let wanted = |host: &str| only.is_none_or(|o| o.iter().any(|h| h == host));
     let file_path = SecretsFile::path_for(&inv.path);
     let mut file: Option<Option<SecretsFile>> = None;
     let mut ids: Option<Identities> = None;
@@ -122,14 +125,24 @@ pub fn resolve(inv: &mut Inventory, mode: Mode) -> Result<Vec<Error>> {
     };
 
     // Each vars layer once (hosts share the defaults' and groups' layers), then relinked.
+    let mut unneeded = |_: &str, r: &Reference| Ok(format!("[{} {}]", r.kind(), r.name()));
     refs::resolve(std::sync::Arc::make_mut(&mut inv.defaults_vars), &mut |var, r| lookup("defaults", var, r))?;
     for host in &mut inv.hosts {
         let owner = format!("hosts.{}", host.name);
-        refs::resolve(host.vars.own_mut(), &mut |var, r| lookup(&owner, var, r))?;
+        if wanted(&host.name) {
+            refs::resolve(host.vars.own_mut(), &mut |var, r| lookup(&owner, var, r))?;
+        } else {
+            refs::resolve(host.vars.own_mut(), &mut unneeded)?;
+        }
     }
     for group in inv.groups.values_mut() {
         let owner = format!("groups.{}", group.name);
-        refs::resolve(std::sync::Arc::make_mut(&mut group.vars), &mut |var, r| lookup(&owner, var, r))?;
+        let vars = std::sync::Arc::make_mut(&mut group.vars);
+        if group.hosts.iter().any(|h| wanted(h)) {
+            refs::resolve(vars, &mut |var, r| lookup(&owner, var, r))?;
+        } else {
+            refs::resolve(vars, &mut unneeded)?;
+        }
     }
     inv.relink_vars();
     // One warning per reference, not per host using it.

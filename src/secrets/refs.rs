@@ -26,6 +26,14 @@ impl Reference {
             Reference::Secret(n) | Reference::Env(n) => n,
         }
     }
+
+    /// `secret` or `env`: the word of its stand-in, `[secret NAME]`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reference::Secret(_) => "secret",
+            Reference::Env(_) => "env",
+        }
+    }
 }
 
 /// The reference a value is, if it is a table with the single key `secret` or `env`.

@@ -430,3 +430,28 @@ fn secrets_set_derives_the_public_key_when_the_pub_file_is_missing() {
     show.assert_code(0);
     assert_eq!(show.stdout, "abcdefgh12345678");
 }
+
+/// Only the selected hosts' secrets and environment are read: `converge a` does not need the
+/// variable only group app's vars refer to, and `deploy app --list` reads none at all; the
+/// hosts that use it still require it.
+#[test]
+fn only_what_the_selected_hosts_render_is_resolved() {
+    let ws = Workspace::new();
+    let a = ws.sshd(SshdOptions::default());
+    ws.known_hosts(&[&a]);
+    ws.inventory(&format!(
+        "[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n\
+         [hosts.b]\naddress = \"127.0.0.1\"\nport = 1\ngroups = [\"app\"]\n\
+         [groups.app.vars]\ntoken = {{ env = \"MICROCTL_TEST_UNSET_TOKEN\" }}\n\
+         [deploy.app]\nsource = \"/nonexistent\"\nhealth_path = \"/\"\nhealth_port = \"8000\"\n",
+        a.port
+    ));
+    let run = ws.microctl(&["converge", "a", "--check"]);
+    run.assert_code(0);
+    let run = ws.microctl(&["converge", "b", "--check"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("MICROCTL_TEST_UNSET_TOKEN"), "{}", run.stderr);
+    let list = ws.microctl(&["deploy", "app", "--list"]);
+    assert!(!list.stderr.contains("MICROCTL_TEST_UNSET_TOKEN"), "{}", list.stderr);
+    assert_ne!(list.code, 2, "--list needs no vars: {}", list.stderr);
+}
