@@ -442,12 +442,21 @@ impl<'a> Resolver<'a> {
             let run = match (&r.service, &r.action, &r.run) {
                 (Some(service), action, None) => {
                     let action = action.as_deref().unwrap_or("restart");
-                    let Some(action) = HANDLER_ACTIONS.iter().find(|a| **a == action) else {
-                        let e = self
-                            .error(&at, "handler.action", format!("handler `{}`: unknown action `{action}`", r.name))
-                            .hint("use restart, reload, reload-or-restart, try-restart, start or stop");
-                        self.push(e);
-                        continue;
+                    // An unknown action is reported once; the handler still counts as defined,
+                    // so the resources that notify it get no second, false "unknown handler".
+                    let action = match HANDLER_ACTIONS.iter().find(|a| **a == action) {
+                        Some(action) => action,
+                        None => {
+                            let e = self
+                                .error(
+                                    &at,
+                                    "handler.action",
+                                    format!("handler `{}`: unknown action `{action}`", r.name),
+                                )
+                                .hint("use restart, reload, reload-or-restart, try-restart, start or stop");
+                            self.push(e);
+                            "restart"
+                        }
                     };
                     HandlerRun::Service { action, service: self.text(&at, "handler.service", service) }
                 }

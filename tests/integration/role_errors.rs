@@ -224,3 +224,18 @@ fn a_group_typo_gets_did_you_mean() {
     );
     assert!(!run.stderr.contains("`backup`"), "a group far from any other is no typo: {}", run.stderr);
 }
+
+/// A handler whose action is mistyped is one error, on the handler: the file that notifies it
+/// gets no second, false "notify names unknown handler".
+#[test]
+fn a_handler_action_typo_is_one_error_not_two() {
+    let ws = Workspace::new();
+    let role = "[[file]]\ndest = \"/etc/site.conf\"\ncontent = \"x\"\nnotify = [\"reload site\"]\n\n\
+                [[handler]]\nname = \"reload site\"\nservice = \"nginx\"\naction = \"relaod\"\n";
+    let roles = setup(&ws, "[\"web\"]", role, "");
+    let run = check(&ws, &roles);
+    run.assert_code(2);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("handler `reload site`: unknown action `relaod`"), "{all}");
+    assert!(!all.contains("unknown handler"), "{all}");
+}
