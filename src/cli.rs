@@ -58,8 +58,9 @@ pub enum Command {
     SshConfig(SshConfigArgs),
     /// Print shell completions: `microctl completions bash > /etc/bash_completion.d/microctl`.
     Completions(CompletionsArgs),
-    /// Print the manual page (roff): `microctl man | man -l -`.
-    Man,
+    /// Print a manual page (roff): `microctl man | man -l -`, `microctl man exec`; or write
+    /// them all: `microctl man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
     /// The local lab: the four microblog hosts as real systemd machines on this computer.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -284,6 +285,15 @@ pub struct SshConfigArgs {
     /// Only these hosts (and their jump hosts): `all`, names, groups, globs, `!name`.
     #[arg(default_value = "all")]
     pub pattern: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (microctl-SUBCOMMAND(1)); default: microctl(1).
+    pub subcommand: Option<String>,
+    /// Write every page (microctl.1 and microctl-SUBCOMMAND.1) into DIR instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

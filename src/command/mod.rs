@@ -29,7 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ssh(args) => ssh::run(&cli.global.inventory, cli.global.accept_new, args),
         Command::SshConfig(args) => ssh::config(&cli.global, args),
         Command::Completions(args) => meta::completions(args),
-        Command::Man => meta::man(),
+        Command::Man(args) => meta::man(args),
         Command::Lab(cmd) => lab::run(&cli.global, cmd),
         Command::Secrets(cmd) => secrets::run(&cli.global, cmd),
     }
