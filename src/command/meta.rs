@@ -138,7 +138,7 @@ fn page(sub: Option<&str>) -> Result<Vec<u8>> {
     let pages: Vec<String> = match sub {
         None => Cli::command()
             .get_subcommands()
-            .map(|c| format!("\\fBmicroctl\\-{}\\fR(1)", roff_escape(c.get_name()).replace("\\-", "\\-")))
+            .map(|c| format!("\\fBmicroctl\\-{}\\fR(1)", roff_escape(c.get_name())))
             .collect(),
         Some(_) => vec!["\\fBmicroctl\\fR(1)".into()],
     };
