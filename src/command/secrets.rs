@@ -39,11 +39,19 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
         }
         SecretsCommand::Set { name } => {
             store::check_name(&name)?;
+            let value = read_value(&name)?;
+            if value.chars().count() < crate::secrets::redact::MIN_SECRET {
+                return Err(Error::usage(format!(
+                    "secret `{name}` is {} characters long: at least {} are needed",
+                    value.chars().count(),
+                    crate::secrets::redact::MIN_SECRET
+                ))
+                .hint("a value this short is weak, and in output it cannot be told apart from ordinary text, so it could only be masked as a word of its own; use a longer one"));
+            }
             let mut file = match SecretsFile::load(&path)? {
                 Some(f) => f,
                 None => new_file(&path, &inv)?,
             };
-            let value = read_value(&name)?;
             file.set(&name, &value)?;
             file.save()?;
             report::notice(&format!("secret `{name}` set in {}", path.display()));

@@ -56,7 +56,19 @@ pub fn resolve(inv: &mut Inventory, mode: Mode, only: Option<&[String]>) -> Resu
         let mut stand_in = matches!((r, mode), (Reference::Secret(_), Mode::StandIns));
         let value = match (r, mode) {
             (Reference::Env(name), _) => match std::env::var(name) {
-                Ok(v) => v,
+                Ok(v) => {
+                    if mode == Mode::StandIns && !v.is_empty() && v.chars().count() < redact::MIN_SECRET {
+                        warnings.push(located(Error::new(
+                            ErrorKind::Inventory,
+                            format!(
+                                "environment variable `{name}` (var `{var}`) is {} characters long: output masks a value shorter than {} only where it stands as a word of its own",
+                                v.chars().count(),
+                                redact::MIN_SECRET
+                            ),
+                        )));
+                    }
+                    v
+                }
                 Err(_) if mode == Mode::StandIns => {
                     stand_in = true;
                     warnings.push(located(Error::new(

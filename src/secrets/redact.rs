@@ -14,8 +14,13 @@ use std::sync::RwLock;
 static VALUES: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
 
 /// Shorter fragments (lines of a multi-line secret) are not masked on their own: too likely
-/// to be ordinary text. Whole values are masked whatever their length.
+/// to be ordinary text.
 const MIN_FRAGMENT: usize = 8;
+
+/// A whole value shorter than this is masked only where it stands as a word of its own (not
+/// inside a longer word or path: a secret `x` must not turn `exactly` into `e[secret]actly`).
+/// `secrets set` refuses such values and `check` warns about `env` ones (README, "Redaction").
+pub const MIN_SECRET: usize = 8;
 
 /// Registers `value` (from secret or env reference `name`) for redaction.
 pub fn register(name: &str, value: &str) {
@@ -60,10 +65,33 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     let values = VALUES.read().expect("redactor lock");
     let mut out = Cow::Borrowed(text);
     for (value, name) in values.iter() {
-        if out.contains(value.as_str()) {
-            out = Cow::Owned(out.replace(value.as_str(), &format!("[secret {name}]")));
+        if !out.contains(value.as_str()) {
+            continue;
         }
+        let mask = format!("[secret {name}]");
+        out = Cow::Owned(if value.chars().count() >= MIN_SECRET {
+            out.replace(value.as_str(), &mask)
+        } else {
+            replace_words(&out, value, &mask)
+        });
     }
+    out
+}
+
+/// `text` with each occurrence of `word` that stands alone (no letter, digit, `_`, `-`, `.` or
+/// `/` right before or after it) replaced by `mask`.
+fn replace_words(text: &str, word: &str, mask: &str) -> String {
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let (before, after) = (rest[..i].chars().next_back(), rest[i + word.len()..].chars().next());
+        let alone = !part(before) && !part(after);
+        out.push_str(&rest[..i]);
+        out.push_str(if alone { mask } else { word });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -96,6 +124,18 @@ mod tests {
         let mut v = serde_json::json!({ "a": ["x hunter2-redact-test\"q"], "n": 1 });
         redact_json(&mut v);
         assert_eq!(v["a"][0], "x [secret redact_test_pw]\"q");
+    }
+
+    /// A value shorter than MIN_SECRET is masked where it is a word of its own, never inside a
+    /// longer word or a path.
+    #[test]
+    fn a_short_value_is_masked_only_as_a_word_of_its_own() {
+        register("redact_short", "q7");
+        assert_eq!(
+            redact("pw=q7 and 'q7', q7"),
+            "pw=[secret redact_short] and '[secret redact_short]', [secret redact_short]"
+        );
+        assert_eq!(redact("aq7b /srv/q7/x q7.conf q7_x"), "aq7b /srv/q7/x q7.conf q7_x");
     }
 
     /// The value as `systemd_env`, `escape`, shell quoting and JSON make it is masked too,

@@ -455,3 +455,21 @@ fn only_what_the_selected_hosts_render_is_resolved() {
     assert!(!list.stderr.contains("MICROCTL_TEST_UNSET_TOKEN"), "{}", list.stderr);
     assert_ne!(list.code, 2, "--list needs no vars: {}", list.stderr);
 }
+
+/// The redaction policy for short values: `secrets set` refuses a value shorter than 8
+/// characters; `check` warns about a short `env` value (masked only as a word of its own).
+#[test]
+fn short_secret_values_are_refused_or_warned_about() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.a]\naddress = \"127.0.0.1\"\n[hosts.a.vars]\npin = { env = \"MICROCTL_TEST_PIN\" }\n");
+    let set = with_stdin(&ws, &["secrets", "set", "pin"], "1234\n");
+    set.assert_code(2);
+    assert!(set.stderr.contains("error: secret `pin` is 4 characters long: at least 8 are needed"), "{}", set.stderr);
+    assert!(!ws.path("secrets.toml").exists(), "nothing written");
+    let check = ws.microctl_env(&["check"], &[("MICROCTL_TEST_PIN", "1234")]);
+    assert!(
+        check.stderr.contains("environment variable `MICROCTL_TEST_PIN` (var `pin`) is 4 characters long"),
+        "{}",
+        check.stderr
+    );
+}
