@@ -396,10 +396,7 @@ fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathB
 /// while it is switched and checked, and four clients through nginx see no failed request.
 #[test]
 fn lab_rolling_deploy_over_two_app_hosts() {
-    if !is_root() {
-        eprintln!("lab e2e skipped: needs root");
-        return;
-    }
+    assert!(is_root(), "the lab tests run as root (they create namespaces and systemd hosts): run scripts/test.sh");
     let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab_dir();
     let _ = microctl(&["lab", "down"]);
@@ -447,10 +444,7 @@ fn lab_rolling_deploy_over_two_app_hosts() {
 
 #[test]
 fn lab_converge_deploy_and_teardown() {
-    if !is_root() {
-        eprintln!("lab e2e skipped: needs root");
-        return;
-    }
+    assert!(is_root(), "the lab tests run as root (they create namespaces and systemd hosts): run scripts/test.sh");
     let _serial = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab_dir();
     let _ = microctl(&["lab", "down"]); // a lab left running by someone else
