@@ -549,8 +549,12 @@ pub(crate) fn shellcheck(script: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.sh");
     std::fs::write(&path, shipped::with_comments(script)).unwrap();
-    let out =
-        std::process::Command::new("shellcheck").args(["-s", "sh", "-e", "SC2016,SC1091"]).arg(&path).output().ok()?;
+    // A missing shellcheck fails the test that asked, naming the package: never a silent pass.
+    let out = std::process::Command::new("shellcheck")
+        .args(["-s", "sh", "-e", "SC2016,SC1091"])
+        .arg(&path)
+        .output()
+        .expect("shellcheck is missing: install the Debian package shellcheck (scripts/test.sh does)");
     (!out.status.success())
         .then(|| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
