@@ -4,7 +4,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The current UTC time as (year, month, day, hour, minute, second).
 fn now_utc() -> (i64, i64, i64, u64, u64, u64) {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    civil(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+}
+
+/// (year, month, day, hour, minute, second) of `secs` since the epoch, UTC.
+fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let (days, rem) = (secs / 86400, secs % 86400);
     let (year, month, day) = civil_from_days(days as i64);
     (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
@@ -23,10 +27,13 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-/// `20261125T034501Z`: sorts by time, safe in a file name.
+/// `20261125T034501.123Z`: sorts by time, safe in a file name (a release name's start), to the
+/// millisecond, so two deploys in one second get two names. (Releases are ordered by the host
+/// ledger's count, not by these names: `deploy/ledger.sh`.)
 pub fn compact_stamp() -> String {
-    let (y, mo, d, h, mi, s) = now_utc();
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, d, h, mi, s) = civil(now.as_secs());
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{:03}Z", now.subsec_millis())
 }
 
 /// `2026-11-25T03:45:01Z` (RFC 3339).
@@ -49,7 +56,8 @@ mod tests {
     #[test]
     fn stamps_have_their_shape() {
         let (c, i) = (compact_stamp(), iso_stamp());
-        assert_eq!((c.len(), &c[8..9], &c[15..]), (16, "T", "Z"));
+        assert_eq!((c.len(), &c[8..9], &c[15..16], &c[19..]), (20, "T", ".", "Z"));
+        assert!(crate::deploy::ledger::release_name_ok(&format!("{c}-abc1234567")), "{c}");
         assert_eq!((i.len(), &i[4..5], &i[10..11]), (20, "-", "T"));
     }
 }

@@ -12,7 +12,7 @@ out=$( (git init --quiet -- "$T" && git -C "$T" fetch --quiet --depth 1 -- "$GIT
   fail clone "$out"
 }
 REVISION=$(git -C "$T" rev-parse --short=10 HEAD 9>&-)
-NAME="$(date -u +%Y%m%dT%H%M%SZ)-$REVISION"
+NAME="$(date -u +%Y%m%dT%H%M%S.%3NZ)-$REVISION"
 REL="$ROOT/releases/$NAME"
 name_ok "$NAME" || fail clone "refusing the release name $NAME"
 if [ -e "$REL" ] || [ -L "$REL" ]; then fail clone "release $NAME exists"; fi

@@ -131,7 +131,6 @@ fn deploy_health_check_rollback_and_failed_build() {
     let v1_release = v1.host("h0")["release"].as_str().unwrap().to_string();
     assert!(v1.host("h0")["health"][0].as_str().unwrap().starts_with("healthy: HTTP 200"), "{}", v1.stdout);
 
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // release names carry the second
     let v2 = deploy(&["--ref", "v2"]);
     v2.assert_code(0);
     assert_eq!(served(app.ports[0]), "version 2");
@@ -147,7 +146,6 @@ fn deploy_health_check_rollback_and_failed_build() {
     assert_eq!(list.host("h1")["live"], v2.host("h1")["release"], "{}", list.stdout);
 
     // Unhealthy: h0 rolls back to v2, h1 is never touched, exit 1 with the reason.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let sick = deploy(&["--ref", "sick"]);
     sick.assert_code(1);
     let h0 = sick.host("h0");
@@ -162,7 +160,6 @@ fn deploy_health_check_rollback_and_failed_build() {
     assert!(text.stdout.contains("HTTP 500 from http://127.0.0.1:"), "{}", text.stdout);
 
     // A failing build never touches current.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let broken = deploy(&["--ref", "broken"]);
     broken.assert_code(1);
     let msg = broken.host("h0")["error"]["message"].as_str().unwrap().to_string();

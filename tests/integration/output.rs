@@ -393,7 +393,6 @@ fn deploy_output_in_every_mode() {
     }
 
     // Plain lines, the build announced (a step that may take long), then JSON Lines.
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // release names carry the second
     let plain = ws.microctl(&["deploy", "app", "--ref", "v2"]);
     plain.assert_code(0);
     assert!(plain.stdout.contains("h0 | current -> "), "{}", plain.stdout);
@@ -403,7 +402,6 @@ fn deploy_output_in_every_mode() {
 
     // JSON with -vv, from a source folder with uncommitted changes: typed deploy events, the
     // script summaries, and the warning as an event (stderr stays empty of it).
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let untracked = ws.path("src/app/NOTES");
     std::fs::write(&untracked, "not committed\n").unwrap();
     let json = ws.microctl(&["-vv", "deploy", "app", "--json"]);
@@ -451,7 +449,6 @@ fn deploy_output_in_every_mode() {
     assert_eq!(list.host("h0")["releases"].as_array().unwrap().len(), 3, "{}", list.stdout);
 
     // Plain -vv: the same summary on stderr, and the warning there too.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(&untracked, "not committed\n").unwrap();
     let traced = ws.microctl(&["-vv", "deploy", "app"]);
     std::fs::remove_file(&untracked).unwrap();
@@ -467,7 +464,6 @@ fn deploy_output_in_every_mode() {
     }
 
     // Unhealthy, in JSON: the verdict rolls back, the rollback and its health are events.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let sick = ws.microctl(&["deploy", "app", "--ref", "sick", "--json"]);
     sick.assert_code(1);
     let lines = check_json_lines(&sick);
@@ -479,7 +475,6 @@ fn deploy_output_in_every_mode() {
     assert_eq!(verdict["keep"], false);
     assert_eq!(lines.iter().find(|v| v["event"] == "after_rollback").unwrap()["healthy"], true, "{}", sick.stdout);
 
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let quiet = ws.microctl(&["-q", "deploy", "app", "--ref", "sick"]);
     quiet.assert_code(1);
     assert!(quiet.stdout.starts_with("h0 | error: health check failed on h0"), "{}", quiet.stdout);
