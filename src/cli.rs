@@ -124,9 +124,8 @@ pub struct DeployArgs {
     /// Only these of the deploy's hosts (a canary, or the host that failed): names, groups,
     /// globs, comma lists, `!name`; default: all of its `hosts`.
     pub pattern: Option<String>,
-    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
-    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
-    pub limit: Option<String>,
+    #[command(flatten)]
+    pub limit: Limit,
     /// List each host's release ledger: every release's status (healthy, failed, incomplete),
     /// who deployed it, when, from which revision, the result, and which one is live.
     #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
@@ -161,9 +160,8 @@ pub struct DeployArgs {
 pub struct ConvergeArgs {
     /// Hosts: `all` (the default), names, groups, globs (`web*`), comma lists, `!name` to exclude.
     pub pattern: Option<String>,
-    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
-    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
-    pub limit: Option<String>,
+    #[command(flatten)]
+    pub limit: Limit,
     /// Probe and show what would change; change nothing. Exit 3 when changes are pending.
     #[arg(long)]
     pub check: bool,
@@ -206,24 +204,40 @@ impl Command {
     }
 }
 
+/// `-l/--limit PATTERN`: the host pattern as an option (Ansible's and pyinfra's habit), on the
+/// commands that take a PATTERN (converge, exec, deploy).
+#[derive(Debug, Args)]
+pub struct Limit {
+    /// The hosts, as an option: the same as PATTERN.
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
+    pub limit: Option<String>,
+}
+
+impl Limit {
+    /// The pattern given by `--limit` or as `pattern`, if any.
+    pub fn or<'a>(&'a self, pattern: &'a Option<String>) -> Option<&'a str> {
+        self.limit.as_deref().or(pattern.as_deref())
+    }
+}
+
 impl ConvergeArgs {
     /// The host pattern, from PATTERN or `--limit`.
     pub fn hosts(&self) -> &str {
-        self.limit.as_deref().or(self.pattern.as_deref()).unwrap_or("all")
+        self.limit.or(&self.pattern).unwrap_or("all")
     }
 }
 
 impl ExecArgs {
     /// The host pattern, from PATTERN or `--limit` (clap requires one).
     pub fn hosts(&self) -> &str {
-        self.limit.as_deref().or(self.pattern.as_deref()).unwrap_or("all")
+        self.limit.or(&self.pattern).unwrap_or("all")
     }
 }
 
 impl DeployArgs {
     /// The subset of the deploy's hosts asked for, from PATTERN or `--limit`.
     pub fn only(&self) -> Option<&str> {
-        self.limit.as_deref().or(self.pattern.as_deref())
+        self.limit.or(&self.pattern)
     }
 }
 
@@ -242,9 +256,8 @@ pub struct ExecArgs {
     /// Hosts: `all`, names, groups, globs (`web*`), comma lists, `!name` to exclude.
     #[arg(required_unless_present = "limit")]
     pub pattern: Option<String>,
-    /// The hosts, as an option (Ansible's and pyinfra's habit): the same as PATTERN.
-    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
-    pub limit: Option<String>,
+    #[command(flatten)]
+    pub limit: Limit,
     /// The command, after `--`; run by the remote user's shell.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

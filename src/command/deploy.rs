@@ -19,6 +19,11 @@ use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
+    // An argument check: before the inventory, its secrets or any host.
+    if let Some(r) = args.rollback.as_deref().filter(|r| !r.is_empty() && !deploy::ledger::release_name_ok(r)) {
+        return Err(Error::new(ErrorKind::Usage, format!("`{}` is not a release name", r.escape_debug()))
+            .hint("release names are letters, digits, `.`, `_` and `-`; `microctl deploy NAME --list` shows them"));
+    }
     let mut inv = inventory::Inventory::load(&global.inventory)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
@@ -57,10 +62,6 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     };
 
     let mut warnings = Vec::new();
-    if let Some(r) = args.rollback.as_deref().filter(|r| !r.is_empty() && !deploy::ledger::release_name_ok(r)) {
-        return Err(Error::new(ErrorKind::Usage, format!("`{}` is not a release name", r.escape_debug()))
-            .hint("release names are letters, digits, `.`, `_` and `-`; `microctl deploy NAME --list` shows them"));
-    }
     let (target, payload) = if let Some(release) = &args.rollback {
         (Target::Previous { release: Some(release.clone()).filter(|r| !r.is_empty()) }, None)
     } else if args.list {

@@ -1,8 +1,8 @@
 # shellcheck shell=sh
 # Reusing the built environment (e.g. the venv) across releases, after functions.sh and with
 # CACHE_DIR (the folder the release uses, e.g. `venv`), CACHE_KEY (files, folders or globs
-# of the release, one a line: a folder counts with every file below it), CACHE_KEY_COMMAND (e.g. `python3 --version`) and CACHE_STEPS (the steps that build
-# it, one a line) assigned. The environment lives in $ROOT/shared/cache/KEY/, KEY hashing the
+# of the release, one a line: a folder counts with every file below it), CACHE_KEY_COMMAND
+# (e.g. `python3 --version`) and CACHE_STEPS (the steps that build it, one a line) assigned. The environment lives in $ROOT/shared/cache/KEY/, KEY hashing the
 # key files' names and contents, the steps and the key command's output; it is built there in
 # place (a venv cannot move), with only the key files, and marked complete last; each release
 # links CACHE_DIR to it. Unchanged inputs: no step runs at all. The app user owns

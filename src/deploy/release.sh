@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # What both the deploy session and its confirm watchdog do to a host's releases, after the
-# assignments of ROOT and RESTART (and, in a deploy session, ENV_WORDS: the env file's assignments as quoted words,
-# envfile.sh): switch `current`, restart, roll back. Output only on stdout, no markers.
+# assignments of ROOT and RESTART (and, in a deploy session, ENV_WORDS: the env file's
+# assignments as quoted words, envfile.sh, for functions.sh's run_step): switch `current`,
+# restart, roll back. Output only on stdout, no markers.
 # switch_to releases/NAME: point `current` there by renaming a new symlink over it (in ROOT,
 # root's own folder: see functions.sh's safe_chain).
 switch_to() { ln -sfn -- "$1" "$ROOT/.current.new" && mv -fT -- "$ROOT/.current.new" "$ROOT/current"; }
