@@ -60,7 +60,7 @@ plain() {
 }
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2034 # used by the generated package steps
-APT="apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+APT="apt-get -q -y -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 # hashes_settle DIR...: make the next record's time (the mtime of $W/hash.stamp) later
 # than the last change in each DIR (where this run renamed files: a file's ctime is its
 # folder's mtime then), so the record can vouch for those files. The clock's tick is 1-10 ms

@@ -27,6 +27,9 @@ pub use vars::HostVars;
 /// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
 pub type Vars = toml::Table;
 
+/// The default `apt_lock_timeout`, in seconds.
+pub const DEFAULT_APT_LOCK_TIMEOUT: u64 = 300;
+
 /// Where the default inventory lives when neither `-i` nor `MICROCTL_INVENTORY` is given.
 pub const DEFAULT_PATH: &str = "inventory.toml";
 
@@ -77,6 +80,9 @@ pub struct Host {
     pub timeout: Duration,
     /// Concurrent channels this client opens on the host's connection (below sshd's MaxSessions).
     pub max_sessions: usize,
+    /// Seconds a package step waits for dpkg's and apt's locks (a fresh VM's cloud-init and
+    /// unattended-upgrades hold them for minutes after boot).
+    pub apt_lock_timeout: u64,
     /// Run privileged work through sudo when `user` is not root (see `remote::Privilege`).
     pub become_root: bool,
     /// Where microctl keeps its lock and pending handlers on the host.

@@ -19,7 +19,7 @@ use toml::Spanned;
 
 use super::input;
 use super::raw::{RawGroup, RawHost, RawInventory};
-use super::{DeploySection, Group, Host, HostVars, Inventory, Vars};
+use super::{DEFAULT_APT_LOCK_TIMEOUT, DeploySection, Group, Host, HostVars, Inventory, Vars};
 use crate::error::{Error, ErrorKind, LineIndex, Result};
 
 const DEFAULT_PORT: u16 = 22;
@@ -175,6 +175,16 @@ fn resolve_host(
             .hint("use seconds, at least 1 and at most 86400"));
     }
 
+    let apt_lock = pick(&h.apt_lock_timeout, &defaults.apt_lock_timeout)
+        .map(|t| (*t.get_ref(), t.span()))
+        .unwrap_or((DEFAULT_APT_LOCK_TIMEOUT as f64, 0..0));
+    if !(0.0..=86400.0).contains(&apt_lock.0) || apt_lock.0.fract() != 0.0 {
+        return Err(rep
+            .at(apt_lock.1, format!("apt_lock_timeout {} is out of range", apt_lock.0))
+            .field(format!("hosts.{n}.apt_lock_timeout"))
+            .hint("use whole seconds, from 0 (do not wait) to 86400"));
+    }
+
     let user = pick(&h.user, &defaults.user).map(|u| u.get_ref().clone()).unwrap_or_else(local_user);
     let identity = pick(&h.identity, &defaults.identity).map(|p| expand_path(base_dir, p.get_ref()));
     let known_hosts = pick(&h.known_hosts, &defaults.known_hosts)
@@ -209,6 +219,7 @@ fn resolve_host(
         connect_timeout: Duration::from_secs_f64(timeout.0),
         timeout: Duration::from_secs_f64(session_timeout.0),
         max_sessions: max_sessions.0 as usize,
+        apt_lock_timeout: apt_lock.0 as u64,
         become_root: h.become_root.or(defaults.become_root).unwrap_or(true),
         state_dir,
         line: rep.line(&name.span()),

@@ -106,6 +106,8 @@ pub struct Desired {
     pub commands: Vec<CommandSpec>,
     /// Every handler the host's roles define, in definition order.
     pub handlers: Vec<HandlerSpec>,
+    /// Seconds a package step waits for dpkg's and apt's locks (the host's `apt_lock_timeout`).
+    pub apt_lock_timeout: u64,
 }
 
 impl Desired {
