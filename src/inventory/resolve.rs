@@ -577,6 +577,19 @@ vars = { tier = "extra" }
     }
 
     #[test]
+    fn apt_lock_timeout_from_defaults_host_or_default() {
+        let inv = parse("[defaults]\napt_lock_timeout = 60\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\napt_lock_timeout = 0\n")
+            .unwrap();
+        assert_eq!(inv.host("a").unwrap().apt_lock_timeout, 60);
+        assert_eq!(inv.host("b").unwrap().apt_lock_timeout, 0);
+        let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
+        assert_eq!(inv.host("a").unwrap().apt_lock_timeout, 300);
+        let e = err("[hosts.a]\naddress = \"a\"\napt_lock_timeout = 1.5\n");
+        assert!(e.starts_with("inv.toml:3:20: apt_lock_timeout 1.5 is out of range"), "{e}");
+        assert!(e.contains("hosts.a.apt_lock_timeout"), "{e}");
+    }
+
+    #[test]
     fn session_timeout_from_defaults_host_or_default() {
         let inv =
             parse("[defaults]\ntimeout = 90\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\ntimeout = 5\n")
