@@ -167,7 +167,7 @@ fn resolve_host(
 
     let session_timeout = pick(&h.timeout, &defaults.timeout)
         .map(|t| (*t.get_ref(), t.span()))
-        .unwrap_or((crate::remote::DEFAULT_TIMEOUT.as_secs_f64(), 0..0));
+        .unwrap_or((super::DEFAULT_TIMEOUT.as_secs_f64(), 0..0));
     if !(session_timeout.0 >= 1.0 && session_timeout.0 <= 86400.0) {
         return Err(rep
             .at(session_timeout.1, format!("timeout {} is out of range", session_timeout.0))
@@ -597,7 +597,7 @@ vars = { tier = "extra" }
         assert_eq!(inv.host("a").unwrap().timeout, Duration::from_secs(90));
         assert_eq!(inv.host("b").unwrap().timeout, Duration::from_secs(5));
         let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
-        assert_eq!(inv.host("a").unwrap().timeout, crate::remote::DEFAULT_TIMEOUT);
+        assert_eq!(inv.host("a").unwrap().timeout, super::DEFAULT_TIMEOUT);
         let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
         assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
         assert!(e.contains("hosts.a.timeout"), "{e}");

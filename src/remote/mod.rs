@@ -43,7 +43,6 @@
 //! `close_stdin`, and `finish(..)` for the exit status (non-zero: `classify(Some(code))`).
 
 mod marker;
-mod privilege;
 pub(crate) mod shipped;
 
 use std::sync::Arc;
@@ -52,7 +51,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use marker::{Line, Marker, Reader};
-pub use privilege::Privilege;
+pub use crate::inventory::{DEFAULT_TIMEOUT, Privilege};
 pub use shipped::Shipped;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -68,9 +67,6 @@ pub static SESSION_SH: Shipped = Shipped::new(include_str!("session.sh"));
 
 /// Exit status of a session that could not take the host lock in time.
 pub const LOCKED_EXIT: u32 = 75;
-
-/// Default bound of each phase after connecting (apt installs can take minutes).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The constant command: `sh` reading its script from stdin (`sh -s`), the login shell
 /// replaced by it (`exec`). No script file on the host (nothing to clean up, nothing left in
