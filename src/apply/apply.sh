@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# The apply script's fixed prelude (after src/remote/mark.sh), sourced by the host session
+# The apply script's fixed prelude (after src/shell/mark.sh), sourced by the host session
 # (src/apply/host.sh: $NONCE, $STATE and $W are set; the session's traps stay). Steps run in
 # this shell with their output in "$W/step.out" (no `$( )` subshell: every process counts on
 # a host); the first failure stops the run. Files are staged as `.microctl.$NONCE.ID` beside

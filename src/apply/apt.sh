@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Waiting for dpkg's and apt's locks before a package step (after src/remote/mark.sh and
+# Waiting for dpkg's and apt's locks before a package step (after src/shell/mark.sh and
 # apply.sh). On a fresh cloud VM, cloud-init and unattended-upgrades hold them for minutes
 # after boot; apt-get alone would fail at once. The holder is named from /proc/locks (the
 # kernel's list of held locks: `ID: KIND ADVISORY MODE PID MAJ:MIN:INODE START END`, a

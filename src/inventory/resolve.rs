@@ -597,7 +597,7 @@ vars = { tier = "extra" }
         assert_eq!(inv.host("a").unwrap().timeout, Duration::from_secs(90));
         assert_eq!(inv.host("b").unwrap().timeout, Duration::from_secs(5));
         let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
-        assert_eq!(inv.host("a").unwrap().timeout, super::DEFAULT_TIMEOUT);
+        assert_eq!(inv.host("a").unwrap().timeout, crate::inventory::DEFAULT_TIMEOUT);
         let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
         assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
         assert!(e.contains("hosts.a.timeout"), "{e}");
