@@ -21,6 +21,7 @@ use crate::remote::Shipped;
 use crate::shell::quote;
 
 /// Exit status after a rollback that the controller asked for (health check failed; `verdict.sh`).
+#[cfg(test)]
 pub const ROLLED_BACK_EXIT: u32 = 3;
 
 /// Per-host settings, already rendered.

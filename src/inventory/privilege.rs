@@ -34,15 +34,6 @@ impl Privilege {
             Privilege::Sudo => format!("exec sudo -n {program}"),
         }
     }
-
-    /// `command` run by `sh -c`, through sudo when needed (a constant shell whatever the
-    /// login shell is).
-    pub fn sh(self, command: &str) -> String {
-        match self {
-            Privilege::AsLogin => format!("sh -c {}", quote(command)),
-            Privilege::Sudo => self.wrap(command),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -56,8 +47,6 @@ mod tests {
         assert_eq!(Privilege::new(false, "deploy"), Privilege::AsLogin);
         assert_eq!(Privilege::Sudo.wrap("id -u && echo 'x'"), r"sudo -n sh -c 'id -u && echo '\''x'\'''");
         assert_eq!(Privilege::AsLogin.wrap("id -u"), "id -u");
-        assert_eq!(Privilege::AsLogin.sh("id -u"), "sh -c 'id -u'");
-        assert_eq!(Privilege::Sudo.sh("id -u"), "sudo -n sh -c 'id -u'");
         assert_eq!(Privilege::AsLogin.exec("sh -s"), "exec sh -s");
         assert_eq!(Privilege::Sudo.exec("sh -s"), "exec sudo -n sh -s");
     }

@@ -72,6 +72,7 @@ impl Templates {
     }
 
     /// How many templates were compiled so far: a run compiles each role's once, at load.
+    #[cfg(test)]
     pub fn compiled(&self) -> usize {
         self.compiled.load(std::sync::atomic::Ordering::Relaxed)
     }

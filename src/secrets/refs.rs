@@ -13,14 +13,6 @@ pub enum Reference {
 }
 
 impl Reference {
-    /// `secret` or `env`, and the name.
-    pub fn describe(&self) -> String {
-        match self {
-            Reference::Secret(n) => format!("secret `{n}`"),
-            Reference::Env(n) => format!("environment variable `{n}`"),
-        }
-    }
-
     pub fn name(&self) -> &str {
         match self {
             Reference::Secret(n) | Reference::Env(n) => n,

@@ -129,8 +129,6 @@ pub struct Connection {
     budget: Arc<Semaphore>,
     in_use: Arc<AtomicUsize>,
     pub stats: Stats,
-    /// How long dialing and authenticating took (including the jump host's own, if new).
-    pub connect_time: Duration,
     /// Keeps the jump host's connection alive (and says which it is) as long as this one lives.
     _via: Option<Arc<Connection>>,
 }
@@ -219,7 +217,6 @@ impl Connection {
 
 /// Dials `host`, directly or through `via`, verifies its key and authenticates.
 pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
-    let started = Instant::now();
     auth::check_identity(host)?;
     let files = known_hosts::Files { user: host.known_hosts.clone(), global: host.global_known_hosts.clone() };
     let recorded = known_hosts::entries(&files, &host.address, host.port).unwrap_or_default();
@@ -294,7 +291,6 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
         budget: Arc::new(Semaphore::new(host.max_sessions)),
         in_use: Arc::new(AtomicUsize::new(0)),
         stats: Stats::default(),
-        connect_time: started.elapsed(),
         _via: via,
     })
 }

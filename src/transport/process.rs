@@ -88,14 +88,7 @@ impl Connection {
 }
 
 impl RemoteProcess {
-    /// Sends bytes to the command's stdin.
-    pub async fn send(&self, data: &[u8]) -> Result<()> {
-        until_closed(&self.conn, self.write.data(data)).await.map_err(|e| self.lost(e))?;
-        self.conn.stats.bytes_sent.fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Like `send`, as a future that does not borrow the process (so output can be read
+    /// Sends bytes to the command's stdin, as a future that does not borrow the process (so output can be read
     /// while it waits for the channel's window).
     pub fn send_owned(&self, data: Vec<u8>) -> impl Future<Output = Result<()>> + Send + 'static {
         let (conn, write) = (self.conn.clone(), self.write.clone());
@@ -113,60 +106,6 @@ impl RemoteProcess {
     /// Closes the command's stdin (EOF).
     pub async fn close_stdin(&self) -> Result<()> {
         until_closed(&self.conn, self.write.eof()).await.map_err(|e| self.lost(e))
-    }
-
-    /// Reads stdout until a line equal to `marker` and returns what came before it and `true`;
-    /// stderr goes to `sink`. If the command ends first, returns all its stdout and `false`
-    /// (then call `finish` for the exit status).
-    pub async fn read_until_line(&mut self, marker: &str, mut sink: impl FnMut(Output<'_>)) -> Result<(Vec<u8>, bool)> {
-        let mut stdout = Vec::new();
-        let needle = format!("{marker}\n");
-        let mut searched = 0;
-        loop {
-            if let Some(pos) = find_line(&stdout, needle.as_bytes(), searched) {
-                let rest = stdout.split_off(pos + needle.len());
-                stdout.truncate(pos);
-                if !rest.is_empty() {
-                    sink(Output::Stdout(&rest));
-                }
-                return Ok((stdout, true));
-            }
-            searched = stdout.len().saturating_sub(needle.len());
-            match self.next_message().await {
-                Some(Chunk::Stdout(d)) => stdout.extend_from_slice(&d),
-                Some(Chunk::Stderr(d)) => sink(Output::Stderr(&d)),
-                None => return Ok((stdout, false)),
-            }
-        }
-    }
-
-    /// Calls `on_line` with each stdout line (without its newline) as it arrives, and stderr
-    /// chunks as they come, until a line equal to `marker` (returns true) or the end (false).
-    pub async fn lines_until(&mut self, marker: &str, mut on_line: impl FnMut(Output<'_>)) -> Result<bool> {
-        let mut pending: Vec<u8> = Vec::new();
-        loop {
-            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                let line = &line[..line.len() - 1];
-                if line == marker.as_bytes() {
-                    if !pending.is_empty() {
-                        on_line(Output::Stdout(&pending));
-                    }
-                    return Ok(true);
-                }
-                on_line(Output::Stdout(line));
-            }
-            match self.next_message().await {
-                Some(Chunk::Stdout(d)) => pending.extend_from_slice(&d),
-                Some(Chunk::Stderr(d)) => on_line(Output::Stderr(&d)),
-                None => {
-                    if !pending.is_empty() {
-                        on_line(Output::Stdout(&pending));
-                    }
-                    return Ok(false);
-                }
-            }
-        }
     }
 
     /// Reads to the end, streaming to `sink`, and returns the collected output and status.
@@ -295,15 +234,4 @@ async fn until_closed<T>(
             }
         }
     }
-}
-
-/// Position of `needle` at a line start in `haystack`, searching from `from`.
-fn find_line(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let from = from.min(haystack.len());
-    haystack[from..]
-        .windows(needle.len())
-        .enumerate()
-        .map(|(i, w)| (i + from, w))
-        .find(|(i, w)| *w == needle && (*i == 0 || haystack[i - 1] == b'\n'))
-        .map(|(i, _)| i)
 }
