@@ -3,7 +3,8 @@
 //! a time), each drained from nginx while it is deployed when others keep serving; the first
 //! failure stops the rest, which stay on their old release.
 //!
-//! `config` reads `[deploy.NAME]`, `source` packs a local folder, `script` is what runs on the
+//! `config` reads `[deploy.NAME]`, `plan` turns it into one plan per host (rendered, checked,
+//! before any host is contacted), `source` packs a local folder, `script` is what runs on the
 //! host (holding the host lock, waiting for our verdict, the watchdog armed), `ledger` reads
 //! the host's release ledger, `envfile` reads the env file as data, `drain` takes a host out
 //! of nginx's upstream, `health` checks over SSH tunnels.
@@ -13,6 +14,7 @@ pub mod drain;
 pub mod envfile;
 pub mod health;
 pub mod ledger;
+pub mod plan;
 pub mod script;
 pub mod source;
 
