@@ -499,6 +499,30 @@ mod tests {
         }
     }
 
+    /// README's table of defaults says what the code does.
+    #[test]
+    fn the_defaults_are_the_ones_readme_lists() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("| field | default |").expect("README's Deploy defaults table")..];
+        let table = &table[..table.find("\n\n").unwrap()];
+        let d = &DEFAULTS;
+        let texts = [d.root, d.user, d.env_file, d.cache_dir, d.cache_key, d.cache_key_command, d.restart];
+        let more = [d.health_path, d.health_port, d.health_address, d.drain_file, d.drain_reload];
+        for text in texts.iter().chain(&more).chain(&d.build).chain(&d.cache_build) {
+            assert!(table.contains(&format!("`{}`", text.replace('|', "\\|"))), "README lacks `{text}`");
+        }
+        for (field, values) in [
+            ("`health_timeout`, `confirm_timeout`", format!("{}, 2 x", d.health_timeout)),
+            ("`keep`, `batch`", format!("{}, {}", d.keep, d.batch)),
+            ("`health_via`, `health_via_port`", format!("none, {}", d.health_via_port)),
+            ("`drain`, `drain_file`", format!("{}, ", d.drain)),
+            ("`health_path`, `health_port`, `health_status`", format!(", {} (any 2xx)", d.health_status)),
+        ] {
+            let row = table.lines().find(|l| l.starts_with(&format!("| {field} |"))).expect(field);
+            assert!(row.contains(&values), "{row}: {values}");
+        }
+    }
+
     #[test]
     fn host_patterns_must_match_a_host_where_they_are_written() {
         for (text, field, col) in [("hosts = \"ap\"\n", "hosts", 9), ("health_via = \"web,nginx\"\n", "health_via", 14)]
