@@ -142,6 +142,15 @@ mod tests {
         assert!(parse(b"SSH-2.0-OpenSSH").is_none());
     }
 
+    /// `GET /healthz` on 127.0.0.1:`port`, any 2xx healthy.
+    fn local(port: u16, timeout: Duration) -> HealthCheck<'static> {
+        HealthCheck { address: "127.0.0.1", port, host_header: "127.0.0.1", path: "/healthz", expect: 0, timeout }
+    }
+
+    async fn tcp(port: u16) -> std::result::Result<tokio::net::TcpStream, String> {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
+    }
+
     /// What the last try saw is the error, typed: a wrong status and a non-HTTP answer come
     /// from the app (`Remote`), a refused connection means nothing listens (`Unreachable`).
     #[test]
@@ -164,17 +173,8 @@ mod tests {
                         let _ = s.write_all(answer).await;
                     }
                 });
-                let check = HealthCheck {
-                    address: "127.0.0.1",
-                    port,
-                    host_header: "127.0.0.1",
-                    path: "/healthz",
-                    expect: 0,
-                    timeout: Duration::from_millis(100),
-                };
-                let connect = || async move {
-                    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
-                };
+                let check = local(port, Duration::from_millis(100));
+                let connect = || tcp(port);
                 let err = check.wait_with(connect).await.unwrap_err();
                 assert_eq!(err.kind, kind, "{err}");
                 assert!(err.message.starts_with(start), "{err}");
@@ -201,21 +201,9 @@ mod tests {
                     open.push(s);
                 }
             });
-            let check = HealthCheck {
-                address: "127.0.0.1",
-                port,
-                host_header: "127.0.0.1",
-                path: "/healthz",
-                expect: 0,
-                timeout: Duration::from_millis(1500),
-            };
+            let check = local(port, Duration::from_millis(1500));
             let started = Instant::now();
-            let err = check
-                .wait_with(|| async move {
-                    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
-                })
-                .await
-                .unwrap_err();
+            let err = check.wait_with(|| tcp(port)).await.unwrap_err();
             let took = started.elapsed();
             assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(3), "{took:?}");
             assert!(err.message.starts_with(&format!("no answer from 127.0.0.1:{port} within ")), "{err}");
