@@ -1,8 +1,9 @@
 //! `microctl check`: validate the inventory, roles and templates offline by rendering every
-//! resource for every host. No SSH. Roles are resolved once at load (a role error is printed
-//! once and exits 2 before any host is rendered); what depends on a host's values (an
-//! undefined variable, a templated path or snippet) is reported through the printer, each
-//! distinct error once with the hosts it hit. Problems that only matter when connecting (a
+//! resource for every host, and reading every `[deploy.NAME]` as `deploy` would (a mistake
+//! there exits 2 naming file, line, column and field). No SSH. Roles are resolved once at load
+//! (a role error is printed once and exits 2 before any host is rendered); what depends on a
+//! host's values (an undefined variable, a templated path or snippet) is reported through the
+//! printer, each distinct error once with the hosts it hit. Problems that only matter when connecting (a
 //! missing or unprotected identity file), secrets not set yet (rendered as `[secret NAME]`
 //! stand-ins; nothing is decrypted), files that hold a secret and have no `mode` (written
 //! 0600) and placeholder values left in vars (`change-me`, `SET-ME`) are warnings.
@@ -21,6 +22,8 @@ use crate::role::Renderer;
 pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let (inv, secret_warnings) = load_inventory_with_secrets(global, crate::secrets::Mode::StandIns)?;
     inv.require_hosts()?;
+    // Every deploy table, typed and its host patterns matched, as `deploy` would read it.
+    crate::deploy::config::DeployConfig::load_all(&inv)?;
     let roles = load_roles(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
@@ -93,8 +96,8 @@ fn group_typo_warnings(inv: &Inventory) -> Vec<Error> {
         .values()
         .filter(|g| g.line == 0 && g.roles.is_empty())
         .filter_map(|g| {
-            let limit = if g.name.chars().count() <= 2 { 1 } else { 2 };
-            let near = tables.iter().find(|t| edit_distance(t, &g.name) <= limit)?;
+            let limit = crate::inventory::near::typo_limit(&g.name);
+            let near = tables.iter().find(|t| crate::inventory::near::edit_distance(t, &g.name) <= limit)?;
             Some(
                 Error::new(
                     ErrorKind::Inventory,
@@ -106,22 +109,6 @@ fn group_typo_warnings(inv: &Inventory) -> Vec<Error> {
             )
         })
         .collect()
-}
-
-/// Levenshtein distance (names are short).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 fn identity_warnings(inv: &Inventory) -> Vec<Error> {

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::{extra_vars, load_roles_if_any, runtime};
 use crate::cli::{DeployArgs, GlobalArgs};
-use crate::deploy::config::{DeployConfig, Source};
-use crate::deploy::script::{Settings, Target};
-use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
+use crate::deploy::config::DeployConfig;
+use crate::deploy::{self, Event, EventSink, HostDeploy, HostPlan, plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
@@ -29,166 +28,49 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     if let Some(source) = &args.source {
         let cwd =
             std::env::current_dir().map_err(|e| Error::new(ErrorKind::Io, "no current directory").caused_by(e))?;
-        cfg.source = Source::parse(source, &cwd);
-        if matches!(cfg.source, Source::Git(_)) && args.git_ref.is_none() && cfg.git_ref.is_none() {
-            return Err(Error::usage(format!("--source {source} is a git URL: it needs --ref")).hint("e.g. --ref main"));
-        }
+        plan::override_source(&mut cfg, source, args.git_ref.as_deref(), &cwd)?;
     }
-    let mut names: Vec<String> = inventory::select(&inv, &cfg.hosts)?.iter().map(|h| h.name.clone()).collect();
-    if let Some(only) = args.only() {
-        let asked = inventory::select(&inv, only)?;
-        let all = names.join(", ");
-        names.retain(|n| asked.iter().any(|a| &a.name == n));
-        if names.is_empty() {
-            return Err(Error::usage(format!("`{only}` matches none of deploy.{}'s hosts ({all})", cfg.name))
-                .hint("name some of those hosts, or leave the pattern out to deploy to all of them"));
-        }
-    }
+    let request = plan::Request {
+        only: args.only(),
+        list: args.list,
+        rollback: args.rollback.as_deref(),
+        git_ref: args.git_ref.as_deref(),
+        lock_timeout: Duration::from_secs(args.lock_timeout),
+        timeout: args.timeout.map(Duration::from_secs),
+    };
+    let names = plan::hosts(&inv, &cfg, request.only)?;
     // Only the deployed hosts' secrets and environment are read; `--list` reads none.
     if !args.list {
         crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))?;
     }
     let inv = Arc::new(inv);
-    let hosts: Vec<&Host> = names.iter().map(|n| inv.host(n).expect("selected")).collect();
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
-    let render = |host: &Host, field: &str, text: &str| -> Result<String> {
-        roles.templates.render_str(text, &renderer.context(host)).map_err(|e| {
-            Error::new(ErrorKind::Template, format!("cannot render deploy.{}.{field}: {}", cfg.name, e.message))
-                .at_file(&inv.path)
-                .host(&host.name)
-        })
-    };
+    let render =
+        |host: &Host, text: &str| roles.templates.render_str(text, &renderer.context(host)).map_err(|e| e.message);
+    let chosen = plan::choose(&cfg, &request)?;
+    let warning = chosen.warning.clone();
+    let planned = plan::plan(plan::Input {
+        cfg: &cfg,
+        inv: &inv,
+        hosts: names.iter().map(|n| inv.host(n).expect("selected")).collect(),
+        request: &request,
+        chosen,
+        deployed_by: deploy::ledger::deployer(),
+        render: &render,
+    })?;
 
-    let mut warnings = Vec::new();
-    let (target, payload) = if let Some(release) = &args.rollback {
-        (Target::Previous { release: Some(release.clone()).filter(|r| !r.is_empty()) }, None)
-    } else if args.list {
-        (Target::Previous { release: None }, None)
-    } else {
-        match &cfg.source {
-            Source::Git(url) => {
-                let git_ref = args.git_ref.clone().or(cfg.git_ref.clone()).expect("checked in config");
-                (Target::Clone { url: url.clone(), git_ref }, None)
-            }
-            Source::Path(path) => {
-                let packed = deploy::source::pack(path, args.git_ref.as_deref().or(cfg.git_ref.as_deref()))?;
-                warnings.extend(packed.warning.clone());
-                let name = format!("{}-{}", crate::clock::compact_stamp(), packed.rev);
-                let revision = match args.git_ref.as_deref().or(cfg.git_ref.as_deref()) {
-                    Some(r) if !packed.rev.starts_with(r) => format!("{} ({r})", packed.rev),
-                    _ => packed.rev.clone(),
-                };
-                (Target::Upload { name, revision }, Some(Arc::new(packed.tar)))
-            }
-        }
-    };
-
-    let deployed_by = crate::deploy::ledger::deployer();
-    let mut plans = Vec::new();
-    for host in &hosts {
-        let port_text = render(host, "health_port", &cfg.health_port)?;
-        let health_port = port_text.trim().parse().map_err(|_| {
-            Error::new(
-                ErrorKind::Inventory,
-                format!("deploy.{}.health_port renders to `{port_text}`, not a port", cfg.name),
-            )
-            .at_file(&inv.path)
-            .host(&host.name)
-            .hint("set `health_port` in the deploy table, or `app_port` in the host's vars")
-        })?;
-        let via = match &cfg.health_via {
-            Some(p) => inventory::select(&inv, p)?.iter().map(|h| h.name.clone()).collect(),
-            None => vec![],
-        };
-        let root = render(host, "root", &cfg.root)?;
-        if let Some(why) = crate::deploy::config::check_root(&root) {
-            return Err(Error::new(ErrorKind::Inventory, format!("deploy.{}.root {why}, got {root:?}", cfg.name))
-                .at_file(&inv.path)
-                .host(&host.name)
-                .hint("an absolute folder of its own, e.g. root = \"/srv/microblog\""));
-        }
-        plans.push(HostPlan {
-            host: host.name.clone(),
-            settings: Settings {
-                root,
-                user: render(host, "user", &cfg.user)?,
-                env_file: cfg.env_file.as_ref().map(|e| render(host, "env_file", e)).transpose()?,
-                build: cfg.build.iter().map(|b| render(host, "build", b)).collect::<Result<_>>()?,
-                restart: render(host, "restart", &cfg.restart)?,
-                keep: cfg.keep,
-                cache: match &cfg.cache {
-                    Some(c) => Some(crate::deploy::config::Cache {
-                        build: c.build.iter().map(|b| render(host, "cache_build", b)).collect::<Result<_>>()?,
-                        ..c.clone()
-                    }),
-                    None => None,
-                },
-                confirm_timeout: cfg.confirm_timeout,
-                deployed_by: deployed_by.clone(),
-            },
-            target: target.clone(),
-            health_address: String::new(),
-            health_port,
-            drain: None,
-            via,
-        });
-        let plan = plans.last_mut().expect("just pushed");
-        plan.health_address = render(host, "health_address", &cfg.health_address)?;
-        // Rolling (other hosts stay in rotation): drained while it is deployed.
-        if cfg.drain && !plan.via.is_empty() && hosts.len() > cfg.batch {
-            // A drain is a session of its own on the via host (its lock); on the host being
-            // deployed that lock is the deploy's own, so the drain would wait on itself.
-            if plan.via.contains(&plan.host) {
-                return Err(Error::new(
-                    ErrorKind::Inventory,
-                    format!(
-                        "deploy.{}: {} is one of its own health_via hosts, so it cannot be drained while it is deployed",
-                        cfg.name, plan.host
-                    ),
-                )
-                .at_file(&inv.path)
-                .host(&plan.host)
-                .field("health_via")
-                .hint("let health_via name only the nginx hosts that are not deployed here, or set drain = false"));
-            }
-            plan.drain = Some(format!("{}:{}", plan.health_address, plan.health_port));
-        }
-    }
-
-    let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, args.json);
     let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
-    for w in &warnings {
+    if let Some(w) = &warning {
         printer.warning_line(w);
     }
     if args.list {
-        let lock_timeout = Duration::from_secs(args.lock_timeout);
-        return runtime()?.block_on(list(
-            pool,
-            plans,
-            &printer,
-            args.json,
-            lock_timeout,
-            args.timeout.map(Duration::from_secs),
-        ));
+        return runtime()?.block_on(list(pool, planned.hosts, &printer, &request, args.json));
     }
-    let shared = Arc::new(Shared {
-        health_path: cfg.health_path.clone(),
-        health_status: cfg.health_status,
-        health_timeout: cfg.health_timeout,
-        via_port: cfg.health_via_port,
-        lock_timeout: Duration::from_secs(args.lock_timeout),
-        timeout: args.timeout.map(Duration::from_secs),
-        batch: cfg.batch,
-        payload,
-        drain_file: cfg.drain_file.clone(),
-        drain_reload: cfg.drain_reload.clone(),
-    });
-    let sink = printer.clone();
-    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
-    for plan in &plans {
+    let shared = Arc::new(planned.shared);
+    for plan in &planned.hosts {
         // The one remote command per host; the deploy script follows on its stdin.
         let host = inv.host(&plan.host).expect("planned host");
         printer.command(&plan.host, &remote::bootstrap(host.privilege()));
@@ -201,13 +83,19 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             }
         }
     }
+    let sink = printer.clone();
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
     let results = runtime()?.block_on(async {
-        let r = deploy::run(pool.clone(), plans, shared, on_event).await;
+        let r = deploy::run(pool.clone(), planned.hosts, shared, on_event).await;
         pool.close_all().await;
         r
     });
+    report(&printer, &results)
+}
 
-    for r in &results {
+/// One line (or JSON object) per host, then the summary.
+fn report(printer: &Printer, results: &[HostDeploy]) -> Result<i32> {
+    for r in results {
         let status = match (&r.error, r.skipped) {
             (_, true) => Status::Skipped,
             (Some(e), _) => Status::of_error(e),
@@ -237,10 +125,10 @@ async fn list(
     pool: Arc<Pool>,
     plans: Vec<HostPlan>,
     printer: &Printer,
+    request: &plan::Request<'_>,
     json: bool,
-    lock_timeout: Duration,
-    timeout: Option<Duration>,
 ) -> Result<i32> {
+    let (lock_timeout, timeout) = (request.lock_timeout, request.timeout);
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();

@@ -9,15 +9,67 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
 
-/// The build steps of the original `start_app.sh` that make the venv: run only when the venv's
-/// inputs changed (see [`Cache`]), in `ROOT/shared/cache/KEY/`.
-pub const DEFAULT_CACHE_BUILD: [&str; 2] = ["python3 -m venv venv", "venv/bin/pip install --quiet -r requirements.txt"];
+/// Every default of `[deploy.NAME]`, in one table (mirrored in README.md, Deploy: "Defaults").
+/// They describe the microblog layout the repo's inventory and the lab deploy: a Flask app in a
+/// venv under `/srv/microblog`, run by gunicorn as `www-data`, behind nginx. Any other app sets
+/// the fields that differ.
+#[derive(Debug)]
+pub struct Defaults {
+    pub root: &'static str,
+    pub user: &'static str,
+    pub env_file: &'static str,
+    /// Run in the new release folder every time (the rest of the original `start_app.sh`), when
+    /// neither `build` nor `cache_build` is set.
+    pub build: [&'static str; 2],
+    /// Makes the venv, in `ROOT/shared/cache/KEY/`, only when its inputs changed (see [`Cache`]);
+    /// used with [`Defaults::build`] when neither is set.
+    pub cache_build: [&'static str; 2],
+    pub cache_dir: &'static str,
+    pub cache_key: &'static str,
+    pub cache_key_command: &'static str,
+    pub restart: &'static str,
+    pub health_path: &'static str,
+    pub health_port: &'static str,
+    pub health_address: &'static str,
+    /// Seconds.
+    pub health_timeout: u64,
+    pub drain: bool,
+    pub drain_file: &'static str,
+    pub drain_reload: &'static str,
+    /// 0: any 2xx.
+    pub health_status: u16,
+    pub health_via_port: u16,
+    pub keep: usize,
+    pub batch: usize,
+}
 
-/// The rest of `start_app.sh`'s build, run in the new release folder every time.
-pub const DEFAULT_BUILD: [&str; 2] = [
-    "if [ -d app/translations ] || [ -d translations ]; then venv/bin/flask translate compile; fi",
-    "venv/bin/flask db upgrade",
-];
+/// The defaults (see [`Defaults`]); `hosts` defaults to the deploy's name, `confirm_timeout` to
+/// 2 x `health_timeout` + 30.
+pub const DEFAULTS: Defaults = Defaults {
+    root: "/srv/microblog",
+    user: "www-data",
+    env_file: "/etc/microblog.env",
+    build: [
+        "if [ -d app/translations ] || [ -d translations ]; then venv/bin/flask translate compile; fi",
+        "venv/bin/flask db upgrade",
+    ],
+    cache_build: ["python3 -m venv venv", "venv/bin/pip install --quiet -r requirements.txt"],
+    cache_dir: "venv",
+    cache_key: "requirements.txt",
+    cache_key_command: "python3 --version",
+    restart: "systemctl restart gunicorn",
+    health_path: "/healthz",
+    health_port: "{{ app_port }}",
+    health_address: "{{ host.vars.private_address | default(host.address) }}",
+    health_timeout: 30,
+    drain: true,
+    drain_file: "/etc/nginx/sites-available/microblog",
+    drain_reload: "nginx -t -q && systemctl reload nginx",
+    health_status: 0,
+    health_via_port: 80,
+    keep: 5,
+    batch: 1,
+};
 
 /// A built environment reused across releases while its inputs are unchanged: `dir` (in the
 /// release, a link to `ROOT/shared/cache/KEY/dir`) is built by `build` in that folder, which
@@ -191,7 +243,14 @@ pub struct DeployConfig {
 }
 
 impl DeployConfig {
-    /// Reads `[deploy.NAME]` from the inventory.
+    /// Every `[deploy.NAME]` of the inventory, each checked as [`DeployConfig::load`] does
+    /// (what `microctl check` runs): the first mistake is the error.
+    pub fn load_all(inv: &Inventory) -> Result<Vec<DeployConfig>> {
+        inv.deploy.keys().map(|name| DeployConfig::load(inv, name)).collect()
+    }
+
+    /// Reads `[deploy.NAME]` from the inventory: every field typed and checked, its host
+    /// patterns matched against the inventory's hosts.
     pub fn load(inv: &Inventory, name: &str) -> Result<DeployConfig> {
         let Some(section) = inv.deploy.get(name) else {
             let known: Vec<&str> = inv.deploy.keys().map(String::as_str).collect();
@@ -214,6 +273,13 @@ impl DeployConfig {
         };
         let raw: RawDeploy = toml::Value::Table(section.table.clone()).try_into().map_err(|e: toml::de::Error| {
             let field = bad_field(&section.table).unwrap_or_default();
+            if !field.is_empty() && !FIELDS.contains(&field.as_str()) {
+                let hint = match crate::inventory::near::closest(&field, FIELDS) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("the fields are: {}", FIELDS.join(", ")),
+                };
+                return at(&field, format!("unknown field `{field}` in [deploy.{name}]")).hint(hint);
+            }
             at(&field, format!("invalid [deploy.{name}]: {}", e.message().trim()))
                 .hint("see README.md, Deploy, for each setting's type")
         })?;
@@ -227,7 +293,7 @@ impl DeployConfig {
             return Err(at("source", format!("[deploy.{name}] with a git URL needs `ref`")).hint("e.g. ref = \"main\""));
         }
         let health_port = match raw.health_port {
-            None => "{{ app_port }}".to_string(),
+            None => DEFAULTS.health_port.to_string(),
             Some(toml::Value::Integer(p)) if (1..=65535).contains(&p) => p.to_string(),
             Some(toml::Value::String(s)) => s,
             Some(other) => {
@@ -238,7 +304,7 @@ impl DeployConfig {
             }
         };
         let health_timeout = match raw.health_timeout {
-            None => Duration::from_secs(30),
+            None => Duration::from_secs(DEFAULTS.health_timeout),
             Some(t) if t.is_finite() && t > 0.0 && t <= MAX_HEALTH_TIMEOUT => Duration::from_secs_f64(t),
             Some(t) => {
                 return Err(at(
@@ -264,16 +330,16 @@ impl DeployConfig {
         };
         let (build, cache) = match (raw.build, raw.cache_build) {
             (None, None) => (
-                DEFAULT_BUILD.iter().map(|s| s.to_string()).collect(),
-                Some(DEFAULT_CACHE_BUILD.iter().map(|s| s.to_string()).collect()),
+                DEFAULTS.build.iter().map(|s| s.to_string()).collect(),
+                Some(DEFAULTS.cache_build.iter().map(|s| s.to_string()).collect()),
             ),
             (build, cache_build) => (build.unwrap_or_default(), cache_build.filter(|c: &Vec<String>| !c.is_empty())),
         };
         let cache = cache.map(|build| Cache {
-            dir: raw.cache_dir.clone().unwrap_or_else(|| "venv".into()),
+            dir: raw.cache_dir.clone().unwrap_or_else(|| DEFAULTS.cache_dir.into()),
             build,
-            key: raw.cache_key.clone().unwrap_or_else(|| vec!["requirements.txt".into()]),
-            key_command: raw.cache_key_command.clone().unwrap_or_else(|| "python3 --version".into()),
+            key: raw.cache_key.clone().unwrap_or_else(|| vec![DEFAULTS.cache_key.into()]),
+            key_command: raw.cache_key_command.clone().unwrap_or_else(|| DEFAULTS.cache_key_command.into()),
         });
         if let Some(c) = &cache {
             let plain = |p: &str| {
@@ -298,7 +364,7 @@ impl DeployConfig {
                 return Err(at("cache_build", "a `cache_build` step cannot contain a newline".into()));
             }
         }
-        let root = raw.root.unwrap_or_else(|| "/srv/microblog".into());
+        let root = raw.root.unwrap_or_else(|| DEFAULTS.root.into());
         if let Some(why) = bad_root(&root) {
             return Err(at("root", format!("`root` {why}, got {root:?}"))
                 .hint("an absolute folder of its own, e.g. root = \"/srv/microblog\""));
@@ -308,45 +374,58 @@ impl DeployConfig {
         {
             return Err(at("env_file", format!("`env_file` must be an absolute path (or \"\" for none), got {e:?}")));
         }
-        let health_path = raw.health_path.unwrap_or_else(|| "/healthz".into());
+        let health_path = raw.health_path.unwrap_or_else(|| DEFAULTS.health_path.into());
         if !health_path.starts_with('/') {
             return Err(at("health_path", format!("`health_path` must start with `/`, got {health_path:?}")));
         }
-        let keep = raw.keep.unwrap_or(5);
+        let keep = raw.keep.unwrap_or(DEFAULTS.keep);
         if keep < 2 {
             return Err(at("keep", "`keep` must be at least 2 (the live release and the one to roll back to)".into()));
         }
-        let batch = raw.batch.unwrap_or(1);
+        let batch = raw.batch.unwrap_or(DEFAULTS.batch);
         if batch == 0 {
             return Err(at("batch", "`batch` must be at least 1 (hosts deployed at once)".into()));
         }
         if raw.health_via_port == Some(0) {
             return Err(at("health_via_port", "`health_via_port` must be a port (1-65535), got 0".into()));
         }
+        // The host patterns: each must match a host now, not when the deploy runs.
+        let hosts = raw.hosts.unwrap_or_else(|| name.to_string());
+        for (field, pattern) in [("hosts", Some(&hosts)), ("health_via", raw.health_via.as_ref())] {
+            let Some(pattern) = pattern else { continue };
+            if let Err(e) = crate::inventory::select(inv, pattern) {
+                let why = if section.fields.contains_key(field) {
+                    format!("`{field}`: {}", e.message)
+                } else {
+                    format!("`{field}` is not set, so it is the deploy's name `{name}`: {}", e.message)
+                };
+                let mut err = at(field, why);
+                err.hint = e.hint.clone();
+                return Err(err);
+            }
+        }
         Ok(DeployConfig {
             name: name.to_string(),
-            hosts: raw.hosts.unwrap_or_else(|| name.to_string()),
+            hosts,
             source,
             git_ref: raw.git_ref,
             root,
-            user: raw.user.unwrap_or_else(|| "www-data".into()),
-            env_file: raw.env_file.or_else(|| Some("/etc/microblog.env".into())).filter(|e| !e.is_empty()),
+            user: raw.user.unwrap_or_else(|| DEFAULTS.user.into()),
+            env_file: raw.env_file.or_else(|| Some(DEFAULTS.env_file.into())).filter(|e| !e.is_empty()),
             build,
             cache,
-            restart: raw.restart.unwrap_or_else(|| "systemctl restart gunicorn".into()),
+            restart: raw.restart.unwrap_or_else(|| DEFAULTS.restart.into()),
             health_path,
             health_port,
-            health_address: raw
-                .health_address
-                .unwrap_or_else(|| "{{ host.vars.private_address | default(host.address) }}".into()),
+            health_address: raw.health_address.unwrap_or_else(|| DEFAULTS.health_address.into()),
             health_timeout,
             confirm_timeout,
-            drain: raw.drain.unwrap_or(true),
-            drain_file: raw.drain_file.unwrap_or_else(|| "/etc/nginx/sites-available/microblog".into()),
-            drain_reload: raw.drain_reload.unwrap_or_else(|| "nginx -t -q && systemctl reload nginx".into()),
-            health_status: raw.health_status.unwrap_or(0),
+            drain: raw.drain.unwrap_or(DEFAULTS.drain),
+            drain_file: raw.drain_file.unwrap_or_else(|| DEFAULTS.drain_file.into()),
+            drain_reload: raw.drain_reload.unwrap_or_else(|| DEFAULTS.drain_reload.into()),
+            health_status: raw.health_status.unwrap_or(DEFAULTS.health_status),
             health_via: raw.health_via,
-            health_via_port: raw.health_via_port.unwrap_or(80),
+            health_via_port: raw.health_via_port.unwrap_or(DEFAULTS.health_via_port),
             keep,
             batch,
         })
@@ -400,11 +479,11 @@ mod tests {
     #[test]
     fn the_default_build_reuses_the_venv_and_a_custom_one_reuses_nothing() {
         let d = load("").unwrap();
-        assert_eq!(d.build, DEFAULT_BUILD);
+        assert_eq!(d.build, DEFAULTS.build);
         let c = d.cache.unwrap();
         assert_eq!(
             (c.dir.as_str(), c.build.as_slice(), c.key.as_slice()),
-            ("venv", &DEFAULT_CACHE_BUILD.map(String::from)[..], &["requirements.txt".to_string()][..])
+            ("venv", &DEFAULTS.cache_build.map(String::from)[..], &["requirements.txt".to_string()][..])
         );
         let custom = load("build = [\"make\"]\n").unwrap();
         assert_eq!((custom.build, custom.cache), (vec!["make".to_string()], None));
@@ -418,6 +497,51 @@ mod tests {
             let e = load(&format!("{bad}\n")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(format!("deploy.app.{field}").as_str()), "{bad}");
         }
+    }
+
+    /// README's table of defaults says what the code does.
+    #[test]
+    fn the_defaults_are_the_ones_readme_lists() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("| field | default |").expect("README's Deploy defaults table")..];
+        let table = &table[..table.find("\n\n").unwrap()];
+        let d = &DEFAULTS;
+        let texts = [d.root, d.user, d.env_file, d.cache_dir, d.cache_key, d.cache_key_command, d.restart];
+        let more = [d.health_path, d.health_port, d.health_address, d.drain_file, d.drain_reload];
+        for text in texts.iter().chain(&more).chain(&d.build).chain(&d.cache_build) {
+            assert!(table.contains(&format!("`{}`", text.replace('|', "\\|"))), "README lacks `{text}`");
+        }
+        for (field, values) in [
+            ("`health_timeout`, `confirm_timeout`", format!("{}, 2 x", d.health_timeout)),
+            ("`keep`, `batch`", format!("{}, {}", d.keep, d.batch)),
+            ("`health_via`, `health_via_port`", format!("none, {}", d.health_via_port)),
+            ("`drain`, `drain_file`", format!("{}, ", d.drain)),
+            ("`health_path`, `health_port`, `health_status`", format!(", {} (any 2xx)", d.health_status)),
+        ] {
+            let row = table.lines().find(|l| l.starts_with(&format!("| {field} |"))).expect(field);
+            assert!(row.contains(&values), "{row}: {values}");
+        }
+    }
+
+    #[test]
+    fn host_patterns_must_match_a_host_where_they_are_written() {
+        for (text, field, col) in [("hosts = \"ap\"\n", "hosts", 9), ("health_via = \"web,nginx\"\n", "health_via", 14)]
+        {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{text}");
+            assert_eq!((e.line, e.column), (Some(6), Some(col)), "{text}: {e}");
+            assert_eq!(e.field.as_deref(), Some(format!("deploy.app.{field}").as_str()), "{text}");
+            assert!(e.message.starts_with(&format!("`{field}`: host pattern `")), "{text}: {e}");
+            assert!(e.hint.as_deref().unwrap().starts_with("known hosts: app"), "{text}: {e}");
+        }
+        // Not written: the deploy's name, reported at its table.
+        let text = "[hosts.a]\naddress = \"10.0.0.1\"\n\n[deploy.site]\nsource = \"app\"\n";
+        let inv = Inventory::parse(Path::new("/inv/inventory.toml"), text).unwrap();
+        let e = DeployConfig::load_all(&inv).unwrap_err();
+        assert_eq!((e.line, e.column, e.field.as_deref()), (Some(4), Some(1), Some("deploy.site.hosts")));
+        assert!(e.message.starts_with("`hosts` is not set, so it is the deploy's name `site`: "), "{e}");
+        assert_eq!(load("hosts = \"all,!app\"\n").unwrap_err().field.as_deref(), Some("deploy.app.hosts"));
+        assert_eq!(load("hosts = \"app\"\nhealth_via = \"app\"\n").unwrap().hosts, "app");
     }
 
     #[test]
@@ -459,6 +583,14 @@ mod tests {
             assert_eq!((e.line, e.column), (Some(6), Some(col)), "{text}: {e}");
             assert_eq!(e.field.as_deref(), Some(format!("deploy.app.{field}").as_str()), "{text}");
         }
+        let e = load("health_pth = \"/x\"\n").unwrap_err();
+        assert_eq!(e.message, "unknown field `health_pth` in [deploy.app]");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `health_path`?"));
+        let e = load("colour = 1\n").unwrap_err();
+        assert!(e.hint.as_deref().unwrap().starts_with("the fields are: hosts, source, ref,"), "{e}");
+        let e = load("keep = \"3\"\n").unwrap_err();
+        assert_eq!((e.line, e.column, e.field.as_deref()), (Some(6), Some(8), Some("deploy.app.keep")));
+        assert!(e.message.contains("invalid type: string \"3\""), "{}", e.message);
         let e = load("ref = \"main\"\n").map(|c| c.source).unwrap();
         assert_eq!(e, Source::Path("/inv/app".into()));
     }

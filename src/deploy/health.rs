@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::transport::Connection;
 
 /// What a check saw.
@@ -33,8 +34,9 @@ pub struct HealthCheck<'a> {
 const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
 impl HealthCheck<'_> {
-    /// Repeats the GET through `conn` until the status is right or the timeout passes.
-    pub async fn wait(&self, conn: &Connection) -> Result<Response, String> {
+    /// Repeats the GET through `conn` until the status is right or the timeout passes; the
+    /// error says what the last try saw (a status and body excerpt, no answer, no connection).
+    pub async fn wait(&self, conn: &Connection) -> Result<Response> {
         self.wait_with(|| async {
             conn.tunnel(self.address, self.port).await.map(|c| c.into_stream()).map_err(|e| e.to_string())
         })
@@ -42,21 +44,22 @@ impl HealthCheck<'_> {
     }
 
     /// [`Self::wait`] over any stream `connect` opens (a tunnel; a plain TCP stream in tests).
-    async fn wait_with<S, F, Fut>(&self, connect: F) -> Result<Response, String>
+    async fn wait_with<S, F, Fut>(&self, connect: F) -> Result<Response>
     where
         S: AsyncRead + AsyncWrite + Unpin,
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<S, String>>,
+        Fut: std::future::Future<Output = std::result::Result<S, String>>,
     {
         let deadline = Instant::now() + self.timeout;
         loop {
             let limit = deadline.saturating_duration_since(Instant::now()).min(REQUEST_LIMIT);
             let last = match tokio::time::timeout(limit, self.get(&connect)).await {
-                Err(_) => self.no_answer(limit),
+                Err(_) => Error::new(ErrorKind::Timeout, self.no_answer(limit)),
                 Ok(Ok(r)) if (self.expect == 0 && (200..300).contains(&r.status)) || r.status == self.expect => {
                     return Ok(r);
                 }
-                Ok(Ok(r)) => {
+                Ok(Ok(r)) => Error::new(
+                    ErrorKind::Remote,
                     format!(
                         "HTTP {} from http://{}:{}{}: {}",
                         r.status,
@@ -64,8 +67,8 @@ impl HealthCheck<'_> {
                         self.port,
                         self.path,
                         excerpt(&r.body)
-                    )
-                }
+                    ),
+                ),
                 Ok(Err(e)) => e,
             };
             if Instant::now() + Duration::from_millis(500) >= deadline {
@@ -79,15 +82,18 @@ impl HealthCheck<'_> {
         format!("no answer from {}:{} within {:.1} s", self.address, self.port, limit.as_secs_f64())
     }
 
-    /// One GET, connecting included (bounded by the caller).
-    async fn get<S, F, Fut>(&self, connect: &F) -> Result<Response, String>
+    /// One GET, connecting included (bounded by the caller): no connection or a broken one is
+    /// `Unreachable`, an answer that is not HTTP `Remote`.
+    async fn get<S, F, Fut>(&self, connect: &F) -> Result<Response>
     where
         S: AsyncRead + AsyncWrite + Unpin,
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<S, String>>,
+        Fut: std::future::Future<Output = std::result::Result<S, String>>,
     {
         let (address, port) = (self.address, self.port);
-        let mut stream = connect().await.map_err(|e| format!("cannot connect to {address}:{port}: {e}"))?;
+        let unreachable = |why: String| Error::new(ErrorKind::Unreachable, why);
+        let mut stream =
+            connect().await.map_err(|e| unreachable(format!("cannot connect to {address}:{port}: {e}")))?;
         let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: microctl\r\nConnection: close\r\n\r\n",
             self.path, self.host_header
@@ -99,9 +105,10 @@ impl HealthCheck<'_> {
             (&mut stream).take(1 << 20).read_to_end(&mut buf).await?;
             Ok::<_, std::io::Error>(buf)
         };
-        let raw = exchange.await.map_err(|e| format!("{address}:{port}: {e}"))?;
+        let raw = exchange.await.map_err(|e| unreachable(format!("{address}:{port}: {e}")))?;
         parse(&raw).ok_or_else(|| {
-            format!("{address}:{port} did not answer HTTP: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(200)]))
+            let start = String::from_utf8_lossy(&raw[..raw.len().min(200)]);
+            Error::new(ErrorKind::Remote, format!("{address}:{port} did not answer HTTP: {start:?}"))
         })
     }
 }
@@ -135,6 +142,51 @@ mod tests {
         assert!(parse(b"SSH-2.0-OpenSSH").is_none());
     }
 
+    /// `GET /healthz` on 127.0.0.1:`port`, any 2xx healthy.
+    fn local(port: u16, timeout: Duration) -> HealthCheck<'static> {
+        HealthCheck { address: "127.0.0.1", port, host_header: "127.0.0.1", path: "/healthz", expect: 0, timeout }
+    }
+
+    async fn tcp(port: u16) -> std::result::Result<tokio::net::TcpStream, String> {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
+    }
+
+    /// What the last try saw is the error, typed: a wrong status and a non-HTTP answer come
+    /// from the app (`Remote`), a refused connection means nothing listens (`Unreachable`).
+    #[test]
+    fn a_failed_check_is_an_error_of_the_kind_it_saw() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            for (answer, kind, start) in [
+                (
+                    &b"HTTP/1.1 503 SERVICE UNAVAILABLE\r\n\r\ndb: down"[..],
+                    ErrorKind::Remote,
+                    "HTTP 503 from http://127.0.0.1:",
+                ),
+                (b"SSH-2.0-OpenSSH\r\n", ErrorKind::Remote, "127.0.0.1:"),
+            ] {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let server = tokio::spawn(async move {
+                    while let Ok((mut s, _)) = listener.accept().await {
+                        let _ = s.read(&mut [0; 1024]).await;
+                        let _ = s.write_all(answer).await;
+                    }
+                });
+                let check = local(port, Duration::from_millis(100));
+                let connect = || tcp(port);
+                let err = check.wait_with(connect).await.unwrap_err();
+                assert_eq!(err.kind, kind, "{err}");
+                assert!(err.message.starts_with(start), "{err}");
+                server.abort();
+                let _ = server.await;
+                let err = check.wait_with(connect).await.unwrap_err();
+                assert_eq!(err.kind, ErrorKind::Unreachable, "{err}");
+                assert!(err.message.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")), "{err}");
+            }
+        });
+    }
+
     /// A server that accepts and never answers: the check gives up when its own timeout
     /// passes, not after a fixed 10 s per request.
     #[test]
@@ -149,24 +201,13 @@ mod tests {
                     open.push(s);
                 }
             });
-            let check = HealthCheck {
-                address: "127.0.0.1",
-                port,
-                host_header: "127.0.0.1",
-                path: "/healthz",
-                expect: 0,
-                timeout: Duration::from_millis(1500),
-            };
+            let check = local(port, Duration::from_millis(1500));
             let started = Instant::now();
-            let err = check
-                .wait_with(|| async move {
-                    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())
-                })
-                .await
-                .unwrap_err();
+            let err = check.wait_with(|| tcp(port)).await.unwrap_err();
             let took = started.elapsed();
             assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(3), "{took:?}");
-            assert!(err.starts_with(&format!("no answer from 127.0.0.1:{port} within ")), "{err}");
+            assert!(err.message.starts_with(&format!("no answer from 127.0.0.1:{port} within ")), "{err}");
+            assert_eq!(err.kind, ErrorKind::Timeout);
             held.abort();
         });
     }

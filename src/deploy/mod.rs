@@ -3,7 +3,8 @@
 //! a time), each drained from nginx while it is deployed when others keep serving; the first
 //! failure stops the rest, which stay on their old release.
 //!
-//! `config` reads `[deploy.NAME]`, `source` packs a local folder, `script` is what runs on the
+//! `config` reads `[deploy.NAME]`, `plan` turns it into one plan per host (rendered, checked,
+//! before any host is contacted), `source` packs a local folder, `script` is what runs on the
 //! host (holding the host lock, waiting for our verdict, the watchdog armed), `ledger` reads
 //! the host's release ledger, `envfile` reads the env file as data, `drain` takes a host out
 //! of nginx's upstream, `health` checks over SSH tunnels.
@@ -13,6 +14,7 @@ pub mod drain;
 pub mod envfile;
 pub mod health;
 pub mod ledger;
+pub mod plan;
 pub mod script;
 pub mod source;
 
@@ -198,9 +200,12 @@ async fn deploy_steps(
     on_event(&plan.host, Event::HealthWait { confirm_secs: confirm.as_secs() });
     let verdict = match tokio::time::timeout(budget, check(pool, plan, shared, on_event, out)).await {
         Ok(v) => v,
-        Err(_) => Err(format!(
-            "the health checks did not finish within the confirm window ({}s, confirm_timeout)",
-            confirm.as_secs()
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the health checks did not finish within the confirm window ({}s, confirm_timeout)",
+                confirm.as_secs()
+            ),
         )),
     };
     session.phase("verdict");
@@ -236,7 +241,7 @@ async fn deploy_steps(
         };
         let event = match check.wait(&conn).await {
             Ok(r) => Event::AfterRollback { healthy: true, detail: format!("HTTP {}", r.status).into() },
-            Err(e) => Event::AfterRollback { healthy: false, detail: e.into() },
+            Err(e) => Event::AfterRollback { healthy: false, detail: e.one_line().into() },
         };
         out.health.push(event.to_string());
         on_event(&plan.host, event);
@@ -254,7 +259,7 @@ async fn deploy_steps(
         )
         .host(&plan.host)
         .task(format!("release {}", out.release.clone().unwrap_or_default()))
-        .detail(why)
+        .detail(why.one_line())
         .hint("the site kept serving the previous release; fix the app and deploy again")),
     }
 }
@@ -266,8 +271,8 @@ async fn check(
     shared: &Shared,
     on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
     out: &mut HostDeploy,
-) -> std::result::Result<(), String> {
-    let conn = pool.connect(&plan.host).await.map_err(|e| e.one_line())?;
+) -> Result<()> {
+    let conn = pool.connect(&plan.host).await?;
     let (addr, port) = (&plan.health_address, plan.health_port);
     let app = HealthCheck {
         address: addr,
@@ -288,12 +293,12 @@ async fn check(
     out.health.push(event.to_string());
     on_event(&plan.host, event);
     // Healthy: back in nginx's rotation, then the site through nginx.
-    set_drain(pool, plan, shared, false, on_event).await.map_err(|e| e.one_line())?;
+    set_drain(pool, plan, shared, false, on_event).await?;
     for via in &plan.via {
-        let via_conn = pool.connect(via).await.map_err(|e| e.one_line())?;
+        let via_conn = pool.connect(via).await?;
         let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
         let site = HealthCheck { address: "127.0.0.1", port: shared.via_port, host_header: &via_host, ..app.clone() };
-        let r = site.wait(&via_conn).await.map_err(|e| format!("through {via}: {e}"))?;
+        let r = site.wait(&via_conn).await.map_err(|e| Error::new(e.kind, format!("through {via}: {}", e.message)))?;
         let event = Event::HealthyVia { http_status: r.status, via: via.into() };
         out.health.push(event.to_string());
         on_event(&plan.host, event);

@@ -7,6 +7,7 @@
 
 mod extra;
 pub mod input;
+pub mod near;
 mod pattern;
 mod privilege;
 mod raw;
@@ -46,7 +47,7 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Groups by name, members in host file order.
     pub groups: BTreeMap<String, Group>,
-    /// `[deploy.NAME]` tables, validated by `deploy`.
+    /// `[deploy.NAME]` tables, typed and checked by `deploy::config` (for `check` and `deploy`).
     pub deploy: BTreeMap<String, DeploySection>,
     /// `[defaults].vars`: every host's first vars layer (shared, see [`HostVars`]).
     pub defaults_vars: Arc<Vars>,

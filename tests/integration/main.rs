@@ -10,6 +10,7 @@ mod converge;
 mod converge_hostile;
 mod converge_safety;
 mod deploy;
+mod deploy_check;
 mod exec;
 mod host_bounds;
 mod host_keys;
