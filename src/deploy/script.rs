@@ -149,6 +149,12 @@ mod tests {
         include!("hostile_tests.rs");
     }
 
+    /// Every deploy host script writes nothing to stderr (issue #21).
+    mod quiet {
+        use super::*;
+        include!("quiet_tests.rs");
+    }
+
     fn settings(root: &str, build: &[&str]) -> Settings {
         Settings {
             root: root.into(),
