@@ -263,6 +263,36 @@ mod tests {
         }
     }
 
+    /// The tools the host-shell tests run (each test runs its scripts under sh AND dash, plays
+    /// user nobody with runuser, counts processes with strace...): a missing one fails here,
+    /// naming its Debian package, besides failing the tests that use it.
+    #[test]
+    fn the_tools_the_host_script_tests_need_are_installed() {
+        let missing: Vec<String> = [
+            ("dash", "dash"),
+            ("strace", "strace"),
+            ("runuser", "util-linux"),
+            ("flock", "util-linux"),
+            ("setsid", "util-linux"),
+            ("shellcheck", "shellcheck"),
+            ("inotifywait", "inotify-tools"),
+            ("gpg", "gnupg"),
+            ("git", "git"),
+            ("timeout", "coreutils"),
+        ]
+        .iter()
+        .filter(|(tool, _)| {
+            !std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(tool, package)| format!("{tool} (Debian package {package})"))
+        .collect();
+        assert!(missing.is_empty(), "missing: {}; scripts/test.sh installs them", missing.join(", "));
+    }
+
     /// Every shipped script: nothing stripped could be inside a here-document or a multi-line
     /// string, or continue a line; the stripped text still parses under sh and dash; and it
     /// is smaller (the whole point).

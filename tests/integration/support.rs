@@ -84,6 +84,17 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(opts: SshdOptions) -> Sshd {
+        // Green means checked (#21): not root is a failure that says so, never a skip.
+        let root = std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
+        assert!(
+            root,
+            "the integration tests log in as root to a real sshd (and create network namespaces): run them as root, as scripts/test.sh does"
+        );
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install the Debian package openssh-server (scripts/test.sh does)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut host_keys = String::new();
