@@ -286,8 +286,7 @@ mod tests {
             assert!(out.contains(&format!("n fail\tbuild step `{step}`\n")), "{shell}: {out}");
             assert!(!dir.path().join("releases/r1").exists(), "{shell}");
             let pid = std::fs::read_to_string(dir.path().join("sleeper")).unwrap();
-            std::thread::sleep(Duration::from_millis(200));
-            assert!(!crate::remote::is_running(&pid), "{shell}: the step's child lives on");
+            assert!(crate::remote::gone_within(&pid, 2), "{shell}: the step's child lives on");
         }
     }
 
@@ -306,9 +305,8 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(6), "{shell}: {:?}", t.elapsed());
             assert!(out.contains("n fail\trestart\n"), "{shell}: {out}");
             assert!(!dir.path().join("current").exists(), "{shell}: rolled back to no release");
-            std::thread::sleep(Duration::from_millis(200));
             for pid in std::fs::read_to_string(dir.path().join("sleepers")).unwrap().lines() {
-                assert!(!crate::remote::is_running(pid), "{shell}: the restart's child lives on");
+                assert!(crate::remote::gone_within(pid, 2), "{shell}: the restart's child lives on");
             }
         }
     }

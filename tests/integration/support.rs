@@ -13,6 +13,24 @@ use std::time::{Duration, Instant};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
+/// Another run holding the host lock on `state` (`flock` on the folder, as the host session
+/// takes it), returned once the lock is HELD (the holder says so on its stdout: no sleep
+/// guessing when it got there). Kill the child to release it (`-F`: flock became it).
+pub fn hold_lock(state: &Path) -> Child {
+    use std::io::BufRead;
+    let mut holder = Command::new("flock")
+        .arg("-F")
+        .arg(state)
+        .args(["sh", "-c", "echo held; exec sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock is missing: install the Debian package util-linux");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "held\n", "the lock holder did not start");
+    holder
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
