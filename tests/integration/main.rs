@@ -11,6 +11,7 @@ mod converge_hostile;
 mod converge_safety;
 mod deploy;
 mod exec;
+mod golden;
 mod host_bounds;
 mod host_keys;
 mod inventory_cli;

@@ -253,7 +253,7 @@ fn converge_output_in_every_mode() {
 }
 
 /// Two reachable hosts and one whose port is closed.
-fn exec_workspace() -> (Workspace, Vec<Sshd>) {
+pub fn exec_workspace() -> (Workspace, Vec<Sshd>) {
     let ws = Workspace::new();
     let a = ws.sshd(SshdOptions::default());
     let b = ws.sshd(SshdOptions::default());
