@@ -217,6 +217,52 @@ h1    ok      6 ok, 0 changed, 0 failed  T
     );
 }
 
+/// The failure paths, where a host's own output does reach the user (a validator's words, the
+/// error's detail): a refused file and a failed build, exactly these lines.
+#[test]
+fn failure_plain_output_is_exactly_this() {
+    let fleet = Fleet::new(1, crate::converge::ROLE);
+    let roles = fleet.ws.path("roles");
+    let tmp = fleet.ws.dir.path();
+    plain(&fleet.ws, &["--roles-dir", roles.to_str().unwrap(), "converge"]).assert_code(0);
+    let run = plain(&fleet.ws, &["--roles-dir", roles.to_str().unwrap(), "converge", "-e", "checked=bad"]);
+    assert_golden(
+        "converge refused",
+        &run,
+        tmp,
+        1,
+        "h0 | FAILED: file TMP/h0/etc/site/checked.conf (content)
+h0 | error: validate refused the new content of TMP/h0/etc/site/checked.conf (exit 1); the live file is unchanged
+h0 |   host: h0
+h0 |   task: file TMP/h0/etc/site/checked.conf (content)
+h0 |   | checked.conf must start with good
+h0 |   hint: the check was `grep -q '^good' %s || { echo 'checked.conf must start with good' >&2; exit 1; }` on the new content (its output is above); fix the template, the vars or the check, and run converge again
+host  status  detail                     duration
+h0    failed  5 ok, 0 changed, 1 failed  T
+1 host: 0 ok, 0 changed, 1 failed, 0 unreachable in T
+",
+        "",
+    );
+    let app = crate::deploy::setup_with(1, |_| (String::new(), None));
+    let run = plain(&app.ws, &["deploy", "app", "--ref", "broken"]);
+    assert_golden(
+        "deploy broken",
+        &run,
+        app.ws.dir.path(),
+        1,
+        "h0 | release STAMP-REV
+h0 | build: python3 -c 'import ast; ast.parse(open(\"serve.py\").read())'
+h0 | build: test ! -f BUILD_FAILS
+h0 | error: build step `test ! -f BUILD_FAILS` failed on h0; current was not touched
+h0 |   host: h0
+host  status  detail                           duration
+h0    failed  STAMP-REV  T
+1 host: 0 ok, 0 changed, 1 failed, 0 unreachable in T
+",
+        "",
+    );
+}
+
 #[test]
 fn deploy_plain_output_is_exactly_this() {
     let app = crate::deploy::setup();
