@@ -97,6 +97,8 @@ mod tests {
         hashed: Vec<String>,
         vouched: Vec<String>,
         asked: Vec<String>,
+        /// All the host shell wrote to stderr (nothing, on a healthy host).
+        stderr: String,
     }
 
     /// One whole converge session on this machine, as a host runs it: the bootstrap under
@@ -115,7 +117,20 @@ mod tests {
         } else {
             Command::new(shell)
         };
-        let mut child = command.arg("-c").arg(cmd).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = command
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+            text
+        });
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(script.as_bytes()).unwrap();
         stdin.flush().unwrap();
@@ -192,7 +207,8 @@ mod tests {
         } else {
             0
         };
-        Seen { plan, code, out: rest, processes, hashed, vouched, asked: unknown }
+        let stderr = stderr.join().unwrap();
+        Seen { plan, code, out: rest, processes, hashed, vouched, asked: unknown, stderr }
     }
 
     fn mode(p: &str) -> u32 {
@@ -245,6 +261,57 @@ mod tests {
             assert_eq!((code, plan.changes.len()), (Some(0), 1), "{shell}: {out}");
             assert_eq!(std::fs::read_to_string(format!("{root}/etc/f1")).unwrap(), "file 1 v2\n");
             assert_eq!(std::fs::read_to_string(format!("{root}/handler.log")).unwrap(), "ran\nran\n");
+        }
+    }
+
+    /// Issue #21 (green means checked): the whole converge session as a host runs it
+    /// (`mark.sh`, `session.sh`, `probe.sh` and the probe `probe.rs` appends, `host.sh`, the
+    /// `apply.sh` of the payload), under sh and dash with `set -u`, writes NOTHING to stderr
+    /// on a realistic host: a root holding an out-of-date file, a path to remove, a command
+    /// with `unless` and `creates`; the fresh apply, the no-op that reads the hash record, a
+    /// change, and a run whose hash record is cut short. (`probe.sh` once held a comment
+    /// fragment as a command, printing `every: not found` on every converge.)
+    #[test]
+    fn converge_session_writes_nothing_to_stderr_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let state = format!("{root}/state");
+            std::fs::create_dir_all(format!("{root}/etc")).unwrap();
+            std::fs::write(format!("{root}/etc/f0"), "old content\n").unwrap();
+            std::fs::write(format!("{root}/stale"), "x\n").unwrap();
+            let o = || Origin { role: "r".into(), line: 1 };
+            let mut d = desired(root, 3, "v1");
+            d.absent.push(AbsentSpec { origin: o(), path: format!("{root}/stale"), notify: vec![] });
+            d.commands.push(CommandSpec {
+                origin: o(),
+                name: "seed".into(),
+                run: format!("echo seeded > {root}/seeded"),
+                creates: Some(format!("{root}/seeded")),
+                unless: Some(format!("test -e {root}/nothing-here")),
+                notify: vec!["h".into()],
+                early: false,
+            });
+            let run = |d: &Desired, what: &str| {
+                let r = session(shell, &state, d, false);
+                assert_eq!(r.code, Some(0), "{shell} {what}: {}", r.out);
+                assert_eq!(r.stderr, "", "{shell} {what}: the host scripts wrote to stderr");
+                r
+            };
+            let r = run(&d, "fresh host");
+            assert!(r.plan.changes.len() >= 6, "{shell}: {:?}", r.plan.changes);
+            assert!(!std::path::Path::new(&format!("{root}/stale")).exists(), "{shell}");
+            assert!(run(&d, "no-op").plan.is_empty(), "{shell}");
+            let mut d2 = desired(root, 3, "v2");
+            d2.commands = d.commands.clone();
+            assert_eq!(run(&d2, "one change per file").plan.changes.len(), 3, "{shell}");
+            for e in std::fs::read_dir(format!("{state}/hashes")).unwrap() {
+                let e = e.unwrap();
+                if e.file_name().to_string_lossy().starts_with("T_") {
+                    std::fs::remove_file(e.path()).unwrap();
+                }
+            }
+            assert!(run(&d2, "hash record cut short").plan.is_empty(), "{shell}");
         }
     }
 
@@ -505,6 +572,7 @@ mod tests {
     /// with no staging folder left. (Before the fix the stage was `shared/.microctl.N`: the
     /// rename moved the vault's file into `shared`.)
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn a_swapped_stage_in_a_folder_others_can_write_changes_nothing_of_roots_under_sh_and_dash() {
         for shell in ["sh", "dash"] {
             let h = Hostile::new();
@@ -561,6 +629,7 @@ mod tests {
     /// and the managed path is root's 0644 file with the content. (Before the fix: `chmod
     /// 0644` followed the link put there after `chown -h`, or the managed path ended as it.)
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn an_owner_mode_fix_in_a_folder_others_can_write_follows_no_swap_under_sh_and_dash() {
         for shell in ["sh", "dash"] {
             let h = Hostile::new();
@@ -597,7 +666,7 @@ mod tests {
     #[test]
     fn processes_per_host_and_per_file_are_bounded() {
         if Command::new("strace").arg("-V").output().is_err() {
-            panic!("strace is needed (scripts/test.sh installs it)");
+            panic!("strace is missing: install the Debian package strace (scripts/test.sh does)");
         }
         let run = |k: usize| {
             let dir = tempfile::tempdir().unwrap();

@@ -158,8 +158,7 @@ mod tests {
         for shell in ["sh", "dash"] {
             let (dir, _keep, state, site) = fixture();
             assert_eq!(run(shell, &state, &site, "10.0.2.2:5000", false, "true").0, 0, "creates the state folder");
-            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut holder = crate::remote::hold_lock(&state);
             let (code, _) = run(shell, &state, &site, "10.0.2.2:5000", true, "true");
             holder.kill().unwrap();
             holder.wait().unwrap();

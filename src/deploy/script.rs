@@ -150,6 +150,12 @@ mod tests {
         include!("hostile_tests.rs");
     }
 
+    /// Every deploy host script writes nothing to stderr (issue #21).
+    mod quiet {
+        use super::*;
+        include!("quiet_tests.rs");
+    }
+
     fn settings(root: &str, build: &[&str]) -> Settings {
         Settings {
             root: root.into(),
@@ -281,8 +287,7 @@ mod tests {
             assert!(out.contains(&format!("n fail\tbuild step `{step}`\n")), "{shell}: {out}");
             assert!(!dir.path().join("releases/r1").exists(), "{shell}");
             let pid = std::fs::read_to_string(dir.path().join("sleeper")).unwrap();
-            std::thread::sleep(Duration::from_millis(200));
-            assert!(!crate::remote::is_running(&pid), "{shell}: the step's child lives on");
+            assert!(crate::remote::gone_within(&pid, 2), "{shell}: the step's child lives on");
         }
     }
 
@@ -301,9 +306,8 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(6), "{shell}: {:?}", t.elapsed());
             assert!(out.contains("n fail\trestart\n"), "{shell}: {out}");
             assert!(!dir.path().join("current").exists(), "{shell}: rolled back to no release");
-            std::thread::sleep(Duration::from_millis(200));
             for pid in std::fs::read_to_string(dir.path().join("sleepers")).unwrap().lines() {
-                assert!(!crate::remote::is_running(pid), "{shell}: the restart's child lives on");
+                assert!(crate::remote::gone_within(pid, 2), "{shell}: the restart's child lives on");
             }
         }
     }
@@ -544,6 +548,7 @@ mod tests {
     /// build step runs as the app user, no process's /proc/PID/cmdline (world-readable)
     /// holds the secret, and the step still sees it literally.
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn env_file_values_stay_off_command_lines() {
         need_root();
         for shell in ["sh", "dash"] {
@@ -580,6 +585,7 @@ mod tests {
     /// Root writes nothing into the app-owned cache folder: a build step (the app user) that
     /// plants `.complete` -> a root file does not get root to truncate it.
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn cache_bookkeeping_follows_no_planted_link() {
         need_root();
         for shell in ["sh", "dash"] {

@@ -507,6 +507,38 @@ pub(crate) fn is_running(pid: &str) -> bool {
         .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
 
+/// For tests: another run holding the host lock on `state` (`flock` on the folder, as
+/// `session.sh` takes it), returned once the lock is HELD (the holder says so on its stdout:
+/// no sleep guessing when it got there). Kill the child to release it (`-F`: flock became it).
+#[cfg(test)]
+pub(crate) fn hold_lock(state: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut holder = std::process::Command::new("flock")
+        .arg("-F")
+        .arg(state)
+        .args(["sh", "-c", "echo held; exec sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock is missing: install the Debian package util-linux");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "held\n", "the lock holder did not start");
+    holder
+}
+
+/// For tests: whether process `pid` is gone (or a zombie) within `secs` (polled).
+#[cfg(test)]
+pub(crate) fn gone_within(pid: &str, secs: u64) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while is_running(pid) {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// For tests of generated scripts: `shellcheck -s sh`'s complaints about `script` (its
 /// shipped parts with their comments and `# shellcheck` directives again), `None`
 /// when it has none or shellcheck is not installed (scripts/test.sh installs it). Excluded:
@@ -588,8 +620,7 @@ mod tests {
             let (code, out, took) = run(1, "sleep 100 & echo $!; wait");
             assert_eq!(code, Some(124), "{shell}: {out}");
             assert!(took < Duration::from_secs(4), "{shell}: {took:?}");
-            std::thread::sleep(Duration::from_millis(200));
-            assert!(!is_running(&out), "{shell}: the snippet's child {out} outlived it");
+            assert!(gone_within(&out, 2), "{shell}: the snippet's child {out} outlived it");
             // Deaf to TERM: KILL after the grace.
             let (code, _, took) = run(1, "trap '' TERM; sleep 100");
             assert_eq!(code, Some(137), "{shell}");
@@ -606,6 +637,7 @@ mod tests {
     /// snippet ran) and never the secret; the snippet had the secret, its positional
     /// arguments and its exit status, and its children do not inherit `MICROCTL_SNIPPET`.
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn a_snippet_and_its_secret_are_on_no_command_line_under_sh_and_dash() {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
@@ -742,8 +774,7 @@ mod tests {
             assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o7777, 0o700);
 
             // Hold the lock from outside; the session must give up and name the holder.
-            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
-            std::thread::sleep(Duration::from_millis(200));
+            let mut holder = hold_lock(&state);
             std::fs::write(state.join("lock.owner"), "other@box (microctl deploy)\n").unwrap();
             let (code, out) = run_bootstrap(shell, "", body.as_bytes());
             holder.kill().unwrap();
@@ -759,6 +790,7 @@ mod tests {
     /// body, which writes only after `hold`, never called here). A planted `lock.owner`
     /// symlink (the folder 0777) is never written through, nor read, even with the lock held.
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn state_folder_must_be_ours_and_0700() {
         use std::os::unix::fs::PermissionsExt;
         for shell in ["sh", "dash"] {
@@ -788,8 +820,7 @@ mod tests {
             // ... even when another run holds the lock: its note is not read from a folder
             // others can write (refused instead).
             // (`-F`: flock becomes `sleep`, so killing it releases the lock.)
-            let mut holder = Command::new("flock").arg("-F").arg(&state).args(["sleep", "5"]).spawn().unwrap();
-            std::thread::sleep(Duration::from_millis(200));
+            let mut holder = hold_lock(&state);
             let (code, out) = run_bootstrap(shell, "", body.as_bytes());
             holder.kill().unwrap();
             holder.wait().unwrap();
@@ -826,6 +857,7 @@ mod tests {
     /// nothing written in the state folder; below root's 0755 folder, or a sticky one (as
     /// /tmp: the next folder, root's, cannot be renamed by others), it is used.
     #[test]
+    #[ignore = "needs root: run by scripts/test.sh"]
     fn a_state_folder_below_a_folder_others_can_write_is_refused_under_sh_and_dash() {
         use std::os::unix::fs::PermissionsExt;
         for shell in ["sh", "dash"] {

@@ -143,6 +143,8 @@ mod tests {
         for shell in ["sh", "dash"] {
             let ok = fetch(shell, &vendor_key, std::slice::from_ref(&vendor));
             assert!(ok.ok, "{shell}: the pinned key alone is accepted: {}", ok.stderr);
+            // Green means checked (#21): a key installed says nothing on stderr.
+            assert_eq!(ok.stderr, "", "{shell}: fetch_key.sh wrote to stderr");
             assert_eq!(ok.installed.as_deref(), Some(&vendor_key[..]), "{shell}");
 
             let refused = fetch(shell, &both, std::slice::from_ref(&vendor));
@@ -158,6 +160,7 @@ mod tests {
 
             let two_pinned = fetch(shell, &both, &[vendor.clone(), extra.clone()]);
             assert!(two_pinned.ok, "{shell}: both keys pinned: {}", two_pinned.stderr);
+            assert_eq!(two_pinned.stderr, "", "{shell}: fetch_key.sh wrote to stderr");
         }
     }
 

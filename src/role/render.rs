@@ -743,7 +743,7 @@ mod tests {
     /// host, as converge does before it contacts any. A benchmark, not a check:
     /// `cargo test --release --lib render_bench -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a benchmark, not a check: run it by hand (above)"]
     fn render_bench() {
         let dir = tempfile::tempdir().unwrap();
         let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/microctl/roles/bench");

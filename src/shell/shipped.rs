@@ -213,6 +213,86 @@ mod tests {
         assert_eq!(unsafe_line(safe), None);
     }
 
+    /// Issue #21 (green means checked): every shipped script is run, as the real path
+    /// assembles it, under sh and dash with `set -u` by a test that asserts its stderr is
+    /// EMPTY. This table names that test per file; a new `.sh` fails here until it has one.
+    #[test]
+    fn every_shipped_script_has_an_empty_stderr_test() {
+        const CONVERGE: &str = "apply::agent::tests::converge_session_writes_nothing_to_stderr_under_sh_and_dash";
+        const DEPLOY: &str =
+            "deploy::script::tests::quiet::deploy_host_scripts_write_nothing_to_stderr_under_sh_and_dash";
+        const KEY: &str = "role::apt_key::tests::every_key_in_the_file_must_be_pinned";
+        let covered = [
+            ("apply/apply.sh", CONVERGE),
+            ("apply/host.sh", CONVERGE),
+            ("plan/probe.sh", CONVERGE),
+            ("remote/mark.sh", CONVERGE),
+            ("remote/session.sh", CONVERGE),
+            ("deploy/cache.sh", DEPLOY),
+            ("deploy/clone.sh", DEPLOY),
+            ("deploy/drain.sh", DEPLOY),
+            ("deploy/envfile.sh", DEPLOY),
+            ("deploy/functions.sh", DEPLOY),
+            ("deploy/ledger.sh", DEPLOY),
+            ("deploy/previous.sh", DEPLOY),
+            ("deploy/release.sh", DEPLOY),
+            ("deploy/switch.sh", DEPLOY),
+            ("deploy/upload.sh", DEPLOY),
+            ("deploy/verdict.sh", DEPLOY),
+            ("deploy/watchdog.sh", DEPLOY),
+            ("role/fetch_key.sh", KEY),
+        ];
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut shipped: Vec<String> =
+            shipped_files().iter().map(|p| p.strip_prefix(&src).unwrap().to_string_lossy().into_owned()).collect();
+        shipped.sort();
+        let mut listed: Vec<String> = covered.iter().map(|(f, _)| f.to_string()).collect();
+        listed.sort();
+        assert_eq!(shipped, listed, "each shipped .sh needs a test asserting its empty stderr, listed here");
+        // The tests named exist (by their `fn`, in the file their path names).
+        for (_, test) in covered {
+            let parts: Vec<&str> = test.split("::").collect();
+            let module = parts.iter().take_while(|p| **p != "tests").copied().collect::<Vec<_>>().join("/");
+            let name = parts.last().unwrap();
+            let dir = src.join(module.rsplit_once('/').map_or("", |(d, _)| d));
+            let texts: String = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+                .collect();
+            assert!(texts.contains(&format!("fn {name}()")), "{test}: no such test in {}", dir.display());
+        }
+    }
+
+    /// The tools the host-shell tests run (each test runs its scripts under sh AND dash, plays
+    /// user nobody with runuser, counts processes with strace...): a missing one fails here,
+    /// naming its Debian package, besides failing the tests that use it.
+    #[test]
+    fn the_tools_the_host_script_tests_need_are_installed() {
+        let missing: Vec<String> = [
+            ("dash", "dash"),
+            ("strace", "strace"),
+            ("runuser", "util-linux"),
+            ("flock", "util-linux"),
+            ("setsid", "util-linux"),
+            ("shellcheck", "shellcheck"),
+            ("inotifywait", "inotify-tools"),
+            ("gpg", "gnupg"),
+            ("git", "git"),
+            ("timeout", "coreutils"),
+        ]
+        .iter()
+        .filter(|(tool, _)| {
+            !std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(tool, package)| format!("{tool} (Debian package {package})"))
+        .collect();
+        assert!(missing.is_empty(), "missing: {}; scripts/test.sh installs them", missing.join(", "));
+    }
+
     /// Every shipped script: nothing stripped could be inside a here-document or a multi-line
     /// string, or continue a line; the stripped text still parses under sh and dash; and it
     /// is smaller (the whole point).

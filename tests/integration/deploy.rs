@@ -183,8 +183,7 @@ fn locked_host_reads_the_same_in_deploy_and_converge() {
     std::fs::create_dir_all(&state).unwrap();
     // The host session refuses a state folder that is not root's with mode 0700.
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut holder = std::process::Command::new("flock").arg("-F").arg(&state).args(["sleep", "60"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut holder = hold_lock(&state);
     std::fs::write(state.join("lock.owner"), "ann@ops (microctl deploy, client pid 1), host pid 2\n").unwrap();
     std::fs::create_dir_all(app.ws.path("roles")).unwrap();
     let deploy = app.ws.microctl(&["deploy", "app", "--json", "--lock-timeout", "1"]);

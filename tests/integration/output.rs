@@ -253,7 +253,7 @@ fn converge_output_in_every_mode() {
 }
 
 /// Two reachable hosts and one whose port is closed.
-fn exec_workspace() -> (Workspace, Vec<Sshd>) {
+pub fn exec_workspace() -> (Workspace, Vec<Sshd>) {
     let ws = Workspace::new();
     let a = ws.sshd(SshdOptions::default());
     let b = ws.sshd(SshdOptions::default());
@@ -498,8 +498,7 @@ fn a_lock_wait_is_announced_and_kept_alive_without_a_terminal() {
     let state = fleet.root(0).join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut holder = std::process::Command::new("flock").arg("-F").arg(&state).args(["sleep", "60"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut holder = hold_lock(&state);
     let run = fleet.ws.microctl_env(
         &["--roles-dir", roles.to_str().unwrap(), "converge", "--lock-timeout", "3"],
         &[(HEARTBEAT, "1")],

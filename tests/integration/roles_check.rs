@@ -48,7 +48,16 @@ fn file<'a>(d: &'a Desired, dest: &str) -> &'a str {
 /// Runs a tool; a missing tool or a failure (or, with `quiet`, any output) fails the test.
 fn tool(cmd: &mut Command, quiet: bool) {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e} (install it: see scripts/test.sh)"));
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    // The Debian package of each tool a check runs (scripts/test.sh installs them).
+    let package = match program.as_str() {
+        "promtool" => "prometheus",
+        "systemd-analyze" => "systemd",
+        "python3" => "python3-yaml",
+        "sh" | "chmod" => "coreutils (and nginx, for nginx-check-site)",
+        other => other,
+    };
+    let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e}: install the Debian package {package}"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{shown} failed:\n{text}");
     assert!(!quiet || text.trim().is_empty(), "{shown} complained:\n{text}");
@@ -80,6 +89,10 @@ fn every_rendered_file_passes_its_real_validator() {
             let kind = if f.dest == "/etc/nginx/sites-available/microblog" {
                 // The role's own checker: the site inside a minimal nginx.conf, `nginx -t`.
                 let checker = root.join("usr/local/lib/microctl/nginx-check-site");
+                assert!(
+                    Command::new("nginx").arg("-v").output().is_ok(),
+                    "nginx is missing: install the Debian package nginx (scripts/test.sh does)"
+                );
                 tool(Command::new("sh").arg(&checker).arg(&path), false);
                 "nginx -t"
             } else if f.dest.contains("/systemd/system/") {

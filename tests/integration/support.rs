@@ -13,6 +13,24 @@ use std::time::{Duration, Instant};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
+/// Another run holding the host lock on `state` (`flock` on the folder, as the host session
+/// takes it), returned once the lock is HELD (the holder says so on its stdout: no sleep
+/// guessing when it got there). Kill the child to release it (`-F`: flock became it).
+pub fn hold_lock(state: &Path) -> Child {
+    use std::io::BufRead;
+    let mut holder = Command::new("flock")
+        .arg("-F")
+        .arg(state)
+        .args(["sh", "-c", "echo held; exec sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock is missing: install the Debian package util-linux");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "held\n", "the lock holder did not start");
+    holder
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
@@ -84,6 +102,17 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(opts: SshdOptions) -> Sshd {
+        // Green means checked (#21): not root is a failure that says so, never a skip.
+        let root = std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
+        assert!(
+            root,
+            "the integration tests log in as root to a real sshd (and create network namespaces): run them as root, as scripts/test.sh does"
+        );
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install the Debian package openssh-server (scripts/test.sh does)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut host_keys = String::new();
