@@ -61,7 +61,10 @@ fn apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go() {
         holder.wait().unwrap();
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut w.stderr.take().unwrap(), &mut err).unwrap();
         assert!(w.wait().unwrap().success(), "{shell}: {rest}");
+        assert_eq!(err, "", "{shell}: nothing on stderr while it waits");
         assert!(!rest.contains("apt-wait"), "said once: {rest}");
         let left: u64 = rest.trim().rsplit('=').next().unwrap().parse().unwrap();
         assert!(left < 300, "{shell}: apt waits only for what is left: {rest}");

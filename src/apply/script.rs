@@ -417,6 +417,11 @@ fn set_meta(meta: &Meta, target: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `apt_wait` and `apt_update` (apt.sh) under sh and dash.
+    mod apt {
+        include!("apt_tests.rs");
+    }
+
     use super::*;
     use crate::plan::desired::*;
     use crate::plan::probe::{self, Observed};
@@ -620,9 +625,4 @@ mod tests {
             }
         }
     }
-}
-
-#[cfg(test)]
-mod apt_tests {
-    include!("apt_tests.rs");
 }

@@ -222,11 +222,13 @@ mod tests {
         const DEPLOY: &str =
             "deploy::script::tests::quiet::deploy_host_scripts_write_nothing_to_stderr_under_sh_and_dash";
         const KEY: &str = "role::apt_key::tests::every_key_in_the_file_must_be_pinned";
+        const APT: &str = "apply::script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
         let covered = [
             ("apply/apply.sh", CONVERGE),
+            ("apply/apt.sh", APT),
             ("apply/host.sh", CONVERGE),
             ("plan/probe.sh", CONVERGE),
-            ("remote/mark.sh", CONVERGE),
+            ("shell/mark.sh", CONVERGE),
             ("remote/session.sh", CONVERGE),
             ("deploy/cache.sh", DEPLOY),
             ("deploy/clone.sh", DEPLOY),
