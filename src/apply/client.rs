@@ -178,14 +178,14 @@ impl<'a> Client<'a> {
         self.asked = hashes::vouch(desired, state_dir, &mut self.observed, self.now);
         if !self.asked.is_empty() {
             self.stage = Stage::Hashes;
-            return Ok(Next::Send(hash_frame(&self.asked)));
+            return Ok(Next::Send(hashes::hash_frame(&self.asked)));
         }
         self.decide()
     }
 
     /// The hashes asked for are in.
     fn hashed(&mut self, out: &str) -> Result<Next> {
-        probe::parse_hashes(out, &self.asked, &mut self.observed).map_err(|e| unparsed(self.desired, e))?;
+        hashes::parse_hashes(out, &self.asked, &mut self.observed).map_err(|e| unparsed(self.desired, e))?;
         self.decide()
     }
 
@@ -304,18 +304,6 @@ fn refused(desired: &Desired, what: &[String]) -> Error {
     .task("plan")
     .detail(what.join("\n"))
     .hint("nothing was written on the host; make each folder named root's and not group/other-writable (chown root: FOLDER; chmod go-w FOLDER), or manage the path elsewhere (README: security)")
-}
-
-/// A `hash` frame for `host.sh`: `hash`, one path per line, an empty line (managed paths
-/// hold no control characters).
-pub(crate) fn hash_frame(paths: &[String]) -> String {
-    let mut frame = String::from("hash\n");
-    for p in paths {
-        frame.push_str(p);
-        frame.push('\n');
-    }
-    frame.push('\n');
-    frame
 }
 
 /// The file whose `validate` step `id` is: a file's change has a step of its own only for its
