@@ -473,6 +473,8 @@ mod tests {
             matches!(marker(&mut c, Marker::Begin("0".into())), Next::Begin(l) if l.starts_with("file /etc/app.conf"))
         );
         assert!(matches!(marker(&mut c, Marker::Passed("0".into())), Next::Step(true, _)));
+        let wait = marker(&mut c, Marker::AptWait("812 apt-get".into()));
+        assert!(matches!(wait, Next::Wait(p) if p == "waiting for the dpkg lock (held by 812 apt-get)"));
         assert!(matches!(marker(&mut c, Marker::Passed("h0".into())), Next::Step(true, t) if t == "handler reload"));
         assert!(matches!(c.push(Some(Line::Data("stray".into()))).unwrap(), Next::Read));
         assert!(matches!(c.push(None).unwrap(), Next::Exit));
