@@ -1,6 +1,6 @@
 //! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
 //! This module owns its format on both sides: the judge here, the shell halves that write
-//! and list it (`write.sh`, `list.sh`) and the text they exchange with the client (`shell`).
+//! and list it (`write.sh`, `list.sh`) and the text they exchange with the client (`wire`).
 //!
 //! After every apply, and after a no-op whose probe had to hash a file, the host writes a
 //! record (`record_hashes` in write.sh, at the end of the apply script): a folder
@@ -49,9 +49,9 @@
 //! root under a mounted filesystem (through its block device): both need root, who owns the
 //! record.
 
-mod shell;
+mod wire;
 
-pub use shell::{
+pub use wire::{
     FIND_STARTS, FIND_UNVOUCHED, LIST_SH, WRITE_SH, hash_frame, parse_hashes, parse_listing, t_entry, write_steps,
 };
 

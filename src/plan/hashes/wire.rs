@@ -10,8 +10,7 @@ use std::fmt::Write;
 
 use crate::plan::probe::{Observed, bad, hash_line};
 use crate::plan::{Action, Plan, desired::Desired, trust};
-use crate::remote::Shipped;
-use crate::shell::quote;
+use crate::shell::{Shipped, quote};
 
 /// The probe's first part: lists the record (names only), sets `T0`, `HT`, `H` and the
 /// `-o -inum N` arguments of the probe's `find`.
