@@ -3,8 +3,9 @@
 //! the session runs with `STATE_CHECK=client`), then `probe-end`, then the client's frame is
 //! read: none (the client refused the state folder) ends the script having written nothing;
 //! a payload is unpacked inside the state folder and its `apply.sh` sourced; `0` exits.
-//! Lock, framing and markers are `crate::remote`'s. The tests here run whole sessions under
-//! sh and dash and count the processes they start.
+//! Lock, framing and markers are `crate::remote`'s; the client half is `super::client`. The
+//! tests here run whole sessions under sh and dash, driving that client, and count the
+//! processes they start.
 
 use crate::remote::Shipped;
 
@@ -18,6 +19,7 @@ pub fn body(probe: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::{Client, Next};
     use super::*;
     use crate::plan::desired::*;
     use crate::plan::probe;
@@ -102,9 +104,10 @@ mod tests {
     }
 
     /// One whole converge session on this machine, as a host runs it: the bootstrap under
-    /// `shell` (behind a banner with no newline, optionally under `strace -f`), the probe read
-    /// back, judged against the hash record and planned as the client does, then the payload
-    /// (if anything changed).
+    /// `shell` (behind a banner with no newline, optionally under `strace -f`), its output
+    /// fed to the client half that runs (`client::Client`: the probe judged against the hash
+    /// record and planned, a `hash` frame, then the payload if anything changed), what it
+    /// says to send sent on the script's stdin.
     fn session(shell: &str, state: &str, d: &Desired, count: bool) -> Seen {
         let spec = remote::Spec { client_checks_state: true, ..remote::test_spec(state, N, 1) };
         let script = remote::script(&spec, &body(&probe::script(d, state, false)));
@@ -134,62 +137,68 @@ mod tests {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(script.as_bytes()).unwrap();
         stdin.flush().unwrap();
-        let mut reader = remote::Reader::new(N);
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        // Everything up to the next `probe-end`, as the client reads it.
-        let mut read_probe = || {
-            let mut out = String::new();
-            loop {
-                let mut buf = Vec::new();
-                if stdout.read_until(b'\n', &mut buf).unwrap() == 0 {
-                    panic!("{shell}: the session ended before probe-end");
-                }
-                reader.push(&buf);
-                while let Some(line) = reader.line(false) {
-                    match line {
-                        remote::Line::Marker(remote::Marker::ProbeEnd) => return out,
-                        remote::Line::Data(l) => {
-                            out.push_str(&l);
-                            out.push('\n');
-                        }
-                        remote::Line::Marker(_) => {}
-                    }
-                }
-            }
+        // The client half that runs (`client::Client`), driven over the pipes as
+        // `apply::talk` drives it over the session.
+        let opts = super::super::Options {
+            check: false,
+            diff: false,
+            color: false,
+            lock_timeout: std::time::Duration::from_secs(1),
+            timeout: None,
+            what: "converge",
         };
-        let probe_out = read_probe();
-        let mut observed = probe::parse(&probe_out).unwrap_or_else(|e| panic!("{shell}: {e}: {probe_out:?}"));
-        assert!(observed.state_folder_ok(state), "{shell}: {probe_out:?}");
-        observed.login_uid = Some(observed.path(state).uid);
-        assert_eq!(crate::plan::trust::state_folder(&observed, state), Ok(()), "{shell}");
-        let now = crate::plan::hashes::clock_now();
+        let mut client = Client::new(d, state, &opts, N, crate::plan::hashes::clock_now());
         let dests = |o: &probe::Observed, f: &dyn Fn(&probe::PathState) -> bool| -> Vec<String> {
             d.files.iter().filter(|x| o.paths.get(&x.dest).is_some_and(f)).map(|x| x.dest.clone()).collect()
         };
-        let hashed = dests(&observed, &|p| p.sha256.is_some());
-        // What the client does (`apply::talk`): what the hash record cannot vouch for is
-        // hashed in a `hash` frame; a no-op that read any hash writes the record again (a
-        // payload whose apply script has no step but that).
-        let unknown = crate::plan::hashes::vouch(d, state, &mut observed, now);
-        if !unknown.is_empty() {
-            stdin.write_all(super::super::hash_frame(&unknown).as_bytes()).unwrap();
-            stdin.flush().unwrap();
-            probe::parse_hashes(&read_probe(), &unknown, &mut observed).unwrap();
-        }
-        let vouched = dests(&observed, &|p| p.vouched);
-        let plan = crate::plan::plan(d, &observed);
-        // As `apply::talk`: a plan with refused changes writes nothing.
-        if !plan.refused.is_empty() || (plan.is_empty() && !crate::plan::hashes::out_of_date(d, state, &observed, now))
-        {
-            stdin.write_all(b"0\n").unwrap();
-        } else {
-            let payload = super::super::payload::build(d, &plan, N).unwrap().to_vec();
-            stdin.write_all(&remote::frame(&payload)).unwrap();
-        }
-        let mut stdout = stdout;
-        drop(stdin);
+        let mut reader = remote::Reader::new(N);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stdin = Some(stdin);
+        // The host's output once the client sent its last frame (the apply's markers).
         let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let mut hashed = None;
+        let mut eof = false;
+        loop {
+            let line = loop {
+                if let Some(line) = reader.line(eof) {
+                    break Some(line);
+                }
+                if eof {
+                    break None;
+                }
+                let mut buf = Vec::new();
+                eof = stdout.read_until(b'\n', &mut buf).unwrap() == 0;
+                if stdin.is_none() {
+                    rest.push_str(&String::from_utf8_lossy(&buf));
+                }
+                reader.push(&buf);
+            };
+            let next = client.push(line).unwrap_or_else(|e| panic!("{shell}: {e}"));
+            if hashed.is_none() && !matches!(next, Next::Read) {
+                // Before the hash frame's answer: what the probe's `find` hashed.
+                hashed = Some(dests(client.observed(), &|p| p.sha256.is_some() && !p.vouched));
+            }
+            let mut send = |data: &[u8]| {
+                let pipe = stdin.as_mut().expect("stdin is open until the last frame");
+                pipe.write_all(data).unwrap();
+                pipe.flush().unwrap();
+            };
+            match next {
+                Next::Read | Next::Begin(_) | Next::Wait(_) | Next::Step(..) => {}
+                Next::Send(frame) => send(frame.as_bytes()),
+                Next::Refuse { frame, error } => panic!("{shell}: refused (empty frame: {frame}): {error}"),
+                Next::Finish => {
+                    send(&remote::frame(b""));
+                    stdin = None;
+                }
+                Next::Apply { payload, .. } => {
+                    send(&remote::frame(&payload.to_vec()));
+                    stdin = None;
+                }
+                Next::EarlyEnd => panic!("{shell}: the session ended before probe-end"),
+                Next::Exit => break,
+            }
+        }
         let code = child.wait().unwrap().code();
         let processes = if count {
             let text = std::fs::read_to_string(log.path()).unwrap();
@@ -208,7 +217,10 @@ mod tests {
             0
         };
         let stderr = stderr.join().unwrap();
-        Seen { plan, code, out: rest, processes, hashed, vouched, asked: unknown, stderr }
+        let vouched = dests(client.observed(), &|p| p.vouched);
+        let asked = client.asked().to_vec();
+        let plan = std::mem::take(&mut client.run.plan);
+        Seen { plan, code, out: rest, processes, hashed: hashed.unwrap_or_default(), vouched, asked, stderr }
     }
 
     fn mode(p: &str) -> u32 {

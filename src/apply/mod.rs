@@ -3,22 +3,25 @@
 //! one with changes costs the same channel plus one more round trip for the payload.
 //!
 //! The session (bootstrap, lock, framing, markers, timeouts) is `crate::remote`'s; `agent` is
-//! converge's part of it (probe + payload reader), `script` the apply script, `payload` the
-//! tar stream that carries it with the changed files.
+//! converge's part of it on the host (probe + payload reader), `client` its client half (a
+//! sans-IO state machine this file drives over the session), `script` the apply script,
+//! `payload` the tar stream that carries it with the changed files.
 
 pub mod agent;
+pub mod client;
 mod payload;
 pub mod script;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::plan::desired::Desired;
-use crate::plan::probe::{self, Kind};
-use crate::plan::{self, Action, Plan, diff, hashes};
-use crate::remote::{self, Line, Marker, Session};
+use crate::plan::{Plan, hashes, probe};
+use crate::remote::{self, Session};
 use crate::transport::Pool;
+
+use client::{Client, End, Next};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -120,251 +123,71 @@ async fn talk(
     let mut session =
         Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
     session.phase("probe");
-    let out = read_probe(&mut session).await?;
-    let mut observed = probe::parse(&out).map_err(|e| unparsed(desired, e))?;
-    if !observed.state_folder_ok(&state_dir) {
-        // Its stdin ends: the host script exits, having written nothing.
-        let _ = session.close_stdin().await;
-        return Err(remote::state_refused(&desired.host, &state_dir));
-    }
-    // Root or the login user (the folder's owner) alone may write the folders above it.
-    observed.login_uid = Some(observed.path(&state_dir).uid);
-    if let Err(r) = plan::trust::state_folder(&observed, &state_dir) {
-        let _ = session.close_stdin().await;
-        return Err(remote::state_folder_exposed(&desired.host, &state_dir, &r.folder, &r.why));
-    }
-    // Files the probe left to the hash record that it cannot vouch for: hashed now, in one
-    // more round trip (rare: a file the record does not list, changed at its very time...).
-    let now = hashes::clock_now();
-    let unknown = hashes::vouch(desired, &state_dir, &mut observed, now);
-    if !unknown.is_empty() {
-        session.send(hash_frame(&unknown).as_bytes()).await?;
-        let out = read_probe(&mut session).await?;
-        probe::parse_hashes(&out, &unknown, &mut observed).map_err(|e| unparsed(desired, e))?;
-    }
-    run.probe = t.elapsed();
-    let plan = plan::plan(desired, &observed);
-    run.ok = plan.ok;
-    if !plan.refused.is_empty() {
-        let _ = session.send_frame(b"").await;
-        let _ = session.close_stdin().await;
-        return Err(refused(desired, &plan.refused));
-    }
-    if opts.diff {
-        run.diffs = diffs(desired, &plan, &observed, opts.color);
-    }
-
-    // Nothing to change, but a file's hash was read now: the hash record is written again
-    // (by a payload whose apply script has no step but that), so the next no-op reads none.
-    let record_only = plan.is_empty() && !opts.check && hashes::out_of_date(desired, &state_dir, &observed, now);
-    if opts.check || (plan.is_empty() && !record_only) {
-        session.phase("finish");
-        session.send_frame(b"").await?;
-        session.close_stdin().await?;
-        let code = session.finish(|_| {}).await?;
-        if code != 0 {
-            return Err(session.classify(Some(code)));
-        }
-        run.changed = if opts.check { plan.changes.len() } else { 0 };
-        run.plan = plan;
-        return Ok(());
-    }
-
-    progress(Progress::Phase(if record_only { "recording hashes" } else { "applying" }));
-    let t = Instant::now();
-    session.phase("payload upload");
-    let payload = payload::build(desired, &plan, session.nonce())?;
-    payload.send(&mut session).await?;
-    session.close_stdin().await?;
-    run.plan = plan;
-    session.phase("apply");
-    let result = follow_apply(&mut session, desired, run, progress).await;
-    run.apply = t.elapsed();
+    let mut client = Client::new(desired, &state_dir, opts, session.nonce(), hashes::clock_now());
+    let mut applying = None;
+    let result = drive(&mut session, &mut client, progress, t, &mut applying, run).await;
+    run.apply = applying.map(|t: Instant| t.elapsed()).unwrap_or_default();
+    let c = std::mem::take(&mut client.run);
+    (run.plan, run.changed, run.ok, run.failed, run.handlers_run, run.diffs) =
+        (c.plan, c.changed, c.ok, c.failed, c.handlers_run, c.diffs);
     result
 }
 
-/// The probe's output (or a `hash` frame's), up to its `probe-end` marker.
-async fn read_probe(session: &mut Session) -> Result<String> {
-    let mut out = String::new();
-    loop {
-        match session.next().await? {
-            Some(Line::Data(l)) => {
-                out.push_str(&l);
-                out.push('\n');
-            }
-            Some(Line::Marker(Marker::ProbeEnd)) => return Ok(out),
-            Some(Line::Marker(_)) => {}
-            None => return Err(session.early_exit().await),
-        }
-    }
-}
-
-fn unparsed(desired: &Desired, e: String) -> Error {
-    Error::new(ErrorKind::Remote, format!("the probe's output does not parse: {e}"))
-        .host(&desired.host)
-        .task("probe")
-        .hint("something on the host printed into the probe (or a tool printed what microctl does not know); nothing was changed")
-}
-
-/// The error of a host whose plan would act in folders other users can write.
-fn refused(desired: &Desired, what: &[String]) -> Error {
-    Error::new(
-        ErrorKind::Remote,
-        format!("refusing to act as root in folders a user other than root can write on {}", desired.host),
-    )
-    .host(&desired.host)
-    .task("plan")
-    .detail(what.join("\n"))
-    .hint("nothing was written on the host; make each folder named root's and not group/other-writable (chown root: FOLDER; chmod go-w FOLDER), or manage the path elsewhere (README: security)")
-}
-
-/// A `hash` frame for `host.sh`: `hash`, one path per line, an empty line (managed paths
-/// hold no control characters).
-pub(crate) fn hash_frame(paths: &[String]) -> String {
-    let mut frame = String::from("hash\n");
-    for p in paths {
-        frame.push_str(p);
-        frame.push('\n');
-    }
-    frame.push('\n');
-    frame
-}
-
-/// Reads the apply script's markers until it ends, counting steps and naming a failure.
-async fn follow_apply(
+/// Runs the session as `client` says (see `client`): what it asks to send is sent, what it
+/// reports goes to `progress`; the probe's and the apply's times go to `run`.
+async fn drive(
     session: &mut Session,
-    desired: &Desired,
-    run: &mut HostRun,
+    client: &mut Client<'_>,
     progress: &(dyn Fn(Progress<'_>) + Sync),
+    probe_started: Instant,
+    applying: &mut Option<Instant>,
+    run: &mut HostRun,
 ) -> Result<()> {
-    let mut failure: Option<(String, String)> = None;
-    // The file whose `validate` refused its new content (the failing step was that check).
-    let mut refused: Option<usize> = None;
-    let mut output = String::new();
-    while let Some(line) = session.next().await? {
-        match line {
+    loop {
+        let line = session.next().await?;
+        match client.push(line)? {
+            Next::Read => {}
+            Next::Send(frame) => session.send(frame.as_bytes()).await?,
+            Next::Refuse { frame, error } => {
+                if frame {
+                    let _ = session.send_frame(b"").await;
+                }
+                let _ = session.close_stdin().await;
+                return Err(error);
+            }
+            Next::Finish => {
+                run.probe = probe_started.elapsed();
+                session.phase("finish");
+                session.send_frame(b"").await?;
+                session.close_stdin().await?;
+            }
+            Next::Apply { payload, record_only } => {
+                run.probe = probe_started.elapsed();
+                progress(Progress::Phase(if record_only { "recording hashes" } else { "applying" }));
+                *applying = Some(Instant::now());
+                session.phase("payload upload");
+                payload.send(session).await?;
+                session.close_stdin().await?;
+                session.phase("apply");
+            }
             // Each step gets the whole timeout (an apt install may take minutes).
-            Line::Marker(Marker::Begin(id)) => {
-                let label = step_label(&run.plan, id);
+            Next::Begin(label) => {
                 progress(Progress::Phase(&format!("applying {label}")));
                 session.phase(format!("apply step {label}"))
             }
-            Line::Marker(Marker::AptWait(holder)) => {
-                let phase = format!("waiting for the dpkg lock (held by {holder})");
+            Next::Wait(phase) => {
                 progress(Progress::Phase(&phase));
                 session.phase(phase)
             }
-            Line::Marker(Marker::Passed(id)) => {
-                if let Some(text) = step_text(&run.plan, &id) {
-                    if id.starts_with('h') {
-                        run.handlers_run.push(text.trim_start_matches("handler ").to_string());
-                    } else {
-                        run.changed += 1;
-                    }
-                    progress(Progress::Step(true, &text));
-                }
+            Next::Step(ok, text) => progress(Progress::Step(ok, &text)),
+            Next::EarlyEnd => return Err(session.early_exit().await),
+            Next::Exit => {
+                return match client.exit(session.finish(|_| {}).await?) {
+                    End::Done => Ok(()),
+                    End::Failed(e) => Err(e),
+                    End::Status(code) => Err(session.classify(Some(code))),
+                };
             }
-            Line::Marker(Marker::Fail { step, code }) => {
-                refused = validated_file(desired, &run.plan, &step);
-                let text = step_label(&run.plan, step);
-                progress(Progress::Step(false, &text));
-                failure = Some((text, code.unwrap_or_else(|| "?".into())));
-            }
-            Line::Marker(Marker::Out(rest)) => {
-                output.push_str(&rest);
-                output.push('\n');
-            }
-            _ => {}
         }
     }
-    let code = session.finish(|_| {}).await?;
-    if let (Some((task, rc)), Some(i)) = (&failure, refused) {
-        run.failed = 1;
-        let f = &desired.files[i];
-        let said = if output.trim().is_empty() { "(the validator printed nothing)\n".to_string() } else { output };
-        return Err(Error::new(
-            ErrorKind::Remote,
-            format!("validate refused the new content of {} (exit {rc}); the live file is unchanged", f.dest),
-        )
-        .host(&desired.host)
-        .task(task.clone())
-        .detail(said)
-        .hint(format!(
-            "the check was `{}` on the new content (its output is above); fix the template, the vars or the check, and run converge again",
-            f.validate.as_deref().unwrap_or_default()
-        )));
-    }
-    if let Some((task, rc)) = failure {
-        run.failed = 1;
-        return Err(Error::new(ErrorKind::Remote, format!("{task} failed (exit {rc})"))
-            .host(&desired.host)
-            .task(task)
-            .detail(output)
-            .hint("fix the cause shown above and run converge again; changes already made stay, pending handlers run next time"));
-    }
-    if code != 0 {
-        return Err(session.classify(Some(code)));
-    }
-    Ok(())
-}
-
-/// The file whose `validate` step `id` is: a file's change has a step of its own only for its
-/// validate (its content is written by the `stage` step).
-fn validated_file(desired: &Desired, plan: &Plan, id: &str) -> Option<usize> {
-    let change = plan.changes.get(id.parse::<usize>().ok()?)?;
-    match change.action {
-        Action::WriteFile(i) if desired.files[i].validate.is_some() => Some(i),
-        _ => None,
-    }
-}
-
-/// How a step is named in a phase or a failure: its change, or what the fixed steps do.
-fn step_label(plan: &Plan, id: String) -> String {
-    match id.as_str() {
-        "stage" | "stage-apt" => "staging the changed files".into(),
-        "rename" | "rename-apt" => "renaming the staged files into place".into(),
-        "pending" => "recording the handlers to run".into(),
-        _ => step_text(plan, &id).unwrap_or(id),
-    }
-}
-
-/// The description of change or handler step `id` (`3`, `h0`).
-fn step_text(plan: &Plan, id: &str) -> Option<String> {
-    if let Some(h) = id.strip_prefix('h') {
-        return plan.handlers.get(h.parse::<usize>().ok()?).map(|n| format!("handler {n}"));
-    }
-    let change = plan.changes.get(id.parse::<usize>().ok()?)?;
-    Some(format!("{} ({})", change.resource, change.reason))
-}
-
-/// Unified diffs for the files the plan writes (sensitive ones only named).
-fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed, color: bool) -> Vec<String> {
-    let mut out = Vec::new();
-    for change in &plan.changes {
-        let Action::WriteFile(i) = change.action else { continue };
-        let f = &desired.files[i];
-        if f.sensitive {
-            out.push(format!("--- {0}\n+++ {0}\n(sensitive: content not shown)\n", f.dest));
-            continue;
-        }
-        let state = observed.path(&f.dest);
-        let old = match (&state.kind, &state.content) {
-            (Kind::Missing, _) => Vec::new(),
-            // Never what a symlink (or anything but a plain file) points at.
-            (Kind::File, Some(c)) if c.len() <= probe::DIFF_LIMIT => c.clone(),
-            (Kind::Link, _) => {
-                out.push(format!("--- {0}\n+++ {0}\n(a symlink now: what it points at is not shown)\n", f.dest));
-                continue;
-            }
-            _ => {
-                out.push(format!("--- {0}\n+++ {0}\n(binary or large file changed)\n", f.dest));
-                continue;
-            }
-        };
-        match diff::unified(&f.dest, &old, &f.content, color) {
-            Some(d) => out.push(d),
-            None => out.push(format!("--- {0}\n+++ {0}\n(binary file changed)\n", f.dest)),
-        }
-    }
-    out
 }

@@ -22,7 +22,7 @@
 use std::fmt::Write;
 
 use crate::plan::desired::{Desired, Meta};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, hashes};
 use crate::remote::{MARK_SH, bounded};
 use crate::shell::quote;
 
@@ -99,7 +99,7 @@ pub static APT_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_
 
 /// Builds the apply script for `plan` (which must come from `desired`).
 pub fn build(desired: &Desired, plan: &Plan) -> String {
-    let mut s = format!("{MARK_SH}{APPLY_SH}{APT_SH}");
+    let mut s = format!("{MARK_SH}{APPLY_SH}{APT_SH}{}", hashes::WRITE_SH);
     if !plan.handlers.is_empty() {
         // Recorded (and fsynced) before anything changes: a run cut short fires them next time.
         step(&mut s, "pending", &pending_handlers(&plan.handlers));
@@ -221,38 +221,9 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
             if left.is_empty() { "rm -f -- \"$STATE/pending-handlers\"".to_string() } else { pending_handlers(left) };
         step(&mut s, &handler_step(i), &format!("{} && {{ {done}; }}", bounded(&handler.run)));
     }
-    record(&mut s, desired, plan);
+    // The host's hash record, last (`plan::hashes`).
+    s.push_str(&hashes::write_steps(desired, plan));
     s
-}
-
-/// The end of a run that got through every step: the host's hash record of every managed
-/// file (`record_hashes` in apply.sh; see `plan::hashes`), taken once the clock has moved past
-/// the renames of this run (`hashes_settle`), so that the next no-op reads none of them.
-fn record(s: &mut String, desired: &Desired, plan: &Plan) {
-    if desired.files.is_empty() {
-        return;
-    }
-    let mut dirs: Vec<String> = Vec::new();
-    for c in &plan.changes {
-        if let Action::WriteFile(i) | Action::FixFileMeta(i) = c.action {
-            let d = quote(parent(&desired.files[i].dest));
-            if !dirs.contains(&d) {
-                dirs.push(d);
-            }
-        }
-    }
-    // Not a file in a folder others can write (`plan::trust`): the record never vouches for it.
-    let files: Vec<String> = desired
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !plan.untrusted.contains(i))
-        .map(|(_, f)| quote(&f.dest))
-        .collect();
-    if !dirs.is_empty() {
-        let _ = writeln!(s, "hashes_settle {}", dirs.join(" "));
-    }
-    let _ = writeln!(s, "record_hashes{}", files.iter().map(|f| format!(" {f}")).collect::<String>());
 }
 
 /// Replaces the host's list of pending handlers with `names` (fsynced, renamed: never half
@@ -569,60 +540,5 @@ mod tests {
         let session =
             remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));
         assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
-    }
-
-    /// `record_hashes` under sh and dash: a `T_` entry; for a file on a filesystem with
-    /// nanosecond timestamps its device, inode, size, ctime and the hash `sha256sum` gives
-    /// (a path with `\\` is skipped: its line is escaped); for one elsewhere (/proc) only
-    /// `N_DEV_INODE`, not read; nothing for what is missing or not a file. Run again, it
-    /// replaces the record.
-    #[test]
-    fn record_hashes_names_each_file_under_sh_and_dash() {
-        use std::os::unix::fs::MetadataExt;
-        for shell in ["sh", "dash"] {
-            let dir = tempfile::tempdir().unwrap();
-            let root = dir.path().to_str().unwrap();
-            let (plain, slash) = (format!("{root}/a b"), format!("{root}/back\\slash"));
-            std::fs::write(&plain, "test").unwrap();
-            std::fs::write(&slash, "x").unwrap();
-            let script = format!(
-                "STATE={state} W={w} NONCE=n0\n{MARK_SH}{APPLY_SH}record_hashes {} {} /proc/version {state}/missing {root}\n",
-                quote(&plain),
-                quote(&slash),
-                state = quote(&format!("{root}/state")),
-                w = quote(&format!("{root}/w")),
-                root = quote(root),
-            );
-            std::fs::create_dir(format!("{root}/state")).unwrap();
-            for _ in 0..2 {
-                // The run's stage folder (its EXIT trap removes it).
-                std::fs::create_dir(format!("{root}/w")).unwrap();
-                let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
-                assert!(out.status.success(), "{shell}: {out:?}");
-                let mut names: Vec<String> = std::fs::read_dir(format!("{root}/state/hashes"))
-                    .unwrap()
-                    .map(|e| e.unwrap().file_name().into_string().unwrap())
-                    .collect();
-                names.sort();
-                let (m, v) = (std::fs::metadata(&plain).unwrap(), std::fs::metadata("/proc/version").unwrap());
-                let entry = format!(
-                    "{}_{}_4_{}.{:09}0_{}",
-                    m.dev(),
-                    m.ino(),
-                    m.ctime(),
-                    m.ctime_nsec(),
-                    crate::plan::desired::sha256_hex(b"test")
-                );
-                assert_eq!(names.len(), 3, "{shell}: {names:?}");
-                assert_eq!(names[0], entry, "{shell}");
-                assert_eq!(names[1], format!("N_{}_{}", v.dev(), v.ino()), "{shell}");
-                assert!(names[2].starts_with("T_"), "{shell}: {names:?}");
-                assert_eq!(
-                    std::fs::metadata(format!("{root}/state/hashes")).unwrap().mode() & 0o7777,
-                    0o700,
-                    "{shell}"
-                );
-            }
-        }
     }
 }

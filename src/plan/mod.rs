@@ -1,9 +1,9 @@
 //! Planning: desired state vs observed state -> the changes to make. A pure function of its
 //! inputs, unit-tested here without SSH. `desired` is the rendered model, `probe` builds the
-//! script that observes a host and parses what it prints, `hashes` judges the host's hash
-//! record (what lets a no-op skip reading files), `trust` judges who can write the folders
-//! of each managed path (a change in a folder others can write is made the guarded way, or
-//! refused), `diff` renders text differences.
+//! script that observes a host and parses what it prints, `hashes` owns the host's hash
+//! record (what lets a no-op skip reading files: its judge and its shell halves), `trust`
+//! judges who can write the folders of each managed path (a change in a folder others can
+//! write is made the guarded way, or refused), `diff` renders text differences.
 
 pub mod desired;
 pub mod diff;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::desired::Desired;
+use super::hashes;
 use crate::shell::quote;
 
 /// What a path is on the host.
@@ -113,9 +114,6 @@ impl Observed {
 /// Files whose current content `--diff` needs: small, not sensitive.
 pub const DIFF_LIMIT: usize = 256 * 1024;
 
-/// The probe's first part: reads the host's hash record (see `plan::hashes`).
-pub static PROBE_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_str!("probe.sh"));
-
 /// The probe section of the host script. `$STATE` is the host's state folder.
 ///
 /// Every field a user or another process can influence is framed so it cannot forge a line:
@@ -143,7 +141,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     paths.extend(folders.iter().map(String::as_str));
     // `sha256sum` runs from `find`, on the file destinations that are regular files (never
     // a FIFO, a device or a symlink to one: opening or reading those can block forever) and
-    // that the host's hash record cannot vouch for (`probe.sh` set T0 and `-o -inum N...`:
+    // that the host's hash record cannot vouch for (`hashes::LIST_SH` set T0 and `-o -inum N...`:
     // a file whose inode is listed there and whose ctime is not newer than T0 is left to the
     // client, `plan::hashes`). Its lines ("HASH  PATH") come between the records: GNU find
     // flushes its own output before it runs the batch. Other probed paths (dirs, links,
@@ -151,14 +149,14 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let hash = if desired.files.is_empty() {
         String::new()
     } else {
-        s.push_str(&PROBE_SH);
+        s.push_str(&hashes::LIST_SH);
         let dests: std::collections::HashSet<&str> = desired.files.iter().map(|f| f.dest.as_str()).collect();
         let mut others: Vec<String> =
             paths.iter().filter(|p| !dests.contains(*p)).map(|p| format!("-path {}", quote(&glob_escape(p)))).collect();
         // The hash record's `T_` entry (`$HT`, a starting point for its ctime) is never read.
-        others.push(format!("-path {}", quote(&format!("{}/hashes/T_*", glob_escape(state_dir)))));
+        others.push(format!("-path {}", quote(&hashes::t_entry(&glob_escape(state_dir)))));
         let skip = format!("! '(' {} ')' ", others.join(" -o "));
-        format!(" {skip}-type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} +")
+        format!(" {skip}-type f {} -exec sha256sum -- {{}} +", hashes::FIND_UNVOUCHED)
     };
     // Owner and group names only when a resource manages one (each name costs `find` an NSS
     // lookup); `-` otherwise, never compared.
@@ -166,7 +164,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     let owner = if metas().any(|m| m.owner.is_some()) { "%u" } else { "-" };
     let group = if metas().any(|m| m.group.is_some()) { "%g" } else { "-" };
     // The hash record's folder and `T_` entry come second and third (where there are files).
-    let (record, names) = if desired.files.is_empty() { ("", "") } else { (" \"$STATE/hashes\" \"$HT\"", "%s") };
+    let (record, names) = if desired.files.is_empty() { ("", "") } else { (hashes::FIND_STARTS, "%s") };
     let names_arg = if names.is_empty() { "" } else { " \"$H\"" };
     s.push_str(&format!(
         "printf '{names}P\\t'{names_arg}; find \"$STATE\"{record}{}{} -maxdepth 0 -printf '%y\\0%m\\0{owner}\\0{group}\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0'{hash} 2>/dev/null; echo\n",
@@ -216,13 +214,9 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
 /// rather than be planned from output it did not mean.
 pub fn parse(output: &str) -> Result<Observed, String> {
     let mut obs = Observed::default();
-    let mut rest = output;
     // The hash record's lines, kept as they are: judged only once the state folder is ours.
-    while let Some(r) = rest.strip_prefix("H\t") {
-        let (line, tail) = r.split_once('\n').ok_or("a hash record line is cut short")?;
-        obs.record.push(line.to_string());
-        rest = tail;
-    }
+    let (record, mut rest) = hashes::parse_listing(output)?;
+    obs.record = record;
     if let Some(mut r) = rest.strip_prefix("P\t") {
         loop {
             if let Some(after) = r.strip_prefix('\n') {
@@ -304,19 +298,6 @@ pub fn parse(output: &str) -> Result<Observed, String> {
     Ok(obs)
 }
 
-/// Reads the `sha256sum` lines the host printed for a `hash` frame (files the probe left to
-/// the hash record, which could not vouch for them) into `obs`: only for paths in `asked`.
-pub fn parse_hashes(output: &str, asked: &[String], obs: &mut Observed) -> Result<(), String> {
-    for line in output.lines() {
-        let (hash, path) = hash_line(line).ok_or_else(|| bad(line))?;
-        if !asked.contains(&path) {
-            return Err(bad(line));
-        }
-        obs.paths.entry(path).or_default().sha256 = Some(hash.to_string());
-    }
-    Ok(())
-}
-
 /// `p` as a `find -path` pattern that matches only itself.
 fn glob_escape(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
@@ -329,7 +310,7 @@ fn glob_escape(p: &str) -> String {
     out
 }
 
-fn bad(line: &str) -> String {
+pub(super) fn bad(line: &str) -> String {
     format!("unexpected probe output `{}`", line.escape_debug())
 }
 
@@ -369,6 +350,7 @@ pub(crate) fn hash_line(line: &str) -> Option<(&str, String)> {
 mod tests {
     use super::*;
     use crate::plan::desired::*;
+    use crate::plan::hashes::LIST_SH;
     use std::sync::Arc;
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -507,7 +489,7 @@ mod tests {
         assert_eq!(
             script(&d, "/s", false),
             format!(
-                "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain / /r -maxdepth 0 \
+                "{LIST_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/back\\slash' /r/managed /r/plain / /r -maxdepth 0 \
                  -printf '%y\\0%m\\0-\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0' ! '(' -path / -o -path /r -o -path '/s/hashes/T_*' ')' -type f \
                  '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' -exec sha256sum -- {{}} + 2>/dev/null; echo\n\
                  if MICROCTL_SNIPPET='true # a trailing comment' timeout -k 5 \"$TIMEOUT\" /bin/sh -c 'eval \"unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET\"' >/dev/null 2>&1 </dev/null 9>&-; then echo 'U\t0\t1'; else echo 'U\t0\t0'; fi\n\
@@ -522,7 +504,7 @@ mod tests {
         d.files[0].meta.owner = Some("www-data".into());
         d.commands[0].creates = Some("/r/big[1]*?\\x".into());
         assert!(script(&d, "/s[1]", false).starts_with(&format!(
-            "{PROBE_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed / /r -maxdepth 0 \
+            "{LIST_SH}printf '%sP\\t' \"$H\"; find \"$STATE\" \"$STATE/hashes\" \"$HT\" '/r/big[1]*?\\x' /r/managed / /r -maxdepth 0 \
              -printf '%y\\0%m\\0%u\\0-\\0%l\\0%D\\0%i\\0%s\\0%C@\\0%U\\0%G\\0%p\\0' \
              ! '(' -path '/r/big\\[1]\\*\\?\\\\x' -o -path / -o -path /r -o -path '/s\\[1]/hashes/T_*' ')' -type f '(' -newerct \"@$T0\" -o ! '(' -false \"$@\" ')' ')' \
              -exec sha256sum -- {{}} + 2>/dev/null; echo\n"

@@ -1,13 +1,15 @@
 //! The hash record: what lets a no-op converge skip reading (hashing) the files it manages.
+//! This module owns its format on both sides: the judge here, the shell halves that write
+//! and list it (`write.sh`, `list.sh`) and the text they exchange with the client (`wire`).
 //!
 //! After every apply, and after a no-op whose probe had to hash a file, the host writes a
-//! record (`record_hashes` in src/apply/apply.sh): a folder `STATE/hashes`, made anew with mode
-//! 0700 (its mtime then is T0, taken before any file is read), holding for each managed
-//! regular file on a filesystem with nanosecond timestamps an empty file named
-//! `DEV_INODE_SIZE_CTIME_SHA256`, and last `T_T0`. The next probe lists those names
-//! (src/plan/probe.sh: names only, one `readdir`) and its `find` hashes only the files the
-//! record cannot vouch for. Here the client decides, for each file the probe did not hash,
-//! whether the record vouches for its hash: only when
+//! record (`record_hashes` in write.sh, at the end of the apply script): a folder
+//! `STATE/hashes`, made anew with mode 0700 (its mtime then is T0, taken before any file is
+//! read), holding for each managed regular file on a filesystem with nanosecond timestamps an
+//! empty file named `DEV_INODE_SIZE_CTIME_SHA256`, and last `T_T0`. The next probe lists those
+//! names (list.sh, the probe's first part: names only, one `readdir`) and its `find` hashes
+//! only the files the record cannot vouch for. Here the client decides, for each file the
+//! probe did not hash, whether the record vouches for its hash: only when
 //!
 //! - the record is whole (exactly one `T_`) and untouched: its folder is not a link, has mode
 //!   0700 and the state folder's owner, and its ctime is still that of the `T_` entry written
@@ -46,6 +48,12 @@
 //! changed at T0's tick. Left out by design: a clock set back by root, and a file changed by
 //! root under a mounted filesystem (through its block device): both need root, who owns the
 //! record.
+
+mod wire;
+
+pub use wire::{
+    FIND_STARTS, FIND_UNVOUCHED, LIST_SH, WRITE_SH, hash_frame, parse_hashes, parse_listing, t_entry, write_steps,
+};
 
 use std::collections::HashMap;
 
