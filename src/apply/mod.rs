@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::inventory::Host;
 use crate::plan::desired::Desired;
 use crate::plan::{Plan, hashes, probe};
 use crate::remote::{self, Session};
@@ -66,16 +67,17 @@ pub struct HostRun {
     pub total: Duration,
 }
 
-/// Converges one host to `desired`.
+/// Converges `host` to `desired` (rendered for it).
 pub async fn converge_host(
     pool: &Pool,
+    host: &Host,
     desired: &Desired,
     opts: &Options,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> HostRun {
     let started = Instant::now();
     let mut run = HostRun { host: desired.host.clone(), ..Default::default() };
-    if let Err(e) = run_host(pool, desired, opts, progress, &mut run).await {
+    if let Err(e) = run_host(pool, host, desired, opts, progress, &mut run).await {
         run.failed = run.failed.max(1);
         run.error = Some(e);
     }
@@ -85,6 +87,7 @@ pub async fn converge_host(
 
 async fn run_host(
     pool: &Pool,
+    host: &Host,
     desired: &Desired,
     opts: &Options,
     progress: &(dyn Fn(Progress<'_>) + Sync),
@@ -92,10 +95,10 @@ async fn run_host(
 ) -> Result<()> {
     progress(Progress::Phase("connecting"));
     let t = Instant::now();
-    let conn = pool.connect(&desired.host).await?;
+    let conn = pool.connect(host).await?;
     run.connect = t.elapsed();
     let before = (conn.stats.channels_opened.load(Ordering::Relaxed), conn.stats.bytes_sent.load(Ordering::Relaxed));
-    let result = talk(&conn, pool, desired, opts, progress, run).await;
+    let result = talk(&conn, host, desired, opts, progress, run).await;
     run.channels_opened = conn.stats.channels_opened.load(Ordering::Relaxed) - before.0;
     run.bytes_sent = conn.stats.bytes_sent.load(Ordering::Relaxed) - before.1;
     result
@@ -103,13 +106,12 @@ async fn run_host(
 
 async fn talk(
     conn: &std::sync::Arc<crate::transport::Connection>,
-    pool: &Pool,
+    host: &Host,
     desired: &Desired,
     opts: &Options,
     progress: &(dyn Fn(Progress<'_>) + Sync),
     run: &mut HostRun,
 ) -> Result<()> {
-    let host = pool.inventory().host(&desired.host).expect("rendered host is in the inventory");
     progress(Progress::Phase("probing"));
     let t = Instant::now();
     // The probe's `find` prints the state folder's record: checked here, before the host

@@ -15,6 +15,7 @@ use super::{extra_vars, load_inventory_for, load_roles, runtime};
 use crate::apply::{self, HostRun, Options, Progress as Step};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
+use crate::inventory::Host;
 use crate::plan::desired::Desired;
 use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
 use crate::report::{self, Printer};
@@ -35,21 +36,25 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
 
     // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
-    let rendered: Vec<(String, Result<Desired>)> = selected
-        .iter()
-        .map(|name| (name.clone(), renderer.render(inv.host(name).expect("selected"), args.roles.as_deref())))
+    let hosts = crate::inventory::select(&inv, args.hosts())?;
+    let rendered: Vec<(Arc<Host>, Result<Desired>)> = hosts
+        .into_iter()
+        .map(|host| {
+            let d = renderer.render(&host, args.roles.as_deref());
+            (host, d)
+        })
         .collect();
     // A template error (roles were checked at load) is an input error: each distinct one is
     // reported once, naming the hosts it hit; exit 2, connect nowhere.
     if rendered.iter().any(|(_, d)| d.is_err()) {
         let printer = Printer::new("converge", &selected, args.json);
-        let failures = rendered.iter().filter_map(|(h, d)| d.as_ref().err().map(|e| (h.as_str(), e)));
+        let failures = rendered.iter().filter_map(|(h, d)| d.as_ref().err().map(|e| (h.name.as_str(), e)));
         for (error, hosts) in report::group_errors(failures) {
             printer.shared_error(error, &hosts);
         }
-        for (name, desired) in rendered {
+        for (host, desired) in rendered {
             let Err(e) = desired else { continue };
-            let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
+            let run = HostRun { host: host.name.clone(), failed: 1, error: Some(e), ..Default::default() };
             report_host(&printer, &run, args.check, false);
         }
         return Ok(printer.finish_as(0, args.check, Some(2)));
@@ -71,7 +76,8 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
-        for (name, desired) in rendered {
+        for (host, desired) in rendered {
+            let name = host.name.clone();
             let (pool, forks, printer, opts) = (pool.clone(), forks.clone(), printer.clone(), opts.clone());
             tasks.push(tokio::spawn(async move {
                 let run = match desired {
@@ -80,7 +86,6 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                         let _slot = forks.acquire_owned().await.expect("forks");
                         printer.host_start(&name);
                         // The one remote command; the session script follows on its stdin.
-                        let host = pool.inventory().host(&name).expect("selected");
                         printer.command(&name, &crate::remote::bootstrap(host.privilege()));
                         printer.script(&name, "converge", || {
                             let wait = opts.lock_timeout.as_secs();
@@ -95,7 +100,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                                 (None, false) => printer.change(&name, text, ChangeState::Failed, None),
                             },
                         };
-                        apply::converge_host(&pool, &desired, &opts, &on_step).await
+                        apply::converge_host(&pool, &host, &desired, &opts, &on_step).await
                     }
                 };
                 report_host(&printer, &run, opts.check, true);

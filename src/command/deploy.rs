@@ -38,12 +38,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         timeout: args.timeout.map(Duration::from_secs),
     };
-    let names = plan::hosts(&inv, &cfg, request.only)?;
+    let names: Vec<String> = plan::hosts(&inv, &cfg, request.only)?.iter().map(|h| h.name.clone()).collect();
     // Only the deployed hosts' secrets and environment are read; `--list` reads none.
     if !args.list {
         crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))?;
     }
     let inv = Arc::new(inv);
+    // The handles, taken after the secrets are in.
+    let hosts: Vec<Arc<Host>> =
+        inventory::select(&inv, &cfg.hosts)?.into_iter().filter(|h| names.contains(&h.name)).collect();
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
@@ -54,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let planned = plan::plan(plan::Input {
         cfg: &cfg,
         inv: &inv,
-        hosts: names.iter().map(|n| inv.host(n).expect("selected")).collect(),
+        hosts: hosts.clone(),
         request: &request,
         chosen,
         deployed_by: deploy::ledger::deployer(),
@@ -72,14 +75,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let shared = Arc::new(planned.shared);
     for plan in &planned.hosts {
         // The one remote command per host; the deploy script follows on its stdin.
-        let host = inv.host(&plan.host).expect("planned host");
-        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
-        printer.script(&plan.host, "deploy", || {
+        let host = &plan.host;
+        printer.command(&host.name, &remote::bootstrap(host.privilege()));
+        printer.script(&host.name, "deploy", || {
             script::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
         });
         if let Some(server) = &plan.drain {
             for via in &plan.via {
-                printer.script(&plan.host, "drain", || script::drain(server, via, &cfg.drain_file, &cfg.drain_reload));
+                printer.script(&host.name, "drain", || {
+                    script::drain(server, &via.name, &cfg.drain_file, &cfg.drain_reload)
+                });
             }
         }
     }
@@ -132,10 +137,10 @@ async fn list(
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
     for plan in &plans {
         let t0 = Instant::now();
-        let host = pool.inventory().host(&plan.host).expect("planned host");
-        printer.command(&plan.host, &remote::bootstrap(host.privilege()));
+        let host = &plan.host.name;
+        printer.command(host, &remote::bootstrap(plan.host.privilege()));
         let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
-            printer.deploy(&plan.host, &Event::LockWait { holder: holder.into() })
+            printer.deploy(host, &Event::LockWait { holder: holder.into() })
         })
         .await;
         match listed {
@@ -145,7 +150,7 @@ async fn list(
                 for e in &entries {
                     let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
                     table.row(vec![
-                        plan.host.clone(),
+                        host.clone(),
                         e.release.clone(),
                         status,
                         if e.live { "*".into() } else { String::new() },
@@ -157,20 +162,13 @@ async fn list(
                 }
                 let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
                 let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
-                printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
+                printer.host_done(&HostDone::new(host, Status::Ok, t0.elapsed(), None, detail, fields));
             }
             Err(e) => {
                 let fields =
                     HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
                 let status = Status::of_error(&e);
-                printer.host_done(&HostDone::new(
-                    &plan.host,
-                    status,
-                    t0.elapsed(),
-                    Some(&e),
-                    e.kind.class().into(),
-                    fields,
-                ));
+                printer.host_done(&HostDone::new(host, status, t0.elapsed(), Some(&e), e.kind.class().into(), fields));
             }
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::{load_inventory, runtime};
 use crate::cli::{ExecArgs, GlobalArgs};
 use crate::error::Result;
-use crate::inventory;
+use crate::inventory::{self, Host};
 use crate::remote::Privilege;
 use crate::report::Printer;
 use crate::report::event::{ExecHost, HostDone, HostFields, Status, Stream};
@@ -18,7 +18,8 @@ use crate::transport::{ExecOutput, Output, Pool};
 
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
-    let hosts: Vec<String> = inventory::select(&inv, args.hosts())?.iter().map(|h| h.name.clone()).collect();
+    let selected = inventory::select(&inv, args.hosts())?;
+    let hosts: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
     let command = args.command.join(" ");
     let printer = Printer::new("exec", &hosts, args.json);
 
@@ -26,16 +27,16 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
         let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
-        for name in &hosts {
-            let (pool, forks, name, printer) = (pool.clone(), forks.clone(), name.clone(), printer.clone());
+        for host in &selected {
+            let (pool, forks, host, printer) = (pool.clone(), forks.clone(), host.clone(), printer.clone());
             let command = command.clone();
             let sudo = args.sudo;
             tasks.push(tokio::spawn(async move {
                 let _slot = forks.acquire_owned().await.expect("forks semaphore");
                 let t0 = Instant::now();
-                printer.host_start(&name);
-                let outcome = run_on_host(&pool, &name, &command, sudo, &printer).await;
-                printer.host_done(&host_done(&name, t0.elapsed(), outcome));
+                printer.host_start(&host.name);
+                let outcome = run_on_host(&pool, &host, &command, sudo, &printer).await;
+                printer.host_done(&host_done(&host.name, t0.elapsed(), outcome));
             }));
         }
         for t in tasks {
@@ -46,10 +47,10 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     Ok(printer.finish(0, false))
 }
 
-async fn run_on_host(pool: &Pool, name: &str, command: &str, sudo: bool, printer: &Printer) -> Result<ExecOutput> {
+async fn run_on_host(pool: &Pool, host: &Host, command: &str, sudo: bool, printer: &Printer) -> Result<ExecOutput> {
+    let name = host.name.as_str();
     printer.phase(name, "connecting", false);
-    let conn = pool.connect(name).await?;
-    let host = pool.inventory().host(name).expect("selected host");
+    let conn = pool.connect(host).await?;
     // --sudo asks for root whatever `become` says; a root login needs no sudo.
     let command = Privilege::new(sudo, &host.user).wrap(command);
     printer.phase(name, "running", true);

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use std::sync::Arc;
+
 use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
@@ -13,9 +15,9 @@ use crate::role::ports;
 
 pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
-    let hosts: Vec<&Host> = match &args.pattern {
+    let hosts: Vec<Arc<Host>> = match &args.pattern {
         Some(p) => inventory::select(&inv, p)?,
-        None => inv.hosts.iter().collect(),
+        None => inv.hosts.clone(),
     };
     if args.ports {
         let roles = load_roles(global, &inv)?;

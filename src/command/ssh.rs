@@ -14,16 +14,16 @@ use crate::transport::{Options, Pool};
 pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
     let inv = Arc::new(Inventory::load(inventory)?);
     inv.require_hosts()?;
-    if inv.host(&args.host).is_none() {
+    let Some(host) = inv.host(&args.host).cloned() else {
         let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).take(20).collect();
         return Err(Error::new(ErrorKind::Usage, format!("no host `{}` in {}", args.host, inv.path.display()))
             .hint(format!("hosts: {}{}", names.join(", "), if inv.hosts.len() > 20 { ", ..." } else { "" })));
-    }
+    };
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let rt = runtime()?;
     let code = rt.block_on(async {
         let pool = Pool::new(inv.clone(), Options { accept_new, ..Default::default() });
-        let code = login::session(&pool, &args.host, command.as_deref()).await;
+        let code = login::session(&pool, &host, command.as_deref()).await;
         pool.close_all().await;
         code
     });

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Host;
 use crate::remote::{self, Line, Marker, Session};
 use crate::transport::Pool;
 use health::HealthCheck;
@@ -30,14 +31,14 @@ use script::{Settings, Target};
 /// One host's deploy, rendered and ready.
 #[derive(Debug, Clone)]
 pub struct HostPlan {
-    pub host: String,
+    pub host: Arc<Host>,
     pub settings: Settings,
     pub target: Target,
     /// The app as this host serves it: checked through a tunnel on the host's own connection.
     pub health_address: String,
     pub health_port: u16,
     /// Hosts (e.g. nginx on web) to check through after the app itself is healthy.
-    pub via: Vec<String>,
+    pub via: Vec<Arc<Host>>,
     /// The host's `address:port` in nginx's upstream on the `via` hosts, when it is drained
     /// while it is deployed (a rolling deploy: other hosts stay in rotation).
     pub drain: Option<String>,
@@ -91,7 +92,7 @@ pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_
     for batch in plans.chunks(shared.batch) {
         if failed {
             results.extend(batch.iter().map(|p| HostDeploy {
-                host: p.host.clone(),
+                host: p.host.name.clone(),
                 skipped: true,
                 ..Default::default()
             }));
@@ -121,7 +122,7 @@ async fn deploy_host(
     on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
 ) -> HostDeploy {
     let started = Instant::now();
-    let mut out = HostDeploy { host: plan.host.clone(), ..Default::default() };
+    let mut out = HostDeploy { host: plan.host.name.clone(), ..Default::default() };
     let steps = match set_drain(pool, plan, shared, true, on_event).await {
         Ok(()) => deploy_steps(pool, plan, shared, on_event, &mut out).await,
         Err(e) => Err(e),
@@ -154,14 +155,14 @@ async fn deploy_steps(
     on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
     out: &mut HostDeploy,
 ) -> Result<()> {
-    let host = pool.inventory().host(&plan.host).expect("planned host exists");
     let conn = pool.connect(&plan.host).await?;
     let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
-    let spec = remote::Spec::for_host(host, what, shared.lock_timeout, shared.timeout);
+    let spec = remote::Spec::for_host(&plan.host, what, shared.lock_timeout, shared.timeout);
     let body = script::build(&plan.settings, &plan.target);
-    let mut session =
-        Session::start(&conn, spec, &body, |holder| on_event(&plan.host, Event::LockWait { holder: holder.into() }))
-            .await?;
+    let mut session = Session::start(&conn, spec, &body, |holder| {
+        on_event(&plan.host.name, Event::LockWait { holder: holder.into() })
+    })
+    .await?;
     if let (Target::Upload { .. }, Some(payload)) = (&plan.target, &shared.payload) {
         session.phase("release upload");
         session.send_frame(payload).await?;
@@ -181,7 +182,7 @@ async fn deploy_steps(
                     armed = Instant::now();
                 }
                 if let Some(event) = log.take(m, out) {
-                    on_event(&plan.host, event);
+                    on_event(&plan.host.name, event);
                 }
             }
             Some(Line::Data(_)) => {}
@@ -197,7 +198,7 @@ async fn deploy_steps(
     // so the checks get what is left of it, less a margin for the verdict to travel.
     let confirm = Duration::from_secs(plan.settings.confirm_timeout);
     let budget = confirm.saturating_sub(armed.elapsed()).saturating_sub(CONFIRM_MARGIN);
-    on_event(&plan.host, Event::HealthWait { confirm_secs: confirm.as_secs() });
+    on_event(&plan.host.name, Event::HealthWait { confirm_secs: confirm.as_secs() });
     let verdict = match tokio::time::timeout(budget, check(pool, plan, shared, on_event, out)).await {
         Ok(v) => v,
         Err(_) => Err(Error::new(
@@ -209,7 +210,7 @@ async fn deploy_steps(
         )),
     };
     session.phase("verdict");
-    on_event(&plan.host, Event::Verdict { keep: verdict.is_ok() });
+    on_event(&plan.host.name, Event::Verdict { keep: verdict.is_ok() });
     // The host may have stopped listening: its watchdog decided (we were too slow); what it
     // said about that follows in its markers, so a failed send is not the error to report.
     // A connection that really broke fails `finish` below instead.
@@ -225,7 +226,7 @@ async fn deploy_steps(
         .await?;
     for m in rest {
         if let Some(event) = log.take(m, out) {
-            on_event(&plan.host, event);
+            on_event(&plan.host.name, event);
         }
     }
     if out.rolled_back {
@@ -244,7 +245,7 @@ async fn deploy_steps(
             Err(e) => Event::AfterRollback { healthy: false, detail: e.one_line().into() },
         };
         out.health.push(event.to_string());
-        on_event(&plan.host, event);
+        on_event(&plan.host.name, event);
     }
     match verdict {
         Ok(()) if code == 0 => Ok(()),
@@ -253,11 +254,11 @@ async fn deploy_steps(
             ErrorKind::Remote,
             format!(
                 "health check failed on {}; rolled back to {}",
-                plan.host,
+                plan.host.name,
                 out.previous.clone().unwrap_or_else(|| "nothing (no previous release)".into())
             ),
         )
-        .host(&plan.host)
+        .host(&plan.host.name)
         .task(format!("release {}", out.release.clone().unwrap_or_default()))
         .detail(why.one_line())
         .hint("the site kept serving the previous release; fix the app and deploy again")),
@@ -288,20 +289,23 @@ async fn check(
         http_status: r.status,
         address: address.into(),
         path: (&shared.health_path).into(),
-        through: (&plan.host).into(),
+        through: (&plan.host.name).into(),
     };
     out.health.push(event.to_string());
-    on_event(&plan.host, event);
+    on_event(&plan.host.name, event);
     // Healthy: back in nginx's rotation, then the site through nginx.
     set_drain(pool, plan, shared, false, on_event).await?;
     for via in &plan.via {
         let via_conn = pool.connect(via).await?;
-        let via_host = pool.inventory().host(via).map(|h| h.address.clone()).unwrap_or_default();
-        let site = HealthCheck { address: "127.0.0.1", port: shared.via_port, host_header: &via_host, ..app.clone() };
-        let r = site.wait(&via_conn).await.map_err(|e| Error::new(e.kind, format!("through {via}: {}", e.message)))?;
-        let event = Event::HealthyVia { http_status: r.status, via: via.into() };
+        let site =
+            HealthCheck { address: "127.0.0.1", port: shared.via_port, host_header: &via.address, ..app.clone() };
+        let r = site
+            .wait(&via_conn)
+            .await
+            .map_err(|e| Error::new(e.kind, format!("through {}: {}", via.name, e.message)))?;
+        let event = Event::HealthyVia { http_status: r.status, via: (&via.name).into() };
         out.health.push(event.to_string());
-        on_event(&plan.host, event);
+        on_event(&plan.host.name, event);
     }
     Ok(())
 }
@@ -319,13 +323,12 @@ async fn set_drain(
 ) -> Result<()> {
     let Some(server) = &plan.drain else { return Ok(()) };
     for via in &plan.via {
-        let host = pool.inventory().host(via).expect("via hosts are inventory hosts");
         let conn = pool.connect(via).await?;
-        let what = format!("deploy, draining {}", plan.host);
-        let spec = remote::Spec::for_host(host, &what, shared.lock_timeout, shared.timeout);
+        let what = format!("deploy, draining {}", plan.host.name);
+        let spec = remote::Spec::for_host(via, &what, shared.lock_timeout, shared.timeout);
         let body = drain::body(&shared.drain_file, server, down, &shared.drain_reload);
         let mut session = Session::start(&conn, spec, &body, |holder| {
-            on_event(&plan.host, Event::ViaLockWait { via: via.into(), holder: holder.into() })
+            on_event(&plan.host.name, Event::ViaLockWait { via: (&via.name).into(), holder: holder.into() })
         })
         .await?;
         session.phase(if down { "drain" } else { "undrain" });
@@ -334,16 +337,20 @@ async fn set_drain(
             let (what, how) = if down { ("take", "out of") } else { ("put", "back in") };
             return Err(Error::new(
                 ErrorKind::Remote,
-                format!("cannot {what} {} ({server}) {how} nginx's upstream on {via}", plan.host),
+                format!("cannot {what} {} ({server}) {how} nginx's upstream on {}", plan.host.name, via.name),
             )
-            .host(via)
+            .host(&via.name)
             .task(if down { "drain" } else { "undrain" })
             .detail(format!("{said}{}", session.stderr()))
-            .hint(format!("check {} on {via}; `microctl converge {via}` restores it", shared.drain_file)));
+            .hint(format!(
+                "check {} on {v}; `microctl converge {v}` restores it",
+                shared.drain_file,
+                v = via.name
+            )));
         }
         if said.lines().any(|l| l == "changed") {
-            let via = via.into();
-            on_event(&plan.host, if down { Event::Drained { via } } else { Event::Restored { via } });
+            let via = (&via.name).into();
+            on_event(&plan.host.name, if down { Event::Drained { via } } else { Event::Restored { via } });
         }
     }
     Ok(())
@@ -358,9 +365,8 @@ pub async fn list(
     timeout: Option<Duration>,
     on_wait: impl Fn(&str),
 ) -> Result<Vec<ledger::Entry>> {
-    let host = pool.inventory().host(&plan.host).expect("planned host exists");
     let conn = pool.connect(&plan.host).await?;
-    let spec = remote::Spec::for_host(host, "deploy --list", lock_timeout, timeout);
+    let spec = remote::Spec::for_host(&plan.host, "deploy --list", lock_timeout, timeout);
     let mut session = Session::start(&conn, spec, &ledger::list_script(&plan.settings.root), on_wait).await?;
     session.phase("list");
     let (code, text) = session.output().await?;

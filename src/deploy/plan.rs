@@ -49,7 +49,7 @@ pub struct Input<'a> {
     pub cfg: &'a DeployConfig,
     pub inv: &'a Inventory,
     /// The hosts deployed, from [`hosts`].
-    pub hosts: Vec<&'a Host>,
+    pub hosts: Vec<Arc<Host>>,
     pub request: &'a Request<'a>,
     pub chosen: Chosen,
     /// Who deploys (the ledger's `by`).
@@ -74,20 +74,20 @@ pub fn override_source(cfg: &mut DeployConfig, source: &str, git_ref: Option<&st
     Ok(())
 }
 
-/// The names of the deploy's hosts, narrowed to those `only` matches; a pattern that matches
-/// none of them is an error.
-pub fn hosts(inv: &Inventory, cfg: &DeployConfig, only: Option<&str>) -> Result<Vec<String>> {
-    let mut names: Vec<String> = inventory::select(inv, &cfg.hosts)?.iter().map(|h| h.name.clone()).collect();
+/// The deploy's hosts, narrowed to those `only` matches; a pattern that matches none of them
+/// is an error.
+pub fn hosts(inv: &Inventory, cfg: &DeployConfig, only: Option<&str>) -> Result<Vec<Arc<Host>>> {
+    let mut hosts = inventory::select(inv, &cfg.hosts)?;
     if let Some(only) = only {
         let asked = inventory::select(inv, only)?;
-        let all = names.join(", ");
-        names.retain(|n| asked.iter().any(|a| &a.name == n));
-        if names.is_empty() {
+        let all = hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
+        hosts.retain(|h| asked.iter().any(|a| Arc::ptr_eq(a, h)));
+        if hosts.is_empty() {
             return Err(Error::usage(format!("`{only}` matches none of deploy.{}'s hosts ({all})", cfg.name))
                 .hint("name some of those hosts, or leave the pattern out to deploy to all of them"));
         }
     }
-    Ok(names)
+    Ok(hosts)
 }
 
 /// What the run does: back to a release (`--rollback`), nothing but read (`--list`), a clone
@@ -125,8 +125,8 @@ pub fn choose(cfg: &DeployConfig, request: &Request) -> Result<Chosen> {
 /// One [`HostPlan`] per host of `input`, in order, and what they share.
 pub fn plan(input: Input) -> Result<Plan> {
     let Input { cfg, inv, ref hosts, request, chosen, ref deployed_by, render } = input;
-    let via: Vec<String> = match &cfg.health_via {
-        Some(p) => inventory::select(inv, p)?.iter().map(|h| h.name.clone()).collect(),
+    let via: Vec<Arc<Host>> = match &cfg.health_via {
+        Some(p) => inventory::select(inv, p)?,
         None => vec![],
     };
     // Rolling (other hosts stay in rotation): each host is drained while it is deployed.
@@ -145,7 +145,7 @@ pub fn plan(input: Input) -> Result<Plan> {
         let drain = if rolling {
             // A drain is a session of its own on the via host (its lock); on the host being
             // deployed that lock is the deploy's own, so the drain would wait on itself.
-            if via.contains(&host.name) {
+            if via.iter().any(|v| Arc::ptr_eq(v, host)) {
                 return Err(field
                     .error(format!(
                         "deploy.{}: {} is one of its own health_via hosts, so it cannot be drained while it is deployed",
@@ -163,7 +163,7 @@ pub fn plan(input: Input) -> Result<Plan> {
             None => None,
         };
         plans.push(HostPlan {
-            host: host.name.clone(),
+            host: host.clone(),
             settings: Settings {
                 root,
                 user: field.render("user", &cfg.user)?,
@@ -262,12 +262,12 @@ mod tests {
     fn plan_for(deploy: &str, only: Option<&str>, request: Request) -> Result<Plan> {
         let inv = inventory(deploy);
         let cfg = DeployConfig::load(&inv, "app")?;
-        let names = hosts(&inv, &cfg, only)?;
+        let hosts = hosts(&inv, &cfg, only)?;
         let request = Request { only, ..request };
         plan(Input {
             cfg: &cfg,
             inv: &inv,
-            hosts: names.iter().map(|n| inv.host(n).unwrap()).collect(),
+            hosts,
             request: &request,
             chosen: choose(&cfg, &request)?,
             deployed_by: "me@here".into(),
@@ -315,7 +315,11 @@ mod tests {
         assert!(plan_for("health_via = \"app,web\"\ndrain = false\n", None, list()).is_ok());
         // Rolling through web: each host drained at its own address and port.
         let plans = plan_for("health_via = \"web\"\n", None, list()).unwrap().hosts;
-        assert!(plans.iter().all(|p| p.drain.as_deref() == Some("10.0.0.9:8000") && p.via == ["w1"]));
+        assert!(
+            plans
+                .iter()
+                .all(|p| p.drain.as_deref() == Some("10.0.0.9:8000") && p.via.len() == 1 && p.via[0].name == "w1")
+        );
         // One host of three is not rolling: it is all there is to deploy.
         let plans = plan_for("health_via = \"web\"\n", Some("a2"), list()).unwrap().hosts;
         assert_eq!(plans[0].drain, None);
@@ -323,7 +327,9 @@ mod tests {
 
     #[test]
     fn only_narrows_to_the_deploys_own_hosts() {
-        let names = |only| plan_for("", only, list()).map(|p| p.hosts.into_iter().map(|h| h.host).collect::<Vec<_>>());
+        let names = |only| {
+            plan_for("", only, list()).map(|p| p.hosts.into_iter().map(|h| h.host.name.clone()).collect::<Vec<_>>())
+        };
         assert_eq!(names(None).unwrap(), ["a1", "a2", "a3"]);
         assert_eq!(names(Some("a3,a1")).unwrap(), ["a1", "a3"]);
         assert_eq!(names(Some("all,!a2")).unwrap(), ["a1", "a3"]);

@@ -43,8 +43,9 @@ pub const DEFAULT_PATH: &str = "inventory.toml";
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub path: PathBuf,
-    /// Hosts in file order.
-    pub hosts: Vec<Host>,
+    /// Hosts in file order, as the handles every later stage holds (selection hands them out;
+    /// nothing after it looks a host up by name again).
+    pub hosts: Vec<Arc<Host>>,
     /// Groups by name, members in host file order.
     pub groups: BTreeMap<String, Group>,
     /// `[deploy.NAME]` tables, typed and checked by `deploy::config` (for `check` and `deploy`).
@@ -152,6 +153,7 @@ impl Inventory {
         defaults_vars: Arc<Vars>,
     ) -> Inventory {
         let index = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+        let hosts = hosts.into_iter().map(Arc::new).collect();
         Inventory { path, hosts, groups, deploy, defaults_vars, index }
     }
 
@@ -159,6 +161,7 @@ impl Inventory {
     /// the order of its `groups` list (after those changed, e.g. secret references resolved).
     pub fn relink_vars(&mut self) {
         for host in &mut self.hosts {
+            let host = Arc::make_mut(host);
             let mut layers = Vec::with_capacity(host.groups.len() + 1);
             layers.push(self.defaults_vars.clone());
             layers.extend(host.groups.iter().map(|g| self.groups[g].vars.clone()));
@@ -166,17 +169,32 @@ impl Inventory {
         }
     }
 
-    pub fn host(&self, name: &str) -> Option<&Host> {
+    /// The host called `name`: for resolving what the user typed (patterns, `ssh HOST`) and
+    /// the jump chains; later stages hold handles instead.
+    pub fn host(&self, name: &str) -> Option<&Arc<Host>> {
         self.index.get(name).map(|&i| &self.hosts[i])
+    }
+
+    /// Where `host` (a handle of this inventory) is in `hosts`.
+    pub fn position(&self, host: &Host) -> usize {
+        let i = self.index[&host.name];
+        assert!(std::ptr::eq(&*self.hosts[i], host), "host of another inventory");
+        i
+    }
+
+    /// The jump host `host` is reached through.
+    pub fn jump(&self, host: &Host) -> Option<&Arc<Host>> {
+        // resolve() guarantees every `via` exists.
+        host.via.as_deref().map(|via| self.host(via).expect("resolved via"))
     }
 
     /// The hosts from the first hop to `host` itself: `[jenkins, web, app]`.
     pub fn chain<'a>(&'a self, host: &'a Host) -> Vec<&'a Host> {
         let mut chain = vec![host];
         let mut cur = host;
-        while let Some(via) = &cur.via {
-            // resolve() guarantees every `via` exists and there are no cycles.
-            cur = self.host(via).expect("resolved via");
+        // resolve() guarantees there are no cycles.
+        while let Some(jump) = self.jump(cur) {
+            cur = jump;
             chain.push(cur);
         }
         chain.reverse();

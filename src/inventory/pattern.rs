@@ -3,11 +3,13 @@
 
 use globset::Glob;
 
+use std::sync::Arc;
+
 use super::{Host, Inventory};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Selects hosts matching `pattern`, in inventory order. Every term must match something.
-pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>> {
+pub fn select(inv: &Inventory, pattern: &str) -> Result<Vec<Arc<Host>>> {
     inv.require_hosts()?;
     let mut included = vec![false; inv.hosts.len()];
     let mut excluded = vec![false; inv.hosts.len()];
@@ -37,8 +39,8 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>> {
         // Only exclusions, like `!jenkins`: exclude from all.
         included.iter_mut().for_each(|i| *i = true);
     }
-    let hosts: Vec<&Host> =
-        inv.hosts.iter().enumerate().filter(|(i, _)| included[*i] && !excluded[*i]).map(|(_, h)| h).collect();
+    let hosts: Vec<Arc<Host>> =
+        inv.hosts.iter().enumerate().filter(|(i, _)| included[*i] && !excluded[*i]).map(|(_, h)| h.clone()).collect();
     if hosts.is_empty() {
         return Err(Error::usage(format!("host pattern `{pattern}` selects no host"))
             .hint("the exclusions remove every host the pattern includes"));

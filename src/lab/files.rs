@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(two.chain_text(two.host("app2").unwrap()), "control -> web -> app2");
         assert_eq!(two.groups["app"].hosts, ["app", "app2"]);
         // The lab's ssh_config is `microctl ssh-config` of this inventory: app goes through web.
-        let cfg = crate::login::config::render(&two, &two.hosts.iter().collect::<Vec<_>>()).unwrap();
+        let cfg = crate::login::config::render(&two, &two.hosts).unwrap();
         for (name, addr) in [("app", "198.18.1.20"), ("app2", "198.18.1.21")] {
             let entry = cfg.split("\n\n").find(|e| e.starts_with(&format!("Host {name}\n"))).expect("entry");
             let entry = format!("{entry}\n");

@@ -183,7 +183,7 @@ fn write_user_files(lab: &Path, app2: bool) -> Result<PathBuf> {
     let inventory = lab.join("inventory.toml");
     let inv = crate::inventory::Inventory::load(&inventory)?;
     let p = lab.join("ssh_config");
-    let text = crate::login::config::render(&inv, &inv.hosts.iter().collect::<Vec<_>>())?;
+    let text = crate::login::config::render(&inv, &inv.hosts)?;
     std::fs::write(&p, text).map_err(|e| Error::io("cannot write", &p, e))?;
     Ok(inventory)
 }
@@ -239,11 +239,13 @@ fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
         .map_err(|e| lab_error("runtime").caused_by(e))?;
     rt.block_on(async {
         let deadline = Instant::now() + timeout;
-        let mut pending: Vec<String> = hosts(app2).iter().map(|h| h.name.to_string()).collect();
+        let mut pending: Vec<Arc<crate::inventory::Host>> =
+            hosts(app2).iter().filter_map(|h| inv.host(h.name)).cloned().collect();
         let mut last: Option<Error> = None;
         while !pending.is_empty() {
             if Instant::now() > deadline {
-                let mut e = lab_error(format!("hosts not up after {timeout:?}: {}", pending.join(", ")));
+                let names: Vec<&str> = pending.iter().map(|h| h.name.as_str()).collect();
+                let mut e = lab_error(format!("hosts not up after {timeout:?}: {}", names.join(", ")));
                 if let Some(cause) = last {
                     e = e.caused_by(cause);
                 }
@@ -252,8 +254,9 @@ fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
             // A fresh pool each round: a connection refused while sshd starts is not cached.
             let pool = Pool::new(inv.clone(), Options::default());
             let mut still = Vec::new();
-            for name in &pending {
-                let state = match pool.connect(name).await {
+            for host in &pending {
+                let name = &host.name;
+                let state = match pool.connect(host).await {
                     Ok(conn) => {
                         conn.exec(
                             "systemctl is-system-running --wait; systemctl --failed --no-legend --plain",
@@ -275,12 +278,12 @@ fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
                                     .host(name.clone())
                                     .detail(text));
                             }
-                            _ => still.push(name.clone()),
+                            _ => still.push(host.clone()),
                         }
                     }
                     Err(e) => {
                         last = Some(e);
-                        still.push(name.clone());
+                        still.push(host.clone());
                     }
                 }
             }

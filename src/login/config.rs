@@ -17,13 +17,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory, unquotable, user_name_problem};
 
 /// The config text for `hosts` of `inv` (with every jump host they need, in file order), or an
 /// error naming the host and field of a value that cannot be written safely.
-pub fn render(inv: &Inventory, hosts: &[&Host]) -> Result<String> {
+pub fn render(inv: &Inventory, hosts: &[Arc<Host>]) -> Result<String> {
     let wanted: HashSet<&str> = hosts.iter().flat_map(|h| inv.chain(h)).map(|h| h.name.as_str()).collect();
     let mut out = format!(
         "# Written by `microctl ssh-config` from {}.\n# Use: ssh -F THIS_FILE HOST, or `Include THIS_FILE` in ~/.ssh/config.\n",
@@ -107,7 +108,7 @@ mod tests {
         .unwrap();
         let app = inv.host("app").unwrap();
         assert_eq!(
-            render(&inv, &[app]).unwrap(),
+            render(&inv, std::slice::from_ref(app)).unwrap(),
             "# Written by `microctl ssh-config` from /srv/inv.toml.\n\
              # Use: ssh -F THIS_FILE HOST, or `Include THIS_FILE` in ~/.ssh/config.\n\
              \n\
@@ -120,8 +121,7 @@ mod tests {
              Host app\n  HostName 10.0.2.20\n  Port 2222\n  User deploy\n\
              \x20 UserKnownHostsFile \"/k/known hosts%%1\"\n  GlobalKnownHostsFile /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2\n  StrictHostKeyChecking yes\n  ConnectTimeout 3\n  ProxyJump web\n"
         );
-        let all: Vec<&Host> = inv.hosts.iter().collect();
-        assert_eq!(render(&inv, &all).unwrap().matches("\nHost ").count(), 4);
+        assert_eq!(render(&inv, &inv.hosts).unwrap().matches("\nHost ").count(), 4);
     }
 
     /// Belt and braces: a value that got past the inventory's checks (the user from $USER, a
@@ -141,7 +141,7 @@ mod tests {
             ("name", "-Fevil.conf"),
         ];
         for (field, bad) in hostile {
-            let mut host = inv.host("a").unwrap().clone();
+            let mut host = Host::clone(inv.host("a").unwrap());
             match field {
                 "user" => host.user = bad.into(),
                 "identity" => host.identity = Some(bad.into()),
@@ -150,18 +150,18 @@ mod tests {
                 _ => host.global_known_hosts = vec!["/etc/ok".into(), bad.into()],
             }
             let mut one = inv.clone();
-            one.hosts = vec![host];
-            let e = render(&one, &[&one.hosts[0]]).unwrap_err();
+            one.hosts = vec![Arc::new(host)];
+            let e = render(&one, &one.hosts).unwrap_err();
             assert_eq!(e.field, Some(format!("hosts.{}.{field}", one.hosts[0].name)), "{e}");
             assert!(e.message.starts_with(&format!("cannot write the {field} of host `{}`", one.hosts[0].name)), "{e}");
         }
         // What can be quoted is, and reads back as one value.
-        let mut host = inv.host("a").unwrap().clone();
+        let mut host = Host::clone(inv.host("a").unwrap());
         host.identity = Some("/k/it's #1".into());
         host.global_known_hosts = vec![];
         let mut one = inv.clone();
-        one.hosts = vec![host];
-        let text = render(&one, &[&one.hosts[0]]).unwrap();
+        one.hosts = vec![Arc::new(host)];
+        let text = render(&one, &one.hosts).unwrap();
         assert!(text.contains("\n  IdentityFile \"/k/it's #1\"\n  UserKnownHostsFile "), "{text}");
         assert!(text.contains("\n  GlobalKnownHostsFile none\n"), "{text}");
     }

@@ -15,11 +15,13 @@ use russh::ChannelMsg;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Host;
 use crate::transport::Pool;
 
 /// Runs an interactive session (or `command`) on `host` and returns its exit status.
-pub async fn session(pool: &Pool, host: &str, command: Option<&str>) -> Result<i32> {
+pub async fn session(pool: &Pool, host: &Host, command: Option<&str>) -> Result<i32> {
     let conn = pool.connect(host).await?;
+    let host = host.name.as_str();
     let session = conn.open_session().await?;
     let mut channel = session.channel;
     let lost =

@@ -45,7 +45,7 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Vec<Rule> {
                 "any" => vec!["0.0.0.0/0".to_string()],
                 "self" => continue, // local only: no inbound rule
                 group => match inv.groups.get(group) {
-                    Some(g) => g.hosts.iter().filter_map(|n| inv.host(n)).map(reach_address).collect(),
+                    Some(g) => g.hosts.iter().filter_map(|n| inv.host(n)).map(|h| reach_address(h)).collect(),
                     None => continue, // the group is not in this inventory: nobody to allow
                 },
             };

@@ -130,11 +130,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn index(&self, host: &Host) -> usize {
-        // `host` is an element of `inv.hosts` (a slice): its index follows from its address.
-        let base = self.inv.hosts.as_ptr().addr();
-        let i = (std::ptr::from_ref(host).addr() - base) / std::mem::size_of::<Host>();
-        assert!(std::ptr::eq(&self.inv.hosts[i], host), "host of another inventory");
-        i
+        self.inv.position(host)
     }
 
     /// The `host` value of the host at `i` (`host.name`, `hosts.web.vars.x`).

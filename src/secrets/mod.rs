@@ -140,6 +140,7 @@ pub fn resolve(inv: &mut Inventory, mode: Mode, only: Option<&[String]>) -> Resu
     let mut unneeded = |_: &str, r: &Reference| Ok(format!("[{} {}]", r.kind(), r.name()));
     refs::resolve(std::sync::Arc::make_mut(&mut inv.defaults_vars), &mut |var, r| lookup("defaults", var, r))?;
     for host in &mut inv.hosts {
+        let host = std::sync::Arc::make_mut(host);
         let owner = format!("hosts.{}", host.name);
         if wanted(&host.name) {
             refs::resolve(host.vars.own_mut(), &mut |var, r| lookup(&owner, var, r))?;

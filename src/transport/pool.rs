@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use super::auth::Keys;
 use super::connection::{self, Connection, Options};
 use crate::error::{Error, ErrorKind, Result};
-use crate::inventory::Inventory;
+use crate::inventory::{Host, Inventory};
 
 type Cell = Arc<OnceCell<std::result::Result<Arc<Connection>, Arc<Error>>>>;
 
@@ -21,7 +21,9 @@ pub struct Pool {
     inventory: Arc<Inventory>,
     options: Options,
     keys: Keys,
-    cells: Mutex<HashMap<String, Cell>>,
+    /// Per host name: its depth in its jump chain (targets close before their jump hosts) and
+    /// its dial, shared by everyone who asks.
+    cells: Mutex<HashMap<String, (usize, Cell)>>,
 }
 
 impl Pool {
@@ -29,15 +31,19 @@ impl Pool {
         Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default() })
     }
 
-    pub fn inventory(&self) -> &Inventory {
-        &self.inventory
-    }
-
-    /// The connection to host `name`, dialing it (and its jump hosts) if needed.
-    pub fn connect<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<Connection>>> {
+    /// The connection to `host`, dialing it (and its jump hosts) if needed.
+    pub fn connect<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<Arc<Connection>>> {
         Box::pin(async move {
-            let cell = self.cells.lock().expect("pool lock").entry(name.to_string()).or_default().clone();
-            let result = cell.get_or_init(|| self.dial(name)).await;
+            let name = host.name.as_str();
+            let cell = self
+                .cells
+                .lock()
+                .expect("pool lock")
+                .entry(name.to_string())
+                .or_insert_with(|| (self.inventory.chain(host).len(), Cell::default()))
+                .1
+                .clone();
+            let result = cell.get_or_init(|| self.dial(host)).await;
             match result {
                 Ok(conn) if !conn.is_closed() => Ok(conn.clone()),
                 Ok(_) => Err(Error::new(ErrorKind::Ssh, format!("the connection to {name} was lost"))
@@ -48,19 +54,17 @@ impl Pool {
         })
     }
 
-    async fn dial(&self, name: &str) -> std::result::Result<Arc<Connection>, Arc<Error>> {
-        let host = self
-            .inventory
-            .host(name)
-            .ok_or_else(|| Arc::new(Error::new(ErrorKind::Inventory, format!("unknown host `{name}`"))))?;
-        let via = match &host.via {
+    async fn dial(&self, host: &Host) -> std::result::Result<Arc<Connection>, Arc<Error>> {
+        let name = host.name.as_str();
+        let via = match self.inventory.jump(host) {
             None => None,
             Some(jump) => match self.connect(jump).await {
                 Ok(conn) => Some(conn),
                 Err(e) => {
                     // The hop that failed, and how it was reached: `jump host b (via a) failed`.
-                    let hop = e.hop.clone().unwrap_or_else(|| jump.clone());
-                    let reached = match self.inventory.host(&hop).and_then(|h| h.via.as_deref()) {
+                    let hop = e.hop.clone().unwrap_or_else(|| jump.name.clone());
+                    let chain = self.inventory.chain(host);
+                    let reached = match chain.iter().find(|h| h.name == hop).and_then(|h| h.via.as_deref()) {
                         Some(via) => format!(" (via {via})"),
                         None => String::new(),
                     };
@@ -99,12 +103,10 @@ impl Pool {
 
     /// Disconnects every open connection, targets before their jump hosts.
     pub async fn close_all(&self) {
-        let cells: Vec<(String, Cell)> =
-            self.cells.lock().expect("pool lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let depth = |name: &str| self.inventory.host(name).map_or(0, |h| self.inventory.chain(h).len());
+        let cells: Vec<(usize, Cell)> = self.cells.lock().expect("pool lock").values().cloned().collect();
         let mut conns: Vec<(usize, Arc<Connection>)> = cells
             .iter()
-            .filter_map(|(name, cell)| cell.get().and_then(|r| r.as_ref().ok()).map(|c| (depth(name), c.clone())))
+            .filter_map(|(depth, cell)| cell.get().and_then(|r| r.as_ref().ok()).map(|c| (*depth, c.clone())))
             .collect();
         conns.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
         for (_, conn) in conns {

@@ -16,8 +16,9 @@ async fn thirty_concurrent_commands_on_a_max_sessions_2_server_all_succeed() {
     ws.known_hosts(&[&a]);
     let path = ws.inventory(&format!("[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n", a.port));
     let inv = Arc::new(Inventory::load(Path::new(&path)).unwrap());
+    let a_host = inv.hosts[0].clone();
     let pool = Pool::new(inv, Options::default());
-    let conn = pool.connect("a").await.unwrap();
+    let conn = pool.connect(&a_host).await.unwrap();
     let tasks: Vec<_> = (0..30)
         .map(|i| {
             let conn = conn.clone();
