@@ -9,6 +9,7 @@
 pub mod agent;
 mod payload;
 pub mod script;
+pub mod users;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

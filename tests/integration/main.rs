@@ -23,3 +23,4 @@ mod roles_dir;
 mod secrets;
 mod sessions;
 mod ssh;
+mod users;
