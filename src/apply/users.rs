@@ -134,4 +134,62 @@ mod tests {
             )
         );
     }
+
+    /// `keys_edit.sh` under sh and dash (in a scratch home; the apply runs it as the user):
+    /// keeps the other lines and drops exactly the planned ones, appends the new, leaves
+    /// `.ssh` 0700 and the file 0600 with no staged file behind; `exclusive` writes the new
+    /// lines alone; a `.ssh` or file that became a symlink since the probe is refused, its
+    /// target untouched.
+    #[test]
+    fn keys_edit_under_sh_and_dash() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let home = dir.path().join("home");
+            let file = home.join(".ssh/authorized_keys");
+            std::fs::create_dir_all(home.join(".ssh")).unwrap();
+            std::fs::write(&file, "a\nssh-ed25519 OLD x microctl:r/u\n  b 'q' \\n").unwrap();
+            let run = |args: &[&str]| {
+                std::process::Command::new(shell)
+                    .args(["-c", &KEYS_EDIT_SH, "sh", home.to_str().unwrap(), "n0"])
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            let out = run(&["0", "1", "ssh-ed25519 OLD x microctl:r/u", "ssh-ed25519 NEW x microctl:r/u"]);
+            assert!(out.status.success(), "{shell}: {out:?}");
+            assert_eq!(
+                std::fs::read_to_string(&file).unwrap(),
+                "a\n  b 'q' \\n\nssh-ed25519 NEW x microctl:r/u\n",
+                "{shell}"
+            );
+            assert_eq!((mode(&home.join(".ssh")), mode(&file)), (0o700, 0o600), "{shell}");
+            assert_eq!(std::fs::read_dir(home.join(".ssh")).unwrap().count(), 1, "{shell}: nothing staged is left");
+            let out = run(&["1", "1", "a", "only"]);
+            assert!(out.status.success(), "{shell}: {out:?}");
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "only\n", "{shell}");
+            // The file, then the folder, made symlinks after the probe.
+            let victim = dir.path().join("victim");
+            std::fs::write(&victim, "root's\n").unwrap();
+            std::fs::remove_file(&file).unwrap();
+            std::os::unix::fs::symlink(&victim, &file).unwrap();
+            let out = run(&["0", "0", "k"]);
+            assert!(
+                !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("is a symlink"),
+                "{shell}: {out:?}"
+            );
+            std::fs::remove_dir_all(home.join(".ssh")).unwrap();
+            let elsewhere = dir.path().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, home.join(".ssh")).unwrap();
+            let out = run(&["0", "0", "k"]);
+            assert!(
+                !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("is a symlink"),
+                "{shell}: {out:?}"
+            );
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's\n", "{shell}");
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "{shell}");
+        }
+    }
 }

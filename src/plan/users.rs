@@ -418,4 +418,97 @@ mod tests {
         assert_eq!(key_of(""), None);
         assert_eq!(key_of("ssh-rsa"), None);
     }
+
+    /// The as-user reader under sh and dash (here as root, in a scratch home), its output
+    /// tagged as the probe tags it, parsed: the state, `.ssh`'s and the file's type, owner
+    /// and mode, every line as it is; a symlinked `.ssh` or file is named, not followed.
+    #[test]
+    fn reader_output_parses_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let home = dir.path().to_str().unwrap();
+            let read = || {
+                let out = std::process::Command::new(shell).args(["-c", &KEYS_READ_SH, "sh", home]).output().unwrap();
+                let mut obs = ObservedUsers::default();
+                for line in String::from_utf8(out.stdout).unwrap().lines() {
+                    assert!(parse_record(&mut obs, "A", &format!("u\t{line}")).unwrap(), "{shell}: {line}");
+                }
+                obs.key_files.remove("u").unwrap_or_default()
+            };
+            assert_eq!(read().state, "ssh-missing", "{shell}");
+            std::fs::create_dir(dir.path().join(".ssh")).unwrap();
+            std::fs::write(dir.path().join(".ssh/authorized_keys"), "a b\n\tx\\y  \nlast").unwrap();
+            let f = read();
+            assert_eq!(f.state, "ok", "{shell}");
+            assert_eq!(f.dir.map(|d| (d.0, d.1)), Some(("d".to_string(), 0)), "{shell}");
+            assert_eq!(f.file.map(|d| d.0), Some("f".to_string()), "{shell}");
+            assert_eq!(f.lines, ["a b", "\tx\\y  ", "last"], "{shell}");
+            std::fs::rename(dir.path().join(".ssh/authorized_keys"), dir.path().join("k")).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("k"), dir.path().join(".ssh/authorized_keys")).unwrap();
+            assert_eq!(read(), KeyFile { state: "keys-link".into(), ..Default::default() }, "{shell}");
+            std::fs::rename(dir.path().join(".ssh"), dir.path().join("real")).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join(".ssh")).unwrap();
+            assert_eq!(read().state, "ssh-link", "{shell}");
+        }
+    }
+
+    fn key(user: &str, blob: &str, name: &str, present: bool) -> AuthorizedKeySpec {
+        AuthorizedKeySpec {
+            origin: Origin::default(),
+            user: user.into(),
+            line: format!("ssh-ed25519 {blob} c microctl:r/{name}"),
+            key: format!("ssh-ed25519 {blob}"),
+            marker: format!("microctl:r/{name}"),
+            exclusive: false,
+            present,
+        }
+    }
+
+    /// The planned edits: a rotated key's old line (same marker) and a hand-written line
+    /// of a managed key are dropped, the new line added, other lines kept; absent drops;
+    /// exclusive writes the wanted lines alone; owner or mode off rewrites; a symlink or a
+    /// missing user is refused.
+    #[test]
+    fn key_edits_are_planned_exactly() {
+        let mut obs = ObservedUsers::default();
+        obs.accounts
+            .insert("u".into(), Account { uid: 1000, gid: 1000, home: "/home/u".into(), shell: "/bin/sh".into() });
+        let good = KeyFile {
+            state: "ok".into(),
+            dir: Some(("d".into(), 1000, 0o700)),
+            file: Some(("f".into(), 1000, 0o600)),
+            lines: vec![
+                "other AAA teammate".into(),
+                "ssh-ed25519 OLD c microctl:r/deploy".into(),
+                "from=\"x y\" ssh-ed25519 TWO by-hand".into(),
+            ],
+        };
+        obs.key_files.insert("u".into(), good.clone());
+        let mut d = Desired {
+            authorized_keys: vec![key("u", "NEW", "deploy", true), key("u", "TWO", "two", false)],
+            ..Default::default()
+        };
+        let edit = |d: &Desired, obs: &ObservedUsers| plan_keys(d, obs, "u", &[0, 1]);
+        let (e, why) = edit(&d, &obs).unwrap().unwrap();
+        assert_eq!(e.drop, ["ssh-ed25519 OLD c microctl:r/deploy", "from=\"x y\" ssh-ed25519 TWO by-hand"]);
+        assert_eq!(e.add, ["ssh-ed25519 NEW c microctl:r/deploy"]);
+        assert_eq!(why, "+1 key line(s), -2 key line(s)");
+        // Once done: nothing to do.
+        obs.key_files.get_mut("u").unwrap().lines =
+            vec!["other AAA teammate".into(), "ssh-ed25519 NEW c microctl:r/deploy".into()];
+        assert_eq!(edit(&d, &obs).unwrap(), None);
+        // Mode off: rewritten as it is.
+        obs.key_files.get_mut("u").unwrap().file = Some(("f".into(), 1000, 0o644));
+        assert_eq!(edit(&d, &obs).unwrap().unwrap().1, "owner/mode");
+        obs.key_files.get_mut("u").unwrap().file = Some(("f".into(), 1000, 0o600));
+        d.authorized_keys[0].exclusive = true;
+        let (e, _) = edit(&d, &obs).unwrap().unwrap();
+        assert_eq!((e.exclusive, e.add.as_slice()), (true, &["ssh-ed25519 NEW c microctl:r/deploy".to_string()][..]));
+        for state in ["ssh-link", "keys-link"] {
+            obs.key_files.get_mut("u").unwrap().state = state.into();
+            assert!(edit(&d, &obs).unwrap_err().contains("is a symlink"), "{state}");
+        }
+        obs.accounts.clear();
+        assert!(edit(&d, &obs).unwrap_err().contains("no such user"));
+    }
 }
