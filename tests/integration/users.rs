@@ -294,6 +294,10 @@ fn keygen_key_logs_in_and_rotation_swaps_it_in_one_run() {
         "[[user]]\nname = \"{0}\"\nshell = \"/bin/sh\"\n\n[[authorized_key]]\nuser = \"{0}\"\nkey = \"{{{{ deploy_key | ssh_public_key }}}}\"\n",
         u.0
     );
+    std::fs::write(host.ws.path("roles/acct/role.toml"), &role).unwrap();
+    let roles = host.ws.path("roles");
+    let check = host.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]);
+    check.assert_code(0);
     let (run, h) = host.converge(&role);
     run.assert_code(0);
     assert_eq!(h["changed"], 2, "user and key: {h}");
@@ -319,4 +323,36 @@ fn keygen_key_logs_in_and_rotation_swaps_it_in_one_run() {
     assert!(!host.logs_in(&u.0, &old), "the old key is refused");
     let (_, h) = host.converge(&role);
     assert_eq!(h["changed"], 0, "{h}");
+}
+
+/// Bad `[[user]]` and `[[authorized_key]]` fields are role errors at load, each naming
+/// role.toml's line, column and field; a templated key that renders to no key line names the
+/// host too.
+#[test]
+fn bad_user_and_key_fields_name_role_toml_line_and_field() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("roles/acct")).unwrap();
+    std::fs::write(
+        ws.path("inventory.toml"),
+        "[hosts.w1]\naddress = \"198.18.0.11\"\ngroups = [\"acct\"]\nvars = { k = \"not a key\" }\n\n[groups.acct]\nroles = [\"acct\"]\n",
+    )
+    .unwrap();
+    let toml = ws.path("roles/acct/role.toml");
+    let roles = ws.path("roles");
+    let check = |role: &str| {
+        std::fs::write(&toml, role).unwrap();
+        let run = ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "check"]);
+        run.assert_code(2);
+        format!("{}{}", run.stdout, run.stderr)
+    };
+    let out = check("[[user]]\nname = \"1000\"\n\n[[user]]\nname = \"ok\"\nstate = \"gone\"\n");
+    assert!(out.contains(&format!("{}:1:1: `user.name` must be a user name", toml.display())), "{out}");
+    assert!(out.contains(&format!("{}:4:1: unknown state `gone`", toml.display())), "{out}");
+    let out =
+        check("[[authorized_key]]\nuser = \"deploy\"\nkey = \"ssh-ed25519 nope\"\noptions = 'from=\"a\" no-pty'\n");
+    assert!(out.contains(&format!("{}:1:1: `authorized_key.key` is not a public key line", toml.display())), "{out}");
+    assert!(out.contains("`authorized_key.options` has a blank outside double quotes"), "{out}");
+    let out = check("[[authorized_key]]\nuser = \"deploy\"\nkey = \"{{ k }}\"\n");
+    assert!(out.contains(&format!("{}:1:1: `authorized_key.key` is not a public key line", toml.display())), "{out}");
+    assert!(out.contains("host: w1"), "{out}");
 }
