@@ -106,7 +106,7 @@ pub fn probe_script(d: &Desired) -> String {
         s.push_str(&format!(
             "; n=${{l%%:*}}; case $n in {}) ;; *) continue ;; esac; h=${{l#*:*:*:*:*:}}; h=${{h%%:*}}; \
              case $h in /*) ;; *) continue ;; esac; \
-             timeout -k 5 \"$TIMEOUT\" runuser -u \"$n\" -- /bin/sh -c {} sh \"$h\" </dev/null 2>/dev/null \
+             timeout -k 5 \"$TIMEOUT\" runuser -u \"$n\" -- /bin/sh -c {} sh \"$h\" </dev/null 2>/dev/null 9>&- \
              | while IFS= read -r k; do printf 'A\\t%s\\t%s\\n' \"$n\" \"$k\"; done",
             key_users.join("|"),
             quote(&KEYS_READ_SH)

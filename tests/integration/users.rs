@@ -356,3 +356,53 @@ fn bad_user_and_key_fields_name_role_toml_line_and_field() {
     assert!(out.contains(&format!("{}:1:1: `authorized_key.key` is not a public key line", toml.display())), "{out}");
     assert!(out.contains("host: w1"), "{out}");
 }
+
+/// The race: the user (a real attacker process running as that user, woken by
+/// `inotifywait` when the probe opens its `authorized_keys`) swaps `~/.ssh` for a symlink to
+/// a root-owned folder between the probe and the apply. The apply, editing as the user,
+/// refuses the symlink and could not write there anyway: the root-owned folder stays empty,
+/// and the attacker's marker shows the swap ran before the apply.
+#[test]
+fn ssh_folder_swapped_for_a_symlink_after_the_probe_writes_nothing_of_roots() {
+    let host = Host::new("");
+    let u = TestUser::new("a");
+    sh_ok(&format!("useradd -m -s /bin/sh {}", u.0));
+    let keys = host.ws.path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = public_key(&keys, "k");
+    let home = u.home();
+    sh_ok(&format!(
+        "runuser -u {} -- sh -c 'mkdir -m 0700 {h}/.ssh && echo teammate > {h}/.ssh/authorized_keys'",
+        u.0,
+        h = home.display()
+    ));
+    // Root's folder, which the user can reach but not write.
+    let victim = tempfile::Builder::new().prefix("mct-victim").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (marker, watching) = (home.join("swapped"), home.join("watching"));
+    let attack = format!(
+        "cd {h} && inotifywait -e open .ssh/authorized_keys > /dev/null 2> {w} && mv .ssh .ssh.real && ln -s {v} .ssh && touch {m}",
+        h = home.display(),
+        v = victim.path().display(),
+        w = watching.display(),
+        m = marker.display()
+    );
+    let mut attacker = Command::new("runuser")
+        .args(["-u", &u.0, "--", "sh", "-c", &attack])
+        .spawn()
+        .expect("runuser (util-linux) and inotifywait (inotify-tools)");
+    // The watch is set once inotifywait says so (polled with a deadline).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&watching).unwrap_or_default().contains("Watches established") {
+        assert!(std::time::Instant::now() < deadline, "the attacker did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (run, h) = host.converge(&format!("[[authorized_key]]\nuser = \"{}\"\nkey = \"{key}\"\n", u.0));
+    let _ = attacker.wait();
+    assert!(marker.exists(), "the attacker's swap ran: {}", run.stdout);
+    assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0, "nothing written in root's folder: {h}");
+    assert_eq!(std::fs::metadata(victim.path()).unwrap().permissions().mode() & 0o7777, 0o755, "nor chmodded: {h}");
+    run.assert_code(1);
+    assert!(h["error"].to_string().contains(".ssh is a symlink"), "{h}");
+    assert_eq!(std::fs::read_to_string(home.join(".ssh.real/authorized_keys")).unwrap(), "teammate\n");
+}
