@@ -337,6 +337,9 @@ fn plan_keys(
     let exclusive = specs.iter().any(|k| k.exclusive);
     let want: Vec<String> = specs.iter().filter(|k| k.present).map(|k| k.line.clone()).collect();
     let created_now = d.users.iter().any(|u| u.name == user && u.present);
+    if d.users.iter().any(|u| u.name == user && !u.present) && (!want.is_empty() || exclusive) {
+        return Err("a [[user]] of this host removes that user (state = \"absent\")".into());
+    }
     let Some(account) = obs.accounts.get(user) else {
         if created_now && !want.is_empty() {
             let edit = KeysEdit { exclusive, drop: vec![], add: want };
@@ -510,5 +513,39 @@ mod tests {
         }
         obs.accounts.clear();
         assert!(edit(&d, &obs).unwrap_err().contains("no such user"));
+    }
+
+    /// The probe's part for users, run for real under sh and dash (as root, on `root`, whose
+    /// entry every host has): the passwd line, the named group and the key file's state come
+    /// back parsed; a user the database does not have prints nothing.
+    #[test]
+    fn probe_part_runs_under_sh_and_dash() {
+        let root = UserSpec {
+            origin: Origin::default(),
+            name: "root".into(),
+            system: false,
+            shell: None,
+            home: None,
+            groups: vec!["root".into()],
+            exclusive_groups: false,
+            present: true,
+        };
+        let ghost = UserSpec { name: "mct-no-such-user".into(), groups: vec![], ..root.clone() };
+        let d = Desired {
+            users: vec![root, ghost],
+            authorized_keys: vec![key("root", "X", "r", true)],
+            ..Default::default()
+        };
+        for shell in ["sh", "dash"] {
+            let script = format!("TIMEOUT=60\n{}", probe_script(&d));
+            let out = std::process::Command::new(shell).args(["-c", &script]).output().unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let obs = super::super::probe::parse(&text).unwrap_or_else(|e| panic!("{shell}: {e}: {text}"));
+            let u = &obs.users;
+            assert_eq!((u.accounts["root"].uid, u.accounts["root"].home.as_str()), (0, "/root"), "{shell}");
+            assert!(!u.accounts.contains_key("mct-no-such-user"), "{shell}");
+            assert_eq!(u.groups["root"].0, 0, "{shell}");
+            assert!(["ok", "ssh-missing"].contains(&u.key_files["root"].state.as_str()), "{shell}: {text}");
+        }
     }
 }
