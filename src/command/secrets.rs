@@ -1,4 +1,5 @@
-//! `microctl secrets`: list, show, set (stdin), remove, edit ($EDITOR), recipients, rekey.
+//! `microctl secrets`: list, show, set (stdin), remove, edit ($EDITOR), recipients, rekey,
+//! keygen (an SSH key pair: `secrets::keypair`).
 //! The file format and encryption live in `secrets::store`; this only talks to the user.
 
 use std::collections::BTreeMap;
