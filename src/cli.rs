@@ -135,6 +135,8 @@ pub struct DeployArgs {
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
+    #[command(flatten)]
+    pub wait: Wait,
     /// List each host's release ledger: every release's status (healthy, failed, incomplete),
     /// who deployed it, when, from which revision, the result, and which one is live.
     #[arg(long, conflicts_with_all = ["rollback", "git_ref"])]
@@ -171,6 +173,8 @@ pub struct ConvergeArgs {
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
+    #[command(flatten)]
+    pub wait: Wait,
     /// Probe and show what would change; change nothing. Exit 3 when changes are pending.
     #[arg(long)]
     pub check: bool,
@@ -222,6 +226,16 @@ pub struct Limit {
     pub limit: Option<String>,
 }
 
+/// `--wait SECS`: keep dialing hosts that do not answer yet (fresh VMs still booting), on the
+/// commands that connect to a selection (converge, exec, deploy).
+#[derive(Debug, Args)]
+pub struct Wait {
+    /// Keep retrying a host that refuses connections, does not answer or refuses our key, for
+    /// up to SECS (a VM still booting); a changed or unknown host key is never waited out.
+    #[arg(long = "wait", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub secs: Option<u64>,
+}
+
 impl Limit {
     /// The pattern given by `--limit` or as `pattern`, if any.
     pub fn or<'a>(&'a self, pattern: &'a Option<String>) -> Option<&'a str> {
@@ -267,6 +281,8 @@ pub struct ExecArgs {
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
+    #[command(flatten)]
+    pub wait: Wait,
     /// The command, after `--`; run by the remote user's shell.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -632,7 +632,7 @@ mod tests {
         for k in [0, 4] {
             let script =
                 remote::script(&spec, &body(&probe::script(&desired("/srv/app", k, "v1"), "/var/lib/microctl", false)));
-            let as_written = remote::shipped::with_comments(&script);
+            let as_written = crate::shell::with_comments(&script);
             eprintln!("no-op session script, {k} files: {} bytes ({} with comments)", script.len(), as_written.len());
             let comments: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with('#')).collect();
             assert_eq!(comments, ["# shellcheck disable=SC2317 # reached only when the body does not exit itself"]);

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# The apply script's fixed prelude (after src/remote/mark.sh), sourced by the host session
+# The apply script's fixed prelude (after src/shell/mark.sh), sourced by the host session
 # (src/apply/host.sh: $NONCE, $STATE and $W are set; the session's traps stay). Steps run in
 # this shell with their output in "$W/step.out" (no `$( )` subshell: every process counts on
 # a host); the first failure stops the run. Files are staged as `.microctl.$NONCE.ID` beside
@@ -60,7 +60,7 @@ plain() {
 }
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2034 # used by the generated package steps
-APT="apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+APT="apt-get -q -y -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 # hashes_settle DIR...: make the next record's time (the mtime of $W/hash.stamp) later
 # than the last change in each DIR (where this run renamed files: a file's ctime is its
 # folder's mtime then), so the record can vouch for those files. The clock's tick is 1-10 ms

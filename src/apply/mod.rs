@@ -250,6 +250,11 @@ async fn follow_apply(
                 progress(Progress::Phase(&format!("applying {label}")));
                 session.phase(format!("apply step {label}"))
             }
+            Line::Marker(Marker::AptWait(holder)) => {
+                let phase = format!("waiting for the dpkg lock (held by {holder})");
+                progress(Progress::Phase(&phase));
+                session.phase(phase)
+            }
             Line::Marker(Marker::Passed(id)) => {
                 if let Some(text) = step_text(&run.plan, &id) {
                     if id.starts_with('h') {

@@ -94,9 +94,12 @@ fn parent(path: &str) -> &str {
 /// The fixed prelude of every apply script (`fail`, `stage`, traps, `$APT`).
 pub static APPLY_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_str!("apply.sh"));
 
+/// The dpkg/apt lock wait before package steps (`apt_wait`).
+pub static APT_SH: crate::remote::Shipped = crate::remote::Shipped::new(include_str!("apt.sh"));
+
 /// Builds the apply script for `plan` (which must come from `desired`).
 pub fn build(desired: &Desired, plan: &Plan) -> String {
-    let mut s = format!("{MARK_SH}{APPLY_SH}");
+    let mut s = format!("{MARK_SH}{APPLY_SH}{APT_SH}");
     if !plan.handlers.is_empty() {
         // Recorded (and fsynced) before anything changes: a run cut short fires them next time.
         step(&mut s, "pending", &pending_handlers(&plan.handlers));
@@ -138,15 +141,17 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
                 let list = list.join(" ");
                 let update_first = if plan.apt_update {
-                    "$APT update".to_string()
+                    "apt_update".to_string()
                 } else {
-                    "ls /var/lib/apt/lists/ 2>/dev/null | grep -q _Packages || $APT update".to_string()
+                    "ls /var/lib/apt/lists/ 2>/dev/null | grep -q _Packages || apt_update".to_string()
                 };
+                // Before the step: its markers reach the client (the step's output is a file).
+                let _ = writeln!(s, "apt_wait {id} {} || fail {id} $?", desired.apt_lock_timeout, id = quote(&id));
                 step(
                     &mut s,
                     &id,
                     &format!(
-                        "{update_first} && {{ $APT install {list} || {{ $APT update && $APT install {list}; }}; }}"
+                        "{update_first} && {{ $APT install {list} || {{ apt_update && $APT install {list}; }}; }}"
                     ),
                 );
             }
@@ -426,6 +431,7 @@ mod tests {
         let content = Arc::new(b"a = '$HOME'\n".to_vec());
         Desired {
             host: "h".into(),
+            apt_lock_timeout: 300,
             packages: vec![PackageSpec { origin: o(), name: "nginx".into() }],
             dirs: vec![DirSpec { origin: o(), path: "/srv/my site".into(), meta: meta.clone(), notify: vec![] }],
             files: vec![
@@ -634,4 +640,9 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod apt_tests {
+    include!("apt_tests.rs");
 }

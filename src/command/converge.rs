@@ -19,7 +19,7 @@ use crate::plan::desired::Desired;
 use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
-use crate::transport::{self, Pool};
+use crate::transport::Pool;
 
 pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let (inv, selected) = load_inventory_for(global, args.hosts())?;
@@ -68,7 +68,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         what: "converge",
     };
     let runs = runtime()?.block_on(async {
-        let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
+        let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
         for (name, desired) in rendered {

@@ -16,7 +16,7 @@ use crate::remote;
 use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
 use crate::report::{Printer, Table, script};
 use crate::role::Renderer;
-use crate::transport::{self, Pool};
+use crate::transport::Pool;
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     // An argument check: before the inventory, its secrets or any host.
@@ -157,9 +157,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         }
     }
 
-    let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
     let printer = Printer::new("deploy", &names, args.json);
+    let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
     for w in &warnings {
         printer.warning_line(w);
     }

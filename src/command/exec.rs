@@ -14,7 +14,7 @@ use crate::inventory;
 use crate::remote::Privilege;
 use crate::report::Printer;
 use crate::report::event::{ExecHost, HostDone, HostFields, Status, Stream};
-use crate::transport::{ExecOutput, Options, Output, Pool};
+use crate::transport::{ExecOutput, Output, Pool};
 
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
@@ -23,7 +23,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let printer = Printer::new("exec", &hosts, args.json);
 
     runtime()?.block_on(async {
-        let pool = Pool::new(inv.clone(), Options { accept_new: global.accept_new });
+        let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
         for name in &hosts {

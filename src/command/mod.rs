@@ -35,6 +35,21 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// How this run connects: `--accept-new`, and `--wait` with its notes shown as the host's phase
+/// (a slow one: announced without a terminal, kept alive by the heartbeat).
+fn connect_options(
+    global: &GlobalArgs,
+    wait: &crate::cli::Wait,
+    printer: &crate::report::Printer,
+) -> crate::transport::Options {
+    let printer = printer.clone();
+    crate::transport::Options {
+        accept_new: global.accept_new,
+        wait: wait.secs.map(std::time::Duration::from_secs),
+        on_wait: Some(Arc::new(move |host: &str, text: &str| printer.phase(host, text, true))),
+    }
+}
+
 /// Loads the inventory named by `-i`/`MICROCTL_INVENTORY`.
 fn load_inventory(global: &GlobalArgs) -> Result<Arc<Inventory>> {
     Inventory::load(&global.inventory).map(Arc::new)

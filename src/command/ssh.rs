@@ -22,7 +22,7 @@ pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let rt = runtime()?;
     let code = rt.block_on(async {
-        let pool = Pool::new(inv.clone(), Options { accept_new });
+        let pool = Pool::new(inv.clone(), Options { accept_new, ..Default::default() });
         let code = login::session(&pool, &args.host, command.as_deref()).await;
         pool.close_all().await;
         code

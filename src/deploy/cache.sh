@@ -49,7 +49,7 @@ cache_link() {
       done' sh "$C" "$CACHE_KEY" "$REL" 2>&1 < /dev/null 9>&-) || fail cache "$c_out"
     mark cache building "$c_key"
     # The steps, one a line (no here-document: the host gets this file without its comment
-    # lines, see src/remote/shipped.rs).
+    # lines, see src/shell/shipped.rs).
     c_rest=$CACHE_STEPS$NL
     while [ -n "$c_rest" ]; do
       STEP=${c_rest%%"$NL"*}

@@ -732,7 +732,7 @@ mod tests {
             // The host gets no comment line of the .sh files (`remote::Shipped`): only the
             // directive `remote::script` ends with.
             let comments = script.lines().filter(|l| l.trim_start().starts_with('#')).count();
-            let with_comments = crate::remote::shipped::with_comments(&script).len();
+            let with_comments = crate::shell::with_comments(&script).len();
             eprintln!("{target:?}: {} bytes ({with_comments} with comments)", script.len());
             assert_eq!(comments, 1, "{target:?}:\n{script}");
         }

@@ -8,6 +8,7 @@
 mod extra;
 pub mod input;
 mod pattern;
+mod privilege;
 mod raw;
 mod resolve;
 mod vars;
@@ -21,11 +22,18 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub use extra::{dates_as_text, extra_vars, table_dates_as_text};
 pub use pattern::select;
+pub use privilege::Privilege;
 pub use resolve::{expand_path, unquotable, user_name_problem};
 pub use vars::HostVars;
 
 /// Variables: a TOML table, merged defaults < group < host (and more layers in `role`).
 pub type Vars = toml::Table;
+
+/// Default bound of each phase after connecting (apt installs can take minutes).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The default `apt_lock_timeout`, in seconds.
+pub const DEFAULT_APT_LOCK_TIMEOUT: u64 = 300;
 
 /// Where the default inventory lives when neither `-i` nor `MICROCTL_INVENTORY` is given.
 pub const DEFAULT_PATH: &str = "inventory.toml";
@@ -77,7 +85,10 @@ pub struct Host {
     pub timeout: Duration,
     /// Concurrent channels this client opens on the host's connection (below sshd's MaxSessions).
     pub max_sessions: usize,
-    /// Run privileged work through sudo when `user` is not root (see `remote::Privilege`).
+    /// Seconds a package step waits for dpkg's and apt's locks (a fresh VM's cloud-init and
+    /// unattended-upgrades hold them for minutes after boot).
+    pub apt_lock_timeout: u64,
+    /// Run privileged work through sudo when `user` is not root (see [`Privilege`]).
     pub become_root: bool,
     /// Where microctl keeps its lock and pending handlers on the host.
     pub state_dir: String,
@@ -87,8 +98,8 @@ pub struct Host {
 
 impl Host {
     /// How privileged work gets root here (`become`, and whether the login is root).
-    pub fn privilege(&self) -> crate::remote::Privilege {
-        crate::remote::Privilege::new(self.become_root, &self.user)
+    pub fn privilege(&self) -> Privilege {
+        Privilege::new(self.become_root, &self.user)
     }
 }
 

@@ -39,6 +39,7 @@ pub struct RawHost {
     pub connect_timeout: Option<Spanned<f64>>,
     pub timeout: Option<Spanned<f64>>,
     pub max_sessions: Option<Spanned<i64>>,
+    pub apt_lock_timeout: Option<Spanned<f64>>,
     #[serde(rename = "become")]
     pub become_root: Option<bool>,
     pub state_dir: Option<Spanned<String>>,

@@ -19,7 +19,7 @@ use toml::Spanned;
 
 use super::input;
 use super::raw::{RawGroup, RawHost, RawInventory};
-use super::{DeploySection, Group, Host, HostVars, Inventory, Vars};
+use super::{DEFAULT_APT_LOCK_TIMEOUT, DeploySection, Group, Host, HostVars, Inventory, Vars};
 use crate::error::{Error, ErrorKind, LineIndex, Result};
 
 const DEFAULT_PORT: u16 = 22;
@@ -167,12 +167,22 @@ fn resolve_host(
 
     let session_timeout = pick(&h.timeout, &defaults.timeout)
         .map(|t| (*t.get_ref(), t.span()))
-        .unwrap_or((crate::remote::DEFAULT_TIMEOUT.as_secs_f64(), 0..0));
+        .unwrap_or((super::DEFAULT_TIMEOUT.as_secs_f64(), 0..0));
     if !(session_timeout.0 >= 1.0 && session_timeout.0 <= 86400.0) {
         return Err(rep
             .at(session_timeout.1, format!("timeout {} is out of range", session_timeout.0))
             .field(format!("hosts.{n}.timeout"))
             .hint("use seconds, at least 1 and at most 86400"));
+    }
+
+    let apt_lock = pick(&h.apt_lock_timeout, &defaults.apt_lock_timeout)
+        .map(|t| (*t.get_ref(), t.span()))
+        .unwrap_or((DEFAULT_APT_LOCK_TIMEOUT as f64, 0..0));
+    if !(0.0..=86400.0).contains(&apt_lock.0) || apt_lock.0.fract() != 0.0 {
+        return Err(rep
+            .at(apt_lock.1, format!("apt_lock_timeout {} is out of range", apt_lock.0))
+            .field(format!("hosts.{n}.apt_lock_timeout"))
+            .hint("use whole seconds, from 0 (do not wait) to 86400"));
     }
 
     let user = pick(&h.user, &defaults.user).map(|u| u.get_ref().clone()).unwrap_or_else(local_user);
@@ -209,6 +219,7 @@ fn resolve_host(
         connect_timeout: Duration::from_secs_f64(timeout.0),
         timeout: Duration::from_secs_f64(session_timeout.0),
         max_sessions: max_sessions.0 as usize,
+        apt_lock_timeout: apt_lock.0 as u64,
         become_root: h.become_root.or(defaults.become_root).unwrap_or(true),
         state_dir,
         line: rep.line(&name.span()),
@@ -566,6 +577,19 @@ vars = { tier = "extra" }
     }
 
     #[test]
+    fn apt_lock_timeout_from_defaults_host_or_default() {
+        let inv = parse("[defaults]\napt_lock_timeout = 60\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\napt_lock_timeout = 0\n")
+            .unwrap();
+        assert_eq!(inv.host("a").unwrap().apt_lock_timeout, 60);
+        assert_eq!(inv.host("b").unwrap().apt_lock_timeout, 0);
+        let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
+        assert_eq!(inv.host("a").unwrap().apt_lock_timeout, 300);
+        let e = err("[hosts.a]\naddress = \"a\"\napt_lock_timeout = 1.5\n");
+        assert!(e.starts_with("inv.toml:3:20: apt_lock_timeout 1.5 is out of range"), "{e}");
+        assert!(e.contains("hosts.a.apt_lock_timeout"), "{e}");
+    }
+
+    #[test]
     fn session_timeout_from_defaults_host_or_default() {
         let inv =
             parse("[defaults]\ntimeout = 90\n[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\ntimeout = 5\n")
@@ -573,7 +597,7 @@ vars = { tier = "extra" }
         assert_eq!(inv.host("a").unwrap().timeout, Duration::from_secs(90));
         assert_eq!(inv.host("b").unwrap().timeout, Duration::from_secs(5));
         let inv = parse("[hosts.a]\naddress = \"a\"\n").unwrap();
-        assert_eq!(inv.host("a").unwrap().timeout, crate::remote::DEFAULT_TIMEOUT);
+        assert_eq!(inv.host("a").unwrap().timeout, crate::inventory::DEFAULT_TIMEOUT);
         let e = err("[hosts.a]\naddress = \"a\"\ntimeout = 0\n");
         assert!(e.starts_with("inv.toml:3:11: timeout 0 is out of range"), "{e}");
         assert!(e.contains("hosts.a.timeout"), "{e}");

@@ -109,6 +109,8 @@ pub struct Desired {
     /// `[[user]]` and `[[authorized_key]]` (`plan::users`): applied after packages.
     pub users: Vec<super::users::UserSpec>,
     pub authorized_keys: Vec<super::users::AuthorizedKeySpec>,
+    /// Seconds a package step waits for dpkg's and apt's locks (the host's `apt_lock_timeout`).
+    pub apt_lock_timeout: u64,
 }
 
 impl Desired {

@@ -27,6 +27,8 @@ pub enum Marker {
     },
     /// One line of the failed step's output.
     Out(String),
+    /// Converge: a package step waits for dpkg's or apt's lock, held by `PID NAME`.
+    AptWait(String),
     /// Deploy: the live release before this run (`releases/NAME`, or empty).
     Previous(String),
     /// Deploy: the release this run installs or switches to.
@@ -75,6 +77,7 @@ impl Marker {
                 Marker::Fail { step, code: f.next().map(str::to_string) }
             }
             "out" => Marker::Out(fields.to_string()),
+            "apt-wait" => Marker::AptWait(first()),
             "previous" => Marker::Previous(fields.to_string()),
             "release" => Marker::Release(fields.to_string()),
             "step" => Marker::Step(fields.to_string()),

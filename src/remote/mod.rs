@@ -43,34 +43,27 @@
 //! `close_stdin`, and `finish(..)` for the exit status (non-zero: `classify(Some(code))`).
 
 mod marker;
-mod privilege;
-pub(crate) mod shipped;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::inventory::{DEFAULT_TIMEOUT, Privilege};
+pub use crate::shell::{KILL_AFTER, MARK_SH, Shipped, bounded};
 pub use marker::{Line, Marker, Reader};
-pub use privilege::Privilege;
-pub use shipped::Shipped;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
 use crate::shell::quote;
 use crate::transport::{Chunk, Connection, RemoteProcess};
 
-/// The marker emitter (`mark`, `mark_out`), for every host-side script.
-pub static MARK_SH: Shipped = Shipped::new(include_str!("mark.sh"));
 /// The session start: state folder, lock and `ready` (after [`header`]'s assignments and
 /// [`MARK_SH`]); defines `hold` (record this run as the lock holder).
 pub static SESSION_SH: Shipped = Shipped::new(include_str!("session.sh"));
 
 /// Exit status of a session that could not take the host lock in time.
 pub const LOCKED_EXIT: u32 = 75;
-
-/// Default bound of each phase after connecting (apt installs can take minutes).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The constant command: `sh` reading its script from stdin (`sh -s`), the login shell
 /// replaced by it (`exec`). No script file on the host (nothing to clean up, nothing left in
@@ -171,31 +164,6 @@ pub fn script(spec: &Spec, body: &str) -> String {
     let nl = if body.is_empty() || body.ends_with('\n') { "" } else { "\n" };
     format!("{{\n{}{MARK_SH}{SESSION_SH}{body}{nl}{END}", header(spec))
 }
-
-/// Grace, in seconds, between `timeout`'s TERM and its KILL of a snippet that outlives
-/// `TIMEOUT`.
-pub const KILL_AFTER: u64 = 5;
-
-/// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
-/// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
-/// process of its own (it may `exit`, end in a `# comment`; words after the command are its
-/// `$0 $1...`) under coreutils `timeout`, which gives it the session's `TIMEOUT` seconds,
-/// then sends TERM to it and everything it started (its process group) and KILL
-/// [`KILL_AFTER`] s later. Exit status: the snippet's, or 124 (timed out) / 137 (killed);
-/// a syntax error is `sh`'s 2, as before.
-///
-/// The snippet may hold a secret, and every local user can read every process's command
-/// line (`/proc/PID/cmdline`, `ps`): it is never on one. It travels in the environment of
-/// that one command (`MICROCTL_SNIPPET`, in the script the host shell reads from its stdin or
-/// from the 0700 stage; `/proc/PID/environ` is readable by the same user and root only), and
-/// the fixed `sh -c` text evals it after removing it from the environment its children get.
-pub fn bounded(snippet: &str) -> String {
-    format!("MICROCTL_SNIPPET={} timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {EVAL_SNIPPET}", quote(snippet))
-}
-
-/// The `sh -c` text of [`bounded`]: `eval` expands its argument first, so the snippet runs
-/// with `MICROCTL_SNIPPET` already unset, in the same shell, with the same `$0 $1...`.
-const EVAL_SNIPPET: &str = r#"'eval "unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET"'"#;
 
 /// `LEN\n` + data: how stdin carries the script and payloads.
 pub fn frame(data: &[u8]) -> Vec<u8> {
@@ -548,7 +516,7 @@ pub(crate) fn is_running(pid: &str) -> bool {
 pub(crate) fn shellcheck(script: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.sh");
-    std::fs::write(&path, shipped::with_comments(script)).unwrap();
+    std::fs::write(&path, crate::shell::with_comments(script)).unwrap();
     // A missing shellcheck fails the test that asked, naming the package: never a silent pass.
     let out = std::process::Command::new("shellcheck")
         .args(["-s", "sh", "-e", "SC2016,SC1091"])

@@ -204,7 +204,8 @@ impl<'a> Renderer<'a> {
     /// Renders `host`'s desired state; `only` limits resources to those roles.
     pub fn render(&self, host: &Host, only: Option<&[String]>) -> Result<Desired> {
         let ctx = self.context_with(host, self.templates_see_everyone);
-        let mut desired = Desired { host: host.name.clone(), ..Default::default() };
+        let mut desired =
+            Desired { host: host.name.clone(), apt_lock_timeout: host.apt_lock_timeout, ..Default::default() };
         let roles = &self.kinds[self.kind_of[self.index(host)]].roles;
         for role in roles {
             self.add_handlers(role, host, &ctx, &mut desired)?;

@@ -18,10 +18,23 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
 
 /// Per-run options that affect every connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Record unknown host keys instead of refusing them.
     pub accept_new: bool,
+    /// `--wait`: how long to keep dialing a host that does not answer yet (a VM still booting).
+    pub wait: Option<Duration>,
+    /// Told each time a dial is retried under `wait`: the host's name and what it waits for.
+    pub on_wait: Option<WaitNote>,
+}
+
+/// See [`Options::on_wait`].
+pub type WaitNote = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("accept_new", &self.accept_new).field("wait", &self.wait).finish()
+    }
 }
 
 /// What the host-key check decided, kept so a refused connection can say why.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
@@ -74,7 +75,26 @@ impl Pool {
                 }
             },
         };
-        connection::dial(host, via, &self.keys, &self.options).await.map(Arc::new).map_err(Arc::new)
+        let deadline = self.options.wait.map(|w| Instant::now() + w);
+        let mut pause = Duration::from_millis(500);
+        let mut told = None;
+        loop {
+            let error = match connection::dial(host, via.clone(), &self.keys, &self.options).await {
+                Ok(conn) => return Ok(Arc::new(conn)),
+                Err(e) => e,
+            };
+            let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+            let Some(waiting_for) = retried(&error).filter(|_| !left.is_zero()) else {
+                return Err(Arc::new(error));
+            };
+            // Said once per reason (the heartbeat keeps a quiet wait alive).
+            if let Some(note) = self.options.on_wait.as_ref().filter(|_| told != Some(waiting_for)) {
+                note(name, &format!("waiting for {name}: {waiting_for} (up to {}s more)", left.as_secs().max(1)));
+                told = Some(waiting_for);
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// Disconnects every open connection, targets before their jump hosts.
@@ -90,5 +110,19 @@ impl Pool {
         for (_, conn) in conns {
             conn.disconnect().await;
         }
+    }
+}
+
+/// What a failed dial waits for under `--wait`, when waiting can help: a VM still booting
+/// refuses connections or does not answer, its sshd may drop the handshake while it starts,
+/// and cloud-init may not have installed the login's key yet. A host key that is unknown or
+/// changed is never waited out, nor a local key file problem.
+fn retried(error: &Error) -> Option<&'static str> {
+    match error.kind {
+        ErrorKind::Unreachable => Some("it does not accept connections yet"),
+        ErrorKind::Timeout => Some("it does not answer yet"),
+        ErrorKind::Ssh => Some("its sshd is not ready yet"),
+        ErrorKind::AuthRefused => Some("it refuses our key (cloud-init may still be adding it)"),
+        _ => None,
     }
 }

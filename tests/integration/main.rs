@@ -24,3 +24,4 @@ mod secrets;
 mod sessions;
 mod ssh;
 mod users;
+mod wait;

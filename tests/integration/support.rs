@@ -435,6 +435,12 @@ impl Workspace {
         Run::from(out)
     }
 
+    /// Starts the real binary like `microctl` with stdout and stderr piped, for tests that act
+    /// on what it prints while it runs (see [`Lines`]).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run microctl")
+    }
+
     /// The real binary with this workspace's inventory, HOME and no agent or passphrase.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_microctl"));
@@ -488,5 +494,49 @@ impl Run {
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
+    }
+}
+
+/// A running process's stderr, read line by line on a thread: a test waits for a line it
+/// expects (not for a time), then collects the rest.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn of(stream: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: vec![] }
+    }
+
+    /// Waits (at most `limit`) for a line containing `needle`; panics with what was seen.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} within {limit:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Every line until the stream ends.
+    pub fn rest(&mut self) -> String {
+        self.seen.extend(self.rx.iter());
+        self.seen.join("\n")
     }
 }

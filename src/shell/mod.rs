@@ -1,4 +1,17 @@
-//! Building remote shell command strings: pure functions, tested by exact string.
+//! The ground floor of everything that writes host shell: quoting, placeholders, role
+//! snippets bounded by `timeout` ([`bounded`]), the one marker emitter every host script
+//! starts with ([`MARK_SH`]) and shipping `.sh` files without their comments ([`Shipped`]).
+//! Pure functions, tested by exact string; this module imports nothing from the rest of the
+//! crate, so every layer may use it.
+
+mod shipped;
+
+pub use shipped::Shipped;
+#[cfg(test)]
+pub(crate) use shipped::with_comments;
+
+/// The marker emitter (`mark`, `mark_out`), for every host-side script.
+pub static MARK_SH: Shipped = Shipped::new(include_str!("mark.sh"));
 
 /// Quotes `s` for a POSIX shell (single quotes; embedded quotes escaped).
 pub fn quote(s: &str) -> String {
@@ -52,6 +65,31 @@ pub fn placeholder_in_single_quotes(v: &str) -> bool {
     }
     false
 }
+
+/// Grace, in seconds, between `timeout`'s TERM and its KILL of a snippet that outlives
+/// `TIMEOUT`.
+pub const KILL_AFTER: u64 = 5;
+
+/// `snippet` (a role's `unless`, `run`, `validate` or handler) as one bounded command on the
+/// host: `/bin/sh -c` (the shell the roles README promises; no PATH search) runs it in a
+/// process of its own (it may `exit`, end in a `# comment`; words after the command are its
+/// `$0 $1...`) under coreutils `timeout`, which gives it the session's `TIMEOUT` seconds,
+/// then sends TERM to it and everything it started (its process group) and KILL
+/// [`KILL_AFTER`] s later. Exit status: the snippet's, or 124 (timed out) / 137 (killed);
+/// a syntax error is `sh`'s 2, as before.
+///
+/// The snippet may hold a secret, and every local user can read every process's command
+/// line (`/proc/PID/cmdline`, `ps`): it is never on one. It travels in the environment of
+/// that one command (`MICROCTL_SNIPPET`, in the script the host shell reads from its stdin or
+/// from the 0700 stage; `/proc/PID/environ` is readable by the same user and root only), and
+/// the fixed `sh -c` text evals it after removing it from the environment its children get.
+pub fn bounded(snippet: &str) -> String {
+    format!("MICROCTL_SNIPPET={} timeout -k {KILL_AFTER} \"$TIMEOUT\" /bin/sh -c {EVAL_SNIPPET}", quote(snippet))
+}
+
+/// The `sh -c` text of [`bounded`]: `eval` expands its argument first, so the snippet runs
+/// with `MICROCTL_SNIPPET` already unset, in the same shell, with the same `$0 $1...`.
+const EVAL_SNIPPET: &str = r#"'eval "unset MICROCTL_SNIPPET; $MICROCTL_SNIPPET"'"#;
 
 #[cfg(test)]
 mod tests {
