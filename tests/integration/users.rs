@@ -371,11 +371,12 @@ fn ssh_folder_swapped_for_a_symlink_after_the_probe_writes_nothing_of_roots() {
     std::fs::create_dir_all(&keys).unwrap();
     let key = public_key(&keys, "k");
     let home = u.home();
-    sh_ok(&format!(
-        "runuser -u {} -- sh -c 'mkdir -m 0700 {h}/.ssh && echo teammate > {h}/.ssh/authorized_keys'",
-        u.0,
-        h = home.display()
-    ));
+    // A long file (3000 lines, which the probe's reader reads a line at a time) keeps the
+    // probe busy after the open that wakes the attacker: the swap lands before the apply.
+    let teammates: String = (0..3000).map(|i| format!("ssh-ed25519 AAAA{i:0>80} teammate{i}\n")).collect();
+    sh_ok(&format!("runuser -u {} -- sh -c 'mkdir -m 0700 {h}/.ssh'", u.0, h = home.display()));
+    std::fs::write(home.join(".ssh/authorized_keys"), &teammates).unwrap();
+    sh_ok(&format!("chown {0}: {1}/.ssh/authorized_keys", u.0, home.display()));
     // Root's folder, which the user can reach but not write.
     let victim = tempfile::Builder::new().prefix("mct-victim").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -407,5 +408,5 @@ fn ssh_folder_swapped_for_a_symlink_after_the_probe_writes_nothing_of_roots() {
     run.assert_code(1);
     let err = h["error"].to_string();
     assert!(err.contains(".ssh is a symlink") || err.contains(&format!("authorized_keys of {}", u.0)), "{h}");
-    assert_eq!(std::fs::read_to_string(home.join(".ssh.real/authorized_keys")).unwrap(), "teammate\n");
+    assert_eq!(std::fs::read_to_string(home.join(".ssh.real/authorized_keys")).unwrap(), teammates);
 }
