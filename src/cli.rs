@@ -88,6 +88,15 @@ pub enum SecretsCommand {
     Recipients,
     /// Re-encrypt every secret to the current recipients (after adding or removing one).
     Rekey,
+    /// Make an ed25519 SSH key pair and store its private key as secret NAME (templates:
+    /// `{{ NAME }}`, and `{{ NAME | ssh_public_key }}` for the public line); prints the public line.
+    Keygen {
+        name: String,
+        /// Replace an existing NAME (rotation: the next converge swaps the public line in every
+        /// `[[authorized_key]]` that uses it).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod client;
 mod payload;
 pub mod script;
+pub mod users;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -209,6 +209,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 step(&mut s, &id, &cmds.join(" && "));
             }
             Action::Run(i) => step(&mut s, &id, &bounded(&desired.commands[*i].run)),
+            Action::User(_, cmd) | Action::AuthorizedKeys(_, cmd) => step(&mut s, &id, cmd),
         }
     }
     if plan.daemon_reload && !reloaded {
@@ -460,6 +461,25 @@ mod tests {
                 origin: o(),
                 name: "reload web".into(),
                 run: "systemctl reload nginx".into(),
+            }],
+            users: vec![crate::plan::users::UserSpec {
+                origin: o(),
+                name: "deploy".into(),
+                system: false,
+                shell: Some("/bin/sh".into()),
+                home: None,
+                groups: vec!["adm".into()],
+                exclusive_groups: false,
+                present: true,
+            }],
+            authorized_keys: vec![crate::plan::users::AuthorizedKeySpec {
+                origin: o(),
+                user: "deploy".into(),
+                line: "from=\"127.0.0.1\" ssh-ed25519 AAAA it's microctl:r/deploy".into(),
+                key: "ssh-ed25519 AAAA".into(),
+                marker: "microctl:r/deploy".into(),
+                exclusive: false,
+                present: true,
             }],
         }
     }

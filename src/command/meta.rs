@@ -74,7 +74,12 @@ fn examples(page: &str) -> &'static [&'static str] {
         "inventory" => &["microctl inventory", "microctl inventory --ports app"],
         "ssh" => &["microctl ssh app", "microctl ssh app -- journalctl -u gunicorn -n 50"],
         "ssh-config" => &["microctl ssh-config > ~/.ssh/microctl.conf"],
-        "secrets" => &["microctl secrets set db_password", "microctl secrets list", "microctl secrets rekey"],
+        "secrets" => &[
+            "microctl secrets set db_password",
+            "microctl secrets list",
+            "microctl secrets rekey",
+            "microctl secrets keygen deploy_key",
+        ],
         "lab" => &["microctl lab up", "microctl lab status", "microctl lab down"],
         "completions" => &["microctl completions bash > /etc/bash_completion.d/microctl"],
         "man" => &["microctl man exec | man -l -", "microctl man --dir /usr/local/share/man/man1"],

@@ -1,4 +1,5 @@
-//! `microctl secrets`: list, show, set (stdin), remove, edit ($EDITOR), recipients, rekey.
+//! `microctl secrets`: list, show, set (stdin), remove, edit ($EDITOR), recipients, rekey,
+//! keygen (an SSH key pair: `secrets::keypair`).
 //! The file format and encryption live in `secrets::store`; this only talks to the user.
 
 use std::collections::BTreeMap;
@@ -64,6 +65,26 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             file.save()?;
         }
         SecretsCommand::Edit => edit(&path, &ids()?)?,
+        SecretsCommand::Keygen { name, force } => {
+            store::check_name(&name)?;
+            let mut file = match SecretsFile::load(&path)? {
+                Some(f) => f,
+                None => new_file(&path, &inv)?,
+            };
+            if file.secrets.contains_key(&name) && !force {
+                return Err(Error::usage(format!("secret `{name}` already exists in {}", path.display()))
+                    .hint("`microctl secrets keygen NAME --force` replaces it (rotation: converge then swaps the public key wherever an [[authorized_key]] uses it)"));
+            }
+            let private = crate::secrets::keypair::generate(&name)?;
+            let public = crate::secrets::keypair::public_line(&private).map_err(|e| Error::new(ErrorKind::Io, e))?;
+            file.set(&name, &private)?;
+            file.save()?;
+            println!("{public}");
+            report::notice(&format!(
+                "key pair `{name}` stored in {}: {{{{ {name} }}}} is the private key, {{{{ {name} | ssh_public_key }}}} the line above",
+                path.display()
+            ));
+        }
         SecretsCommand::Recipients => {
             let file = SecretsFile::load_existing(&path)?;
             file.age_recipients()?;

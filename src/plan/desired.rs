@@ -106,6 +106,9 @@ pub struct Desired {
     pub commands: Vec<CommandSpec>,
     /// Every handler the host's roles define, in definition order.
     pub handlers: Vec<HandlerSpec>,
+    /// `[[user]]` and `[[authorized_key]]` (`plan::users`): applied after packages.
+    pub users: Vec<super::users::UserSpec>,
+    pub authorized_keys: Vec<super::users::AuthorizedKeySpec>,
     /// Seconds a package step waits for dpkg's and apt's locks (the host's `apt_lock_timeout`).
     pub apt_lock_timeout: u64,
 }
@@ -120,6 +123,8 @@ impl Desired {
             + self.absent.len()
             + self.services.len()
             + self.commands.len()
+            + self.users.len()
+            + self.authorized_keys.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod hashes;
 pub mod probe;
 pub mod trust;
+pub mod users;
 
 use desired::{Desired, Meta};
 use probe::{Kind, Observed, PathState};
@@ -33,6 +34,10 @@ pub enum Action {
         start: Option<bool>,
     },
     Run(usize),
+    /// `users[i]`: the `useradd`/`usermod`/`userdel` command (`apply::users`).
+    User(usize, String),
+    /// The `authorized_keys` of `authorized_keys[i]`'s user (all its keys): the command.
+    AuthorizedKeys(usize, String),
 }
 
 /// One planned change, for display and for the JSON report.
@@ -100,6 +105,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         let names = missing.join(" ");
         let role = desired.packages.iter().find(|p| p.name == missing[0]).map(|p| p.origin.role.as_str()).unwrap_or("");
         change(&mut plan, Action::Install(missing), format!("packages {names}"), role, "not installed".into(), &[]);
+    }
+
+    for (action, resource, role, reason) in users::plan(desired, &observed.users, &mut plan) {
+        change(&mut plan, action, resource, &role, reason, &[]);
     }
 
     for (i, d) in desired.dirs.iter().enumerate() {

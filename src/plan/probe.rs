@@ -97,6 +97,8 @@ pub struct Observed {
     /// The login user's id (the state folder's owner), once the client checked that folder:
     /// trusted like root (`plan::trust`).
     pub login_uid: Option<u32>,
+    /// Users, groups and key files (`plan::users`).
+    pub users: super::users::ObservedUsers,
 }
 
 impl Observed {
@@ -189,6 +191,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
             names.join(" ")
         ));
     }
+    s.push_str(&super::users::probe_script(desired));
     for svc in &desired.services {
         let q = quote(&svc.name);
         s.push_str(&format!(
@@ -292,7 +295,11 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                     obs.pending_handlers.push(fields.to_string());
                 }
             }
-            _ => return Err(bad(line)),
+            _ => {
+                if !super::users::parse_record(&mut obs.users, tag, fields)? {
+                    return Err(bad(line));
+                }
+            }
         }
     }
     Ok(obs)

@@ -86,6 +86,25 @@ pub fn account_name(field: &str, name: &str) -> Result<(), Refused> {
     })
 }
 
+/// A user a role creates or gives keys to: what `useradd` takes on Debian and Ubuntu
+/// (a letter or `_` first, then letters, digits, `_`, `-`, `.`; at most 32 characters). Never
+/// numeric (`getent passwd 0` would find root) nor starting with `-` (an option).
+pub fn user_name(field: &str, name: &str) -> Result<(), Refused> {
+    let ok = name.len() <= 32
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(Refused {
+        message: format!(
+            "`{field}` must be a user name (a letter or `_`, then letters, digits, `_`, `-`, `.`; at most 32), got `{}`",
+            name.escape_debug()
+        ),
+        hint: "write the account's name, e.g. name = \"deploy\"",
+    })
+}
+
 /// Whether a field holds template syntax (then it can only be checked once rendered).
 pub fn is_templated(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
@@ -122,6 +141,16 @@ mod tests {
             account_name("file.owner", "root:root").err().unwrap().message,
             "`file.owner` must be a user or group name or a numeric id, got `root:root`"
         );
+    }
+
+    #[test]
+    fn user_names_are_what_useradd_takes() {
+        for ok in ["deploy", "_apt", "www-data", "a.b", "jenkins2"] {
+            assert!(user_name("user.name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "0", "1000", "-r", "a b", "a:b", "x\n", "é", "a$", &"x".repeat(33)] {
+            assert!(user_name("user.name", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct RawRole {
     pub command: Vec<Spanned<RawCommand>>,
     #[serde(default)]
     pub handler: Vec<Spanned<RawHandler>>,
+    #[serde(default)]
+    pub user: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    pub authorized_key: Vec<Spanned<RawAuthorizedKey>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -172,4 +176,38 @@ pub struct RawHandler {
     pub action: Option<String>,
     /// ...or run this command.
     pub run: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    #[serde(default)]
+    pub system: bool,
+    pub shell: Option<String>,
+    pub home: Option<String>,
+    /// Supplementary groups, added to (never removed from, unless `exclusive_groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub exclusive_groups: bool,
+    /// `present` (the default) or `absent`.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorizedKey {
+    pub user: String,
+    /// A public key line (`TYPE BASE64 [COMMENT]`), templated.
+    pub key: String,
+    /// sshd options written before the key (`from="198.18.0.10"`).
+    pub options: Option<String>,
+    /// Names the line microctl manages (marker `microctl:ROLE/NAME`); default: the user.
+    pub name: Option<String>,
+    /// The user's file holds these keys alone.
+    #[serde(default)]
+    pub exclusive: bool,
+    /// `present` (the default) or `absent`.
+    pub state: Option<String>,
 }

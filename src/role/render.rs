@@ -388,7 +388,61 @@ impl RoleRenderer<'_> {
                 early: false,
             });
         }
+        self.users(d)
+    }
+
+    /// `[[user]]` and `[[authorized_key]]`: names checked once rendered, key lines parsed,
+    /// each line given its marker `microctl:ROLE/NAME`.
+    fn users(&self, d: &mut Desired) -> Result<()> {
+        use crate::plan::users::{AuthorizedKeySpec, UserSpec};
+        let spec = &self.role.spec;
+        for r in &spec.users {
+            d.users.push(UserSpec {
+                origin: self.origin(&r.at),
+                name: self.user_name(&r.name, &r.at, "user.name")?,
+                system: r.system,
+                shell: r.shell.as_ref().map(|s| self.path(s, &r.at, "user.shell")).transpose()?,
+                home: r.home.as_ref().map(|h| self.path(h, &r.at, "user.home")).transpose()?,
+                groups: r.groups.clone(),
+                exclusive_groups: r.exclusive_groups,
+                present: r.present,
+            });
+        }
+        for r in &spec.authorized_keys {
+            let at = &r.at;
+            let user = self.user_name(&r.user, at, "authorized_key.user")?;
+            let key = self.text(&r.key, at, "authorized_key.key")?;
+            let key_id = key_problem(&key)
+                .map_err(|p| self.error(at, "authorized_key.key", p).hint(super::resolve::KEY_HINT))?;
+            let options = r.options.as_ref().map(|o| self.text(o, at, "authorized_key.options")).transpose()?;
+            if let Some(p) = options.as_deref().and_then(options_problem) {
+                return Err(self.error(at, "authorized_key.options", p).hint(super::resolve::OPTIONS_HINT));
+            }
+            let marker = format!("microctl:{}/{}", self.role.name, r.name.as_deref().unwrap_or(&user));
+            let line = match &options {
+                Some(o) => format!("{o} {} {marker}", key.trim()),
+                None => format!("{} {marker}", key.trim()),
+            };
+            d.authorized_keys.push(AuthorizedKeySpec {
+                origin: self.origin(at),
+                user,
+                line,
+                key: key_id,
+                marker,
+                exclusive: r.exclusive,
+                present: r.present,
+            });
+        }
         Ok(())
+    }
+
+    /// A user name; a templated one is checked once rendered.
+    fn user_name(&self, text: &Text, at: &At, field: &str) -> Result<String> {
+        let name = self.text(text, at, field)?;
+        if text.plain().is_none() {
+            super::names::user_name(field, &name).map_err(|r| self.error(at, field, r.message).hint(r.hint))?;
+        }
+        Ok(name)
     }
 
     fn file(&self, r: &FileDecl) -> Result<FileSpec> {
@@ -581,6 +635,29 @@ fn check_unique_paths(d: &Desired) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An `authorized_key.key`: one public key line (`TYPE BASE64 [COMMENT]`) OpenSSH reads;
+/// its `TYPE BASE64` (what identifies the key in any line of the file).
+pub(super) fn key_problem(key: &str) -> std::result::Result<String, String> {
+    let key = key.trim();
+    if key.contains(['\n', '\r']) {
+        return Err("`authorized_key.key` must be one line".into());
+    }
+    russh::keys::PublicKey::from_openssh(key)
+        .map_err(|e| format!("`authorized_key.key` is not a public key line ({e}): `{}`", key.escape_debug()))?;
+    let mut words = key.split_whitespace();
+    Ok(format!("{} {}", words.next().unwrap_or_default(), words.next().unwrap_or_default()))
+}
+
+/// Why `authorized_key.options` cannot go before a key: a line break or a blank outside
+/// double quotes (sshd would read the rest as the key).
+pub(super) fn options_problem(options: &str) -> Option<String> {
+    if options.contains(['\n', '\r']) || options.trim().is_empty() {
+        return Some("`authorized_key.options` must be one non-empty line".into());
+    }
+    (crate::plan::users::words(options).len() != 1)
+        .then(|| format!("`authorized_key.options` has a blank outside double quotes: `{options}`"))
 }
 
 #[cfg(test)]

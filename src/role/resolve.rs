@@ -181,6 +181,30 @@ pub struct HandlerDecl {
     pub run: HandlerRun,
 }
 
+#[derive(Debug, Clone)]
+pub struct UserDecl {
+    pub at: At,
+    pub name: Text,
+    pub system: bool,
+    pub shell: Option<Text>,
+    pub home: Option<Text>,
+    pub groups: Vec<String>,
+    pub exclusive_groups: bool,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthorizedKeyDecl {
+    pub at: At,
+    pub user: Text,
+    pub key: Text,
+    pub options: Option<Text>,
+    /// The marker's NAME (`microctl:ROLE/NAME`); `None`: the user's name.
+    pub name: Option<String>,
+    pub exclusive: bool,
+    pub present: bool,
+}
+
 /// One role, resolved: each resource as declared (`...Decl`), validated, its templated
 /// fields compiled; what `render` needs, nothing it must check again unless a host's values
 /// decide it.
@@ -200,6 +224,8 @@ pub struct Spec {
     pub services: Vec<ServiceDecl>,
     pub commands: Vec<CommandDecl>,
     pub handlers: Vec<HandlerDecl>,
+    pub users: Vec<UserDecl>,
+    pub authorized_keys: Vec<AuthorizedKeyDecl>,
 }
 
 /// The handler actions systemctl takes.
@@ -484,7 +510,125 @@ impl<'a> Resolver<'a> {
             }
             spec.handlers.push(HandlerDecl { at, name: r.name.clone(), run });
         }
+        self.users(raw, &mut spec);
         spec
+    }
+
+    /// `present` (the default) or `absent`.
+    fn state(&mut self, at: &At, field: &str, state: &Option<String>) -> bool {
+        match state.as_deref() {
+            None | Some("present") => true,
+            Some("absent") => false,
+            Some(other) => {
+                let e = self.error(at, field, format!("unknown state `{other}`")).hint("use \"present\" or \"absent\"");
+                self.push(e);
+                true
+            }
+        }
+    }
+
+    /// A user name: a literal one must be one `useradd` takes now.
+    fn user_name(&mut self, at: &At, field: &str, source: &str) -> Text {
+        let text = self.text(at, field, source);
+        if let Some(Err(r)) = text.plain().map(|name| super::names::user_name(field, name)) {
+            let e = self.error(at, field, r.message).hint(r.hint);
+            self.push(e);
+        }
+        text
+    }
+
+    /// `[[user]]` and `[[authorized_key]]`.
+    fn users(&mut self, raw: &super::raw::RawRole, spec: &mut Spec) {
+        for u in &raw.user {
+            let (at, r) = (self.at(&u.span()), u.get_ref());
+            let name = self.user_name(&at, "user.name", &r.name);
+            for g in &r.groups {
+                if let Err(refused) = super::names::user_name("user.groups", g) {
+                    let e = self
+                        .error(&at, "user.groups", refused.message)
+                        .hint("write group names, e.g. groups = [\"adm\", \"www-data\"]");
+                    self.push(e);
+                }
+            }
+            let shell = r.shell.as_ref().map(|s| self.path(&at, "user.shell", s));
+            let home = r.home.as_ref().map(|h| self.path(&at, "user.home", h));
+            let present = self.state(&at, "user.state", &r.state);
+            if let Some(first) = spec.users.iter().find(|x| x.name.plain().is_some_and(|n| Some(n) == name.plain())) {
+                let e = self
+                    .error(
+                        &at,
+                        "user.name",
+                        format!("user `{}` is declared twice (first at line {})", r.name, first.at.line),
+                    )
+                    .hint("declare each user once");
+                self.push(e);
+            }
+            spec.users.push(UserDecl {
+                at,
+                name,
+                system: r.system,
+                shell,
+                home,
+                groups: r.groups.clone(),
+                exclusive_groups: r.exclusive_groups,
+                present,
+            });
+        }
+        for k in &raw.authorized_key {
+            let (at, r) = (self.at(&k.span()), k.get_ref());
+            let user = self.user_name(&at, "authorized_key.user", &r.user);
+            let key = self.text(&at, "authorized_key.key", &r.key);
+            if let Some(problem) = key.plain().and_then(|k| super::render::key_problem(k).err()) {
+                let e = self.error(&at, "authorized_key.key", problem).hint(KEY_HINT);
+                self.push(e);
+            }
+            let options = r.options.as_ref().map(|o| self.text(&at, "authorized_key.options", o));
+            if let Some(problem) = options.as_ref().and_then(|o| o.plain()).and_then(super::render::options_problem) {
+                let e = self.error(&at, "authorized_key.options", problem).hint(OPTIONS_HINT);
+                self.push(e);
+            }
+            if let Some(n) = &r.name
+                && plain_file_name("authorized_key.name", n).is_err()
+            {
+                let e = self
+                    .error(
+                        &at,
+                        "authorized_key.name",
+                        format!(
+                            "`authorized_key.name` must be letters, digits, `_`, `-`, `.`, got `{}`",
+                            n.escape_debug()
+                        ),
+                    )
+                    .hint("it names the line in the file (`microctl:ROLE/NAME`), e.g. name = \"deploy\"");
+                self.push(e);
+            }
+            let present = self.state(&at, "authorized_key.state", &r.state);
+            let marker = |d: &AuthorizedKeyDecl| d.name.clone().or_else(|| d.user.plain().map(String::from));
+            let mine = r.name.clone().or_else(|| user.plain().map(String::from));
+            if let Some(first) = spec.authorized_keys.iter().find(|x| mine.is_some() && marker(x) == mine) {
+                let e = self
+                    .error(
+                        &at,
+                        "authorized_key.name",
+                        format!(
+                            "two authorized keys of this role are named `{}` (first at line {})",
+                            mine.clone().unwrap_or_default(),
+                            first.at.line
+                        ),
+                    )
+                    .hint("give each key of a user its own `name` (it marks the key's line: microctl:ROLE/NAME)");
+                self.push(e);
+            }
+            spec.authorized_keys.push(AuthorizedKeyDecl {
+                at,
+                user,
+                key,
+                options,
+                name: r.name.clone(),
+                exclusive: r.exclusive,
+                present,
+            });
+        }
     }
 
     fn apt_repository(&mut self, at: &At, r: &super::raw::RawAptRepository) -> Option<AptRepositoryDecl> {
@@ -626,6 +770,10 @@ impl Resolver<'_> {
         text
     }
 }
+
+pub const KEY_HINT: &str = "write one public key line, `TYPE BASE64 [COMMENT]` (a .pub file's content), options in `options`; or {{ NAME | ssh_public_key }} for a key pair made by `microctl secrets keygen NAME`";
+
+pub const OPTIONS_HINT: &str = "write sshd's authorized_keys options, comma-separated, no blanks outside quotes, e.g. options = 'from=\"198.18.0.10\",no-pty'";
 
 pub const MODE_HINT: &str = "write an octal mode as a string, e.g. mode = \"0644\"";
 

@@ -34,6 +34,10 @@ impl Templates {
             SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build().expect("valid syntax config"),
         );
         env.add_filter("systemd_env", systemd_env_filter);
+        env.add_filter("ssh_public_key", |v: Value| {
+            crate::secrets::keypair::public_line(v.as_str().unwrap_or_default())
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+        });
         Templates { env, compiled: Default::default(), files: HashMap::new() }
     }
 

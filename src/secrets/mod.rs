@@ -10,6 +10,7 @@
 //! stand-ins; `env` values are read (and registered) as in converge.
 
 pub mod access;
+pub mod keypair;
 pub mod redact;
 pub mod refs;
 pub mod store;

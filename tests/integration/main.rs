@@ -25,4 +25,5 @@ mod roles_dir;
 mod secrets;
 mod sessions;
 mod ssh;
+mod users;
 mod wait;

@@ -75,6 +75,8 @@ pub struct SshdOptions {
     pub key_options: Option<String>,
     /// Host key types (`ssh-keygen -t`), each a `HostKey`; the first is `Sshd::host_key`.
     pub host_key_types: Vec<&'static str>,
+    /// Also trust each user's own `~/.ssh/authorized_keys` (after the test's file).
+    pub home_keys: bool,
 }
 
 impl Default for SshdOptions {
@@ -86,6 +88,7 @@ impl Default for SshdOptions {
             authorized: vec![],
             key_options: None,
             host_key_types: vec!["ed25519"],
+            home_keys: false,
         }
     }
 }
@@ -128,12 +131,13 @@ impl Sshd {
         };
         let config = format!(
             "Port {port}\nListenAddress {address}\n{host_keys}PidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             AuthorizedKeysFile {d}/authorized_keys{home_keys}\nStrictModes no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              MaxSessions {}\nMaxStartups 500:30:1000\nAllowTcpForwarding yes\nLogLevel VERBOSE\n\
              Subsystem sftp internal-sftp\nAcceptEnv LANG\n",
             opts.max_sessions,
-            d = d.display()
+            d = d.display(),
+            home_keys = if opts.home_keys { " .ssh/authorized_keys" } else { "" }
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
