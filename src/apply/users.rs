@@ -159,6 +159,7 @@ mod tests {
             };
             let out = run(&["0", "1", "ssh-ed25519 OLD x microctl:r/u", "ssh-ed25519 NEW x microctl:r/u"]);
             assert!(out.status.success(), "{shell}: {out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{shell}: nothing on stderr");
             assert_eq!(
                 std::fs::read_to_string(&file).unwrap(),
                 "a\n  b 'q' \\n\nssh-ed25519 NEW x microctl:r/u\n",
@@ -168,6 +169,7 @@ mod tests {
             assert_eq!(std::fs::read_dir(home.join(".ssh")).unwrap().count(), 1, "{shell}: nothing staged is left");
             let out = run(&["1", "1", "a", "only"]);
             assert!(out.status.success(), "{shell}: {out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{shell}: nothing on stderr");
             assert_eq!(std::fs::read_to_string(&file).unwrap(), "only\n", "{shell}");
             // The file, then the folder, made symlinks after the probe.
             let victim = dir.path().join("victim");

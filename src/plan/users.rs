@@ -432,6 +432,7 @@ mod tests {
             let home = dir.path().to_str().unwrap();
             let read = || {
                 let out = std::process::Command::new(shell).args(["-c", &KEYS_READ_SH, "sh", home]).output().unwrap();
+                assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{shell}: nothing on stderr");
                 let mut obs = ObservedUsers::default();
                 for line in String::from_utf8(out.stdout).unwrap().lines() {
                     assert!(parse_record(&mut obs, "A", &format!("u\t{line}")).unwrap(), "{shell}: {line}");

@@ -222,12 +222,17 @@ mod tests {
         const DEPLOY: &str =
             "deploy::script::tests::quiet::deploy_host_scripts_write_nothing_to_stderr_under_sh_and_dash";
         const KEY: &str = "role::apt_key::tests::every_key_in_the_file_must_be_pinned";
+        const KEYS_EDIT: &str = "apply::users::tests::keys_edit_under_sh_and_dash";
+        const KEYS_READ: &str = "plan::users::tests::reader_output_parses_under_sh_and_dash";
         const APT: &str = "apply::script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
         let covered = [
             ("apply/apply.sh", CONVERGE),
             ("apply/apt.sh", APT),
             ("apply/host.sh", CONVERGE),
-            ("plan/probe.sh", CONVERGE),
+            ("apply/keys_edit.sh", KEYS_EDIT),
+            ("plan/hashes/list.sh", CONVERGE),
+            ("plan/hashes/write.sh", CONVERGE),
+            ("plan/keys_read.sh", KEYS_READ),
             ("shell/mark.sh", CONVERGE),
             ("remote/session.sh", CONVERGE),
             ("deploy/cache.sh", DEPLOY),
