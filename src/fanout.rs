@@ -5,8 +5,8 @@
 //! (the others go on), and closing every connection at the end (targets before their jump
 //! hosts) whatever the work returned.
 //!
-//! Hosts arrive as handles (`Arc<Host>`) and are handed to the work unchanged; the results
-//! come back in the order the hosts were given.
+//! Hosts arrive as handles (`Arc<Host>`, or a plan holding one) and are handed to the work
+//! unchanged; the results come back in the order they were given.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,33 +50,34 @@ impl Fanout {
         }))
     }
 
-    /// `work` for each of `hosts`, concurrently up to the forks limit; each host is announced
-    /// to the printer when its turn comes. A host whose work panicked gets an error naming the
-    /// panic instead of a result.
-    pub async fn each<T, F, Fut>(&self, hosts: Vec<Arc<Host>>, work: F) -> Vec<(Arc<Host>, Result<T>)>
+    /// `work` for each item (a host handle, or a plan that holds one), concurrently up to the
+    /// forks limit; each host is announced to the printer when its turn comes. Results in the
+    /// items' order; a host whose work panicked gets an error naming the panic instead.
+    pub async fn each<I, T, F, Fut>(&self, items: Vec<I>, work: F) -> Vec<Result<T>>
     where
-        F: Fn(Arc<Host>) -> Fut,
+        I: AsRef<Host>,
+        F: Fn(I) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let tasks: Vec<_> = hosts
+        let tasks: Vec<_> = items
             .into_iter()
-            .map(|host| {
+            .map(|item| {
                 let (forks, printer) = (self.forks.clone(), self.printer.clone());
-                let job = work(host.clone());
-                let name = host.name.clone();
+                let name = item.as_ref().name.clone();
+                let job = work(item);
+                let announce = name.clone();
                 let task = tokio::spawn(async move {
                     let _slot = forks.acquire_owned().await.expect("the forks semaphore is never closed");
-                    printer.host_start(&name);
+                    printer.host_start(&announce);
                     job.await
                 });
-                (host, task)
+                (name, task)
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
-        for (host, task) in tasks {
-            let result = task.await.map_err(|e| panicked(&host.name, e));
-            out.push((host, result));
+        for (name, task) in tasks {
+            out.push(task.await.map_err(|e| panicked(&name, e)));
         }
         out
     }
@@ -129,8 +130,8 @@ mod tests {
                 }
             }))
             .unwrap();
-        let names: Vec<String> = out.into_iter().map(|(h, r)| format!("{}={}", h.name, r.unwrap())).collect();
-        assert_eq!(names, (0..8).map(|i| format!("h{i}=h{i}")).collect::<Vec<_>>());
+        let names: Vec<String> = out.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(names, (0..8).map(|i| format!("h{i}")).collect::<Vec<_>>());
         assert!(most.load(Ordering::SeqCst) <= 3, "at most 3 at once");
         assert!(most.load(Ordering::SeqCst) >= 2, "more than one at once");
     }
@@ -146,9 +147,9 @@ mod tests {
                 7
             }))
             .unwrap();
-        assert_eq!(*out[0].1.as_ref().unwrap(), 7);
-        assert_eq!(*out[2].1.as_ref().unwrap(), 7);
-        let e = out[1].1.as_ref().unwrap_err();
+        assert_eq!(*out[0].as_ref().unwrap(), 7);
+        assert_eq!(*out[2].as_ref().unwrap(), 7);
+        let e = out[1].as_ref().unwrap_err();
         assert_eq!(e.message, "microctl's work on h1 stopped: internal error (boom on h1)");
         assert_eq!(e.host.as_deref(), Some("h1"));
     }

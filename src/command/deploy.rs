@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{extra_vars, load_roles_if_any, runtime};
+use super::{extra_vars, load_roles_if_any};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::DeployConfig;
 use crate::deploy::{self, Event, EventSink, HostDeploy, HostPlan, plan};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fanout::Fanout;
 use crate::inventory::{self, Host};
 use crate::remote;
 use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
@@ -70,7 +71,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         printer.warning_line(w);
     }
     if args.list {
-        return runtime()?.block_on(list(pool, planned.hosts, &printer, &request, args.json));
+        let fan = Fanout::new(pool, printer.clone(), planned.hosts.len());
+        return list(fan, planned.hosts, &printer, &request, args.json);
     }
     let shared = Arc::new(planned.shared);
     for plan in &planned.hosts {
@@ -90,11 +92,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     }
     let sink = printer.clone();
     let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
-    let results = runtime()?.block_on(async {
-        let r = deploy::run(pool.clone(), planned.hosts, shared, on_event).await;
-        pool.close_all().await;
-        r
-    });
+    let fan = Fanout::new(pool, printer.clone(), planned.hosts.len());
+    let results = fan.block_on(deploy::run(&fan, planned.hosts, shared, on_event))?;
     report(&printer, &results)
 }
 
@@ -125,24 +124,29 @@ fn report(printer: &Printer, results: &[HostDeploy]) -> Result<i32> {
     Ok(printer.finish(live, false))
 }
 
-/// `--list`: every host's release ledger, the live release marked.
-async fn list(
-    pool: Arc<Pool>,
-    plans: Vec<HostPlan>,
-    printer: &Printer,
-    request: &plan::Request<'_>,
-    json: bool,
-) -> Result<i32> {
+/// `--list`: every host's release ledger (read in parallel), the live release marked.
+fn list(fan: Fanout, plans: Vec<HostPlan>, printer: &Printer, request: &plan::Request<'_>, json: bool) -> Result<i32> {
     let (lock_timeout, timeout) = (request.lock_timeout, request.timeout);
+    let listed = fan.block_on(fan.each(plans.clone(), |plan| {
+        let (pool, printer) = (fan.pool().clone(), printer.clone());
+        async move {
+            let t0 = Instant::now();
+            let host = &plan.host.name;
+            printer.command(host, &remote::bootstrap(plan.host.privilege()));
+            let listed = deploy::list(&pool, &plan, lock_timeout, timeout, |holder| {
+                printer.deploy(host, &Event::LockWait { holder: holder.into() })
+            })
+            .await;
+            (listed, t0.elapsed())
+        }
+    }))?;
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
-    for plan in &plans {
-        let t0 = Instant::now();
+    for (plan, outcome) in plans.iter().zip(listed) {
         let host = &plan.host.name;
-        printer.command(host, &remote::bootstrap(plan.host.privilege()));
-        let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
-            printer.deploy(host, &Event::LockWait { holder: holder.into() })
-        })
-        .await;
+        let (listed, took) = match outcome {
+            Ok(done) => done,
+            Err(e) => (Err(e), Duration::ZERO),
+        };
         match listed {
             Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
@@ -162,19 +166,18 @@ async fn list(
                 }
                 let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
                 let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
-                printer.host_done(&HostDone::new(host, Status::Ok, t0.elapsed(), None, detail, fields));
+                printer.host_done(&HostDone::new(host, Status::Ok, took, None, detail, fields));
             }
             Err(e) => {
                 let fields =
                     HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
                 let status = Status::of_error(&e);
-                printer.host_done(&HostDone::new(host, status, t0.elapsed(), Some(&e), e.kind.class().into(), fields));
+                printer.host_done(&HostDone::new(host, status, took, Some(&e), e.kind.class().into(), fields));
             }
         }
     }
     if !json && crate::report::settings().verbosity >= 0 {
         print!("{}", table.render());
     }
-    pool.close_all().await;
     Ok(printer.finish(0, false))
 }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fanout::Fanout;
 use crate::inventory::Host;
 use crate::remote::{self, Line, Marker, Session};
 use crate::transport::Pool;
@@ -85,8 +86,9 @@ pub struct HostDeploy {
 /// What the verdict needs to reach the host before its watchdog's deadline.
 const CONFIRM_MARGIN: Duration = Duration::from_secs(3);
 
-/// Deploys `plans` in batches, stopping after the first batch with a failure.
-pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
+/// Deploys `plans` in batches (through the one fan-out runner), stopping after the first batch
+/// with a failure: the hosts after it are reported skipped.
+pub async fn run(fan: &Fanout, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
     let mut results = Vec::new();
     let mut failed = false;
     for batch in plans.chunks(shared.batch) {
@@ -98,21 +100,29 @@ pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_
             }));
             continue;
         }
-        let tasks: Vec<_> = batch
-            .iter()
-            .cloned()
-            .map(|plan| {
-                let (pool, shared, on_event) = (pool.clone(), shared.clone(), on_event.clone());
-                tokio::spawn(async move { deploy_host(&pool, &plan, &shared, &*on_event).await })
+        let outcomes = fan
+            .each(batch.to_vec(), |plan| {
+                let (pool, shared, on_event) = (fan.pool().clone(), shared.clone(), on_event.clone());
+                async move { deploy_host(&pool, &plan, &shared, &*on_event).await }
             })
-            .collect();
-        for t in tasks {
-            let r = t.await.expect("deploy task panicked");
+            .await;
+        for (plan, outcome) in batch.iter().zip(outcomes) {
+            let r = outcome.unwrap_or_else(|e| HostDeploy {
+                host: plan.host.name.clone(),
+                error: Some(e),
+                ..Default::default()
+            });
             failed |= r.error.is_some();
             results.push(r);
         }
     }
     results
+}
+
+impl AsRef<Host> for HostPlan {
+    fn as_ref(&self) -> &Host {
+        &self.host
+    }
 }
 
 async fn deploy_host(
