@@ -7,11 +7,15 @@
 //! tar stream that carries it with the changed files.
 
 pub mod agent;
+pub mod event;
 mod payload;
 pub mod script;
+pub mod steps;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::desired::Desired;
@@ -27,8 +31,6 @@ pub struct Options {
     pub check: bool,
     /// Compute unified diffs of changed text files.
     pub diff: bool,
-    /// Color the diffs.
-    pub color: bool,
     pub lock_timeout: Duration,
     /// `--timeout`: the bound of each session phase, for every host (else each host's own).
     pub timeout: Option<Duration>,
@@ -36,12 +38,10 @@ pub struct Options {
     pub what: &'static str,
 }
 
-/// What a host run reports as it goes.
-pub enum Progress<'a> {
-    Phase(&'a str),
-    /// A change was applied (`true`) or failed (`false`).
-    Step(bool, &'a str),
-}
+pub use event::{ChangeState, Event, Phase};
+
+/// Receives a host run's events as it goes.
+pub type Progress<'p> = &'p (dyn Fn(Event<'_>) + Sync);
 
 /// The outcome of one host.
 #[derive(Debug, Default)]
@@ -53,6 +53,7 @@ pub struct HostRun {
     pub ok: usize,
     pub failed: usize,
     pub handlers_run: Vec<String>,
+    /// Unified diffs (`--diff`), uncolored.
     pub diffs: Vec<String>,
     pub error: Option<Error>,
     pub channels_opened: u64,
@@ -63,13 +64,61 @@ pub struct HostRun {
     pub total: Duration,
 }
 
+/// A host run as the command's own fields of its JSON `host` object (README "JSON Lines",
+/// `converge`): counts, changes, handlers, diffs, timings.
+#[derive(Debug, Serialize)]
+pub struct Outcome<'a> {
+    check: bool,
+    /// Resources already as desired.
+    ok: usize,
+    /// Resources changed (with `--check`: pending).
+    changed: usize,
+    failed: usize,
+    changes: &'a [plan::Change],
+    /// Handlers run (with `--check`: that would run).
+    handlers: &'a [String],
+    pending_handlers: &'a [String],
+    diffs: &'a [String],
+    channels_opened: u64,
+    bytes_sent: u64,
+    timings: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct Timings {
+    connect_ms: u64,
+    probe_ms: u64,
+    apply_ms: u64,
+    total_ms: u64,
+}
+
+impl HostRun {
+    /// The run's JSON fields; `check` for `--check` (the handlers are then those that would run).
+    pub fn outcome(&self, check: bool) -> Outcome<'_> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Outcome {
+            check,
+            ok: self.ok,
+            changed: self.changed,
+            failed: self.failed,
+            changes: &self.plan.changes,
+            handlers: if check { &self.plan.handlers } else { &self.handlers_run },
+            pending_handlers: &self.plan.pending,
+            diffs: &self.diffs,
+            channels_opened: self.channels_opened,
+            bytes_sent: self.bytes_sent,
+            timings: Timings {
+                connect_ms: ms(self.connect),
+                probe_ms: ms(self.probe),
+                apply_ms: ms(self.apply),
+                total_ms: ms(self.total),
+            },
+        }
+    }
+}
+
 /// Converges one host to `desired`.
-pub async fn converge_host(
-    pool: &Pool,
-    desired: &Desired,
-    opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
-) -> HostRun {
+pub async fn converge_host(pool: &Pool, desired: &Desired, opts: &Options, progress: Progress<'_>) -> HostRun {
     let started = Instant::now();
     let mut run = HostRun { host: desired.host.clone(), ..Default::default() };
     if let Err(e) = run_host(pool, desired, opts, progress, &mut run).await {
@@ -84,10 +133,10 @@ async fn run_host(
     pool: &Pool,
     desired: &Desired,
     opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
-    progress(Progress::Phase("connecting"));
+    progress(Event::Phase(Phase::Connecting));
     let t = Instant::now();
     let conn = pool.connect(&desired.host).await?;
     run.connect = t.elapsed();
@@ -103,11 +152,11 @@ async fn talk(
     pool: &Pool,
     desired: &Desired,
     opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
     let host = pool.inventory().host(&desired.host).expect("rendered host is in the inventory");
-    progress(Progress::Phase("probing"));
+    progress(Event::Phase(Phase::Probing));
     let t = Instant::now();
     // The probe's `find` prints the state folder's record: checked here, before the host
     // writes anything there (`host.sh`).
@@ -117,8 +166,7 @@ async fn talk(
     };
     let state_dir = spec.state_dir.clone();
     let body = agent::body(&probe::script(desired, &state_dir, opts.diff));
-    let mut session =
-        Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
+    let mut session = Session::start(conn, spec, &body, |_| progress(Event::Phase(Phase::LockWait))).await?;
     session.phase("probe");
     let out = read_probe(&mut session).await?;
     let mut observed = probe::parse(&out).map_err(|e| unparsed(desired, e))?;
@@ -151,7 +199,7 @@ async fn talk(
         return Err(refused(desired, &plan.refused));
     }
     if opts.diff {
-        run.diffs = diffs(desired, &plan, &observed, opts.color);
+        run.diffs = diffs(desired, &plan, &observed);
     }
 
     // Nothing to change, but a file's hash was read now: the hash record is written again
@@ -170,7 +218,7 @@ async fn talk(
         return Ok(());
     }
 
-    progress(Progress::Phase(if record_only { "recording hashes" } else { "applying" }));
+    progress(Event::Phase(if record_only { Phase::RecordingHashes } else { Phase::Applying }));
     let t = Instant::now();
     session.phase("payload upload");
     let payload = payload::build(desired, &plan, session.nonce())?;
@@ -235,7 +283,7 @@ async fn follow_apply(
     session: &mut Session,
     desired: &Desired,
     run: &mut HostRun,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
 ) -> Result<()> {
     let mut failure: Option<(String, String)> = None;
     // The file whose `validate` refused its new content (the failing step was that check).
@@ -245,24 +293,28 @@ async fn follow_apply(
         match line {
             // Each step gets the whole timeout (an apt install may take minutes).
             Line::Marker(Marker::Begin(id)) => {
+                let slow = event::step_is_slow(&run.plan, &id);
                 let label = step_label(&run.plan, id);
-                progress(Progress::Phase(&format!("applying {label}")));
+                progress(Event::Phase(Phase::Step { label: &label, slow }));
                 session.phase(format!("apply step {label}"))
             }
             Line::Marker(Marker::Passed(id)) => {
-                if let Some(text) = step_text(&run.plan, &id) {
-                    if id.starts_with('h') {
-                        run.handlers_run.push(text.trim_start_matches("handler ").to_string());
-                    } else {
-                        run.changed += 1;
-                    }
-                    progress(Progress::Step(true, &text));
+                if let Some(handler) = step_handler(&run.plan, &id) {
+                    progress(Event::Handler { handler, state: ChangeState::Changed });
+                    run.handlers_run.push(handler.to_string());
+                } else if let Some(text) = step_text(&run.plan, &id) {
+                    run.changed += 1;
+                    progress(Event::Change { resource: &text, state: ChangeState::Changed, reason: None });
                 }
             }
             Line::Marker(Marker::Fail { step, code }) => {
                 refused = validated_file(desired, &run.plan, &step);
+                let handler = step_handler(&run.plan, &step);
                 let text = step_label(&run.plan, step);
-                progress(Progress::Step(false, &text));
+                progress(match handler {
+                    Some(handler) => Event::Handler { handler, state: ChangeState::Failed },
+                    None => Event::Change { resource: &text, state: ChangeState::Failed, reason: None },
+                });
                 failure = Some((text, code.unwrap_or_else(|| "?".into())));
             }
             Line::Marker(Marker::Out(rest)) => {
@@ -323,6 +375,11 @@ fn step_label(plan: &Plan, id: String) -> String {
     }
 }
 
+/// The handler step `id` (`h0`) runs, if it is one.
+fn step_handler<'p>(plan: &'p Plan, id: &str) -> Option<&'p str> {
+    plan.handlers.get(id.strip_prefix('h')?.parse::<usize>().ok()?).map(String::as_str)
+}
+
 /// The description of change or handler step `id` (`3`, `h0`).
 fn step_text(plan: &Plan, id: &str) -> Option<String> {
     if let Some(h) = id.strip_prefix('h') {
@@ -333,7 +390,7 @@ fn step_text(plan: &Plan, id: &str) -> Option<String> {
 }
 
 /// Unified diffs for the files the plan writes (sensitive ones only named).
-fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed, color: bool) -> Vec<String> {
+fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed) -> Vec<String> {
     let mut out = Vec::new();
     for change in &plan.changes {
         let Action::WriteFile(i) = change.action else { continue };
@@ -356,7 +413,7 @@ fn diffs(desired: &Desired, plan: &Plan, observed: &probe::Observed, color: bool
                 continue;
             }
         };
-        match diff::unified(&f.dest, &old, &f.content, color) {
+        match diff::unified(&f.dest, &old, &f.content) {
             Some(d) => out.push(d),
             None => out.push(format!("--- {0}\n+++ {0}\n(binary file changed)\n", f.dest)),
         }

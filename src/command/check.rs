@@ -14,9 +14,16 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
-use crate::report::event::{CheckHost, HostDone, HostFields, Status};
+use crate::report::event::{HostDone, Status};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
+
+/// `check`'s own fields of a host's JSON `host` object: what the host's roles rendered to.
+#[derive(Debug, serde::Serialize)]
+struct CheckHost {
+    /// Resources rendered (0 when rendering failed).
+    resources: usize,
+}
 
 pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let (inv, secret_warnings) = load_inventory_with_secrets(global, crate::secrets::Mode::StandIns)?;
@@ -50,8 +57,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
         };
         resources += count;
         let detail = format!("{count} resources");
-        let mut done =
-            HostDone::new(host, status, *took, error, detail, HostFields::Check(CheckHost { resources: count }));
+        let mut done = HostDone::new(host, status, *took, error, detail, CheckHost { resources: count });
         done.error_text = None; // printed above, once for all the hosts it hit
         printer.host_done(&done);
     }

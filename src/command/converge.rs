@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::{extra_vars, load_inventory_for, load_roles, runtime};
-use crate::apply::{self, HostRun, Options, Progress as Step};
+use crate::apply::{self, ChangeState, Event, HostRun, Options};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::plan::desired::Desired;
-use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
+use crate::report::event::{HostDone, Status};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
@@ -62,7 +62,6 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let opts = Options {
         check: args.check,
         diff: args.diff,
-        color: report::color_enabled(&std::io::stdout()),
         lock_timeout: Duration::from_secs(args.lock_timeout),
         timeout: args.timeout.map(Duration::from_secs),
         what: "converge",
@@ -84,18 +83,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                         printer.command(&name, &crate::remote::bootstrap(host.privilege()));
                         printer.script(&name, "converge", || {
                             let wait = opts.lock_timeout.as_secs();
-                            report::script::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
+                            apply::steps::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
                         });
-                        let on_step = |step: Step<'_>| match step {
-                            Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
-                            Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {
-                                (Some(h), true) => printer.handler(&name, h, ChangeState::Changed),
-                                (Some(h), false) => printer.handler(&name, h, ChangeState::Failed),
-                                (None, true) => printer.change(&name, text, ChangeState::Changed, None),
-                                (None, false) => printer.change(&name, text, ChangeState::Failed, None),
-                            },
-                        };
-                        apply::converge_host(&pool, &desired, &opts, &on_step).await
+                        let on_event = |event: Event<'_>| printer.event(&name, &event);
+                        apply::converge_host(&pool, &desired, &opts, &on_event).await
                     }
                 };
                 report_host(&printer, &run, opts.check, true);
@@ -114,27 +105,20 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     Ok(printer.finish(changed, args.check))
 }
 
-/// Phases that may take long: announced without a terminal, and kept alive by the heartbeat.
-fn is_slow(phase: &str) -> bool {
-    phase.starts_with("waiting")
-        || ["packages", "command", "service", "handler"]
-            .iter()
-            .any(|p| phase.strip_prefix("applying ").is_some_and(|s| s.starts_with(p)))
-}
-
 /// The host's pending changes (`--check`), diffs and result, to the printer; `print_error`
 /// false when its error was printed already (shared with other hosts).
 fn report_host(printer: &Printer, run: &HostRun, check: bool, print_error: bool) {
     if check {
         for c in &run.plan.changes {
-            printer.change(&run.host, &c.resource, ChangeState::Pending, Some(&c.reason));
+            let pending = Event::Change { resource: &c.resource, state: ChangeState::Pending, reason: Some(&c.reason) };
+            printer.event(&run.host, &pending);
         }
         for h in &run.plan.handlers {
-            printer.handler(&run.host, h, ChangeState::Pending);
+            printer.event(&run.host, &Event::Handler { handler: h, state: ChangeState::Pending });
         }
     }
-    for d in &run.diffs {
-        printer.diff(&run.host, d);
+    for diff in &run.diffs {
+        printer.event(&run.host, &Event::Diff { diff });
     }
     let status = match &run.error {
         Some(e) => Status::of_error(e),
@@ -144,30 +128,7 @@ fn report_host(printer: &Printer, run: &HostRun, check: bool, print_error: bool)
     };
     let detail =
         format!("{} ok, {} {}, {} failed", run.ok, run.changed, if check { "pending" } else { "changed" }, run.failed);
-    let fields = HostFields::Converge(ConvergeHost {
-        check,
-        ok: run.ok,
-        changed: run.changed,
-        failed: run.failed,
-        changes: run
-            .plan
-            .changes
-            .iter()
-            .map(|c| ChangeJson { resource: c.resource.clone(), reason: c.reason.clone(), role: c.role.clone() })
-            .collect(),
-        handlers: if check { run.plan.handlers.clone() } else { run.handlers_run.clone() },
-        pending_handlers: run.plan.pending.clone(),
-        diffs: run.diffs.clone(),
-        channels_opened: run.channels_opened,
-        bytes_sent: run.bytes_sent,
-        timings: Timings {
-            connect_ms: run.connect.as_millis() as u64,
-            probe_ms: run.probe.as_millis() as u64,
-            apply_ms: run.apply.as_millis() as u64,
-            total_ms: run.total.as_millis() as u64,
-        },
-    });
-    let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, fields);
+    let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, run.outcome(check));
     if !print_error {
         done.error_text = None;
     }

@@ -13,8 +13,8 @@ use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
-use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
-use crate::report::{Printer, Table, script};
+use crate::report::event::{HostDone, Status};
+use crate::report::{Printer, Table};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
 
@@ -187,17 +187,19 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         drain_reload: cfg.drain_reload.clone(),
     });
     let sink = printer.clone();
-    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.event(host, &e));
     for plan in &plans {
         // The one remote command per host; the deploy script follows on its stdin.
         let host = inv.host(&plan.host).expect("planned host");
         printer.command(&plan.host, &remote::bootstrap(host.privilege()));
         printer.script(&plan.host, "deploy", || {
-            script::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
+            deploy::steps::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
         });
         if let Some(server) = &plan.drain {
             for via in &plan.via {
-                printer.script(&plan.host, "drain", || script::drain(server, via, &cfg.drain_file, &cfg.drain_reload));
+                printer.script(&plan.host, "drain", || {
+                    deploy::steps::drain(server, via, &cfg.drain_file, &cfg.drain_reload)
+                });
             }
         }
     }
@@ -219,14 +221,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             (Some(_), _, true) => format!("{release}, rolled back"),
             _ => release,
         };
-        let fields = HostFields::Deploy(DeployHost {
-            release: r.release.clone(),
-            previous: r.previous.clone(),
-            health: r.health.clone(),
-            rolled_back: r.rolled_back,
-            skipped: r.skipped,
-        });
-        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, fields));
+        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, r));
     }
     let live = results.iter().filter(|r| r.error.is_none() && !r.skipped).count();
     Ok(printer.finish(live, false))
@@ -247,7 +242,7 @@ async fn list(
         let host = pool.inventory().host(&plan.host).expect("planned host");
         printer.command(&plan.host, &remote::bootstrap(host.privilege()));
         let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
-            printer.deploy(&plan.host, &Event::LockWait { holder: holder.into() })
+            printer.event(&plan.host, &Event::LockWait { holder: holder.into() })
         })
         .await;
         match listed {
@@ -268,12 +263,11 @@ async fn list(
                     ]);
                 }
                 let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
-                let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
+                let fields = deploy::ledger::Listing { live, releases, ledger: entries };
                 printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
             }
             Err(e) => {
-                let fields =
-                    HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
+                let fields = deploy::ledger::Listing::default();
                 let status = Status::of_error(&e);
                 printer.host_done(&HostDone::new(
                     &plan.host,

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::inventory;
 use crate::remote::Privilege;
 use crate::report::Printer;
-use crate::report::event::{ExecHost, HostDone, HostFields, Status, Stream};
+use crate::report::event::{HostDone, Status, Stream};
 use crate::transport::{ExecOutput, Options, Output, Pool};
 
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
@@ -61,7 +61,16 @@ async fn run_on_host(pool: &Pool, name: &str, command: &str, sudo: bool, printer
     .await
 }
 
-fn host_done(host: &str, duration: std::time::Duration, outcome: Result<ExecOutput>) -> HostDone {
+/// `exec`'s own fields of a host's JSON `host` object: the exit status and the whole output.
+#[derive(Debug, serde::Serialize)]
+struct ExecHost {
+    exit_code: Option<u32>,
+    signal: Option<String>,
+    stdout: String,
+    stderr: String,
+}
+
+fn host_done(host: &str, duration: std::time::Duration, outcome: Result<ExecOutput>) -> HostDone<ExecHost> {
     match outcome {
         Ok(out) => {
             let (status, detail) = match (out.success(), out.exit_code, &out.signal) {
@@ -72,21 +81,16 @@ fn host_done(host: &str, duration: std::time::Duration, outcome: Result<ExecOutp
             let error = out.signal.as_ref().map(|s| {
                 crate::error::Error::new(crate::error::ErrorKind::Remote, format!("killed by signal {s}")).host(host)
             });
-            let fields = HostFields::Exec(ExecHost {
+            let fields = ExecHost {
                 exit_code: out.exit_code,
                 signal: out.signal.clone(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
+            };
             HostDone::new(host, status, duration, error.as_ref(), detail, fields)
         }
         Err(e) => {
-            let fields = HostFields::Exec(ExecHost {
-                exit_code: None,
-                signal: None,
-                stdout: String::new(),
-                stderr: String::new(),
-            });
+            let fields = ExecHost { exit_code: None, signal: None, stdout: String::new(), stderr: String::new() };
             HostDone::new(host, Status::of_error(&e), duration, Some(&e), e.kind.class().to_string(), fields)
         }
     }

@@ -35,9 +35,11 @@ pub enum Action {
     Run(usize),
 }
 
-/// One planned change, for display and for the JSON report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One planned change, for display and for the JSON report (serialized: resource, role,
+/// reason).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
+    #[serde(skip)]
     pub action: Action,
     /// `file /etc/nginx/sites-available/microblog` etc.
     pub resource: String,

@@ -4,8 +4,8 @@
 //! Every text printed here passes through the secrets redactor (`secrets::redact`): a value
 //! that came from a secret shows as `[secret NAME]`.
 
-mod deploy_event;
 pub mod event;
+mod host_event;
 pub mod listing;
 mod printer;
 pub mod script;
@@ -14,6 +14,7 @@ mod table;
 
 use std::io::Write;
 
+pub use host_event::{HostEvent, Style};
 pub use printer::{HEARTBEAT_ENV, Printer};
 pub use settings::{ColorChoice, color_enabled, configure, decide_color, settings};
 pub use table::Table;

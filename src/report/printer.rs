@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::event::{ChangeState, DeployEvent, Event, HostDone, Status, Stream, Summary};
+use super::event::{Event, HostDone, Status, Stream, Summary};
+use super::host_event::{HostEvent, Style};
 use super::{Table, redact, seconds, settings};
 use crate::error::Error;
 
@@ -190,48 +191,26 @@ impl Printer {
         }
     }
 
-    /// A resource changed, failed or would change.
-    pub fn change(&self, host: &str, resource: &str, state: ChangeState, reason: Option<&str>) {
-        self.json(&Event::Change { host, resource, state, reason }, 0);
-        let text = match (state, reason) {
-            (ChangeState::Changed, _) => format!("changed: {resource}"),
-            (ChangeState::Failed, _) => format!("FAILED: {resource}"),
-            (ChangeState::Pending, Some(r)) => format!("would change: {resource} ({r})"),
-            (ChangeState::Pending, None) => format!("would change: {resource}"),
-        };
-        self.result_line(host, &text);
-    }
-
-    /// A handler ran or would run.
-    pub fn handler(&self, host: &str, handler: &str, state: ChangeState) {
-        self.json(&Event::Handler { host, handler, state }, 0);
-        let text = match state {
-            ChangeState::Changed => format!("ran handler: {handler}"),
-            ChangeState::Failed => format!("FAILED: handler {handler}"),
-            ChangeState::Pending => format!("would run handler: {handler}"),
-        };
-        self.result_line(host, &text);
-    }
-
-    /// A unified diff of a changed file.
-    pub fn diff(&self, host: &str, diff: &str) {
-        self.json(&Event::Diff { host, diff }, 0);
-        for line in diff.lines() {
-            self.result_line(host, line);
-        }
-    }
-
-    /// A deploy event on `host`: a result line (or, for a lock wait, progress only), and the
-    /// phase it starts, if any.
-    pub fn deploy(&self, host: &str, event: &DeployEvent<'_>) {
+    /// An event of a command's domain on `host` (a converge change, a deploy step): its JSON
+    /// object, its result lines, and the phase it starts, as the event says.
+    pub fn event<E: HostEvent + ?Sized>(&self, host: &str, event: &E) {
         self.host_start(host);
-        let text = event.to_string();
-        self.json(&Event::Deploy { host, event, text: &text }, 0);
-        if event.is_result() {
-            self.result_line(host, &text);
+        if self.inner.mode == Mode::Json
+            && let Some(json) = event.json()
+        {
+            let mut value = serde_json::to_value(&json).expect("JSON types serialize");
+            if let Some(object) = value.as_object_mut() {
+                object.insert("host".into(), host.into());
+            }
+            self.json(&value, 0);
         }
-        if let Some((phase, slow)) = event.phase() {
-            self.phase(host, &phase, slow);
+        if let Some(text) = event.text() {
+            for line in text.lines() {
+                self.result_line(host, line, event.style(line));
+            }
+        }
+        if let Some(phase) = event.phase() {
+            self.phase(host, &phase, event.is_slow());
         }
     }
 
@@ -321,7 +300,7 @@ impl Printer {
 
     /// The host is done: its unterminated output is ended, its spinner goes, its error (if
     /// any) is printed, and its row kept for the recap.
-    pub fn host_done(&self, done: &HostDone) {
+    pub fn host_done<F: serde::Serialize>(&self, done: &HostDone<F>) {
         let (rest_out, rest_err, started) = {
             let mut state = self.inner.state.lock().expect("printer state");
             let h = state.host(&done.host);
@@ -351,7 +330,7 @@ impl Printer {
         };
         self.print_output(&done.host, Stream::Stdout, &rest_out);
         self.print_output(&done.host, Stream::Stderr, &rest_err);
-        self.json(&Event::Host(done), -1);
+        self.json(done, -1);
         if self.inner.mode == Mode::Json {
             return;
         }
@@ -441,17 +420,20 @@ impl Printer {
     }
 
     /// Prints a JSON event when in JSON mode and `verbosity` allows (`-1`: always).
-    fn json(&self, event: &Event<'_>, min_verbosity: i8) {
+    fn json(&self, event: &impl serde::Serialize, min_verbosity: i8) {
         if self.inner.mode != Mode::Json || self.inner.verbosity < min_verbosity {
             return;
         }
         super::json_line(event);
     }
 
-    /// A result line (not with `-q`, not in JSON mode).
-    fn result_line(&self, host: &str, text: &str) {
+    /// A result line (not with `-q`, not in JSON mode), painted in `style` when stdout
+    /// takes color.
+    fn result_line(&self, host: &str, text: &str, style: Style) {
         if self.inner.mode != Mode::Json && self.inner.verbosity >= 0 {
-            self.out_line(host, text);
+            let text = redact(text);
+            let shown = if self.inner.color_out { style.paint(&text) } else { std::borrow::Cow::Borrowed(&*text) };
+            self.write_out(&format!("{}{shown}\n", self.prefix(host, self.inner.color_out)));
         }
     }
 
