@@ -16,7 +16,7 @@ use crate::apply::{self, ChangeState, Event, HostRun, Options};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::plan::desired::Desired;
-use crate::report::event::{HostDone, Status};
+use crate::report::event::{HostDone, Status, exit_status};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     // A template error (roles were checked at load) is an input error: each distinct one is
     // reported once, naming the hosts it hit; exit 2, connect nowhere.
     if rendered.iter().any(|(_, d)| d.is_err()) {
-        let printer = Printer::new("converge", &selected, args.json);
+        let printer = Printer::new(&global.output, "converge", &selected, args.json);
         let failures = rendered.iter().filter_map(|(h, d)| d.as_ref().err().map(|e| (h.as_str(), e)));
         for (error, hosts) in report::group_errors(failures) {
             printer.shared_error(error, &hosts);
@@ -52,10 +52,12 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
             let run = HostRun { host: name, failed: 1, error: Some(e), ..Default::default() };
             report_host(&printer, &run, args.check, false);
         }
-        return Ok(printer.finish_as(0, args.check, Some(2)));
+        // A template error is an input error: 2, whatever the hosts' statuses.
+        printer.finish(0, args.check, 2);
+        return Ok(2);
     }
 
-    let printer = Printer::new("converge", &selected, args.json);
+    let printer = Printer::new(&global.output, "converge", &selected, args.json);
     for warning in renderer.warnings() {
         printer.warning(&warning);
     }
@@ -102,7 +104,19 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     });
 
     let changed: usize = runs.iter().map(|r| r.changed).sum();
-    Ok(printer.finish(changed, args.check))
+    let code = exit_status(runs.iter().map(|r| status(r, args.check)), args.check);
+    printer.finish(changed, args.check, code);
+    Ok(code)
+}
+
+/// How a host's run ended.
+fn status(run: &HostRun, check: bool) -> Status {
+    match &run.error {
+        Some(e) => Status::of_error(e),
+        None if check && !run.plan.is_empty() => Status::Pending,
+        None if run.changed > 0 || !run.handlers_run.is_empty() => Status::Changed,
+        None => Status::Ok,
+    }
 }
 
 /// The host's pending changes (`--check`), diffs and result, to the printer; `print_error`
@@ -120,12 +134,7 @@ fn report_host(printer: &Printer, run: &HostRun, check: bool, print_error: bool)
     for diff in &run.diffs {
         printer.event(&run.host, &Event::Diff { diff });
     }
-    let status = match &run.error {
-        Some(e) => Status::of_error(e),
-        None if check && !run.plan.is_empty() => Status::Pending,
-        None if run.changed > 0 || !run.handlers_run.is_empty() => Status::Changed,
-        None => Status::Ok,
-    };
+    let status = status(run, check);
     let detail =
         format!("{} ok, {} {}, {} failed", run.ok, run.changed, if check { "pending" } else { "changed" }, run.failed);
     let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, run.outcome(check));

@@ -13,7 +13,7 @@ use crate::deploy::{self, Event, EventSink, HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host};
 use crate::remote;
-use crate::report::event::{HostDone, Status};
+use crate::report::event::{HostDone, Status, exit_status};
 use crate::report::{Printer, Table};
 use crate::role::Renderer;
 use crate::transport::{self, Pool};
@@ -159,7 +159,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
 
     let pool = Pool::new(inv.clone(), transport::Options { accept_new: global.accept_new });
     let names: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
-    let printer = Printer::new("deploy", &names, args.json);
+    let printer = Printer::new(&global.output, "deploy", &names, args.json);
     for w in &warnings {
         printer.warning_line(w);
     }
@@ -169,7 +169,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             pool,
             plans,
             &printer,
-            args.json,
+            args.json || global.output.quiet(),
             lock_timeout,
             args.timeout.map(Duration::from_secs),
         ));
@@ -209,6 +209,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         r
     });
 
+    let mut statuses = Vec::new();
     for r in &results {
         let status = match (&r.error, r.skipped) {
             (_, true) => Status::Skipped,
@@ -222,9 +223,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
             _ => release,
         };
         printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, r));
+        statuses.push(status);
     }
     let live = results.iter().filter(|r| r.error.is_none() && !r.skipped).count();
-    Ok(printer.finish(live, false))
+    let code = exit_status(statuses, false);
+    printer.finish(live, false, code);
+    Ok(code)
 }
 
 /// `--list`: every host's release ledger, the live release marked.
@@ -232,11 +236,12 @@ async fn list(
     pool: Arc<Pool>,
     plans: Vec<HostPlan>,
     printer: &Printer,
-    json: bool,
+    no_table: bool,
     lock_timeout: Duration,
     timeout: Option<Duration>,
 ) -> Result<i32> {
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
+    let mut statuses = Vec::new();
     for plan in &plans {
         let t0 = Instant::now();
         let host = pool.inventory().host(&plan.host).expect("planned host");
@@ -265,10 +270,12 @@ async fn list(
                 let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
                 let fields = deploy::ledger::Listing { live, releases, ledger: entries };
                 printer.host_done(&HostDone::new(&plan.host, Status::Ok, t0.elapsed(), None, detail, fields));
+                statuses.push(Status::Ok);
             }
             Err(e) => {
                 let fields = deploy::ledger::Listing::default();
                 let status = Status::of_error(&e);
+                statuses.push(status);
                 printer.host_done(&HostDone::new(
                     &plan.host,
                     status,
@@ -280,9 +287,11 @@ async fn list(
             }
         }
     }
-    if !json && crate::report::settings().verbosity >= 0 {
+    if !no_table {
         print!("{}", table.render());
     }
     pool.close_all().await;
-    Ok(printer.finish(0, false))
+    let code = exit_status(statuses, false);
+    printer.finish(0, false, code);
+    Ok(code)
 }

@@ -13,16 +13,16 @@ use crate::error::Result;
 use crate::inventory;
 use crate::remote::Privilege;
 use crate::report::Printer;
-use crate::report::event::{HostDone, Status, Stream};
+use crate::report::event::{HostDone, Status, Stream, exit_status};
 use crate::transport::{ExecOutput, Options, Output, Pool};
 
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
     let hosts: Vec<String> = inventory::select(&inv, args.hosts())?.iter().map(|h| h.name.clone()).collect();
     let command = args.command.join(" ");
-    let printer = Printer::new("exec", &hosts, args.json);
+    let printer = Printer::new(&global.output, "exec", &hosts, args.json);
 
-    runtime()?.block_on(async {
+    let statuses = runtime()?.block_on(async {
         let pool = Pool::new(inv.clone(), Options { accept_new: global.accept_new });
         let forks = Arc::new(Semaphore::new(args.forks as usize));
         let mut tasks = Vec::new();
@@ -35,15 +35,21 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
                 let t0 = Instant::now();
                 printer.host_start(&name);
                 let outcome = run_on_host(&pool, &name, &command, sudo, &printer).await;
-                printer.host_done(&host_done(&name, t0.elapsed(), outcome));
+                let done = host_done(&name, t0.elapsed(), outcome);
+                printer.host_done(&done);
+                done.status
             }));
         }
+        let mut statuses = Vec::new();
         for t in tasks {
-            t.await.expect("host task panicked");
+            statuses.push(t.await.expect("host task panicked"));
         }
         pool.close_all().await;
+        statuses
     });
-    Ok(printer.finish(0, false))
+    let code = exit_status(statuses, false);
+    printer.finish(0, false, code);
+    Ok(code)
 }
 
 async fn run_on_host(pool: &Pool, name: &str, command: &str, sudo: bool, printer: &Printer) -> Result<ExecOutput> {

@@ -91,6 +91,19 @@ impl Status {
     }
 }
 
+/// A multi-host command's exit status from its hosts' statuses: 1 when any host failed, else
+/// 3 when `check` (converge `--check`) found changes pending, else 0.
+pub fn exit_status(statuses: impl IntoIterator<Item = Status>, check: bool) -> i32 {
+    let statuses: Vec<Status> = statuses.into_iter().collect();
+    if statuses.iter().any(|s| s.is_failure()) {
+        1
+    } else if check && statuses.contains(&Status::Pending) {
+        3
+    } else {
+        0
+    }
+}
+
 /// A host's result, its JSON `host` object: the fields every command has, then the
 /// command's own (`fields`, a type of the command's domain that serializes itself).
 #[derive(Debug, Serialize)]
@@ -179,6 +192,16 @@ impl ErrorJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exit_status_comes_from_the_hosts() {
+        use Status::*;
+        assert_eq!(exit_status([Ok, Changed], false), 0);
+        assert_eq!(exit_status([Ok, Pending], true), 3);
+        assert_eq!(exit_status([Pending, Skipped], true), 1);
+        assert_eq!(exit_status([Unreachable], false), 1);
+        assert_eq!(exit_status([], true), 0);
+    }
 
     #[test]
     fn events_serialize_with_a_type_field() {
