@@ -87,10 +87,19 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                             let wait = opts.lock_timeout.as_secs();
                             apply::steps::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
                         });
-                        let on_event = |event: Event<'_>| printer.event(&name, &event);
+                        // A host key recorded while dialing is said at the next event.
+                        let on_event = |event: Event<'_>| {
+                            for note in pool.take_notes() {
+                                printer.notice(&note);
+                            }
+                            printer.event(&name, &event)
+                        };
                         apply::converge_host(&pool, &desired, &opts, &on_event).await
                     }
                 };
+                for note in pool.take_notes() {
+                    printer.notice(&note);
+                }
                 report_host(&printer, &run, opts.check, true);
                 run
             }));

@@ -46,7 +46,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     }
     // Only the deployed hosts' secrets and environment are read; `--list` reads none.
     if !args.list {
-        crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))?;
+        for note in crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))? {
+            crate::report::notice(&note.message);
+        }
     }
     let inv = Arc::new(inv);
     let hosts: Vec<&Host> = names.iter().map(|n| inv.host(n).expect("selected")).collect();
@@ -186,8 +188,14 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         drain_file: cfg.drain_file.clone(),
         drain_reload: cfg.drain_reload.clone(),
     });
-    let sink = printer.clone();
-    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.event(host, &e));
+    let (sink, dials) = (printer.clone(), pool.clone());
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
+        // A host key recorded while dialing is said at the next event.
+        for note in dials.take_notes() {
+            sink.notice(&note);
+        }
+        sink.event(host, &e)
+    });
     for plan in &plans {
         // The one remote command per host; the deploy script follows on its stdin.
         let host = inv.host(&plan.host).expect("planned host");
@@ -205,6 +213,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     }
     let results = runtime()?.block_on(async {
         let r = deploy::run(pool.clone(), plans, shared, on_event).await;
+        for note in pool.take_notes() {
+            printer.notice(&note);
+        }
         pool.close_all().await;
         r
     });
@@ -250,6 +261,9 @@ async fn list(
             printer.event(&plan.host, &Event::LockWait { holder: holder.into() })
         })
         .await;
+        for note in pool.take_notes() {
+            printer.notice(&note);
+        }
         match listed {
             Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();

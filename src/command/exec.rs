@@ -54,7 +54,11 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
 
 async fn run_on_host(pool: &Pool, name: &str, command: &str, sudo: bool, printer: &Printer) -> Result<ExecOutput> {
     printer.phase(name, "connecting", false);
-    let conn = pool.connect(name).await?;
+    let conn = pool.connect(name).await;
+    for note in pool.take_notes() {
+        printer.notice(&note);
+    }
+    let conn = conn?;
     let host = pool.inventory().host(name).expect("selected host");
     // --sudo asks for root whatever `become` says; a root login needs no sudo.
     let command = Privilege::new(sudo, &host.user).wrap(command);

@@ -57,7 +57,10 @@ fn load_inventory_with_secrets(
 fn load_inventory_for(global: &GlobalArgs, pattern: &str) -> Result<(Arc<Inventory>, Vec<String>)> {
     let mut inv = Inventory::load(&global.inventory)?;
     let selected: Vec<String> = crate::inventory::select(&inv, pattern)?.iter().map(|h| h.name.clone()).collect();
-    crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&selected))?;
+    // Before any host: no printer draws yet. What decrypting said is printed here.
+    for note in crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&selected))? {
+        crate::report::notice(&note.message);
+    }
     Ok((Arc::new(inv), selected))
 }
 

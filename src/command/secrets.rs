@@ -15,7 +15,6 @@ use crate::secrets::store::{self, Identities, SecretsFile};
 pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
     let inv = load_inventory(global)?;
     let path = SecretsFile::path_for(&inv.path);
-    let ids = || Identities::find(&identities(&inv));
     match cmd {
         SecretsCommand::List => match SecretsFile::load(&path)? {
             Some(file) => {
@@ -29,7 +28,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
         },
         SecretsCommand::Show { name } => {
-            let value = SecretsFile::load_existing(&path)?.get(&name, &ids()?)?;
+            let value = with_ids(&inv, |ids| SecretsFile::load_existing(&path)?.get(&name, ids))?;
             // The one place a value is printed, because it was asked for by name.
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(value.as_bytes());
@@ -63,7 +62,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
             file.save()?;
         }
-        SecretsCommand::Edit => edit(&path, &ids()?)?,
+        SecretsCommand::Edit => with_ids(&inv, |ids| edit(&path, ids))?,
         SecretsCommand::Recipients => {
             let file = SecretsFile::load_existing(&path)?;
             file.age_recipients()?;
@@ -78,12 +77,23 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
         }
         SecretsCommand::Rekey => {
             let mut file = SecretsFile::load_existing(&path)?;
-            let n = file.rekey(&ids()?)?;
+            let n = with_ids(&inv, |ids| file.rekey(ids))?;
             file.save()?;
             report::notice(&format!("{n} secrets re-encrypted to {} recipients", file.recipients.len()));
         }
     }
     Ok(0)
+}
+
+/// Runs `f` with the identities that decrypt, then prints what decrypting said (age's
+/// messages, returned by `secrets`, never printed there).
+fn with_ids<T>(inv: &Inventory, f: impl FnOnce(&Identities) -> Result<T>) -> Result<T> {
+    let ids = Identities::find(&identities(inv))?;
+    let result = f(&ids);
+    for note in ids.take_notes() {
+        report::notice(&note);
+    }
+    result
 }
 
 /// The identity files the inventory uses (they decrypt, and the first one's `.pub` is the

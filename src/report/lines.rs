@@ -64,6 +64,10 @@ impl Mode for Lines {
         self.text.message(text);
     }
 
+    fn notice(&self, text: &str) {
+        self.text.notice(text);
+    }
+
     fn output(&self, host: &str, stream: Stream, line: &str) {
         self.text.output(host, stream, line);
     }

@@ -77,6 +77,10 @@ pub(super) trait Mode: Send + Sync {
     fn shared_error(&self, err: &Error, hosts: &[String]);
     /// A line of the command's own about the whole run.
     fn message(&self, text: &str);
+    /// A note of microctl's own (`microctl: text`), on stderr whatever the mode.
+    fn notice(&self, text: &str) {
+        super::notice(text);
+    }
     /// One whole line of the remote command's output.
     fn output(&self, host: &str, stream: Stream, line: &str);
     /// The host is done.
@@ -230,6 +234,12 @@ impl Printer {
     /// A line of the command's own about the whole run (not in JSON mode, not with `-q`).
     pub fn message(&self, text: &str) {
         self.inner.mode.message(text);
+    }
+
+    /// A note of microctl's own (a host key just recorded; `Pool::take_notes`): `microctl:
+    /// text` on stderr in every mode (above the spinners), so `--json` on stdout stays clean.
+    pub fn notice(&self, text: &str) {
+        self.inner.mode.notice(text);
     }
 
     /// Bytes of the remote command's output; printed in whole lines.

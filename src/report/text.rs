@@ -140,6 +140,11 @@ impl Text {
         self.write_out(&format!("{prefix}: {}\n", redact(&err.to_string())));
     }
 
+    /// `microctl: text` on stderr, above the spinners.
+    pub(super) fn notice(&self, text: &str) {
+        self.write_err(format!("microctl: {}", redact(text)));
+    }
+
     /// A line of the command's own (not with `-q`).
     pub(super) fn message(&self, text: &str) {
         if self.verbosity >= 0 {

@@ -21,11 +21,13 @@ pub struct Pool {
     options: Options,
     keys: Keys,
     cells: Mutex<HashMap<String, Cell>>,
+    /// Notes for the user from dials (a host key recorded), until the caller takes them.
+    notes: Mutex<Vec<String>>,
 }
 
 impl Pool {
     pub fn new(inventory: Arc<Inventory>, options: Options) -> Arc<Pool> {
-        Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default() })
+        Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default(), notes: Mutex::default() })
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -74,7 +76,15 @@ impl Pool {
                 }
             },
         };
-        connection::dial(host, via, &self.keys, &self.options).await.map(Arc::new).map_err(Arc::new)
+        let on_note = |notes: Vec<String>| self.notes.lock().expect("notes lock").extend(notes);
+        connection::dial(host, via, &self.keys, &self.options, on_note).await.map(Arc::new).map_err(Arc::new)
+    }
+
+    /// The notes for the user the dials so far left (a host key recorded with
+    /// `--accept-new`), each once: the caller prints them (`Printer::notice`), so nothing here
+    /// draws over the spinners.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().expect("notes lock"))
     }
 
     /// Disconnects every open connection, targets before their jump hosts.
