@@ -36,7 +36,7 @@ use super::host_event::{HostEvent, Style};
 use super::json_lines::JsonLines;
 use super::lines::Lines;
 use super::terminal::Terminal;
-use super::text::Text;
+use super::text::{Text, TextMode};
 use crate::error::Error;
 
 /// The env var that overrides the heartbeat interval (seconds), for tests.
@@ -129,8 +129,13 @@ impl Printer {
         let mode: Box<dyn Mode> = if json {
             Box::new(JsonLines::new(settings.verbosity))
         } else {
-            let text = Text::new(settings, command, hosts);
-            if stderr_tty && !settings.quiet() { Box::new(Terminal::new(text)) } else { Box::new(Lines::new(text)) }
+            let mut text = Text::new(settings, command, hosts);
+            if stderr_tty && !settings.quiet() {
+                let terminal = Terminal::new(&mut text);
+                Box::new(TextMode::new(text, terminal))
+            } else {
+                Box::new(TextMode::new(text, Lines))
+            }
         };
         let mut state = State::default();
         for host in hosts {

@@ -1,7 +1,9 @@
-//! What the two text modes of the printer (`terminal`, `lines`) share: `host | text` lines
-//! (the host name padded and, where the stream takes color, colored), results on stdout and
-//! progress on stderr written above the spinners when there are any, the host errors, the
-//! recap table and the summary line. Everything written is redacted here.
+//! The printer's two text modes (`terminal`, `lines`): one `TextMode` that writes what they
+//! share, `host | text` lines (the host name padded and, where the stream takes color,
+//! colored), results on stdout and progress on stderr written above the spinners when there
+//! are any, the host errors, the recap table and the summary line; and a `Progress` of each
+//! mode's own for how progress shows (spinners, or lines and a heartbeat). Everything written
+//! is redacted here.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,9 +14,101 @@ use indicatif::MultiProgress;
 
 use super::event::{Status, Stream, Summary};
 use super::host_event::Style;
-use super::printer::{Done, Row};
+use serde_json::Value;
+
+use super::printer::{Done, Mode, Row};
 use super::{Settings, Table, redact, seconds};
 use crate::error::Error;
+
+/// How progress shows in a text mode: what differs between `terminal` and `lines`.
+pub(super) trait Progress: Send + Sync {
+    /// Work on `host` begins.
+    fn host_start(&self, text: &Text, host: &str);
+    /// `host` enters `phase`.
+    fn phase(&self, text: &Text, host: &str, phase: &str, elapsed: Duration, slow: bool);
+    /// The host is done (before its error and `done` line).
+    fn host_done(&self, _host: &str) {}
+    /// Whether long phases are kept alive by the heartbeat.
+    fn wants_heartbeat(&self, _text: &Text) -> bool {
+        false
+    }
+    /// `phase` still runs on `host`.
+    fn heartbeat(&self, _text: &Text, _host: &str, _phase: &str, _running: Duration) {}
+    /// The run is done (before the recap).
+    fn finish(&self) {}
+}
+
+/// A text mode: the shared text, and the mode's own progress.
+pub(super) struct TextMode<P> {
+    text: Text,
+    progress: P,
+}
+
+impl<P: Progress> TextMode<P> {
+    pub(super) fn new(text: Text, progress: P) -> TextMode<P> {
+        TextMode { text, progress }
+    }
+}
+
+impl<P: Progress> Mode for TextMode<P> {
+    fn host_start(&self, host: &str) {
+        self.progress.host_start(&self.text, host);
+    }
+
+    fn phase(&self, host: &str, phase: &str, elapsed: Duration, slow: bool) {
+        self.progress.phase(&self.text, host, phase, elapsed, slow);
+    }
+
+    fn command(&self, host: &str, command: &str) {
+        self.text.command(host, command);
+    }
+
+    fn event(&self, host: &str, _json: &dyn Fn() -> Option<Value>, text: Option<&str>, style: &dyn Fn(&str) -> Style) {
+        self.text.event(host, text, style);
+    }
+
+    fn script(&self, host: &str, script: &str, steps: &dyn Fn() -> Vec<String>) {
+        self.text.script(host, script, steps);
+    }
+
+    fn warning(&self, _host: Option<&str>, _message: &str, _hint: Option<&str>, text: &str, always: bool) {
+        self.text.warning(text, always);
+    }
+
+    fn shared_error(&self, err: &Error, hosts: &[String]) {
+        self.text.shared_error(err, hosts);
+    }
+
+    fn message(&self, text: &str) {
+        self.text.message(text);
+    }
+
+    fn notice(&self, text: &str) {
+        self.text.notice(text);
+    }
+
+    fn output(&self, host: &str, stream: Stream, line: &str) {
+        self.text.output(host, stream, line);
+    }
+
+    fn host_done(&self, done: &Done<'_>) {
+        self.progress.host_done(done.host);
+        self.text.host_done(done);
+    }
+
+    fn wants_heartbeat(&self) -> bool {
+        self.progress.wants_heartbeat(&self.text)
+    }
+
+    fn heartbeat(&self, host: &str, phase: &str, running: Duration) {
+        self.progress.heartbeat(&self.text, host, phase, running);
+    }
+
+    fn finish(&self, summary: &Summary, rows: &[Row]) {
+        self.progress.finish();
+        self.text.finish(summary, rows);
+    }
+}
 
 const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
 
@@ -62,7 +156,7 @@ impl Text {
     }
 
     /// `host | text` on stdout, painted in `style` when stdout takes color.
-    pub(super) fn out_line(&self, host: &str, text: &str, style: Style) {
+    fn out_line(&self, host: &str, text: &str, style: Style) {
         let text = redact(text);
         let shown = if self.color_out { style.paint(&text) } else { std::borrow::Cow::Borrowed(&*text) };
         self.write_out(&format!("{}{shown}\n", self.prefix(host, self.color_out)));
@@ -97,7 +191,7 @@ impl Text {
     }
 
     /// `-vv`: the remote command, `$ `-prefixed.
-    pub(super) fn command(&self, host: &str, command: &str) {
+    fn command(&self, host: &str, command: &str) {
         if self.verbosity >= 2 {
             for line in command.lines() {
                 self.err_line(host, &format!("$ {line}"));
@@ -106,7 +200,7 @@ impl Text {
     }
 
     /// A domain event's result lines (not with `-q`).
-    pub(super) fn event(&self, host: &str, text: Option<&str>, style: &dyn Fn(&str) -> Style) {
+    fn event(&self, host: &str, text: Option<&str>, style: &dyn Fn(&str) -> Style) {
         if let Some(text) = text.filter(|_| self.verbosity >= 0) {
             for line in text.lines() {
                 self.out_line(host, line, style(line));
@@ -115,7 +209,7 @@ impl Text {
     }
 
     /// `-vv`: the script's steps.
-    pub(super) fn script(&self, host: &str, script: &str, steps: &dyn Fn() -> Vec<String>) {
+    fn script(&self, host: &str, script: &str, steps: &dyn Fn() -> Vec<String>) {
         if self.verbosity >= 2 {
             self.err_line(host, &format!("script {script}:"));
             for step in steps() {
@@ -125,7 +219,7 @@ impl Text {
     }
 
     /// `warning: text` on stderr (not with `-q` unless `always`).
-    pub(super) fn warning(&self, text: &str, always: bool) {
+    fn warning(&self, text: &str, always: bool) {
         if always || self.verbosity >= 0 {
             let prefix = if self.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
             self.write_err(format!("{prefix}: {}", redact(text)));
@@ -133,7 +227,7 @@ impl Text {
     }
 
     /// An error shared by `hosts`, once, naming them, on stdout like other host errors.
-    pub(super) fn shared_error(&self, err: &Error, hosts: &[String]) {
+    fn shared_error(&self, err: &Error, hosts: &[String]) {
         let mut err = err.duplicate();
         err.host = Some(super::host_list(hosts));
         let prefix = if self.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
@@ -141,19 +235,19 @@ impl Text {
     }
 
     /// `microctl: text` on stderr, above the spinners.
-    pub(super) fn notice(&self, text: &str) {
+    fn notice(&self, text: &str) {
         self.write_err(format!("microctl: {}", redact(text)));
     }
 
     /// A line of the command's own (not with `-q`).
-    pub(super) fn message(&self, text: &str) {
+    fn message(&self, text: &str) {
         if self.verbosity >= 0 {
             self.write_out(&format!("{}\n", redact(text)));
         }
     }
 
     /// A line of the remote command's output, on the stream it came from (not with `-q`).
-    pub(super) fn output(&self, host: &str, stream: Stream, line: &str) {
+    fn output(&self, host: &str, stream: Stream, line: &str) {
         match stream {
             _ if self.verbosity < 0 => {}
             Stream::Stdout => self.out_line(host, line, Style::Plain),
@@ -162,7 +256,7 @@ impl Text {
     }
 
     /// The host's error, and with `-v` its `done` line.
-    pub(super) fn host_done(&self, done: &Done<'_>) {
+    fn host_done(&self, done: &Done<'_>) {
         if let Some(text) = done.error_text {
             for (i, line) in text.lines().enumerate() {
                 let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
@@ -177,7 +271,7 @@ impl Text {
     }
 
     /// The recap table (not with `-q`, not for `check`) and the summary line.
-    pub(super) fn finish(&self, summary: &Summary, rows: &[Row]) {
+    fn finish(&self, summary: &Summary, rows: &[Row]) {
         let mut out = String::new();
         // `check` contacts no host: its errors say everything, a table of hosts would not.
         if self.verbosity >= 0 && !rows.is_empty() && self.command != "check" {
