@@ -49,11 +49,11 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
             let mut file = match SecretsFile::load(&path)? {
                 Some(f) => f,
-                None => new_file(&path, &inv)?,
+                None => new_file(global, &path, &inv)?,
             };
             file.set(&name, &value)?;
             file.save()?;
-            report::notice(&format!("secret `{name}` set in {}", path.display()));
+            said(global, &format!("secret `{name}` set in {}", path.display()));
         }
         SecretsCommand::Remove { name } => {
             let mut file = SecretsFile::load_existing(&path)?;
@@ -79,10 +79,17 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             let mut file = SecretsFile::load_existing(&path)?;
             let n = with_ids(&inv, |ids| file.rekey(ids))?;
             file.save()?;
-            report::notice(&format!("{n} secrets re-encrypted to {} recipients", file.recipients.len()));
+            said(global, &format!("{n} secrets re-encrypted to {} recipients", file.recipients.len()));
         }
     }
     Ok(0)
+}
+
+/// A confirmation of what the command did (`microctl: text` on stderr), not with `-q`.
+fn said(global: &GlobalArgs, text: &str) {
+    if !global.output.quiet() {
+        report::notice(text);
+    }
 }
 
 /// Runs `f` with the identities that decrypt, then prints what decrypting said (age's
@@ -109,7 +116,7 @@ fn identities(inv: &Inventory) -> Vec<PathBuf> {
 }
 
 /// A new secrets file whose one recipient is the public key of the first identity found.
-fn new_file(path: &Path, inv: &Inventory) -> Result<SecretsFile> {
+fn new_file(global: &GlobalArgs, path: &Path, inv: &Inventory) -> Result<SecretsFile> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
     let candidates = std::env::var_os(store::IDENTITY_ENV)
         .map(PathBuf::from)
@@ -131,7 +138,7 @@ fn new_file(path: &Path, inv: &Inventory) -> Result<SecretsFile> {
         };
         std::fs::write(path, format!("recipients = [{}]\n", toml::Value::String(line)))
             .map_err(|e| Error::io("cannot create", path, e))?;
-        report::notice(&format!("created {} encrypted to {from}", path.display()));
+        said(global, &format!("created {} encrypted to {from}", path.display()));
         return SecretsFile::load_existing(path);
     }
     Err(Error::new(
