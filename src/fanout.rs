@@ -108,7 +108,7 @@ mod tests {
         let inv = Arc::new(Inventory::parse(std::path::Path::new("/i.toml"), &text).unwrap());
         let hosts = inv.hosts.clone();
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        let printer = Printer::new("exec", &names, true);
+        let printer = Printer::new(&crate::report::Settings::default(), "exec", &names, true);
         (Fanout::new(Pool::new(inv, Default::default()), printer, forks), hosts)
     }
 

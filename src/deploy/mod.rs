@@ -12,11 +12,13 @@
 pub mod config;
 pub mod drain;
 pub mod envfile;
+pub mod event;
 pub mod health;
 pub mod ledger;
 pub mod plan;
 pub mod script;
 pub mod source;
+pub mod steps;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,15 +65,17 @@ pub struct Shared {
     pub drain_reload: String,
 }
 
-/// Progress events, for live output: typed, rendered by the printer.
-pub use crate::report::event::DeployEvent as Event;
+/// Progress events, for live output: typed, rendered by the printer (`report::HostEvent`).
+pub use event::DeployEvent as Event;
 
 /// Receives `(host, event)` as hosts progress.
 pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
 
-/// The outcome of one host.
-#[derive(Debug, Default)]
+/// The outcome of one host; serialized, it is the command's own fields of its JSON `host`
+/// object (README "JSON Lines", `deploy`).
+#[derive(Debug, Default, serde::Serialize)]
 pub struct HostDeploy {
+    #[serde(skip)]
     pub host: String,
     pub previous: Option<String>,
     pub release: Option<String>,
@@ -79,7 +83,9 @@ pub struct HostDeploy {
     pub rolled_back: bool,
     /// Not attempted: an earlier batch failed.
     pub skipped: bool,
+    #[serde(skip)]
     pub error: Option<Error>,
+    #[serde(skip)]
     pub duration: Duration,
 }
 
