@@ -2,7 +2,7 @@
 //! is fed what the host printed (the lines of `remote::Reader`, then the end of the stream
 //! and the exit status) and says what to send next and what happened. It does no I/O and
 //! knows no clock but the one it is given: the real path (`apply::talk`, over
-//! `remote::Session`) and the sh/dash tests of `agent` (the real `host.sh` under sh and dash)
+//! `remote::Session`) and the sh/dash tests of `host` (the real `host.sh` under sh and dash)
 //! both drive it, so the tests exercise the client that runs.
 //!
 //! The conversation (`host.sh`): the probe's output up to `probe-end` is parsed and the
@@ -102,7 +102,13 @@ impl<'a> Client<'a> {
     /// A client for one session converging `desired` with `state_dir` as the host's state
     /// folder; `nonce` names the payload's stage folder; `now` is the controller's clock
     /// (`hashes::clock_now`: the hash record's age is judged by it).
-    pub fn new(desired: &'a Desired, state_dir: &str, opts: &super::Options, nonce: &str, now: Stamp) -> Client<'a> {
+    pub fn new(
+        desired: &'a Desired,
+        state_dir: &str,
+        opts: &super::ConvergeOptions,
+        nonce: &str,
+        now: Stamp,
+    ) -> Client<'a> {
         Client {
             desired,
             state_dir: state_dir.to_string(),
@@ -411,8 +417,8 @@ mod tests {
         }
     }
 
-    fn opts(check: bool) -> super::super::Options {
-        super::super::Options {
+    fn opts(check: bool) -> super::super::ConvergeOptions {
+        super::super::ConvergeOptions {
             check,
             diff: false,
             lock_timeout: std::time::Duration::from_secs(1),

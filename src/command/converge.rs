@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{extra_vars, load_inventory_for, load_roles};
-use crate::apply::{self, ChangeState, Event, HostRun, Options};
+use crate::apply::{self, ChangeState, ConvergeOptions, Event, HostRun};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::fanout::Fanout;
@@ -65,7 +65,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     for warning in renderer.warnings() {
         printer.warning(&warning);
     }
-    let opts = Options {
+    let opts = ConvergeOptions {
         check: args.check,
         diff: args.diff,
         lock_timeout: Duration::from_secs(args.lock_timeout),

@@ -41,9 +41,9 @@ fn connect_options(
     global: &GlobalArgs,
     wait: &crate::cli::Wait,
     printer: &crate::report::Printer,
-) -> crate::transport::Options {
+) -> crate::transport::ConnectOptions {
     let printer = printer.clone();
-    crate::transport::Options {
+    crate::transport::ConnectOptions {
         accept_new: global.accept_new,
         wait: wait.secs.map(std::time::Duration::from_secs),
         on_wait: Some(Arc::new(move |host: &str, text: &str| printer.phase(host, text, true))),

@@ -84,7 +84,7 @@ impl Drop for Attacker {
 
 /// A deploy of `name` whose verdict the test gives once `ready` holds: the session's stdout
 /// is read up to `restarted` first.
-fn deploy_held(shell: &str, s: &Settings, name: &str, ready: impl Fn() -> bool) -> (i32, String) {
+fn deploy_held(shell: &str, s: &HostSettings, name: &str, ready: impl Fn() -> bool) -> (i32, String) {
     let mut child = spawn(shell, &build(s, &upload(name)));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&upload_stdin(name, "")).unwrap();
@@ -114,7 +114,7 @@ fn app_role_layout(root: &Path) {
     sh_ok(&format!("chown nobody: '{}/releases' '{}/shared'", root.display(), root.display()));
 }
 
-fn nobody_settings(root: &Path) -> Settings {
+fn nobody_settings(root: &Path) -> HostSettings {
     let mut s = settings(root.to_str().unwrap(), &[]);
     s.user = "nobody".into();
     s

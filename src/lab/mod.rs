@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
-use crate::transport::{Options, Pool};
+use crate::transport::{ConnectOptions, Pool};
 pub use files::{HOSTS, hosts};
 
 const LAB_SH: &str = include_str!("lab.sh");
@@ -252,7 +252,7 @@ fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
                 return Err(e.hint("see LAB/hosts/HOST/console.log; `microctl lab down` then `lab up` retries"));
             }
             // A fresh pool each round: a connection refused while sshd starts is not cached.
-            let pool = Pool::new(inv.clone(), Options::default());
+            let pool = Pool::new(inv.clone(), ConnectOptions::default());
             let mut still = Vec::new();
             for host in &pending {
                 let name = &host.name;
