@@ -1,4 +1,4 @@
-// Included in script.rs's tests (`mod hostile`), which brings the harness into scope.
+// Included in deploy_script.rs's tests (`mod hostile`), which brings the harness into scope.
 // The deploy host script against a hostile app user (issue #20): a real attacker process
 // running as `nobody` (the app user here) races root on the host, driven by inotify where the
 // race needs it, under sh and dash. Each race test requires the attacker's log to show that
