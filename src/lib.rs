@@ -24,8 +24,6 @@ pub mod transport;
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
 /// Runs microctl with `args` (including the program name) and returns the exit code.
 pub fn run<I, T>(args: I) -> i32
 where
@@ -33,9 +31,22 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cli = match cli::Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+    let here = std::env::current_dir().ok();
+    match clap_complete::CompleteEnv::with_factory(cli::command).try_complete(args.clone(), here.as_deref()) {
+        Ok(true) => return 0,
+        Ok(false) => {}
         Err(e) => {
+            let _ = e.print();
+            return 2;
+        }
+    }
+    let cli = match cli::parse(&args) {
+        Ok(cli) => cli,
+        Err(cli::Refused::Usage(err)) => {
+            report::print_error(&err);
+            return err.exit_code();
+        }
+        Err(cli::Refused::Clap(e)) => {
             if let Some(err) = cli::command_without_dashes(&e, &args) {
                 report::print_error(&err);
                 return err.exit_code();
