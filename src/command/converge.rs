@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::{extra_vars, load_inventory_for, load_roles, runtime};
+use super::{extra_vars, load_inventory_for, load_roles, runtime, unread_extra_warnings};
 use crate::apply::{self, HostRun, Options, Progress as Step};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
 
     let printer = Printer::new("converge", &selected, args.json);
-    for warning in renderer.warnings() {
+    for warning in renderer.warnings().into_iter().chain(unread_extra_warnings(&extra, &roles)) {
         printer.warning(&warning);
     }
     let opts = Options {
