@@ -1,9 +1,9 @@
 //! Completions, the man page and `--version`, from the real binary: bash loads the completion
-//! script, the man page is roff naming every subcommand, the version names the git revision.
+//! script and completes subcommands and the inventory's names, global options show and are
+//! taken only where they apply, the man page is roff naming every subcommand, the version names
+//! the git revision.
 
 use std::process::Command;
-
-use crate::support::sh;
 
 fn microctl(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_microctl")).args(args).output().unwrap();
