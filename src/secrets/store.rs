@@ -253,6 +253,16 @@ pub struct Identities {
 
 impl Identities {
     pub fn find(inventory_identities: &[PathBuf]) -> Result<Identities> {
+        Identities::find_with(inventory_identities, Passphrase { prompt: true })
+    }
+
+    /// Like [`Identities::find`], but an encrypted key is unlocked only by
+    /// `MICROCTL_KEY_PASSPHRASE`, never a prompt (masking `exec` output asks nothing).
+    pub fn find_without_prompt(inventory_identities: &[PathBuf]) -> Result<Identities> {
+        Identities::find_with(inventory_identities, Passphrase { prompt: false })
+    }
+
+    fn find_with(inventory_identities: &[PathBuf], passphrase: Passphrase) -> Result<Identities> {
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(p) = std::env::var_os(IDENTITY_ENV) {
             candidates.push(PathBuf::from(p));
@@ -284,7 +294,7 @@ impl Identities {
                     continue;
                 }
             };
-            ids.keys.push(Box::new(id.with_callbacks(Passphrase)));
+            ids.keys.push(Box::new(id.with_callbacks(passphrase)));
             ids.paths.push(path);
         }
         Ok(ids)
@@ -302,7 +312,9 @@ impl Identities {
 
 /// Unlocks encrypted SSH keys like `transport`: the passphrase variable, else a prompt.
 #[derive(Clone, Copy)]
-struct Passphrase;
+struct Passphrase {
+    prompt: bool,
+}
 
 impl age::Callbacks for Passphrase {
     fn display_message(&self, message: &str) {
@@ -322,7 +334,7 @@ impl age::Callbacks for Passphrase {
             return Some(SecretString::from(p));
         }
         use std::io::IsTerminal;
-        if !std::io::stdin().is_terminal() {
+        if !self.prompt || !std::io::stdin().is_terminal() {
             return None;
         }
         rpassword::prompt_password(format!("{description}: ")).ok().map(SecretString::from)
