@@ -169,15 +169,21 @@ impl<'a> Client<'a> {
     fn probed(&mut self, out: &str) -> Result<Next> {
         let (desired, state_dir) = (self.desired, self.state_dir.as_str());
         self.observed = probe::parse(out).map_err(|e| unparsed(desired, e))?;
-        if !self.observed.state_folder_ok(state_dir) {
-            // Its stdin ends: the host script exits, having written nothing.
-            return Ok(Next::Refuse { frame: false, error: remote::state_refused(&desired.host, state_dir) });
-        }
-        // Root or the login user (the folder's owner) alone may write the folders above it.
-        self.observed.login_uid = Some(self.observed.path(state_dir).uid);
-        if let Err(r) = plan::trust::state_folder(&self.observed, state_dir) {
-            let error = remote::state_folder_exposed(&desired.host, state_dir, &r.folder, &r.why);
-            return Ok(Next::Refuse { frame: false, error });
+        // --check on a host with no state folder: the session created none and holds no lock
+        // (a host no run has converged); the host writes and deletes nothing (`NOSTATE`), so
+        // there is no folder to judge. Otherwise the folder is judged before anything is sent.
+        let fresh_check = self.check && !self.observed.paths.contains_key(state_dir);
+        if !fresh_check {
+            if !self.observed.state_folder_ok(state_dir) {
+                // Its stdin ends: the host script exits, having written nothing.
+                return Ok(Next::Refuse { frame: false, error: remote::state_refused(&desired.host, state_dir) });
+            }
+            // Root or the login user (the folder's owner) alone may write the folders above it.
+            self.observed.login_uid = Some(self.observed.path(state_dir).uid);
+            if let Err(r) = plan::trust::state_folder(&self.observed, state_dir) {
+                let error = remote::state_folder_exposed(&desired.host, state_dir, &r.folder, &r.why);
+                return Ok(Next::Refuse { frame: false, error });
+            }
         }
         // Files the probe left to the hash record that it cannot vouch for: hashed now, in one
         // more round trip (rare: a file the record does not list, changed at its very time...).

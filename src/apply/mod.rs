@@ -172,6 +172,7 @@ async fn talk(
     // writes anything there (`host.sh`).
     let spec = remote::Spec {
         client_checks_state: true,
+        create_state: !opts.check, // --check creates nothing on the host, not even the folder
         ..remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout)
     };
     let state_dir = spec.state_dir.clone();

@@ -138,3 +138,22 @@ fn report_all(global: &GlobalArgs, mut errors: Vec<Error>) -> Error {
 fn extra_vars(pairs: &[String]) -> Result<Vars> {
     crate::inventory::extra_vars(pairs)
 }
+
+/// One warning per `-e NAME` that no template or role field reads: it changes nothing, most
+/// likely a typo (with the nearest name read, when one is near).
+fn unread_extra_warnings(extra: &Vars, roles: &RoleSet) -> Vec<Error> {
+    let read = roles.templates.names_read();
+    extra
+        .keys()
+        .filter(|name| !roles.templates.var_may_be_read(name))
+        .map(|name| {
+            let near = crate::inventory::near::closest(name, read.iter().map(String::as_str));
+            Error::usage(format!("-e {name}: no template or role field reads `{name}`, so it changes nothing")).hint(
+                match near {
+                    Some(n) => format!("did you mean `-e {n}=...`?"),
+                    None => "check the name against the variables the roles' templates use".into(),
+                },
+            )
+        })
+        .collect()
+}
