@@ -204,7 +204,12 @@ fn nginx_and_prometheus_follow_the_inventory() {
     assert!(socket.contains("\nListenStream=10.0.2.20:5000\n"), "{socket}");
     // An app that cannot start: systemd gives up (and closes the socket) after 3 starts, and
     // nginx answers its maintenance page (tests/lab.rs shows both on real hosts).
-    for bound in ["\nStartLimitIntervalSec=30\n", "\nStartLimitBurst=3\n", "\nRestart=always\n"] {
+    for bound in [
+        "\nStartLimitIntervalSec=30\n",
+        "\nStartLimitBurst=3\n",
+        "\nRestart=always\n",
+        "\nConditionPathExists=/srv/microblog/current\n",
+    ] {
         assert!(unit.contains(bound), "{bound}: {unit}");
     }
     assert!(site.contains("error_page 502 503 504 =503 /microctl-maintenance.html;"), "{site}");
