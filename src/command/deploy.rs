@@ -20,11 +20,7 @@ use crate::role::Renderer;
 use crate::transport::Pool;
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
-    // An argument check: before the inventory, its secrets or any host.
-    if let Some(r) = args.rollback.as_deref().filter(|r| !r.is_empty() && !deploy::ledger::release_name_ok(r)) {
-        return Err(Error::new(ErrorKind::Usage, format!("`{}` is not a release name", r.escape_debug()))
-            .hint("release names are letters, digits, `.`, `_` and `-`; `microctl deploy NAME --list` shows them"));
-    }
+    deploy::ledger::check_rollback_arg(args.rollback.as_deref())?;
     let mut inv = inventory::Inventory::load(&global.inventory)?;
     let mut cfg = DeployConfig::load(&inv, &args.app)?;
     if let Some(source) = &args.source {
@@ -78,21 +74,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         return list(&fan, planned.hosts, &printer, &request, args.json || global.output.quiet());
     }
     let shared = Arc::new(planned.shared);
-    for plan in &planned.hosts {
-        // The one remote command per host; the deploy script follows on its stdin.
-        let host = &plan.host;
-        printer.command(&host.name, &remote::bootstrap(host.privilege()));
-        printer.script(&host.name, "deploy", || {
-            deploy::steps::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
-        });
-        if let Some(server) = &plan.drain {
-            for via in &plan.via {
-                printer.script(&host.name, "drain", || {
-                    deploy::steps::drain(server, &via.name, &cfg.drain_file, &cfg.drain_reload)
-                });
-            }
-        }
-    }
+    deploy::steps::show(&printer, &planned.hosts, &shared);
     let (sink, dials) = (printer.clone(), fan.pool().clone());
     let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
         // A host key recorded while dialing is said at the next event.

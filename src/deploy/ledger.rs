@@ -118,6 +118,16 @@ pub fn release_name_ok(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// `--rollback NAME`, checked before the inventory, its secrets or any host: an empty name
+/// (the newest healthy release older than the live one) or one [`release_name_ok`] accepts.
+pub fn check_rollback_arg(name: Option<&str>) -> crate::error::Result<()> {
+    match name.filter(|r| !r.is_empty() && !release_name_ok(r)) {
+        None => Ok(()),
+        Some(r) => Err(crate::error::Error::usage(format!("`{}` is not a release name", r.escape_debug()))
+            .hint("release names are letters, digits, `.`, `_` and `-`; `microctl deploy NAME --list` shows them")),
+    }
+}
+
 /// Who deploys: `user@machine` of this controller (SUDO_USER first), for the ledger's `by`.
 pub fn deployer() -> String {
     let user = std::env::var("SUDO_USER")

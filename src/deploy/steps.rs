@@ -46,6 +46,25 @@ pub fn deploy(s: &HostSettings, target: &Target, state_dir: &str, lock_wait_secs
 }
 
 /// Draining a host out of nginx's upstream on a `health_via` host, and back.
+/// What `-vv` shows before a deploy runs: per host, its one remote command and the steps of
+/// its deploy script and of each drain it will run.
+pub fn show(printer: &crate::report::Printer, plans: &[super::HostPlan], shared: &super::Shared) {
+    for plan in plans {
+        // The one remote command per host; the deploy script follows on its stdin.
+        let host = &plan.host;
+        printer.command(&host.name, &crate::remote::bootstrap(host.privilege()));
+        printer.script(&host.name, "deploy", || {
+            deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
+        });
+        if let Some(server) = &plan.drain {
+            for via in &plan.via {
+                printer
+                    .script(&host.name, "drain", || drain(server, &via.name, &shared.drain_file, &shared.drain_reload));
+            }
+        }
+    }
+}
+
 pub fn drain(server: &str, via: &str, file: &str, reload: &str) -> Vec<String> {
     vec![
         format!("on {via}: mark {server} down in {file}, then `{}`", one_line(reload)),
