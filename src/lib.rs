@@ -11,6 +11,7 @@ pub mod clock;
 pub mod command;
 pub mod deploy;
 pub mod error;
+pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod login;

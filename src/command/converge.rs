@@ -37,6 +37,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
     let hosts = crate::inventory::select(&inv, args.hosts())?;
+    crate::facts::from_cache(&renderer, &hosts);
     let rendered: Vec<(Arc<Host>, Result<Desired>)> = hosts
         .into_iter()
         .map(|host| {
@@ -75,41 +76,48 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let runs = runtime()?.block_on(async {
         let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
-        let mut tasks = Vec::new();
-        for (host, desired) in rendered {
-            let name = host.name.clone();
+        let host_task = |host: Arc<Host>, desired: Result<Desired>, again: bool| {
             let (pool, forks, printer, opts) = (pool.clone(), forks.clone(), printer.clone(), opts.clone());
-            tasks.push(tokio::spawn(async move {
-                let run = match desired {
-                    Err(e) => HostRun { host: name, failed: 1, error: Some(e), ..Default::default() },
-                    Ok(desired) => {
-                        let _slot = forks.acquire_owned().await.expect("forks");
-                        printer.host_start(&name);
-                        // The one remote command; the session script follows on its stdin.
-                        printer.command(&name, &crate::remote::bootstrap(host.privilege()));
-                        printer.script(&name, "converge", || {
-                            let wait = opts.lock_timeout.as_secs();
-                            report::script::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
-                        });
-                        let on_step = |step: Step<'_>| match step {
-                            Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
-                            Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {
-                                (Some(h), true) => printer.handler(&name, h, ChangeState::Changed),
-                                (Some(h), false) => printer.handler(&name, h, ChangeState::Failed),
-                                (None, true) => printer.change(&name, text, ChangeState::Changed, None),
-                                (None, false) => printer.change(&name, text, ChangeState::Failed, None),
-                            },
-                        };
-                        apply::converge_host(&pool, &host, &desired, &opts, &on_step).await
-                    }
-                };
-                report_host(&printer, &run, opts.check, true);
-                run
-            }));
-        }
+            tokio::spawn(converge_task(pool, forks, printer, opts, host, desired, again))
+        };
+        let tasks: Vec<_> = rendered.into_iter().map(|(host, desired)| host_task(host, desired, false)).collect();
         let mut runs = Vec::new();
+        let mut stale = Vec::new();
         for t in tasks {
-            runs.push(t.await.expect("host task panicked"));
+            match t.await.expect("host task panicked") {
+                (host, run) if run.stale_facts && run.error.is_none() => stale.push((host, run.channels_opened)),
+                (_, run) => runs.push(run),
+            }
+        }
+        // Hosts whose facts were not the ones rendered with (first contact, reboot, OS
+        // upgrade): nothing was applied; gathered now (one exec each), rendered again and
+        // converged in a second session.
+        let gathers: Vec<_> = stale
+            .into_iter()
+            .map(|(host, channels)| {
+                let (pool, forks, printer) = (pool.clone(), forks.clone(), printer.clone());
+                tokio::spawn(async move {
+                    let _slot = forks.acquire_owned().await.expect("forks");
+                    printer.phase(&host.name, "gathering facts", false);
+                    let gathered = crate::facts::gather_and_cache(&pool, &host).await;
+                    (host, gathered, channels + 1)
+                })
+            })
+            .collect();
+        let mut again = Vec::new();
+        for g in gathers {
+            let (host, gathered, channels) = g.await.expect("facts task panicked");
+            let desired = gathered.and_then(|g| {
+                renderer.set_facts(&host, &g.facts, &g.fingerprint);
+                renderer.render(&host, args.roles.as_deref())
+            });
+            again.push((host_task(host, desired, true), channels));
+        }
+        // A host's channels count its first session and the gather too.
+        for (t, channels) in again {
+            let mut run = t.await.expect("host task panicked").1;
+            run.channels_opened += channels;
+            runs.push(run);
         }
         pool.close_all().await;
         runs
@@ -117,6 +125,54 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
 
     let changed: usize = runs.iter().map(|r| r.changed).sum();
     Ok(printer.finish(changed, args.check))
+}
+
+/// One host's converge (a task): its run, reported unless its facts turned out stale on a
+/// first try (`again` false: the caller gathers them and converges it again).
+async fn converge_task(
+    pool: Arc<Pool>,
+    forks: Arc<Semaphore>,
+    printer: Printer,
+    opts: Options,
+    host: Arc<Host>,
+    desired: Result<Desired>,
+    again: bool,
+) -> (Arc<Host>, HostRun) {
+    let name = host.name.clone();
+    let mut run = match desired {
+        Err(e) => HostRun { host: name, failed: 1, error: Some(e), ..Default::default() },
+        Ok(desired) => {
+            let _slot = forks.acquire_owned().await.expect("forks");
+            if !again {
+                printer.host_start(&name);
+            }
+            // The one remote command; the session script follows on its stdin.
+            printer.command(&name, &crate::remote::bootstrap(host.privilege()));
+            printer.script(&name, "converge", || {
+                let wait = opts.lock_timeout.as_secs();
+                report::script::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
+            });
+            let on_step = |step: Step<'_>| match step {
+                Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
+                Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {
+                    (Some(h), true) => printer.handler(&name, h, ChangeState::Changed),
+                    (Some(h), false) => printer.handler(&name, h, ChangeState::Failed),
+                    (None, true) => printer.change(&name, text, ChangeState::Changed, None),
+                    (None, false) => printer.change(&name, text, ChangeState::Failed, None),
+                },
+            };
+            apply::converge_host(&pool, &host, &desired, &opts, &on_step).await
+        }
+    };
+    if run.stale_facts && run.error.is_none() {
+        if !again {
+            return (host, run);
+        }
+        run.failed = 1;
+        run.error = Some(crate::facts::changed_while_converging(&host));
+    }
+    report_host(&printer, &run, opts.check, true);
+    (host, run)
 }
 
 /// Phases that may take long: announced without a terminal, and kept alive by the heartbeat.

@@ -86,6 +86,12 @@ impl Templates {
         self.env.templates().any(|(_, t)| t.undeclared_variables(false).contains(name))
     }
 
+    /// Whether a template or templated field of role `role` reads the top-level variable `name`.
+    pub fn role_uses(&self, role: &str, name: &str) -> bool {
+        let prefix = format!("{role}/");
+        self.env.templates().any(|(n, t)| n.starts_with(&prefix) && t.undeclared_variables(false).contains(name))
+    }
+
     /// The file behind template `role/name`, if it exists.
     pub fn file(&self, role: &str, name: &str) -> Option<&Path> {
         self.files.get(&format!("{role}/{name}")).map(PathBuf::as_path)
