@@ -76,11 +76,11 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     let runs = runtime()?.block_on(async {
         let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));
-        let host_task = |host: Arc<Host>, desired: Result<Desired>, again: bool| {
+        let host_task = |host: Arc<Host>, desired: Result<Desired>, again: Option<u64>| {
             let (pool, forks, printer, opts) = (pool.clone(), forks.clone(), printer.clone(), opts.clone());
             tokio::spawn(converge_task(pool, forks, printer, opts, host, desired, again))
         };
-        let tasks: Vec<_> = rendered.into_iter().map(|(host, desired)| host_task(host, desired, false)).collect();
+        let tasks: Vec<_> = rendered.into_iter().map(|(host, desired)| host_task(host, desired, None)).collect();
         let mut runs = Vec::new();
         let mut stale = Vec::new();
         for t in tasks {
@@ -111,13 +111,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                 renderer.set_facts(&host, &g.facts, &g.fingerprint);
                 renderer.render(&host, args.roles.as_deref())
             });
-            again.push((host_task(host, desired, true), channels));
+            again.push(host_task(host, desired, Some(channels)));
         }
-        // A host's channels count its first session and the gather too.
-        for (t, channels) in again {
-            let mut run = t.await.expect("host task panicked").1;
-            run.channels_opened += channels;
-            runs.push(run);
+        for t in again {
+            runs.push(t.await.expect("host task panicked").1);
         }
         pool.close_all().await;
         runs
@@ -128,7 +125,8 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
 }
 
 /// One host's converge (a task): its run, reported unless its facts turned out stale on a
-/// first try (`again` false: the caller gathers them and converges it again).
+/// first try (`again` None: the caller gathers them and converges it again; Some: the
+/// channels the first try and the gather opened, counted in its report).
 async fn converge_task(
     pool: Arc<Pool>,
     forks: Arc<Semaphore>,
@@ -136,14 +134,14 @@ async fn converge_task(
     opts: Options,
     host: Arc<Host>,
     desired: Result<Desired>,
-    again: bool,
+    again: Option<u64>,
 ) -> (Arc<Host>, HostRun) {
     let name = host.name.clone();
     let mut run = match desired {
         Err(e) => HostRun { host: name, failed: 1, error: Some(e), ..Default::default() },
         Ok(desired) => {
             let _slot = forks.acquire_owned().await.expect("forks");
-            if !again {
+            if again.is_none() {
                 printer.host_start(&name);
             }
             // The one remote command; the session script follows on its stdin.
@@ -164,8 +162,9 @@ async fn converge_task(
             apply::converge_host(&pool, &host, &desired, &opts, &on_step).await
         }
     };
+    run.channels_opened += again.unwrap_or(0);
     if run.stale_facts && run.error.is_none() {
-        if !again {
+        if again.is_none() {
             return (host, run);
         }
         run.failed = 1;
