@@ -36,6 +36,9 @@ pub struct GlobalArgs {
     /// Color: auto (a terminal, unless NO_COLOR is set or CLICOLOR_FORCE forces it), always, never.
     #[arg(long, global = true, value_enum, default_value_t = crate::report::ColorChoice::Auto, value_name = "WHEN")]
     pub color: crate::report::ColorChoice,
+    /// The output settings of the flags above, built once after parsing (`lib::run`).
+    #[arg(skip)]
+    pub output: crate::report::Settings,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ pub mod command;
 pub mod deploy;
 pub mod error;
 pub mod facts;
+pub mod fanout;
 pub mod inventory;
 pub mod lab;
 pub mod login;
@@ -38,19 +39,21 @@ where
         Ok(cli) => cli,
         Err(e) => {
             if let Some(err) = cli::command_without_dashes(&e, &args) {
-                report::print_error(&err);
+                report::print_error(&report::Settings::default(), &err);
                 return err.exit_code();
             }
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    report::configure(cli.global.quiet, cli.global.verbose, cli.global.color);
+    let mut cli = cli;
+    cli.global.output = report::Settings::new(cli.global.quiet, cli.global.verbose, cli.global.color);
+    let output = cli.global.output;
     let json = cli.command.json_name();
     match command::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            report::print_error(&err);
+            report::print_error(&output, &err);
             if let Some(command) = json {
                 report::json_failure(command, &err);
             }

@@ -144,7 +144,6 @@ mod tests {
         let opts = super::super::Options {
             check: false,
             diff: false,
-            color: false,
             lock_timeout: std::time::Duration::from_secs(1),
             timeout: None,
             what: "converge",
@@ -186,7 +185,7 @@ mod tests {
                 pipe.flush().unwrap();
             };
             match next {
-                Next::Read | Next::Begin(_) | Next::Wait(_) | Next::Step(..) => {}
+                Next::Read | Next::Begin { .. } | Next::Wait(_) | Next::Step { .. } => {}
                 Next::Send(frame) => send(frame.as_bytes()),
                 Next::Refuse { frame, error } => panic!("{shell}: refused (empty frame: {frame}): {error}"),
                 Next::Finish => {

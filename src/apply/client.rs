@@ -40,13 +40,15 @@ pub enum Next {
     /// Send this payload, close stdin, and read on: the apply script's markers follow.
     /// `record_only`: it holds no step but writing the hash record again.
     Apply { payload: Payload, record_only: bool },
-    /// An apply step began (its label).
-    Begin(String),
+    /// An apply step began: its label, and whether its kind may take long (packages,
+    /// services, commands, handlers: see `event::step_is_slow`).
+    Begin { label: String, slow: bool },
     /// A step waits for something on the host (a phase of its own: the wait gets the whole
     /// timeout): what it waits for.
     Wait(String),
-    /// An apply step passed (`true`) or failed: its text.
-    Step(bool, String),
+    /// An apply step passed (`ok`) or failed: its text, and the handler's name when it ran
+    /// one.
+    Step { ok: bool, text: String, handler: Option<String> },
     /// The stream ended before the probe did: the host script ended early (the driver asks
     /// the session why).
     EarlyEnd,
@@ -84,7 +86,6 @@ pub struct Client<'a> {
     state_dir: String,
     check: bool,
     diff: bool,
-    color: bool,
     nonce: String,
     now: Stamp,
     stage: Stage,
@@ -111,7 +112,6 @@ impl<'a> Client<'a> {
             state_dir: state_dir.to_string(),
             check: opts.check,
             diff: opts.diff,
-            color: opts.color,
             nonce: nonce.to_string(),
             now,
             stage: Stage::Probe,
@@ -209,7 +209,7 @@ impl<'a> Client<'a> {
             return Ok(Next::Refuse { frame: true, error: refused(desired, &plan.refused) });
         }
         if self.diff {
-            self.run.diffs = diffs(desired, &plan, &self.observed, self.color);
+            self.run.diffs = diffs(desired, &plan, &self.observed);
         }
         // Nothing to change, but a file's hash was read now: the hash record is written again
         // (by a payload whose apply script has no step but that), so the next no-op reads none.
@@ -231,24 +231,28 @@ impl<'a> Client<'a> {
     fn applying(&mut self, line: Line) -> Next {
         let plan = &self.run.plan;
         match line {
-            Line::Marker(Marker::Begin(id)) => Next::Begin(step_label(plan, id)),
+            Line::Marker(Marker::Begin(id)) => {
+                let slow = super::event::step_is_slow(plan, &id);
+                Next::Begin { label: step_label(plan, id), slow }
+            }
             Line::Marker(Marker::AptWait(holder)) => {
                 Next::Wait(format!("waiting for the dpkg lock (held by {holder})"))
             }
             Line::Marker(Marker::Passed(id)) => {
                 let Some(text) = step_text(plan, &id) else { return Next::Read };
-                if id.starts_with('h') {
-                    self.run.handlers_run.push(text.trim_start_matches("handler ").to_string());
-                } else {
-                    self.run.changed += 1;
+                let handler = step_handler(plan, &id).map(str::to_string);
+                match &handler {
+                    Some(h) => self.run.handlers_run.push(h.clone()),
+                    None => self.run.changed += 1,
                 }
-                Next::Step(true, text)
+                Next::Step { ok: true, text, handler }
             }
             Line::Marker(Marker::Fail { step, code }) => {
                 self.refused = validated_file(self.desired, plan, &step);
+                let handler = step_handler(plan, &step).map(str::to_string);
                 let text = step_label(plan, step);
                 self.failure = Some((text.clone(), code.unwrap_or_else(|| "?".into())));
-                Next::Step(false, text)
+                Next::Step { ok: false, text, handler }
             }
             Line::Marker(Marker::Out(rest)) => {
                 self.output.push_str(&rest);
@@ -337,6 +341,11 @@ fn step_label(plan: &Plan, id: String) -> String {
     }
 }
 
+/// The handler step `id` (`h0`) runs, if it is one.
+fn step_handler<'p>(plan: &'p Plan, id: &str) -> Option<&'p str> {
+    plan.handlers.get(id.strip_prefix('h')?.parse::<usize>().ok()?).map(String::as_str)
+}
+
 /// The description of change or handler step `id` (`3`, `h0`).
 fn step_text(plan: &Plan, id: &str) -> Option<String> {
     if let Some(h) = id.strip_prefix('h') {
@@ -347,7 +356,7 @@ fn step_text(plan: &Plan, id: &str) -> Option<String> {
 }
 
 /// Unified diffs for the files the plan writes (sensitive ones only named).
-fn diffs(desired: &Desired, plan: &Plan, observed: &Observed, color: bool) -> Vec<String> {
+fn diffs(desired: &Desired, plan: &Plan, observed: &Observed) -> Vec<String> {
     let mut out = Vec::new();
     for change in &plan.changes {
         let Action::WriteFile(i) = change.action else { continue };
@@ -370,7 +379,7 @@ fn diffs(desired: &Desired, plan: &Plan, observed: &Observed, color: bool) -> Ve
                 continue;
             }
         };
-        match diff::unified(&f.dest, &old, &f.content, color) {
+        match diff::unified(&f.dest, &old, &f.content) {
             Some(d) => out.push(d),
             None => out.push(format!("--- {0}\n+++ {0}\n(binary file changed)\n", f.dest)),
         }
@@ -417,7 +426,6 @@ mod tests {
         super::super::Options {
             check,
             diff: false,
-            color: false,
             lock_timeout: std::time::Duration::from_secs(1),
             timeout: None,
             what: "converge",
@@ -478,15 +486,18 @@ mod tests {
         assert!(!record_only && payload.len() > 1024);
         assert_eq!(c.run.plan.changes.len(), 1);
         assert!(
-            matches!(marker(&mut c, Marker::Begin("stage".into())), Next::Begin(l) if l == "staging the changed files")
+            matches!(marker(&mut c, Marker::Begin("stage".into())), Next::Begin { label: l, .. } if l == "staging the changed files")
         );
         assert!(
-            matches!(marker(&mut c, Marker::Begin("0".into())), Next::Begin(l) if l.starts_with("file /etc/app.conf"))
+            matches!(marker(&mut c, Marker::Begin("0".into())), Next::Begin { label: l, .. } if l.starts_with("file /etc/app.conf"))
         );
-        assert!(matches!(marker(&mut c, Marker::Passed("0".into())), Next::Step(true, _)));
+        assert!(matches!(marker(&mut c, Marker::Passed("0".into())), Next::Step { ok: true, .. }));
         let wait = marker(&mut c, Marker::AptWait("812 apt-get".into()));
         assert!(matches!(wait, Next::Wait(p) if p == "waiting for the dpkg lock (held by 812 apt-get)"));
-        assert!(matches!(marker(&mut c, Marker::Passed("h0".into())), Next::Step(true, t) if t == "handler reload"));
+        assert!(matches!(
+            marker(&mut c, Marker::Passed("h0".into())),
+            Next::Step { ok: true, text: t, handler: Some(h) } if t == "handler reload" && h == "reload"
+        ));
         assert!(matches!(c.push(Some(Line::Data("stray".into()))).unwrap(), Next::Read));
         assert!(matches!(c.push(None).unwrap(), Next::Exit));
         assert!(matches!(c.exit(0), End::Done));
@@ -590,7 +601,7 @@ mod tests {
             assert!(matches!(feed(&mut c, &probe_output("700", 0, None, None)).unwrap(), Next::Apply { .. }));
             assert!(matches!(
                 marker(&mut c, Marker::Fail { step: step.into(), code: Some("2".into()) }),
-                Next::Step(false, _)
+                Next::Step { ok: false, .. }
             ));
             marker(&mut c, Marker::Out("bad line 3".into()));
             assert!(matches!(c.push(None).unwrap(), Next::Exit));

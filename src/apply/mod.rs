@@ -9,12 +9,16 @@
 
 pub mod agent;
 pub mod client;
+pub mod event;
 mod payload;
 pub mod script;
+pub mod steps;
 pub mod users;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::inventory::Host;
@@ -32,8 +36,6 @@ pub struct Options {
     pub check: bool,
     /// Compute unified diffs of changed text files.
     pub diff: bool,
-    /// Color the diffs.
-    pub color: bool,
     pub lock_timeout: Duration,
     /// `--timeout`: the bound of each session phase, for every host (else each host's own).
     pub timeout: Option<Duration>,
@@ -41,12 +43,10 @@ pub struct Options {
     pub what: &'static str,
 }
 
-/// What a host run reports as it goes.
-pub enum Progress<'a> {
-    Phase(&'a str),
-    /// A change was applied (`true`) or failed (`false`).
-    Step(bool, &'a str),
-}
+pub use event::{ChangeState, Event, Phase};
+
+/// Receives a host run's events as it goes.
+pub type Progress<'p> = &'p (dyn Fn(Event<'_>) + Sync);
 
 /// The outcome of one host.
 #[derive(Debug, Default)]
@@ -71,13 +71,66 @@ pub struct HostRun {
     pub total: Duration,
 }
 
+/// A host run as the command's own fields of its JSON `host` object (README "JSON Lines",
+/// `converge`): counts, changes, handlers, diffs, timings.
+#[derive(Debug, Serialize)]
+pub struct Outcome<'a> {
+    check: bool,
+    /// Resources already as desired.
+    ok: usize,
+    /// Resources changed (with `--check`: pending).
+    changed: usize,
+    failed: usize,
+    changes: &'a [crate::plan::Change],
+    /// Handlers run (with `--check`: that would run).
+    handlers: &'a [String],
+    pending_handlers: &'a [String],
+    diffs: &'a [String],
+    channels_opened: u64,
+    bytes_sent: u64,
+    timings: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct Timings {
+    connect_ms: u64,
+    probe_ms: u64,
+    apply_ms: u64,
+    total_ms: u64,
+}
+
+impl HostRun {
+    /// The run's JSON fields; `check` for `--check` (the handlers are then those that would run).
+    pub fn outcome(&self, check: bool) -> Outcome<'_> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Outcome {
+            check,
+            ok: self.ok,
+            changed: self.changed,
+            failed: self.failed,
+            changes: &self.plan.changes,
+            handlers: if check { &self.plan.handlers } else { &self.handlers_run },
+            pending_handlers: &self.plan.pending,
+            diffs: &self.diffs,
+            channels_opened: self.channels_opened,
+            bytes_sent: self.bytes_sent,
+            timings: Timings {
+                connect_ms: ms(self.connect),
+                probe_ms: ms(self.probe),
+                apply_ms: ms(self.apply),
+                total_ms: ms(self.total),
+            },
+        }
+    }
+}
+
 /// Converges `host` to `desired` (rendered for it).
 pub async fn converge_host(
     pool: &Pool,
     host: &Host,
     desired: &Desired,
     opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
 ) -> HostRun {
     let started = Instant::now();
     let mut run = HostRun { host: desired.host.clone(), ..Default::default() };
@@ -94,10 +147,10 @@ async fn run_host(
     host: &Host,
     desired: &Desired,
     opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
-    progress(Progress::Phase("connecting"));
+    progress(Event::Phase(Phase::Connecting));
     let t = Instant::now();
     let conn = pool.connect(host).await?;
     run.connect = t.elapsed();
@@ -113,10 +166,10 @@ async fn talk(
     host: &Host,
     desired: &Desired,
     opts: &Options,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
-    progress(Progress::Phase("probing"));
+    progress(Event::Phase(Phase::Probing));
     let t = Instant::now();
     // The probe's `find` prints the state folder's record: checked here, before the host
     // writes anything there (`host.sh`).
@@ -126,8 +179,7 @@ async fn talk(
     };
     let state_dir = spec.state_dir.clone();
     let body = agent::body(&probe::script(desired, &state_dir, opts.diff));
-    let mut session =
-        Session::start(conn, spec, &body, |_| progress(Progress::Phase("waiting for the host lock"))).await?;
+    let mut session = Session::start(conn, spec, &body, |_| progress(Event::Phase(Phase::LockWait))).await?;
     session.phase("probe");
     let mut client = Client::new(desired, &state_dir, opts, session.nonce(), hashes::clock_now());
     let mut applying = None;
@@ -144,7 +196,7 @@ async fn talk(
 async fn drive(
     session: &mut Session,
     client: &mut Client<'_>,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
+    progress: Progress<'_>,
     probe_started: Instant,
     applying: &mut Option<Instant>,
     run: &mut HostRun,
@@ -174,7 +226,7 @@ async fn drive(
             }
             Next::Apply { payload, record_only } => {
                 run.probe = probe_started.elapsed();
-                progress(Progress::Phase(if record_only { "recording hashes" } else { "applying" }));
+                progress(Event::Phase(if record_only { Phase::RecordingHashes } else { Phase::Applying }));
                 *applying = Some(Instant::now());
                 session.phase("payload upload");
                 payload.send(session).await?;
@@ -182,15 +234,21 @@ async fn drive(
                 session.phase("apply");
             }
             // Each step gets the whole timeout (an apt install may take minutes).
-            Next::Begin(label) => {
-                progress(Progress::Phase(&format!("applying {label}")));
+            Next::Begin { label, slow } => {
+                progress(Event::Phase(Phase::Step { label: &label, slow }));
                 session.phase(format!("apply step {label}"))
             }
             Next::Wait(phase) => {
-                progress(Progress::Phase(&phase));
+                progress(Event::Phase(Phase::Wait(&phase)));
                 session.phase(phase)
             }
-            Next::Step(ok, text) => progress(Progress::Step(ok, &text)),
+            Next::Step { ok, text, handler } => {
+                let state = if ok { ChangeState::Changed } else { ChangeState::Failed };
+                progress(match &handler {
+                    Some(handler) => Event::Handler { handler, state },
+                    None => Event::Change { resource: &text, state, reason: None },
+                })
+            }
             Next::EarlyEnd => return Err(session.early_exit().await),
             Next::Exit => {
                 return match client.exit(session.finish(|_| {}).await?) {

@@ -15,9 +15,16 @@ use super::{extra_vars, load_inventory_with_secrets, load_roles};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
-use crate::report::event::{CheckHost, HostDone, HostFields, Status};
+use crate::report::event::{HostDone, Status};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
+
+/// `check`'s own fields of a host's JSON `host` object: what the host's roles rendered to.
+#[derive(Debug, serde::Serialize)]
+struct CheckHost {
+    /// Resources rendered (0 when rendering failed).
+    resources: usize,
+}
 
 pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let (inv, secret_warnings) = load_inventory_with_secrets(global, crate::secrets::Mode::StandIns)?;
@@ -28,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
     let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
-    let printer = Printer::new("check", &names, args.json);
+    let printer = Printer::new(&global.output, "check", &names, args.json);
     if let Some(note) = crate::facts::for_check(&renderer, &inv.hosts, args.facts.as_deref())? {
         printer.message(&note);
     }
@@ -56,8 +63,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
         };
         resources += count;
         let detail = format!("{count} resources");
-        let mut done =
-            HostDone::new(host, status, *took, error, detail, HostFields::Check(CheckHost { resources: count }));
+        let mut done = HostDone::new(host, status, *took, error, detail, CheckHost { resources: count });
         done.error_text = None; // printed above, once for all the hosts it hit
         printer.host_done(&done);
     }
@@ -79,7 +85,9 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
             inv.path.display()
         ));
     }
-    let code = printer.finish_as(0, false, failed.then_some(2));
+    // A host whose roles do not render is an input error: 2; every host rendered: 0.
+    let code = if failed { 2 } else { 0 };
+    printer.finish(0, false, code);
     // The process ends here: freeing a 20,000-host inventory piece by piece would cost more
     // than the rendering did (BENCHMARKS.md); the OS takes the memory back at once.
     std::mem::forget(renderer);

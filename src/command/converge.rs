@@ -9,15 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
-use super::{extra_vars, load_inventory_for, load_roles, runtime};
-use crate::apply::{self, HostRun, Options, Progress as Step};
+use super::{extra_vars, load_inventory_for, load_roles};
+use crate::apply::{self, ChangeState, Event, HostRun, Options};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
+use crate::fanout::Fanout;
 use crate::inventory::Host;
 use crate::plan::desired::Desired;
-use crate::report::event::{ChangeJson, ChangeState, ConvergeHost, HostDone, HostFields, Status, Timings};
+use crate::report::event::{HostDone, Status, exit_status};
 use crate::report::{self, Printer};
 use crate::role::Renderer;
 use crate::transport::Pool;
@@ -48,7 +47,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     // A template error (roles were checked at load) is an input error: each distinct one is
     // reported once, naming the hosts it hit; exit 2, connect nowhere.
     if rendered.iter().any(|(_, d)| d.is_err()) {
-        let printer = Printer::new("converge", &selected, args.json);
+        let printer = Printer::new(&global.output, "converge", &selected, args.json);
         let failures = rendered.iter().filter_map(|(h, d)| d.as_ref().err().map(|e| (h.name.as_str(), e)));
         for (error, hosts) in report::group_errors(failures) {
             printer.shared_error(error, &hosts);
@@ -58,128 +57,154 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
             let run = HostRun { host: host.name.clone(), failed: 1, error: Some(e), ..Default::default() };
             report_host(&printer, &run, args.check, false);
         }
-        return Ok(printer.finish_as(0, args.check, Some(2)));
+        // A template error is an input error: 2, whatever the hosts' statuses.
+        printer.finish(0, args.check, 2);
+        return Ok(2);
     }
 
-    let printer = Printer::new("converge", &selected, args.json);
+    let printer = Printer::new(&global.output, "converge", &selected, args.json);
     for warning in renderer.warnings() {
         printer.warning(&warning);
     }
     let opts = Options {
         check: args.check,
         diff: args.diff,
-        color: report::color_enabled(&std::io::stdout()),
         lock_timeout: Duration::from_secs(args.lock_timeout),
         timeout: args.timeout.map(Duration::from_secs),
         what: "converge",
     };
-    let runs = runtime()?.block_on(async {
-        let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
-        let forks = Arc::new(Semaphore::new(args.forks as usize));
-        let host_task = |host: Arc<Host>, desired: Result<Desired>, again: Option<u64>| {
-            let (pool, forks, printer, opts) = (pool.clone(), forks.clone(), printer.clone(), opts.clone());
-            tokio::spawn(converge_task(pool, forks, printer, opts, host, desired, again))
-        };
-        let tasks: Vec<_> = rendered.into_iter().map(|(host, desired)| host_task(host, desired, None)).collect();
+    let jobs: Vec<Job> =
+        rendered.into_iter().map(|(host, desired)| Job(host, desired.expect("checked above"), None)).collect();
+    let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
+    let fan = Fanout::new(pool, printer.clone(), args.forks as usize);
+    let converge = |Job(host, desired, again): Job| {
+        let (pool, printer, opts) = (fan.pool().clone(), printer.clone(), opts.clone());
+        async move {
+            let name = &host.name;
+            // The one remote command; the session script follows on its stdin.
+            printer.command(name, &crate::remote::bootstrap(host.privilege()));
+            printer.script(name, "converge", || {
+                let wait = opts.lock_timeout.as_secs();
+                apply::steps::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
+            });
+            // A host key recorded while dialing is said at the next event.
+            let on_event = |event: Event<'_>| {
+                for note in pool.take_notes() {
+                    printer.notice(&note);
+                }
+                printer.event(name, &event)
+            };
+            let mut run = apply::converge_host(&pool, &host, &desired, &opts, &on_event).await;
+            for note in pool.take_notes() {
+                printer.notice(&note);
+            }
+            // Stale facts (`crate::facts`): nothing was applied. On a first try the caller
+            // gathers them and converges the host again; a second try counts the channels of
+            // the first and of the gather.
+            run.channels_opened += again.unwrap_or(0);
+            if run.stale_facts && run.error.is_none() {
+                if again.is_none() {
+                    return run;
+                }
+                run.failed = 1;
+                run.error = Some(crate::facts::changed_while_converging(&host));
+            }
+            report_host(&printer, &run, opts.check, true);
+            run
+        }
+    };
+    let failed = |host: String, e: Error| {
+        let run = HostRun { host, failed: 1, error: Some(e), ..Default::default() };
+        report_host(&printer, &run, args.check, true);
+        run
+    };
+    let runs: Vec<HostRun> = fan.block_on(async {
+        let hosts = hosts_of(&jobs);
         let mut runs = Vec::new();
         let mut stale = Vec::new();
-        for t in tasks {
-            match t.await.expect("host task panicked") {
-                (host, run) if run.stale_facts && run.error.is_none() => stale.push((host, run.channels_opened)),
-                (_, run) => runs.push(run),
+        for (host, outcome) in hosts.into_iter().zip(fan.each(jobs, converge).await) {
+            match outcome {
+                Ok(run) if run.stale_facts && run.error.is_none() => stale.push(Stale(host, run.channels_opened)),
+                Ok(run) => runs.push(run),
+                Err(e) => runs.push(failed(host.name.clone(), e)),
             }
         }
-        // Hosts whose facts were not the ones rendered with (first contact, reboot, OS
-        // upgrade): nothing was applied; gathered now (one exec each), rendered again and
-        // converged in a second session.
-        let gathers: Vec<_> = stale
-            .into_iter()
-            .map(|(host, channels)| {
-                let (pool, forks, printer) = (pool.clone(), forks.clone(), printer.clone());
-                tokio::spawn(async move {
-                    let _slot = forks.acquire_owned().await.expect("forks");
-                    printer.phase(&host.name, "gathering facts", false);
+        if stale.is_empty() {
+            return runs;
+        }
+        // Their facts were not the ones rendered with (first contact, reboot, OS upgrade):
+        // gathered now (one exec each), the hosts rendered again and converged again.
+        let names: Vec<String> = stale.iter().map(|s| s.0.name.clone()).collect();
+        let gathers = fan
+            .each(stale, |Stale(host, channels)| {
+                let pool = fan.pool().clone();
+                async move {
                     let gathered = crate::facts::gather_and_cache(&pool, &host).await;
                     (host, gathered, channels + 1)
-                })
+                }
             })
-            .collect();
+            .await;
         let mut again = Vec::new();
-        for g in gathers {
-            let (host, gathered, channels) = g.await.expect("facts task panicked");
-            let desired = gathered.and_then(|g| {
+        for (name, outcome) in names.into_iter().zip(gathers) {
+            let (host, gathered, channels) = match outcome {
+                Ok(g) => g,
+                Err(e) => {
+                    runs.push(failed(name, e));
+                    continue;
+                }
+            };
+            let rendered = gathered.and_then(|g| {
                 renderer.set_facts(&host, &g.facts, &g.fingerprint);
                 renderer.render(&host, args.roles.as_deref())
             });
-            again.push(host_task(host, desired, Some(channels)));
+            match rendered {
+                Ok(desired) => again.push(Job(host, desired, Some(channels))),
+                Err(e) => runs.push(failed(host.name.clone(), e)),
+            }
         }
-        for t in again {
-            runs.push(t.await.expect("host task panicked").1);
+        for (host, outcome) in hosts_of(&again).into_iter().zip(fan.each(again, converge).await) {
+            runs.push(outcome.unwrap_or_else(|e| failed(host.name.clone(), e)));
         }
-        pool.close_all().await;
         runs
-    });
+    })?;
 
     let changed: usize = runs.iter().map(|r| r.changed).sum();
-    Ok(printer.finish(changed, args.check))
+    let code = exit_status(runs.iter().map(|r| status(r, args.check)), args.check);
+    printer.finish(changed, args.check, code);
+    Ok(code)
 }
 
-/// One host's converge (a task): its run, reported unless its facts turned out stale on a
-/// first try (`again` None: the caller gathers them and converges it again; Some: the
-/// channels the first try and the gather opened, counted in its report).
-async fn converge_task(
-    pool: Arc<Pool>,
-    forks: Arc<Semaphore>,
-    printer: Printer,
-    opts: Options,
-    host: Arc<Host>,
-    desired: Result<Desired>,
-    again: Option<u64>,
-) -> (Arc<Host>, HostRun) {
-    let name = host.name.clone();
-    let mut run = match desired {
-        Err(e) => HostRun { host: name, failed: 1, error: Some(e), ..Default::default() },
-        Ok(desired) => {
-            let _slot = forks.acquire_owned().await.expect("forks");
-            if again.is_none() {
-                printer.host_start(&name);
-            }
-            // The one remote command; the session script follows on its stdin.
-            printer.command(&name, &crate::remote::bootstrap(host.privilege()));
-            printer.script(&name, "converge", || {
-                let wait = opts.lock_timeout.as_secs();
-                report::script::converge(&desired, &host.state_dir, wait, opts.diff, opts.check)
-            });
-            let on_step = |step: Step<'_>| match step {
-                Step::Phase(p) => printer.phase(&name, p, is_slow(p)),
-                Step::Step(ok, text) => match (text.strip_prefix("handler "), ok) {
-                    (Some(h), true) => printer.handler(&name, h, ChangeState::Changed),
-                    (Some(h), false) => printer.handler(&name, h, ChangeState::Failed),
-                    (None, true) => printer.change(&name, text, ChangeState::Changed, None),
-                    (None, false) => printer.change(&name, text, ChangeState::Failed, None),
-                },
-            };
-            apply::converge_host(&pool, &host, &desired, &opts, &on_step).await
-        }
-    };
-    run.channels_opened += again.unwrap_or(0);
-    if run.stale_facts && run.error.is_none() {
-        if again.is_none() {
-            return (host, run);
-        }
-        run.failed = 1;
-        run.error = Some(crate::facts::changed_while_converging(&host));
+/// A host and what its roles want of it: one unit of the fan-out; on a second try (its facts
+/// were stale, `crate::facts`), the channels its first try and the gather opened.
+struct Job(Arc<Host>, Desired, Option<u64>);
+
+impl AsRef<Host> for Job {
+    fn as_ref(&self) -> &Host {
+        &self.0
     }
-    report_host(&printer, &run, opts.check, true);
-    (host, run)
 }
 
-/// Phases that may take long: announced without a terminal, and kept alive by the heartbeat.
-fn is_slow(phase: &str) -> bool {
-    phase.starts_with("waiting")
-        || ["packages", "command", "service", "handler"]
-            .iter()
-            .any(|p| phase.strip_prefix("applying ").is_some_and(|s| s.starts_with(p)))
+/// A host whose facts were stale, and the channels its first try opened.
+struct Stale(Arc<Host>, u64);
+
+impl AsRef<Host> for Stale {
+    fn as_ref(&self) -> &Host {
+        &self.0
+    }
+}
+
+fn hosts_of(jobs: &[Job]) -> Vec<Arc<Host>> {
+    jobs.iter().map(|j| j.0.clone()).collect()
+}
+
+/// How a host's run ended.
+fn status(run: &HostRun, check: bool) -> Status {
+    match &run.error {
+        Some(e) => Status::of_error(e),
+        None if check && !run.plan.is_empty() => Status::Pending,
+        None if run.changed > 0 || !run.handlers_run.is_empty() => Status::Changed,
+        None => Status::Ok,
+    }
 }
 
 /// The host's pending changes (`--check`), diffs and result, to the printer; `print_error`
@@ -187,47 +212,20 @@ fn is_slow(phase: &str) -> bool {
 fn report_host(printer: &Printer, run: &HostRun, check: bool, print_error: bool) {
     if check {
         for c in &run.plan.changes {
-            printer.change(&run.host, &c.resource, ChangeState::Pending, Some(&c.reason));
+            let pending = Event::Change { resource: &c.resource, state: ChangeState::Pending, reason: Some(&c.reason) };
+            printer.event(&run.host, &pending);
         }
         for h in &run.plan.handlers {
-            printer.handler(&run.host, h, ChangeState::Pending);
+            printer.event(&run.host, &Event::Handler { handler: h, state: ChangeState::Pending });
         }
     }
-    for d in &run.diffs {
-        printer.diff(&run.host, d);
+    for diff in &run.diffs {
+        printer.event(&run.host, &Event::Diff { diff });
     }
-    let status = match &run.error {
-        Some(e) => Status::of_error(e),
-        None if check && !run.plan.is_empty() => Status::Pending,
-        None if run.changed > 0 || !run.handlers_run.is_empty() => Status::Changed,
-        None => Status::Ok,
-    };
+    let status = status(run, check);
     let detail =
         format!("{} ok, {} {}, {} failed", run.ok, run.changed, if check { "pending" } else { "changed" }, run.failed);
-    let fields = HostFields::Converge(ConvergeHost {
-        check,
-        ok: run.ok,
-        changed: run.changed,
-        failed: run.failed,
-        changes: run
-            .plan
-            .changes
-            .iter()
-            .map(|c| ChangeJson { resource: c.resource.clone(), reason: c.reason.clone(), role: c.role.clone() })
-            .collect(),
-        handlers: if check { run.plan.handlers.clone() } else { run.handlers_run.clone() },
-        pending_handlers: run.plan.pending.clone(),
-        diffs: run.diffs.clone(),
-        channels_opened: run.channels_opened,
-        bytes_sent: run.bytes_sent,
-        timings: Timings {
-            connect_ms: run.connect.as_millis() as u64,
-            probe_ms: run.probe.as_millis() as u64,
-            apply_ms: run.apply.as_millis() as u64,
-            total_ms: run.total.as_millis() as u64,
-        },
-    });
-    let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, fields);
+    let mut done = HostDone::new(&run.host, status, run.total, run.error.as_ref(), detail, run.outcome(check));
     if !print_error {
         done.error_text = None;
     }

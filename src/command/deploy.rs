@@ -5,15 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{extra_vars, load_roles_if_any, runtime};
+use super::{extra_vars, load_roles_if_any};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::DeployConfig;
 use crate::deploy::{self, Event, EventSink, HostDeploy, HostPlan, plan};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fanout::Fanout;
 use crate::inventory::{self, Host};
 use crate::remote;
-use crate::report::event::{DeployHost, DeployListHost, HostDone, HostFields, Status};
-use crate::report::{Printer, Table, script};
+use crate::report::event::{HostDone, Status, exit_status};
+use crate::report::{Printer, Table};
 use crate::role::Renderer;
 use crate::transport::Pool;
 
@@ -41,7 +42,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let names: Vec<String> = plan::hosts(&inv, &cfg, request.only)?.iter().map(|h| h.name.clone()).collect();
     // Only the deployed hosts' secrets and environment are read; `--list` reads none.
     if !args.list {
-        crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))?;
+        for note in crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&names))? {
+            crate::report::notice(&note.message);
+        }
     }
     let inv = Arc::new(inv);
     // The handles, taken after the secrets are in.
@@ -64,13 +67,14 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         render: &render,
     })?;
 
-    let printer = Printer::new("deploy", &names, args.json);
+    let printer = Printer::new(&global.output, "deploy", &names, args.json);
     let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
     if let Some(w) = &warning {
         printer.warning_line(w);
     }
+    let fan = Fanout::new(pool, printer.clone(), planned.hosts.len());
     if args.list {
-        return runtime()?.block_on(list(pool, planned.hosts, &printer, &request, args.json));
+        return list(&fan, planned.hosts, &printer, &request, args.json || global.output.quiet());
     }
     let shared = Arc::new(planned.shared);
     for plan in &planned.hosts {
@@ -78,28 +82,34 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
         let host = &plan.host;
         printer.command(&host.name, &remote::bootstrap(host.privilege()));
         printer.script(&host.name, "deploy", || {
-            script::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
+            deploy::steps::deploy(&plan.settings, &plan.target, &host.state_dir, shared.lock_timeout.as_secs())
         });
         if let Some(server) = &plan.drain {
             for via in &plan.via {
                 printer.script(&host.name, "drain", || {
-                    script::drain(server, &via.name, &cfg.drain_file, &cfg.drain_reload)
+                    deploy::steps::drain(server, &via.name, &cfg.drain_file, &cfg.drain_reload)
                 });
             }
         }
     }
-    let sink = printer.clone();
-    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| sink.deploy(host, &e));
-    let results = runtime()?.block_on(async {
-        let r = deploy::run(pool.clone(), planned.hosts, shared, on_event).await;
-        pool.close_all().await;
-        r
+    let (sink, dials) = (printer.clone(), fan.pool().clone());
+    let on_event: EventSink = Arc::new(move |host: &str, e: Event<'_>| {
+        // A host key recorded while dialing is said at the next event.
+        for note in dials.take_notes() {
+            sink.notice(&note);
+        }
+        sink.event(host, &e)
     });
+    let results = fan.block_on(deploy::run(&fan, planned.hosts, shared, on_event))?;
+    for note in fan.pool().take_notes() {
+        printer.notice(&note);
+    }
     report(&printer, &results)
 }
 
 /// One line (or JSON object) per host, then the summary.
 fn report(printer: &Printer, results: &[HostDeploy]) -> Result<i32> {
+    let mut statuses = Vec::new();
     for r in results {
         let status = match (&r.error, r.skipped) {
             (_, true) => Status::Skipped,
@@ -112,37 +122,45 @@ fn report(printer: &Printer, results: &[HostDeploy]) -> Result<i32> {
             (Some(_), _, true) => format!("{release}, rolled back"),
             _ => release,
         };
-        let fields = HostFields::Deploy(DeployHost {
-            release: r.release.clone(),
-            previous: r.previous.clone(),
-            health: r.health.clone(),
-            rolled_back: r.rolled_back,
-            skipped: r.skipped,
-        });
-        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, fields));
+        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, r));
+        statuses.push(status);
     }
     let live = results.iter().filter(|r| r.error.is_none() && !r.skipped).count();
-    Ok(printer.finish(live, false))
+    let code = exit_status(statuses, false);
+    printer.finish(live, false, code);
+    Ok(code)
 }
 
-/// `--list`: every host's release ledger, the live release marked.
-async fn list(
-    pool: Arc<Pool>,
+/// `--list`: every host's release ledger (read in parallel), the live release marked.
+fn list(
+    fan: &Fanout,
     plans: Vec<HostPlan>,
     printer: &Printer,
     request: &plan::Request<'_>,
-    json: bool,
+    no_table: bool,
 ) -> Result<i32> {
     let (lock_timeout, timeout) = (request.lock_timeout, request.timeout);
+    let listed = fan.block_on(fan.each(plans.clone(), |plan| {
+        let (pool, printer) = (fan.pool().clone(), printer.clone());
+        async move {
+            let t0 = Instant::now();
+            let host = &plan.host.name;
+            printer.command(host, &remote::bootstrap(plan.host.privilege()));
+            let listed = deploy::list(&pool, &plan, lock_timeout, timeout, |holder| {
+                printer.event(host, &Event::LockWait { holder: holder.into() })
+            })
+            .await;
+            for note in pool.take_notes() {
+                printer.notice(&note);
+            }
+            (listed, t0.elapsed())
+        }
+    }))?;
     let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
-    for plan in &plans {
-        let t0 = Instant::now();
+    let mut statuses = Vec::new();
+    for (plan, outcome) in plans.iter().zip(listed) {
         let host = &plan.host.name;
-        printer.command(host, &remote::bootstrap(plan.host.privilege()));
-        let listed = deploy::list(&pool, plan, lock_timeout, timeout, |holder| {
-            printer.deploy(host, &Event::LockWait { holder: holder.into() })
-        })
-        .await;
+        let (listed, took) = outcome.unwrap_or_else(|e| (Err(e), Duration::ZERO));
         match listed {
             Ok(entries) => {
                 let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
@@ -161,20 +179,22 @@ async fn list(
                     ]);
                 }
                 let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
-                let fields = HostFields::DeployList(DeployListHost { live, releases, ledger: entries });
-                printer.host_done(&HostDone::new(host, Status::Ok, t0.elapsed(), None, detail, fields));
+                let fields = deploy::ledger::Listing { live, releases, ledger: entries };
+                printer.host_done(&HostDone::new(host, Status::Ok, took, None, detail, fields));
+                statuses.push(Status::Ok);
             }
             Err(e) => {
-                let fields =
-                    HostFields::DeployList(DeployListHost { live: String::new(), releases: vec![], ledger: vec![] });
                 let status = Status::of_error(&e);
-                printer.host_done(&HostDone::new(host, status, t0.elapsed(), Some(&e), e.kind.class().into(), fields));
+                statuses.push(status);
+                let fields = deploy::ledger::Listing::default();
+                printer.host_done(&HostDone::new(host, status, took, Some(&e), e.kind.class().into(), fields));
             }
         }
     }
-    if !json && crate::report::settings().verbosity >= 0 {
+    if !no_table {
         print!("{}", table.render());
     }
-    pool.close_all().await;
-    Ok(printer.finish(0, false))
+    let code = exit_status(statuses, false);
+    printer.finish(0, false, code);
+    Ok(code)
 }

@@ -19,7 +19,7 @@ pub fn run(global: &GlobalArgs, args: FactsArgs) -> Result<i32> {
     let selected = crate::inventory::select(&inv, args.pattern.as_deref().unwrap_or("all"))?;
     let names: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
     // Quiet: only the connection's waits (`--wait`) go through it, to stderr.
-    let printer = Printer::new("facts", &names, false);
+    let printer = Printer::new(&global.output, "facts", &names, false);
     let results: Vec<(String, Result<Facts>)> = runtime()?.block_on(async {
         let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
         let forks = Arc::new(Semaphore::new(args.forks as usize));

@@ -9,7 +9,7 @@ use super::{load_inventory, load_roles};
 use crate::cli::{GlobalArgs, InventoryArgs};
 use crate::error::Result;
 use crate::inventory::{self, Host};
-use crate::report::listing::{GroupJson, HostJson, InventoryJson, PortsJson};
+use crate::report::listing::{GroupJson, HostJson, InventoryJson};
 use crate::report::{self, Table};
 use crate::role::ports;
 
@@ -23,7 +23,7 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
         let roles = load_roles(global, &inv)?;
         if args.json {
             for h in &hosts {
-                report::json_line(&PortsJson { host: &h.name, inbound: ports::rules(&inv, &roles, h) });
+                report::json_line(&ports::HostRules { host: &h.name, inbound: ports::rules(&inv, &roles, h) });
             }
             return Ok(0);
         }

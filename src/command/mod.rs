@@ -74,7 +74,10 @@ fn load_inventory_with_secrets(
 fn load_inventory_for(global: &GlobalArgs, pattern: &str) -> Result<(Arc<Inventory>, Vec<String>)> {
     let mut inv = Inventory::load(&global.inventory)?;
     let selected: Vec<String> = crate::inventory::select(&inv, pattern)?.iter().map(|h| h.name.clone()).collect();
-    crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&selected))?;
+    // Before any host: no printer draws yet. What decrypting said is printed here.
+    for note in crate::secrets::resolve(&mut inv, crate::secrets::Mode::Values, Some(&selected))? {
+        crate::report::notice(&note.message);
+    }
     Ok((Arc::new(inv), selected))
 }
 
@@ -103,7 +106,7 @@ fn roles_dir(global: &GlobalArgs, inv: &Inventory) -> PathBuf {
 /// folder exists, else none.
 fn load_roles_if_any(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
     let dir = roles_dir(global, inv);
-    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]).map_err(report_all) }
+    if dir.is_dir() { load_roles(global, inv) } else { RoleSet::load(&dir, &[]).map_err(|e| report_all(global, e)) }
 }
 
 /// Loads every role any host of the inventory uses (templates may read any host's vars).
@@ -122,14 +125,14 @@ fn load_roles(global: &GlobalArgs, inv: &Inventory) -> Result<RoleSet> {
             wanted.push((name, at));
         }
     }
-    RoleSet::load(&roles_dir(global, inv), &wanted).map_err(report_all)
+    RoleSet::load(&roles_dir(global, inv), &wanted).map_err(|e| report_all(global, e))
 }
 
 /// Several input errors found at once (a role set's): all but the last are printed here, the
 /// last is returned to be printed like any error (each exactly once, on stderr, exit 2).
-fn report_all(mut errors: Vec<Error>) -> Error {
+fn report_all(global: &GlobalArgs, mut errors: Vec<Error>) -> Error {
     let last = errors.pop().expect("at least one error");
-    errors.iter().for_each(crate::report::print_error);
+    errors.iter().for_each(|e| crate::report::print_error(&global.output, e));
     last
 }
 

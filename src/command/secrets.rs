@@ -16,7 +16,6 @@ use crate::secrets::store::{self, Identities, SecretsFile};
 pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
     let inv = load_inventory(global)?;
     let path = SecretsFile::path_for(&inv.path);
-    let ids = || Identities::find(&identities(&inv));
     match cmd {
         SecretsCommand::List => match SecretsFile::load(&path)? {
             Some(file) => {
@@ -30,7 +29,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
         },
         SecretsCommand::Show { name } => {
-            let value = SecretsFile::load_existing(&path)?.get(&name, &ids()?)?;
+            let value = with_ids(&inv, |ids| SecretsFile::load_existing(&path)?.get(&name, ids))?;
             // The one place a value is printed, because it was asked for by name.
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(value.as_bytes());
@@ -51,11 +50,11 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
             let mut file = match SecretsFile::load(&path)? {
                 Some(f) => f,
-                None => new_file(&path, &inv)?,
+                None => new_file(global, &path, &inv)?,
             };
             file.set(&name, &value)?;
             file.save()?;
-            report::notice(&format!("secret `{name}` set in {}", path.display()));
+            said(global, &format!("secret `{name}` set in {}", path.display()));
         }
         SecretsCommand::Remove { name } => {
             let mut file = SecretsFile::load_existing(&path)?;
@@ -64,12 +63,12 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             }
             file.save()?;
         }
-        SecretsCommand::Edit => edit(&path, &ids()?)?,
+        SecretsCommand::Edit => with_ids(&inv, |ids| edit(&path, ids))?,
         SecretsCommand::Keygen { name, force } => {
             store::check_name(&name)?;
             let mut file = match SecretsFile::load(&path)? {
                 Some(f) => f,
-                None => new_file(&path, &inv)?,
+                None => new_file(global, &path, &inv)?,
             };
             if file.secrets.contains_key(&name) && !force {
                 return Err(Error::usage(format!("secret `{name}` already exists in {}", path.display()))
@@ -80,10 +79,13 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
             file.set(&name, &private)?;
             file.save()?;
             println!("{public}");
-            report::notice(&format!(
-                "key pair `{name}` stored in {}: {{{{ {name} }}}} is the private key, {{{{ {name} | ssh_public_key }}}} the line above",
-                path.display()
-            ));
+            said(
+                global,
+                &format!(
+                    "key pair `{name}` stored in {}: {{{{ {name} }}}} is the private key, {{{{ {name} | ssh_public_key }}}} the line above",
+                    path.display()
+                ),
+            );
         }
         SecretsCommand::Recipients => {
             let file = SecretsFile::load_existing(&path)?;
@@ -99,12 +101,30 @@ pub fn run(global: &GlobalArgs, cmd: SecretsCommand) -> Result<i32> {
         }
         SecretsCommand::Rekey => {
             let mut file = SecretsFile::load_existing(&path)?;
-            let n = file.rekey(&ids()?)?;
+            let n = with_ids(&inv, |ids| file.rekey(ids))?;
             file.save()?;
-            report::notice(&format!("{n} secrets re-encrypted to {} recipients", file.recipients.len()));
+            said(global, &format!("{n} secrets re-encrypted to {} recipients", file.recipients.len()));
         }
     }
     Ok(0)
+}
+
+/// A confirmation of what the command did (`microctl: text` on stderr), not with `-q`.
+fn said(global: &GlobalArgs, text: &str) {
+    if !global.output.quiet() {
+        report::notice(text);
+    }
+}
+
+/// Runs `f` with the identities that decrypt, then prints what decrypting said (age's
+/// messages, returned by `secrets`, never printed there).
+fn with_ids<T>(inv: &Inventory, f: impl FnOnce(&Identities) -> Result<T>) -> Result<T> {
+    let ids = Identities::find(&identities(inv))?;
+    let result = f(&ids);
+    for note in ids.take_notes() {
+        report::notice(&note);
+    }
+    result
 }
 
 /// The identity files the inventory uses (they decrypt, and the first one's `.pub` is the
@@ -120,7 +140,7 @@ fn identities(inv: &Inventory) -> Vec<PathBuf> {
 }
 
 /// A new secrets file whose one recipient is the public key of the first identity found.
-fn new_file(path: &Path, inv: &Inventory) -> Result<SecretsFile> {
+fn new_file(global: &GlobalArgs, path: &Path, inv: &Inventory) -> Result<SecretsFile> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
     let candidates = std::env::var_os(store::IDENTITY_ENV)
         .map(PathBuf::from)
@@ -142,7 +162,7 @@ fn new_file(path: &Path, inv: &Inventory) -> Result<SecretsFile> {
         };
         std::fs::write(path, format!("recipients = [{}]\n", toml::Value::String(line)))
             .map_err(|e| Error::io("cannot create", path, e))?;
-        report::notice(&format!("created {} encrypted to {from}", path.display()));
+        said(global, &format!("created {} encrypted to {from}", path.display()));
         return SecretsFile::load_existing(path);
     }
     Err(Error::new(

@@ -23,7 +23,15 @@ pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
     let rt = runtime()?;
     let code = rt.block_on(async {
         let pool = Pool::new(inv.clone(), Options { accept_new, ..Default::default() });
-        let code = login::session(&pool, &host, command.as_deref()).await;
+        // Dialed first, so a host key just recorded is said before the session starts.
+        let dialed = pool.connect(&host).await;
+        for note in pool.take_notes() {
+            crate::report::notice(&note);
+        }
+        let code = match dialed {
+            Ok(_) => login::session(&pool, &host, command.as_deref()).await,
+            Err(e) => Err(e),
+        };
         pool.close_all().await;
         code
     });

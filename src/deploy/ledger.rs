@@ -12,6 +12,15 @@ use crate::shell::quote;
 /// `ledger_set`, `ledger_get`, `ledger_list`, `ledger_now` (after `ROOT=`).
 pub static LEDGER_SH: Shipped = Shipped::new(include_str!("ledger.sh"));
 
+/// `deploy --list`, one host: its releases, the live one, and its release ledger (the
+/// command's own fields of the host's JSON `host` object).
+#[derive(Debug, Default, Serialize)]
+pub struct Listing {
+    pub live: String,
+    pub releases: Vec<String>,
+    pub ledger: Vec<Entry>,
+}
+
 /// One release as the ledger records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {

@@ -12,16 +12,19 @@
 pub mod config;
 pub mod drain;
 pub mod envfile;
+pub mod event;
 pub mod health;
 pub mod ledger;
 pub mod plan;
 pub mod script;
 pub mod source;
+pub mod steps;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fanout::Fanout;
 use crate::inventory::Host;
 use crate::remote::{self, Line, Marker, Session};
 use crate::transport::Pool;
@@ -62,15 +65,17 @@ pub struct Shared {
     pub drain_reload: String,
 }
 
-/// Progress events, for live output: typed, rendered by the printer.
-pub use crate::report::event::DeployEvent as Event;
+/// Progress events, for live output: typed, rendered by the printer (`report::HostEvent`).
+pub use event::DeployEvent as Event;
 
 /// Receives `(host, event)` as hosts progress.
 pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
 
-/// The outcome of one host.
-#[derive(Debug, Default)]
+/// The outcome of one host; serialized, it is the command's own fields of its JSON `host`
+/// object (README "JSON Lines", `deploy`).
+#[derive(Debug, Default, serde::Serialize)]
 pub struct HostDeploy {
+    #[serde(skip)]
     pub host: String,
     pub previous: Option<String>,
     pub release: Option<String>,
@@ -78,15 +83,18 @@ pub struct HostDeploy {
     pub rolled_back: bool,
     /// Not attempted: an earlier batch failed.
     pub skipped: bool,
+    #[serde(skip)]
     pub error: Option<Error>,
+    #[serde(skip)]
     pub duration: Duration,
 }
 
 /// What the verdict needs to reach the host before its watchdog's deadline.
 const CONFIRM_MARGIN: Duration = Duration::from_secs(3);
 
-/// Deploys `plans` in batches, stopping after the first batch with a failure.
-pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
+/// Deploys `plans` in batches (through the one fan-out runner), stopping after the first batch
+/// with a failure: the hosts after it are reported skipped.
+pub async fn run(fan: &Fanout, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
     let mut results = Vec::new();
     let mut failed = false;
     for batch in plans.chunks(shared.batch) {
@@ -98,21 +106,29 @@ pub async fn run(pool: Arc<Pool>, plans: Vec<HostPlan>, shared: Arc<Shared>, on_
             }));
             continue;
         }
-        let tasks: Vec<_> = batch
-            .iter()
-            .cloned()
-            .map(|plan| {
-                let (pool, shared, on_event) = (pool.clone(), shared.clone(), on_event.clone());
-                tokio::spawn(async move { deploy_host(&pool, &plan, &shared, &*on_event).await })
+        let outcomes = fan
+            .each(batch.to_vec(), |plan| {
+                let (pool, shared, on_event) = (fan.pool().clone(), shared.clone(), on_event.clone());
+                async move { deploy_host(&pool, &plan, &shared, &*on_event).await }
             })
-            .collect();
-        for t in tasks {
-            let r = t.await.expect("deploy task panicked");
+            .await;
+        for (plan, outcome) in batch.iter().zip(outcomes) {
+            let r = outcome.unwrap_or_else(|e| HostDeploy {
+                host: plan.host.name.clone(),
+                error: Some(e),
+                ..Default::default()
+            });
             failed |= r.error.is_some();
             results.push(r);
         }
     }
     results
+}
+
+impl AsRef<Host> for HostPlan {
+    fn as_ref(&self) -> &Host {
+        &self.host
+    }
 }
 
 async fn deploy_host(

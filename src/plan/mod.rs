@@ -40,9 +40,11 @@ pub enum Action {
     AuthorizedKeys(usize, String),
 }
 
-/// One planned change, for display and for the JSON report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One planned change, for display and for the JSON report (serialized: resource, role,
+/// reason).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
+    #[serde(skip)]
     pub action: Action,
     /// `file /etc/nginx/sites-available/microblog` etc.
     pub resource: String,

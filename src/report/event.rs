@@ -1,5 +1,7 @@
 //! The typed events every multi-host command emits, and the one JSON Lines schema they are
-//! printed in (`--json`): each line is one object with a `type` field. The schema is
+//! printed in (`--json`): each line is one object with a `type` field. A domain's own events
+//! (converge's changes, deploy's steps) and a host's own result fields are the domain's
+//! types, reaching the printer through `HostEvent` and `Serialize`. The schema is
 //! documented in README ("JSON Lines"); an integration test checks every line against it.
 //!
 //! Progress events (`host_start`, `phase`) are left out with `-q`; `host` (one per host, when
@@ -7,7 +9,6 @@
 
 use serde::Serialize;
 
-pub use super::deploy_event::DeployEvent;
 use crate::error::Error;
 
 /// One JSON Lines event. `host` events carry the command's own fields (flattened).
@@ -20,21 +21,8 @@ pub enum Event<'a> {
     Phase { host: &'a str, phase: &'a str, elapsed_ms: u64 },
     /// A remote command microctl runs on the host (`-vv`).
     Command { host: &'a str, command: &'a str },
-    /// A resource changed, failed, or would change (`--check`).
-    Change { host: &'a str, resource: &'a str, state: ChangeState, reason: Option<&'a str> },
-    /// A handler ran, or would run (`--check`).
-    Handler { host: &'a str, handler: &'a str, state: ChangeState },
-    /// A unified diff of one changed file (`--diff`).
-    Diff { host: &'a str, diff: &'a str },
     /// One whole line of the remote command's output (`exec`).
     Output { host: &'a str, stream: Stream, line: &'a str },
-    /// A deploy event (`event` names its kind; its fields follow), with its `text` as printed.
-    Deploy {
-        host: &'a str,
-        #[serde(flatten)]
-        event: &'a DeployEvent<'a>,
-        text: &'a str,
-    },
     /// A phase still runs (`--json` heartbeat, every MICROCTL_HEARTBEAT_SECS, default 30).
     Heartbeat { host: &'a str, phase: &'a str, running_ms: u64 },
     /// The steps of a host script microctl sends (`-vv`): a readable summary, never its
@@ -46,19 +34,8 @@ pub enum Event<'a> {
     /// The run failed before any host (a role error, a bad pattern, a bad deploy config):
     /// printed right before the `summary`.
     Error { error: ErrorJson },
-    /// The host is done: its result.
-    Host(&'a HostDone),
     /// The run is done; always the last line.
     Summary(&'a Summary),
-}
-
-/// What happened to a change or handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeState {
-    Changed,
-    Failed,
-    Pending,
 }
 
 /// Which stream of the remote command a line came from.
@@ -114,9 +91,24 @@ impl Status {
     }
 }
 
-/// A host's result: the fields every command has, then the command's own.
+/// A multi-host command's exit status from its hosts' statuses: 1 when any host failed, else
+/// 3 when `check` (converge `--check`) found changes pending, else 0.
+pub fn exit_status(statuses: impl IntoIterator<Item = Status>, check: bool) -> i32 {
+    let statuses: Vec<Status> = statuses.into_iter().collect();
+    if statuses.iter().any(|s| s.is_failure()) {
+        1
+    } else if check && statuses.contains(&Status::Pending) {
+        3
+    } else {
+        0
+    }
+}
+
+/// A host's result, its JSON `host` object: the fields every command has, then the
+/// command's own (`fields`, a type of the command's domain that serializes itself).
 #[derive(Debug, Serialize)]
-pub struct HostDone {
+#[serde(tag = "type", rename = "host")]
+pub struct HostDone<F> {
     pub host: String,
     pub status: Status,
     pub duration_ms: u64,
@@ -128,18 +120,18 @@ pub struct HostDone {
     #[serde(skip)]
     pub error_text: Option<String>,
     #[serde(flatten)]
-    pub fields: HostFields,
+    pub fields: F,
 }
 
-impl HostDone {
+impl<F: Serialize> HostDone<F> {
     pub fn new(
         host: &str,
         status: Status,
         duration: std::time::Duration,
         error: Option<&Error>,
         detail: String,
-        fields: HostFields,
-    ) -> HostDone {
+        fields: F,
+    ) -> HostDone<F> {
         HostDone {
             host: host.to_string(),
             status,
@@ -150,85 +142,6 @@ impl HostDone {
             fields,
         }
     }
-}
-
-/// The command's own fields of a `host` event.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum HostFields {
-    Converge(ConvergeHost),
-    Exec(ExecHost),
-    Deploy(DeployHost),
-    DeployList(DeployListHost),
-    Check(CheckHost),
-}
-
-/// `check`: what the host's roles rendered to.
-#[derive(Debug, Serialize)]
-pub struct CheckHost {
-    /// Resources rendered (0 when rendering failed).
-    pub resources: usize,
-}
-
-/// `converge`: counts, the changes, handlers, diffs and timings.
-#[derive(Debug, Serialize)]
-pub struct ConvergeHost {
-    pub check: bool,
-    /// Resources already as desired.
-    pub ok: usize,
-    /// Resources changed (with `--check`: pending).
-    pub changed: usize,
-    pub failed: usize,
-    pub changes: Vec<ChangeJson>,
-    /// Handlers run (with `--check`: that would run).
-    pub handlers: Vec<String>,
-    pub pending_handlers: Vec<String>,
-    pub diffs: Vec<String>,
-    pub channels_opened: u64,
-    pub bytes_sent: u64,
-    pub timings: Timings,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ChangeJson {
-    pub resource: String,
-    pub reason: String,
-    pub role: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Timings {
-    pub connect_ms: u64,
-    pub probe_ms: u64,
-    pub apply_ms: u64,
-    pub total_ms: u64,
-}
-
-/// `exec`: the exit status and the whole output.
-#[derive(Debug, Serialize)]
-pub struct ExecHost {
-    pub exit_code: Option<u32>,
-    pub signal: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// `deploy` and `deploy --rollback`.
-#[derive(Debug, Serialize)]
-pub struct DeployHost {
-    pub release: Option<String>,
-    pub previous: Option<String>,
-    pub health: Vec<String>,
-    pub rolled_back: bool,
-    pub skipped: bool,
-}
-
-/// `deploy --list`: the host's releases, the live one, and its release ledger.
-#[derive(Debug, Serialize)]
-pub struct DeployListHost {
-    pub live: String,
-    pub releases: Vec<String>,
-    pub ledger: Vec<crate::deploy::ledger::Entry>,
 }
 
 /// The last line: counts over hosts, the exit status.
@@ -281,12 +194,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exit_status_comes_from_the_hosts() {
+        use Status::*;
+        assert_eq!(exit_status([Ok, Changed], false), 0);
+        assert_eq!(exit_status([Ok, Pending], true), 3);
+        assert_eq!(exit_status([Pending, Skipped], true), 1);
+        assert_eq!(exit_status([Unreachable], false), 1);
+        assert_eq!(exit_status([], true), 0);
+    }
+
+    #[test]
     fn events_serialize_with_a_type_field() {
         let e = Event::Output { host: "web", stream: Stream::Stderr, line: "x" };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"type":"output","host":"web","stream":"stderr","line":"x"}"#
         );
+        #[derive(Serialize)]
+        struct Exec {
+            exit_code: Option<u32>,
+            stdout: &'static str,
+        }
         let done = HostDone {
             host: "a".into(),
             status: Status::Failed,
@@ -294,21 +222,11 @@ mod tests {
             error: None,
             detail: "exit 3".into(),
             error_text: None,
-            fields: HostFields::Exec(ExecHost {
-                exit_code: Some(3),
-                signal: None,
-                stdout: "o\n".into(),
-                stderr: String::new(),
-            }),
+            fields: Exec { exit_code: Some(3), stdout: "o\n" },
         };
         assert_eq!(
-            serde_json::to_string(&Event::Host(&done)).unwrap(),
-            r#"{"type":"host","host":"a","status":"failed","duration_ms":5,"error":null,"exit_code":3,"signal":null,"stdout":"o\n","stderr":""}"#
-        );
-        let step = DeployEvent::BuildStep { step: "make".into() };
-        assert_eq!(
-            serde_json::to_string(&Event::Deploy { host: "app", event: &step, text: "build: make" }).unwrap(),
-            r#"{"type":"deploy","host":"app","event":"build_step","step":"make","text":"build: make"}"#
+            serde_json::to_value(&done).unwrap(),
+            serde_json::json!({"type":"host","host":"a","status":"failed","duration_ms":5,"error":null,"exit_code":3,"stdout":"o\n"})
         );
     }
 }

@@ -1,11 +1,10 @@
-//! The JSON documents of the listing commands (`inventory --json`, `inventory --ports
-//! --json`): `Serialize` types, so their shape is written down in one place, like the events
-//! of the multi-host commands (`event`).
+//! The JSON document of `inventory --json` (`inventory --ports --json` lines are
+//! `role::ports::HostRules`): `Serialize` types, so its shape is written down in one place,
+//! like the events of the multi-host commands (`event`).
 
 use serde::Serialize;
 
 use crate::inventory::{HostVars, Vars};
-use crate::role::ports::Rule;
 
 /// `inventory --json`: one object, the selected hosts and every group.
 #[derive(Debug, Serialize)]
@@ -32,11 +31,4 @@ pub struct GroupJson<'a> {
     pub hosts: &'a [String],
     pub roles: &'a [String],
     pub vars: &'a Vars,
-}
-
-/// `inventory --ports --json`: one line per host.
-#[derive(Debug, Serialize)]
-pub struct PortsJson<'a> {
-    pub host: &'a str,
-    pub inbound: Vec<Rule>,
 }

@@ -1,30 +1,35 @@
 //! Everything printed to the user: errors (rendered once), the `Printer` of multi-host
-//! commands (typed events -> spinners, `host | text` lines or JSON Lines; one recap table),
-//! and tables. Commands produce results; this module decides how they look.
+//! commands (typed events -> one mode: `terminal` spinners, plain `lines` or `json_lines`;
+//! one recap table), and tables. Commands produce results; this module decides how they look.
 //! Every text printed here passes through the secrets redactor (`secrets::redact`): a value
 //! that came from a secret shows as `[secret NAME]`.
 
-mod deploy_event;
 pub mod event;
+mod host_event;
+mod json_lines;
+mod lines;
 pub mod listing;
 mod printer;
 pub mod script;
 mod settings;
 mod table;
+mod terminal;
+mod text;
 
 use std::io::Write;
 
+pub use host_event::{HostEvent, Style};
 pub use printer::{HEARTBEAT_ENV, Printer};
-pub use settings::{ColorChoice, color_enabled, configure, decide_color, settings};
+pub use settings::{ColorChoice, Settings, decide_color};
 pub use table::Table;
 
 use crate::error::Error;
 pub use crate::secrets::redact::redact;
 
-/// Prints a top-level error to stderr, once.
-pub fn print_error(err: &Error) {
+/// Prints a top-level error to stderr, once, colored as `settings` say.
+pub fn print_error(settings: &Settings, err: &Error) {
     let stderr = std::io::stderr();
-    let prefix = if color_enabled(&stderr) { "\x1b[1;31merror\x1b[0m" } else { "error" };
+    let prefix = if settings.color_for(&stderr) { "\x1b[1;31merror\x1b[0m" } else { "error" };
     let _ = writeln!(stderr.lock(), "{prefix}: {}", redact(&err.to_string()));
 }
 

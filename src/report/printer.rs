@@ -1,8 +1,11 @@
-//! The one printer of multi-host commands (converge, deploy, exec): commands tell it what
-//! happens as typed events; it alone decides how that looks.
+//! The one printer of multi-host commands (converge, deploy, exec, check): commands tell it
+//! what happens as typed events; it keeps each host's state (when it started, its phase, its
+//! unterminated output, its recap row) and hands what to show to one output mode, chosen once:
 //!
-//! - Modes: spinners per host on a terminal (stderr is a TTY; indicatif), plain `host | text`
-//!   lines otherwise, or JSON Lines (`--json`, see `event`).
+//! - `terminal`: spinners per host (stderr is a TTY and not `-q`; indicatif);
+//! - `lines`: plain `host | text` lines, and a heartbeat for long steps;
+//! - `json_lines`: JSON Lines (`--json`, see `event`), a `heartbeat` event for long steps.
+//!
 //! - Streams, the same for every command: results on stdout (changes, diffs, the remote
 //!   command's stdout, host errors, the recap table, the summary, JSON); progress and
 //!   diagnostics on stderr (spinners, phases, heartbeats, `-vv` commands, the remote command's
@@ -17,33 +20,77 @@
 //! - Remote output is printed in whole lines; an unterminated last line is ended at host done,
 //!   so it never glues onto what follows. Everything printed passes through the secrets
 //!   redactor.
+//! - The exit status is the command's (`event::exit_status`); the printer prints it.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::event::{ChangeState, DeployEvent, Event, HostDone, Status, Stream, Summary};
-use super::{Table, redact, seconds, settings};
+use super::Settings;
+use super::event::{HostDone, Status, Stream, Summary};
+use super::host_event::{HostEvent, Style};
+use super::json_lines::JsonLines;
+use super::lines::Lines;
+use super::terminal::Terminal;
+use super::text::{Text, TextMode};
 use crate::error::Error;
-
-const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
-
-/// At most this many spinners at once (more would not fit a terminal); hosts beyond get none
-/// until others finish, their results print all the same.
-const MAX_SPINNERS: usize = 20;
 
 /// The env var that overrides the heartbeat interval (seconds), for tests.
 pub const HEARTBEAT_ENV: &str = "MICROCTL_HEARTBEAT_SECS";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Tty,
-    Plain,
-    Json,
+/// A host's row in the recap: host, status, detail, duration.
+pub(super) type Row = (String, Status, String, Duration);
+
+/// A host's result as an output mode shows it.
+pub(super) struct Done<'a> {
+    pub host: &'a str,
+    pub status: Status,
+    pub detail: &'a str,
+    pub error_text: Option<&'a str>,
+    /// Since the host started.
+    pub elapsed: Duration,
+    /// Its JSON `host` object.
+    pub json: &'a dyn Fn() -> Value,
+}
+
+/// How one output mode shows what the printer is told. Each mode decides alone what it prints
+/// at which verbosity.
+pub(super) trait Mode: Send + Sync {
+    /// Work on `host` begins (once per host).
+    fn host_start(&self, host: &str);
+    /// `host` enters `phase`, `elapsed` after it started; `slow` when it may take long.
+    fn phase(&self, host: &str, phase: &str, elapsed: Duration, slow: bool);
+    /// A remote command microctl runs on `host`.
+    fn command(&self, host: &str, command: &str);
+    /// A domain event: its JSON object (made only when wanted), its result text and how each
+    /// line of it is painted.
+    fn event(&self, host: &str, json: &dyn Fn() -> Option<Value>, text: Option<&str>, style: &dyn Fn(&str) -> Style);
+    /// The steps of host script `script` sent to `host` (made only with `-vv`).
+    fn script(&self, host: &str, script: &str, steps: &dyn Fn() -> Vec<String>);
+    /// A problem that does not fail the run; `always` prints it even with `-q`.
+    fn warning(&self, host: Option<&str>, message: &str, hint: Option<&str>, text: &str, always: bool);
+    /// An error shared by `hosts`, printed once.
+    fn shared_error(&self, err: &Error, hosts: &[String]);
+    /// A line of the command's own about the whole run.
+    fn message(&self, text: &str);
+    /// A note of microctl's own (`microctl: text`), on stderr whatever the mode.
+    fn notice(&self, text: &str) {
+        super::notice(text);
+    }
+    /// One whole line of the remote command's output.
+    fn output(&self, host: &str, stream: Stream, line: &str);
+    /// The host is done.
+    fn host_done(&self, done: &Done<'_>);
+    /// Whether the printer keeps long phases alive (no terminal, not `-q`).
+    fn wants_heartbeat(&self) -> bool;
+    /// `phase` still runs on `host`, since `running`.
+    fn heartbeat(&self, host: &str, phase: &str, running: Duration);
+    /// The run is done: the recap rows and the summary.
+    fn finish(&self, summary: &Summary, rows: &[Row]);
 }
 
 /// The printer of one run; cheap to clone into host tasks.
@@ -54,12 +101,7 @@ pub struct Printer {
 
 struct Inner {
     command: &'static str,
-    mode: Mode,
-    verbosity: i8,
-    color_out: bool,
-    color_err: bool,
-    width: usize,
-    multi: Option<MultiProgress>,
+    mode: Box<dyn Mode>,
     started: Instant,
     state: Mutex<State>,
     heartbeat: Mutex<Option<(mpsc::Sender<()>, thread::JoinHandle<()>)>>,
@@ -68,14 +110,12 @@ struct Inner {
 #[derive(Default)]
 struct State {
     hosts: HashMap<String, HostState>,
-    rows: Vec<(String, Status, String, Duration)>,
+    rows: Vec<Row>,
 }
 
 struct HostState {
-    index: usize,
     began: bool,
     started: Instant,
-    bar: Option<ProgressBar>,
     /// The current phase, when it started, when it was last announced.
     phase: Option<(String, Instant, Instant)>,
     out: Vec<u8>,
@@ -83,42 +123,34 @@ struct HostState {
 }
 
 impl Printer {
-    /// A printer for `command` over `hosts`; `json` for `--json`.
-    pub fn new(command: &'static str, hosts: &[String], json: bool) -> Printer {
-        let s = settings();
-        let color_out = super::color_enabled(&std::io::stdout());
-        let color_err = super::color_enabled(&std::io::stderr());
+    /// A printer for `command` over `hosts`, as `settings` say; `json` for `--json`.
+    pub fn new(settings: &Settings, command: &'static str, hosts: &[String], json: bool) -> Printer {
         let stderr_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let mode = if json {
-            Mode::Json
-        } else if stderr_tty && s.verbosity >= 0 {
-            Mode::Tty
+        let mode: Box<dyn Mode> = if json {
+            Box::new(JsonLines::new(settings.verbosity))
         } else {
-            Mode::Plain
+            let mut text = Text::new(settings, command, hosts);
+            if stderr_tty && !settings.quiet() {
+                let terminal = Terminal::new(&mut text);
+                Box::new(TextMode::new(text, terminal))
+            } else {
+                Box::new(TextMode::new(text, Lines))
+            }
         };
         let mut state = State::default();
-        for (index, host) in hosts.iter().enumerate() {
-            let now = Instant::now();
-            state.hosts.insert(
-                host.clone(),
-                HostState { index, began: false, started: now, bar: None, phase: None, out: vec![], err: vec![] },
-            );
+        for host in hosts {
+            state.host(host);
         }
         let printer = Printer {
             inner: Arc::new(Inner {
                 command,
                 mode,
-                verbosity: s.verbosity,
-                color_out,
-                color_err,
-                width: hosts.iter().map(String::len).max().unwrap_or(0),
-                multi: (mode == Mode::Tty).then(MultiProgress::new),
                 started: Instant::now(),
                 state: Mutex::new(state),
                 heartbeat: Mutex::new(None),
             }),
         };
-        if mode != Mode::Tty && s.verbosity >= 0 {
+        if printer.inner.mode.wants_heartbeat() {
             printer.start_heartbeat(heartbeat_interval());
         }
         printer
@@ -126,141 +158,66 @@ impl Printer {
 
     /// Work on `host` begins (its spinner appears).
     pub fn host_start(&self, host: &str) {
-        let inner = &self.inner;
-        let mut state = inner.state.lock().expect("printer state");
-        let h = state.host(host);
-        if h.began {
-            return;
+        {
+            let mut state = self.inner.state.lock().expect("printer state");
+            let h = state.host(host);
+            if h.began {
+                return;
+            }
+            h.began = true;
+            h.started = Instant::now();
         }
-        h.began = true;
-        h.started = Instant::now();
-        let bars = state.hosts.values().filter(|h| h.bar.is_some()).count();
-        let h = state.host(host);
-        if let Some(multi) = inner.multi.as_ref().filter(|_| bars < MAX_SPINNERS) {
-            let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg}")
-                    .expect("valid template")
-                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-            );
-            bar.set_prefix(format!("{host:<w$}", w = inner.width));
-            bar.enable_steady_tick(Duration::from_millis(100));
-            h.bar = Some(bar);
-        }
-        drop(state);
-        self.json(&Event::HostStart { host }, 0);
-        if inner.mode == Mode::Plain && inner.verbosity >= 1 {
-            self.err_line(host, "started");
-        }
+        self.inner.mode.host_start(host);
     }
 
     /// `host` enters `phase`; `slow` when it may take long (announced even without `-v`
     /// when there is no terminal, and kept alive by the heartbeat).
     pub fn phase(&self, host: &str, phase: &str, slow: bool) {
         self.host_start(host);
-        let inner = &self.inner;
-        let mut state = inner.state.lock().expect("printer state");
-        let h = state.host(host);
-        let now = Instant::now();
-        let elapsed = now - h.started;
-        h.phase = Some((phase.to_string(), now, now));
-        if let Some(bar) = &h.bar {
-            bar.set_message(redact(phase).to_string());
-        }
-        drop(state);
-        self.json(&Event::Phase { host, phase, elapsed_ms: elapsed.as_millis() as u64 }, 0);
-        if inner.mode != Mode::Json
-            && (inner.verbosity >= 1 || (slow && inner.mode == Mode::Plain && inner.verbosity >= 0))
-        {
-            let text = if inner.verbosity >= 1 { format!("[{}] {phase}", seconds(elapsed)) } else { phase.to_string() };
-            self.err_line(host, &text);
-        }
+        let elapsed = {
+            let mut state = self.inner.state.lock().expect("printer state");
+            let h = state.host(host);
+            let now = Instant::now();
+            h.phase = Some((phase.to_string(), now, now));
+            now - h.started
+        };
+        self.inner.mode.phase(host, phase, elapsed, slow);
     }
 
     /// A remote command microctl runs on `host` (shown with `-vv`).
     pub fn command(&self, host: &str, command: &str) {
-        if self.inner.verbosity < 2 {
-            return;
-        }
-        self.json(&Event::Command { host, command }, 2);
-        if self.inner.mode != Mode::Json {
-            for line in command.lines() {
-                self.err_line(host, &format!("$ {line}"));
-            }
-        }
+        self.inner.mode.command(host, command);
     }
 
-    /// A resource changed, failed or would change.
-    pub fn change(&self, host: &str, resource: &str, state: ChangeState, reason: Option<&str>) {
-        self.json(&Event::Change { host, resource, state, reason }, 0);
-        let text = match (state, reason) {
-            (ChangeState::Changed, _) => format!("changed: {resource}"),
-            (ChangeState::Failed, _) => format!("FAILED: {resource}"),
-            (ChangeState::Pending, Some(r)) => format!("would change: {resource} ({r})"),
-            (ChangeState::Pending, None) => format!("would change: {resource}"),
-        };
-        self.result_line(host, &text);
-    }
-
-    /// A handler ran or would run.
-    pub fn handler(&self, host: &str, handler: &str, state: ChangeState) {
-        self.json(&Event::Handler { host, handler, state }, 0);
-        let text = match state {
-            ChangeState::Changed => format!("ran handler: {handler}"),
-            ChangeState::Failed => format!("FAILED: handler {handler}"),
-            ChangeState::Pending => format!("would run handler: {handler}"),
-        };
-        self.result_line(host, &text);
-    }
-
-    /// A unified diff of a changed file.
-    pub fn diff(&self, host: &str, diff: &str) {
-        self.json(&Event::Diff { host, diff }, 0);
-        for line in diff.lines() {
-            self.result_line(host, line);
-        }
-    }
-
-    /// A deploy event on `host`: a result line (or, for a lock wait, progress only), and the
-    /// phase it starts, if any.
-    pub fn deploy(&self, host: &str, event: &DeployEvent<'_>) {
+    /// An event of a command's domain on `host` (a converge change, a deploy step): its JSON
+    /// object, its result lines, and the phase it starts, as the event says.
+    pub fn event<E: HostEvent + ?Sized>(&self, host: &str, event: &E) {
         self.host_start(host);
-        let text = event.to_string();
-        self.json(&Event::Deploy { host, event, text: &text }, 0);
-        if event.is_result() {
-            self.result_line(host, &text);
-        }
-        if let Some((phase, slow)) = event.phase() {
-            self.phase(host, &phase, slow);
+        let json = || {
+            let mut value = serde_json::to_value(event.json()?).expect("JSON types serialize");
+            if let Some(object) = value.as_object_mut() {
+                object.insert("host".into(), host.into());
+            }
+            Some(value)
+        };
+        let text = event.text();
+        self.inner.mode.event(host, &json, text.as_deref(), &|line| event.style(line));
+        if let Some(phase) = event.phase() {
+            self.phase(host, &phase, event.is_slow());
         }
     }
 
     /// The steps of host script `script` sent to `host` (shown with `-vv`): a readable
     /// summary, never its payload; redacted like everything printed.
     /// `steps` is only called with `-vv`.
-    pub fn script(&self, host: &str, script: &str, steps: impl FnOnce() -> Vec<String>) {
-        if self.inner.verbosity < 2 {
-            return;
-        }
-        let steps = steps();
-        let steps = &steps;
-        self.json(&Event::Script { host, script, steps }, 2);
-        if self.inner.mode != Mode::Json {
-            self.err_line(host, &format!("script {script}:"));
-            for step in steps {
-                self.err_line(host, &format!("  {step}"));
-            }
-        }
+    pub fn script(&self, host: &str, script: &str, steps: impl Fn() -> Vec<String>) {
+        self.inner.mode.script(host, script, &steps);
     }
 
     /// A problem that does not fail the run: `warning: text` on stderr, or a `warning` JSON
     /// event (no host, no hint); printed even with `-q`.
     pub fn warning_line(&self, text: &str) {
-        if self.inner.mode == Mode::Json {
-            self.json(&Event::Warning { host: None, message: text, hint: None }, -1);
-            return;
-        }
-        self.warning_text(text);
+        self.inner.mode.warning(None, text, None, text, true);
     }
 
     /// A host-dependent error shared by `hosts` (the same template error on many hosts),
@@ -268,44 +225,26 @@ impl Printer {
     /// errors. Not in JSON mode: there each host's `host` object carries it. Report those
     /// hosts' `host_done` without `error_text`, so it is not printed again.
     pub fn shared_error(&self, err: &Error, hosts: &[String]) {
-        if self.inner.mode == Mode::Json {
-            return;
-        }
-        let mut err = err.duplicate();
-        err.host = Some(super::host_list(hosts));
-        let prefix = if self.inner.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
-        let text = format!("{prefix}: {}\n", redact(&err.to_string()));
-        self.write_out(&text);
+        self.inner.mode.shared_error(err, hosts);
     }
 
     /// A problem that does not fail the command: on stderr (not with `-q`), or a `warning`
     /// event in JSON.
     pub fn warning(&self, warning: &Error) {
-        if self.inner.verbosity < 0 && self.inner.mode != Mode::Json {
-            return;
-        }
-        if self.inner.mode == Mode::Json {
-            let message = warning.one_line();
-            self.json(
-                &Event::Warning { host: warning.host.as_deref(), message: &message, hint: warning.hint.as_deref() },
-                -1,
-            );
-            return;
-        }
-        self.warning_text(&warning.to_string());
-    }
-
-    /// `warning: text` on stderr, above the spinners.
-    fn warning_text(&self, text: &str) {
-        let prefix = if self.inner.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
-        self.write_err(format!("{prefix}: {}", redact(text)));
+        let message = warning.one_line();
+        let text = warning.to_string();
+        self.inner.mode.warning(warning.host.as_deref(), &message, warning.hint.as_deref(), &text, false);
     }
 
     /// A line of the command's own about the whole run (not in JSON mode, not with `-q`).
     pub fn message(&self, text: &str) {
-        if self.inner.mode != Mode::Json && self.inner.verbosity >= 0 {
-            self.write_out(&format!("{}\n", redact(text)));
-        }
+        self.inner.mode.message(text);
+    }
+
+    /// A note of microctl's own (a host key just recorded; `Pool::take_notes`): `microctl:
+    /// text` on stderr in every mode (above the spinners), so `--json` on stdout stays clean.
+    pub fn notice(&self, text: &str) {
+        self.inner.mode.notice(text);
     }
 
     /// Bytes of the remote command's output; printed in whole lines.
@@ -316,21 +255,17 @@ impl Printer {
             let buf = if stream == Stream::Stdout { &mut h.out } else { &mut h.err };
             whole_lines(buf, data)
         };
-        self.print_output(host, stream, &lines);
+        for line in &lines {
+            self.inner.mode.output(host, stream, line);
+        }
     }
 
     /// The host is done: its unterminated output is ended, its spinner goes, its error (if
     /// any) is printed, and its row kept for the recap.
-    pub fn host_done(&self, done: &HostDone) {
+    pub fn host_done<F: Serialize>(&self, done: &HostDone<F>) {
         let (rest_out, rest_err, started) = {
             let mut state = self.inner.state.lock().expect("printer state");
             let h = state.host(&done.host);
-            if let Some(bar) = h.bar.take() {
-                bar.finish_and_clear();
-                if let Some(m) = &self.inner.multi {
-                    m.remove(&bar);
-                }
-            }
             h.phase = None;
             let rest = |buf: &mut Vec<u8>| {
                 if buf.is_empty() {
@@ -349,42 +284,31 @@ impl Printer {
             ));
             (o, e, started)
         };
-        self.print_output(&done.host, Stream::Stdout, &rest_out);
-        self.print_output(&done.host, Stream::Stderr, &rest_err);
-        self.json(&Event::Host(done), -1);
-        if self.inner.mode == Mode::Json {
-            return;
+        for line in &rest_out {
+            self.inner.mode.output(&done.host, Stream::Stdout, line);
         }
-        if let Some(text) = &done.error_text {
-            for (i, line) in text.lines().enumerate() {
-                let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
-                self.out_line(&done.host, &line);
-            }
+        for line in &rest_err {
+            self.inner.mode.output(&done.host, Stream::Stderr, line);
         }
-        if self.inner.verbosity >= 1 {
-            let detail = if done.detail.is_empty() { String::new() } else { format!(" ({})", done.detail) };
-            let text = format!("[{}] done: {}{detail}", seconds(started.elapsed()), done.status.as_str());
-            self.err_line(&done.host, &text);
-        }
+        let json = || serde_json::to_value(done).expect("JSON types serialize");
+        self.inner.mode.host_done(&Done {
+            host: &done.host,
+            status: done.status,
+            detail: &done.detail,
+            error_text: done.error_text.as_deref(),
+            elapsed: started.elapsed(),
+            json: &json,
+        });
     }
 
     /// The run is done: the recap table (not with `-q`) and the summary line, or the JSON
     /// summary. `changed` is what the command counts as changed; `check` is converge
-    /// `--check`. Returns the exit status: 1 when any host failed, else 3 when `check` found
-    /// changes pending, else 0.
-    pub fn finish(&self, changed: usize, check: bool) -> i32 {
-        self.finish_as(changed, check, None)
-    }
-
-    /// `finish`, with the exit status `code` when given (2: an input error found before any
-    /// host was contacted; the hosts it concerns were reported `failed`).
-    pub fn finish_as(&self, changed: usize, check: bool, code: Option<i32>) -> i32 {
+    /// `--check`; `exit_code` the status the command computed from its results
+    /// (`event::exit_status`), shown in the JSON summary.
+    pub fn finish(&self, changed: usize, check: bool, exit_code: i32) {
         if let Some((stop, handle)) = self.inner.heartbeat.lock().expect("heartbeat").take() {
             let _ = stop.send(());
             let _ = handle.join();
-        }
-        if let Some(m) = &self.inner.multi {
-            let _ = m.clear();
         }
         let rows = std::mem::take(&mut self.inner.state.lock().expect("printer state").rows);
         let count = |f: &dyn Fn(Status) -> bool| rows.iter().filter(|r| f(r.1)).count();
@@ -397,101 +321,9 @@ impl Printer {
             changed,
             check,
             duration_ms: self.inner.started.elapsed().as_millis() as u64,
-            exit_code: if let Some(code) = code {
-                code
-            } else if rows.iter().any(|r| r.1.is_failure()) {
-                1
-            } else if check && rows.iter().any(|r| r.1 == Status::Pending) {
-                3
-            } else {
-                0
-            },
+            exit_code,
         };
-        if self.inner.mode == Mode::Json {
-            super::JSON_SUMMARY_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            self.json(&Event::Summary(&summary), -1);
-            return summary.exit_code;
-        }
-        let mut out = String::new();
-        // `check` contacts no host: its errors say everything, a table of hosts would not.
-        if self.inner.verbosity >= 0 && !rows.is_empty() && self.inner.command != "check" {
-            let mut table = Table::new(&["host", "status", "detail", "duration"]);
-            for (host, status, detail, duration) in &rows {
-                table.row(vec![host.clone(), status.as_str().into(), detail.clone(), seconds(*duration)]);
-            }
-            out.push_str(&table.render());
-        }
-        out.push_str(&summary_line(&summary, count(&|s| s == Status::Skipped)));
-        out.push('\n');
-        let _ = std::io::stdout().lock().write_all(redact(&out).as_bytes());
-        summary.exit_code
-    }
-
-    fn print_output(&self, host: &str, stream: Stream, lines: &[String]) {
-        for line in lines {
-            self.json(&Event::Output { host, stream, line }, 0);
-            if self.inner.mode == Mode::Json || self.inner.verbosity < 0 {
-                continue;
-            }
-            match stream {
-                Stream::Stdout => self.out_line(host, line),
-                Stream::Stderr => self.err_line(host, line),
-            }
-        }
-    }
-
-    /// Prints a JSON event when in JSON mode and `verbosity` allows (`-1`: always).
-    fn json(&self, event: &Event<'_>, min_verbosity: i8) {
-        if self.inner.mode != Mode::Json || self.inner.verbosity < min_verbosity {
-            return;
-        }
-        super::json_line(event);
-    }
-
-    /// A result line (not with `-q`, not in JSON mode).
-    fn result_line(&self, host: &str, text: &str) {
-        if self.inner.mode != Mode::Json && self.inner.verbosity >= 0 {
-            self.out_line(host, text);
-        }
-    }
-
-    fn prefix(&self, host: &str, color: bool) -> String {
-        let index = self.inner.state.lock().expect("printer state").host(host).index;
-        let name = format!("{host:<w$}", w = self.inner.width);
-        if color { format!("\x1b[{}m{name}\x1b[0m | ", COLORS[index % COLORS.len()]) } else { format!("{name} | ") }
-    }
-
-    /// `host | text` on stdout (above the spinners).
-    fn out_line(&self, host: &str, text: &str) {
-        self.write_out(&format!("{}{}\n", self.prefix(host, self.inner.color_out), redact(text)));
-    }
-
-    /// Text (already redacted) on stdout, above the spinners.
-    fn write_out(&self, line: &str) {
-        let write = || {
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
-        };
-        match &self.inner.multi {
-            Some(m) => m.suspend(write),
-            None => write(),
-        }
-    }
-
-    /// `host | text` on stderr (above the spinners).
-    fn err_line(&self, host: &str, text: &str) {
-        self.write_err(format!("{}{}", self.prefix(host, self.inner.color_err), redact(text)));
-    }
-
-    /// A line (already redacted, without its newline) on stderr, above the spinners.
-    fn write_err(&self, line: String) {
-        match &self.inner.multi {
-            Some(m) => {
-                let _ = m.println(line);
-            }
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
-        }
+        self.inner.mode.finish(&summary, &rows);
     }
 
     fn start_heartbeat(&self, every: Duration) {
@@ -507,44 +339,31 @@ impl Printer {
     }
 
     /// Says, for each host whose phase has run `every` since it was last announced, that it
-    /// still runs: a `still PHASE after Ns` line, or a `heartbeat` JSON event.
+    /// still runs. Under the state lock: never after the host's own `host` event.
     fn beat(&self, every: Duration) {
-        let due: Vec<(String, String, Duration)> = {
-            let mut state = self.inner.state.lock().expect("printer state");
-            let now = Instant::now();
-            let mut due = Vec::new();
-            for (host, h) in state.hosts.iter_mut() {
-                if let Some((phase, since, last)) = &mut h.phase
-                    && now - *last >= every
-                {
-                    *last = now;
-                    let running = now - *since;
-                    if self.inner.mode == Mode::Json {
-                        // Under the lock: never after the host's own `host` event.
-                        let ms = running.as_millis() as u64;
-                        self.json(&Event::Heartbeat { host, phase, running_ms: ms }, 0);
-                    } else {
-                        due.push((host.clone(), phase.clone(), running));
-                    }
-                }
+        let mut state = self.inner.state.lock().expect("printer state");
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (host, h) in state.hosts.iter_mut() {
+            if let Some((phase, since, last)) = &mut h.phase
+                && now - *last >= every
+            {
+                *last = now;
+                due.push((host.clone(), phase.clone(), now - *since));
             }
-            due.sort();
-            due
-        };
+        }
+        due.sort();
         for (host, phase, running) in due {
-            self.err_line(&host, &format!("still {phase} after {}s", running.as_secs()));
+            self.inner.mode.heartbeat(&host, &phase, running);
         }
     }
 }
 
 impl State {
     fn host(&mut self, host: &str) -> &mut HostState {
-        let index = self.hosts.len();
         self.hosts.entry(host.to_string()).or_insert_with(|| HostState {
-            index,
             began: false,
             started: Instant::now(),
-            bar: None,
             phase: None,
             out: vec![],
             err: vec![],
@@ -559,28 +378,6 @@ fn heartbeat_interval() -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|s| *s > 0)
         .map_or(Duration::from_secs(30), Duration::from_secs)
-}
-
-/// `3 hosts: 2 ok, 4 changed, 1 failed, 0 unreachable in 1.20s` (no `changed` for exec;
-/// `1 host: ...` for one).
-fn summary_line(s: &Summary, skipped: usize) -> String {
-    let mut parts = vec![format!("{} ok", s.ok)];
-    if s.command != "exec" && s.command != "check" {
-        parts.push(format!("{} {}", s.changed, if s.check { "changes pending" } else { "changed" }));
-    }
-    parts.push(format!("{} failed", s.failed));
-    if s.command != "check" {
-        parts.push(format!("{} unreachable", s.unreachable));
-    }
-    if skipped > 0 {
-        parts.push(format!("{skipped} skipped"));
-    }
-    format!(
-        "{}: {} in {}",
-        super::count(s.hosts, "host"),
-        parts.join(", "),
-        seconds(Duration::from_millis(s.duration_ms))
-    )
 }
 
 /// Appends `data` to `buf` and takes the whole lines out of it (without their newlines).
@@ -606,31 +403,5 @@ mod tests {
         assert!(buf.is_empty());
         assert!(whole_lines(&mut buf, b"no newline").is_empty());
         assert_eq!(buf, b"no newline");
-    }
-
-    #[test]
-    fn summary_lines() {
-        let mut s = Summary {
-            command: "exec",
-            hosts: 3,
-            ok: 3,
-            failed: 0,
-            unreachable: 0,
-            changed: 0,
-            check: false,
-            duration_ms: 1200,
-            exit_code: 0,
-        };
-        assert_eq!(summary_line(&s, 0), "3 hosts: 3 ok, 0 failed, 0 unreachable in 1.20s");
-        s.command = "converge";
-        s.check = true;
-        s.changed = 4;
-        assert_eq!(
-            summary_line(&s, 1),
-            "3 hosts: 3 ok, 4 changes pending, 0 failed, 0 unreachable, 1 skipped in 1.20s"
-        );
-        s.command = "check";
-        s.failed = 1;
-        assert_eq!(summary_line(&s, 0), "3 hosts: 3 ok, 1 failed in 1.20s");
     }
 }

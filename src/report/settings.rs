@@ -1,9 +1,9 @@
-//! The output settings every command shares, decided once from the global flags: verbosity
-//! (`-q`, `-v`, `-vv`) and color (`--color auto|always|never`, NO_COLOR, CLICOLOR_FORCE).
+//! The output settings every command shares, a value decided once from the global flags and
+//! passed: verbosity (`-q`, `-v`, `-vv`) and color (`--color auto|always|never`, NO_COLOR,
+//! CLICOLOR_FORCE).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::sync::OnceLock;
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -15,34 +15,31 @@ pub enum ColorChoice {
     Never,
 }
 
-/// How much to print: -1 with `-q`, 0 by default, 1 with `-v`, 2 with `-vv`.
-#[derive(Debug, Clone, Copy)]
+/// The run's output settings, built once from the global flags (`GlobalArgs::output`) and
+/// passed to whatever prints: how much to print (-1 with `-q`, 0 by default, 1 with `-v`, 2
+/// with `-vv`) and the color choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settings {
     pub verbosity: i8,
     pub color: ColorChoice,
 }
 
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
+impl Settings {
+    /// The settings of `-q`, `-v`/`-vv` and `--color`.
+    pub fn new(quiet: bool, verbose: u8, color: ColorChoice) -> Settings {
+        let verbosity = if quiet { -1 } else { verbose.min(2) as i8 };
+        Settings { verbosity, color }
+    }
 
-/// Sets the run's settings (once, from the command line; later calls are ignored).
-pub fn configure(quiet: bool, verbose: u8, color: ColorChoice) {
-    let verbosity = if quiet { -1 } else { verbose.min(2) as i8 };
-    let _ = SETTINGS.set(Settings { verbosity, color });
-}
+    /// `-q`: only errors and the summary.
+    pub fn quiet(&self) -> bool {
+        self.verbosity < 0
+    }
 
-/// The run's settings (defaults when `configure` was not called, e.g. in unit tests).
-pub fn settings() -> Settings {
-    SETTINGS.get().copied().unwrap_or(Settings { verbosity: 0, color: ColorChoice::Auto })
-}
-
-/// Whether to color `stream`, by the settings and the environment.
-pub fn color_enabled(stream: &impl IsTerminal) -> bool {
-    decide_color(
-        settings().color,
-        stream.is_terminal(),
-        std::env::var_os("NO_COLOR"),
-        std::env::var_os("CLICOLOR_FORCE"),
-    )
+    /// Whether to color `stream`, by these settings and the environment.
+    pub fn color_for(&self, stream: &impl IsTerminal) -> bool {
+        decide_color(self.color, stream.is_terminal(), std::env::var_os("NO_COLOR"), std::env::var_os("CLICOLOR_FORCE"))
+    }
 }
 
 /// The color rule (no-color.org, bixense.com/clicolors): `always`/`never` win; under `auto`,

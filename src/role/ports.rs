@@ -6,6 +6,13 @@ use super::load::RoleSet;
 use super::render::role_names_for;
 use crate::inventory::{Host, Inventory};
 
+/// `inventory --ports --json`: one line per host, its inbound rules.
+#[derive(Debug, serde::Serialize)]
+pub struct HostRules<'a> {
+    pub host: &'a str,
+    pub inbound: Vec<Rule>,
+}
+
 /// One inbound rule.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rule {

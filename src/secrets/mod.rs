@@ -34,7 +34,7 @@ pub enum Mode {
 }
 
 /// Resolves every reference in the inventory's host and group vars. Returns the warnings
-/// (`StandIns` mode only). With `only` (the hosts a command renders), the vars of other hosts
+/// (`StandIns` mode; in `Values` mode only what decrypting said, e.g. about a key). With `only` (the hosts a command renders), the vars of other hosts
 /// and of groups none of them is in get stand-ins (`[secret NAME]`, `[env NAME]`) without
 /// decrypting or reading anything: `converge web` does not need app's secrets or environment.
 pub fn resolve(inv: &mut Inventory, mode: Mode, only: Option<&[String]>) -> Result<Vec<Error>> {
@@ -159,6 +159,11 @@ pub fn resolve(inv: &mut Inventory, mode: Mode, only: Option<&[String]>) -> Resu
         }
     }
     inv.relink_vars();
+    // What decrypting said (age, unlocking a key): returned like the warnings, for the caller
+    // to print.
+    if let Some(ids) = &ids {
+        warnings.extend(ids.take_notes().into_iter().map(|n| Error::new(ErrorKind::Inventory, n)));
+    }
     // One warning per reference, not per host using it.
     warnings.dedup_by(|a, b| a.message == b.message);
     Ok(warnings)

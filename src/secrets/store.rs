@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use age::secrecy::SecretString;
 use serde::Deserialize;
@@ -249,6 +250,8 @@ pub struct Identities {
     keys: Vec<Box<dyn age::Identity>>,
     paths: Vec<PathBuf>,
     skipped: Vec<String>,
+    /// What age said while decrypting (`Passphrase::display_message`), for the caller to print.
+    notes: Arc<Mutex<Vec<String>>>,
 }
 
 impl Identities {
@@ -260,7 +263,7 @@ impl Identities {
         candidates.extend(inventory_identities.iter().cloned());
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         candidates.extend(["id_ed25519", "id_rsa"].map(|n| home.join(".ssh").join(n)));
-        let mut ids = Identities { keys: Vec::new(), paths: Vec::new(), skipped: Vec::new() };
+        let mut ids = Identities { keys: Vec::new(), paths: Vec::new(), skipped: Vec::new(), notes: Arc::default() };
         for path in candidates {
             if ids.paths.contains(&path) || !path.exists() {
                 continue;
@@ -284,10 +287,15 @@ impl Identities {
                     continue;
                 }
             };
-            ids.keys.push(Box::new(id.with_callbacks(Passphrase)));
+            ids.keys.push(Box::new(id.with_callbacks(Passphrase { notes: ids.notes.clone() })));
             ids.paths.push(path);
         }
         Ok(ids)
+    }
+
+    /// What decrypting said so far (age's messages), each once: the caller prints them.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().expect("notes lock"))
     }
 
     fn describe(&self) -> String {
@@ -300,13 +308,16 @@ impl Identities {
     }
 }
 
-/// Unlocks encrypted SSH keys like `transport`: the passphrase variable, else a prompt.
-#[derive(Clone, Copy)]
-struct Passphrase;
+/// Unlocks encrypted SSH keys like `transport`: the passphrase variable, else a prompt. What
+/// age wants shown is kept in `notes` (returned by `Identities::take_notes`), never printed here.
+#[derive(Clone)]
+struct Passphrase {
+    notes: Arc<Mutex<Vec<String>>>,
+}
 
 impl age::Callbacks for Passphrase {
     fn display_message(&self, message: &str) {
-        crate::report::notice(message);
+        self.notes.lock().expect("notes lock").push(message.to_string());
     }
 
     fn confirm(&self, _: &str, _: &str, _: Option<&str>) -> Option<bool> {
@@ -372,7 +383,7 @@ mod tests {
             assert_eq!(file.get("db_password", &ids).unwrap(), value);
         }
         // HOME with no keys, only eve's key: refused, saying which keys were tried.
-        let ids = Identities { keys: vec![], paths: vec![], skipped: vec![] };
+        let ids = Identities { keys: vec![], paths: vec![], skipped: vec![], notes: Arc::default() };
         assert!(file.get("db_password", &ids).is_err());
         let eve_ids = Identities::find(std::slice::from_ref(&eve));
         let err = file.get("db_password", &eve_ids.unwrap()).unwrap_err();

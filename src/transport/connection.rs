@@ -56,6 +56,8 @@ pub struct ClientHandler {
     known_hosts: known_hosts::Files,
     accept_new: bool,
     outcome: Arc<Mutex<Option<HostKeyOutcome>>>,
+    /// Notes for the user (a host key just recorded): returned, never printed here.
+    notes: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler {
@@ -70,7 +72,7 @@ impl ClientHandler {
                     tokio::task::spawn_blocking(move || known_hosts::record(&files, &address, port, &k)).await;
                 match recorded {
                     Ok(Ok(Verdict::Unknown)) => {
-                        crate::report::notice(&format!(
+                        self.notes.lock().expect("notes lock").push(format!(
                             "recorded the host key of {} ({}): {} {} in {}",
                             self.name,
                             known_hosts::lookup_name(&self.address, self.port),
@@ -215,8 +217,15 @@ impl Connection {
     }
 }
 
-/// Dials `host`, directly or through `via`, verifies its key and authenticates.
-pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, options: &Options) -> Result<Connection> {
+/// Dials `host`, directly or through `via`, verifies its key and authenticates. Notes for the
+/// user (a host key recorded with `--accept-new`) go to `on_note`, to be printed by the caller.
+pub async fn dial(
+    host: &Host,
+    via: Option<Arc<Connection>>,
+    keys: &Keys,
+    options: &Options,
+    on_note: impl FnOnce(Vec<String>),
+) -> Result<Connection> {
     auth::check_identity(host)?;
     let files = known_hosts::Files { user: host.known_hosts.clone(), global: host.global_known_hosts.clone() };
     let recorded = known_hosts::entries(&files, &host.address, host.port).unwrap_or_default();
@@ -233,6 +242,7 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
         ..Default::default()
     });
     let outcome = Arc::new(Mutex::new(None));
+    let notes = Arc::new(Mutex::new(Vec::new()));
     let handler = ClientHandler {
         name: host.name.clone(),
         address: host.address.clone(),
@@ -240,6 +250,7 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
         known_hosts: files,
         accept_new: options.accept_new,
         outcome: outcome.clone(),
+        notes: notes.clone(),
     };
 
     let timeout = host.connect_timeout;
@@ -273,7 +284,10 @@ pub async fn dial(host: &Host, via: Option<Arc<Connection>>, keys: &Keys, option
         };
         result.map_err(|e| handshake_error(host, via.as_deref(), &outcome, e))
     };
-    let mut handle = match tokio::time::timeout(timeout, handshake).await {
+    let handshake = tokio::time::timeout(timeout, handshake).await;
+    // A key recorded before the dial failed stays recorded: the note goes out either way.
+    on_note(std::mem::take(&mut *notes.lock().expect("notes lock")));
+    let mut handle = match handshake {
         Ok(r) => r?,
         Err(_) => {
             return Err(Error::new(

@@ -24,11 +24,13 @@ pub struct Pool {
     /// Per host name: its depth in its jump chain (targets close before their jump hosts) and
     /// its dial, shared by everyone who asks.
     cells: Mutex<HashMap<String, (usize, Cell)>>,
+    /// Notes for the user from dials (a host key recorded), until the caller takes them.
+    notes: Mutex<Vec<String>>,
 }
 
 impl Pool {
     pub fn new(inventory: Arc<Inventory>, options: Options) -> Arc<Pool> {
-        Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default() })
+        Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default(), notes: Mutex::default() })
     }
 
     /// The connection to `host`, dialing it (and its jump hosts) if needed.
@@ -83,7 +85,8 @@ impl Pool {
         let mut pause = Duration::from_millis(500);
         let mut told = None;
         loop {
-            let error = match connection::dial(host, via.clone(), &self.keys, &self.options).await {
+            let on_note = |notes: Vec<String>| self.notes.lock().expect("notes lock").extend(notes);
+            let error = match connection::dial(host, via.clone(), &self.keys, &self.options, on_note).await {
                 Ok(conn) => return Ok(Arc::new(conn)),
                 Err(e) => e,
             };
@@ -99,6 +102,13 @@ impl Pool {
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// The notes for the user the dials so far left (a host key recorded with
+    /// `--accept-new`), each once: the caller prints them (`Printer::notice`), so nothing here
+    /// draws over the spinners.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().expect("notes lock"))
     }
 
     /// Disconnects every open connection, targets before their jump hosts.

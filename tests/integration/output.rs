@@ -589,3 +589,29 @@ fn a_json_run_that_fails_before_any_host_ends_with_an_error_and_the_summary() {
         assert!(run.stderr.starts_with("error: "), "the text error stays on stderr: {}", run.stderr);
     }
 }
+
+#[test]
+fn converge_diff_json_on_a_terminal_holds_no_escape() {
+    let fleet = Fleet::new(1, crate::converge::ROLE);
+    let roles = fleet.ws.path("roles");
+    let roles = roles.to_str().unwrap();
+    let ws = &fleet.ws;
+    // A terminal where color is on (NO_COLOR empty): the diffs are data, never painted in JSON.
+    let args = ["--roles-dir", roles, "converge", "--check", "--diff", "--json"];
+    let tty = ws.microctl_tty(&args, "", &[("NO_COLOR", "")]);
+    tty.assert_code(3);
+    assert!(!tty.stdout.contains('\x1b'), "an escape byte on the terminal: {:?}", tty.stdout);
+    let lines: Vec<Value> =
+        tty.stdout.lines().map(|l| serde_json::from_str(l.trim_end_matches('\r')).unwrap()).collect();
+    let diffs: Vec<&str> = lines.iter().filter(|v| v["type"] == "diff").map(|v| v["diff"].as_str().unwrap()).collect();
+    assert!(diffs.iter().any(|d| d.contains("hello from h0")), "no diff: {:?}", tty.stdout);
+    let host = lines.iter().find(|v| v["type"] == "host").unwrap();
+    let held = host["diffs"].as_array().unwrap().iter().map(|d| d.as_str().unwrap());
+    for diff in diffs.iter().copied().chain(held) {
+        assert!(!diff.contains('\x1b'), "an escape in a JSON diff: {diff:?}");
+    }
+    // The same run printed as text on that terminal: the diff is colored there.
+    let text = ws.microctl_tty(&args[..5], "", &[("NO_COLOR", "")]);
+    text.assert_code(3);
+    assert!(text.stdout.contains("\x1b[32m+hello from h0\x1b[0m"), "{:?}", text.stdout);
+}

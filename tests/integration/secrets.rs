@@ -473,3 +473,21 @@ fn short_secret_values_are_refused_or_warned_about() {
         check.stderr
     );
 }
+
+#[test]
+fn quiet_secrets_commands_print_no_confirmation() {
+    let ws = Workspace::new();
+    ws.inventory("[hosts.h]\naddress = \"127.0.0.1\"\n");
+    // -q: only errors; the file is created and the secret set all the same.
+    let quiet = with_stdin(&ws, &["-q", "secrets", "set", "a"], "alpha-value\n");
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "", "-q prints no confirmation");
+    assert_eq!(ws.microctl(&["secrets", "show", "a"]).stdout, "alpha-value");
+    let rekey = ws.microctl(&["-q", "secrets", "rekey"]);
+    rekey.assert_code(0);
+    assert_eq!(rekey.stderr, "", "-q prints no confirmation");
+    // Without -q the confirmation is said.
+    let said = with_stdin(&ws, &["secrets", "set", "b"], "bravo-value\n");
+    said.assert_code(0);
+    assert!(said.stderr.contains("microctl: secret `b` set in "), "{}", said.stderr);
+}

@@ -1,12 +1,15 @@
 //! What a deploy does on a host, as typed events: `deploy` emits them as they happen, the
-//! printer renders them (a `host | text` line, the host's phase and heartbeat, or a JSON
-//! `deploy` object with an `event` kind and its fields). The text of each event is defined
-//! here once, so the TTY, plain and JSON outputs say the same thing.
+//! printer renders them through `report::HostEvent` (a `host | text` line, the host's phase
+//! and heartbeat, or a JSON `deploy` object with an `event` kind, its fields and its text).
+//! The text of each event is defined here once, so the TTY, plain and JSON outputs say the
+//! same thing.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::report::HostEvent;
 
 /// One thing that happened in a host's deploy. In JSON: `"event": "<snake_case kind>"` plus the
 /// variant's fields (README "JSON Lines", `deploy`).
@@ -57,7 +60,7 @@ pub enum DeployEvent<'a> {
 impl DeployEvent<'_> {
     /// The host's phase this event starts, and whether it may take long (announced without a
     /// terminal, kept alive by the heartbeat).
-    pub fn phase(&self) -> Option<(String, bool)> {
+    fn started_phase(&self) -> Option<(String, bool)> {
         match self {
             DeployEvent::LockWait { .. } | DeployEvent::ViaLockWait { .. } => Some((self.to_string(), true)),
             // Their result line announces them already; the heartbeat keeps them alive.
@@ -73,6 +76,39 @@ impl DeployEvent<'_> {
     /// only (its phase says it).
     pub fn is_result(&self) -> bool {
         !matches!(self, DeployEvent::LockWait { .. } | DeployEvent::ViaLockWait { .. })
+    }
+}
+
+/// A deploy event's JSON Lines object: `"type": "deploy"`, the event's kind and fields, and
+/// its text as printed.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "deploy")]
+pub struct JsonLine<'b, 'a> {
+    #[serde(flatten)]
+    event: &'b DeployEvent<'a>,
+    text: String,
+}
+
+impl<'a> HostEvent for DeployEvent<'a> {
+    type Json<'b>
+        = JsonLine<'b, 'a>
+    where
+        Self: 'b;
+
+    fn json(&self) -> Option<JsonLine<'_, 'a>> {
+        Some(JsonLine { event: self, text: self.to_string() })
+    }
+
+    fn text(&self) -> Option<Cow<'_, str>> {
+        self.is_result().then(|| Cow::Owned(self.to_string()))
+    }
+
+    fn phase(&self) -> Option<Cow<'_, str>> {
+        self.started_phase().map(|(phase, _)| Cow::Owned(phase))
+    }
+
+    fn is_slow(&self) -> bool {
+        self.started_phase().is_some_and(|(_, slow)| slow)
     }
 }
 
@@ -150,15 +186,20 @@ mod tests {
     #[test]
     fn long_steps_set_the_phase_and_a_lock_wait_is_no_result() {
         let lock = DeployEvent::LockWait { holder: "alice (converge)".into() };
-        assert_eq!(lock.phase(), Some(("waiting for the host lock held by alice (converge)".into(), true)));
+        assert_eq!(lock.started_phase(), Some(("waiting for the host lock held by alice (converge)".into(), true)));
+        assert!(lock.is_slow() && lock.text().is_none());
         assert!(!lock.is_result());
         let build = DeployEvent::BuildStep { step: "make".into() };
-        assert_eq!(build.phase(), Some(("build: make".into(), false)));
-        assert!(build.is_result());
+        assert_eq!(build.started_phase(), Some(("build: make".into(), false)));
+        assert!(build.is_result() && !build.is_slow());
+        assert_eq!(
+            serde_json::to_value(build.json().unwrap()).unwrap(),
+            serde_json::json!({"type": "deploy", "event": "build_step", "step": "make", "text": "build: make"})
+        );
         let wait = Some(("waiting for the health check".to_string(), true));
-        assert_eq!(DeployEvent::Switch { release: "r1".into() }.phase(), wait);
-        assert_eq!(DeployEvent::HealthWait { confirm_secs: 90 }.phase(), wait);
-        assert_eq!(DeployEvent::Release { release: "r1".into() }.phase(), None);
-        assert_eq!(DeployEvent::Verdict { keep: true }.phase(), None);
+        assert_eq!(DeployEvent::Switch { release: "r1".into() }.started_phase(), wait);
+        assert_eq!(DeployEvent::HealthWait { confirm_secs: 90 }.started_phase(), wait);
+        assert_eq!(DeployEvent::Release { release: "r1".into() }.started_phase(), None);
+        assert_eq!(DeployEvent::Verdict { keep: true }.started_phase(), None);
     }
 }
