@@ -137,8 +137,9 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         let names: Vec<String> = stale.iter().map(|s| s.0.name.clone()).collect();
         let gathers = fan
             .each(stale, |Stale(host, channels)| {
-                let pool = fan.pool().clone();
+                let (pool, printer) = (fan.pool().clone(), printer.clone());
                 async move {
+                    printer.phase(&host.name, "gathering facts", false);
                     let gathered = crate::facts::gather_and_cache(&pool, &host).await;
                     (host, gathered, channels + 1)
                 }
