@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+mod complete;
 
 #[derive(Debug, Parser)]
 #[command(name = "microctl", version = env!("MICROCTL_VERSION"), about = "Converge, deploy and run commands on hosts over SSH")]
@@ -39,6 +41,10 @@ pub struct GlobalArgs {
     /// The output settings of the flags above, built once after parsing (`lib::run`).
     #[arg(skip)]
     pub output: crate::report::Settings,
+    /// Print JSON (converge, exec, deploy, check, inventory): before or after the subcommand,
+    /// like every option here; each of those reads it as its own `--json`.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,9 +141,11 @@ pub enum LabCommand {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The deploy to run: a [deploy.NAME] table of the inventory.
+    #[arg(add = complete::deploys())]
     pub app: String,
     /// Only these of the deploy's hosts (a canary, or the host that failed): names, groups,
     /// globs, comma lists, `!name`; default: all of its `hosts`.
+    #[arg(add = complete::hosts())]
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
@@ -176,6 +184,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct ConvergeArgs {
     /// Hosts: `all` (the default), names, groups, globs (`web*`), comma lists, `!name` to exclude.
+    #[arg(add = complete::hosts())]
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
@@ -229,7 +238,7 @@ impl Command {
 #[derive(Debug, Args)]
 pub struct Limit {
     /// The hosts, as an option: the same as PATTERN.
-    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern")]
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN", conflicts_with = "pattern", add = complete::hosts())]
     pub limit: Option<String>,
 }
 
@@ -303,7 +312,7 @@ pub struct FactsArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Hosts: `all`, names, groups, globs (`web*`), comma lists, `!name` to exclude.
-    #[arg(required_unless_present = "limit")]
+    #[arg(required_unless_present = "limit", add = complete::hosts())]
     pub pattern: Option<String>,
     #[command(flatten)]
     pub limit: Limit,
@@ -326,6 +335,7 @@ pub struct ExecArgs {
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     /// Show only these hosts: `all`, names, groups, globs (`web*`), comma lists, `!name`.
+    #[arg(add = complete::hosts())]
     pub pattern: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -338,6 +348,7 @@ pub struct InventoryArgs {
 #[derive(Debug, Args)]
 pub struct SshArgs {
     /// The host (a name from the inventory).
+    #[arg(add = complete::host_names())]
     pub host: String,
     /// A command to run instead of a shell, after `--`; run by the remote user's shell.
     #[arg(last = true)]
@@ -347,7 +358,7 @@ pub struct SshArgs {
 #[derive(Debug, Args)]
 pub struct SshConfigArgs {
     /// Only these hosts (and their jump hosts): `all`, names, groups, globs, `!name`.
-    #[arg(default_value = "all")]
+    #[arg(default_value = "all", add = complete::hosts())]
     pub pattern: String,
 }
 
@@ -396,4 +407,67 @@ pub fn command_without_dashes(e: &clap::Error, args: &[OsString]) -> Option<crat
         crate::error::Error::usage(format!("unexpected argument `{bad}`: put the remote command after `--`"))
             .hint(format!("e.g. {}", fixed.join(" "))),
     )
+}
+
+/// Where each option of [`GlobalArgs`] applies (by argument id, then subcommands). One rule for
+/// all of them: written before or after the subcommand, the same; on a subcommand that ignores
+/// it, not shown (help, man page, completions) and refused when given.
+const APPLIES: &[(&str, &[&str])] = &[
+    ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets"]),
+    ("roles_dir", &["inventory", "converge", "check", "deploy"]),
+    ("accept_new", &["exec", "converge", "deploy", "ssh", "lab"]),
+    ("quiet", &["exec", "converge", "check", "deploy"]),
+    ("verbose", &["exec", "converge", "check", "deploy"]),
+    ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab"]),
+    ("json", &["exec", "inventory", "converge", "check", "deploy"]),
+];
+
+fn applies(id: &str, sub: &str) -> bool {
+    APPLIES.iter().find(|(a, _)| *a == id).is_none_or(|(_, subs)| subs.contains(&sub))
+}
+
+/// The clap command, with each global option hidden on the subcommands it does not apply to
+/// (a hidden copy in the subcommand keeps clap from propagating the shown one there).
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).cloned().collect();
+    let subs: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for sub in &subs {
+        for arg in globals.iter().filter(|a| !applies(a.get_id().as_str(), sub)) {
+            let hidden = arg.clone().hide(true);
+            cmd = cmd.mut_subcommand(sub, |s| s.arg(hidden));
+        }
+    }
+    cmd
+}
+
+/// Why a command line was not run: clap's own error (help and version included), or an
+/// option given to a subcommand it does not apply to.
+#[derive(Debug)]
+pub enum Refused {
+    Clap(clap::Error),
+    Usage(crate::error::Error),
+}
+
+/// Parses `args` (program name first) by [`command`]'s rules.
+pub fn parse(args: &[OsString]) -> Result<Cli, Refused> {
+    let matches = command().try_get_matches_from(args).map_err(Refused::Clap)?;
+    if let Some((sub, _)) = matches.subcommand() {
+        for (id, subs) in APPLIES {
+            let given = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            if given && !subs.contains(&sub) {
+                let flag = Cli::command()
+                    .get_arguments()
+                    .find(|a| a.get_id() == id)
+                    .and_then(|a| a.get_long())
+                    .map(|l| format!("--{l}"))
+                    .unwrap_or_else(|| id.to_string());
+                return Err(Refused::Usage(
+                    crate::error::Error::usage(format!("`{flag}` does not apply to `microctl {sub}`"))
+                        .hint(format!("`{flag}` applies to: {}", subs.join(", "))),
+                ));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(Refused::Clap)
 }

@@ -26,8 +26,6 @@ pub mod transport;
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
 /// Runs microctl with `args` (including the program name) and returns the exit code.
 pub fn run<I, T>(args: I) -> i32
 where
@@ -35,9 +33,22 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cli = match cli::Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+    let here = std::env::current_dir().ok();
+    match clap_complete::CompleteEnv::with_factory(cli::command).try_complete(args.clone(), here.as_deref()) {
+        Ok(true) => return 0,
+        Ok(false) => {}
         Err(e) => {
+            let _ = e.print();
+            return 2;
+        }
+    }
+    let mut cli = match cli::parse(&args) {
+        Ok(cli) => cli,
+        Err(cli::Refused::Usage(err)) => {
+            report::print_error(&report::Settings::default(), &err);
+            return err.exit_code();
+        }
+        Err(cli::Refused::Clap(e)) => {
             if let Some(err) = cli::command_without_dashes(&e, &args) {
                 report::print_error(&report::Settings::default(), &err);
                 return err.exit_code();
@@ -46,7 +57,6 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let mut cli = cli;
     cli.global.output = report::Settings::new(cli.global.quiet, cli.global.verbose, cli.global.color);
     let output = cli.global.output;
     let json = cli.command.json_name();

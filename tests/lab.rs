@@ -370,6 +370,86 @@ fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A GET through nginx on web, timed.
+fn timed_get() -> (u16, String, Duration) {
+    let t = Instant::now();
+    let (status, body) =
+        get("198.18.0.11:80", "/").unwrap_or_else(|e| panic!("no answer through nginx after {:?}: {e}", t.elapsed()));
+    (status, body, t.elapsed())
+}
+
+/// gunicorn cannot start (a drop-in points it at a crashing command, as a release that dies at
+/// import or a database that is down would): systemd gives up after its start limit and closes
+/// the socket, so every visitor gets nginx's maintenance page (503) within a second, not a 504
+/// after 60 s. A plain start is then refused (start-limit-hit). With no release at all, the first
+/// visitor gets the page at once. The next deploy's restart (reset-failed first) brings the
+/// good release back.
+fn cannot_start_then_deploy(inv: &str, vi: &str) {
+    // A runtime drop-in: gone with the next boot, should this test stop half-way.
+    let unit = "/run/systemd/system/gunicorn.service.d";
+    as_root(
+        inv,
+        "app",
+        &format!(
+            "mkdir -p {unit} && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > {unit}/lab-crash.conf \
+             && systemctl daemon-reload && {{ systemctl restart gunicorn || true; }}"
+        ),
+    );
+    // A visitor arriving while systemd still retries waits at most for the retries (3 starts,
+    // 1 s apart), then gets the page.
+    let (status, body, took) = timed_get();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Down for maintenance"), "{body}");
+    assert!(took < Duration::from_secs(8), "a visitor during the retries waited {took:?}");
+    eprintln!(
+        "lab e2e: the app cannot start: the first visitor got the maintenance page in {:.2}s",
+        took.as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while as_root(inv, "app", "systemctl is-active -q gunicorn.socket && echo LISTENING || true")
+        .stdout
+        .contains("LISTENING")
+    {
+        assert!(Instant::now() < deadline, "gunicorn.socket still listens while gunicorn cannot start");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for _ in 0..5 {
+        let (status, body, took) = timed_get();
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("Down for maintenance"), "{body}");
+        assert!(took < Duration::from_secs(1), "the maintenance page took {took:?}");
+    }
+    let why = as_root(inv, "app", "systemctl show -p Result --value gunicorn.socket").stdout;
+    assert!(why.contains("| service-start-limit-hit"), "the socket closed because gunicorn hit its start limit: {why}");
+    let plain = as_root(inv, "app", "if systemctl start gunicorn.service; then echo STARTED; fi").stdout;
+    assert!(!plain.contains("STARTED"), "a plain start within the start limit interval: {plain}");
+    as_root(inv, "app", &format!("rm -r {unit} && systemctl daemon-reload"));
+
+    // No release (a host rebooted before its first deploy): gunicorn's start condition fails,
+    // which is no failure; the first visitor's connection makes the socket retry until its
+    // trigger limit closes it, so that visitor gets the page at once too.
+    let current = "/srv/microblog/current";
+    as_root(
+        inv,
+        "app",
+        &format!(
+            "mv {current} {current}.lab-off && systemctl reset-failed gunicorn.socket gunicorn.service \
+             && {{ systemctl restart gunicorn || true; }}"
+        ),
+    );
+    let (status, body, took) = timed_get();
+    as_root(inv, "app", &format!("mv {current}.lab-off {current}"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Down for maintenance"), "{body}");
+    assert!(took < Duration::from_secs(1), "with no release, the maintenance page took {took:?}");
+    let state =
+        as_root(inv, "app", "systemctl is-failed gunicorn.service; systemctl show -p Result --value gunicorn.socket");
+    assert!(state.stdout.contains("| inactive") && state.stdout.contains("| trigger-limit-hit"), "{}", state.stdout);
+
+    ok(&["-i", vi, "deploy", "app", "--ref", "v2"]);
+    assert_eq!(page_version(), "2.0.0");
+}
+
 /// The machine has one lab: its tests run one at a time.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -625,6 +705,8 @@ fn lab_converge_deploy_and_teardown() {
     assert_eq!(jenkins.code, 0, "{}{}", jenkins.stdout, jenkins.stderr);
     assert!(jenkins.stdout.contains(&v2_sha.trim()[..10]), "the release names the commit: {}", jenkins.stdout);
     assert_eq!(page_version(), "2.0.0");
+
+    timed("the app cannot start: maintenance page, then a deploy heals", || cannot_start_then_deploy(inv, vi));
 
     timed("lab down", || ok(&["lab", "down"]));
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();

@@ -2,7 +2,7 @@
 //! is fed what the host printed (the lines of `remote::Reader`, then the end of the stream
 //! and the exit status) and says what to send next and what happened. It does no I/O and
 //! knows no clock but the one it is given: the real path (`apply::talk`, over
-//! `remote::Session`) and the sh/dash tests of `agent` (the real `host.sh` under sh and dash)
+//! `remote::Session`) and the sh/dash tests of `host` (the real `host.sh` under sh and dash)
 //! both drive it, so the tests exercise the client that runs.
 //!
 //! The conversation (`host.sh`): the probe's output up to `probe-end` is parsed and the
@@ -106,7 +106,13 @@ impl<'a> Client<'a> {
     /// A client for one session converging `desired` with `state_dir` as the host's state
     /// folder; `nonce` names the payload's stage folder; `now` is the controller's clock
     /// (`hashes::clock_now`: the hash record's age is judged by it).
-    pub fn new(desired: &'a Desired, state_dir: &str, opts: &super::Options, nonce: &str, now: Stamp) -> Client<'a> {
+    pub fn new(
+        desired: &'a Desired,
+        state_dir: &str,
+        opts: &super::ConvergeOptions,
+        nonce: &str,
+        now: Stamp,
+    ) -> Client<'a> {
         Client {
             desired,
             state_dir: state_dir.to_string(),
@@ -167,15 +173,21 @@ impl<'a> Client<'a> {
     fn probed(&mut self, out: &str) -> Result<Next> {
         let (desired, state_dir) = (self.desired, self.state_dir.as_str());
         self.observed = probe::parse(out).map_err(|e| unparsed(desired, e))?;
-        if !self.observed.state_folder_ok(state_dir) {
-            // Its stdin ends: the host script exits, having written nothing.
-            return Ok(Next::Refuse { frame: false, error: remote::state_refused(&desired.host, state_dir) });
-        }
-        // Root or the login user (the folder's owner) alone may write the folders above it.
-        self.observed.login_uid = Some(self.observed.path(state_dir).uid);
-        if let Err(r) = plan::trust::state_folder(&self.observed, state_dir) {
-            let error = remote::state_folder_exposed(&desired.host, state_dir, &r.folder, &r.why);
-            return Ok(Next::Refuse { frame: false, error });
+        // --check on a host with no state folder: the session created none and holds no lock
+        // (a host no run has converged); the host writes and deletes nothing (`NOSTATE`), so
+        // there is no folder to judge. Otherwise the folder is judged before anything is sent.
+        let fresh_check = self.check && !self.observed.paths.contains_key(state_dir);
+        if !fresh_check {
+            if !self.observed.state_folder_ok(state_dir) {
+                // Its stdin ends: the host script exits, having written nothing.
+                return Ok(Next::Refuse { frame: false, error: remote::state_refused(&desired.host, state_dir) });
+            }
+            // Root or the login user (the folder's owner) alone may write the folders above it.
+            self.observed.login_uid = Some(self.observed.path(state_dir).uid);
+            if let Err(r) = plan::trust::state_folder(&self.observed, state_dir) {
+                let error = remote::state_folder_exposed(&desired.host, state_dir, &r.folder, &r.why);
+                return Ok(Next::Refuse { frame: false, error });
+            }
         }
         if let Some(want) = &desired.facts_fingerprint
             && self.observed.facts_fingerprint.as_ref().is_none_or(|seen| seen != want || want.is_empty())
@@ -422,8 +434,8 @@ mod tests {
         }
     }
 
-    fn opts(check: bool) -> super::super::Options {
-        super::super::Options {
+    fn opts(check: bool) -> super::super::ConvergeOptions {
+        super::super::ConvergeOptions {
             check,
             diff: false,
             lock_timeout: std::time::Duration::from_secs(1),

@@ -10,7 +10,8 @@
 # must write the hash record again sends one too) mean the client found the folder ours with
 # mode 0700: remove what a killed run left staged; for a payload, record this run as the
 # lock holder (`hold`), unpack it inside the state folder (the payload never touches /tmp)
-# and source apply.sh. The EXIT trap empties the lock owner line.
+# and source apply.sh. The EXIT trap empties the lock owner line. With no state folder
+# (NOSTATE, converge --check on a fresh host) nothing is removed or written: exit.
 mark probe-end
 IFS= read -r n || exit 0
 while [ "$n" = hash ]; do
@@ -20,6 +21,7 @@ while [ "$n" = hash ]; do
   mark probe-end
   IFS= read -r n || exit 0
 done
+[ -z "$NOSTATE" ] || exit 0
 for old in "$STATE"/stage.*; do
   [ -e "$old" ] && rm -rf -- "$STATE"/stage.*
   break

@@ -2,16 +2,16 @@
 //! payload, apply), so a converge where nothing changed costs connect + auth + one exec, and
 //! one with changes costs the same channel plus one more round trip for the payload.
 //!
-//! The session (bootstrap, lock, framing, markers, timeouts) is `crate::remote`'s; `agent` is
+//! The session (bootstrap, lock, framing, markers, timeouts) is `crate::remote`'s; `host` is
 //! converge's part of it on the host (probe + payload reader), `client` its client half (a
-//! sans-IO state machine this file drives over the session), `script` the apply script,
+//! sans-IO state machine this file drives over the session), `apply_script` the apply script,
 //! `payload` the tar stream that carries it with the changed files.
 
-pub mod agent;
+pub mod apply_script;
 pub mod client;
 pub mod event;
+pub mod host;
 mod payload;
-pub mod script;
 pub mod steps;
 pub mod users;
 
@@ -31,7 +31,7 @@ use client::{Client, End, Next};
 
 /// How to run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ConvergeOptions {
     /// Probe and plan only; change nothing.
     pub check: bool,
     /// Compute unified diffs of changed text files.
@@ -129,7 +129,7 @@ pub async fn converge_host(
     pool: &Pool,
     host: &Host,
     desired: &Desired,
-    opts: &Options,
+    opts: &ConvergeOptions,
     progress: Progress<'_>,
 ) -> HostRun {
     let started = Instant::now();
@@ -146,7 +146,7 @@ async fn run_host(
     pool: &Pool,
     host: &Host,
     desired: &Desired,
-    opts: &Options,
+    opts: &ConvergeOptions,
     progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
@@ -165,7 +165,7 @@ async fn talk(
     conn: &std::sync::Arc<crate::transport::Connection>,
     host: &Host,
     desired: &Desired,
-    opts: &Options,
+    opts: &ConvergeOptions,
     progress: Progress<'_>,
     run: &mut HostRun,
 ) -> Result<()> {
@@ -175,10 +175,11 @@ async fn talk(
     // writes anything there (`host.sh`).
     let spec = remote::Spec {
         client_checks_state: true,
+        create_state: !opts.check, // --check creates nothing on the host, not even the folder
         ..remote::Spec::for_host(host, opts.what, opts.lock_timeout, opts.timeout)
     };
     let state_dir = spec.state_dir.clone();
-    let body = agent::body(&probe::script(desired, &state_dir, opts.diff));
+    let body = host::body(&probe::script(desired, &state_dir, opts.diff));
     let mut session = Session::start(conn, spec, &body, |_| progress(Event::Phase(Phase::LockWait))).await?;
     session.phase("probe");
     let mut client = Client::new(desired, &state_dir, opts, session.nonce(), hashes::clock_now());

@@ -11,7 +11,7 @@ use crate::plan::desired::Desired;
 use crate::plan::{Action, Plan};
 use crate::remote::Session;
 
-use super::script;
+use super::apply_script;
 
 /// How much of a file one `send` carries.
 const CHUNK: usize = 256 * 1024;
@@ -70,10 +70,10 @@ pub fn build(desired: &Desired, plan: &Plan, nonce: &str) -> Result<Payload> {
         pieces.push(Piece::Own(vec![0; (512 - len % 512) % 512]));
         Ok(())
     };
-    add("apply.sh", Piece::Own(script::build(desired, plan).into_bytes()))?;
+    add("apply.sh", Piece::Own(apply_script::build(desired, plan).into_bytes()))?;
     for change in &plan.changes {
         if let Action::WriteFile(i) = change.action {
-            add(&script::payload_name(desired, i), Piece::Shared(desired.files[i].content.clone()))?;
+            add(&apply_script::payload_name(desired, i), Piece::Shared(desired.files[i].content.clone()))?;
         }
     }
     pieces.push(Piece::Own(vec![0; 1024]));
@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     /// The streamed pieces are a tar that the `tar` crate (and the host's GNU tar, in the
-    /// agent's tests) read back: the folder, apply.sh, each changed file under its staged name.
+    /// host's tests) read back: the folder, apply.sh, each changed file under its staged name.
     #[test]
     fn pieces_form_a_tar() {
         let mut d = Desired { host: "h".into(), ..Default::default() };

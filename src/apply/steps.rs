@@ -1,9 +1,9 @@
-//! What `-vv` says about a converge session on a host (`report::script` tells why): its
+//! What `-vv` says about a converge session on a host (`report::steps` tells why): its
 //! steps in the order the session takes them, built from the host's rendered resources.
 
 use crate::plan::desired::Desired;
 use crate::report::count;
-use crate::report::script::{lock, one_line};
+use crate::report::steps::{lock, one_line};
 
 /// A converge session: lock, one probe of every resource, then the apply of what differs.
 pub fn converge(desired: &Desired, state_dir: &str, lock_wait_secs: u64, diff: bool, check: bool) -> Vec<String> {

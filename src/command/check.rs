@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{extra_vars, load_inventory_with_secrets, load_roles};
+use super::{extra_vars, load_inventory_with_secrets, load_roles, unread_extra_warnings};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
@@ -74,7 +74,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let rendered = renderer.warnings();
     let all = secret_warnings.iter().chain(&file).chain(&rendered);
     let groups = group_typo_warnings(&inv);
-    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders).chain(&groups) {
+    let unread = unread_extra_warnings(&extra, &roles);
+    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders).chain(&groups).chain(&unread) {
         printer.warning(warning);
     }
     if !failed {

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{extra_vars, load_inventory_for, load_roles};
-use crate::apply::{self, ChangeState, Event, HostRun, Options};
+use super::{extra_vars, load_inventory_for, load_roles, unread_extra_warnings};
+use crate::apply::{self, ChangeState, ConvergeOptions, Event, HostRun};
 use crate::cli::{ConvergeArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::fanout::Fanout;
@@ -63,10 +63,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
 
     let printer = Printer::new(&global.output, "converge", &selected, args.json);
-    for warning in renderer.warnings() {
+    for warning in renderer.warnings().into_iter().chain(unread_extra_warnings(&extra, &roles)) {
         printer.warning(&warning);
     }
-    let opts = Options {
+    let opts = ConvergeOptions {
         check: args.check,
         diff: args.diff,
         lock_timeout: Duration::from_secs(args.lock_timeout),

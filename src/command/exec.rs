@@ -1,6 +1,7 @@
 //! `microctl exec PATTERN -- CMD`: run an ad-hoc command on every matched host in parallel
 //! (through the one fan-out runner), streaming `host | line` output, then the recap (or JSON
-//! Lines with `--json`), all through `report::Printer`.
+//! Lines with `--json`), all through `report::Printer`; the secrets the hosts' vars refer to
+//! are masked in it when readable.
 
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ use crate::transport::{ExecOutput, Output, Pool};
 pub fn run(global: &GlobalArgs, args: ExecArgs) -> Result<i32> {
     let inv = load_inventory(global)?;
     let selected = inventory::select(&inv, args.hosts())?;
+    // Output is masked with the secrets these hosts' vars refer to, where readable unasked.
+    crate::secrets::known::register_readable(&inv, &selected);
     let hosts: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
     let command = args.command.join(" ");
     let printer = Printer::new(&global.output, "exec", &hosts, args.json);

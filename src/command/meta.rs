@@ -2,16 +2,23 @@
 //! definitions, so they always match the binary; each man page adds ENVIRONMENT, EXIT STATUS,
 //! FILES, EXAMPLES and SEE ALSO naming only pages `man --dir` writes.
 
-use clap::CommandFactory;
-
 use std::io::Write;
 
-use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use crate::cli::{CompletionsArgs, ManArgs, command};
 use crate::error::{Error, ErrorKind, Result};
 
+/// The shell's registration of dynamic completion: at each TAB the shell runs
+/// `COMPLETE=SHELL microctl -- WORDS...` (clap_complete's `CompleteEnv`, answered in `crate::run`),
+/// so host, group and deploy names come from the inventory of the line being completed.
 pub fn completions(args: CompletionsArgs) -> Result<i32> {
-    let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "microctl", &mut std::io::stdout());
+    let name = args.shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let shell = shells.completer(&name).ok_or_else(|| Error::usage(format!("no dynamic completion for {name}")))?;
+    let mut out = Vec::new();
+    shell
+        .write_registration("COMPLETE", "microctl", "microctl", "microctl", &mut out)
+        .map_err(|e| Error::new(ErrorKind::Io, "cannot write the completion script").caused_by(e))?;
+    let _ = std::io::stdout().write_all(&out);
     Ok(0)
 }
 
@@ -104,7 +111,7 @@ fn roff_escape(text: &str) -> String {
 
 /// The page of `sub` (`None`: microctl(1)), with clap_mangen's sections and ours.
 fn page(sub: Option<&str>) -> Result<Vec<u8>> {
-    let top = Cli::command();
+    let top = command();
     let cmd = match sub {
         None => top,
         Some(name) => {
@@ -141,7 +148,7 @@ fn page(sub: Option<&str>) -> Result<Vec<u8>> {
     }
     extra.push_str(".SH \"SEE ALSO\"\n");
     let pages: Vec<String> = match sub {
-        None => Cli::command()
+        None => command()
             .get_subcommands()
             .map(|c| format!("\\fBmicroctl\\-{}\\fR(1)", roff_escape(c.get_name())))
             .collect(),
@@ -164,7 +171,7 @@ pub fn man(args: ManArgs) -> Result<i32> {
         std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))
     };
     write("microctl.1", page(None)?)?;
-    for sub in Cli::command().get_subcommands() {
+    for sub in command().get_subcommands() {
         let name = sub.get_name().to_string();
         write(&format!("microctl-{name}.1"), page(Some(&name))?)?;
     }

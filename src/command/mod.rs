@@ -43,9 +43,9 @@ fn connect_options(
     global: &GlobalArgs,
     wait: &crate::cli::Wait,
     printer: &crate::report::Printer,
-) -> crate::transport::Options {
+) -> crate::transport::ConnectOptions {
     let printer = printer.clone();
-    crate::transport::Options {
+    crate::transport::ConnectOptions {
         accept_new: global.accept_new,
         wait: wait.secs.map(std::time::Duration::from_secs),
         on_wait: Some(Arc::new(move |host: &str, text: &str| printer.phase(host, text, true))),
@@ -139,4 +139,23 @@ fn report_all(global: &GlobalArgs, mut errors: Vec<Error>) -> Error {
 /// `-e` arguments (see `inventory::extra_vars` for the rule).
 fn extra_vars(pairs: &[String]) -> Result<Vars> {
     crate::inventory::extra_vars(pairs)
+}
+
+/// One warning per `-e NAME` that no template or role field reads: it changes nothing, most
+/// likely a typo (with the nearest name read, when one is near).
+fn unread_extra_warnings(extra: &Vars, roles: &RoleSet) -> Vec<Error> {
+    let read = roles.templates.names_read();
+    extra
+        .keys()
+        .filter(|name| !roles.templates.var_may_be_read(name))
+        .map(|name| {
+            let near = crate::inventory::near::closest(name, read.iter().map(String::as_str));
+            Error::usage(format!("-e {name}: no template or role field reads `{name}`, so it changes nothing")).hint(
+                match near {
+                    Some(n) => format!("did you mean `-e {n}=...`?"),
+                    None => "check the name against the variables the roles' templates use".into(),
+                },
+            )
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use crate::cli::{GlobalArgs, SshArgs, SshConfigArgs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Inventory};
 use crate::login;
-use crate::transport::{Options, Pool};
+use crate::transport::{ConnectOptions, Pool};
 
 pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
     let inv = Arc::new(Inventory::load(inventory)?);
@@ -22,7 +22,7 @@ pub fn run(inventory: &Path, accept_new: bool, args: SshArgs) -> Result<i32> {
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let rt = runtime()?;
     let code = rt.block_on(async {
-        let pool = Pool::new(inv.clone(), Options { accept_new, ..Default::default() });
+        let pool = Pool::new(inv.clone(), ConnectOptions { accept_new, ..Default::default() });
         // Dialed first, so a host key just recorded is said before the session starts.
         let dialed = pool.connect(&host).await;
         for note in pool.take_notes() {

@@ -57,7 +57,8 @@ pub const DEFAULTS: Defaults = Defaults {
     cache_dir: "venv",
     cache_key: "requirements.txt",
     cache_key_command: "python3 --version",
-    restart: "systemctl restart gunicorn",
+    // reset-failed: a gunicorn that hit its start limit (the app role) refuses a plain start.
+    restart: "systemctl reset-failed gunicorn.socket gunicorn.service; systemctl restart gunicorn",
     health_path: "/healthz",
     health_port: "{{ app_port }}",
     health_address: "{{ host.vars.private_address | default(host.address) }}",

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # Deploy's fixed functions and setup, after the host session (src/remote/session.sh), the
-# assignments deploy/script.rs prepends (ROOT, RESTART, APP_USER, KEEP, ENV_FILE,
+# assignments deploy/deploy_script.rs prepends (ROOT, RESTART, APP_USER, KEEP, ENV_FILE,
 # CONFIRM_TIMEOUT, DEPLOYED_BY, WATCHDOG_SH), envfile.sh, release.sh and ledger.sh; TIMEOUT
 # comes from the session header (src/remote/mod.rs).
 # Who acts where (README, "Security"): ROOT, its ledger, `current` and the stage are root's,

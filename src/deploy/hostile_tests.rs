@@ -1,4 +1,4 @@
-// Included in script.rs's tests (`mod hostile`), which brings the harness into scope.
+// Included in deploy_script.rs's tests (`mod hostile`), which brings the harness into scope.
 // The deploy host script against a hostile app user (issue #20): a real attacker process
 // running as `nobody` (the app user here) races root on the host, driven by inotify where the
 // race needs it, under sh and dash. Each race test requires the attacker's log to show that
@@ -84,7 +84,7 @@ impl Drop for Attacker {
 
 /// A deploy of `name` whose verdict the test gives once `ready` holds: the session's stdout
 /// is read up to `restarted` first.
-fn deploy_held(shell: &str, s: &Settings, name: &str, ready: impl Fn() -> bool) -> (i32, String) {
+fn deploy_held(shell: &str, s: &HostSettings, name: &str, ready: impl Fn() -> bool) -> (i32, String) {
     let mut child = spawn(shell, &build(s, &upload(name)));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&upload_stdin(name, "")).unwrap();
@@ -114,7 +114,7 @@ fn app_role_layout(root: &Path) {
     sh_ok(&format!("chown nobody: '{}/releases' '{}/shared'", root.display(), root.display()));
 }
 
-fn nobody_settings(root: &Path) -> Settings {
+fn nobody_settings(root: &Path) -> HostSettings {
     let mut s = settings(root.to_str().unwrap(), &[]);
     s.user = "nobody".into();
     s

@@ -10,13 +10,13 @@
 //! of nginx's upstream, `health` checks over SSH tunnels.
 
 pub mod config;
+pub mod deploy_script;
 pub mod drain;
 pub mod envfile;
 pub mod event;
 pub mod health;
 pub mod ledger;
 pub mod plan;
-pub mod script;
 pub mod source;
 pub mod steps;
 
@@ -28,14 +28,14 @@ use crate::fanout::Fanout;
 use crate::inventory::Host;
 use crate::remote::{self, Line, Marker, Session};
 use crate::transport::Pool;
+use deploy_script::{HostSettings, Target};
 use health::HealthCheck;
-use script::{Settings, Target};
 
 /// One host's deploy, rendered and ready.
 #[derive(Debug, Clone)]
 pub struct HostPlan {
     pub host: Arc<Host>,
-    pub settings: Settings,
+    pub settings: HostSettings,
     pub target: Target,
     /// The app as this host serves it: checked through a tunnel on the host's own connection.
     pub health_address: String,
@@ -174,7 +174,7 @@ async fn deploy_steps(
     let conn = pool.connect(&plan.host).await?;
     let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
     let spec = remote::Spec::for_host(&plan.host, what, shared.lock_timeout, shared.timeout);
-    let body = script::build(&plan.settings, &plan.target);
+    let body = deploy_script::build(&plan.settings, &plan.target);
     let mut session = Session::start(&conn, spec, &body, |holder| {
         on_event(&plan.host.name, Event::LockWait { holder: holder.into() })
     })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{Cache, DeployConfig, Source, check_root};
-use super::script::{Settings, Target};
+use super::deploy_script::{HostSettings, Target};
 use super::{HostPlan, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host, Inventory};
@@ -164,7 +164,7 @@ pub fn plan(input: Input) -> Result<Plan> {
         };
         plans.push(HostPlan {
             host: host.clone(),
-            settings: Settings {
+            settings: HostSettings {
                 root,
                 user: field.render("user", &cfg.user)?,
                 env_file: cfg.env_file.as_ref().map(|e| field.render("env_file", e)).transpose()?,

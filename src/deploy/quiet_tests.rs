@@ -1,6 +1,6 @@
 // Issue #21 (green means checked): every deploy host script, as the real paths assemble it,
 // writes NOTHING to stderr under sh and dash on a realistic host. Included by the tests of
-// `script.rs` (its helpers: `settings`, `upload`, `upload_stdin`, `nobody_root`...).
+// `deploy_script.rs` (its helpers: `settings`, `upload`, `upload_stdin`, `nobody_root`...).
 
 /// Runs `script` (a whole host script: `remote::script`'s session, or a script of its own)
 /// under `shell`, feeding `stdin`; asserts its stderr is empty and returns (exit, stdout).

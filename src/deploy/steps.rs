@@ -1,13 +1,13 @@
 //! What `-vv` says about a deploy session on a host and a drain on a `health_via` host
-//! (`report::script` tells why): their steps in the order the sessions take them, built from
+//! (`report::steps` tells why): their steps in the order the sessions take them, built from
 //! the same settings the scripts are built from.
 
 use super::config::Cache;
-use super::script::{Settings, Target};
-use crate::report::script::{lock, one_line};
+use super::deploy_script::{HostSettings, Target};
+use crate::report::steps::{lock, one_line};
 
 /// A deploy session: recovery, the release, its build, the switch, the verdict.
-pub fn deploy(s: &Settings, target: &Target, state_dir: &str, lock_wait_secs: u64) -> Vec<String> {
+pub fn deploy(s: &HostSettings, target: &Target, state_dir: &str, lock_wait_secs: u64) -> Vec<String> {
     let mut steps = vec![
         lock(state_dir, lock_wait_secs),
         "recover what killed runs left: roll back an unconfirmed switch, remove incomplete releases".into(),
@@ -71,8 +71,8 @@ fn cache(c: &Cache, user: &str, root: &str) -> String {
 mod tests {
     use super::*;
 
-    fn settings() -> Settings {
-        Settings {
+    fn settings() -> HostSettings {
+        HostSettings {
             root: "/srv/app".into(),
             user: "www-data".into(),
             env_file: Some("/etc/app.env".into()),

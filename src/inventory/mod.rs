@@ -182,6 +182,11 @@ impl Inventory {
         i
     }
 
+    /// The members of `group`, as handles, in host file order.
+    pub fn members<'a>(&'a self, group: &'a Group) -> impl Iterator<Item = &'a Arc<Host>> + 'a {
+        group.hosts.iter().filter_map(|n| self.host(n))
+    }
+
     /// The jump host `host` is reached through.
     pub fn jump(&self, host: &Host) -> Option<&Arc<Host>> {
         // resolve() guarantees every `via` exists.

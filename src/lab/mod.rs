@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
-use crate::transport::{Options, Pool};
+use crate::transport::{ConnectOptions, Pool};
 pub use files::{HOSTS, hosts};
 
 const LAB_SH: &str = include_str!("lab.sh");
@@ -131,7 +131,7 @@ pub fn up(app2: bool) -> Result<PathBuf> {
     let t = Instant::now();
     run_script(&lab, "up", app2)?;
     let inventory = write_user_files(&lab, app2)?;
-    wait_running(&inventory, app2, Duration::from_secs(120))?;
+    wait_running(&inventory, Duration::from_secs(120))?;
     eprintln!("lab: up in {:.1}s", t.elapsed().as_secs_f64());
     Ok(inventory)
 }
@@ -231,7 +231,7 @@ fn random_hex() -> Result<String> {
 }
 
 /// Waits until every host answers over SSH (app through web) and its systemd is `running`.
-fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
+fn wait_running(inventory: &Path, timeout: Duration) -> Result<()> {
     let inv = Arc::new(Inventory::load(inventory)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -239,8 +239,8 @@ fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
         .map_err(|e| lab_error("runtime").caused_by(e))?;
     rt.block_on(async {
         let deadline = Instant::now() + timeout;
-        let mut pending: Vec<Arc<crate::inventory::Host>> =
-            hosts(app2).iter().filter_map(|h| inv.host(h.name)).cloned().collect();
+        // The lab's inventory holds exactly its hosts.
+        let mut pending: Vec<Arc<crate::inventory::Host>> = inv.hosts.clone();
         let mut last: Option<Error> = None;
         while !pending.is_empty() {
             if Instant::now() > deadline {
@@ -252,7 +252,7 @@ fn wait_running(inventory: &Path, app2: bool, timeout: Duration) -> Result<()> {
                 return Err(e.hint("see LAB/hosts/HOST/console.log; `microctl lab down` then `lab up` retries"));
             }
             // A fresh pool each round: a connection refused while sshd starts is not cached.
-            let pool = Pool::new(inv.clone(), Options::default());
+            let pool = Pool::new(inv.clone(), ConnectOptions::default());
             let mut still = Vec::new();
             for host in &pending {
                 let name = &host.name;

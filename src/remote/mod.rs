@@ -116,6 +116,10 @@ pub struct Spec {
     /// (`false`); or the client, from the caller's own probe (`true`: converge, whose probe
     /// `find` prints the folder's record), the body calling `hold` once the client confirmed.
     pub client_checks_state: bool,
+    /// Whether a missing state folder is created (and locked). `false` (converge --check,
+    /// with `client_checks_state`): the session creates nothing; with no folder there is no
+    /// lock (`STATE_CHECK=look`, see `session.sh`).
+    pub create_state: bool,
 }
 
 impl Spec {
@@ -131,6 +135,7 @@ impl Spec {
             timeout: timeout.unwrap_or(host.timeout),
             nonce: nonce(),
             client_checks_state: false,
+            create_state: true,
         }
     }
 }
@@ -141,7 +146,8 @@ pub const HOST_GRACE: u64 = 2;
 
 /// The variables every session script starts with. `TIMEOUT`: the host-side bound of each
 /// snippet ([`bounded`]), the session's timeout in whole seconds (rounded up) + [`HOST_GRACE`].
-/// `STATE_CHECK`: who checks the state folder's mode ([`Spec::client_checks_state`]).
+/// `STATE_CHECK`: who checks the state folder's mode ([`Spec::client_checks_state`]); `look`:
+/// the client, and a missing folder is not created ([`Spec::create_state`]).
 pub fn header(spec: &Spec) -> String {
     format!(
         "NONCE={}\nSTATE={}\nLOCK_OWNER={}\nLOCK_WAIT={}\nTIMEOUT={}\nSTATE_CHECK={}\n",
@@ -150,7 +156,11 @@ pub fn header(spec: &Spec) -> String {
         quote(&spec.lock_owner),
         spec.lock_wait.as_secs(),
         spec.timeout.as_secs_f64().ceil() as u64 + HOST_GRACE,
-        if spec.client_checks_state { "client" } else { "host" }
+        match (spec.client_checks_state, spec.create_state) {
+            (true, false) => "look",
+            (true, true) => "client",
+            (false, _) => "host",
+        }
     )
 }
 
@@ -497,6 +507,7 @@ pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
         timeout: DEFAULT_TIMEOUT,
         nonce: nonce.into(),
         client_checks_state: false,
+        create_state: true,
     }
 }
 
@@ -781,6 +792,37 @@ mod tests {
             holder.wait().unwrap();
             assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
             assert!(out.contains("abcd locked\tother@box (microctl deploy)\n"), "{shell}: {out}");
+        }
+    }
+
+    /// `STATE_CHECK=look` (converge --check) under sh and dash: a missing state folder is not
+    /// created (nor its parent), no lock is taken, the session says `ready` and its body sees
+    /// `NOSTATE`; an existing folder is locked as usual (a held lock is waited for).
+    #[test]
+    fn a_looking_session_creates_no_state_folder_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("new/st");
+            let s = Spec {
+                client_checks_state: true,
+                create_state: false,
+                ..test_spec(state.to_str().unwrap(), "abcd", 0)
+            };
+            let body = script(&s, "mark passed \"nostate=$NOSTATE\"\n");
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            assert_eq!(code, Some(0), "{shell}: {out}");
+            assert_eq!(out, "abcd start\nabcd ready\nabcd passed\tnostate=1\n", "{shell}");
+            assert!(!dir.path().join("new").exists(), "{shell}: created the folders");
+            std::fs::create_dir_all(&state).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let mut holder = hold_lock(&state);
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
+            let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+            assert_eq!((code, out.as_str()), (Some(0), "abcd start\nabcd ready\nabcd passed\tnostate=\n"), "{shell}");
         }
     }
 

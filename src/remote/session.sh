@@ -5,6 +5,10 @@
 # user's (builtins only); take the host lock on the folder itself (`flock` on a read-only fd
 # of it: nothing is created or written inside before its mode is known), waiting up to
 # LOCK_WAIT seconds, then exit 75 naming the holder; say `ready`.
+# STATE_CHECK=look (converge --check: the client checks, and the run writes nothing): a
+# missing folder is not created and there is no lock (NOSTATE=1: the lock keeps a probe from
+# reading a half-applied host, and a host with no folder has seen no run that could hold it;
+# the body writes and deletes nothing then); an existing one is locked as with `client`.
 # The folder's mode (exactly 0700: the lock note, pending handlers and staged payloads live
 # there) is checked by `find`: here when STATE_CHECK=host, which then also records this run
 # as the holder (`hold`); with STATE_CHECK=client the caller's probe prints the folder's
@@ -78,21 +82,29 @@ hold() {
   trap ': > "$STATE/lock.owner"' EXIT
 }
 mark start
+NOSTATE=''
 if [ ! -e "$STATE" ] && [ ! -L "$STATE" ]; then
-  # shellcheck disable=SC2174 # only the state folder itself must be 0700
-  mkdir -p -m 0700 -- "$STATE" || { mark error "cannot create $STATE"; exit 70; }
+  if [ "$STATE_CHECK" = look ]; then
+    NOSTATE=1
+  else
+    # shellcheck disable=SC2174 # only the state folder itself must be 0700
+    mkdir -p -m 0700 -- "$STATE" || { mark error "cannot create $STATE"; exit 70; }
+  fi
 elif [ -L "$STATE" ] || [ ! -d "$STATE" ] || [ ! -O "$STATE" ]; then
   refuse_state
 fi
-[ "$STATE_CHECK" = client ] || state_checked
-exec 9< "$STATE" || { mark error "cannot open $STATE"; exit 70; }
-if ! flock -n 9; then
-  # The holder's note is read only from a folder known to be ours with mode 0700.
-  [ "$STATE_CHECK" = host ] || state_checked
-  mark waiting "$(cat "$STATE/lock.owner" 2>/dev/null)"
-  if ! flock -w "$LOCK_WAIT" 9; then
-    mark locked "$(cat "$STATE/lock.owner" 2>/dev/null)"
-    exit 75
+[ "$STATE_CHECK" = look ] && STATE_CHECK=client
+if [ -z "$NOSTATE" ]; then
+  [ "$STATE_CHECK" = client ] || state_checked
+  exec 9< "$STATE" || { mark error "cannot open $STATE"; exit 70; }
+  if ! flock -n 9; then
+    # The holder's note is read only from a folder known to be ours with mode 0700.
+    [ "$STATE_CHECK" = host ] || state_checked
+    mark waiting "$(cat "$STATE/lock.owner" 2>/dev/null)"
+    if ! flock -w "$LOCK_WAIT" 9; then
+      mark locked "$(cat "$STATE/lock.owner" 2>/dev/null)"
+      exit 75
+    fi
   fi
 fi
 trap 'exit 129' HUP

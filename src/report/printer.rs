@@ -13,7 +13,7 @@
 //!   on the terminal.
 //! - Verbosity: `-q` prints only host errors and the summary line; `-v` each host's phases
 //!   with their time since the host started, and its timings when done; `-vv` also the remote
-//!   commands and a summary of the steps of each host script sent (`report::script`).
+//!   commands and a summary of the steps of each host script sent (`report::steps`).
 //! - Without a terminal a step that may take long (lock wait, package install, build, health
 //!   wait) is announced when it starts, and every 30 s while it runs (MICROCTL_HEARTBEAT_SECS),
 //!   so a CI log never sits silent; with `--json` the same beat is a `heartbeat` event.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::raw::RawRole;
-use super::resolve::{At, Resolver, Spec};
+use super::resolve::{At, Resolver, RoleSpec};
 use super::template::Templates;
 use crate::error::{Error, ErrorKind, LineIndex, Result};
 use crate::inventory::input;
@@ -20,7 +20,7 @@ pub struct Role {
     pub name: String,
     pub dir: PathBuf,
     pub toml_path: PathBuf,
-    pub spec: Spec,
+    pub spec: RoleSpec,
 }
 
 impl Role {

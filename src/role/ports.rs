@@ -34,16 +34,13 @@ fn reach_address(h: &Host) -> String {
 
 /// The rules `host` needs.
 pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Vec<Rule> {
-    let mut out = vec![match &host.via {
-        Some(jump) => {
-            let j = inv.host(jump).expect("resolved via");
-            Rule {
-                port: host.port,
-                proto: "tcp".into(),
-                from: vec![reach_address(j)],
-                reason: format!("ssh from jump host {jump}"),
-            }
-        }
+    let mut out = vec![match inv.jump(host) {
+        Some(jump) => Rule {
+            port: host.port,
+            proto: "tcp".into(),
+            from: vec![reach_address(jump)],
+            reason: format!("ssh from jump host {}", jump.name),
+        },
         None => Rule { port: host.port, proto: "tcp".into(), from: vec!["0.0.0.0/0".into()], reason: "ssh".into() },
     }];
     for role in roles.expand(&role_names_for(inv, host)) {
@@ -52,7 +49,7 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Vec<Rule> {
                 "any" => vec!["0.0.0.0/0".to_string()],
                 "self" => continue, // local only: no inbound rule
                 group => match inv.groups.get(group) {
-                    Some(g) => g.hosts.iter().filter_map(|n| inv.host(n)).map(|h| reach_address(h)).collect(),
+                    Some(g) => inv.members(g).map(|h| reach_address(h)).collect(),
                     None => continue, // the group is not in this inventory: nobody to allow
                 },
             };

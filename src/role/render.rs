@@ -183,12 +183,8 @@ impl<'a> Renderer<'a> {
                 .groups
                 .values()
                 .map(|g| {
-                    let members: Vec<Value> = g
-                        .hosts
-                        .iter()
-                        .filter_map(|n| self.inv.host(n))
-                        .map(|h| self.host_value(self.index(h)).clone())
-                        .collect();
+                    let members: Vec<Value> =
+                        self.inv.members(g).map(|h| self.host_value(self.index(h)).clone()).collect();
                     (g.name.as_str(), Value::from(members))
                 })
                 .collect();

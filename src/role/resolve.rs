@@ -209,7 +209,7 @@ pub struct AuthorizedKeyDecl {
 /// fields compiled; what `render` needs, nothing it must check again unless a host's values
 /// decide it.
 #[derive(Debug, Clone, Default)]
-pub struct Spec {
+pub struct RoleSpec {
     pub description: Option<String>,
     pub depends: Vec<(String, At)>,
     /// `[defaults]`, TOML dates already as their text.
@@ -371,8 +371,8 @@ impl<'a> Resolver<'a> {
     }
 
     /// Every resource of `raw`, checked.
-    pub fn resolve(&mut self, raw: &super::raw::RawRole) -> Spec {
-        let mut spec = Spec { description: raw.description.clone(), ..Spec::default() };
+    pub fn resolve(&mut self, raw: &super::raw::RawRole) -> RoleSpec {
+        let mut spec = RoleSpec { description: raw.description.clone(), ..RoleSpec::default() };
         for d in &raw.depends {
             spec.depends.push((d.get_ref().clone(), self.at(&d.span())));
         }
@@ -538,7 +538,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// `[[user]]` and `[[authorized_key]]`.
-    fn users(&mut self, raw: &super::raw::RawRole, spec: &mut Spec) {
+    fn users(&mut self, raw: &super::raw::RawRole, spec: &mut RoleSpec) {
         for u in &raw.user {
             let (at, r) = (self.at(&u.span()), u.get_ref());
             let name = self.user_name(&at, "user.name", &r.name);

@@ -92,6 +92,29 @@ impl Templates {
         self.env.templates().any(|(n, t)| n.starts_with(&prefix) && t.undeclared_variables(false).contains(name))
     }
 
+    /// Whether a template or role field may read the variable `name` (for `-e NAME` typos):
+    /// at top level (`name`, `name.x`), as `host.vars.name` / `hosts.X.vars.name`, or through a
+    /// whole vars map it cannot see into (`host.vars`, `for h in hosts`), which counts as read.
+    pub fn var_may_be_read(&self, name: &str) -> bool {
+        let deep = format!(".vars.{name}");
+        self.env.templates().any(|(_, t)| {
+            t.undeclared_variables(true).iter().any(|path| {
+                let top = path.split('.').next().unwrap_or(path);
+                top == name
+                    || path.ends_with(&deep)
+                    || path.contains(&format!("{deep}."))
+                    || path.ends_with(".vars")
+                    || matches!(path.as_str(), "host" | "hosts" | "groups")
+                    || (matches!(top, "hosts" | "groups") && path.matches('.').count() == 1)
+            })
+        })
+    }
+
+    /// The top-level variables the templates read (for a "did you mean").
+    pub fn names_read(&self) -> std::collections::BTreeSet<String> {
+        self.env.templates().flat_map(|(_, t)| t.undeclared_variables(false)).collect()
+    }
+
     /// The file behind template `role/name`, if it exists.
     pub fn file(&self, role: &str, name: &str) -> Option<&Path> {
         self.files.get(&format!("{role}/{name}")).map(PathBuf::as_path)

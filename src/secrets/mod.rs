@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod keypair;
+pub mod known;
 pub mod redact;
 pub mod refs;
 pub mod store;

@@ -256,6 +256,16 @@ pub struct Identities {
 
 impl Identities {
     pub fn find(inventory_identities: &[PathBuf]) -> Result<Identities> {
+        Identities::find_with(inventory_identities, true)
+    }
+
+    /// Like [`Identities::find`], but an encrypted key is unlocked only by
+    /// `MICROCTL_KEY_PASSPHRASE`, never a prompt (masking `exec` output asks nothing).
+    pub fn find_without_prompt(inventory_identities: &[PathBuf]) -> Result<Identities> {
+        Identities::find_with(inventory_identities, false)
+    }
+
+    fn find_with(inventory_identities: &[PathBuf], prompt: bool) -> Result<Identities> {
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(p) = std::env::var_os(IDENTITY_ENV) {
             candidates.push(PathBuf::from(p));
@@ -287,7 +297,7 @@ impl Identities {
                     continue;
                 }
             };
-            ids.keys.push(Box::new(id.with_callbacks(Passphrase { notes: ids.notes.clone() })));
+            ids.keys.push(Box::new(id.with_callbacks(Passphrase { notes: ids.notes.clone(), prompt })));
             ids.paths.push(path);
         }
         Ok(ids)
@@ -308,11 +318,13 @@ impl Identities {
     }
 }
 
-/// Unlocks encrypted SSH keys like `transport`: the passphrase variable, else a prompt. What
-/// age wants shown is kept in `notes` (returned by `Identities::take_notes`), never printed here.
+/// Unlocks encrypted SSH keys like `transport`: the passphrase variable, else a prompt (when
+/// `prompt`). What age wants shown is kept in `notes` (returned by `Identities::take_notes`),
+/// never printed here.
 #[derive(Clone)]
 struct Passphrase {
     notes: Arc<Mutex<Vec<String>>>,
+    prompt: bool,
 }
 
 impl age::Callbacks for Passphrase {
@@ -333,7 +345,7 @@ impl age::Callbacks for Passphrase {
             return Some(SecretString::from(p));
         }
         use std::io::IsTerminal;
-        if !std::io::stdin().is_terminal() {
+        if !self.prompt || !std::io::stdin().is_terminal() {
             return None;
         }
         rpassword::prompt_password(format!("{description}: ")).ok().map(SecretString::from)

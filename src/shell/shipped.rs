@@ -218,13 +218,13 @@ mod tests {
     /// EMPTY. This table names that test per file; a new `.sh` fails here until it has one.
     #[test]
     fn every_shipped_script_has_an_empty_stderr_test() {
-        const CONVERGE: &str = "apply::agent::tests::converge_session_writes_nothing_to_stderr_under_sh_and_dash";
+        const CONVERGE: &str = "apply::host::tests::converge_session_writes_nothing_to_stderr_under_sh_and_dash";
         const DEPLOY: &str =
-            "deploy::script::tests::quiet::deploy_host_scripts_write_nothing_to_stderr_under_sh_and_dash";
+            "deploy::deploy_script::tests::quiet::deploy_host_scripts_write_nothing_to_stderr_under_sh_and_dash";
         const KEY: &str = "role::apt_key::tests::every_key_in_the_file_must_be_pinned";
         const KEYS_EDIT: &str = "apply::users::tests::keys_edit_under_sh_and_dash";
         const KEYS_READ: &str = "plan::users::tests::reader_output_parses_under_sh_and_dash";
-        const APT: &str = "apply::script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
+        const APT: &str = "apply::apply_script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
         const FACTS: &str = "facts::gather::tests::gather_under_sh_and_dash";
         let covered = [
             ("apply/apply.sh", CONVERGE),

@@ -19,7 +19,7 @@ use crate::inventory::Host;
 
 /// Per-run options that affect every connection.
 #[derive(Clone, Default)]
-pub struct Options {
+pub struct ConnectOptions {
     /// Record unknown host keys instead of refusing them.
     pub accept_new: bool,
     /// `--wait`: how long to keep dialing a host that does not answer yet (a VM still booting).
@@ -28,12 +28,12 @@ pub struct Options {
     pub on_wait: Option<WaitNote>,
 }
 
-/// See [`Options::on_wait`].
+/// See [`ConnectOptions::on_wait`].
 pub type WaitNote = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-impl std::fmt::Debug for Options {
+impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").field("accept_new", &self.accept_new).field("wait", &self.wait).finish()
+        f.debug_struct("ConnectOptions").field("accept_new", &self.accept_new).field("wait", &self.wait).finish()
     }
 }
 
@@ -223,7 +223,7 @@ pub async fn dial(
     host: &Host,
     via: Option<Arc<Connection>>,
     keys: &Keys,
-    options: &Options,
+    options: &ConnectOptions,
     on_note: impl FnOnce(Vec<String>),
 ) -> Result<Connection> {
     auth::check_identity(host)?;

@@ -14,6 +14,6 @@ mod process;
 
 pub(crate) use auth::load_key_file;
 pub use auth::{PASSPHRASE_ENV, check_identity};
-pub use connection::{Connection, Options, Stats};
+pub use connection::{ConnectOptions, Connection, Stats};
 pub use pool::Pool;
 pub use process::{Chunk, ExecOutput, Output, RemoteProcess};

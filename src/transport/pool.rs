@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 use super::auth::Keys;
-use super::connection::{self, Connection, Options};
+use super::connection::{self, ConnectOptions, Connection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory};
 
@@ -19,7 +19,7 @@ type Cell = Arc<OnceCell<std::result::Result<Arc<Connection>, Arc<Error>>>>;
 
 pub struct Pool {
     inventory: Arc<Inventory>,
-    options: Options,
+    options: ConnectOptions,
     keys: Keys,
     /// Per host name: its depth in its jump chain (targets close before their jump hosts) and
     /// its dial, shared by everyone who asks.
@@ -29,7 +29,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(inventory: Arc<Inventory>, options: Options) -> Arc<Pool> {
+    pub fn new(inventory: Arc<Inventory>, options: ConnectOptions) -> Arc<Pool> {
         Arc::new(Pool { inventory, options, keys: Keys::default(), cells: Mutex::default(), notes: Mutex::default() })
     }
 

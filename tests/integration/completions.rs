@@ -1,35 +1,135 @@
 //! Completions, the man page and `--version`, from the real binary: bash loads the completion
-//! script, the man page is roff naming every subcommand, the version names the git revision.
+//! script and completes subcommands and the inventory's names, global options show and are
+//! taken only where they apply, the man page is roff naming every subcommand, the version names
+//! the git revision.
 
 use std::process::Command;
-
-use crate::support::sh;
 
 fn microctl(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_microctl")).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs bash with the script of `microctl completions bash` loaded and the binary on PATH as
+/// `microctl`, in `dir`, completes `line` (the last word is the one being completed) and returns
+/// the first line (the registration) and the words offered.
+fn bash_completes(dir: &std::path::Path, line: &str) -> (String, Vec<String>) {
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_microctl")).parent().unwrap();
+    let words: Vec<&str> = line.split(' ').collect();
+    let script = format!(
+        "cd {dir} && PATH={bin_dir}:$PATH && source <(microctl completions bash) && complete -p microctl && \
+         COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE={line:?}; COMP_POINT={point}; \
+         _clap_complete_microctl microctl {last:?} {prev:?}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        dir = dir.display(),
+        bin_dir = bin_dir.display(),
+        words = words.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" "),
+        cword = words.len() - 1,
+        point = line.len(),
+        last = words[words.len() - 1],
+        prev = words[words.len() - 2],
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).output().expect("bash (Debian package bash)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines().map(str::to_string);
+    let registration = lines.next().unwrap_or_default();
+    (registration, lines.filter(|l| !l.is_empty()).collect())
+}
+
 #[test]
 fn completions_load_in_their_shells() {
-    let bin = env!("CARGO_BIN_EXE_microctl");
-    // bash: the script defines the function and registers it; completing `microctl ss` offers both.
-    let out = sh(&format!(
-        "bash -c 'source <({bin} completions bash) && complete -p microctl && \
-         COMP_WORDS=(microctl ss); COMP_CWORD=1; COMP_LINE=\"microctl ss\"; COMP_POINT=11; _microctl microctl ss microctl; \
-         printf \"%s\\n\" \"${{COMPREPLY[@]}}\"'"
-    ));
-    assert!(out.lines().next().unwrap().ends_with(" -F _microctl microctl"), "{out}");
-    let offered: Vec<&str> = out.lines().skip(1).collect();
-    assert_eq!(offered, ["ssh", "ssh-config"], "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    // bash: the script registers the function; completing `microctl ss` offers both.
+    let (registration, offered) = bash_completes(dir.path(), "microctl ss");
+    assert!(registration.ends_with(" -F _clap_complete_microctl microctl"), "{registration}");
+    assert_eq!(offered, ["ssh", "ssh-config"]);
     let (code, zsh) = microctl(&["completions", "zsh"]);
     assert_eq!(code, 0);
     assert!(zsh.starts_with("#compdef microctl"), "{zsh}");
     let (code, fish) = microctl(&["completions", "fish"]);
     assert_eq!(code, 0);
-    assert!(fish.contains("complete -c microctl -n \"__fish_microctl_needs_command\" -f -a \"ssh-config\""), "{fish}");
+    assert!(fish.contains("COMPLETE=fish microctl --"), "{fish}");
     let (code, _) = microctl(&["completions", "tcsh"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn completions_offer_host_group_and_deploy_names_from_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = "[hosts.web1]\naddress = \"127.0.0.1\"\ngroups = [\"web\"]\n\
+                     [hosts.web2]\naddress = \"127.0.0.1\"\ngroups = [\"web\"]\n\
+                     [hosts.db]\naddress = \"127.0.0.1\"\n\
+                     [deploy.blog]\nhosts = \"web\"\nsource = \".\"\n[deploy.shop]\nhosts = \"db\"\nsource = \".\"\n";
+    std::fs::write(dir.path().join("inventory.toml"), inventory).unwrap();
+    let names = |line: &str| bash_completes(dir.path(), line).1;
+    assert_eq!(names("microctl converge w"), ["web", "web1", "web2"]);
+    assert_eq!(names("microctl exec -l d"), ["db"]);
+    assert_eq!(names("microctl ssh w"), ["web1", "web2"]);
+    assert_eq!(names("microctl deploy s"), ["shop"]);
+    assert_eq!(names("microctl deploy blog w"), ["web", "web1", "web2"]);
+    // `-i FILE` on the line being completed names the inventory.
+    let other = tempfile::tempdir().unwrap();
+    let named = dir.path().join("inventory.toml");
+    let line = format!("microctl -i {} converge d", named.display());
+    assert_eq!(bash_completes(other.path(), &line).1, ["db"]);
+    // No inventory: nothing offered, no error printed into the line.
+    assert!(bash_completes(other.path(), "microctl converge w").1.is_empty());
+}
+
+#[test]
+fn global_options_show_only_on_the_subcommands_they_apply_to() {
+    for sub in ["man", "completions"] {
+        let (code, help) = microctl(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        for option in ["--accept-new", "--inventory", "--roles-dir", "--json", "--quiet", "--verbose"] {
+            assert!(!help.contains(option), "{sub} --help shows {option}:\n{help}");
+        }
+        let (_, page) = microctl(&["man", sub]);
+        assert!(!page.contains("accept\\-new"), "microctl-{sub}(1) shows --accept-new");
+    }
+    let (_, converge) = microctl(&["converge", "--help"]);
+    for option in ["--accept-new", "--inventory", "--roles-dir", "--json", "--quiet", "--verbose"] {
+        assert!(converge.contains(option), "converge --help lacks {option}");
+    }
+    // Given where it does not apply, before or after the subcommand: refused, saying where it goes.
+    for args in [&["man", "--accept-new"][..], &["--accept-new", "man"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_microctl")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("`--accept-new` does not apply to `microctl man`"), "{err}");
+        assert!(err.contains("applies to: exec, converge, deploy, ssh, lab"), "{err}");
+    }
+}
+
+#[test]
+fn json_before_or_after_the_subcommand_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(&inventory, "[hosts.web1]\naddress = \"127.0.0.1\"\n").unwrap();
+    let inv = inventory.to_str().unwrap();
+    let (code, after) = microctl(&["-i", inv, "inventory", "--json"]);
+    assert_eq!(code, 0);
+    assert!(after.starts_with('{'), "{after}");
+    assert_eq!(microctl(&["--json", "-i", inv, "inventory"]), (0, after.clone()));
+    assert_eq!(microctl(&["-i", inv, "inventory", "--json", "-q"]).0, 2, "-q does not apply to inventory");
+    // `check` (JSON Lines): the same lines but for the durations.
+    let timeless = |(code, text): (i32, String)| {
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split(',').filter(|f| !f.starts_with("\"duration_ms\"")).collect::<Vec<_>>().join(","))
+            .collect();
+        (code, lines)
+    };
+    let (code, check_after) = microctl(&["-i", inv, "check", "--json"]);
+    assert_eq!(timeless(microctl(&["-i", inv, "--json", "check"])), timeless((code, check_after.clone())));
+    assert!(check_after.lines().last().unwrap_or("").contains("\"summary\""), "{check_after}");
+    // Where it does not apply, both placements are refused alike, naming where it goes.
+    for args in [&["--json", "ssh", "web1"][..], &["ssh", "web1", "--json"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_microctl")).args(["-i", inv]).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("`--json` does not apply to `microctl ssh`"), "{err}");
+        assert!(err.contains("applies to: exec, inventory, converge, check, deploy"), "{err}");
+    }
 }
 
 #[test]

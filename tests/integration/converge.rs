@@ -183,6 +183,29 @@ fn check_mode_reports_and_changes_nothing_and_diff_shows_lines() {
     fleet.converge(&["--check"]).assert_code(0);
 }
 
+/// `--check` on a host no run has converged creates nothing there, not even the state folder
+/// (nor the folders above it): the session takes no lock when there is no folder to lock.
+#[test]
+fn check_on_a_fresh_host_creates_not_even_the_state_folder() {
+    let fleet = Fleet::new(1, ROLE);
+    let root = fleet.root(0);
+    assert!(!root.exists());
+    let run = fleet.converge(&["--check"]);
+    run.assert_code(3);
+    assert!(run.host("h0")["changed"].as_u64().unwrap() > 0, "{}", run.stdout);
+    assert!(!root.join("state").exists(), "--check created the state folder");
+    assert!(!root.exists(), "--check created {}", root.display());
+    // The run after it converges as usual, and a --check on the converged host still locks.
+    fleet.converge(&[]).assert_code(0);
+    assert_eq!(mode(&root.join("state")), 0o700);
+    let mut holder = hold_lock(&root.join("state"));
+    let run = fleet.converge(&["--check", "--lock-timeout", "1"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    run.assert_code(1);
+    assert!(run.host("h0")["error"]["message"].as_str().unwrap().contains("lock"), "{}", run.stdout);
+}
+
 #[test]
 fn failing_validate_keeps_the_live_file_and_fails_the_host() {
     let fleet = Fleet::new(2, ROLE);

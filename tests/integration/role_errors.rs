@@ -239,3 +239,39 @@ fn a_handler_action_typo_is_one_error_not_two() {
     assert!(all.contains("handler `reload site`: unknown action `relaod`"), "{all}");
     assert!(!all.contains("unknown handler"), "{all}");
 }
+
+/// `-e NAME=VALUE` that nothing reads changes nothing: a warning names it and the nearest name
+/// read; names that are read (at top level, as `host.vars.NAME`, in a role field) are not warned.
+#[test]
+fn an_extra_var_nothing_reads_is_warned() {
+    let ws = Workspace::new();
+    let role = "[defaults]\nworkers = 2\n\n[[file]]\ndest = \"{{ conf_dir }}/site.conf\"\ntemplate = \"site.j2\"\n";
+    let roles = setup(&ws, "[\"web\"]", role, "workers={{ workers }} port={{ host.vars.port }}\n");
+    let run = ws.microctl(&[
+        "--roles-dir",
+        &roles,
+        "check",
+        "-e",
+        "conf_dir=/etc",
+        "-e",
+        "port=80",
+        "-e",
+        "wrokers=4",
+        "-e",
+        "zzz_unrelated=1",
+    ]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("-e wrokers: no template or role field reads `wrokers`, so it changes nothing"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("did you mean `-e workers=...`?"), "{}", run.stderr);
+    assert!(run.stderr.contains("-e zzz_unrelated: no template"), "{}", run.stderr);
+    for read in ["conf_dir", "port"] {
+        assert!(!run.stderr.contains(&format!("-e {read}:")), "{read} is read: {}", run.stderr);
+    }
+    let quiet = ws.microctl(&["--roles-dir", &roles, "check", "-e", "conf_dir=/etc", "-e", "port=80"]);
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("reads"), "{}", quiet.stderr);
+}

@@ -188,6 +188,9 @@ fn validate_all(rendered: &BTreeMap<String, Desired>) {
                     );
                 }
                 "KEY=VALUE"
+            } else if f.dest.ends_with(".html") {
+                assert!(text.starts_with("<!DOCTYPE html>") && text.contains("</html>"), "{}: {text}", f.dest);
+                "html"
             } else if f.dest.starts_with("/etc/apt/") {
                 "apt source"
             } else {
@@ -262,6 +265,19 @@ fn nginx_and_prometheus_follow_the_inventory() {
     // systemd holds the listening socket, so a restart never refuses a connection.
     let socket = file(&rendered["app"], "/etc/systemd/system/gunicorn.socket");
     assert!(socket.contains("\nListenStream=10.0.2.20:5000\n"), "{socket}");
+    // An app that cannot start: systemd gives up (and closes the socket) after 3 starts, and
+    // nginx answers its maintenance page (tests/lab.rs shows both on real hosts).
+    for bound in [
+        "\nStartLimitIntervalSec=30\n",
+        "\nStartLimitBurst=3\n",
+        "\nRestart=always\n",
+        "\nConditionPathExists=/srv/microblog/current\n",
+    ] {
+        assert!(unit.contains(bound), "{bound}: {unit}");
+    }
+    assert!(site.contains("error_page 502 503 504 =503 /microctl-maintenance.html;"), "{site}");
+    let page = file(&rendered["web"], "/var/www/microblog-maintenance/microctl-maintenance.html");
+    assert!(page.contains("Down for maintenance"), "{page}");
     let env = rendered["app"].files.iter().find(|f| f.dest == "/etc/microblog.env").unwrap();
     assert!(env.sensitive && env.meta.mode == Some(0o600));
 

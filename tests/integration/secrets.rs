@@ -491,3 +491,32 @@ fn quiet_secrets_commands_print_no_confirmation() {
     said.assert_code(0);
     assert!(said.stderr.contains("microctl: secret `b` set in "), "{}", said.stderr);
 }
+
+/// `exec` output (text and `--json`) masks the values the selected hosts' vars refer to when
+/// they can be read without asking (a secret your key decrypts, a set `env` variable); one
+/// that cannot be read is not masked, and exec runs all the same.
+#[test]
+fn exec_output_masks_the_secrets_the_hosts_refer_to() {
+    let (ws, _host, _root) = app_host("secret_key = { secret = \"secret_key\" }, ci_token = { env = \"CI_TOKEN\" }");
+    with_stdin(&ws, &["secrets", "set", "secret_key"], &format!("{VALUE}\n")).assert_code(0);
+    let printed = ws.path("printed.txt");
+    std::fs::write(&printed, format!("{VALUE}\n{TOKEN}\n")).unwrap();
+    let cat = format!("cat {}", printed.display());
+    let env = [("CI_TOKEN", TOKEN)];
+    for json in [false, true] {
+        let mut args = vec!["exec", "h0", "--", &cat];
+        if json {
+            args.insert(2, "--json");
+        }
+        let run = ws.microctl_env(&args, &env);
+        run.assert_code(0);
+        assert_no_secret(&format!("exec (json: {json})"), &run);
+        assert!(run.stdout.contains("[secret secret_key]"), "{}", run.stdout);
+        assert!(run.stdout.contains("[secret CI_TOKEN]"), "{}", run.stdout);
+    }
+    // CI_TOKEN unset: nothing to mask it with; the secret still is, and exec still runs.
+    let run = ws.microctl(&["exec", "h0", "--", &cat]);
+    run.assert_code(0);
+    assert!(run.stdout.contains(TOKEN), "{}", run.stdout);
+    assert!(run.stdout.contains("[secret secret_key]") && !run.stdout.contains("s3cr3t"), "{}", run.stdout);
+}

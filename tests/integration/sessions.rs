@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use microctl::inventory::Inventory;
-use microctl::transport::{Options, Pool};
+use microctl::transport::{ConnectOptions, Pool};
 
 use crate::support::*;
 
@@ -17,7 +17,7 @@ async fn thirty_concurrent_commands_on_a_max_sessions_2_server_all_succeed() {
     let path = ws.inventory(&format!("[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\n", a.port));
     let inv = Arc::new(Inventory::load(Path::new(&path)).unwrap());
     let a_host = inv.hosts[0].clone();
-    let pool = Pool::new(inv, Options::default());
+    let pool = Pool::new(inv, ConnectOptions::default());
     let conn = pool.connect(&a_host).await.unwrap();
     let tasks: Vec<_> = (0..30)
         .map(|i| {

@@ -559,7 +559,7 @@ mod tests {
         assert!(!apply.contains("--reference='/srv/my site"), "{apply}");
         let spec = Spec { privilege: Privilege::Sudo, ..remote::test_spec("/var/lib/microctl", &remote::nonce(), 60) };
         let session =
-            remote::script(&spec, &crate::apply::agent::body(&probe::script(&desired, "/var/lib/microctl", true)));
+            remote::script(&spec, &crate::apply::host::body(&probe::script(&desired, "/var/lib/microctl", true)));
         assert_eq!(remote::shellcheck(&session), None, "host script:\n{session}");
     }
 }

@@ -141,7 +141,7 @@ mod tests {
         stdin.flush().unwrap();
         // The client half that runs (`client::Client`), driven over the pipes as
         // `apply::talk` drives it over the session.
-        let opts = super::super::Options {
+        let opts = super::super::ConvergeOptions {
             check: false,
             diff: false,
             lock_timeout: std::time::Duration::from_secs(1),

@@ -26,7 +26,7 @@ pub const ROLLED_BACK_EXIT: u32 = 3;
 
 /// Per-host settings, already rendered.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct HostSettings {
     pub root: String,
     pub user: String,
     pub env_file: Option<String>,
@@ -67,7 +67,7 @@ pub fn watchdog() -> String {
 }
 
 /// The session body for `target` (runs after `crate::remote`'s session part).
-pub fn build(s: &Settings, target: &Target) -> String {
+pub fn build(s: &HostSettings, target: &Target) -> String {
     let mut out = format!(
         "ROOT={}\nRESTART={}\nAPP_USER={}\nKEEP={}\nENV_FILE={}\nCONFIRM_TIMEOUT={}\nWATCHDOG_SH={}\n",
         quote(&s.root),
@@ -116,7 +116,7 @@ pub fn build(s: &Settings, target: &Target) -> String {
 /// The release's owner, its name, the cached environment, then one line per build step (as the
 /// app user, in the release folder, output kept for the report; a failure removes the
 /// half-built release and records it as failed).
-fn build_steps(s: &Settings) -> String {
+fn build_steps(s: &HostSettings) -> String {
     let mut out = String::from("mark release \"$NAME\"\n");
     if s.cache.is_some() {
         out.push_str("cache_link\n");
@@ -156,8 +156,8 @@ mod tests {
         include!("quiet_tests.rs");
     }
 
-    fn settings(root: &str, build: &[&str]) -> Settings {
-        Settings {
+    fn settings(root: &str, build: &[&str]) -> HostSettings {
+        HostSettings {
             root: root.into(),
             user: "root".into(),
             env_file: None,
@@ -210,7 +210,7 @@ mod tests {
         Target::Upload { name: name.into(), revision: format!("rev-{name}") }
     }
 
-    fn deploy_with(shell: &str, s: &Settings, name: &str, verdict: &str) -> (i32, String) {
+    fn deploy_with(shell: &str, s: &HostSettings, name: &str, verdict: &str) -> (i32, String) {
         run(shell, &build(s, &upload(name)), &upload_stdin(name, verdict))
     }
 
@@ -244,7 +244,7 @@ mod tests {
     }
 
     /// A root with r1 healthy and live; settings with a 1 s confirm timeout.
-    fn live_on_r1(shell: &str) -> (tempfile::TempDir, Settings) {
+    fn live_on_r1(shell: &str) -> (tempfile::TempDir, HostSettings) {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path().to_str().unwrap(), &[]);
         assert_eq!(deploy_with(shell, &s, "r1", "ok\n").0, 0);
