@@ -413,13 +413,13 @@ pub fn command_without_dashes(e: &clap::Error, args: &[OsString]) -> Option<crat
 /// all of them: written before or after the subcommand, the same; on a subcommand that ignores
 /// it, not shown (help, man page, completions) and refused when given.
 const APPLIES: &[(&str, &[&str])] = &[
-    ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets"]),
+    ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "facts"]),
     ("roles_dir", &["inventory", "converge", "check", "deploy"]),
-    ("accept_new", &["exec", "converge", "deploy", "ssh", "lab"]),
+    ("accept_new", &["exec", "converge", "deploy", "ssh", "lab", "facts"]),
     ("quiet", &["exec", "converge", "check", "deploy"]),
     ("verbose", &["exec", "converge", "check", "deploy"]),
-    ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab"]),
-    ("json", &["exec", "inventory", "converge", "check", "deploy"]),
+    ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab", "facts"]),
+    ("json", &["exec", "inventory", "converge", "check", "deploy", "facts"]),
 ];
 
 fn applies(id: &str, sub: &str) -> bool {

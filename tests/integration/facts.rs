@@ -55,7 +55,8 @@ impl Facts {
 
     fn run(&self, args: &[&str]) -> Run {
         let roles = self.fleet.ws.path("roles");
-        let mut all = vec!["--roles-dir", roles.to_str().unwrap()];
+        // `--roles-dir` applies to converge and check, not to `facts`.
+        let mut all = if args[0] == "facts" { vec![] } else { vec!["--roles-dir", roles.to_str().unwrap()] };
         all.extend_from_slice(args);
         self.fleet.ws.microctl_env(&all, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
     }
