@@ -416,7 +416,7 @@ const APPLIES: &[(&str, &[&str])] = &[
     ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "facts"]),
     ("roles_dir", &["inventory", "converge", "check", "deploy"]),
     ("accept_new", &["exec", "converge", "deploy", "ssh", "lab", "facts"]),
-    ("quiet", &["exec", "converge", "check", "deploy"]),
+    ("quiet", &["exec", "converge", "check", "deploy", "secrets"]),
     ("verbose", &["exec", "converge", "check", "deploy"]),
     ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab", "facts"]),
     ("json", &["exec", "inventory", "converge", "check", "deploy", "facts"]),

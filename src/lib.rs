@@ -5,23 +5,23 @@
 //! (`command`) reports through one place (`report`). Every user-facing failure is an
 //! [`error::Error`], rendered once, here, at the top.
 
-pub mod apply;
-pub mod cli;
-pub mod clock;
-pub mod command;
+pub(crate) mod apply;
+pub(crate) mod cli;
+pub(crate) mod clock;
+pub(crate) mod command;
 pub mod deploy;
 pub mod error;
 pub mod facts;
-pub mod fanout;
+pub(crate) mod fanout;
 pub mod inventory;
-pub mod lab;
-pub mod login;
+pub(crate) mod lab;
+pub(crate) mod login;
 pub mod plan;
-pub mod remote;
-pub mod report;
+pub(crate) mod remote;
+pub(crate) mod report;
 pub mod role;
-pub mod secrets;
-pub mod shell;
+pub(crate) mod secrets;
+pub(crate) mod shell;
 pub mod transport;
 
 use std::ffi::OsString;

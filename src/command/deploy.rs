@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{extra_vars, load_roles_if_any};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::DeployConfig;
+use crate::deploy::ledger::Listing;
 use crate::deploy::{self, Event, EventSink, HostDeploy, HostPlan, plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fanout::Fanout;
@@ -109,24 +110,11 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
 
 /// One line (or JSON object) per host, then the summary.
 fn report(printer: &Printer, results: &[HostDeploy]) -> Result<i32> {
-    let mut statuses = Vec::new();
     for r in results {
-        let status = match (&r.error, r.skipped) {
-            (_, true) => Status::Skipped,
-            (Some(e), _) => Status::of_error(e),
-            (None, _) => Status::Changed,
-        };
-        let release = r.release.clone().unwrap_or_else(|| "-".into());
-        let detail = match (&r.error, r.skipped, r.rolled_back) {
-            (_, true, _) => "not attempted: an earlier host failed".to_string(),
-            (Some(_), _, true) => format!("{release}, rolled back"),
-            _ => release,
-        };
-        printer.host_done(&HostDone::new(&r.host, status, r.duration, r.error.as_ref(), detail, r));
-        statuses.push(status);
+        printer.host_done(&HostDone::new(&r.host, r.status(), r.duration, r.error.as_ref(), r.detail(), r));
     }
     let live = results.iter().filter(|r| r.error.is_none() && !r.skipped).count();
-    let code = exit_status(statuses, false);
+    let code = exit_status(results.iter().map(HostDeploy::status), false);
     printer.finish(live, false, code);
     Ok(code)
 }
@@ -153,43 +141,23 @@ fn list(
             for note in pool.take_notes() {
                 printer.notice(&note);
             }
-            (listed, t0.elapsed())
+            (listed.map(Listing::of), t0.elapsed())
         }
     }))?;
-    let mut table = Table::new(&["host", "release", "status", "live", "by", "started", "revision", "result"]);
-    let mut statuses = Vec::new();
+    let mut table = Table::new(&Listing::COLUMNS);
+    let (mut statuses, none) = (Vec::new(), Listing::default());
     for (plan, outcome) in plans.iter().zip(listed) {
         let host = &plan.host.name;
         let (listed, took) = outcome.unwrap_or_else(|e| (Err(e), Duration::ZERO));
-        match listed {
-            Ok(entries) => {
-                let live = entries.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
-                let releases: Vec<String> = entries.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
-                for e in &entries {
-                    let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
-                    table.row(vec![
-                        host.clone(),
-                        e.release.clone(),
-                        status,
-                        if e.live { "*".into() } else { String::new() },
-                        e.by.clone(),
-                        e.started.clone(),
-                        e.revision.clone(),
-                        e.result.clone(),
-                    ]);
-                }
-                let detail = format!("{}, live {live}", crate::report::count(releases.len(), "release"));
-                let fields = deploy::ledger::Listing { live, releases, ledger: entries };
-                printer.host_done(&HostDone::new(host, Status::Ok, took, None, detail, fields));
-                statuses.push(Status::Ok);
+        let done = match &listed {
+            Ok(listing) => {
+                listing.rows(host).into_iter().for_each(|row| table.row(row));
+                HostDone::new(host, Status::Ok, took, None, listing.detail(), listing)
             }
-            Err(e) => {
-                let status = Status::of_error(&e);
-                statuses.push(status);
-                let fields = deploy::ledger::Listing::default();
-                printer.host_done(&HostDone::new(host, status, took, Some(&e), e.kind.class().into(), fields));
-            }
-        }
+            Err(e) => HostDone::new(host, Status::of_error(e), took, Some(e), e.kind.class().into(), &none),
+        };
+        statuses.push(done.status);
+        printer.host_done(&done);
     }
     if !no_table {
         print!("{}", table.render());

@@ -51,9 +51,15 @@ impl HealthCheck<'_> {
         Fut: std::future::Future<Output = std::result::Result<S, String>>,
     {
         let deadline = Instant::now() + self.timeout;
+        let mut previous: Option<Error> = None;
         loop {
             let limit = deadline.saturating_duration_since(Instant::now()).min(REQUEST_LIMIT);
             let last = match tokio::time::timeout(limit, self.get(&connect)).await {
+                // A last try cut short by the deadline says less than the one before it (an
+                // HTTP 500 is the news, not "no answer within 0.1 s").
+                Err(_) if limit < Duration::from_secs(1) && previous.is_some() => {
+                    return Err(previous.expect("checked"));
+                }
                 Err(_) => Error::new(ErrorKind::Timeout, self.no_answer(limit)),
                 Ok(Ok(r)) if (self.expect == 0 && (200..300).contains(&r.status)) || r.status == self.expect => {
                     return Ok(r);
@@ -74,6 +80,7 @@ impl HealthCheck<'_> {
             if Instant::now() + Duration::from_millis(500) >= deadline {
                 return Err(last);
             }
+            previous = Some(last);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -209,6 +216,34 @@ mod tests {
             assert!(err.message.starts_with(&format!("no answer from 127.0.0.1:{port} within ")), "{err}");
             assert_eq!(err.kind, ErrorKind::Timeout);
             held.abort();
+        });
+    }
+
+    /// An app that answers 500 once, then hangs: the last try, cut short by the deadline,
+    /// reports the 500 it saw, not "no answer within 0.x s" (a flake seen in the lab).
+    #[test]
+    fn a_last_try_cut_short_reports_what_the_one_before_saw() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(async move {
+                let mut open = Vec::new();
+                let mut first = true;
+                while let Ok((mut s, _)) = listener.accept().await {
+                    if std::mem::take(&mut first) {
+                        let _ = s.read(&mut [0; 1024]).await;
+                        let _ = s.write_all(b"HTTP/1.1 500 OOPS\r\n\r\nbroken").await;
+                    } else {
+                        open.push(s);
+                    }
+                }
+            });
+            // The first try answers at once; the second starts with ~0.6 s left and hangs.
+            let err = local(port, Duration::from_millis(1100)).wait_with(|| tcp(port)).await.unwrap_err();
+            assert!(err.message.starts_with(&format!("HTTP 500 from http://127.0.0.1:{port}/healthz")), "{err}");
+            assert_eq!(err.kind, ErrorKind::Remote);
+            server.abort();
         });
     }
 }

@@ -21,6 +21,42 @@ pub struct Listing {
     pub ledger: Vec<Entry>,
 }
 
+impl Listing {
+    /// A host's listing from its ledger's entries: the releases still present, the live one.
+    pub fn of(ledger: Vec<Entry>) -> Listing {
+        let live = ledger.iter().find(|e| e.live).map(|e| e.release.clone()).unwrap_or_default();
+        let releases = ledger.iter().filter(|e| e.present).map(|e| e.release.clone()).collect();
+        Listing { live, releases, ledger }
+    }
+
+    /// The recap's detail: `3 releases, live R`.
+    pub fn detail(&self) -> String {
+        format!("{}, live {}", crate::report::count(self.releases.len(), "release"), self.live)
+    }
+
+    /// The table's header, and one row per ledger entry of `host` (the live one starred).
+    pub const COLUMNS: [&'static str; 8] = ["host", "release", "status", "live", "by", "started", "revision", "result"];
+
+    pub fn rows(&self, host: &str) -> Vec<Vec<String>> {
+        self.ledger
+            .iter()
+            .map(|e| {
+                let status = if e.present { e.status.clone() } else { format!("{} (removed)", e.status) };
+                vec![
+                    host.to_string(),
+                    e.release.clone(),
+                    status,
+                    if e.live { "*".into() } else { String::new() },
+                    e.by.clone(),
+                    e.started.clone(),
+                    e.revision.clone(),
+                    e.result.clone(),
+                ]
+            })
+            .collect()
+    }
+}
+
 /// One release as the ledger records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {

@@ -27,6 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fanout::Fanout;
 use crate::inventory::Host;
 use crate::remote::{self, Line, Marker, Session};
+use crate::report::event::Status;
 use crate::transport::Pool;
 use deploy_script::{HostSettings, Target};
 use health::HealthCheck;
@@ -87,6 +88,27 @@ pub struct HostDeploy {
     pub error: Option<Error>,
     #[serde(skip)]
     pub duration: Duration,
+}
+
+impl HostDeploy {
+    /// How the host ended: skipped, failed (by its error's class), or changed (a new release).
+    pub fn status(&self) -> Status {
+        match (&self.error, self.skipped) {
+            (_, true) => Status::Skipped,
+            (Some(e), _) => Status::of_error(e),
+            (None, _) => Status::Changed,
+        }
+    }
+
+    /// The recap's detail: the release, whether it was rolled back, or why it was not tried.
+    pub fn detail(&self) -> String {
+        let release = self.release.clone().unwrap_or_else(|| "-".into());
+        match (&self.error, self.skipped, self.rolled_back) {
+            (_, true, _) => "not attempted: an earlier host failed".to_string(),
+            (Some(_), _, true) => format!("{release}, rolled back"),
+            _ => release,
+        }
+    }
 }
 
 /// What the verdict needs to reach the host before its watchdog's deadline.

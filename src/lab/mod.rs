@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Inventory;
 use crate::transport::{ConnectOptions, Pool};
-pub use files::{HOSTS, hosts};
+pub use files::hosts;
 
 const LAB_SH: &str = include_str!("lab.sh");
 const SUPERVISOR_SH: &str = include_str!("supervisor.sh");

@@ -49,8 +49,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use crate::inventory::{DEFAULT_TIMEOUT, Privilege};
-pub use crate::shell::{KILL_AFTER, MARK_SH, Shipped, bounded};
+pub use crate::inventory::Privilege;
+pub use crate::shell::{MARK_SH, Shipped, bounded};
 pub use marker::{Line, Marker, Reader};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -504,7 +504,7 @@ pub(crate) fn test_spec(state_dir: &str, nonce: &str, wait: u64) -> Spec {
         state_dir: state_dir.into(),
         lock_owner: "me@here (microctl test)".into(),
         lock_wait: Duration::from_secs(wait),
-        timeout: DEFAULT_TIMEOUT,
+        timeout: crate::inventory::DEFAULT_TIMEOUT,
         nonce: nonce.into(),
         client_checks_state: false,
         create_state: true,
@@ -636,7 +636,8 @@ mod tests {
             let (code, _, took) = run(1, "trap '' TERM; sleep 100");
             assert_eq!(code, Some(137), "{shell}");
             assert!(
-                took >= Duration::from_secs(1 + KILL_AFTER) && took < Duration::from_secs(4 + KILL_AFTER),
+                took >= Duration::from_secs(1 + crate::shell::KILL_AFTER)
+                    && took < Duration::from_secs(4 + crate::shell::KILL_AFTER),
                 "{took:?}"
             );
         }

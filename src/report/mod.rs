@@ -19,8 +19,8 @@ mod text;
 use std::io::Write;
 
 pub use host_event::{HostEvent, Style};
-pub use printer::{HEARTBEAT_ENV, Printer};
-pub use settings::{ColorChoice, Settings, decide_color};
+pub use printer::Printer;
+pub use settings::{ColorChoice, Settings};
 pub use table::Table;
 
 use crate::error::Error;
