@@ -57,6 +57,9 @@ pub enum Command {
     Converge(ConvergeArgs),
     /// Check inventory, roles and templates offline: render everything for every host, no SSH.
     Check(CheckArgs),
+    /// Gather and print the facts of the hosts matching PATTERN (all by default), fresh, in
+    /// parallel; they are cached for converge.
+    Facts(FactsArgs),
     /// Deploy an app ([deploy.NAME] in the inventory): new release, health check, rollback.
     Deploy(DeployArgs),
     /// Open a shell on HOST through its jump chain (a PTY when stdin is a terminal), or run CMD;
@@ -224,6 +227,7 @@ impl Command {
             Command::Exec(a) if a.json => Some("exec"),
             Command::Deploy(a) if a.json => Some("deploy"),
             Command::Check(a) if a.json => Some("check"),
+            Command::Facts(a) if a.json => Some("facts"),
             _ => None,
         }
     }
@@ -281,7 +285,26 @@ pub struct CheckArgs {
     /// Set a variable: NAME=VALUE (a string, as typed) or NAME:=VALUE (a TOML value).
     #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
     pub extra_vars: Vec<String>,
+    /// Render every host with these facts (over the default Debian 12 amd64, 2 cpus, 2048 MiB),
+    /// e.g. `os_id=ubuntu,os_version_id=24.04,arch=arm64`; without it, each host's cached facts
+    /// (from its last converge or `microctl facts`), else the default.
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub facts: Option<String>,
     /// Print one JSON object per host, warnings, then a summary object (JSON Lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// Hosts: `all` (the default), names, groups, globs (`web*`), comma lists, `!name` to exclude.
+    pub pattern: Option<String>,
+    #[command(flatten)]
+    pub wait: Wait,
+    /// How many hosts to work on at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: u32,
+    /// Print one JSON object per host, then a summary object (JSON Lines).
     #[arg(long)]
     pub json: bool,
 }
@@ -390,13 +413,13 @@ pub fn command_without_dashes(e: &clap::Error, args: &[OsString]) -> Option<crat
 /// all of them: written before or after the subcommand, the same; on a subcommand that ignores
 /// it, not shown (help, man page, completions) and refused when given.
 const APPLIES: &[(&str, &[&str])] = &[
-    ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets"]),
+    ("inventory", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "facts"]),
     ("roles_dir", &["inventory", "converge", "check", "deploy"]),
-    ("accept_new", &["exec", "converge", "deploy", "ssh", "lab"]),
+    ("accept_new", &["exec", "converge", "deploy", "ssh", "lab", "facts"]),
     ("quiet", &["exec", "converge", "check", "deploy", "secrets"]),
     ("verbose", &["exec", "converge", "check", "deploy"]),
-    ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab"]),
-    ("json", &["exec", "inventory", "converge", "check", "deploy"]),
+    ("color", &["exec", "inventory", "converge", "check", "deploy", "ssh", "ssh-config", "secrets", "lab", "facts"]),
+    ("json", &["exec", "inventory", "converge", "check", "deploy", "facts"]),
 ];
 
 fn applies(id: &str, sub: &str) -> bool {

@@ -11,6 +11,7 @@ pub(crate) mod clock;
 pub(crate) mod command;
 pub mod deploy;
 pub mod error;
+pub mod facts;
 pub(crate) mod fanout;
 pub mod inventory;
 pub(crate) mod lab;

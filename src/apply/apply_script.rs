@@ -408,6 +408,7 @@ mod tests {
         Desired {
             host: "h".into(),
             apt_lock_timeout: 300,
+            facts_fingerprint: None,
             packages: vec![PackageSpec { origin: o(), name: "nginx".into() }],
             dirs: vec![DirSpec { origin: o(), path: "/srv/my site".into(), meta: meta.clone(), notify: vec![] }],
             files: vec![

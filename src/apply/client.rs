@@ -33,6 +33,10 @@ pub enum Next {
     Refuse { frame: bool, error: Error },
     /// Nothing to apply (or `--check`): send an empty frame, close stdin, read on to the end.
     Finish,
+    /// The host's facts changed since the render (`crate::facts`): close stdin with nothing
+    /// sent (the host script ends, having written nothing), read on to the end; the host is
+    /// rendered again from fresh facts ([`HostRun::stale_facts`]).
+    Stale,
     /// Send this payload, close stdin, and read on: the apply script's markers follow.
     /// `record_only`: it holds no step but writing the hash record again.
     Apply { payload: Payload, record_only: bool },
@@ -186,6 +190,13 @@ impl<'a> Client<'a> {
                 let error = remote::state_folder_exposed(&desired.host, state_dir, &r.folder, &r.why);
                 return Ok(Next::Refuse { frame: false, error });
             }
+        }
+        if let Some(want) = &desired.facts_fingerprint
+            && self.observed.facts_fingerprint.as_ref().is_none_or(|seen| seen != want || want.is_empty())
+        {
+            self.run.stale_facts = true;
+            self.stage = Stage::Finish;
+            return Ok(Next::Stale);
         }
         // Files the probe left to the hash record that it cannot vouch for: hashed now, in one
         // more round trip (rare: a file the record does not list, changed at its very time...).

@@ -101,6 +101,8 @@ mod tests {
         asked: Vec<String>,
         /// All the host shell wrote to stderr (nothing, on a healthy host).
         stderr: String,
+        /// The client found the facts stale (`crate::facts`) and sent nothing.
+        stale: bool,
     }
 
     /// One whole converge session on this machine, as a host runs it: the bootstrap under
@@ -190,6 +192,7 @@ mod tests {
                     send(&remote::frame(b""));
                     stdin = None;
                 }
+                Next::Stale => stdin = None,
                 Next::Apply { payload, .. } => {
                     send(&remote::frame(&payload.to_vec()));
                     stdin = None;
@@ -219,7 +222,8 @@ mod tests {
         let vouched = dests(client.observed(), &|p| p.vouched);
         let asked = client.asked().to_vec();
         let plan = std::mem::take(&mut client.run.plan);
-        Seen { plan, code, out: rest, processes, hashed: hashed.unwrap_or_default(), vouched, asked, stderr }
+        let stale = client.run.stale_facts;
+        Seen { plan, code, out: rest, processes, hashed: hashed.unwrap_or_default(), vouched, asked, stderr, stale }
     }
 
     fn mode(p: &str) -> u32 {
@@ -700,6 +704,47 @@ mod tests {
         assert!(noop4 <= NOOP_PROCESSES && noop16 == noop4, "no-op: {noop4} / {noop16}");
         assert!(fresh16 <= fresh4 + 12 * PER_FILE_PROCESSES, "per file: {fresh4} -> {fresh16}");
         assert!(fresh4 <= FRESH_4_PROCESSES, "fresh, 4 files: {fresh4}");
+    }
+
+    /// Facts (`crate::facts`): a host rendered with facts whose fingerprint is not its own
+    /// (first contact, reboot, OS upgrade) ends its session having written nothing (no file,
+    /// no state folder entry but the lock's); with its own fingerprint the converge goes on;
+    /// and a no-op with the fingerprint costs not one process more than without (builtins).
+    #[test]
+    fn stale_facts_write_nothing_and_a_no_op_with_facts_starts_no_process_under_sh_and_dash() {
+        let out = Command::new("sh").arg("-c").arg(crate::facts::gather::FINGERPRINT_SH.text()).output().unwrap();
+        let line = String::from_utf8(out.stdout).unwrap();
+        let own = line.strip_prefix("F\t").and_then(|l| l.strip_suffix('\n')).expect("one F line").to_string();
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let state = format!("{root}/state");
+            let mut d = desired(root, 2, "v1");
+            for stale in ["", "not-this-boot\tID=debian\tVERSION_ID=\"12\""] {
+                d.facts_fingerprint = Some(stale.to_string());
+                let seen = session(shell, &state, &d, false);
+                assert!(seen.stale && seen.plan.is_empty(), "{shell}: {stale:?} not stale");
+                assert_eq!((seen.code, seen.stderr.as_str()), (Some(0), ""), "{shell}");
+                assert!(!std::path::Path::new(&format!("{root}/etc")).exists(), "{shell}: a stale host was written to");
+                let left: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+                assert!(left.iter().all(|n| n.to_string_lossy().starts_with("lock")), "{shell}: {left:?}");
+            }
+            d.facts_fingerprint = Some(own.clone());
+            let seen = session(shell, &state, &d, false);
+            assert!(!seen.stale && !seen.plan.is_empty() && seen.code == Some(0), "{shell}: {}", seen.out);
+            assert_eq!(std::fs::read_to_string(format!("{root}/etc/f0")).unwrap(), "file 0 v1\n", "{shell}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let state = format!("{root}/state");
+        let mut d = desired(root, 4, "v1");
+        converge("dash", &state, &d, false);
+        let (plan, code, _, without) = converge("dash", &state, &d, true);
+        assert!(plan.is_empty() && code == Some(0));
+        d.facts_fingerprint = Some(own);
+        let (plan, code, _, with) = converge("dash", &state, &d, true);
+        assert!(plan.is_empty() && code == Some(0));
+        assert_eq!(with, without, "a no-op with facts starts {with} processes, without {without}");
     }
 
     /// What a no-op session sends before the probe runs: no comment or blank line of the

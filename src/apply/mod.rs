@@ -60,6 +60,9 @@ pub struct HostRun {
     pub handlers_run: Vec<String>,
     pub diffs: Vec<String>,
     pub error: Option<Error>,
+    /// The facts this host was rendered with are not its own (`crate::facts`): nothing was
+    /// applied; gather, render again and converge again.
+    pub stale_facts: bool,
     pub channels_opened: u64,
     pub bytes_sent: u64,
     pub connect: Duration,
@@ -184,8 +187,8 @@ async fn talk(
     let result = drive(&mut session, &mut client, progress, t, &mut applying, run).await;
     run.apply = applying.map(|t: Instant| t.elapsed()).unwrap_or_default();
     let c = std::mem::take(&mut client.run);
-    (run.plan, run.changed, run.ok, run.failed, run.handlers_run, run.diffs) =
-        (c.plan, c.changed, c.ok, c.failed, c.handlers_run, c.diffs);
+    (run.plan, run.changed, run.ok, run.failed, run.handlers_run, run.diffs, run.stale_facts) =
+        (c.plan, c.changed, c.ok, c.failed, c.handlers_run, c.diffs, c.stale_facts);
     result
 }
 
@@ -210,6 +213,11 @@ async fn drive(
                 }
                 let _ = session.close_stdin().await;
                 return Err(error);
+            }
+            Next::Stale => {
+                run.probe = probe_started.elapsed();
+                session.phase("finish");
+                session.close_stdin().await?;
             }
             Next::Finish => {
                 run.probe = probe_started.elapsed();

@@ -36,6 +36,9 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let renderer = Renderer::new(&inv, &roles, &extra);
     let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
     let printer = Printer::new(&global.output, "check", &names, args.json);
+    if let Some(note) = crate::facts::for_check(&renderer, &inv.hosts, args.facts.as_deref())? {
+        printer.message(&note);
+    }
 
     let mut results: Vec<(&str, Result<usize>, std::time::Duration)> = Vec::with_capacity(inv.hosts.len());
     // A templated snippet renders to few distinct texts: `sh -n` each once.

@@ -36,6 +36,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     // Render everything first, offline.
     let renderer = Renderer::new(&inv, &roles, &extra);
     let hosts = crate::inventory::select(&inv, args.hosts())?;
+    crate::facts::from_cache(&renderer, &hosts);
     let rendered: Vec<(Arc<Host>, Result<Desired>)> = hosts
         .into_iter()
         .map(|host| {
@@ -73,11 +74,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         what: "converge",
     };
     let jobs: Vec<Job> =
-        rendered.into_iter().map(|(host, desired)| Job(host, desired.expect("checked above"))).collect();
-    let names: Vec<String> = jobs.iter().map(|j| j.0.name.clone()).collect();
+        rendered.into_iter().map(|(host, desired)| Job(host, desired.expect("checked above"), None)).collect();
     let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
     let fan = Fanout::new(pool, printer.clone(), args.forks as usize);
-    let outcomes = fan.block_on(fan.each(jobs, |Job(host, desired)| {
+    let converge = |Job(host, desired, again): Job| {
         let (pool, printer, opts) = (fan.pool().clone(), printer.clone(), opts.clone());
         async move {
             let name = &host.name;
@@ -94,25 +94,80 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                 }
                 printer.event(name, &event)
             };
-            let run = apply::converge_host(&pool, &host, &desired, &opts, &on_event).await;
+            let mut run = apply::converge_host(&pool, &host, &desired, &opts, &on_event).await;
             for note in pool.take_notes() {
                 printer.notice(&note);
+            }
+            // Stale facts (`crate::facts`): nothing was applied. On a first try the caller
+            // gathers them and converges the host again; a second try counts the channels of
+            // the first and of the gather.
+            run.channels_opened += again.unwrap_or(0);
+            if run.stale_facts && run.error.is_none() {
+                if again.is_none() {
+                    return run;
+                }
+                run.failed = 1;
+                run.error = Some(crate::facts::changed_while_converging(&host));
             }
             report_host(&printer, &run, opts.check, true);
             run
         }
-    }))?;
-    let runs: Vec<HostRun> = names
-        .into_iter()
-        .zip(outcomes)
-        .map(|(host, outcome)| {
-            outcome.unwrap_or_else(|e| {
-                let run = HostRun { host, failed: 1, error: Some(e), ..Default::default() };
-                report_host(&printer, &run, args.check, true);
-                run
+    };
+    let failed = |host: String, e: Error| {
+        let run = HostRun { host, failed: 1, error: Some(e), ..Default::default() };
+        report_host(&printer, &run, args.check, true);
+        run
+    };
+    let runs: Vec<HostRun> = fan.block_on(async {
+        let hosts = hosts_of(&jobs);
+        let mut runs = Vec::new();
+        let mut stale = Vec::new();
+        for (host, outcome) in hosts.into_iter().zip(fan.each(jobs, converge).await) {
+            match outcome {
+                Ok(run) if run.stale_facts && run.error.is_none() => stale.push(Stale(host, run.channels_opened)),
+                Ok(run) => runs.push(run),
+                Err(e) => runs.push(failed(host.name.clone(), e)),
+            }
+        }
+        if stale.is_empty() {
+            return runs;
+        }
+        // Their facts were not the ones rendered with (first contact, reboot, OS upgrade):
+        // gathered now (one exec each), the hosts rendered again and converged again.
+        let names: Vec<String> = stale.iter().map(|s| s.0.name.clone()).collect();
+        let gathers = fan
+            .each(stale, |Stale(host, channels)| {
+                let (pool, printer) = (fan.pool().clone(), printer.clone());
+                async move {
+                    printer.phase(&host.name, "gathering facts", false);
+                    let gathered = crate::facts::gather_and_cache(&pool, &host).await;
+                    (host, gathered, channels + 1)
+                }
             })
-        })
-        .collect();
+            .await;
+        let mut again = Vec::new();
+        for (name, outcome) in names.into_iter().zip(gathers) {
+            let (host, gathered, channels) = match outcome {
+                Ok(g) => g,
+                Err(e) => {
+                    runs.push(failed(name, e));
+                    continue;
+                }
+            };
+            let rendered = gathered.and_then(|g| {
+                renderer.set_facts(&host, &g.facts, &g.fingerprint);
+                renderer.render(&host, args.roles.as_deref())
+            });
+            match rendered {
+                Ok(desired) => again.push(Job(host, desired, Some(channels))),
+                Err(e) => runs.push(failed(host.name.clone(), e)),
+            }
+        }
+        for (host, outcome) in hosts_of(&again).into_iter().zip(fan.each(again, converge).await) {
+            runs.push(outcome.unwrap_or_else(|e| failed(host.name.clone(), e)));
+        }
+        runs
+    })?;
 
     let changed: usize = runs.iter().map(|r| r.changed).sum();
     let code = exit_status(runs.iter().map(|r| status(r, args.check)), args.check);
@@ -120,13 +175,27 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// A host and what its roles want of it: one unit of the fan-out.
-struct Job(Arc<Host>, Desired);
+/// A host and what its roles want of it: one unit of the fan-out; on a second try (its facts
+/// were stale, `crate::facts`), the channels its first try and the gather opened.
+struct Job(Arc<Host>, Desired, Option<u64>);
 
 impl AsRef<Host> for Job {
     fn as_ref(&self) -> &Host {
         &self.0
     }
+}
+
+/// A host whose facts were stale, and the channels its first try opened.
+struct Stale(Arc<Host>, u64);
+
+impl AsRef<Host> for Stale {
+    fn as_ref(&self) -> &Host {
+        &self.0
+    }
+}
+
+fn hosts_of(jobs: &[Job]) -> Vec<Arc<Host>> {
+    jobs.iter().map(|j| j.0.clone()).collect()
 }
 
 /// How a host's run ended.

@@ -5,6 +5,7 @@ mod check;
 mod converge;
 mod deploy;
 mod exec;
+mod facts;
 mod inventory;
 mod lab;
 mod meta;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inventory(args) => inventory::run(&cli.global, args),
         Command::Converge(args) => converge::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Facts(args) => facts::run(&cli.global, args),
         Command::Deploy(args) => deploy::run(&cli.global, args),
         Command::Ssh(args) => ssh::run(&cli.global.inventory, cli.global.accept_new, args),
         Command::SshConfig(args) => ssh::config(&cli.global, args),

@@ -111,6 +111,10 @@ pub struct Desired {
     pub authorized_keys: Vec<super::users::AuthorizedKeySpec>,
     /// Seconds a package step waits for dpkg's and apt's locks (the host's `apt_lock_timeout`).
     pub apt_lock_timeout: u64,
+    /// Its roles read `facts`: the fingerprint of the facts it was rendered with (`crate::facts`;
+    /// empty: not gathered yet). The probe prints the host's; when they differ, nothing is
+    /// applied and the host is rendered again from fresh facts.
+    pub facts_fingerprint: Option<String>,
 }
 
 impl Desired {

@@ -99,6 +99,8 @@ pub struct Observed {
     pub login_uid: Option<u32>,
     /// Users, groups and key files (`plan::users`).
     pub users: super::users::ObservedUsers,
+    /// The facts' fingerprint line (`crate::facts`), when the roles read `facts`.
+    pub facts_fingerprint: Option<String>,
 }
 
 impl Observed {
@@ -190,6 +192,9 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
             "dpkg-query -W -f='K\\t${{Package}}\\t${{db:Status-Abbrev}}\\n' {} 2>/dev/null\n",
             names.join(" ")
         ));
+    }
+    if desired.facts_fingerprint.is_some() {
+        s.push_str(&crate::facts::gather::FINGERPRINT_SH);
     }
     s.push_str(&super::users::probe_script(desired));
     for svc in &desired.services {
@@ -290,6 +295,7 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                 }
                 _ => return Err(bad(line)),
             },
+            "F" if obs.facts_fingerprint.is_none() => obs.facts_fingerprint = Some(fields.to_string()),
             "N" => {
                 if !fields.is_empty() && !obs.pending_handlers.iter().any(|h| h == fields) {
                     obs.pending_handlers.push(fields.to_string());

@@ -38,6 +38,8 @@ struct Kind<'a> {
     roles: Vec<&'a Role>,
     defaults: Vars,
     value: Value,
+    /// A template or field of these roles reads `facts`.
+    uses_facts: bool,
 }
 
 /// Renders hosts of one inventory with one role set. Per host, nothing is copied up front:
@@ -67,6 +69,9 @@ pub struct Renderer<'a> {
     templates_see_everyone: bool,
     /// Warnings of the renders so far, each once with its hosts ([`Renderer::warnings`]).
     warnings: Mutex<Vec<(Error, Vec<String>)>>,
+    /// Per host (inventory order): its `facts` value and the fingerprint they go with
+    /// (`crate::facts`), once set; only hosts whose roles read `facts` get them.
+    facts: Mutex<HashMap<usize, (Value, String)>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -86,7 +91,8 @@ impl<'a> Renderer<'a> {
                         }
                     }
                     let value = vars_value(&defaults);
-                    kinds.push(Kind { roles: host_roles, defaults, value });
+                    let uses_facts = host_roles.iter().any(|r| roles.templates.role_uses(&r.name, "facts"));
+                    kinds.push(Kind { roles: host_roles, defaults, value, uses_facts });
                     kinds.len() - 1
                 })
             })
@@ -110,7 +116,20 @@ impl<'a> Renderer<'a> {
             everyone: OnceLock::new(),
             templates_see_everyone: ["hosts", "groups"].iter().any(|n| roles.templates.name_used(n)),
             warnings: Mutex::default(),
+            facts: Mutex::default(),
         }
+    }
+
+    /// Whether a role of `host` (or one it depends on) reads `facts`.
+    pub fn uses_facts(&self, host: &Host) -> bool {
+        self.kinds[self.kind_of[self.index(host)]].uses_facts
+    }
+
+    /// The facts `host` is rendered with from now on, and the fingerprint they were gathered
+    /// under (its probe checks it; `""` for facts not gathered: never matches).
+    pub fn set_facts(&self, host: &Host, facts: &crate::facts::Facts, fingerprint: &str) {
+        let entry = (facts.value(), fingerprint.to_string());
+        self.facts.lock().expect("facts lock").insert(self.index(host), entry);
     }
 
     /// What the renders so far warn about (a file that holds a secret and has no `mode`),
@@ -190,7 +209,10 @@ impl<'a> Renderer<'a> {
         } else {
             minijinja::context! { host => host_value }
         };
-        minijinja::value::merge_maps([vars, own])
+        match self.facts.lock().expect("facts lock").get(&self.index(host)) {
+            Some((facts, _)) => minijinja::value::merge_maps([vars, own, minijinja::context! { facts => facts }]),
+            None => minijinja::value::merge_maps([vars, own]),
+        }
     }
 
     /// Renders `host`'s desired state; `only` limits resources to those roles.
@@ -198,6 +220,10 @@ impl<'a> Renderer<'a> {
         let ctx = self.context_with(host, self.templates_see_everyone);
         let mut desired =
             Desired { host: host.name.clone(), apt_lock_timeout: host.apt_lock_timeout, ..Default::default() };
+        if self.uses_facts(host) {
+            let facts = self.facts.lock().expect("facts lock");
+            desired.facts_fingerprint = Some(facts.get(&self.index(host)).map(|(_, f)| f.clone()).unwrap_or_default());
+        }
         let roles = &self.kinds[self.kind_of[self.index(host)]].roles;
         for role in roles {
             self.add_handlers(role, host, &ctx, &mut desired)?;
@@ -852,6 +878,10 @@ mod tests {
             for _ in 0..5 {
                 let start = std::time::Instant::now();
                 let renderer = Renderer::new(&inv, &roles, &extra);
+                // The bench role reads `facts` (converge sets them before rendering).
+                for h in &inv.hosts {
+                    renderer.set_facts(h, &crate::facts::Facts::default(), "");
+                }
                 let all: Vec<Desired> = inv.hosts.iter().map(|h| renderer.render(h, None).unwrap()).collect();
                 times.push(start.elapsed());
                 assert_eq!(all.len(), n);

@@ -86,6 +86,12 @@ impl Templates {
         self.env.templates().any(|(_, t)| t.undeclared_variables(false).contains(name))
     }
 
+    /// Whether a template or templated field of role `role` reads the top-level variable `name`.
+    pub fn role_uses(&self, role: &str, name: &str) -> bool {
+        let prefix = format!("{role}/");
+        self.env.templates().any(|(n, t)| n.starts_with(&prefix) && t.undeclared_variables(false).contains(name))
+    }
+
     /// Whether a template or role field may read the variable `name` (for `-e NAME` typos):
     /// at top level (`name`, `name.x`), as `host.vars.name` / `hosts.X.vars.name`, or through a
     /// whole vars map it cannot see into (`host.vars`, `for h in hosts`), which counts as read.

@@ -225,6 +225,7 @@ mod tests {
         const KEYS_EDIT: &str = "apply::users::tests::keys_edit_under_sh_and_dash";
         const KEYS_READ: &str = "plan::users::tests::reader_output_parses_under_sh_and_dash";
         const APT: &str = "apply::apply_script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
+        const FACTS: &str = "facts::gather::tests::gather_under_sh_and_dash";
         let covered = [
             ("apply/apply.sh", CONVERGE),
             ("apply/apt.sh", APT),
@@ -235,6 +236,8 @@ mod tests {
             ("plan/keys_read.sh", KEYS_READ),
             ("shell/mark.sh", CONVERGE),
             ("remote/session.sh", CONVERGE),
+            ("facts/fingerprint.sh", FACTS),
+            ("facts/gather.sh", FACTS),
             ("deploy/cache.sh", DEPLOY),
             ("deploy/clone.sh", DEPLOY),
             ("deploy/drain.sh", DEPLOY),

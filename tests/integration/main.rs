@@ -12,6 +12,7 @@ mod converge_safety;
 mod deploy;
 mod deploy_check;
 mod exec;
+mod facts;
 mod golden;
 mod host_bounds;
 mod host_keys;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use microctl::facts::Facts;
 use microctl::inventory::{Inventory, Vars};
 use microctl::plan::desired::Desired;
 use microctl::role::{Renderer, RoleSet, role_names_for};
@@ -29,11 +30,36 @@ fn load_roles(inv: &Inventory) -> RoleSet {
         .unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
-/// Every host of `inv` rendered: host name -> desired state.
+/// Every host of `inv` rendered (with the default facts): host name -> desired state.
 fn render_all(inv: &Inventory) -> BTreeMap<String, Desired> {
+    render_with(inv, &Facts::default(), &Vars::new())
+}
+
+/// Every host of `inv` rendered with `facts` and `-e` vars `extra`.
+fn render_with(inv: &Inventory, facts: &Facts, extra: &Vars) -> BTreeMap<String, Desired> {
     let roles = load_roles(inv);
-    let renderer = Renderer::new(inv, &roles, &Vars::new());
-    inv.hosts.iter().map(|h| (h.name.clone(), renderer.render(h, None).unwrap_or_else(|e| panic!("{e}")))).collect()
+    let renderer = Renderer::new(inv, &roles, extra);
+    for h in &inv.hosts {
+        renderer.set_facts(h, facts, "");
+    }
+    inv.hosts
+        .iter()
+        .map(|h| {
+            let d = renderer.render(h, None).unwrap_or_else(|e| panic!("{}: {e}", facts.summary()));
+            // Every command's and handler's shell parses (`check`'s own check).
+            let errors = microctl::role::snippets::check(&d, &roles.roles_dir, &mut Default::default());
+            assert!(errors.is_empty(), "{}: {}", facts.summary(), errors[0]);
+            (h.name.clone(), d)
+        })
+        .collect()
+}
+
+/// The releases every role must render and validate for.
+fn releases() -> Vec<Facts> {
+    ["os_id=debian,os_version_id=12", "os_id=ubuntu,os_version_id=22.04", "os_id=ubuntu,os_version_id=24.04,arch=arm64"]
+        .iter()
+        .map(|f| Facts::parse_overrides(f).unwrap())
+        .collect()
 }
 
 fn repo_inventory() -> Inventory {
@@ -74,14 +100,51 @@ fn write_tree(root: &Path, rendered: &BTreeMap<String, Desired>) {
     }
 }
 
+/// For Debian 12, Ubuntu 22.04 and Ubuntu 24.04 (arm64) facts: every role renders, every
+/// command parses, every file passes its validator.
 #[test]
 fn every_rendered_file_passes_its_real_validator() {
     let inv = repo_inventory();
-    let rendered = render_all(&inv);
+    for facts in releases() {
+        eprintln!("{}", facts.summary());
+        validate_all(&render_with(&inv, &facts, &Vars::new()));
+    }
+}
+
+/// What the roles take from the facts: jenkins's Java, the app's venv package, the
+/// node_exporter tarball's architecture.
+#[test]
+fn roles_follow_the_facts() {
+    let inv = repo_inventory();
+    let mut tarball = Vars::new();
+    tarball.insert("node_exporter_source".into(), toml::Value::String("tarball".into()));
+    let expect = [
+        ("openjdk-17-jre-headless", "python3.11-venv", "linux-$a", "a=amd64"),
+        ("openjdk-21-jre-headless", "python3.10-venv", "linux-$a", "a=amd64"),
+        ("openjdk-21-jre-headless", "python3.12-venv", "linux-$a", "a=arm64"),
+    ];
+    for (facts, (java, venv, url, arch)) in releases().iter().zip(expect) {
+        let rendered = render_with(&inv, facts, &tarball);
+        let packages = |d: &Desired| d.packages.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        let jenkins = rendered.values().find(|d| packages(d).iter().any(|p| p == "jenkins")).expect("a jenkins host");
+        assert!(packages(jenkins).iter().any(|p| p == java), "{}: {:?}", facts.summary(), packages(jenkins));
+        assert!(!packages(jenkins).iter().any(|p| p.starts_with("openjdk") && p != java));
+        let app = rendered.values().find(|d| packages(d).iter().any(|p| p == "sqlite3")).expect("an app host");
+        assert!(packages(app).iter().any(|p| p == venv), "{}: {:?}", facts.summary(), packages(app));
+        let ne = rendered
+            .values()
+            .flat_map(|d| &d.commands)
+            .find(|c| c.run.contains("node_exporter/releases"))
+            .expect("the node_exporter tarball command");
+        assert!(ne.run.contains(url) && ne.run.contains(arch), "{}: {}", facts.summary(), ne.run);
+    }
+}
+
+fn validate_all(rendered: &BTreeMap<String, Desired>) {
     let tmp = tempfile::tempdir().unwrap();
-    write_tree(tmp.path(), &rendered);
+    write_tree(tmp.path(), rendered);
     let mut checked: BTreeMap<&str, usize> = BTreeMap::new();
-    for (host, d) in &rendered {
+    for (host, d) in rendered {
         let root = tmp.path().join(host);
         for f in &d.files {
             let path = root.join(f.dest.trim_start_matches('/'));
