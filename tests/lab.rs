@@ -142,7 +142,10 @@ fn utc_now() -> String {
 /// app's release ledger (`deploy --list --json`).
 fn ledger(inv: &str) -> Vec<serde_json::Value> {
     let list = ok(&["-i", inv, "deploy", "app", "--list", "--json"]);
-    let app = json_lines(&list.stdout).into_iter().find(|h| h["host"] == "app").unwrap();
+    let app = json_lines(&list.stdout)
+        .into_iter()
+        .find(|h| h["type"] == "host" && h["host"] == "app")
+        .unwrap_or_else(|| panic!("no host line for app in:\n{}\n{}", list.stdout, list.stderr));
     app["ledger"].as_array().unwrap().clone()
 }
 
