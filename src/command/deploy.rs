@@ -45,8 +45,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     }
     let inv = Arc::new(inv);
     // The handles, taken after the secrets are in.
-    let hosts: Vec<Arc<Host>> =
-        inventory::select(&inv, &cfg.hosts)?.into_iter().filter(|h| names.contains(&h.name)).collect();
+    let hosts = plan::hosts(&inv, &cfg, request.only)?;
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
