@@ -91,6 +91,12 @@ fn check_whole(fleet: &Fleet, expected_of: &mut std::collections::HashMap<u32, S
     versions
 }
 
+/// The inode and change time of `path` (None when absent): a rename over it changes them.
+fn identity(path: &std::path::Path) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
+}
+
 #[test]
 fn killing_sshd_mid_apply_never_leaves_a_half_written_file() {
     let mut fleet = Fleet::new(1, &big_role());
@@ -104,11 +110,24 @@ fn killing_sshd_mid_apply_never_leaves_a_half_written_file() {
     let before_apply = t.elapsed().as_millis() as u64 * 3 / 4;
     let mut seed: u64 = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
     let (mut interrupted, mut mixed, mut pending_seen) = (0, 0, 0);
+    let pending = fleet.root(0).join("state/pending-handlers");
     for version in 1..=20u32 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = before_apply + (seed >> 33) % (full - before_apply).max(1);
-        let child = spawn_converge(&fleet, &["-e", &format!("version={version}")]);
-        std::thread::sleep(Duration::from_millis(delay));
+        let before = identity(&pending);
+        let mut child = spawn_converge(&fleet, &["-e", &format!("version={version}")]);
+        if version % 2 == 0 {
+            // Aimed by the clock: anywhere between the end of the probe and the end of a run.
+            std::thread::sleep(Duration::from_millis(before_apply + (seed >> 33) % (full - before_apply).max(1)));
+        } else {
+            // Aimed by the host: once the run has recorded its pending handlers (the first
+            // step of its apply), within the time the rest of a full run takes. Load cannot
+            // move these kills out of the apply.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while identity(&pending) == before && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis((seed >> 33) % (full - before_apply).max(1) / 4));
+        }
         fleet._sshd[0].crash();
         let run = Run::from(child.wait_with_output().unwrap());
         if run.code != 0 {
@@ -144,7 +163,7 @@ fn killing_sshd_mid_apply_never_leaves_a_half_written_file() {
         .collect();
     eprintln!(
         "kill test: {interrupted}/20 runs interrupted, {mixed} left files of two versions, {pending_seen} left \
-         handlers pending; kills between {before_apply} and {full} ms; stray temp files: {}",
+         handlers pending; 10 kills aimed at the apply, 10 by the clock between {before_apply} and {full} ms; stray temp files: {}",
         leftovers.len()
     );
     assert!(interrupted >= 5, "the kills should interrupt most runs ({interrupted}/20)");
