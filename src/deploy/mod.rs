@@ -73,7 +73,7 @@ pub use event::DeployEvent as Event;
 pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
 
 /// The outcome of one host; serialized, it is the command's own fields of its JSON `host`
-/// object (README "JSON Lines", `deploy`).
+/// object (docs/output.md, "JSON Lines", `deploy`).
 #[derive(Debug, Default, serde::Serialize)]
 pub struct HostDeploy {
     #[serde(skip)]
