@@ -119,7 +119,10 @@ fn the_schema_checked_here_is_the_one_docs_output_md_documents() {
                         _ => continue,
                     };
                     for (field, _) in fields {
-                        assert!(ticked(rest).iter().any(|f| f == field), "{path}: the row of `{name}` lacks `{field}`: {l}");
+                        assert!(
+                            ticked(rest).iter().any(|f| f == field),
+                            "{path}: the row of `{name}` lacks `{field}`: {l}"
+                        );
                     }
                 }
             }

@@ -19,7 +19,8 @@ fn read(path: &Path) -> String {
 
 /// The Markdown files whose links and commands are checked.
 fn documents() -> Vec<PathBuf> {
-    let mut docs: Vec<PathBuf> = ["README.md", "roles/README.md", "BENCHMARKS.md"].iter().map(|p| repo().join(p)).collect();
+    let mut docs: Vec<PathBuf> =
+        ["README.md", "roles/README.md", "BENCHMARKS.md"].iter().map(|p| repo().join(p)).collect();
     let mut pages: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
         .expect("docs/ exists")
         .map(|e| e.unwrap().path())
@@ -125,7 +126,10 @@ fn shell_lines_split_like_sh() {
         commands("printf %s \"$V\" | microctl secrets set k 2>/dev/null"),
         vec![w(&["printf", "%s", "$V"]), w(&["microctl", "secrets", "set", "k"])]
     );
-    assert_eq!(commands("microctl exec 'web*,!web3' -- df -h /"), vec![w(&["microctl", "exec", "web*,!web3", "--", "df", "-h", "/"])]);
+    assert_eq!(
+        commands("microctl exec 'web*,!web3' -- df -h /"),
+        vec![w(&["microctl", "exec", "web*,!web3", "--", "df", "-h", "/"])]
+    );
     assert_eq!(commands("a && b; c"), vec![w(&["a"]), w(&["b"]), w(&["c"])]);
 }
 
@@ -144,12 +148,7 @@ fn microctl_commands(markdown: &str, jenkinsfile: bool) -> Vec<Vec<String>> {
             .flat_map(|b| b.text.lines().map(str::to_string).collect::<Vec<_>>())
             .collect()
     };
-    lines
-        .iter()
-        .flat_map(|l| commands(l))
-        .filter(|c| c[0] == "microctl")
-        .map(|c| c[1..].to_vec())
-        .collect()
+    lines.iter().flat_map(|l| commands(l)).filter(|c| c[0] == "microctl").map(|c| c[1..].to_vec()).collect()
 }
 
 /// `microctl ARGS`, run in `cwd` with HOME `home` and nothing of the caller's environment
@@ -312,7 +311,13 @@ fn anchors(markdown: &str) -> Vec<String> {
                 _ => None,
             })
             .collect();
-        let n = seen.iter().filter(|s| **s == slug || s.strip_prefix(&slug).is_some_and(|r| r.starts_with('-') && r[1..].parse::<u32>().is_ok())).count();
+        let n = seen
+            .iter()
+            .filter(|s| {
+                **s == slug
+                    || s.strip_prefix(&slug).is_some_and(|r| r.starts_with('-') && r[1..].parse::<u32>().is_ok())
+            })
+            .count();
         seen.push(if n == 0 { slug } else { format!("{slug}-{n}") });
     }
     seen
