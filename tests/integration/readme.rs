@@ -171,6 +171,25 @@ fn microctl(cwd: &Path, home: &Path, args: &[&str]) -> Run {
     Run::from(out)
 }
 
+/// README's two commands, the lab demo and the test run, stay near the top, as the block
+/// they are, and stay true for root on a fresh Debian 12: the scripts exist and use no sudo.
+#[test]
+fn the_two_commands_stay_near_the_top() {
+    let readme = read(&repo().join("README.md"));
+    for (command, script) in
+        [("bash scripts/lab-demo.sh", "scripts/lab-demo.sh"), ("bash scripts/test.sh", "scripts/test.sh")]
+    {
+        let at = readme.find(&format!("\n```sh\n{command}\n```\n")).unwrap_or_else(|| {
+            panic!("README lacks a ```sh block holding just `{command}`");
+        });
+        let line = readme[..at].lines().count() + 2;
+        assert!(line <= 80, "README shows `{command}` at line {line}: keep it near the top (80 lines)");
+        let text = read(&repo().join(script));
+        assert!(!text.contains("sudo"), "{script} runs as root on a fresh Debian 12: no sudo");
+        assert!(text.contains("id -u"), "{script} says it must run as root");
+    }
+}
+
 /// Each command shown, with `--help` added before its `--` (or at its end), must parse: a
 /// subcommand, an option or a value the binary does not take fails here.
 #[test]
