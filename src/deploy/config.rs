@@ -408,8 +408,9 @@ impl DeployConfig {
                 Ok(m) if m.is_file() => {}
                 Ok(_) => return Err(at("health_ca_file", format!("`health_ca_file` {f:?} is not a file"))),
                 Err(e) => {
-                    return Err(at("health_ca_file", format!("cannot read `health_ca_file` {f:?}: {e}"))
-                        .hint("a PEM file (relative to the inventory) holding the CA that issued the site's certificate"));
+                    return Err(at("health_ca_file", format!("cannot read `health_ca_file` {f:?}: {e}")).hint(
+                        "a PEM file (relative to the inventory) holding the CA that issued the site's certificate",
+                    ));
                 }
             }
         }

@@ -255,7 +255,10 @@ impl HealthCheck<'_> {
         );
         let raw = if url.https {
             let tls = self.tls.ok_or_else(|| {
-                Error::new(ErrorKind::Remote, format!("{} is HTTPS, and this check has no TLS settings", self.show(url)))
+                Error::new(
+                    ErrorKind::Remote,
+                    format!("{} is HTTPS, and this check has no TLS settings", self.show(url)),
+                )
             })?;
             let name = rustls::pki_types::ServerName::try_from(self.host_header.to_string()).map_err(|_| {
                 Error::new(ErrorKind::Usage, format!("`{}` is not a TLS server name", self.host_header))
@@ -519,12 +522,7 @@ mod tests {
 
     /// `GET /healthz` over HTTPS to site.test on 127.0.0.1:`port`, trusting `tls`.
     fn https(port: u16, tls: &Tls) -> HealthCheck<'_> {
-        HealthCheck {
-            host_header: "site.test",
-            https: true,
-            tls: Some(tls),
-            ..local(port, Duration::from_millis(300))
-        }
+        HealthCheck { host_header: "site.test", https: true, tls: Some(tls), ..local(port, Duration::from_millis(300)) }
     }
 
     fn ok(_: &str) -> Option<String> {
@@ -558,13 +556,21 @@ mod tests {
             let port = serve(Some(wrong_name), ok).await;
             let err = https(port, &ca_tls(&ca2)).wait_with(tcp).await.unwrap_err();
             assert_eq!(err.kind, ErrorKind::Remote, "{err}");
-            assert!(err.message.starts_with(&format!("certificate error: https://127.0.0.1:{port}/healthz (site.test): NotValidForName")), "{err}");
+            assert!(
+                err.message.starts_with(&format!(
+                    "certificate error: https://127.0.0.1:{port}/healthz (site.test): NotValidForName"
+                )),
+                "{err}"
+            );
 
             let (_, unknown) = site(&["site.test"]);
             let port = serve(Some(unknown), ok).await;
             for trusted in [tls.clone(), Tls::system()] {
                 let err = https(port, &trusted).wait_with(tcp).await.unwrap_err();
-                assert!(err.message.starts_with("certificate error: ") && err.message.contains("UnknownIssuer"), "{err}");
+                assert!(
+                    err.message.starts_with("certificate error: ") && err.message.contains("UnknownIssuer"),
+                    "{err}"
+                );
                 assert!(err.message.ends_with(&format!("checked against {}", trusted.source)), "{err}");
             }
         });

@@ -347,8 +347,8 @@ fn tls_vars(mode: &str, key: Option<&str>) -> Vars {
     let mut set = |k: &str, v: &str| vars.insert(k.into(), toml::Value::String(v.into()));
     set("tls", mode);
     set("server_name", "blog.example.com www.blog.example.com");
-    let pair = rcgen::generate_simple_self_signed(vec!["blog.example.com".into(), "www.blog.example.com".into()])
-        .unwrap();
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["blog.example.com".into(), "www.blog.example.com".into()]).unwrap();
     set("tls_certificate", &pair.cert.pem());
     set("tls_key", key.unwrap_or(&pair.signing_key.serialize_pem()));
     vars
@@ -387,7 +387,11 @@ fn https_sites_pass_nginx_t_with_modern_tls() {
             }
             let ciphers = site.lines().find_map(|l| l.trim().strip_prefix("ssl_ciphers ")).unwrap();
             for c in ciphers.trim_end_matches(';').split(':') {
-                assert!(c.starts_with("ECDHE-") && (c.ends_with("GCM-SHA256") || c.ends_with("GCM-SHA384") || c.ends_with("CHACHA20-POLY1305")), "{c}");
+                assert!(
+                    c.starts_with("ECDHE-")
+                        && (c.ends_with("GCM-SHA256") || c.ends_with("GCM-SHA384") || c.ends_with("CHACHA20-POLY1305")),
+                    "{c}"
+                );
             }
             // The app is served over HTTPS only: one proxy_pass, in the :443 server.
             let https = site.split("listen 443 ssl").nth(1).unwrap();
