@@ -540,14 +540,19 @@ mod tests {
         Tls::ca_file(&path).unwrap()
     }
 
+    /// A site for site.test, and a CA file trusting only its CA.
+    fn trusted_site() -> (Tls, Arc<rustls::ServerConfig>) {
+        let (ca, config) = site(&["site.test"]);
+        (ca_tls(&ca), config)
+    }
+
     /// HTTPS to a site whose certificate the CA file's CA issued for its name: healthy. The
     /// same check against a certificate for another name, or from a CA not trusted (the
     /// system's roots, or another CA file), fails naming the certificate error.
     #[test]
     fn https_verifies_the_certificate_and_its_name() {
         rt().block_on(async {
-            let (ca, config) = site(&["site.test"]);
-            let tls = ca_tls(&ca);
+            let (tls, config) = trusted_site();
             let port = serve(Some(config), ok).await;
             let r = https(port, &tls).wait_with(tcp).await.unwrap();
             assert_eq!((r.status, r.body.as_str()), (200, "fine"));
@@ -595,8 +600,7 @@ mod tests {
     #[test]
     fn one_redirect_is_followed_and_a_second_is_a_loop() {
         rt().block_on(async {
-            let (ca, config) = site(&["site.test"]);
-            let tls = ca_tls(&ca);
+            let (tls, config) = trusted_site();
             let port = serve(Some(config.clone()), to_ok).await;
             let r = https(port, &tls).wait_with(tcp).await.unwrap();
             assert_eq!((r.status, r.body.as_str()), (200, "fine"));
@@ -629,8 +633,7 @@ mod tests {
     #[test]
     fn an_http_to_https_redirect_is_followed() {
         rt().block_on(async {
-            let (ca, config) = site(&["site.test"]);
-            let tls = ca_tls(&ca);
+            let (tls, config) = trusted_site();
             let tls_port = serve(Some(config), ok).await;
             let port = redirector(format!("https://site.test:{tls_port}/healthz")).await;
             let check = HealthCheck { https: false, ..https(port, &tls) };

@@ -1,8 +1,10 @@
 //! The repo's own roles, rendered for the repo's own inventory, checked by the real tools:
 //! `nginx -t`, `systemd-analyze verify`, `promtool check config`, `bash -n`, `shellcheck`,
 //! JSON and YAML parsers. Also: adding a host to group `app` reaches nginx and Prometheus
-//! with no other edit. Needs the Debian packages nginx, prometheus, shellcheck, systemd and
-//! python3-yaml (scripts/test.sh installs them); a missing tool fails the test.
+//! with no other edit; nginx's HTTPS modes (`tls`) pass `nginx -t` with modern TLS only.
+//! Needs the Debian packages nginx, openssl (a stand-in certificate for `nginx -t`),
+//! prometheus, shellcheck, systemd and python3-yaml (scripts/test.sh installs them); a missing
+//! tool fails the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,7 +82,7 @@ fn tool(cmd: &mut Command, quiet: bool) {
         "promtool" => "prometheus",
         "systemd-analyze" => "systemd",
         "python3" => "python3-yaml",
-        "sh" | "chmod" => "coreutils (and nginx, for nginx-check-site)",
+        "sh" | "chmod" => "coreutils (and nginx and openssl, for nginx-check-site)",
         other => other,
     };
     let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e}: install the Debian package {package}"));
