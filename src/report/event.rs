@@ -76,13 +76,10 @@ impl Status {
         }
     }
 
-    /// How a host that ended with `err` is counted: unreachable when it was never reached.
+    /// How a host that ended with `err` is counted: unreachable when no session could be had
+    /// on it (the transport classed the error, `transport::Unreached`), else failed.
     pub fn of_error(err: &Error) -> Status {
-        use crate::error::ErrorKind::*;
-        match err.kind {
-            Unreachable | AuthRefused | Identity | HostKeyUnknown | HostKeyChanged | JumpFailed => Status::Unreachable,
-            _ => Status::Failed,
-        }
+        if err.unreached.is_some() { Status::Unreachable } else { Status::Failed }
     }
 
     /// Whether the host counts as failed in the summary and the exit status.
@@ -119,6 +116,10 @@ pub struct HostDone<F> {
     /// The error as printed in text mode (with its hint), not in JSON.
     #[serde(skip)]
     pub error_text: Option<String>,
+    /// The error, when no session could be had on the host: text mode prints it at the end,
+    /// once for every host the same failure hit (`report::unreached`).
+    #[serde(skip)]
+    pub unreached: Option<Error>,
     #[serde(flatten)]
     pub fields: F,
 }
@@ -132,13 +133,16 @@ impl<F: Serialize> HostDone<F> {
         detail: String,
         fields: F,
     ) -> HostDone<F> {
+        let unreached = error.filter(|e| e.unreached.is_some());
         HostDone {
             host: host.to_string(),
             status,
             duration_ms: duration.as_millis() as u64,
             error: error.map(ErrorJson::new),
-            detail,
+            // Never reached: the command's own detail has nothing to say, the class does.
+            detail: unreached.map_or(detail, super::unreached::detail),
             error_text: error.map(|e| e.to_string()),
+            unreached: unreached.map(Error::duplicate),
             fields,
         }
     }
@@ -161,11 +165,15 @@ pub struct Summary {
     pub exit_code: i32,
 }
 
-/// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail.
+/// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail,
+/// and `reason`: why no session could be had on the host (`transport::Unreached`; behind a
+/// failed jump host, the failing hop's reason).
 #[derive(Debug, Serialize)]
 pub struct ErrorJson {
     pub class: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hop: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +189,7 @@ impl ErrorJson {
         ErrorJson {
             class: err.kind.class(),
             message: err.one_line(),
+            reason: err.unreached.map(|u| u.reason()),
             hop: err.hop.clone(),
             task: err.task.clone(),
             hint: err.hint.clone(),
@@ -222,6 +231,7 @@ mod tests {
             error: None,
             detail: "exit 3".into(),
             error_text: None,
+            unreached: None,
             fields: Exec { exit_code: Some(3), stdout: "o\n" },
         };
         assert_eq!(

@@ -63,6 +63,9 @@ impl Mode for JsonLines {
     /// Not in JSON: each host's `host` object carries it.
     fn shared_error(&self, _err: &Error, _hosts: &[String]) {}
 
+    /// Not in JSON: the host's `host` object carries it.
+    fn host_error(&self, _host: Option<&str>, _text: &str) {}
+
     fn message(&self, _text: &str) {}
 
     fn output(&self, host: &str, stream: Stream, line: &str) {

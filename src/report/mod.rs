@@ -15,6 +15,7 @@ pub mod steps;
 mod table;
 mod terminal;
 mod text;
+mod unreached;
 
 use std::io::Write;
 

@@ -17,6 +17,8 @@
 //! - Without a terminal a step that may take long (lock wait, package install, build, health
 //!   wait) is announced when it starts, and every 30 s while it runs (MICROCTL_HEARTBEAT_SECS),
 //!   so a CI log never sits silent; with `--json` the same beat is a `heartbeat` event.
+//! - Hosts on which no session could be had: their errors are printed at the end, before the
+//!   recap, each failure once with the hosts it hit (`report::unreached`).
 //! - Remote output is printed in whole lines; an unterminated last line is ended at host done,
 //!   so it never glues onto what follows. Everything printed passes through the secrets
 //!   redactor.
@@ -75,6 +77,9 @@ pub(super) trait Mode: Send + Sync {
     fn warning(&self, host: Option<&str>, message: &str, hint: Option<&str>, text: &str, always: bool);
     /// An error shared by `hosts`, printed once.
     fn shared_error(&self, err: &Error, hosts: &[String]);
+    /// An error printed after its host was done (`text` as `Error` displays it): one host's
+    /// (`host | error: ...`), or, without `host`, one that names its hosts itself.
+    fn host_error(&self, host: Option<&str>, text: &str);
     /// A line of the command's own about the whole run.
     fn message(&self, text: &str);
     /// A note of microctl's own (`microctl: text`), on stderr whatever the mode.
@@ -111,6 +116,10 @@ struct Inner {
 struct State {
     hosts: HashMap<String, HostState>,
     rows: Vec<Row>,
+    /// The hosts in the run's order.
+    order: Vec<String>,
+    /// The hosts on which no session could be had, and their errors: printed at the end.
+    unreached: Vec<(String, Error)>,
 }
 
 struct HostState {
@@ -137,7 +146,7 @@ impl Printer {
                 Box::new(TextMode::new(text, Lines))
             }
         };
-        let mut state = State::default();
+        let mut state = State { order: hosts.to_vec(), ..State::default() };
         for host in hosts {
             state.host(host);
         }
@@ -261,8 +270,11 @@ impl Printer {
     }
 
     /// The host is done: its unterminated output is ended, its spinner goes, its error (if
-    /// any) is printed, and its row kept for the recap.
+    /// any) is printed (at the end when no session could be had on it, grouped), and its row
+    /// kept for the recap.
     pub fn host_done<F: Serialize>(&self, done: &HostDone<F>) {
+        // Printed at the end, once for all the hosts the same failure hit.
+        let deferred = done.unreached.as_ref().filter(|_| done.error_text.is_some());
         let (rest_out, rest_err, started) = {
             let mut state = self.inner.state.lock().expect("printer state");
             let h = state.host(&done.host);
@@ -282,6 +294,9 @@ impl Printer {
                 done.detail.clone(),
                 Duration::from_millis(done.duration_ms),
             ));
+            if let Some(err) = deferred {
+                state.unreached.push((done.host.clone(), err.duplicate()));
+            }
             (o, e, started)
         };
         for line in &rest_out {
@@ -295,7 +310,7 @@ impl Printer {
             host: &done.host,
             status: done.status,
             detail: &done.detail,
-            error_text: done.error_text.as_deref(),
+            error_text: done.error_text.as_deref().filter(|_| deferred.is_none()),
             elapsed: started.elapsed(),
             json: &json,
         });
@@ -310,7 +325,19 @@ impl Printer {
             let _ = stop.send(());
             let _ = handle.join();
         }
-        let rows = std::mem::take(&mut self.inner.state.lock().expect("printer state").rows);
+        let (rows, unreached) = {
+            let mut state = self.inner.state.lock().expect("printer state");
+            let mut unreached = std::mem::take(&mut state.unreached);
+            let place = |host: &str| state.order.iter().position(|h| h == host).unwrap_or(usize::MAX);
+            unreached.sort_by_key(|(host, _)| place(host));
+            (std::mem::take(&mut state.rows), unreached)
+        };
+        for report in super::unreached::grouped(&unreached) {
+            match report {
+                super::unreached::Report::One { host, text } => self.inner.mode.host_error(Some(&host), &text),
+                super::unreached::Report::Shared(err) => self.inner.mode.host_error(None, &err.to_string()),
+            }
+        }
         let count = |f: &dyn Fn(Status) -> bool| rows.iter().filter(|r| f(r.1)).count();
         let summary = Summary {
             command: self.inner.command,

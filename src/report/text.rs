@@ -79,6 +79,10 @@ impl<P: Progress> Mode for TextMode<P> {
         self.text.shared_error(err, hosts);
     }
 
+    fn host_error(&self, host: Option<&str>, text: &str) {
+        self.text.host_error(host, text);
+    }
+
     fn message(&self, text: &str) {
         self.text.message(text);
     }
@@ -230,8 +234,24 @@ impl Text {
     fn shared_error(&self, err: &Error, hosts: &[String]) {
         let mut err = err.duplicate();
         err.host = Some(super::host_list(hosts));
-        let prefix = if self.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
-        self.write_out(&format!("{prefix}: {}\n", redact(&err.to_string())));
+        self.host_error(None, &err.to_string());
+    }
+
+    /// A host's error as `host | error: ...` lines; without `host`, an error that names its
+    /// hosts itself, as `error: ...`; on stdout like other host errors.
+    fn host_error(&self, host: Option<&str>, text: &str) {
+        match host {
+            Some(host) => {
+                for (i, line) in text.lines().enumerate() {
+                    let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
+                    self.out_line(host, &line, Style::Plain);
+                }
+            }
+            None => {
+                let prefix = if self.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
+                self.write_out(&format!("{prefix}: {}\n", redact(text)));
+            }
+        }
     }
 
     /// `microctl: text` on stderr, above the spinners.
@@ -258,10 +278,7 @@ impl Text {
     /// The host's error, and with `-v` its `done` line.
     fn host_done(&self, done: &Done<'_>) {
         if let Some(text) = done.error_text {
-            for (i, line) in text.lines().enumerate() {
-                let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
-                self.out_line(done.host, &line, Style::Plain);
-            }
+            self.host_error(Some(done.host), text);
         }
         if self.verbosity >= 1 {
             let detail = if done.detail.is_empty() { String::new() } else { format!(" ({})", done.detail) };

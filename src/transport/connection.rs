@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{self, Keys};
 use super::known_hosts::{self, Verdict};
+use super::unreached::Unreached;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
 
@@ -196,6 +197,7 @@ impl Connection {
                 Err(e) => {
                     return Err(Error::new(ErrorKind::Ssh, format!("cannot open a session channel on {}", self.host))
                         .host(&self.host)
+                        .unreached(Unreached::SessionRefused)
                         .caused_by(e));
                 }
             }
@@ -261,6 +263,7 @@ pub async fn dial(
                 let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port)).await.map_err(|e| {
                     Error::new(ErrorKind::Unreachable, format!("cannot connect to {target}"))
                         .host(&host.name)
+                        .unreached(Unreached::of_connect(&e))
                         .caused_by(e)
                         .hint("check the address and port, and that sshd is running there")
                 })?;
@@ -273,6 +276,7 @@ pub async fn dial(
                     Error::new(ErrorKind::Unreachable, format!("{} cannot reach {target}", jump.host))
                         .host(&host.name)
                         .hop(&host.name)
+                        .unreached(Unreached::Tunnel)
                         .caused_by(e)
                         .hint(format!(
                             "check that {} can reach {}:{} and that its sshd allows TCP forwarding",
@@ -295,6 +299,7 @@ pub async fn dial(
                 format!("connecting to {} ({}:{}) took longer than {timeout:?}", host.name, host.address, host.port),
             )
             .host(&host.name)
+            .unreached(Unreached::Timeout)
             .hint("check that the host is up and reachable, or raise `connect_timeout`"));
         }
     };
@@ -324,6 +329,7 @@ fn handshake_error(
             format!("host key of {target} is not known: {algorithm} {fingerprint}"),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyUnknown)
         .hint(format!("if that fingerprint is right, run again with --accept-new to record it in {fix_known_hosts}")),
         Some(HostKeyOutcome::Changed { fingerprint, algorithm, recorded, file, line }) => Error::new(
             ErrorKind::HostKeyChanged,
@@ -332,6 +338,7 @@ fn handshake_error(
             ),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyChanged)
         .at_file(file)
         .at_line(line, 1)
         .hint("someone may be intercepting the connection, or the host was rebuilt; if you know it was rebuilt, delete that line and connect with --accept-new"),
@@ -340,12 +347,16 @@ fn handshake_error(
             format!("host key of {target} is marked @revoked; no credentials were sent"),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyRevoked)
         .at_file(file)
         .at_line(line, 1),
-        Some(HostKeyOutcome::Failed(why)) => Error::new(ErrorKind::HostKeyUnknown, why).host(&host.name),
+        Some(HostKeyOutcome::Failed(why)) => {
+            Error::new(ErrorKind::HostKeyUnknown, why).host(&host.name).unreached(Unreached::HostKeyUnknown)
+        }
         Some(HostKeyOutcome::Known | HostKeyOutcome::Accepted) | None => {
             Error::new(ErrorKind::Ssh, format!("SSH handshake with {target} failed"))
                 .host(&host.name)
+                .unreached(Unreached::Handshake)
                 .caused_by(err)
                 .hint("check that an SSH server (not another service) listens there")
         }

@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::auth::Keys;
 use super::connection::{self, ConnectOptions, Connection};
+use super::unreached::Unreached;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory};
 
@@ -50,8 +51,14 @@ impl Pool {
                 Ok(conn) if !conn.is_closed() => Ok(conn.clone()),
                 Ok(_) => Err(Error::new(ErrorKind::Ssh, format!("the connection to {name} was lost"))
                     .host(name)
+                    .unreached(Unreached::Lost)
                     .hint("run again; if it recurs, check the host's sshd and network")),
-                Err(e) => Err(e.duplicate()),
+                // Every failure to connect is one to get a session: classed, whatever made it.
+                Err(e) => {
+                    let mut e = e.duplicate();
+                    e.unreached = e.unreached.or(Some(Unreached::Connect));
+                    Err(e)
+                }
             }
         })
     }
@@ -75,7 +82,8 @@ impl Pool {
                         format!("cannot reach {name}: jump host {hop}{reached} failed"),
                     )
                     .host(name)
-                    .hop(hop);
+                    .hop(hop)
+                    .unreached(e.unreached.unwrap_or(Unreached::Connect));
                     err.hint = e.hint.clone();
                     return Err(Arc::new(err.caused_by(e)));
                 }

@@ -27,5 +27,6 @@ mod roles_dir;
 mod secrets;
 mod sessions;
 mod ssh;
+mod unreachable;
 mod users;
 mod wait;
