@@ -54,6 +54,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             f
         }
         "error" => vec![("error", "o")],
+        "interrupted" => vec![("signal", "s"), ("hosts", "a")],
         "summary" => vec![
             ("command", "s"),
             ("hosts", "u"),
@@ -64,6 +65,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             ("check", "b"),
             ("duration_ms", "u"),
             ("exit_code", "u"),
+            ("interrupted", "s?"),
         ],
         other => panic!("unknown event type {other:?}"),
     }
@@ -127,7 +129,7 @@ pub fn check_json_lines(run: &Run) -> Vec<Value> {
             assert!(e["class"].is_string() && e["message"].is_string(), "error without class or message: {v}");
         }
         let enums: &[(&str, &[&str])] = &[
-            ("status", &["ok", "changed", "pending", "failed", "unreachable", "skipped"]),
+            ("status", &["ok", "changed", "pending", "failed", "unreachable", "skipped", "interrupted"]),
             ("state", &["changed", "failed", "pending"]),
             ("stream", &["stdout", "stderr"]),
         ];

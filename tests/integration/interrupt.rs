@@ -1,0 +1,173 @@
+//! Ctrl-C (SIGINT) on a running microctl, against real sshd: it says `interrupted`, the recap
+//! of what finished and the step each unfinished host was in (text and `--json`), exits 130,
+//! and stops the remote step (the session's processes) at once, so the host lock is free for
+//! the next run without waiting for the step's timeout. A lock whose client is gone says so.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::converge::Fleet;
+use crate::support::*;
+
+/// h1's step starts a `sleep 600` (its pid in `sleep.pid`: the marker that the step runs) when
+/// `slow` is set; h0's is done at once.
+const ROLE: &str = r#"
+[[command]]
+name = "long step"
+run = "{% if slow is defined and host.name == 'h1' %}sleep 600 & echo $! > {{ root }}/sleep.pid; wait{% else %}true{% endif %}"
+unless = "false"
+"#;
+
+/// The real binary with `fleet`'s inventory and roles, its output collected in files.
+fn spawn(fleet: &Fleet, args: &[&str]) -> Child {
+    let roles = fleet.ws.path("roles");
+    let inventory = fleet.ws.path("inventory.toml");
+    let roles: &[&str] = if args[0] == "converge" { &["--roles-dir", roles.to_str().unwrap()] } else { &[] };
+    Command::new(env!("CARGO_BIN_EXE_microctl"))
+        .args(["-i", inventory.to_str().unwrap()])
+        .args(roles)
+        .args(args)
+        .env("HOME", fleet.ws.path("home"))
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(fleet.ws.path("run.stdout")).unwrap())
+        .stderr(std::fs::File::create(fleet.ws.path("run.stderr")).unwrap())
+        .spawn()
+        .expect("run microctl")
+}
+
+/// Waits (at most 30 s) until the step wrote its marker; returns the remote `sleep`'s pid.
+fn step_started(fleet: &Fleet, marker: &Path, child: &mut Child) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(pid) = std::fs::read_to_string(marker)
+            && pid.ends_with('\n')
+        {
+            return pid.trim().to_string();
+        }
+        if child.try_wait().unwrap().is_some() {
+            let out = |name: &str| std::fs::read_to_string(fleet.ws.path(name)).unwrap_or_default();
+            panic!("microctl ended before the step started: {}{}", out("run.stdout"), out("run.stderr"));
+        }
+        assert!(Instant::now() < until, "the step did not start within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGINT to `child`; its run, which must end within 20 s.
+fn interrupt(fleet: &Fleet, mut child: Child) -> Run {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("microctl still runs 20 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(fleet.ws.path("run.stdout")).unwrap(),
+        stderr: std::fs::read_to_string(fleet.ws.path("run.stderr")).unwrap(),
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie) within `secs`, polling /proc.
+fn gone_within(pid: &str, secs: u64) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')));
+        if !running {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The step of h1 as converge names it while it runs.
+const STEP: &str = "applying command long step (`unless` was false)";
+
+/// Waits (at most 30 s) until the run's `file` (run.stdout, run.stderr) has a line with all of
+/// `needles`.
+fn printed(fleet: &Fleet, file: &str, needles: &[&str]) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(fleet.ws.path(file)).unwrap();
+        if text.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+            return;
+        }
+        assert!(Instant::now() < until, "no line with {needles:?} in {file} within 30 s: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_on_converge_stops_the_remote_step_frees_the_lock_and_says_where_each_host_was() {
+    let fleet = Fleet::new(2, ROLE);
+    let mut child = spawn(&fleet, &["-v", "converge", "-e", "slow=1"]);
+    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
+    printed(&fleet, "run.stderr", &["h0 | ", "done: changed"]);
+    let run = interrupt(&fleet, child);
+    run.assert_code(130);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");
+    assert!(run.stderr.contains(&format!("h1 (during {STEP})")), "{all}");
+    // The recap: h0 finished, h1 was interrupted in its step.
+    let row = |host: &str| run.stdout.lines().find(|l| l.starts_with(host) && !l.contains(" | ")).unwrap_or("");
+    assert!(row("h0").contains("changed"), "{all}");
+    assert!(row("h1").contains("interrupted") && row("h1").contains(&format!("during {STEP}")), "{all}");
+    assert!(run.stdout.contains("interrupted (SIGINT): 2 hosts: 1 ok, 1 changed,"), "{all}");
+    assert!(gone_within(&sleep, 5), "the remote step (sleep {sleep}) still runs: {all}");
+    // The lock is free at once: a run that does not wait for it gets it.
+    fleet.converge(&["--lock-timeout", "0"]).assert_code(0);
+}
+
+#[test]
+fn ctrl_c_on_converge_json_has_the_interrupted_event_and_summary() {
+    let fleet = Fleet::new(2, ROLE);
+    let mut child = spawn(&fleet, &["converge", "--json", "-e", "slow=1"]);
+    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
+    printed(&fleet, "run.stdout", &[r#""type":"host""#, r#""host":"h0""#]);
+    let run = interrupt(&fleet, child);
+    run.assert_code(130);
+    let lines = crate::output::check_json_lines(&run);
+    let event = lines.iter().find(|v| v["type"] == "interrupted").unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(event["signal"], "SIGINT", "{event}");
+    assert_eq!(event["hosts"], serde_json::json!([{"host": "h1", "step": STEP}]), "{event}");
+    let h1 = run.host("h1");
+    assert_eq!(h1["status"], "interrupted", "{h1}");
+    assert_eq!(h1["error"]["class"], "interrupted", "{h1}");
+    assert_eq!(h1["error"]["task"], STEP, "{h1}");
+    assert_eq!(run.host("h0")["status"], "changed");
+    let summary = lines.last().unwrap();
+    assert_eq!((&summary["interrupted"], &summary["exit_code"]), (&"SIGINT".into(), &130.into()), "{summary}");
+    assert!(gone_within(&sleep, 5), "the remote step (sleep {sleep}) still runs");
+}
+
+#[test]
+fn ctrl_c_on_exec_stops_the_remote_command() {
+    let fleet = Fleet::new(1, ROLE);
+    let marker = fleet.root(0).join("sleep.pid");
+    std::fs::create_dir_all(fleet.root(0)).unwrap();
+    let cmd = format!("sleep 600 & echo $! > {}; wait", marker.display());
+    let mut child = spawn(&fleet, &["exec", "h0", "--", &cmd]);
+    let sleep = step_started(&fleet, &marker, &mut child);
+    let run = interrupt(&fleet, child);
+    run.assert_code(130);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");
+    assert!(run.stderr.contains("h0 (during running)"), "{all}");
+    assert!(run.stdout.lines().any(|l| l.starts_with("h0") && l.contains("interrupted")), "{all}");
+    assert!(gone_within(&sleep, 5), "the remote command (sleep {sleep}) still runs: {all}");
+}
