@@ -116,12 +116,6 @@ impl Fanout {
             _ = term.recv() => ("SIGTERM", 143),
         };
         INTERRUPTED.store(code, Ordering::SeqCst);
-        self.interruption.stage.send_replace(Stage::Stopping);
-        let unfinished = self.printer.interrupted(name, code);
-        *self.interruption.unfinished.lock().expect("interruption") = unfinished;
-        for task in self.interruption.tasks.lock().expect("interruption").drain(..) {
-            task.abort();
-        }
         let again = async {
             tokio::select! {
                 _ = int.recv() => {}
@@ -130,14 +124,26 @@ impl Fanout {
         };
         tokio::pin!(again);
         tokio::select! {
-            stopped = self.pool.stop_all() => {
-                self.interruption.stopped.lock().expect("interruption").extend(stopped);
-                self.interruption.stage.send_replace(Stage::Stopped);
-            }
+            _ = self.interrupt(name, code) => {}
             _ = &mut again => exit_now(code),
         }
         again.await;
         exit_now(code);
+    }
+
+    /// What the first signal does: no host starts any more, the printer says `interrupted`
+    /// (naming the hosts under way and their steps), their work is cancelled, then what every
+    /// connection runs on its host is stopped.
+    async fn interrupt(&self, signal: &'static str, code: i32) {
+        self.interruption.stage.send_replace(Stage::Stopping);
+        let unfinished = self.printer.interrupted(signal, code);
+        *self.interruption.unfinished.lock().expect("interruption") = unfinished;
+        for task in self.interruption.tasks.lock().expect("interruption").drain(..) {
+            task.abort();
+        }
+        let stopped = self.pool.stop_all().await;
+        self.interruption.stopped.lock().expect("interruption").extend(stopped);
+        self.interruption.stage.send_replace(Stage::Stopped);
     }
 
     /// The error of `host`, whose work the interruption cancelled or never started: the step
@@ -286,6 +292,56 @@ mod tests {
         assert_eq!(names, (0..8).map(|i| format!("h{i}")).collect::<Vec<_>>());
         assert!(most.load(Ordering::SeqCst) <= 3, "at most 3 at once");
         assert!(most.load(Ordering::SeqCst) >= 2, "more than one at once");
+    }
+
+    /// An interruption: the host under way is cancelled (its work dropped) and reported in
+    /// its step, the one waiting for a fork slot never starts.
+    #[test]
+    fn an_interrupted_run_cancels_the_host_under_way_and_starts_no_other() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (fan, hosts) = fanout(2, 1);
+        let started = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct Dropped(Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let out = fan
+            .block_on(async {
+                let work = fan.each(hosts, |h| {
+                    let (printer, started, dropped, tx) =
+                        (fan.printer.clone(), started.clone(), dropped.clone(), tx.clone());
+                    async move {
+                        let _guard = Dropped(dropped);
+                        started.fetch_add(1, Ordering::SeqCst);
+                        printer.phase(&h.name, "stuck step", false);
+                        tx.send(()).unwrap();
+                        std::future::pending::<()>().await;
+                    }
+                });
+                let interrupt = async {
+                    rx.lock().await.recv().await;
+                    fan.interrupt("SIGINT", 130).await;
+                };
+                tokio::join!(work, interrupt).0
+            })
+            .unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1, "a second host started");
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "the work under way was not cancelled");
+        let mut errors: Vec<Error> = out.into_iter().map(|r| r.unwrap_err()).collect();
+        errors.sort_by_key(|e| e.task.is_none());
+        assert!(errors.iter().all(|e| e.kind == ErrorKind::Interrupted));
+        let (ran, waited) = (&errors[0], &errors[1]);
+        let (a, b) = (ran.host.clone().unwrap(), waited.host.clone().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(ran.message, format!("interrupted during stuck step on {a}"));
+        assert_eq!(ran.task.as_deref(), Some("stuck step"));
+        assert_eq!(waited.message, format!("{b} was not started: the run was interrupted"));
+        assert_eq!(interrupted_exit(), None, "only the signal listener sets the exit status");
     }
 
     #[test]

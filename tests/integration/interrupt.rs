@@ -171,3 +171,51 @@ fn ctrl_c_on_exec_stops_the_remote_command() {
     assert!(run.stdout.lines().any(|l| l.starts_with("h0") && l.contains("interrupted")), "{all}");
     assert!(gone_within(&sleep, 5), "the remote command (sleep {sleep}) still runs: {all}");
 }
+
+/// Whether process `pid` has an sshd among its ancestors.
+fn under_sshd(pid: &str) -> bool {
+    let mut pid = pid.to_string();
+    while let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let Some((head, rest)) = stat.rsplit_once(") ") else { return false };
+        if matches!(head.split_once(" (").map(|(_, c)| c), Some("sshd" | "sshd-session")) {
+            return true;
+        }
+        match rest.split(' ').nth(1) {
+            Some(ppid) if ppid != "0" && ppid != "1" => pid = ppid.to_string(),
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A client killed outright (SIGKILL: no chance to stop anything) leaves its session running
+/// on the host, holding the lock; the next run's lock message says that client is gone.
+#[test]
+fn a_lock_whose_client_is_gone_says_so() {
+    let fleet = Fleet::new(2, ROLE);
+    let mut child = spawn(&fleet, &["converge", "h1", "-e", "slow=1"]);
+    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The session that holds the lock, as its note names it, loses its sshd (the connection).
+    let note = std::fs::read_to_string(fleet.root(1).join("state/lock.owner")).unwrap();
+    let session =
+        note.trim().rsplit_once(", host pid ").map(|(_, p)| p.to_string()).unwrap_or_else(|| panic!("{note}"));
+    let until = Instant::now() + Duration::from_secs(20);
+    while under_sshd(&session) {
+        assert!(Instant::now() < until, "the session {session} still has its sshd 20 s after the client died");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = fleet.converge(&["h1", "--lock-timeout", "1"]);
+    let _ = Command::new("kill").arg(&sleep).status();
+    run.assert_code(1);
+    let error = &run.host("h1")["error"];
+    assert_eq!(error["class"], "locked", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.starts_with("host h1 is locked by "), "{message}");
+    assert!(
+        message.ends_with(&format!(", host pid {session}: the client that took it is gone (interrupted?)")),
+        "{message}"
+    );
+    assert!(error["hint"].as_str().unwrap().contains(&format!("(pid {session}) runs on without it")), "{error}");
+}
