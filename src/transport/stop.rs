@@ -130,7 +130,7 @@ mod tests {
                 .spawn()
                 .expect("sh");
             let parent = conn.id().to_string();
-            let stranger = Command::new("setsid").args(["sleep", "205"]).spawn().expect("setsid (util-linux)");
+            let mut stranger = Command::new("setsid").args(["sleep", "205"]).spawn().expect("setsid (util-linux)");
             let mut lines = std::io::BufRead::lines(std::io::BufReader::new(conn.stdout.take().unwrap()));
             let mut named = std::collections::HashMap::new();
             for _ in 0..3 {
@@ -176,11 +176,12 @@ mod tests {
             for pid in std::iter::once(stopped_leader).chain(&stopped_children) {
                 assert!(crate::remote::gone_within(pid, 2), "{shell}: {pid} of the stopped session runs on");
             }
-            let stranger = stranger.id().to_string();
-            for pid in [kept_leader, detached, &stranger] {
+            let stranger_pid = stranger.id().to_string();
+            for pid in [kept_leader, detached, &stranger_pid] {
                 assert!(crate::remote::is_running(pid), "{shell}: {pid} (kept or a stranger) was stopped");
                 let _ = Command::new("kill").arg(pid).status();
             }
+            stranger.wait().unwrap();
             drop(conn.stdin.take());
             let _ = conn.wait();
         }
