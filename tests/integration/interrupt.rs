@@ -219,3 +219,60 @@ fn a_lock_whose_client_is_gone_says_so() {
     );
     assert!(error["hint"].as_str().unwrap().contains(&format!("(pid {session}) runs on without it")), "{error}");
 }
+
+/// Ctrl-C during a deploy's build step: the build is stopped on the host (before any switch:
+/// the live release keeps serving, `current` unchanged), the lock is free at once, and the
+/// run says where it was and exits 130.
+#[test]
+fn ctrl_c_during_a_deploy_build_stops_it_and_leaves_the_live_release() {
+    let app = crate::deploy::setup_with(1, |ws| {
+        let repo = ws.path("src/app");
+        let slow = format!(
+            "\n[deploy.slow]\nhosts = \"app\"\nsource = \"{}\"\nroot = \"{{{{ root }}}}/srv\"\nuser = \"root\"\nenv_file = \"\"\n\
+             build = [\"sleep 600 & echo $! > {{{{ root }}}}/build.pid; wait\"]\nrestart = \"true\"\n\
+             health_address = \"127.0.0.1\"\nhealth_timeout = 2\n",
+            repo.display()
+        );
+        (slow, None)
+    });
+    app.ws.microctl(&["deploy", "app", "--ref", "v1"]).assert_code(0);
+    let current = app.ws.path("h0/srv/current");
+    let live = std::fs::read_link(&current).unwrap();
+    let mut child = app.ws.spawn(&["deploy", "slow", "--ref", "v2"]);
+    let marker = app.ws.path("h0/build.pid");
+    let until = Instant::now() + Duration::from_secs(60);
+    let sleep = loop {
+        if let Ok(pid) = std::fs::read_to_string(&marker)
+            && pid.ends_with('\n')
+        {
+            break pid.trim().to_string();
+        }
+        if child.try_wait().unwrap().is_some() {
+            let run = Run::from(child.wait_with_output().unwrap());
+            panic!("deploy ended before its build step started: {}{}", run.stdout, run.stderr);
+        }
+        assert!(Instant::now() < until, "the build step did not start within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < until, "deploy still runs 20 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.assert_code(130);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("h0") && l.contains("interrupted") && l.contains("during build: sleep 600")),
+        "{all}"
+    );
+    assert!(gone_within(&sleep, 5), "the build step (sleep {sleep}) still runs: {all}");
+    assert_eq!(std::fs::read_link(&current).unwrap(), live, "the live release changed: {all}");
+    assert_eq!(crate::deploy::served(app.ports[0]), "version 1");
+    app.ws.microctl(&["deploy", "app", "--ref", "v2", "--lock-timeout", "0"]).assert_code(0);
+    assert_eq!(crate::deploy::served(app.ports[0]), "version 2");
+}
