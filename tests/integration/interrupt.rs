@@ -20,26 +20,26 @@ unless = "false"
 "#;
 
 /// The real binary with `fleet`'s inventory and roles, its output collected in files.
-fn spawn(fleet: &Fleet, args: &[&str]) -> Child {
-    let roles = fleet.ws.path("roles");
-    let inventory = fleet.ws.path("inventory.toml");
+fn spawn(ws: &Workspace, args: &[&str]) -> Child {
+    let roles = ws.path("roles");
+    let inventory = ws.path("inventory.toml");
     let roles: &[&str] = if args[0] == "converge" { &["--roles-dir", roles.to_str().unwrap()] } else { &[] };
     Command::new(env!("CARGO_BIN_EXE_microctl"))
         .args(["-i", inventory.to_str().unwrap()])
         .args(roles)
         .args(args)
-        .env("HOME", fleet.ws.path("home"))
+        .env("HOME", ws.path("home"))
         .env("NO_COLOR", "1")
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(fleet.ws.path("run.stdout")).unwrap())
-        .stderr(std::fs::File::create(fleet.ws.path("run.stderr")).unwrap())
+        .stdout(std::fs::File::create(ws.path("run.stdout")).unwrap())
+        .stderr(std::fs::File::create(ws.path("run.stderr")).unwrap())
         .spawn()
         .expect("run microctl")
 }
 
 /// Waits (at most 30 s) until the step wrote its marker; returns the remote `sleep`'s pid.
-fn step_started(fleet: &Fleet, marker: &Path, child: &mut Child) -> String {
+fn step_started(ws: &Workspace, marker: &Path, child: &mut Child) -> String {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(pid) = std::fs::read_to_string(marker)
@@ -48,7 +48,7 @@ fn step_started(fleet: &Fleet, marker: &Path, child: &mut Child) -> String {
             return pid.trim().to_string();
         }
         if child.try_wait().unwrap().is_some() {
-            let out = |name: &str| std::fs::read_to_string(fleet.ws.path(name)).unwrap_or_default();
+            let out = |name: &str| std::fs::read_to_string(ws.path(name)).unwrap_or_default();
             panic!("microctl ended before the step started: {}{}", out("run.stdout"), out("run.stderr"));
         }
         assert!(Instant::now() < until, "the step did not start within 30 s");
@@ -57,7 +57,7 @@ fn step_started(fleet: &Fleet, marker: &Path, child: &mut Child) -> String {
 }
 
 /// SIGINT to `child`; its run, which must end within 20 s.
-fn interrupt(fleet: &Fleet, mut child: Child) -> Run {
+fn interrupt(ws: &Workspace, mut child: Child) -> Run {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let until = Instant::now() + Duration::from_secs(20);
@@ -74,8 +74,8 @@ fn interrupt(fleet: &Fleet, mut child: Child) -> Run {
     };
     Run {
         code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(fleet.ws.path("run.stdout")).unwrap(),
-        stderr: std::fs::read_to_string(fleet.ws.path("run.stderr")).unwrap(),
+        stdout: std::fs::read_to_string(ws.path("run.stdout")).unwrap(),
+        stderr: std::fs::read_to_string(ws.path("run.stderr")).unwrap(),
     }
 }
 
@@ -100,10 +100,10 @@ const STEP: &str = "applying command long step (`unless` was false)";
 
 /// Waits (at most 30 s) until the run's `file` (run.stdout, run.stderr) has a line with all of
 /// `needles`.
-fn printed(fleet: &Fleet, file: &str, needles: &[&str]) {
+fn printed(ws: &Workspace, file: &str, needles: &[&str]) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = std::fs::read_to_string(fleet.ws.path(file)).unwrap();
+        let text = std::fs::read_to_string(ws.path(file)).unwrap();
         if text.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
             return;
         }
@@ -115,10 +115,12 @@ fn printed(fleet: &Fleet, file: &str, needles: &[&str]) {
 #[test]
 fn ctrl_c_on_converge_stops_the_remote_step_frees_the_lock_and_says_where_each_host_was() {
     let fleet = Fleet::new(2, ROLE);
-    let mut child = spawn(&fleet, &["-v", "converge", "-e", "slow=1"]);
-    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
-    printed(&fleet, "run.stderr", &["h0 | ", "done: changed"]);
-    let run = interrupt(&fleet, child);
+    let mut child = spawn(&fleet.ws, &["-v", "converge", "-e", "slow=1"]);
+    let sleep = step_started(&fleet.ws, &fleet.root(1).join("sleep.pid"), &mut child);
+    printed(&fleet.ws, "run.stderr", &["h0 | ", "done: changed"]);
+    // (The client hears of the step a little after the host started it.)
+    printed(&fleet.ws, "run.stderr", &["h1 | ", STEP]);
+    let run = interrupt(&fleet.ws, child);
     run.assert_code(130);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");
@@ -136,10 +138,11 @@ fn ctrl_c_on_converge_stops_the_remote_step_frees_the_lock_and_says_where_each_h
 #[test]
 fn ctrl_c_on_converge_json_has_the_interrupted_event_and_summary() {
     let fleet = Fleet::new(2, ROLE);
-    let mut child = spawn(&fleet, &["converge", "--json", "-e", "slow=1"]);
-    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
-    printed(&fleet, "run.stdout", &[r#""type":"host""#, r#""host":"h0""#]);
-    let run = interrupt(&fleet, child);
+    let mut child = spawn(&fleet.ws, &["converge", "--json", "-e", "slow=1"]);
+    let sleep = step_started(&fleet.ws, &fleet.root(1).join("sleep.pid"), &mut child);
+    printed(&fleet.ws, "run.stdout", &[r#""type":"host""#, r#""host":"h0""#]);
+    printed(&fleet.ws, "run.stdout", &[r#""type":"phase""#, r#""host":"h1""#, STEP]);
+    let run = interrupt(&fleet.ws, child);
     run.assert_code(130);
     let lines = crate::output::check_json_lines(&run);
     let event = lines.iter().find(|v| v["type"] == "interrupted").unwrap_or_else(|| panic!("{}", run.stdout));
@@ -161,9 +164,9 @@ fn ctrl_c_on_exec_stops_the_remote_command() {
     let marker = fleet.root(0).join("sleep.pid");
     std::fs::create_dir_all(fleet.root(0)).unwrap();
     let cmd = format!("sleep 600 & echo $! > {}; wait", marker.display());
-    let mut child = spawn(&fleet, &["exec", "h0", "--", &cmd]);
-    let sleep = step_started(&fleet, &marker, &mut child);
-    let run = interrupt(&fleet, child);
+    let mut child = spawn(&fleet.ws, &["exec", "h0", "--", &cmd]);
+    let sleep = step_started(&fleet.ws, &marker, &mut child);
+    let run = interrupt(&fleet.ws, child);
     run.assert_code(130);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");
@@ -193,8 +196,8 @@ fn under_sshd(pid: &str) -> bool {
 #[test]
 fn a_lock_whose_client_is_gone_says_so() {
     let fleet = Fleet::new(2, ROLE);
-    let mut child = spawn(&fleet, &["converge", "h1", "-e", "slow=1"]);
-    let sleep = step_started(&fleet, &fleet.root(1).join("sleep.pid"), &mut child);
+    let mut child = spawn(&fleet.ws, &["converge", "h1", "-e", "slow=1"]);
+    let sleep = step_started(&fleet.ws, &fleet.root(1).join("sleep.pid"), &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     // The session that holds the lock, as its note names it, loses its sshd (the connection).
@@ -238,29 +241,10 @@ fn ctrl_c_during_a_deploy_build_stops_it_and_leaves_the_live_release() {
     app.ws.microctl(&["deploy", "app", "--ref", "v1"]).assert_code(0);
     let current = app.ws.path("h0/srv/current");
     let live = std::fs::read_link(&current).unwrap();
-    let mut child = app.ws.spawn(&["deploy", "slow", "--ref", "v2"]);
-    let marker = app.ws.path("h0/build.pid");
-    let until = Instant::now() + Duration::from_secs(60);
-    let sleep = loop {
-        if let Ok(pid) = std::fs::read_to_string(&marker)
-            && pid.ends_with('\n')
-        {
-            break pid.trim().to_string();
-        }
-        if child.try_wait().unwrap().is_some() {
-            let run = Run::from(child.wait_with_output().unwrap());
-            panic!("deploy ended before its build step started: {}{}", run.stdout, run.stderr);
-        }
-        assert!(Instant::now() < until, "the build step did not start within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < until, "deploy still runs 20 s after SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let run = Run::from(child.wait_with_output().unwrap());
+    let mut child = spawn(&app.ws, &["deploy", "slow", "--ref", "v2"]);
+    let sleep = step_started(&app.ws, &app.ws.path("h0/build.pid"), &mut child);
+    printed(&app.ws, "run.stdout", &["h0 | build: sleep 600"]);
+    let run = interrupt(&app.ws, child);
     run.assert_code(130);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("microctl: interrupted (SIGINT)"), "{all}");

@@ -155,7 +155,7 @@ fn schema_check_fails_on_a_broken_line() {
         stdout: "{\"type\":\"host\",\"host\":\"a\",\"status\":\"ok\",\"duration_ms\":\"5\",\"error\":null,\
                  \"exit_code\":0,\"signal\":null,\"stdout\":\"\",\"stderr\":\"\"}\n\
                  {\"type\":\"summary\",\"command\":\"exec\",\"hosts\":1,\"ok\":1,\"failed\":0,\"unreachable\":0,\
-                 \"changed\":0,\"check\":false,\"duration_ms\":1,\"exit_code\":0}\n"
+                 \"changed\":0,\"check\":false,\"duration_ms\":1,\"exit_code\":0,\"interrupted\":null}\n"
             .into(),
         stderr: String::new(),
     };
