@@ -169,7 +169,7 @@ impl Fanout {
         match self.interruption.stopped.lock().expect("interruption").get(host) {
             None => e.hint("nothing of it was running on the host; run the command again to finish"),
             Some(Ok(s)) if s.kept > 0 => e.hint(
-                "left to the host: its session had started a detached process (deploy's confirm watchdog), which decides on its own as when the controller is killed",
+                "left to the host: its deploy had armed the confirm watchdog, so the host decides alone, as when the controller is killed (an unconfirmed release is rolled back)",
             ),
             Some(Ok(_)) => e.hint("what microctl ran on the host was stopped, and the host lock freed; run the command again to finish"),
             Some(Err(why)) => e.hint(format!(

@@ -129,6 +129,8 @@ pub struct Connection {
     pub host: String,
     /// The login user is root (no `sudo` needed to act on every process).
     pub(super) root_login: bool,
+    /// What runs here must not be stopped when the run is interrupted ([`Connection::keep_on_interrupt`]).
+    pub(super) keep: std::sync::atomic::AtomicBool,
     handle: Handle<ClientHandler>,
     budget: Arc<Semaphore>,
     in_use: Arc<AtomicUsize>,
@@ -315,6 +317,7 @@ pub async fn dial(
     Ok(Connection {
         host: host.name.clone(),
         root_login: host.user == "root",
+        keep: Default::default(),
         handle,
         budget: Arc::new(Semaphore::new(host.max_sessions)),
         in_use: Arc::new(AtomicUsize::new(0)),

@@ -120,7 +120,7 @@ impl Pool {
             .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()).cloned())
             .filter(|c| !c.is_closed() && c.runs_something())
             .collect();
-        let stops = conns.iter().map(|c| async move { (c.host.clone(), c.stop_sessions().await) });
+        let stops = conns.iter().map(|c| async move { (c.host.clone(), c.stop_unless_kept().await) });
         futures::future::join_all(stops).await
     }
 

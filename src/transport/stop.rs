@@ -12,6 +12,12 @@
 //! parentage: sshd forks each session's process (a session leader) from the one process
 //! serving the connection, the stop's login shell's `$PPID`; nothing has to be recorded
 //! when they start, and no other run's processes can match.
+//!
+//! Deploy: once its session has armed the confirm watchdog, the host must decide alone, as
+//! when the controller is killed (stopping the session mid-rollback would leave half of
+//! one). The client then skips the stop ([`Connection::keep_on_interrupt`]); and `stop.sh`
+//! itself leaves alone any session with a detached child (the watchdog), for the moment
+//! between the host arming it and the client hearing so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +88,21 @@ impl Connection {
     /// Whether a session of ours is open on this connection (only then is there anything to stop).
     pub fn runs_something(&self) -> bool {
         self.sessions_open() > 0
+    }
+
+    /// From now on, an interruption leaves what runs here to the host instead of stopping it
+    /// (deploy, once its confirm watchdog is armed: the host decides alone, as when the
+    /// controller is killed; stopping its session mid-rollback could leave half a rollback).
+    pub fn keep_on_interrupt(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops what runs here ([`Connection::stop_sessions`]) unless it is to be kept.
+    pub async fn stop_unless_kept(self: &Arc<Self>) -> Result<Stopped> {
+        if self.keep.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Stopped { stopped: 0, kept: 1 });
+        }
+        self.stop_sessions().await
     }
 }
 

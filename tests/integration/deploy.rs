@@ -27,7 +27,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 "#;
 
 /// Restart: stop the old server by its pid file, start the live release's.
-const RESTART: &str = "p={{ root }}/app.pid; if [ -f $p ]; then o=$(cat $p); kill $o 2>/dev/null; \
+pub const RESTART: &str = "p={{ root }}/app.pid; if [ -f $p ]; then o=$(cat $p); kill $o 2>/dev/null; \
     while kill -0 $o 2>/dev/null; do sleep 0.05; done; fi; cd {{ root }}/srv/current && \
     setsid python3 serve.py {{ app_port }} >/dev/null 2>&1 </dev/null & echo $! > {{ root }}/app.pid";
 

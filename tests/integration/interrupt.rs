@@ -260,3 +260,46 @@ fn ctrl_c_during_a_deploy_build_stops_it_and_leaves_the_live_release() {
     app.ws.microctl(&["deploy", "app", "--ref", "v2", "--lock-timeout", "0"]).assert_code(0);
     assert_eq!(crate::deploy::served(app.ports[0]), "version 2");
 }
+
+/// Ctrl-C while a deploy waits for the health of a release already switched to (the confirm
+/// watchdog armed): the session is left to the host, as when the controller is killed, and
+/// the unconfirmed release is rolled back on the host; the run says so and exits 130.
+#[test]
+fn ctrl_c_after_a_deploy_switched_leaves_it_to_the_host_which_rolls_back() {
+    let app = crate::deploy::setup_with(1, |ws| {
+        let repo = ws.path("src/app");
+        let patient = format!(
+            "\n[deploy.patient]\nhosts = \"app\"\nsource = \"{}\"\nroot = \"{{{{ root }}}}/srv\"\nuser = \"root\"\n\
+             env_file = \"\"\nbuild = [\"true\"]\nrestart = \"{}\"\nhealth_address = \"127.0.0.1\"\nhealth_timeout = 60\n",
+            repo.display(),
+            crate::deploy::RESTART
+        );
+        (patient, None)
+    });
+    app.ws.microctl(&["deploy", "app", "--ref", "v1"]).assert_code(0);
+    let current = app.ws.path("h0/srv/current");
+    let live = std::fs::read_link(&current).unwrap();
+    // The sick release answers 500 to the health check: the deploy waits (up to 60 s).
+    let mut child = spawn(&app.ws, &["deploy", "patient", "--ref", "sick"]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(app.ws.path("run.stdout")).unwrap().contains("h0 | restarted; checking health") {
+        if child.try_wait().unwrap().is_some() {
+            let out = |name: &str| std::fs::read_to_string(app.ws.path(name)).unwrap_or_default();
+            panic!("deploy ended before its health check: {}{}", out("run.stdout"), out("run.stderr"));
+        }
+        assert!(Instant::now() < until, "no health check within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(std::fs::read_link(&current).unwrap(), live, "not switched");
+    let run = interrupt(&app.ws, child);
+    run.assert_code(130);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("h0 |   hint: left to the host"), "{all}");
+    let until = Instant::now() + Duration::from_secs(20);
+    let port = app.ports[0];
+    let served = || std::panic::catch_unwind(|| crate::deploy::served(port)).ok();
+    while std::fs::read_link(&current).unwrap() != live || served().as_deref() != Some("version 1") {
+        assert!(Instant::now() < until, "the switched release was not rolled back within 20 s: {all}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
