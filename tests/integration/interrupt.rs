@@ -1,7 +1,9 @@
 //! Ctrl-C (SIGINT) on a running microctl, against real sshd: it says `interrupted`, the recap
 //! of what finished and the step each unfinished host was in (text and `--json`), exits 130,
 //! and stops the remote step (the session's processes) at once, so the host lock is free for
-//! the next run without waiting for the step's timeout. A lock whose client is gone says so.
+//! the next run without waiting for the step's timeout; the same for exec and a deploy's build.
+//! A deploy past arming its confirm watchdog is left to the host, which rolls back. A lock
+//! whose client is gone says so.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
