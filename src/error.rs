@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Io,
     /// The local lab failed.
     Lab,
+    /// The run was interrupted (Ctrl-C, SIGTERM) while this host's work ran or waited.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -65,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Io => "io",
             ErrorKind::Lab => "lab",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 

@@ -34,6 +34,9 @@ pub enum Event<'a> {
     /// The run failed before any host (a role error, a bad pattern, a bad deploy config):
     /// printed right before the `summary`.
     Error { error: ErrorJson },
+    /// The run was interrupted (SIGINT, SIGTERM): no host starts any more, and the remote
+    /// steps of `hosts` (each with the step it was in) are being stopped.
+    Interrupted { signal: &'a str, hosts: &'a [Unfinished] },
     /// The run is done; always the last line.
     Summary(&'a Summary),
 }
@@ -62,6 +65,8 @@ pub enum Status {
     Unreachable,
     /// Not attempted (deploy: an earlier batch failed).
     Skipped,
+    /// The run was interrupted (Ctrl-C) while the host's work ran, or before it started.
+    Interrupted,
 }
 
 impl Status {
@@ -73,18 +78,26 @@ impl Status {
             Status::Failed => "failed",
             Status::Unreachable => "unreachable",
             Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
         }
     }
 
     /// How a host that ended with `err` is counted: unreachable when no session could be had
     /// on it (the transport classed the error, `transport::Unreached`), else failed.
     pub fn of_error(err: &Error) -> Status {
-        if err.unreached.is_some() { Status::Unreachable } else { Status::Failed }
+        use crate::error::ErrorKind;
+        if err.kind == ErrorKind::Interrupted {
+            Status::Interrupted
+        } else if err.unreached.is_some() {
+            Status::Unreachable
+        } else {
+            Status::Failed
+        }
     }
 
     /// Whether the host counts as failed in the summary and the exit status.
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failed | Status::Unreachable | Status::Skipped)
+        matches!(self, Status::Failed | Status::Unreachable | Status::Skipped | Status::Interrupted)
     }
 }
 
@@ -163,6 +176,15 @@ pub struct Summary {
     pub check: bool,
     pub duration_ms: u64,
     pub exit_code: i32,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`), or null.
+    pub interrupted: Option<&'static str>,
+}
+
+/// A host whose work was under way when the run was interrupted, and the step it was in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unfinished {
+    pub host: String,
+    pub step: String,
 }
 
 /// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail,

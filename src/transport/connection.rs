@@ -128,6 +128,10 @@ pub struct Stats {
 /// An authenticated connection, shared by all work on its host.
 pub struct Connection {
     pub host: String,
+    /// The login user is root (no `sudo` needed to act on every process).
+    pub(super) root_login: bool,
+    /// What runs here must not be stopped when the run is interrupted ([`Connection::keep_on_interrupt`]).
+    pub(super) keep: std::sync::atomic::AtomicBool,
     handle: Handle<ClientHandler>,
     budget: Arc<Semaphore>,
     in_use: Arc<AtomicUsize>,
@@ -211,6 +215,17 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// Session channels of ours open now.
+    pub(super) fn sessions_open(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
+    }
+
+    /// A session channel outside the budget (the budget stays below the server's
+    /// `MaxSessions`): for stopping the others when they fill it.
+    pub(super) async fn open_spare(&self) -> std::result::Result<Channel<Msg>, russh::Error> {
+        self.handle.channel_open_session().await
     }
 
     /// Politely ends the connection.
@@ -306,6 +321,8 @@ pub async fn dial(
     auth::authenticate(&mut handle, host, keys).await?;
     Ok(Connection {
         host: host.name.clone(),
+        root_login: host.user == "root",
+        keep: Default::default(),
         handle,
         budget: Arc::new(Semaphore::new(host.max_sessions)),
         in_use: Arc::new(AtomicUsize::new(0)),

@@ -119,6 +119,19 @@ impl Pool {
         std::mem::take(&mut *self.notes.lock().expect("notes lock"))
     }
 
+    /// Stops what every open connection runs on its host (the run was interrupted), all at
+    /// once: per host that ran something, what the stop did.
+    pub async fn stop_all(&self) -> Vec<(String, Result<super::Stopped>)> {
+        let cells: Vec<Cell> = self.cells.lock().expect("pool lock").values().map(|(_, c)| c.clone()).collect();
+        let conns: Vec<Arc<Connection>> = cells
+            .iter()
+            .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()).cloned())
+            .filter(|c| !c.is_closed() && c.runs_something())
+            .collect();
+        let stops = conns.iter().map(|c| async move { (c.host.clone(), c.stop_unless_kept().await) });
+        futures::future::join_all(stops).await
+    }
+
     /// Disconnects every open connection, targets before their jump hosts.
     pub async fn close_all(&self) {
         let cells: Vec<(usize, Cell)> = self.cells.lock().expect("pool lock").values().cloned().collect();

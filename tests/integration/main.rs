@@ -16,6 +16,7 @@ mod facts;
 mod golden;
 mod host_bounds;
 mod host_keys;
+mod interrupt;
 mod inventory_cli;
 mod jump;
 mod output;
