@@ -39,7 +39,7 @@ pub fn inventory(lab_dir: &str, vendor_roles: bool, app2: bool) -> String {
     let mut s = format!(
         "# Written by `microctl lab up`: the four microblog hosts on this machine.\n\
          [defaults]\nuser = \"ubuntu\"\nidentity = \"{lab_dir}/id_ed25519\"\nknown_hosts = \"{lab_dir}/known_hosts\"\n\
-         connect_timeout = 15\n\n"
+         connect_timeout = 15\nvars = {{ deploy_key = {{ secret = \"deploy_key\" }} }}\n\n"
     );
     for h in hosts(app2) {
         s.push_str(&format!("[hosts.{}]\naddress = \"{}\"\n", h.name, h.address()));
@@ -54,15 +54,15 @@ pub fn inventory(lab_dir: &str, vendor_roles: bool, app2: bool) -> String {
     }
     let (ci, monitoring) = if vendor_roles {
         (
-            "roles = [\"jenkins\", \"node_exporter\"]\nvars = { jenkins_key_fingerprint = \"SET-ME-FROM-PKG.JENKINS.IO\" }",
+            "roles = [\"jenkins\", \"microctl_agent\", \"node_exporter\"]\nvars = { jenkins_key_fingerprint = \"SET-ME-FROM-PKG.JENKINS.IO\" }",
             "roles = [\"prometheus\", \"grafana\"]\nvars = { grafana_admin_password = { secret = \"grafana_admin_password\" } }",
         )
     } else {
-        ("roles = [\"node_exporter\"]", "roles = [\"prometheus\"]")
+        ("roles = [\"microctl_agent\", \"node_exporter\"]", "roles = [\"prometheus\"]")
     };
     s.push_str(&format!(
-        "[groups.ci]\n{ci}\n\n[groups.web]\nroles = [\"nginx\"]\n\n\
-         [groups.app]\nroles = [\"app\", \"node_exporter\"]\nvars = {{ app_port = 5000, secret_key = {{ secret = \"secret_key\" }} }}\n\n\
+        "[groups.ci]\n{ci}\n\n[groups.web]\nroles = [\"nginx\", \"deploy_login\"]\n\n\
+         [groups.app]\nroles = [\"app\", \"node_exporter\", \"deploy_login\"]\nvars = {{ app_port = 5000, secret_key = {{ secret = \"secret_key\" }} }}\n\n\
          [groups.monitoring]\n{monitoring}\n"
     ));
     s
@@ -70,6 +70,9 @@ pub fn inventory(lab_dir: &str, vendor_roles: bool, app2: bool) -> String {
 
 /// The secrets the lab inventories refer to (in LAB/secrets.toml, encrypted to LAB/id_ed25519).
 pub const SECRETS: [&str; 2] = ["secret_key", "grafana_admin_password"];
+
+/// The jenkins agent's key pair (`secrets keygen`), a recipient of LAB/secrets.toml too.
+pub const DEPLOY_KEY: &str = "deploy_key";
 
 /// `[deploy.app]`: the example app from `source`, health-checked on app and through nginx.
 pub fn deploy_section(source: &str) -> String {
@@ -111,7 +114,10 @@ mod tests {
         assert_eq!(inv.chain_text(app), "control -> web -> app");
         assert_eq!(app.address, "198.18.1.20");
         assert_eq!(inv.host("web").unwrap().vars["private_address"].as_str(), Some("198.18.1.11"));
-        assert_eq!(inv.groups["app"].roles, ["app", "node_exporter"]);
+        assert_eq!(inv.groups["app"].roles, ["app", "node_exporter", "deploy_login"]);
+        assert_eq!(inv.groups["web"].roles, ["nginx", "deploy_login"]);
+        assert_eq!(inv.groups["ci"].roles, ["microctl_agent", "node_exporter"]);
+        assert!(text.contains("vars = { deploy_key = { secret = \"deploy_key\" } }"), "{text}");
         assert!(inv.host("app2").is_none());
         let two = inventory("/lab", false, true);
         let two = crate::inventory::Inventory::parse(Path::new("/lab/inventory.toml"), &two).unwrap();
