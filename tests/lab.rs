@@ -306,15 +306,15 @@ fn accepted_logins(inv: &str, host: &str, since: &str) -> String {
 /// Started as a transient unit, so it outlives this exec.
 fn hold_dpkg_lock(inv: &str, host: &str) -> String {
     let perl = r#"use Fcntl; open(my $f, ">>", "/var/lib/dpkg/lock-frontend") or die "open: $!";
-        fcntl($f, F_SETLK, pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0)) or die "lock: $!";
-        open(my $m, ">", "/var/tmp/lab-dpkg-held.new") or die; print $m "$$\n"; close $m;
-        rename("/var/tmp/lab-dpkg-held.new", "/var/tmp/lab-dpkg-held"); sleep 25;"#;
+        my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!";
+        open(my $m, ">", "/root/lab-dpkg-held.new") or die; print $m "$$\n"; close $m;
+        rename("/root/lab-dpkg-held.new", "/root/lab-dpkg-held"); sleep 25;"#;
     let out = as_root(
         inv,
         host,
         &format!(
-            "rm -f /var/tmp/lab-dpkg-held && systemd-run --quiet --collect --unit=lab-dpkg-holder perl -e {} \
-             && for i in $(seq 100); do [ -s /var/tmp/lab-dpkg-held ] && break; sleep 0.1; done; cat /var/tmp/lab-dpkg-held",
+            "rm -f /root/lab-dpkg-held && systemd-run --quiet --collect --unit=lab-dpkg-holder perl -e {} \
+             && for i in $(seq 100); do [ -s /root/lab-dpkg-held ] && break; sleep 0.1; done; cat /root/lab-dpkg-held",
             shell_quote(perl)
         ),
     );
@@ -545,11 +545,11 @@ fn lab_converge_deploy_and_teardown() {
     let inv = lab.join("inventory.toml");
     let inv = inv.to_str().unwrap();
 
-    // First boot: web's dpkg lock is held (as unattended-upgrades holds it on a fresh VM) for
-    // 25 s from before the converge; web has a package to install (nginx removed if an earlier
-    // run left it), so its converge must wait, say so, and succeed.
-    as_root(inv, "web", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q nginx >/dev/null");
-    let holder = hold_dpkg_lock(inv, "web");
+    // First boot: app's dpkg lock is held (as unattended-upgrades holds it on a fresh VM) for
+    // 25 s from before the converge; app has a package to install (sqlite3, removed if an
+    // earlier run left it: it has no service), so its converge must wait, say so, and succeed.
+    as_root(inv, "app", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sqlite3 >/dev/null");
+    let holder = hold_dpkg_lock(inv, "app");
     let secret = format!("secret_key={SECRET}");
     let first =
         timed("first converge (web's dpkg lock held 25 s)", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
@@ -557,8 +557,8 @@ fn lab_converge_deploy_and_teardown() {
     assert_eq!(summary["failed"], 0, "{}", first.stdout);
     let waited = format!("waiting for the dpkg lock (held by {holder} perl)");
     assert!(
-        json_lines(&first.stdout).iter().any(|e| e["host"] == "web" && e["phase"].as_str() == Some(&waited)),
-        "web's converge did not say it waits for the dpkg lock (`{waited}`):\n{}",
+        json_lines(&first.stdout).iter().any(|e| e["host"] == "app" && e["phase"].as_str() == Some(&waited)),
+        "app's converge did not say it waits for the dpkg lock (`{waited}`):\n{}",
         first.stdout
     );
 
@@ -736,9 +736,9 @@ fn lab_converge_deploy_and_teardown() {
     // address; the key works from nowhere else (from= on both).
     let fpr = deploy_key_fingerprint(inv);
     let on_web = accepted_logins(inv, "web", epoch.trim());
-    assert!(on_web.contains(&format!("for ubuntu from 198.18.0.10 ")) && on_web.contains(&fpr), "{fpr}:\n{on_web}");
+    assert!(on_web.contains("for ubuntu from 198.18.0.10 ") && on_web.contains(&fpr), "{fpr}:\n{on_web}");
     let on_app = accepted_logins(inv, "app", epoch.trim());
-    assert!(on_app.contains(&format!("for ubuntu from 198.18.1.11 ")) && on_app.contains(&fpr), "{fpr}:\n{on_app}");
+    assert!(on_app.contains("for ubuntu from 198.18.1.11 ") && on_app.contains(&fpr), "{fpr}:\n{on_app}");
     let key = tmp.path().join("deploy_key");
     std::fs::copy(lab.join("hosts/jenkins/root/etc/microctl/deploy_key"), &key).unwrap();
     let from_here = Command::new("ssh")

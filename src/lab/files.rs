@@ -133,6 +133,63 @@ mod tests {
         }
     }
 
+    /// The lab inventory with the repo's roles: jenkins gets the agent's files (its
+    /// known_hosts from the lab's, its inventory read as jenkins reads it), web and app the
+    /// deploy key, each from the address the agent comes from.
+    #[test]
+    fn the_agent_and_its_logins_render_for_the_lab() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().display().to_string();
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@h";
+        let keys: Vec<_> = hosts(false).iter().map(|h| (h, vec![key.to_string()])).collect();
+        std::fs::write(dir.path().join("known_hosts"), known_hosts(&keys)).unwrap();
+        std::fs::write(dir.path().join("secrets.toml"), "recipients = []\n").unwrap();
+        let path = dir.path().join("inventory.toml");
+        std::fs::write(&path, inventory(&lab, false, false) + &deploy_section("/src/app")).unwrap();
+        let inv = crate::inventory::Inventory::load(&path).unwrap();
+        let wanted: Vec<(String, crate::error::Error)> =
+            ["microctl_agent", "node_exporter", "nginx", "deploy_login", "app", "prometheus"]
+                .iter()
+                .map(|r| (r.to_string(), crate::error::Error::usage("")))
+                .collect();
+        let roles = crate::role::RoleSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"), &wanted)
+            .unwrap_or_else(|e| panic!("{}", e[0]));
+        let mut extra = crate::inventory::Vars::new();
+        extra.insert("deploy_key".into(), "[secret deploy_key]".into());
+        let renderer = crate::role::Renderer::new(&inv, &roles, &extra);
+        for h in &inv.hosts {
+            renderer.set_facts(h, &crate::facts::Facts::default(), "");
+        }
+        let render = |name: &str| renderer.render(inv.host(name).unwrap(), None).unwrap_or_else(|e| panic!("{e}"));
+        let jenkins = render("jenkins");
+        let file = |dest: &str| {
+            let f = jenkins.files.iter().find(|f| f.dest == dest).unwrap_or_else(|| panic!("no {dest}"));
+            (String::from_utf8_lossy(&f.content).into_owned(), f.meta.owner.clone(), f.meta.mode)
+        };
+        let (known, _, _) = file("/etc/microctl/known_hosts");
+        for addr in ["198.18.0.11 ", "198.18.0.12 ", "198.18.1.20 "] {
+            assert!(known.contains(addr), "{known}");
+        }
+        assert!(!known.contains("198.18.0.10 "), "its own key: {known}");
+        let (agent_inv, _, _) = file("/etc/microctl/inventory.toml");
+        let agent_path = dir.path().join("agent.toml");
+        std::fs::write(&agent_path, &agent_inv).unwrap();
+        let agent = crate::inventory::Inventory::load(&agent_path).unwrap();
+        assert_eq!(agent.host("app").unwrap().identity.as_deref(), Some(Path::new("/etc/microctl/deploy_key")));
+        assert_eq!(agent.chain_text(agent.host("app").unwrap()), "control -> web -> app");
+        assert!(agent_inv.lines().all(|l| l.starts_with('#') || !l.contains(&lab)), "{agent_inv}");
+        let (secret, owner, mode) = file("/etc/microctl/deploy_key");
+        assert_eq!((secret.as_str(), owner.as_deref(), mode), ("[secret deploy_key]", Some("jenkins"), Some(0o600)));
+        let binary = jenkins.files.iter().find(|f| f.dest == "/usr/local/bin/microctl").unwrap();
+        assert_eq!(*binary.content, std::fs::read(std::env::current_exe().unwrap()).unwrap());
+        assert!(jenkins.users.iter().any(|u| u.name == "jenkins"));
+        for (host, from) in [("web", "198.18.0.10"), ("app", "198.18.1.11")] {
+            let d = render(host);
+            let k = d.authorized_keys.iter().find(|k| k.user == "ubuntu").unwrap_or_else(|| panic!("{host}: no key"));
+            assert!(k.line.starts_with(&format!("from=\"{from}\" ssh-ed25519 ")), "{host}: {}", k.line);
+        }
+    }
+
     #[test]
     fn known_hosts_cover_every_address() {
         let keys = vec![(&HOSTS[1], vec!["ssh-ed25519 AAAAkey root@web".to_string()])];
