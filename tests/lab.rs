@@ -315,7 +315,8 @@ fn hold_dpkg_lock(inv: &str, host: &str) -> String {
         &format!(
             "rm -f /root/lab-dpkg-held && systemd-run --quiet --collect --unit=lab-dpkg-holder perl -e {} \
              && for i in $(seq 100); do [ -s /root/lab-dpkg-held ] && break; sleep 0.1; done; cat /root/lab-dpkg-held",
-            shell_quote(perl)
+            // systemd-run expands `$NAME` in the command line: `$$` is a `$`.
+            shell_quote(&perl.replace('$', "$$"))
         ),
     );
     let pid =
@@ -548,11 +549,15 @@ fn lab_converge_deploy_and_teardown() {
     // First boot: app's dpkg lock is held (as unattended-upgrades holds it on a fresh VM) for
     // 25 s from before the converge; app has a package to install (sqlite3, removed if an
     // earlier run left it: it has no service), so its converge must wait, say so, and succeed.
+    // The facts first (app's roles read them): a host gathers them in a second session only
+    // after the first round of every host, so with none cached app's package step could come
+    // after the holder let go.
     as_root(inv, "app", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sqlite3 >/dev/null");
+    ok(&["-i", inv, "facts"]);
     let holder = hold_dpkg_lock(inv, "app");
     let secret = format!("secret_key={SECRET}");
     let first =
-        timed("first converge (web's dpkg lock held 25 s)", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
+        timed("first converge (app's dpkg lock held 25 s)", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     let summary = json_lines(&first.stdout).pop().unwrap();
     assert_eq!(summary["failed"], 0, "{}", first.stdout);
     let waited = format!("waiting for the dpkg lock (held by {holder} perl)");
