@@ -224,7 +224,12 @@ fn write_secrets(lab: &Path) -> Result<()> {
     let agent = crate::secrets::keypair::public_line(&file.get(files::DEPLOY_KEY, &ids)?)
         .map_err(|e| lab_error(format!("the lab's deploy key: {e}")))?;
     if !file.recipients.contains(&agent) {
+        // Written and read again, as a user adding the line to the file before `rekey`.
         file.recipients.push(agent);
+        file.save()?;
+        file = SecretsFile::load_existing(&path)?;
+    }
+    if !file.stale().is_empty() {
         file.rekey(&ids)?;
     }
     file.save()?;
