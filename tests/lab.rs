@@ -310,79 +310,83 @@ fn versions_repo(dir: &Path) -> PathBuf {
 }
 
 /// Runs files/Jenkinsfile's deploy step the way a Jenkins agent does, on the lab's jenkins host:
-/// user `jenkins`, microctl on PATH, the inventory, roles, key and known_hosts where README.md
-/// ("Deploying from Jenkins") puts them, the workspace a checkout of the app at `commit`, and
-/// the step's `sh` line run by `sh -xe` with WORKSPACE, GIT_COMMIT and the pipeline's environment.
+/// user `jenkins`, in its workspace (a checkout of the app at `commit`, made here as Jenkins's
+/// git step would), the step's `sh` line run by `sh -xe` with WORKSPACE, GIT_COMMIT and the
+/// pipeline's environment. Everything else the agent uses (microctl, the inventory, secrets,
+/// the deploy key, known_hosts, the user) was put there by converge (role microctl_agent).
 fn jenkins_deploys_as_shipped(lab: &Path, repo: &Path, commit: &str) -> Out {
     let jenkinsfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("files/Jenkinsfile")).unwrap();
     let deploy_stage = jenkinsfile.split("stage('Deploy')").nth(1).expect("a Deploy stage");
     let step = deploy_stage.lines().find(|l| l.trim().starts_with("sh '")).expect("an sh step in Deploy").trim();
     let command = step.strip_prefix("sh '").and_then(|s| s.strip_suffix('\'')).unwrap();
     assert!(command.contains("--source \"$WORKSPACE\""), "{command}");
+    assert!(!command.contains("--accept-new"), "a build never accepts new host keys: {command}");
     let inventory_line = jenkinsfile.lines().find(|l| l.contains("MICROCTL_INVENTORY =")).expect("MICROCTL_INVENTORY");
     let inventory_path = inventory_line.split('"').nth(1).unwrap();
     assert_eq!(inventory_path, "/etc/microctl/inventory.toml");
 
-    // The agent's files, placed on jenkins's file system (the container's root is mounted here).
+    // Jenkins's part: the workspace, a checkout owned by jenkins.
     let root = lab.join("hosts/jenkins/root");
-    let put = |dest: &str, data: &[u8]| {
-        let p = root.join(dest.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, data).unwrap();
+    let workspace = "/var/lib/jenkins/workspace/microblog";
+    let on_disk = root.join(workspace.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&on_disk);
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    put("/usr/local/bin/microctl", &std::fs::read(BIN).unwrap());
-    put("/var/lib/jenkins/.ssh/microblog_ed25519", &std::fs::read(lab.join("id_ed25519")).unwrap());
-    put("/etc/microctl/known_hosts", &std::fs::read(lab.join("known_hosts")).unwrap());
-    // The inventory's secrets, next to it (encrypted to the lab key, which is the agent's key).
-    put("/etc/microctl/secrets.toml", &std::fs::read(lab.join("secrets.toml")).unwrap());
-    let inventory = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
-    let (head, _) = inventory.split_once("[deploy.app]").unwrap();
-    let head = head
-        .replace(&format!("identity = \"{}/id_ed25519\"", lab.display()), "identity = \"~/.ssh/microblog_ed25519\"")
-        .replace(
-            &format!("known_hosts = \"{}/known_hosts\"", lab.display()),
-            "known_hosts = \"/etc/microctl/known_hosts\"",
-        );
-    assert!(!head.contains(&lab.display().to_string()), "{head}");
-    // `source` is a folder that does not exist on the agent: --source "$WORKSPACE" replaces it.
-    put(
-        inventory_path,
-        format!("{head}[deploy.app]\nhosts = \"app\"\nsource = \"/srv/not-here\"\nhealth_path = \"/healthz\"\nhealth_via = \"web\"\n")
-            .as_bytes(),
-    );
-    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles");
-    let copy = Command::new("cp").arg("-a").arg(&roles).arg(root.join("etc/microctl/")).status().unwrap();
-    assert!(copy.success());
-    let workspace = "/var/lib/jenkins/workspace/microblog_main";
-    let _ = std::fs::remove_dir_all(root.join(workspace.trim_start_matches('/')));
-    let clone = Command::new("git")
-        .args(["clone", "-q", "--no-checkout"])
-        .arg(repo)
-        .arg(root.join(workspace.trim_start_matches('/')))
-        .status()
-        .unwrap();
-    assert!(clone.success());
-    let checkout = Command::new("git")
-        .arg("-C")
-        .arg(root.join(workspace.trim_start_matches('/')))
-        .args(["checkout", "-q", "--detach", commit])
-        .status()
-        .unwrap();
-    assert!(checkout.success());
+    git(&["clone", "-q", "--no-checkout", repo.to_str().unwrap(), on_disk.to_str().unwrap()]);
+    git(&["-C", on_disk.to_str().unwrap(), "checkout", "-q", "--detach", commit]);
     let inv = lab.join("inventory.toml");
-    as_root(
-        inv.to_str().unwrap(),
-        "jenkins",
-        "apt-get install -y -q git >/dev/null && (id jenkins >/dev/null 2>&1 || useradd --system --home-dir /var/lib/jenkins jenkins) \
-         && chmod 755 /usr/local/bin/microctl && chown -R jenkins: /var/lib/jenkins && chmod 600 /var/lib/jenkins/.ssh/microblog_ed25519 \
-         && chmod -R a+rX /etc/microctl",
-    );
+    let inv = inv.to_str().unwrap();
+    as_root(inv, "jenkins", &format!("chown -R jenkins: {workspace}/.."));
+
     let script = format!(
         "cd {workspace} && sudo -u jenkins env HOME=/var/lib/jenkins WORKSPACE={workspace} GIT_COMMIT={commit} \
          MICROCTL_INVENTORY={inventory_path} NO_COLOR=1 sh -xec {}",
         shell_quote(command)
     );
-    microctl(&["-i", inv.to_str().unwrap(), "exec", "jenkins", "--sudo", "--", &script])
+    microctl(&["-i", inv, "exec", "jenkins", "--sudo", "--", &script])
+}
+
+/// The SHA256 fingerprint of the jenkins agent's deploy key (as sshd logs it).
+fn deploy_key_fingerprint(inv: &str) -> String {
+    let line = as_root(inv, "jenkins", "ssh-keygen -lf /etc/microctl/deploy_key").stdout;
+    let fpr = line.split_whitespace().find(|w| w.starts_with("SHA256:")).unwrap_or_else(|| panic!("{line}"));
+    fpr.to_string()
+}
+
+/// sshd's `Accepted publickey` lines on `host` since `since` (a `date +%s`).
+fn accepted_logins(inv: &str, host: &str, since: &str) -> String {
+    as_root(inv, host, &format!("journalctl -q -o cat -u ssh --since @{since} | grep 'Accepted publickey' || true"))
+        .stdout
+}
+
+/// A process that takes dpkg's frontend lock on `host` (fcntl, as apt and unattended-upgrades
+/// take it) and lets go of it by itself 25 s later; returns its PID once it holds the lock.
+/// Started as a transient unit, so it outlives this exec.
+fn hold_dpkg_lock(inv: &str, host: &str) -> String {
+    let perl = r#"use Fcntl; open(my $f, ">>", "/var/lib/dpkg/lock-frontend") or die "open: $!";
+        my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!";
+        open(my $m, ">", "/root/lab-dpkg-held.new") or die; print $m "$$\n"; close $m;
+        rename("/root/lab-dpkg-held.new", "/root/lab-dpkg-held"); sleep 25;"#;
+    let out = as_root(
+        inv,
+        host,
+        &format!(
+            "rm -f /root/lab-dpkg-held && systemd-run --quiet --collect --unit=lab-dpkg-holder perl -e {} \
+             && for i in $(seq 100); do [ -s /root/lab-dpkg-held ] && break; sleep 0.1; done; cat /root/lab-dpkg-held",
+            // systemd-run expands `$NAME` in the command line: `$$` is a `$`.
+            shell_quote(&perl.replace('$', "$$"))
+        ),
+    );
+    let pid =
+        out.stdout.lines().find_map(|l| l.split_once(" | ")).map(|(_, p)| p.trim().to_string()).unwrap_or_default();
+    assert!(
+        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+        "the holder did not take the lock: {}",
+        out.stdout
+    );
+    pid
 }
 
 fn shell_quote(s: &str) -> String {
@@ -602,10 +606,26 @@ fn lab_converge_deploy_and_teardown() {
     let inv = lab.join("inventory.toml");
     let inv = inv.to_str().unwrap();
 
+    // First boot: app's dpkg lock is held (as unattended-upgrades holds it on a fresh VM) for
+    // 25 s from before the converge; app has a package to install (sqlite3, removed if an
+    // earlier run left it: it has no service), so its converge must wait, say so, and succeed.
+    // The facts first (app's roles read them): a host gathers them in a second session only
+    // after the first round of every host, so with none cached app's package step could come
+    // after the holder let go.
+    as_root(inv, "app", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sqlite3 >/dev/null");
+    ok(&["-i", inv, "facts"]);
+    let holder = hold_dpkg_lock(inv, "app");
     let secret = format!("secret_key={SECRET}");
-    let first = timed("first converge", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
+    let first =
+        timed("first converge (app's dpkg lock held 25 s)", || ok(&["-i", inv, "converge", "--json", "-e", &secret]));
     let summary = json_lines(&first.stdout).pop().unwrap();
     assert_eq!(summary["failed"], 0, "{}", first.stdout);
+    let waited = format!("waiting for the dpkg lock (held by {holder} perl)");
+    assert!(
+        json_lines(&first.stdout).iter().any(|e| e["host"] == "app" && e["phase"].as_str() == Some(&waited)),
+        "app's converge did not say it waits for the dpkg lock (`{waited}`):\n{}",
+        first.stdout
+    );
 
     timed("deploy (checkout)", || ok(&["-i", inv, "deploy", "app"]));
     let (status, body) = get("198.18.0.11:80", "/").unwrap();
@@ -764,10 +784,38 @@ fn lab_converge_deploy_and_teardown() {
         Command::new("git").arg("-C").arg(&repo).args(["rev-parse", "v2^{commit}"]).output().unwrap().stdout,
     )
     .unwrap();
+    let started = utc_now();
+    let epoch = String::from_utf8(Command::new("date").arg("+%s").output().unwrap().stdout).unwrap();
     let jenkins = timed("Jenkinsfile deploy on jenkins", || jenkins_deploys_as_shipped(&lab, &repo, v2_sha.trim()));
     assert_eq!(jenkins.code, 0, "{}{}", jenkins.stdout, jenkins.stderr);
     assert!(jenkins.stdout.contains(&v2_sha.trim()[..10]), "the release names the commit: {}", jenkins.stdout);
+    assert!(!jenkins.stdout.contains("recorded"), "the agent recorded a host key: {}", jenkins.stdout);
     assert_eq!(page_version(), "2.0.0");
+    let new: Vec<_> = ledger(vi)
+        .into_iter()
+        .filter(|e| e["started"].as_str().is_some_and(|t| t >= started.as_str()))
+        .filter(|e| e["revision"].as_str().is_some_and(|r| r.contains(&v2_sha.trim()[..10])))
+        .collect();
+    assert!(new.iter().any(|e| e["status"] == "healthy"), "no new healthy release of the build's commit: {new:?}");
+    // The chain: the agent's key logged in on web from jenkins, and on app from web's private
+    // address; the key works from nowhere else (from= on both).
+    let fpr = deploy_key_fingerprint(inv);
+    let on_web = accepted_logins(inv, "web", epoch.trim());
+    assert!(on_web.contains("for ubuntu from 198.18.0.10 ") && on_web.contains(&fpr), "{fpr}:\n{on_web}");
+    let on_app = accepted_logins(inv, "app", epoch.trim());
+    assert!(on_app.contains("for ubuntu from 198.18.1.11 ") && on_app.contains(&fpr), "{fpr}:\n{on_app}");
+    let key = tmp.path().join("deploy_key");
+    std::fs::copy(lab.join("hosts/jenkins/root/etc/microctl/deploy_key"), &key).unwrap();
+    let from_here = Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", lab.join("known_hosts").display()))
+        .arg("-i")
+        .arg(&key)
+        .args(["ubuntu@198.18.0.11", "true"])
+        .output()
+        .unwrap();
+    assert!(!from_here.status.success(), "web accepts the agent's key from this machine (198.18.0.1)");
 
     timed("the app cannot start: maintenance page, then a deploy heals", || cannot_start_then_deploy(inv, vi));
 

@@ -215,6 +215,23 @@ fn write_secrets(lab: &Path) -> Result<()> {
         };
         file.set(name, &value)?;
     }
+    // The jenkins agent's key pair: it logs in with it and decrypts with it, so its public
+    // half is a recipient (the values are encrypted to it again when it was not yet).
+    if !file.secrets.contains_key(files::DEPLOY_KEY) {
+        file.set(files::DEPLOY_KEY, &crate::secrets::keypair::generate(files::DEPLOY_KEY)?)?;
+    }
+    let ids = crate::secrets::Identities::find_without_prompt(&[lab.join("id_ed25519")])?;
+    let agent = crate::secrets::keypair::public_line(&file.get(files::DEPLOY_KEY, &ids)?)
+        .map_err(|e| lab_error(format!("the lab's deploy key: {e}")))?;
+    if !file.recipients.contains(&agent) {
+        // Written and read again, as a user adding the line to the file before `rekey`.
+        file.recipients.push(agent);
+        file.save()?;
+        file = SecretsFile::load_existing(&path)?;
+    }
+    if !file.stale().is_empty() {
+        file.rekey(&ids)?;
+    }
     file.save()?;
     let _ = std::fs::remove_file(&old);
     Ok(())

@@ -5,6 +5,7 @@
 //!
 //! [`Desired`]: crate::plan::desired::Desired
 
+mod agent;
 mod apt_key;
 mod load;
 mod names;

@@ -115,6 +115,9 @@ pub struct RawFile {
     pub src: Option<String>,
     /// Inline content (rendered as a template).
     pub content: Option<String>,
+    /// The content is the microctl binary running this converge (a CI agent's copy).
+    #[serde(default)]
+    pub microctl_binary: bool,
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<RawMode>,

@@ -20,6 +20,18 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory, Vars};
 use crate::plan::desired::*;
 
+/// The running microctl's own binary (`/proc/self/exe`), read and hashed once per run.
+fn microctl_binary() -> std::io::Result<Arc<Blob>> {
+    static BINARY: OnceLock<std::result::Result<Arc<Blob>, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let path = std::env::current_exe().map_err(|e| e.to_string())?;
+            std::fs::read(&path).map(|b| Arc::new(Blob::new(b))).map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .clone()
+        .map_err(std::io::Error::other)
+}
+
 /// The roles a host's groups give it, in group order, each once (dependencies not expanded).
 pub fn role_names_for(inv: &Inventory, host: &Host) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -78,7 +90,7 @@ impl<'a> Renderer<'a> {
     pub fn new(inv: &'a Inventory, roles: &'a RoleSet, extra: &Vars) -> Renderer<'a> {
         let mut by_groups: HashMap<&[String], usize> = HashMap::new();
         let mut kinds: Vec<Kind> = Vec::new();
-        let kind_of = inv
+        let kind_of: Vec<usize> = inv
             .hosts
             .iter()
             .map(|host| {
@@ -97,6 +109,10 @@ impl<'a> Renderer<'a> {
                 })
             })
             .collect();
+        if super::agent::FUNCTIONS.iter().any(|f| roles.templates.name_used(f)) {
+            let view = super::agent::InventoryView::new(inv, |i| kinds[kind_of[i]].defaults.clone());
+            roles.templates.set_inventory_view(view);
+        }
         let mut shared_values = HashMap::new();
         for host in &inv.hosts {
             let layers: Vec<&Vars> = host.vars.layers().collect();
@@ -168,7 +184,7 @@ impl<'a> Renderer<'a> {
             let vars = if layers.is_empty() { own } else { minijinja::value::merge_maps(layers) };
             minijinja::context! {
                 name => h.name.as_str(), address => h.address.as_str(), port => h.port, user => h.user.as_str(),
-                groups => to_value(&h.groups), vars => vars
+                via => h.via.as_deref(), groups => to_value(&h.groups), vars => vars
             }
         })
     }
@@ -547,6 +563,12 @@ impl RoleRenderer<'_> {
                 (blob.bytes.clone(), blob.sha256.clone())
             }
             ContentSpec::Inline(content) => hashed(self.text(content, at, "file.content")?.into_bytes()),
+            ContentSpec::MicroctlBinary => {
+                let blob = microctl_binary().map_err(|e| {
+                    self.error(at, "file.microctl_binary", "cannot read this microctl's own binary").caused_by(e)
+                })?;
+                (blob.bytes.clone(), blob.sha256.clone())
+            }
         })
     }
 

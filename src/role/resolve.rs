@@ -117,6 +117,8 @@ pub enum ContentSpec {
     /// A static file whose name is templated: read once rendered.
     StaticTemplated(Text),
     Inline(Text),
+    /// The microctl binary running this converge, read (and hashed) once, at render.
+    MicroctlBinary,
 }
 
 #[derive(Debug, Clone)]
@@ -689,6 +691,19 @@ impl<'a> Resolver<'a> {
         let meta = self.meta(at, "file", &r.owner, &r.group, &r.mode);
         let validate = r.validate.as_ref().map(|v| self.validate(at, v));
         let content = match (&r.template, &r.src, &r.content) {
+            (None, None, None) if r.microctl_binary => ContentSpec::MicroctlBinary,
+            _ if r.microctl_binary => {
+                let e = self.error(
+                    at,
+                    "file.microctl_binary",
+                    format!(
+                        "file {}: `microctl_binary = true` is the content: drop `template`, `src` and `content`",
+                        r.dest
+                    ),
+                );
+                self.push(e);
+                return None;
+            }
             (Some(t), None, None) => {
                 let Some(path) = self.templates.file(self.role, t).map(Path::to_path_buf) else {
                     let e = self
@@ -728,7 +743,10 @@ impl<'a> Resolver<'a> {
                 let e = self.error(
                     at,
                     "file",
-                    format!("file {} needs exactly one of `template`, `src` or `content`", r.dest),
+                    format!(
+                        "file {} needs exactly one of `template`, `src`, `content` or `microctl_binary = true`",
+                        r.dest
+                    ),
                 );
                 self.push(e);
                 return None;

@@ -24,6 +24,8 @@ pub struct Templates {
     compiled: std::sync::atomic::AtomicUsize,
     /// Template name (`role/file.j2`) -> its file.
     files: HashMap<String, PathBuf>,
+    /// What `super::agent`'s functions read of the run's inventory.
+    inventory: super::agent::Slot,
 }
 
 impl Templates {
@@ -38,7 +40,14 @@ impl Templates {
             crate::secrets::keypair::public_line(v.as_str().unwrap_or_default())
                 .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
         });
-        Templates { env, compiled: Default::default(), files: HashMap::new() }
+        let inventory = super::agent::Slot::default();
+        super::agent::register(&mut env, &inventory);
+        Templates { env, compiled: Default::default(), files: HashMap::new(), inventory }
+    }
+
+    /// Gives `super::agent`'s template functions the run's inventory.
+    pub fn set_inventory_view(&self, view: super::agent::InventoryView) {
+        *self.inventory.write().expect("inventory view lock") = Some(std::sync::Arc::new(view));
     }
 
     /// Adds every file under `roles/NAME/templates/` as `NAME/relative/path`.
