@@ -34,6 +34,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let roles = load_roles(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
+    roles.templates.host_keys_offline();
     let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
     let printer = Printer::new(&global.output, "check", &names, args.json);
     if let Some(note) = crate::facts::for_check(&renderer, &inv.hosts, args.facts.as_deref())? {
@@ -75,7 +76,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let all = secret_warnings.iter().chain(&file).chain(&rendered);
     let groups = group_typo_warnings(&inv);
     let unread = unread_extra_warnings(&extra, &roles);
-    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders).chain(&groups).chain(&unread) {
+    let keys = missing_key_warning(&roles.templates.missing_host_keys());
+    for warning in all.chain(&identity_warnings(&inv)).chain(&placeholders).chain(&groups).chain(&unread).chain(&keys) {
         printer.warning(warning);
     }
     if !failed {
@@ -95,6 +97,18 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     std::mem::forget(results);
     std::mem::forget(inv);
     Ok(code)
+}
+
+/// `known_host_keys()` rendered without the hosts this controller has no trusted key for yet
+/// (before first contact): converge would fail on them.
+fn missing_key_warning(missing: &[String]) -> Option<Error> {
+    (!missing.is_empty()).then(|| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("known_host_keys(): no trusted host key yet for {}; a converge would fail there", missing.join(", ")),
+        )
+        .hint("record them once, after checking their fingerprints: `microctl facts --accept-new` (or `exec HOST --accept-new -- true`)")
+    })
 }
 
 /// One warning per identity file that cannot be used, naming every host that uses it. Each

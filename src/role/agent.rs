@@ -32,6 +32,10 @@ pub const FUNCTIONS: [&str; 3] = ["known_host_keys", "agent_inventory", "invento
 pub struct InventoryView {
     pub path: PathBuf,
     pub hosts: Vec<ViewHost>,
+    /// `check` renders before first contact: a host with no trusted key yet is left out of
+    /// `known_host_keys()` and named in `missing` (a warning), not an error.
+    pub offline: std::sync::atomic::AtomicBool,
+    pub missing: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub struct ViewHost {
@@ -60,7 +64,7 @@ impl InventoryView {
                 role_defaults: role_defaults(i),
             })
             .collect();
-        InventoryView { path: inv.path.clone(), hosts }
+        InventoryView { path: inv.path.clone(), hosts, offline: Default::default(), missing: Default::default() }
     }
 }
 
@@ -139,7 +143,9 @@ pub fn known_host_lines(view: &InventoryView, names: &[String]) -> Result<String
         }
         out.extend(lines);
     }
-    if !missing.is_empty() {
+    if !missing.is_empty() && view.offline.load(std::sync::atomic::Ordering::Relaxed) {
+        view.missing.lock().expect("missing keys lock").extend(missing);
+    } else if !missing.is_empty() {
         return Err(format!(
             "known_host_keys: no trusted host key for {}: record it on this controller first, after checking its fingerprint (`microctl exec HOST --accept-new -- true`)",
             missing.join(", ")

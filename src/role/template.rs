@@ -50,6 +50,24 @@ impl Templates {
         *self.inventory.write().expect("inventory view lock") = Some(std::sync::Arc::new(view));
     }
 
+    /// For `check`: `known_host_keys()` leaves out hosts with no trusted key yet (before first
+    /// contact) instead of failing; [`Templates::missing_host_keys`] names them.
+    pub fn host_keys_offline(&self) {
+        if let Some(view) = self.inventory.read().expect("inventory view lock").as_ref() {
+            view.offline.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The hosts `known_host_keys()` left out so far (see [`Templates::host_keys_offline`]).
+    pub fn missing_host_keys(&self) -> Vec<String> {
+        self.inventory
+            .read()
+            .expect("inventory view lock")
+            .as_ref()
+            .map(|v| v.missing.lock().expect("missing keys lock").iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Adds every file under `roles/NAME/templates/` as `NAME/relative/path`.
     pub fn load_role(&mut self, role: &str, role_dir: &Path) -> Result<()> {
         let dir = role_dir.join("templates");

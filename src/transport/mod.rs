@@ -12,13 +12,13 @@ pub mod identity;
 pub mod known_hosts;
 mod pool;
 mod process;
-mod unreached;
 mod stop;
+mod unreached;
 
 pub(crate) use auth::load_key_file;
 pub use auth::{PASSPHRASE_ENV, check_identity};
 pub use connection::{ConnectOptions, Connection, Stats};
 pub use pool::Pool;
 pub use process::{Chunk, ExecOutput, Output, RemoteProcess};
-pub use unreached::Unreached;
 pub use stop::Stopped;
+pub use unreached::Unreached;
