@@ -29,12 +29,34 @@ pub struct Rule {
     pub reason: String,
 }
 
-/// The address other hosts reach `h` on: its private address when it has one.
-fn reach_address(h: &Host) -> String {
-    match h.vars.get("private_address").and_then(|v| v.as_str()) {
-        Some(a) => a.to_string(),
-        None => h.address.clone(),
+/// A host's addresses: its `private_address` var first (when set), then its `address`.
+fn addresses(h: &Host) -> Vec<&str> {
+    let mut out: Vec<&str> = h.vars.get("private_address").and_then(|v| v.as_str()).into_iter().collect();
+    if !out.contains(&h.address.as_str()) {
+        out.push(&h.address);
     }
+    out
+}
+
+/// The address `to` sees `from` connect from: of `from`'s addresses, the one on `to`'s
+/// network, judged by the longest common prefix with one of `to`'s addresses (web's private
+/// address for app, monitoring's public one for jenkins); the private one on a tie or when
+/// they are not IP addresses.
+fn seen_from(to: &Host, from: &Host) -> String {
+    let bits = |a: &str| -> Option<u128> {
+        match a.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(v4) => Some(u128::from(u32::from(v4)) << 96),
+            std::net::IpAddr::V6(v6) => Some(u128::from(v6)),
+        }
+    };
+    let ours = addresses(to);
+    let score = |a: &str| -> u32 {
+        let Some(x) = bits(a) else { return 0 };
+        ours.iter().filter_map(|o| bits(o)).map(|o| (x ^ o).leading_zeros()).max().unwrap_or(0)
+    };
+    let theirs = addresses(from);
+    let best = theirs.iter().map(|a| score(a)).max().unwrap_or(0);
+    theirs.iter().find(|a| score(a) == best).map_or_else(|| from.address.clone(), |a| a.to_string())
 }
 
 /// Anyone, in [`Rule::from`].
@@ -88,7 +110,7 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Result<Vec<Rule>>
         Some(jump) => Rule {
             port: host.port,
             proto: "tcp".into(),
-            from: vec![reach_address(jump)],
+            from: vec![seen_from(host, jump)],
             reason: format!("ssh from jump host {}", jump.name),
         },
         None => Rule { port: host.port, proto: "tcp".into(), from: ssh_from(host)?, reason: "ssh".into() },
@@ -99,7 +121,7 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Result<Vec<Rule>>
                 "any" => vec![ANYONE.to_string()],
                 "self" => continue, // local only: no inbound rule
                 group => match inv.groups.get(group) {
-                    Some(g) => inv.members(g).map(|h| reach_address(h)).collect(),
+                    Some(g) => inv.members(g).map(|h| seen_from(host, h)).collect(),
                     // An address or a CIDR, as written.
                     None if source_family(group).is_some() => vec![group.to_string()],
                     None => continue, // the group is not in this inventory: nobody to allow
@@ -115,4 +137,45 @@ pub fn rules(inv: &Inventory, roles: &RoleSet, host: &Host) -> Result<Vec<Rule>>
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's topology: control and jenkins on the public net only, web and monitoring on
+    /// both, app on the private net only.
+    fn lab() -> Inventory {
+        let text = "[hosts.jenkins]\naddress = \"198.18.0.10\"\nvars = { private_address = \"198.18.0.10\" }\n\
+                    [hosts.web]\naddress = \"198.18.0.11\"\nvars = { private_address = \"198.18.1.11\" }\n\
+                    [hosts.monitoring]\naddress = \"198.18.0.12\"\nvars = { private_address = \"198.18.1.12\" }\n\
+                    [hosts.app]\naddress = \"198.18.1.20\"\nvia = \"web\"\nvars = { private_address = \"198.18.1.20\" }\n";
+        Inventory::parse(std::path::Path::new("/i.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn a_host_is_seen_by_the_address_on_the_network_it_shares() {
+        let inv = lab();
+        let h = |n: &str| inv.host(n).unwrap();
+        assert_eq!(seen_from(h("app"), h("web")), "198.18.1.11");
+        assert_eq!(seen_from(h("app"), h("monitoring")), "198.18.1.12");
+        assert_eq!(seen_from(h("jenkins"), h("monitoring")), "198.18.0.12");
+        // On both networks: the private address.
+        assert_eq!(seen_from(h("web"), h("monitoring")), "198.18.1.12");
+    }
+
+    #[test]
+    fn ssh_from_takes_an_address_a_list_or_any_and_refuses_the_rest() {
+        let parse = |vars: &str| {
+            let text = format!("[hosts.h]\naddress = \"198.18.0.2\"\nvars = {{ {vars} }}\n");
+            let inv = Inventory::parse(std::path::Path::new("/i.toml"), &text).unwrap();
+            ssh_from(inv.host("h").unwrap())
+        };
+        assert_eq!(parse("x = 1").unwrap(), [ANYONE]);
+        assert_eq!(parse("ssh_from = \"any\"").unwrap(), [ANYONE]);
+        assert_eq!(parse("ssh_from = [\"198.18.0.1\", \"10.0.0.0/8\"]").unwrap(), ["198.18.0.1", "10.0.0.0/8"]);
+        let e = parse("ssh_from = 5").unwrap_err();
+        assert_eq!(e.message, "host h: var `ssh_from` must be an address, a CIDR or `any`, or a list of them");
+        assert!(parse("ssh_from = []").is_err());
+    }
 }
