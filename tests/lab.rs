@@ -416,7 +416,8 @@ fn firewall_from_the_topology(lab: &Path, secret: &str) {
         assert!(h["changes"].to_string().contains("firewall table inet microctl"), "{h}");
     }
     let probe = |from: &str, command: &str| as_root(fw, from, command).stdout;
-    let metrics = "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:9100/metrics; echo exit=$?";
+    let metrics =
+        "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:9100/metrics; echo exit=$?";
     let out = probe("monitoring", metrics);
     assert!(out.contains("http=200") && out.contains("exit=0"), "monitoring -> app:9100: {out}");
     let out = probe(
@@ -424,8 +425,14 @@ fn firewall_from_the_topology(lab: &Path, secret: &str) {
         "curl -s -o /dev/null --max-time 3 http://198.18.1.20:5000/; echo gunicorn=$?; \
          timeout 3 bash -c '</dev/tcp/198.18.1.20/22' 2>/dev/null; echo ssh=$?",
     );
-    assert!(out.contains("gunicorn=28") && out.contains("ssh=124"), "monitoring -> app:5000 and :22 must time out: {out}");
-    let out = probe("web", "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:5000/; echo exit=$?");
+    assert!(
+        out.contains("gunicorn=28") && out.contains("ssh=124"),
+        "monitoring -> app:5000 and :22 must time out: {out}"
+    );
+    let out = probe(
+        "web",
+        "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:5000/; echo exit=$?",
+    );
     assert!(out.contains("exit=0") && !out.contains("http=000"), "web -> app:5000: {out}");
     let out = probe("jenkins", metrics);
     assert!(!out.contains("exit=0"), "jenkins -> app:9100 must not answer: {out}");

@@ -171,10 +171,30 @@ fn rules_applied_second_converge_changes_nothing_and_a_port_answers_only_its_add
     // The port answers the address its role names, and no other.
     assert!(connects(&ctl, &lab.net.jump_address, 8080));
     assert!(!connects(&other, &lab.net.jump_address, 8080), "8080 must not answer {other}");
-    // `inventory --ports` shows exactly what was applied.
-    let ports = lab.ws.microctl(&["--roles-dir", lab.ws.path("roles").to_str().unwrap(), "inventory", "--ports"]);
+    // `inventory --ports` shows exactly what was applied: each of its rules is in the live
+    // table, and the table accepts nothing else.
+    let roles = lab.ws.path("roles");
+    let ports = lab.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "inventory", "--ports", "--json"]);
     ports.assert_code(0);
-    assert!(ports.stdout.contains(&format!("8080/tcp  {ctl}/32")), "{}", ports.stdout);
+    for (host, table) in [("gate", &gate), ("inner", &inner)] {
+        let listed = ports.json().into_iter().find(|h| h["host"] == host).unwrap();
+        assert_eq!(listed["firewall"], true, "{listed}");
+        let rules = listed["inbound"].as_array().unwrap();
+        for r in rules {
+            let from = r["from"].as_array().unwrap();
+            assert_eq!(from.len(), 1, "{r}");
+            let from = from[0].as_str().unwrap().trim_end_matches("/32");
+            let line = format!("ip saddr {from} tcp dport {} accept", r["port"]);
+            assert!(table.contains(&line), "{host}: `{line}` not in\n{table}");
+        }
+        assert_eq!(table.matches(" dport ").count(), rules.len(), "{host}: {table}");
+    }
+    let text = lab.ws.microctl(&["--roles-dir", roles.to_str().unwrap(), "inventory", "--ports"]);
+    assert!(
+        text.stdout.contains(&format!("8080/tcp  {ctl}/32")) && text.stdout.contains("enforced"),
+        "{}",
+        text.stdout
+    );
 
     let second = lab.converge();
     second.assert_code(0);
@@ -268,4 +288,50 @@ fn a_controller_killed_after_the_apply_leaves_the_revert_to_the_host() {
         .collect();
     assert_eq!(marks.len(), 1, "the watchdog marked its revert: {marks:?}");
     lab.ws.microctl(&["exec", "gate", "--", "true"]).assert_code(0);
+}
+
+/// `check` renders every firewalled host's table and validates it with `nft -c`; a source
+/// nftables cannot match (a host name in `ssh_from`) fails the host, naming it and the rule.
+#[test]
+fn check_renders_and_validates_each_firewalled_host() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("roles/probe")).unwrap();
+    std::fs::write(ws.path("roles/probe/role.toml"), "ports = [{ port = 8080, from = \"10.0.0.0/8\" }]\n").unwrap();
+    let roles = ws.path("roles");
+    let check_with = |ssh_from: &str, env: &[(&str, &str)]| {
+        ws.inventory(&format!(
+            "[hosts.a]\naddress = \"198.19.0.2\"\ngroups = [\"probe\"]\nvars = {{ firewall = true, ssh_from = {ssh_from} }}\n\
+             [hosts.b]\naddress = \"198.19.0.3\"\ngroups = [\"probe\"]\n[groups.probe]\nroles = [\"probe\"]\n"
+        ));
+        ws.microctl_env(&["--roles-dir", roles.to_str().unwrap(), "check", "--json"], env)
+    };
+    let check = |ssh_from: &str| check_with(ssh_from, &[]);
+    let good = check("[\"198.19.0.1\", \"2001:db8::/32\"]");
+    good.assert_code(0);
+    // The table is one more resource of a firewalled host.
+    assert_eq!(good.host("a")["resources"], good.host("b")["resources"].as_u64().unwrap() + 1, "{}", good.stdout);
+    // The rendered table goes to `nft -c`: an nft that refuses every rule fails the host.
+    let stub = ws.path("stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(
+        stub.join("nft"),
+        "#!/bin/sh\ncase $(cat) in *dport*) echo 'Error: refused by the stub' >&2; exit 1 ;; esac\n",
+    )
+    .unwrap();
+    sh(&format!("chmod 0755 {}/nft", stub.display()));
+    let path = format!("{}:{}", stub.display(), std::env::var("PATH").unwrap());
+    let refused = check_with("\"198.19.0.1\"", &[("PATH", &path)]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    let all = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        all.contains("the firewall table of a does not pass `nft -c`") && all.contains("refused by the stub"),
+        "{all}"
+    );
+    let bad = check("\"bastion.example\"");
+    assert_ne!(bad.code, 0, "{}", bad.stdout);
+    let all = format!("{}{}", bad.stdout, bad.stderr);
+    assert!(
+        all.contains("the firewall of a: rule `ssh` (port 22): `bastion.example` is not an IP address or CIDR"),
+        "{all}"
+    );
 }
