@@ -59,7 +59,9 @@ pub async fn apply(
     let budget = table.confirm_timeout.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1));
     let fresh = tokio::time::timeout(budget, pool.dial_fresh(host)).await;
     if let Ok(Ok(fresh)) = fresh {
-        let confirmed = run(&Arc::new(fresh), spec(), &body("confirm", &token, table)).await;
+        let fresh = Arc::new(fresh);
+        let confirmed = run(&fresh, spec(), &body("confirm", &token, table)).await;
+        fresh.disconnect().await;
         match confirmed.as_deref() {
             Ok("fw-confirmed") => return Ok(()),
             Ok("fw-late") => {}

@@ -40,9 +40,9 @@ pub struct Table {
     pub confirm_timeout: Duration,
 }
 
-/// The probe's part (converge's one round trip): prints `W<TAB>HASH` with the hash the live
-/// table's comment carries, or `W<TAB>` when there is no such table (or no `nft`).
-pub const PROBE_SH: &str = "fw_t=$(nft list table inet microctl 2>/dev/null) || fw_t=\ncase $fw_t in *'comment \"microctl sha256:'*) fw_t=${fw_t#*'comment \"microctl sha256:'}; fw_t=${fw_t%%'\"'*} ;; *) fw_t= ;; esac\nprintf 'W\\t%s\\n' \"$fw_t\"\n";
+/// The probe's part (converge's one round trip): prints `FW<TAB>HASH` with the hash the live
+/// table's comment carries, or `FW<TAB>` when there is no such table (or no `nft`).
+pub const PROBE_SH: &str = "fw_t=$(nft list table inet microctl 2>/dev/null) || fw_t=\ncase $fw_t in *'comment \"microctl sha256:'*) fw_t=${fw_t#*'comment \"microctl sha256:'}; fw_t=${fw_t%%'\"'*} ;; *) fw_t= ;; esac\nprintf 'FW\\t%s\\n' \"$fw_t\"\n";
 
 /// Whether `host` has the firewall on (its `firewall` var; default off).
 pub fn enabled(host: &Host) -> Result<bool> {
@@ -298,6 +298,16 @@ mod tests {
         );
     }
 
+    /// The probe's firewall line has a tag of its own: a user's passwd line (`W`) is never
+    /// taken for it, nor it for one.
+    #[test]
+    fn the_firewall_line_and_the_users_lines_do_not_mix() {
+        let out = "W\troot:x:0:0:root:/root:/bin/sh\nFW\tabc\n";
+        let obs = crate::plan::probe::parse(out).unwrap();
+        assert_eq!(obs.firewall.as_deref(), Some("abc"));
+        assert_eq!(obs.users.accounts["root"].uid, 0);
+    }
+
     #[test]
     fn the_probe_reads_the_hash_back_from_a_listing() {
         let (text, sha) = render("h", &[rule(22, &[ANYONE], "ssh")]).unwrap();
@@ -309,10 +319,10 @@ mod tests {
             .env("T", &text)
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("W\t{sha}\n"));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("FW\t{sha}\n"));
         let none =
             std::process::Command::new("dash").arg("-c").arg(PROBE_SH.replace("nft ", "false ")).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&none.stdout), "W\t\n");
+        assert_eq!(String::from_utf8_lossy(&none.stdout), "FW\t\n");
         assert!(none.stderr.is_empty() && out.stderr.is_empty());
     }
 }

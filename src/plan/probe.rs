@@ -302,7 +302,7 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                 _ => return Err(bad(line)),
             },
             "F" if obs.facts_fingerprint.is_none() => obs.facts_fingerprint = Some(fields.to_string()),
-            "W" if obs.firewall.is_none() => obs.firewall = Some(fields.to_string()),
+            "FW" if obs.firewall.is_none() => obs.firewall = Some(fields.to_string()),
             "N" => {
                 if !fields.is_empty() && !obs.pending_handlers.iter().any(|h| h == fields) {
                     obs.pending_handlers.push(fields.to_string());
