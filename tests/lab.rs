@@ -2,7 +2,8 @@
 //! lab up -> converge -> the app's page through nginx and gunicorn on app -> Prometheus reports
 //! node_exporter on app and jenkins `up` -> a second converge changes nothing in one channel
 //! per host -> deploys v1, v2, an unhealthy one, a broken build, --list, --rollback, with the
-//! requests that failed while a deploy ran -> lab down leaves nothing behind.
+//! requests that failed while a deploy ran -> HTTPS from the lab's ACME CA (pebble on
+//! monitoring), a redeploy under HTTPS load -> lab down leaves nothing behind.
 //! Every step's duration is printed (`cargo test --test lab -- --nocapture`).
 
 use std::io::{Read, Write};
@@ -12,6 +13,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio_rustls::rustls;
 
 const BIN: &str = env!("CARGO_BIN_EXE_microctl");
 
@@ -86,6 +89,50 @@ fn page_version() -> String {
         .unwrap_or_default()
 }
 
+/// rustls on ring (as microctl's health check), trusting only `roots` (PEM).
+#[allow(deprecated)]
+fn tls_client(roots: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(roots.as_bytes()) {
+        store.add(cert.unwrap()).unwrap();
+    }
+    assert!(!store.is_empty(), "no certificate in {roots}");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// GET over HTTPS from a lab address, SNI and Host `name`, the certificate verified by
+/// `config`; (status, head, body).
+fn get_https(
+    addr: &str,
+    name: &str,
+    config: &Arc<rustls::ClientConfig>,
+    path: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let tcp = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), server).map_err(std::io::Error::other)?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {name}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    match s.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok((status, head.to_string(), body.to_string()))
+}
+
 /// Requests through nginx from several client threads at once, until stopped.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -96,15 +143,28 @@ struct Load {
 
 impl Load {
     fn start(clients: usize) -> Load {
+        Load::start_with(clients, Arc::new(|| matches!(get("198.18.0.11:80", "/"), Ok((200, _)))))
+    }
+
+    /// Over HTTPS to `name` on web, each request a new connection verified by `config`.
+    fn start_https(clients: usize, name: &'static str, config: Arc<rustls::ClientConfig>) -> Load {
+        Load::start_with(
+            clients,
+            Arc::new(move || matches!(get_https("198.18.0.11:443", name, &config, "/"), Ok((200, _, _)))),
+        )
+    }
+
+    /// Clients each repeating `request` (true: it succeeded).
+    fn start_with(clients: usize, request: Arc<dyn Fn() -> bool + Send + Sync>) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let threads = (0..clients)
             .map(|_| {
-                let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+                let (stop, sent, failed, request) = (stop.clone(), sent.clone(), failed.clone(), request.clone());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 1_000_000 {
                         sent.fetch_add(1, Ordering::Relaxed);
-                        if !matches!(get("198.18.0.11:80", "/"), Ok((200, _))) {
+                        if !request() {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -799,6 +859,9 @@ fn lab_converge_deploy_and_teardown() {
 
     timed("the app cannot start: maintenance page, then a deploy heals", || cannot_start_then_deploy(inv, vi));
 
+    timed("HTTPS from the lab's ACME CA", || https_from_the_lab_acme_ca(&lab, inv, tmp.path(), vi));
+
+    // Last before lab down: the firewalls stay on (nothing later needs another path).
     timed("the firewall from the topology", || firewall_from_the_topology(&lab, &secret));
 
     timed("lab down", || ok(&["lab", "down"]));
@@ -823,4 +886,145 @@ fn lab_converge_deploy_and_teardown() {
         !Path::new("/sys/fs/cgroup/unified/lab/web").exists() && !Path::new("/sys/fs/cgroup/systemd/lab/web").exists()
     );
     ok(&["lab", "down"]); // twice is fine
+}
+
+/// The site's name in the lab's HTTPS phase (in /etc/hosts on web and on monitoring).
+const SITE: &str = "blog.lab.test";
+
+/// HTTPS with a certificate from an ACME CA inside the lab: Debian's pebble on monitoring
+/// (its ACME listener's certificate from a "minica" root this test makes, trusted by web's
+/// system store, which certbot reads; the issuing root fetched from pebble's management
+/// endpoint, trusted by this test and by the deploy's `health_ca_file`). Real HTTP-01: pebble
+/// fetches the challenge from web's :80 by the name. web converges to `tls = "acme"`: the site
+/// answers over HTTPS with a certificate the lab CA issued for the name, HTTP answers 301 to
+/// HTTPS (the ACME path excepted), a redeploy under HTTPS load fails no request (its health
+/// check through nginx over HTTPS), and a second converge changes nothing (no certbot call).
+fn https_from_the_lab_acme_ca(lab: &Path, inv: &str, dir: &Path, vi: &str) {
+    // The minica root and pebble's listener certificate, for the name web uses: "pebble".
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "microctl lab minica root");
+    let minica = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["pebble".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let put = |host: &str, dest: &str, data: &str| {
+        let p = lab.join("hosts").join(host).join("root").join(dest.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    };
+    put("monitoring", "/etc/lab-pebble/cert.pem", &cert.pem());
+    put("monitoring", "/etc/lab-pebble/key.pem", &key.serialize_pem());
+    put(
+        "monitoring",
+        "/etc/lab-pebble/config.json",
+        r#"{"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+            "certificate": "/etc/lab-pebble/cert.pem", "privateKey": "/etc/lab-pebble/key.pem",
+            "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#,
+    );
+    put("web", "/usr/local/share/ca-certificates/microctl-lab-minica.crt", &minica);
+    // No random sleep before a validation, no nonce refused on purpose: real HTTP-01 still.
+    as_root(
+        inv,
+        "monitoring",
+        &format!(
+            "apt-get install -y -q pebble >/dev/null && chmod 600 /etc/lab-pebble/key.pem \
+             && {{ grep -q ' {SITE}$' /etc/hosts || echo '198.18.0.11 {SITE}' >> /etc/hosts; }} \
+             && {{ systemctl stop lab-pebble 2>/dev/null; systemctl reset-failed lab-pebble 2>/dev/null; true; }} \
+             && systemd-run --quiet --unit=lab-pebble -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
+             /usr/bin/pebble -config /etc/lab-pebble/config.json"
+        ),
+    );
+    // web as a host that never had a certificate (hosts keep their disks between lab runs,
+    // and pebble's roots are new each start).
+    as_root(
+        inv,
+        "web",
+        "{ grep -q ' pebble$' /etc/hosts || echo '198.18.0.12 pebble' >> /etc/hosts; } && update-ca-certificates >/dev/null \
+         && rm -rf /etc/letsencrypt /var/log/letsencrypt /etc/nginx/microctl-tls",
+    );
+    // The issuing root, from the management endpoint, over TLS verified with the minica root.
+    let minica_client = tls_client(&minica);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let root = loop {
+        match get_https("198.18.0.12:15000", "pebble", &minica_client, "/roots/0") {
+            Ok((200, _, body)) if body.contains("BEGIN CERTIFICATE") => break body,
+            other => assert!(Instant::now() < deadline, "pebble's management endpoint: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    std::fs::write(dir.join("lab-acme-root.pem"), &root).unwrap();
+    let lab_ca = tls_client(&root);
+
+    // web with tls = "acme" for the name, from pebble; the deploy trusts the lab CA's root.
+    let text = std::fs::read_to_string(vi).unwrap();
+    let web = "[groups.web]\nroles = [\"nginx\"]\n";
+    assert!(text.contains(web), "{text}");
+    let text = text.replace(
+        web,
+        &format!("{web}vars = {{ tls = \"acme\", server_name = \"{SITE}\", acme_directory = \"https://pebble:14000/dir\" }}\n"),
+    ) + "health_ca_file = \"lab-acme-root.pem\"\n";
+    let https_inv = dir.join("inventory-https.toml");
+    std::fs::write(&https_inv, text).unwrap();
+    let hi = https_inv.to_str().unwrap();
+
+    let first = ok(&["-i", hi, "converge", "web", "--json"]);
+    let web_line = json_lines(&first.stdout).into_iter().find(|h| h["type"] == "host").unwrap();
+    assert_ne!(web_line["changed"], 0, "{}", first.stdout);
+
+    // https:// through nginx, the certificate issued by the lab CA for the name (verified
+    // against the lab CA's root only), the app behind it.
+    let (status, head, body) = get_https("198.18.0.11:443", SITE, &lab_ca, "/").unwrap();
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(body.contains("<h1>microblog-lite</h1>"), "{body}");
+    assert!(head.contains("Strict-Transport-Security: max-age=63072000"), "{head}");
+    // Not the stand-in: certbot's lineage, issued by pebble, for the name.
+    let issued = as_root(
+        inv,
+        "web",
+        "readlink /etc/nginx/microctl-tls/fullchain.pem; openssl x509 -in /etc/nginx/microctl-tls/fullchain.pem -noout -issuer -ext subjectAltName; \
+         grep -x 'renew_hook = systemctl reload nginx' /etc/letsencrypt/renewal/microblog.conf; systemctl is-enabled certbot.timer",
+    )
+    .stdout;
+    for line in [
+        "| /etc/letsencrypt/live/microblog/fullchain.pem",
+        "| issuer=CN = Pebble Intermediate CA",
+        &format!("DNS:{SITE}"),
+        "| renew_hook = systemctl reload nginx",
+        "| enabled",
+    ] {
+        assert!(issued.contains(line), "{line}: {issued}");
+    }
+    // http:// answers 301 to https://, except the ACME challenges.
+    let plain = |path: &str| {
+        let mut s = TcpStream::connect_timeout(&"198.18.0.11:80".parse().unwrap(), Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {SITE}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let redirect = plain("/some/page?x=1");
+    assert!(redirect.starts_with("HTTP/1.1 301 "), "{redirect}");
+    assert!(redirect.contains(&format!("\r\nLocation: https://{SITE}/some/page?x=1\r\n")), "{redirect}");
+    let challenge = plain("/.well-known/acme-challenge/none");
+    assert!(challenge.starts_with("HTTP/1.1 404 "), "{challenge}");
+
+    // A redeploy under HTTPS load: its check through nginx goes over HTTPS, and no request fails.
+    let load = Load::start_https(4, SITE, lab_ca.clone());
+    let deployed = timed("deploy v1 under HTTPS load", || ok(&["-i", hi, "deploy", "app", "--ref", "v1"]));
+    let (sent, failed) = load.stop();
+    eprintln!("lab e2e: requests during the deploy over HTTPS: {sent} sent, {failed} failed (4 clients)");
+    assert!(deployed.stdout.contains("healthy: HTTP 200 through nginx on web"), "{}", deployed.stdout);
+    assert!(sent > 50, "the load did not run: {sent} requests");
+    assert_eq!(failed, 0, "HTTPS requests failed during a redeploy: {failed} of {sent}");
+
+    // A second converge: nothing to do (the certificate is valid for the name: no certbot).
+    let second = ok(&["-i", hi, "converge", "web", "--json"]);
+    let web_line = json_lines(&second.stdout).into_iter().find(|h| h["type"] == "host").unwrap();
+    assert_eq!(web_line["changed"], 0, "{}", second.stdout);
+    let log = as_root(inv, "web", "grep -c 'Requesting a certificate' /var/log/letsencrypt/letsencrypt.log* | awk -F: '{s+=$NF} END {print \"requests=\" s}'").stdout;
+    assert!(log.contains("| requests=1"), "certbot asked for one certificate: {log}");
+    as_root(inv, "monitoring", "systemctl stop lab-pebble");
 }

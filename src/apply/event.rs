@@ -77,8 +77,8 @@ pub fn step_is_slow(plan: &Plan, id: &str) -> bool {
     matches!(change.action, Action::Install(_) | Action::Service { .. } | Action::Run(_))
 }
 
-/// One event of a host's converge. In JSON: `change`, `handler` and `diff` objects (README
-/// "JSON Lines"); a phase is the printer's `phase` event.
+/// One event of a host's converge. In JSON: `change`, `handler` and `diff` objects
+/// (docs/output.md, "JSON Lines"); a phase is the printer's `phase` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {

@@ -75,8 +75,8 @@ pub struct HostRun {
     pub total: Duration,
 }
 
-/// A host run as the command's own fields of its JSON `host` object (README "JSON Lines",
-/// `converge`): counts, changes, handlers, diffs, timings.
+/// A host run as the command's own fields of its JSON `host` object (docs/output.md,
+/// "JSON Lines", `converge`): counts, changes, handlers, diffs, timings.
 #[derive(Debug, Serialize)]
 pub struct Outcome<'a> {
     check: bool,

@@ -38,6 +38,7 @@ pub struct Defaults {
     pub drain_reload: &'static str,
     /// 0: any 2xx.
     pub health_status: u16,
+    /// nginx's port for an HTTP site; an HTTPS one is checked on 443.
     pub health_via_port: u16,
     pub keep: usize,
     pub batch: usize,
@@ -110,6 +111,9 @@ struct RawDeploy {
     health_status: Option<u16>,
     health_via: Option<String>,
     health_via_port: Option<u16>,
+    health_via_https: Option<bool>,
+    health_via_name: Option<String>,
+    health_ca_file: Option<String>,
     keep: Option<usize>,
     batch: Option<usize>,
 }
@@ -181,7 +185,7 @@ fn bad_field(table: &toml::Table) -> Option<String> {
 }
 
 /// Every field of `[deploy.NAME]`.
-const FIELDS: [&str; 25] = [
+const FIELDS: [&str; 28] = [
     "hosts",
     "source",
     "ref",
@@ -205,6 +209,9 @@ const FIELDS: [&str; 25] = [
     "health_status",
     "health_via",
     "health_via_port",
+    "health_via_https",
+    "health_via_name",
+    "health_ca_file",
     "keep",
     "batch",
 ];
@@ -238,7 +245,16 @@ pub struct DeployConfig {
     /// Expected HTTP status; 0 means any 2xx.
     pub health_status: u16,
     pub health_via: Option<String>,
-    pub health_via_port: u16,
+    /// The port nginx answers on; none: 443 for an HTTPS site, else 80.
+    pub health_via_port: Option<u16>,
+    /// Whether the site is checked over HTTPS; none: when the via host's `tls` (the nginx
+    /// role's) is "acme" or "files".
+    pub health_via_https: Option<bool>,
+    /// The site's name (`Host:` and TLS server name), a template rendered for the via host;
+    /// none: the first of its `server_name`s, else its address.
+    pub health_via_name: Option<String>,
+    /// A PEM file of CAs HTTPS trusts instead of the system's roots (relative to the inventory).
+    pub health_ca_file: Option<PathBuf>,
     pub keep: usize,
     pub batch: usize,
 }
@@ -387,6 +403,17 @@ impl DeployConfig {
         if batch == 0 {
             return Err(at("batch", "`batch` must be at least 1 (hosts deployed at once)".into()));
         }
+        if let Some(f) = raw.health_ca_file.as_deref() {
+            match std::fs::metadata(base.join(f)) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Err(at("health_ca_file", format!("`health_ca_file` {f:?} is not a file"))),
+                Err(e) => {
+                    return Err(at("health_ca_file", format!("cannot read `health_ca_file` {f:?}: {e}")).hint(
+                        "a PEM file (relative to the inventory) holding the CA that issued the site's certificate",
+                    ));
+                }
+            }
+        }
         if raw.health_via_port == Some(0) {
             return Err(at("health_via_port", "`health_via_port` must be a port (1-65535), got 0".into()));
         }
@@ -426,7 +453,10 @@ impl DeployConfig {
             drain_reload: raw.drain_reload.unwrap_or_else(|| DEFAULTS.drain_reload.into()),
             health_status: raw.health_status.unwrap_or(DEFAULTS.health_status),
             health_via: raw.health_via,
-            health_via_port: raw.health_via_port.unwrap_or(DEFAULTS.health_via_port),
+            health_via_port: raw.health_via_port,
+            health_via_https: raw.health_via_https,
+            health_via_name: raw.health_via_name,
+            health_ca_file: raw.health_ca_file.map(|f| base.join(f)),
             keep,
             batch,
         })

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::report::HostEvent;
 
 /// One thing that happened in a host's deploy. In JSON: `"event": "<snake_case kind>"` plus the
-/// variant's fields (README "JSON Lines", `deploy`).
+/// variant's fields (docs/output.md, "JSON Lines", `deploy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum DeployEvent<'a> {

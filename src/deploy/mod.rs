@@ -48,13 +48,25 @@ pub struct HostPlan {
     pub drain: Option<String>,
 }
 
+/// The site as a `via` host's nginx serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViaSite {
+    pub https: bool,
+    pub port: u16,
+    /// `Host:` and TLS server name.
+    pub name: String,
+}
+
 /// What the whole deploy shares.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub health_path: String,
     pub health_status: u16,
     pub health_timeout: Duration,
-    pub via_port: u16,
+    /// How the site is checked through each `via` host (same order as [`HostPlan::via`]).
+    pub via_sites: Vec<ViaSite>,
+    /// What HTTPS checks trust (the system's roots, or `health_ca_file`).
+    pub tls: Option<health::Tls>,
     pub lock_timeout: Duration,
     /// `--timeout`: the bound of each session phase, for every host (else each host's own).
     pub timeout: Option<Duration>,
@@ -73,7 +85,7 @@ pub use event::DeployEvent as Event;
 pub type EventSink = Arc<dyn Fn(&str, Event<'_>) + Send + Sync>;
 
 /// The outcome of one host; serialized, it is the command's own fields of its JSON `host`
-/// object (README "JSON Lines", `deploy`).
+/// object (docs/output.md, "JSON Lines", `deploy`).
 #[derive(Debug, Default, serde::Serialize)]
 pub struct HostDeploy {
     #[serde(skip)]
@@ -277,6 +289,8 @@ async fn deploy_steps(
             path: &shared.health_path,
             expect: shared.health_status,
             timeout: shared.health_timeout.min(confirm),
+            https: false,
+            tls: None,
         };
         let event = match check.wait(&conn).await {
             Ok(r) => Event::AfterRollback { healthy: true, detail: format!("HTTP {}", r.status).into() },
@@ -320,6 +334,8 @@ async fn check(
         path: &shared.health_path,
         expect: shared.health_status,
         timeout: shared.health_timeout,
+        https: false,
+        tls: None,
     };
     let r = app.wait(&conn).await?;
     let address = format!("{addr}:{port}");
@@ -333,10 +349,16 @@ async fn check(
     on_event(&plan.host.name, event);
     // Healthy: back in nginx's rotation, then the site through nginx.
     set_drain(pool, plan, shared, false, on_event).await?;
-    for via in &plan.via {
+    for (via, how) in plan.via.iter().zip(&shared.via_sites) {
         let via_conn = pool.connect(via).await?;
-        let site =
-            HealthCheck { address: "127.0.0.1", port: shared.via_port, host_header: &via.address, ..app.clone() };
+        let site = HealthCheck {
+            address: "127.0.0.1",
+            port: how.port,
+            host_header: &how.name,
+            https: how.https,
+            tls: shared.tls.as_ref(),
+            ..app.clone()
+        };
         let r = site
             .wait(&via_conn)
             .await

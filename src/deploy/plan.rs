@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::config::{Cache, DeployConfig, Source, check_root};
 use super::deploy_script::{HostSettings, Target};
-use super::{HostPlan, Shared};
+use super::{HostPlan, Shared, ViaSite};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{self, Host, Inventory};
 
@@ -182,11 +182,18 @@ pub fn plan(input: Input) -> Result<Plan> {
             via: via.clone(),
         });
     }
+    let via_sites = via.iter().map(|v| via_site(cfg, inv, v, render)).collect::<Result<Vec<_>>>()?;
+    let tls = match &cfg.health_ca_file {
+        _ if !via_sites.iter().any(|s| s.https) => None,
+        Some(file) => Some(super::health::Tls::ca_file(file)?),
+        None => Some(super::health::Tls::system()),
+    };
     let shared = Shared {
         health_path: cfg.health_path.clone(),
         health_status: cfg.health_status,
         health_timeout: cfg.health_timeout,
-        via_port: cfg.health_via_port,
+        via_sites,
+        tls,
         lock_timeout: request.lock_timeout,
         timeout: request.timeout,
         batch: cfg.batch,
@@ -195,6 +202,34 @@ pub fn plan(input: Input) -> Result<Plan> {
         drain_reload: cfg.drain_reload.clone(),
     };
     Ok(Plan { hosts: plans, shared })
+}
+
+/// How the site is checked through nginx on `via`: over HTTPS when `health_via_https` says so,
+/// else when its `tls` (the nginx role's var) is "acme" or "files"; on `health_via_port`, else
+/// 443 or 80; named `health_via_name`, else its first `server_name` that is not `_`, else its
+/// address.
+fn via_site(cfg: &DeployConfig, inv: &Inventory, via: &Host, render: &Render<'_>) -> Result<ViaSite> {
+    let field = |name: &str, text: &str| {
+        render(via, text).map_err(|why| {
+            Error::new(ErrorKind::Template, format!("cannot render deploy.{}.{name} for {}: {why}", cfg.name, via.name))
+                .at_file(&inv.path)
+                .host(&via.name)
+        })
+    };
+    let https = match cfg.health_via_https {
+        Some(h) => h,
+        None => matches!(field("health_via_https", "{{ tls | default('off') }}")?.trim(), "acme" | "files"),
+    };
+    let port = cfg.health_via_port.unwrap_or(if https { 443 } else { super::config::DEFAULTS.health_via_port });
+    let name = match &cfg.health_via_name {
+        Some(t) => field("health_via_name", t)?.trim().to_string(),
+        None => field("health_via_name", "{{ server_name | default('_') }}")?
+            .split_whitespace()
+            .find(|n| *n != "_")
+            .unwrap_or(&via.address)
+            .to_string(),
+    };
+    Ok(ViaSite { https, port, name })
 }
 
 /// The deploy's fields as one host sees them.

@@ -2,7 +2,7 @@
 //! printed in (`--json`): each line is one object with a `type` field. A domain's own events
 //! (converge's changes, deploy's steps) and a host's own result fields are the domain's
 //! types, reaching the printer through `HostEvent` and `Serialize`. The schema is
-//! documented in README ("JSON Lines"); an integration test checks every line against it.
+//! documented in docs/output.md ("JSON Lines"); an integration test checks every line against it.
 //!
 //! Progress events (`host_start`, `phase`) are left out with `-q`; `host` (one per host, when
 //! it is done) and `summary` (last) are always printed.

@@ -1,5 +1,5 @@
 //! The printer's JSON Lines mode (`--json`): one object per line on stdout, in the schema of
-//! `event` (README "JSON Lines"). Progress events (`host_start`, `phase`, domain events,
+//! `event` (docs/output.md, "JSON Lines"). Progress events (`host_start`, `phase`, domain events,
 //! output, heartbeats) are left out with `-q`, `command` and `script` need `-vv`; warnings,
 //! `host` and the `summary` are always printed. No text, no color, ever.
 

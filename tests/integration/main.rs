@@ -20,6 +20,7 @@ mod host_keys;
 mod inventory_cli;
 mod jump;
 mod output;
+mod readme;
 mod remote_session;
 mod role_errors;
 mod roles_check;

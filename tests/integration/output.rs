@@ -1,5 +1,5 @@
 //! The one printer, seen from outside: converge, exec, deploy and check under a terminal (`script`)
-//! and without, JSON Lines checked against the schema README documents, `-q`, `-v`, `-vv`,
+//! and without, JSON Lines checked against the schema docs/output.md documents, `-q`, `-v`, `-vv`,
 //! `--color` with NO_COLOR and CLICOLOR_FORCE, `--diff | cat` on a terminal keeping the diffs,
 //! unterminated remote output not gluing onto the recap, and the heartbeat without a terminal.
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::converge::Fleet;
 use crate::support::*;
 
-/// README's JSON Lines schema: per event `type`, every field and its type. `s` string, `u`
+/// docs/output.md's JSON Lines schema: per event `type`, every field and its type. `s` string, `u`
 /// unsigned integer, `b` bool, `a` array, `o` object; `?` also null. No other field may appear.
 fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'static str)> {
     match kind {
@@ -69,7 +69,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
     }
 }
 
-/// README's `deploy` events: the fields of each `event` kind.
+/// docs/output.md's `deploy` events: the fields of each `event` kind.
 fn deploy_fields(event: &str) -> Vec<(&'static str, &'static str)> {
     match event {
         "lock_wait" => vec![("holder", "s")],
@@ -87,6 +87,49 @@ fn deploy_fields(event: &str) -> Vec<(&'static str, &'static str)> {
         "after_rollback" => vec![("healthy", "b"), ("detail", "s")],
         other => panic!("undocumented deploy event {other:?}"),
     }
+}
+
+/// docs/output.md documents the schema checked here: every `type` of its table and every
+/// deploy `event` is one that `fields_of` and `deploy_fields` know, and its row names each of
+/// their fields (the `host` row names the common ones; the commands' own follow the table).
+#[test]
+fn the_schema_checked_here_is_the_one_docs_output_md_documents() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output.md");
+    let doc = std::fs::read_to_string(path).expect("docs/output.md");
+    let ticked = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>();
+    let (mut table, mut types, mut events) = ("", 0, 0);
+    for line in doc.lines() {
+        match line {
+            l if l.starts_with("| `type` |") => table = "type",
+            l if l.starts_with("| `event` |") => table = "event",
+            l if !l.starts_with('|') => table = "",
+            l if l.starts_with("| `") => {
+                let (first, rest) = l[1..].split_once(" | ").expect("a table row");
+                for name in ticked(first) {
+                    let fields = match table {
+                        "type" => {
+                            types += 1;
+                            let common = fields_of(&name, "exec", &serde_json::json!({"event": "kept"}));
+                            if name == "host" { common[..4].to_vec() } else { common }
+                        }
+                        "event" => {
+                            events += 1;
+                            deploy_fields(&name)
+                        }
+                        _ => continue,
+                    };
+                    for (field, _) in fields {
+                        assert!(
+                            ticked(rest).iter().any(|f| f == field),
+                            "{path}: the row of `{name}` lacks `{field}`: {l}"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(types >= 13 && events >= 18, "{path}: only {types} types and {events} deploy events found");
 }
 
 fn has_type(v: &Value, t: &str) -> bool {

@@ -1,8 +1,10 @@
 //! The repo's own roles, rendered for the repo's own inventory, checked by the real tools:
 //! `nginx -t`, `systemd-analyze verify`, `promtool check config`, `bash -n`, `shellcheck`,
 //! JSON and YAML parsers. Also: adding a host to group `app` reaches nginx and Prometheus
-//! with no other edit. Needs the Debian packages nginx, prometheus, shellcheck, systemd and
-//! python3-yaml (scripts/test.sh installs them); a missing tool fails the test.
+//! with no other edit; nginx's HTTPS modes (`tls`) pass `nginx -t` with modern TLS only.
+//! Needs the Debian packages nginx, openssl (a stand-in certificate for `nginx -t`),
+//! prometheus, shellcheck, systemd and python3-yaml (scripts/test.sh installs them); a missing
+//! tool fails the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,7 +82,7 @@ fn tool(cmd: &mut Command, quiet: bool) {
         "promtool" => "prometheus",
         "systemd-analyze" => "systemd",
         "python3" => "python3-yaml",
-        "sh" | "chmod" => "coreutils (and nginx, for nginx-check-site)",
+        "sh" | "chmod" => "coreutils (and nginx and openssl, for nginx-check-site)",
         other => other,
     };
     let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e}: install the Debian package {package}"));
@@ -193,6 +195,15 @@ fn validate_all(rendered: &BTreeMap<String, Desired>) {
                 "html"
             } else if f.dest.starts_with("/etc/apt/") {
                 "apt source"
+            } else if f.dest.ends_with(".pem") {
+                // The site's certificate and key (tls = "files"; empty otherwise): nginx -t above
+                // reads it (https_sites_pass_nginx_t_with_modern_tls checks the pair itself).
+                assert!(
+                    text.is_empty() || (text.contains("BEGIN CERTIFICATE") && text.contains("PRIVATE KEY")),
+                    "{}: {text}",
+                    f.dest
+                );
+                "pem"
             } else {
                 panic!("no validator for {} on {host}", f.dest);
             };
@@ -325,5 +336,142 @@ fn inventory_ports_gives_each_host_its_security_group() {
         rules("app"),
         vec![(22, vec!["10.0.1.10".to_string()]), (5000, vec!["10.0.1.10".into()]), (9100, vec!["10.0.1.30".into()])]
     );
-    assert_eq!(rules("web"), vec![(22, vec!["203.0.113.10".to_string()]), (80, vec!["0.0.0.0/0".into()])]);
+    assert_eq!(
+        rules("web"),
+        vec![(22, vec!["203.0.113.10".to_string()]), (80, vec!["0.0.0.0/0".into()]), (443, vec!["0.0.0.0/0".into()])]
+    );
+}
+
+/// `-e` vars for nginx with `tls` = `mode` for the names blog.example.com and
+/// www.blog.example.com (with "files": a certificate and key made for them, or `key` instead).
+fn tls_vars(mode: &str, key: Option<&str>) -> Vars {
+    let mut vars = Vars::new();
+    let mut set = |k: &str, v: &str| vars.insert(k.into(), toml::Value::String(v.into()));
+    set("tls", mode);
+    set("server_name", "blog.example.com www.blog.example.com");
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["blog.example.com".into(), "www.blog.example.com".into()]).unwrap();
+    set("tls_certificate", &pair.cert.pem());
+    set("tls_key", key.unwrap_or(&pair.signing_key.serialize_pem()));
+    vars
+}
+
+/// tls = "acme" and "files" on Debian 12 and the Ubuntu LTS releases: every file passes its
+/// validator (the site `nginx -t`, certbot's wrapper bash -n and shellcheck); HTTP redirects
+/// to HTTPS except ACME challenges, HTTPS speaks TLS 1.2 and 1.3 with Mozilla's
+/// "intermediate" ciphers only; "files" writes the pair 0600 and sensitive, and `nginx -t`
+/// accepts it as it is (and refuses a key that is not the certificate's); certbot only with
+/// "acme"; "off" (the repo's inventory) has no HTTPS at all.
+#[test]
+fn https_sites_pass_nginx_t_with_modern_tls() {
+    let inv = repo_inventory();
+    for mode in ["acme", "files"] {
+        for facts in releases() {
+            eprintln!("tls = {mode}, {}", facts.summary());
+            let rendered = render_with(&inv, &facts, &tls_vars(mode, None));
+            validate_all(&rendered);
+            let web = &rendered["web"];
+            let site = file(web, "/etc/nginx/sites-available/microblog");
+            for line in [
+                "listen 443 ssl default_server;",
+                "server_name blog.example.com www.blog.example.com;",
+                "ssl_protocols TLSv1.2 TLSv1.3;",
+                "ssl_prefer_server_ciphers off;",
+                "ssl_session_tickets off;",
+                "location ^~ /.well-known/acme-challenge/ {",
+                "root /var/www/microctl-acme;",
+                "return 301 https://$host$request_uri;",
+                "add_header Strict-Transport-Security \"max-age=63072000\" always;",
+                "proxy_pass http://microblog;",
+                "server 10.0.2.20:5000 max_fails=1 fail_timeout=5s;",
+            ] {
+                assert!(site.contains(line), "tls = {mode}: no `{line}` in:\n{site}");
+            }
+            let ciphers = site.lines().find_map(|l| l.trim().strip_prefix("ssl_ciphers ")).unwrap();
+            for c in ciphers.trim_end_matches(';').split(':') {
+                assert!(
+                    c.starts_with("ECDHE-")
+                        && (c.ends_with("GCM-SHA256") || c.ends_with("GCM-SHA384") || c.ends_with("CHACHA20-POLY1305")),
+                    "{c}"
+                );
+            }
+            // The app is served over HTTPS only: one proxy_pass, in the :443 server.
+            let https = site.split("listen 443 ssl").nth(1).unwrap();
+            assert_eq!(site.matches("proxy_pass").count(), 1);
+            assert!(https.contains("proxy_pass http://microblog;"), "{site}");
+            let pem = web.files.iter().find(|f| f.dest == "/etc/nginx/microctl-tls/site.pem").unwrap();
+            assert!(pem.sensitive && pem.meta.mode == Some(0o600), "{:?}", pem.meta);
+            let certbot = web.packages.iter().any(|p| p.name == "certbot");
+            let obtain = web.commands.iter().find(|c| c.name == "ACME certificate").unwrap();
+            if mode == "acme" {
+                assert!(certbot && pem.content.is_empty());
+                assert_eq!(obtain.run, "/usr/local/lib/microctl/acme-certificate obtain");
+                assert_eq!(obtain.unless.as_deref(), Some("/usr/local/lib/microctl/acme-certificate check"));
+                assert!(site.contains("ssl_certificate /etc/nginx/microctl-tls/fullchain.pem;"), "{site}");
+                let script = file(web, "/usr/local/lib/microctl/acme-certificate");
+                for line in [
+                    "names=\"blog.example.com www.blog.example.com\"",
+                    "directory=\"https://acme-v02.api.letsencrypt.org/directory\"",
+                    "--deploy-hook \"systemctl reload nginx\"",
+                ] {
+                    assert!(script.contains(line), "{line}: {script}");
+                }
+            } else {
+                assert!(!certbot && obtain.run == "true");
+                assert!(site.contains("ssl_certificate_key /etc/nginx/microctl-tls/site.pem;"), "{site}");
+            }
+        }
+    }
+
+    // "files": nginx -t with the rendered pair where the site expects it, and with a key that
+    // is not the certificate's (nginx refuses: the pair itself is checked, not a stand-in).
+    let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    for (key, ok) in [(None, true), (Some(other_key.as_str()), false)] {
+        let rendered = render_with(&inv, &Facts::default(), &tls_vars("files", key));
+        let tmp = tempfile::tempdir().unwrap();
+        write_tree(tmp.path(), &rendered);
+        let root = tmp.path().join("web");
+        let pem = root.join("etc/nginx/microctl-tls/site.pem");
+        let site = file(&rendered["web"], "/etc/nginx/sites-available/microblog")
+            .replace("/etc/nginx/microctl-tls/site.pem", pem.to_str().unwrap());
+        let site_path = tmp.path().join("site");
+        std::fs::write(&site_path, site).unwrap();
+        let out = Command::new("sh")
+            .arg(root.join("usr/local/lib/microctl/nginx-check-site"))
+            .arg(&site_path)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "{said}");
+        assert!(ok || said.contains("key values mismatch"), "{said}");
+    }
+
+    // "off", the default: no HTTPS, no certbot, an empty certificate file.
+    let rendered = render_all(&inv);
+    let web = &rendered["web"];
+    let site = file(web, "/etc/nginx/sites-available/microblog");
+    assert!(!site.contains("443") && !site.contains("ssl_") && !site.contains("return 301"), "{site}");
+    assert!(!web.packages.iter().any(|p| p.name == "certbot"));
+    assert!(file(web, "/etc/nginx/microctl-tls/site.pem").is_empty());
+}
+
+/// A `tls` that is not a mode, or HTTPS without the site's names, fails web's render with
+/// a variable named after what to set.
+#[test]
+fn a_wrong_tls_setting_names_what_to_set() {
+    let inv = repo_inventory();
+    let roles = load_roles(&inv);
+    let web = inv.host("web").unwrap();
+    for (tls, names, says) in [
+        ("https", "blog.example.com", "set_tls_to_off_acme_or_files"),
+        ("acme", "_", "set_server_name_to_the_sites_dns_names_for_tls"),
+        ("files", "_", "set_server_name_to_the_sites_dns_names_for_tls"),
+    ] {
+        let mut extra = tls_vars(tls, None);
+        extra.insert("server_name".into(), toml::Value::String(names.into()));
+        let renderer = Renderer::new(&inv, &roles, &extra);
+        renderer.set_facts(web, &Facts::default(), "");
+        let e = renderer.render(web, None).unwrap_err();
+        assert!(e.to_string().contains(says), "{tls} {names}: {e}");
+    }
 }
