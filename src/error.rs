@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Io,
     /// The local lab failed.
     Lab,
+    /// The run was interrupted (Ctrl-C, SIGTERM) while this host's work ran or waited.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -65,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Io => "io",
             ErrorKind::Lab => "lab",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 
@@ -99,6 +102,8 @@ pub struct ErrorData {
     pub hint: Option<String>,
     /// Extra output to show under the message (e.g. a validator's stderr).
     pub detail: Option<String>,
+    /// Set when no session could be had on the host, saying why (`transport::Unreached`).
+    pub unreached: Option<crate::transport::Unreached>,
     pub cause: Option<Cause>,
 }
 
@@ -118,6 +123,7 @@ impl Error {
             task: None,
             hint: None,
             detail: None,
+            unreached: None,
             cause: None,
         }))
     }
@@ -177,6 +183,12 @@ impl Error {
         self
     }
 
+    /// Marks a failure to get a session on the host, saying why.
+    pub fn unreached(mut self, why: crate::transport::Unreached) -> Self {
+        self.unreached = Some(why);
+        self
+    }
+
     pub fn caused_by(mut self, cause: impl Into<Cause>) -> Self {
         self.cause = Some(cause.into());
         self
@@ -186,14 +198,19 @@ impl Error {
         self.kind.exit_code()
     }
 
-    /// A copy for a second reporter (e.g. every host behind a failed jump host); the cause
-    /// chain is kept as text, link by link.
+    /// A copy for a second reporter (e.g. every host behind a failed jump host); a cause that
+    /// is an [`Error`] is copied as one (so a jump host's own error stays reachable), any other
+    /// cause chain is kept as text, link by link.
     pub fn duplicate(&self) -> Error {
-        let cause = self
-            .causes()
-            .into_iter()
-            .rev()
-            .fold(None, |inner: Option<Box<CauseText>>, text| Some(Box::new(CauseText { text, inner })));
+        let cause: Option<Cause> = match self.cause.as_deref().and_then(|c| c.downcast_ref::<Error>()) {
+            Some(inner) => Some(Box::new(inner.duplicate())),
+            None => self
+                .causes()
+                .into_iter()
+                .rev()
+                .fold(None, |inner: Option<Box<CauseText>>, text| Some(Box::new(CauseText { text, inner })))
+                .map(|c| c as Cause),
+        };
         Error(Box::new(ErrorData {
             kind: self.kind,
             message: self.message.clone(),
@@ -206,7 +223,8 @@ impl Error {
             task: self.task.clone(),
             hint: self.hint.clone(),
             detail: self.detail.clone(),
-            cause: cause.map(|c| c as Cause),
+            unreached: self.unreached,
+            cause,
         }))
     }
 

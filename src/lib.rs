@@ -61,7 +61,7 @@ where
     cli.global.output = report::Settings::new(cli.global.quiet, cli.global.verbose, cli.global.color);
     let output = cli.global.output;
     let json = cli.command.json_name();
-    match command::dispatch(cli) {
+    let code = match command::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             report::print_error(&output, &err);
@@ -70,5 +70,7 @@ where
             }
             err.exit_code()
         }
-    }
+    };
+    // An interrupted run says so in its exit status, whatever its hosts' results.
+    fanout::interrupted_exit().unwrap_or(code)
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{extra_vars, load_roles_if_any};
+use super::{extra_vars, load_roles_if_any, unread_extra_deploy_warnings};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::deploy::config::DeployConfig;
 use crate::deploy::ledger::Listing;
@@ -49,8 +49,14 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let roles = load_roles_if_any(global, &inv)?;
     let extra = extra_vars(&args.extra_vars)?;
     let renderer = Renderer::new(&inv, &roles, &extra);
-    let render =
-        |host: &Host, text: &str| roles.templates.render_str(text, &renderer.context(host)).map_err(|e| e.message);
+    // The templates rendered (for `-e` names nothing reads).
+    let templates = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let render = |host: &Host, text: &str| {
+        if text.contains("{{") || text.contains("{%") {
+            templates.lock().expect("templates lock").insert(text.to_string());
+        }
+        roles.templates.render_str(text, &renderer.context(host)).map_err(|e| e.message)
+    };
     let chosen = plan::choose(&cfg, &request)?;
     let warning = chosen.warning.clone();
     let planned = plan::plan(plan::Input {
@@ -67,6 +73,10 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<i32> {
     let pool = Pool::new(inv.clone(), super::connect_options(global, &args.wait, &printer));
     if let Some(w) = &warning {
         printer.warning_line(w);
+    }
+    let templates = templates.into_inner().expect("templates lock");
+    for unread in unread_extra_deploy_warnings(&extra, &cfg.name, &templates) {
+        printer.warning(&unread);
     }
     let fan = Fanout::new(pool, printer.clone(), planned.hosts.len());
     if args.list {

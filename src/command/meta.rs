@@ -42,6 +42,10 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("1", "A host failed or was unreachable (the others still ran)."),
     ("2", "Usage, inventory, role or template error: nothing was attempted."),
     ("3", "converge --check found changes pending (and nothing failed)."),
+    (
+        "130, 143",
+        "Interrupted by SIGINT (Ctrl-C) or SIGTERM: no further host started, the remote steps under way were stopped.",
+    ),
 ];
 
 const FILES: &[(&str, &str)] = &[

@@ -145,17 +145,37 @@ fn extra_vars(pairs: &[String]) -> Result<Vars> {
 /// likely a typo (with the nearest name read, when one is near).
 fn unread_extra_warnings(extra: &Vars, roles: &RoleSet) -> Vec<Error> {
     let read = roles.templates.names_read();
+    let unread = |name: &str| !roles.templates.var_may_be_read(name);
+    unread_extra(extra, unread, &read, "template or role field", "the roles' templates")
+}
+
+/// One warning per `-e NAME` for which `unread(NAME)`: nothing that `what` names reads it (with
+/// the nearest of `read`, when one is near).
+fn unread_extra(
+    extra: &Vars,
+    unread: impl Fn(&str) -> bool,
+    read: &std::collections::BTreeSet<String>,
+    what: &str,
+    whose: &str,
+) -> Vec<Error> {
     extra
         .keys()
-        .filter(|name| !roles.templates.var_may_be_read(name))
+        .filter(|name| unread(name))
         .map(|name| {
             let near = crate::inventory::near::closest(name, read.iter().map(String::as_str));
-            Error::usage(format!("-e {name}: no template or role field reads `{name}`, so it changes nothing")).hint(
-                match near {
-                    Some(n) => format!("did you mean `-e {n}=...`?"),
-                    None => "check the name against the variables the roles' templates use".into(),
-                },
-            )
+            Error::usage(format!("-e {name}: no {what} reads `{name}`, so it changes nothing")).hint(match near {
+                Some(n) => format!("did you mean `-e {n}=...`?"),
+                None => format!("check the name against the variables {whose} use"),
+            })
         })
         .collect()
+}
+
+/// `deploy`'s warnings for `-e NAME` that no field of `[deploy.APP]` reads: `texts` are the
+/// fields' templates as rendered (the deploy renders no role).
+fn unread_extra_deploy_warnings(extra: &Vars, app: &str, texts: &std::collections::BTreeSet<String>) -> Vec<Error> {
+    use crate::role::template::{names_read_by_text, text_may_read_var};
+    let read = texts.iter().flat_map(|t| names_read_by_text(t)).collect();
+    let unread = |name: &str| !texts.iter().any(|t| text_may_read_var(t, name));
+    unread_extra(extra, unread, &read, &format!("field of [deploy.{app}]"), &format!("[deploy.{app}]'s fields"))
 }

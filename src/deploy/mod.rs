@@ -230,6 +230,9 @@ async fn deploy_steps(
                 }
                 if matches!(m, Marker::Armed(_)) {
                     armed = Instant::now();
+                    // From here on the host decides alone if we are interrupted (as when the
+                    // controller is killed): its session must not be stopped.
+                    conn.keep_on_interrupt();
                 }
                 if let Some(event) = log.take(m, out) {
                     on_event(&plan.host.name, event);

@@ -221,7 +221,7 @@ impl Session {
             match s.next().await? {
                 Some(Line::Marker(Marker::Ready)) => return Ok(s),
                 Some(Line::Marker(Marker::Waiting(h))) => {
-                    on_wait(&h);
+                    on_wait(holder_note(&h).0);
                     s.phase = "lock wait".into();
                     s.deadline = Instant::now() + s.spec.lock_wait + s.spec.timeout;
                 }
@@ -456,14 +456,38 @@ impl Ending<'_> {
     }
 }
 
-/// The one message for a locked host, converge and deploy alike.
+/// The one message for a locked host, converge and deploy alike: the holder's note, and what
+/// the host knows of the session it names (`session.sh`'s `holder_state`): gone, or running
+/// with its client's connection gone.
 pub fn locked(host: &str, holder: Option<&str>) -> Error {
-    Error::new(
-        ErrorKind::Locked,
-        format!("host {host} is locked by {}", holder.unwrap_or("a run that has not named itself yet")),
-    )
-    .host(host)
-    .hint("another converge or deploy is running on this host; wait for it, or raise --lock-timeout")
+    let (note, state) = holder.map_or(("a run that has not named itself yet", None), holder_note);
+    let pid = note.rsplit_once(", host pid ").map_or("?", |(_, pid)| pid);
+    let (said, hint) = match state {
+        Some("orphan") => (
+            ": the client that took it is gone (interrupted?)".to_string(),
+            format!(
+                "its session on the host (pid {pid}) runs on without it until its current step ends or its timeout stops it, and frees the lock then; wait for it, or raise --lock-timeout"
+            ),
+        ),
+        Some("gone") => (
+            ": the session that took it has ended, but a process it started still holds the lock".to_string(),
+            "that process ends at the latest when its step's timeout stops it; `fuser -v` on the host's state folder names it".to_string(),
+        ),
+        _ => (
+            String::new(),
+            "another converge or deploy is running on this host; wait for it, or raise --lock-timeout".to_string(),
+        ),
+    };
+    Error::new(ErrorKind::Locked, format!("host {host} is locked by {note}{said}")).host(host).hint(hint)
+}
+
+/// A `waiting`/`locked` marker's fields: the holder's note, and what the host knows of its
+/// session (`orphan`, `gone`) when it said.
+fn holder_note(fields: &str) -> (&str, Option<&str>) {
+    match fields.split_once('\t') {
+        Some((note, state)) => (note, Some(state)),
+        None => (fields, None),
+    }
 }
 
 /// The one message for a state folder that is not the session user's with mode 0700 (the
@@ -986,5 +1010,73 @@ mod tests {
             locked("web1", Some("ann@ops (microctl deploy)")).message,
             "host web1 is locked by ann@ops (microctl deploy)"
         );
+        let note = "ann@ops (microctl deploy, client pid 9, started 2026-12-07T22:00:00Z), host pid 42";
+        let e = locked("web1", Some(&format!("{note}\torphan")));
+        assert_eq!(e.message, format!("host web1 is locked by {note}: the client that took it is gone (interrupted?)"));
+        assert!(e.hint.as_deref().unwrap().starts_with("its session on the host (pid 42) runs on without it"));
+        let e = locked("web1", Some(&format!("{note}\tgone")));
+        assert_eq!(
+            e.message,
+            format!(
+                "host web1 is locked by {note}: the session that took it has ended, but a process it started still holds the lock"
+            )
+        );
+    }
+
+    /// `holder_state` in `session.sh` under sh and dash: the lock note's `host pid` is a shell
+    /// with no sshd above it (`orphan`), a process that is not a shell or no process (`gone`),
+    /// or not named (nothing said).
+    #[test]
+    fn a_waiting_session_says_what_the_host_knows_of_the_holder_under_sh_and_dash() {
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("st");
+            let body = script(&test_spec(state.to_str().unwrap(), "abcd", 0), "mark passed x\n");
+            assert_eq!(run_bootstrap(shell, "", body.as_bytes()).0, Some(0), "{shell}");
+            // A shell holding the lock, detached (its parent gone: no sshd above it).
+            let launch = format!("flock {} sh -c 'echo held; sleep 60; :' & echo $!", quote(state.to_str().unwrap()));
+            let mut launcher = Command::new("sh").arg("-c").arg(launch).stdout(Stdio::piped()).spawn().unwrap();
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(launcher.stdout.take().unwrap()));
+            let mut got: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
+            got.sort();
+            assert_eq!(got[1], "held", "{shell}: {got:?}");
+            launcher.wait().unwrap();
+            let flock_pid: u32 = got[0].parse().unwrap();
+            let shell_pid = descendant_shell(flock_pid);
+            for (pid, said) in
+                [(shell_pid.as_str(), "\torphan"), ("999999999", "\tgone"), (&flock_pid.to_string(), "\tgone")]
+            {
+                std::fs::write(state.join("lock.owner"), format!("me@x (microctl converge), host pid {pid}\n"))
+                    .unwrap();
+                let (code, out) = run_bootstrap(shell, "", body.as_bytes());
+                assert_eq!(code, Some(LOCKED_EXIT as i32), "{shell}: {out}");
+                let want = format!("abcd locked\tme@x (microctl converge), host pid {pid}{said}\n");
+                assert!(out.contains(&want), "{shell} {pid}: {out}");
+            }
+            let watchdog = "microctl confirm watchdog (of x; host pid 1, rolls back)";
+            std::fs::write(state.join("lock.owner"), format!("{watchdog}\n")).unwrap();
+            let (_, out) = run_bootstrap(shell, "", body.as_bytes());
+            assert!(out.contains(&format!("abcd locked\t{watchdog}\n")), "{shell}: {out}");
+            let _ = Command::new("kill").args([&shell_pid, &flock_pid.to_string()]).status();
+            assert!(gone_within(&shell_pid, 5), "{shell}");
+        }
+    }
+
+    /// The pid of the `sh` that process `pid` (flock) runs as its child.
+    fn descendant_shell(pid: u32) -> String {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat"))
+                    && stat.contains(" (sh) ")
+                    && stat.rsplit_once(") ").is_some_and(|(_, r)| r.split(' ').nth(1) == Some(&pid.to_string()))
+                {
+                    return name;
+                }
+            }
+            assert!(std::time::Instant::now() < end, "the holder's shell did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

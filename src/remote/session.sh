@@ -81,6 +81,33 @@ hold() {
   printf '%s, host pid %s\n' "$LOCK_OWNER" "$$" > "$STATE/lock.owner"
   trap ': > "$STATE/lock.owner"' EXIT
 }
+# holder_state: what this host knows of the session named by the lock note ($note, which
+# `hold` ends with `host pid N`), in $hs: `gone` when that process no longer runs as a shell
+# (what it started holds the lock), `orphan` when it runs with no sshd above it (the
+# connection of the client that took the lock is gone), else empty (it runs under sshd, or
+# the note names no pid: another run's own words, as the confirm watchdog's). Builtins only.
+holder_state() {
+  hs=''
+  p=${note##*, host pid }
+  case $p in '' | *[!0-9]*) return ;; esac
+  read -r l 2> /dev/null < "/proc/$p/stat" || { hs=gone; return; }
+  case $l in *' (sh) '[!ZX]*) ;; *)
+    hs=gone
+    return
+    ;;
+  esac
+  while :; do
+    c=${l#*\(}
+    case ${c%\)*} in sshd | sshd-session) return ;; esac
+    l=${l##*) }
+    # shellcheck disable=SC2086 # the fields of /proc/PID/stat after the name
+    set -- $l
+    if [ "$2" -le 1 ] || ! read -r l 2> /dev/null < "/proc/$2/stat"; then
+      hs=orphan
+      return
+    fi
+  done
+}
 mark start
 NOSTATE=''
 if [ ! -e "$STATE" ] && [ ! -L "$STATE" ]; then
@@ -100,9 +127,13 @@ if [ -z "$NOSTATE" ]; then
   if ! flock -n 9; then
     # The holder's note is read only from a folder known to be ours with mode 0700.
     [ "$STATE_CHECK" = host ] || state_checked
-    mark waiting "$(cat "$STATE/lock.owner" 2>/dev/null)"
+    note=$(cat "$STATE/lock.owner" 2>/dev/null)
+    holder_state
+    mark waiting "$note" ${hs:+"$hs"}
     if ! flock -w "$LOCK_WAIT" 9; then
-      mark locked "$(cat "$STATE/lock.owner" 2>/dev/null)"
+      note=$(cat "$STATE/lock.owner" 2>/dev/null)
+      holder_state
+      mark locked "$note" ${hs:+"$hs"}
       exit 75
     fi
   fi

@@ -34,6 +34,9 @@ pub enum Event<'a> {
     /// The run failed before any host (a role error, a bad pattern, a bad deploy config):
     /// printed right before the `summary`.
     Error { error: ErrorJson },
+    /// The run was interrupted (SIGINT, SIGTERM): no host starts any more, and the remote
+    /// steps of `hosts` (each with the step it was in) are being stopped.
+    Interrupted { signal: &'a str, hosts: &'a [Unfinished] },
     /// The run is done; always the last line.
     Summary(&'a Summary),
 }
@@ -62,6 +65,8 @@ pub enum Status {
     Unreachable,
     /// Not attempted (deploy: an earlier batch failed).
     Skipped,
+    /// The run was interrupted (Ctrl-C) while the host's work ran, or before it started.
+    Interrupted,
 }
 
 impl Status {
@@ -73,21 +78,26 @@ impl Status {
             Status::Failed => "failed",
             Status::Unreachable => "unreachable",
             Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
         }
     }
 
-    /// How a host that ended with `err` is counted: unreachable when it was never reached.
+    /// How a host that ended with `err` is counted: unreachable when no session could be had
+    /// on it (the transport classed the error, `transport::Unreached`), else failed.
     pub fn of_error(err: &Error) -> Status {
-        use crate::error::ErrorKind::*;
-        match err.kind {
-            Unreachable | AuthRefused | Identity | HostKeyUnknown | HostKeyChanged | JumpFailed => Status::Unreachable,
-            _ => Status::Failed,
+        use crate::error::ErrorKind;
+        if err.kind == ErrorKind::Interrupted {
+            Status::Interrupted
+        } else if err.unreached.is_some() {
+            Status::Unreachable
+        } else {
+            Status::Failed
         }
     }
 
     /// Whether the host counts as failed in the summary and the exit status.
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failed | Status::Unreachable | Status::Skipped)
+        matches!(self, Status::Failed | Status::Unreachable | Status::Skipped | Status::Interrupted)
     }
 }
 
@@ -119,6 +129,10 @@ pub struct HostDone<F> {
     /// The error as printed in text mode (with its hint), not in JSON.
     #[serde(skip)]
     pub error_text: Option<String>,
+    /// The error, when no session could be had on the host: text mode prints it at the end,
+    /// once for every host the same failure hit (`report::unreached`).
+    #[serde(skip)]
+    pub unreached: Option<Error>,
     #[serde(flatten)]
     pub fields: F,
 }
@@ -132,13 +146,16 @@ impl<F: Serialize> HostDone<F> {
         detail: String,
         fields: F,
     ) -> HostDone<F> {
+        let unreached = error.filter(|e| e.unreached.is_some());
         HostDone {
             host: host.to_string(),
             status,
             duration_ms: duration.as_millis() as u64,
             error: error.map(ErrorJson::new),
-            detail,
+            // Never reached: the command's own detail has nothing to say, the class does.
+            detail: unreached.map_or(detail, super::unreached::detail),
             error_text: error.map(|e| e.to_string()),
+            unreached: unreached.map(Error::duplicate),
             fields,
         }
     }
@@ -159,13 +176,26 @@ pub struct Summary {
     pub check: bool,
     pub duration_ms: u64,
     pub exit_code: i32,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`), or null.
+    pub interrupted: Option<&'static str>,
 }
 
-/// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail.
+/// A host whose work was under way when the run was interrupted, and the step it was in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unfinished {
+    pub host: String,
+    pub step: String,
+}
+
+/// An error as JSON: `class` and `message`, and where known the jump hop, task, hint, detail,
+/// and `reason`: why no session could be had on the host (`transport::Unreached`; behind a
+/// failed jump host, the failing hop's reason).
 #[derive(Debug, Serialize)]
 pub struct ErrorJson {
     pub class: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hop: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +211,7 @@ impl ErrorJson {
         ErrorJson {
             class: err.kind.class(),
             message: err.one_line(),
+            reason: err.unreached.map(|u| u.reason()),
             hop: err.hop.clone(),
             task: err.task.clone(),
             hint: err.hint.clone(),
@@ -222,6 +253,7 @@ mod tests {
             error: None,
             detail: "exit 3".into(),
             error_text: None,
+            unreached: None,
             fields: Exec { exit_code: Some(3), stdout: "o\n" },
         };
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::event::{Event, Stream, Summary};
+use super::event::{Event, Stream, Summary, Unfinished};
 use super::host_event::Style;
 use super::printer::{Done, Mode, Row};
 use crate::error::Error;
@@ -63,6 +63,9 @@ impl Mode for JsonLines {
     /// Not in JSON: each host's `host` object carries it.
     fn shared_error(&self, _err: &Error, _hosts: &[String]) {}
 
+    /// Not in JSON: the host's `host` object carries it.
+    fn host_error(&self, _host: Option<&str>, _text: &str) {}
+
     fn message(&self, _text: &str) {}
 
     fn output(&self, host: &str, stream: Stream, line: &str) {
@@ -79,6 +82,10 @@ impl Mode for JsonLines {
 
     fn heartbeat(&self, host: &str, phase: &str, running: Duration) {
         self.line(&Event::Heartbeat { host, phase, running_ms: running.as_millis() as u64 }, 0);
+    }
+
+    fn interrupted(&self, signal: &str, hosts: &[Unfinished]) {
+        self.line(&Event::Interrupted { signal, hosts }, -1);
     }
 
     fn finish(&self, summary: &Summary, _rows: &[Row]) {

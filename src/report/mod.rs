@@ -15,6 +15,7 @@ pub mod steps;
 mod table;
 mod terminal;
 mod text;
+mod unreached;
 
 use std::io::Write;
 
@@ -54,6 +55,7 @@ pub fn json_failure(command: &'static str, err: &Error) {
         check: false,
         duration_ms: 0,
         exit_code: err.exit_code(),
+        interrupted: None,
     };
     json_line(&event::Event::Summary(&summary));
 }

@@ -17,6 +17,8 @@
 //! - Without a terminal a step that may take long (lock wait, package install, build, health
 //!   wait) is announced when it starts, and every 30 s while it runs (MICROCTL_HEARTBEAT_SECS),
 //!   so a CI log never sits silent; with `--json` the same beat is a `heartbeat` event.
+//! - Hosts on which no session could be had: their errors are printed at the end, before the
+//!   recap, each failure once with the hosts it hit (`report::unreached`).
 //! - Remote output is printed in whole lines; an unterminated last line is ended at host done,
 //!   so it never glues onto what follows. Everything printed passes through the secrets
 //!   redactor.
@@ -31,7 +33,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Settings;
-use super::event::{HostDone, Status, Stream, Summary};
+use super::event::{HostDone, Status, Stream, Summary, Unfinished};
 use super::host_event::{HostEvent, Style};
 use super::json_lines::JsonLines;
 use super::lines::Lines;
@@ -75,6 +77,9 @@ pub(super) trait Mode: Send + Sync {
     fn warning(&self, host: Option<&str>, message: &str, hint: Option<&str>, text: &str, always: bool);
     /// An error shared by `hosts`, printed once.
     fn shared_error(&self, err: &Error, hosts: &[String]);
+    /// An error printed after its host was done (`text` as `Error` displays it): one host's
+    /// (`host | error: ...`), or, without `host`, one that names its hosts itself.
+    fn host_error(&self, host: Option<&str>, text: &str);
     /// A line of the command's own about the whole run.
     fn message(&self, text: &str);
     /// A note of microctl's own (`microctl: text`), on stderr whatever the mode.
@@ -89,6 +94,8 @@ pub(super) trait Mode: Send + Sync {
     fn wants_heartbeat(&self) -> bool;
     /// `phase` still runs on `host`, since `running`.
     fn heartbeat(&self, host: &str, phase: &str, running: Duration);
+    /// The run was interrupted by `signal`; `hosts` were under way, each in its step.
+    fn interrupted(&self, signal: &str, hosts: &[Unfinished]);
     /// The run is done: the recap rows and the summary.
     fn finish(&self, summary: &Summary, rows: &[Row]);
 }
@@ -111,10 +118,17 @@ struct Inner {
 struct State {
     hosts: HashMap<String, HostState>,
     rows: Vec<Row>,
+    /// The hosts in the run's order.
+    order: Vec<String>,
+    /// The hosts on which no session could be had, and their errors: printed at the end.
+    unreached: Vec<(String, Error)>,
+    /// The signal that interrupted the run and its exit status (128 + its number).
+    interrupted: Option<(&'static str, i32)>,
 }
 
 struct HostState {
     began: bool,
+    done: bool,
     started: Instant,
     /// The current phase, when it started, when it was last announced.
     phase: Option<(String, Instant, Instant)>,
@@ -137,7 +151,7 @@ impl Printer {
                 Box::new(TextMode::new(text, Lines))
             }
         };
-        let mut state = State::default();
+        let mut state = State { order: hosts.to_vec(), ..State::default() };
         for host in hosts {
             state.host(host);
         }
@@ -261,12 +275,16 @@ impl Printer {
     }
 
     /// The host is done: its unterminated output is ended, its spinner goes, its error (if
-    /// any) is printed, and its row kept for the recap.
+    /// any) is printed (at the end when no session could be had on it, grouped), and its row
+    /// kept for the recap.
     pub fn host_done<F: Serialize>(&self, done: &HostDone<F>) {
+        // Printed at the end, once for all the hosts the same failure hit.
+        let deferred = done.unreached.as_ref().filter(|_| done.error_text.is_some());
         let (rest_out, rest_err, started) = {
             let mut state = self.inner.state.lock().expect("printer state");
             let h = state.host(&done.host);
             h.phase = None;
+            h.done = true;
             let rest = |buf: &mut Vec<u8>| {
                 if buf.is_empty() {
                     return Vec::new();
@@ -275,13 +293,21 @@ impl Printer {
                 whole_lines(buf, b"")
             };
             let (o, e) = (rest(&mut h.out), rest(&mut h.err));
-            let started = h.started;
-            state.rows.push((
-                done.host.clone(),
-                done.status,
-                done.detail.clone(),
-                Duration::from_millis(done.duration_ms),
-            ));
+            let (started, began) = (h.started, h.began);
+            // An interrupted host's detail is where it was stopped.
+            let detail = match (&done.error, done.status) {
+                (Some(e), Status::Interrupted) => interrupted_detail(e.task.as_deref()),
+                _ => done.detail.clone(),
+            };
+            // (An interrupted host's work never returned its time: the printer's is used.)
+            let duration = match done.status {
+                Status::Interrupted if began => started.elapsed(),
+                _ => Duration::from_millis(done.duration_ms),
+            };
+            state.rows.push((done.host.clone(), done.status, detail, duration));
+            if let Some(err) = deferred {
+                state.unreached.push((done.host.clone(), err.duplicate()));
+            }
             (o, e, started)
         };
         for line in &rest_out {
@@ -295,7 +321,7 @@ impl Printer {
             host: &done.host,
             status: done.status,
             detail: &done.detail,
-            error_text: done.error_text.as_deref(),
+            error_text: done.error_text.as_deref().filter(|_| deferred.is_none()),
             elapsed: started.elapsed(),
             json: &json,
         });
@@ -310,7 +336,19 @@ impl Printer {
             let _ = stop.send(());
             let _ = handle.join();
         }
-        let rows = std::mem::take(&mut self.inner.state.lock().expect("printer state").rows);
+        let (rows, unreached, interrupted) = {
+            let mut state = self.inner.state.lock().expect("printer state");
+            let mut unreached = std::mem::take(&mut state.unreached);
+            let place = |host: &str| state.order.iter().position(|h| h == host).unwrap_or(usize::MAX);
+            unreached.sort_by_key(|(host, _)| place(host));
+            (std::mem::take(&mut state.rows), unreached, state.interrupted)
+        };
+        for report in super::unreached::grouped(&unreached) {
+            match report {
+                super::unreached::Report::One { host, text } => self.inner.mode.host_error(Some(&host), &text),
+                super::unreached::Report::Shared(err) => self.inner.mode.host_error(None, &err.to_string()),
+            }
+        }
         let count = |f: &dyn Fn(Status) -> bool| rows.iter().filter(|r| f(r.1)).count();
         let summary = Summary {
             command: self.inner.command,
@@ -321,9 +359,33 @@ impl Printer {
             changed,
             check,
             duration_ms: self.inner.started.elapsed().as_millis() as u64,
-            exit_code,
+            exit_code: interrupted.map_or(exit_code, |(_, code)| code),
+            interrupted: interrupted.map(|(signal, _)| signal),
         };
         self.inner.mode.finish(&summary, &rows);
+    }
+
+    /// The run was interrupted by `signal` (exit status `code`): says so, naming the hosts
+    /// under way and the step each is in, and returns them. The summary then carries the
+    /// signal and `code`.
+    pub fn interrupted(&self, signal: &'static str, code: i32) -> Vec<Unfinished> {
+        let hosts = {
+            let mut state = self.inner.state.lock().expect("printer state");
+            state.interrupted = Some((signal, code));
+            let mut hosts: Vec<Unfinished> = state
+                .hosts
+                .iter()
+                .filter(|(_, h)| h.began && !h.done)
+                .map(|(host, h)| Unfinished {
+                    host: host.clone(),
+                    step: h.phase.as_ref().map_or_else(|| "starting".to_string(), |p| p.0.clone()),
+                })
+                .collect();
+            hosts.sort_by(|a, b| a.host.cmp(&b.host));
+            hosts
+        };
+        self.inner.mode.interrupted(signal, &hosts);
+        hosts
     }
 
     fn start_heartbeat(&self, every: Duration) {
@@ -363,11 +425,20 @@ impl State {
     fn host(&mut self, host: &str) -> &mut HostState {
         self.hosts.entry(host.to_string()).or_insert_with(|| HostState {
             began: false,
+            done: false,
             started: Instant::now(),
             phase: None,
             out: vec![],
             err: vec![],
         })
+    }
+}
+
+/// The recap's detail of an interrupted host: the step it was stopped in.
+fn interrupted_detail(step: Option<&str>) -> String {
+    match step {
+        Some(step) => format!("during {step}"),
+        None => "not started".to_string(),
     }
 }
 

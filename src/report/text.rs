@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::MultiProgress;
 
-use super::event::{Status, Stream, Summary};
+use super::event::{Status, Stream, Summary, Unfinished};
 use super::host_event::Style;
 use serde_json::Value;
 
@@ -79,6 +79,10 @@ impl<P: Progress> Mode for TextMode<P> {
         self.text.shared_error(err, hosts);
     }
 
+    fn host_error(&self, host: Option<&str>, text: &str) {
+        self.text.host_error(host, text);
+    }
+
     fn message(&self, text: &str) {
         self.text.message(text);
     }
@@ -102,6 +106,10 @@ impl<P: Progress> Mode for TextMode<P> {
 
     fn heartbeat(&self, host: &str, phase: &str, running: Duration) {
         self.progress.heartbeat(&self.text, host, phase, running);
+    }
+
+    fn interrupted(&self, signal: &str, hosts: &[Unfinished]) {
+        self.text.interrupted(signal, hosts);
     }
 
     fn finish(&self, summary: &Summary, rows: &[Row]) {
@@ -230,13 +238,44 @@ impl Text {
     fn shared_error(&self, err: &Error, hosts: &[String]) {
         let mut err = err.duplicate();
         err.host = Some(super::host_list(hosts));
-        let prefix = if self.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
-        self.write_out(&format!("{prefix}: {}\n", redact(&err.to_string())));
+        self.host_error(None, &err.to_string());
+    }
+
+    /// A host's error as `host | error: ...` lines; without `host`, an error that names its
+    /// hosts itself, as `error: ...`; on stdout like other host errors.
+    fn host_error(&self, host: Option<&str>, text: &str) {
+        match host {
+            Some(host) => {
+                for (i, line) in text.lines().enumerate() {
+                    let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
+                    self.out_line(host, &line, Style::Plain);
+                }
+            }
+            None => {
+                let prefix = if self.color_out { "\x1b[1;31merror\x1b[0m" } else { "error" };
+                self.write_out(&format!("{prefix}: {}\n", redact(text)));
+            }
+        }
     }
 
     /// `microctl: text` on stderr, above the spinners.
     fn notice(&self, text: &str) {
         self.write_err(format!("microctl: {}", redact(text)));
+    }
+
+    /// `interrupted (SIGINT): ...` on stderr, even with `-q`: no host starts any more, and
+    /// the hosts under way (each with its step) are being stopped.
+    fn interrupted(&self, signal: &str, hosts: &[Unfinished]) {
+        let under_way = if hosts.is_empty() {
+            "no host was under way".to_string()
+        } else {
+            let each: Vec<String> = hosts.iter().map(|h| format!("{} (during {})", h.host, h.step)).collect();
+            format!("stopping the remote step on {}", each.join(", "))
+        };
+        self.write_err(format!(
+            "microctl: interrupted ({signal}): no further host starts; {}; Ctrl-C again exits at once",
+            redact(&under_way)
+        ));
     }
 
     /// A line of the command's own (not with `-q`).
@@ -258,10 +297,7 @@ impl Text {
     /// The host's error, and with `-v` its `done` line.
     fn host_done(&self, done: &Done<'_>) {
         if let Some(text) = done.error_text {
-            for (i, line) in text.lines().enumerate() {
-                let line = if i == 0 { format!("error: {line}") } else { line.to_string() };
-                self.out_line(done.host, &line, Style::Plain);
-            }
+            self.host_error(Some(done.host), text);
         }
         if self.verbosity >= 1 {
             let detail = if done.detail.is_empty() { String::new() } else { format!(" ({})", done.detail) };
@@ -281,7 +317,8 @@ impl Text {
             }
             out.push_str(&table.render());
         }
-        out.push_str(&summary_line(summary, rows.iter().filter(|r| r.1 == Status::Skipped).count()));
+        let count = |status: Status| rows.iter().filter(|r| r.1 == status).count();
+        out.push_str(&summary_line(summary, count(Status::Skipped), count(Status::Interrupted)));
         out.push('\n');
         let _ = std::io::stdout().lock().write_all(redact(&out).as_bytes());
     }
@@ -289,7 +326,7 @@ impl Text {
 
 /// `3 hosts: 2 ok, 4 changed, 1 failed, 0 unreachable in 1.20s` (no `changed` for exec;
 /// `1 host: ...` for one).
-fn summary_line(s: &Summary, skipped: usize) -> String {
+fn summary_line(s: &Summary, skipped: usize, interrupted: usize) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.command != "exec" && s.command != "check" {
         parts.push(format!("{} {}", s.changed, if s.check { "changes pending" } else { "changed" }));
@@ -301,8 +338,12 @@ fn summary_line(s: &Summary, skipped: usize) -> String {
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
     }
+    if interrupted > 0 {
+        parts.push(format!("{interrupted} interrupted"));
+    }
+    let head = s.interrupted.map_or(String::new(), |signal| format!("interrupted ({signal}): "));
     format!(
-        "{}: {} in {}",
+        "{head}{}: {} in {}",
         super::count(s.hosts, "host"),
         parts.join(", "),
         seconds(Duration::from_millis(s.duration_ms))
@@ -325,17 +366,24 @@ mod tests {
             check: false,
             duration_ms: 1200,
             exit_code: 0,
+            interrupted: None,
         };
-        assert_eq!(summary_line(&s, 0), "3 hosts: 3 ok, 0 failed, 0 unreachable in 1.20s");
+        assert_eq!(summary_line(&s, 0, 0), "3 hosts: 3 ok, 0 failed, 0 unreachable in 1.20s");
         s.command = "converge";
         s.check = true;
         s.changed = 4;
         assert_eq!(
-            summary_line(&s, 1),
+            summary_line(&s, 1, 0),
             "3 hosts: 3 ok, 4 changes pending, 0 failed, 0 unreachable, 1 skipped in 1.20s"
         );
         s.command = "check";
         s.failed = 1;
-        assert_eq!(summary_line(&s, 0), "3 hosts: 3 ok, 1 failed in 1.20s");
+        assert_eq!(summary_line(&s, 0, 0), "3 hosts: 3 ok, 1 failed in 1.20s");
+        s.command = "exec";
+        s.interrupted = Some("SIGINT");
+        assert_eq!(
+            summary_line(&s, 0, 2),
+            "interrupted (SIGINT): 3 hosts: 3 ok, 1 failed, 0 unreachable, 2 interrupted in 1.20s"
+        );
     }
 }

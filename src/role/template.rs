@@ -96,18 +96,7 @@ impl Templates {
     /// at top level (`name`, `name.x`), as `host.vars.name` / `hosts.X.vars.name`, or through a
     /// whole vars map it cannot see into (`host.vars`, `for h in hosts`), which counts as read.
     pub fn var_may_be_read(&self, name: &str) -> bool {
-        let deep = format!(".vars.{name}");
-        self.env.templates().any(|(_, t)| {
-            t.undeclared_variables(true).iter().any(|path| {
-                let top = path.split('.').next().unwrap_or(path);
-                top == name
-                    || path.ends_with(&deep)
-                    || path.contains(&format!("{deep}."))
-                    || path.ends_with(".vars")
-                    || matches!(path.as_str(), "host" | "hosts" | "groups")
-                    || (matches!(top, "hosts" | "groups") && path.matches('.').count() == 1)
-            })
-        })
+        self.env.templates().any(|(_, t)| reads_var(&t.undeclared_variables(true), name))
     }
 
     /// The top-level variables the templates read (for a "did you mean").
@@ -158,6 +147,31 @@ impl Templates {
             RenderError { line: e.line(), message: explain(&e, &used, ctx, text) }
         })
     }
+}
+
+/// Whether template text `text` (a deploy field) may read the variable `name`, by the rule of
+/// [`Templates::var_may_be_read`]; a text that does not parse counts as reading it.
+pub fn text_may_read_var(text: &str, name: &str) -> bool {
+    Environment::new().template_from_str(text).map_or(true, |t| reads_var(&t.undeclared_variables(true), name))
+}
+
+/// The top-level variables template text `text` reads (for a "did you mean").
+pub fn names_read_by_text(text: &str) -> std::collections::HashSet<String> {
+    Environment::new().template_from_str(text).map(|t| t.undeclared_variables(false)).unwrap_or_default()
+}
+
+/// Whether a template that reads the variable paths `paths` may read the variable `name`.
+fn reads_var(paths: &std::collections::HashSet<String>, name: &str) -> bool {
+    let deep = format!(".vars.{name}");
+    paths.iter().any(|path| {
+        let top = path.split('.').next().unwrap_or(path);
+        top == name
+            || path.ends_with(&deep)
+            || path.contains(&format!("{deep}."))
+            || path.ends_with(".vars")
+            || matches!(path.as_str(), "host" | "hosts" | "groups")
+            || (matches!(top, "hosts" | "groups") && path.matches('.').count() == 1)
+    })
 }
 
 /// `{{ value | systemd_env }}`: see [`systemd_env`].

@@ -227,6 +227,8 @@ mod tests {
         const APT: &str = "apply::apply_script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
         const FACTS: &str = "facts::gather::tests::gather_under_sh_and_dash";
         const FIREWALL: &str = "firewall::apply::tests::host_script_writes_nothing_to_stderr_under_sh_and_dash";
+        const STOP: &str =
+            "transport::stop::tests::the_stop_ends_the_connections_sessions_and_keeps_a_detached_one_under_sh_and_dash";
         let covered = [
             ("apply/apply.sh", CONVERGE),
             ("apply/apt.sh", APT),
@@ -254,6 +256,7 @@ mod tests {
             ("role/fetch_key.sh", KEY),
             ("firewall/firewall.sh", FIREWALL),
             ("firewall/watchdog.sh", FIREWALL),
+            ("transport/stop.sh", STOP),
         ];
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut shipped: Vec<String> =

@@ -14,6 +14,7 @@ use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg};
 use tokio::sync::OnceCell;
 
 use super::connection::ClientHandler;
+use super::unreached::Unreached;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
 
@@ -76,7 +77,11 @@ pub(crate) fn load_key_file(path: &Path) -> std::result::Result<Arc<PrivateKey>,
 pub fn check_identity(host: &Host) -> Result<()> {
     let Some(path) = &host.identity else { return Ok(()) };
     super::identity::check(path).map_err(|p| {
-        Error::new(ErrorKind::Identity, p.message(path)).host(&host.name).field("identity").hint(p.hint(path))
+        Error::new(ErrorKind::Identity, p.message(path))
+            .host(&host.name)
+            .field("identity")
+            .unreached(Unreached::Identity)
+            .hint(p.hint(path))
     })
 }
 
@@ -133,7 +138,7 @@ pub async fn authenticate(handle: &mut Handle<ClientHandler>, host: &Host, keys:
     if !problems.is_empty() {
         message.push_str(&format!("; {}", problems.join("; ")));
     }
-    let err = Error::new(ErrorKind::AuthRefused, message).host(&host.name);
+    let err = Error::new(ErrorKind::AuthRefused, message).host(&host.name).unreached(Unreached::AuthRefused);
     Err(err.hint(format!(
         "check `user` and `identity` for host `{}` in the inventory and that the key is in ~{}/.ssh/authorized_keys on the host",
         host.name, host.user
@@ -190,6 +195,7 @@ async fn timed<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::new(ErrorKind::Ssh, format!("authentication on {} failed", host.name))
             .host(&host.name)
+            .unreached(Unreached::AuthFailed)
             .caused_by(e)),
         Err(_) => Err(auth_timeout(host)),
     }
@@ -201,5 +207,6 @@ fn auth_timeout(host: &Host) -> Error {
         format!("authentication on {} took longer than {:?}", host.name, host.connect_timeout),
     )
     .host(&host.name)
+    .unreached(Unreached::Timeout)
     .hint("raise `connect_timeout` for this host, or check the server's load")
 }

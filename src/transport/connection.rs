@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{self, Keys};
 use super::known_hosts::{self, Verdict};
+use super::unreached::Unreached;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::Host;
 
@@ -127,6 +128,10 @@ pub struct Stats {
 /// An authenticated connection, shared by all work on its host.
 pub struct Connection {
     pub host: String,
+    /// The login user is root (no `sudo` needed to act on every process).
+    pub(super) root_login: bool,
+    /// What runs here must not be stopped when the run is interrupted ([`Connection::keep_on_interrupt`]).
+    pub(super) keep: std::sync::atomic::AtomicBool,
     handle: Handle<ClientHandler>,
     budget: Arc<Semaphore>,
     in_use: Arc<AtomicUsize>,
@@ -196,6 +201,7 @@ impl Connection {
                 Err(e) => {
                     return Err(Error::new(ErrorKind::Ssh, format!("cannot open a session channel on {}", self.host))
                         .host(&self.host)
+                        .unreached(Unreached::SessionRefused)
                         .caused_by(e));
                 }
             }
@@ -209,6 +215,17 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// Session channels of ours open now.
+    pub(super) fn sessions_open(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
+    }
+
+    /// A session channel outside the budget (the budget stays below the server's
+    /// `MaxSessions`): for stopping the others when they fill it.
+    pub(super) async fn open_spare(&self) -> std::result::Result<Channel<Msg>, russh::Error> {
+        self.handle.channel_open_session().await
     }
 
     /// Politely ends the connection.
@@ -261,6 +278,7 @@ pub async fn dial(
                 let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port)).await.map_err(|e| {
                     Error::new(ErrorKind::Unreachable, format!("cannot connect to {target}"))
                         .host(&host.name)
+                        .unreached(Unreached::of_connect(&e))
                         .caused_by(e)
                         .hint("check the address and port, and that sshd is running there")
                 })?;
@@ -273,6 +291,7 @@ pub async fn dial(
                     Error::new(ErrorKind::Unreachable, format!("{} cannot reach {target}", jump.host))
                         .host(&host.name)
                         .hop(&host.name)
+                        .unreached(Unreached::Tunnel)
                         .caused_by(e)
                         .hint(format!(
                             "check that {} can reach {}:{} and that its sshd allows TCP forwarding",
@@ -295,12 +314,15 @@ pub async fn dial(
                 format!("connecting to {} ({}:{}) took longer than {timeout:?}", host.name, host.address, host.port),
             )
             .host(&host.name)
+            .unreached(Unreached::Timeout)
             .hint("check that the host is up and reachable, or raise `connect_timeout`"));
         }
     };
     auth::authenticate(&mut handle, host, keys).await?;
     Ok(Connection {
         host: host.name.clone(),
+        root_login: host.user == "root",
+        keep: Default::default(),
         handle,
         budget: Arc::new(Semaphore::new(host.max_sessions)),
         in_use: Arc::new(AtomicUsize::new(0)),
@@ -324,6 +346,7 @@ fn handshake_error(
             format!("host key of {target} is not known: {algorithm} {fingerprint}"),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyUnknown)
         .hint(format!("if that fingerprint is right, run again with --accept-new to record it in {fix_known_hosts}")),
         Some(HostKeyOutcome::Changed { fingerprint, algorithm, recorded, file, line }) => Error::new(
             ErrorKind::HostKeyChanged,
@@ -332,6 +355,7 @@ fn handshake_error(
             ),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyChanged)
         .at_file(file)
         .at_line(line, 1)
         .hint("someone may be intercepting the connection, or the host was rebuilt; if you know it was rebuilt, delete that line and connect with --accept-new"),
@@ -340,12 +364,16 @@ fn handshake_error(
             format!("host key of {target} is marked @revoked; no credentials were sent"),
         )
         .host(&host.name)
+        .unreached(Unreached::HostKeyRevoked)
         .at_file(file)
         .at_line(line, 1),
-        Some(HostKeyOutcome::Failed(why)) => Error::new(ErrorKind::HostKeyUnknown, why).host(&host.name),
+        Some(HostKeyOutcome::Failed(why)) => {
+            Error::new(ErrorKind::HostKeyUnknown, why).host(&host.name).unreached(Unreached::HostKeyUnknown)
+        }
         Some(HostKeyOutcome::Known | HostKeyOutcome::Accepted) | None => {
             Error::new(ErrorKind::Ssh, format!("SSH handshake with {target} failed"))
                 .host(&host.name)
+                .unreached(Unreached::Handshake)
                 .caused_by(err)
                 .hint("check that an SSH server (not another service) listens there")
         }

@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::auth::Keys;
 use super::connection::{self, ConnectOptions, Connection};
+use super::unreached::Unreached;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inventory::{Host, Inventory};
 
@@ -50,8 +51,14 @@ impl Pool {
                 Ok(conn) if !conn.is_closed() => Ok(conn.clone()),
                 Ok(_) => Err(Error::new(ErrorKind::Ssh, format!("the connection to {name} was lost"))
                     .host(name)
+                    .unreached(Unreached::Lost)
                     .hint("run again; if it recurs, check the host's sshd and network")),
-                Err(e) => Err(e.duplicate()),
+                // Every failure to connect is one to get a session: classed, whatever made it.
+                Err(e) => {
+                    let mut e = e.duplicate();
+                    e.unreached = e.unreached.or(Some(Unreached::Connect));
+                    Err(e)
+                }
             }
         })
     }
@@ -75,7 +82,8 @@ impl Pool {
                         format!("cannot reach {name}: jump host {hop}{reached} failed"),
                     )
                     .host(name)
-                    .hop(hop);
+                    .hop(hop)
+                    .unreached(e.unreached.unwrap_or(Unreached::Connect));
                     err.hint = e.hint.clone();
                     return Err(Arc::new(err.caused_by(e)));
                 }
@@ -121,6 +129,19 @@ impl Pool {
     /// draws over the spinners.
     pub fn take_notes(&self) -> Vec<String> {
         std::mem::take(&mut *self.notes.lock().expect("notes lock"))
+    }
+
+    /// Stops what every open connection runs on its host (the run was interrupted), all at
+    /// once: per host that ran something, what the stop did.
+    pub async fn stop_all(&self) -> Vec<(String, Result<super::Stopped>)> {
+        let cells: Vec<Cell> = self.cells.lock().expect("pool lock").values().map(|(_, c)| c.clone()).collect();
+        let conns: Vec<Arc<Connection>> = cells
+            .iter()
+            .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()).cloned())
+            .filter(|c| !c.is_closed() && c.runs_something())
+            .collect();
+        let stops = conns.iter().map(|c| async move { (c.host.clone(), c.stop_unless_kept().await) });
+        futures::future::join_all(stops).await
     }
 
     /// Disconnects every open connection, targets before their jump hosts.

@@ -59,7 +59,12 @@ impl Connection {
             signal: None,
             closed: false,
         };
-        process.write.exec(true, command).await.map_err(|e| process.lost(e))?;
+        // A channel that opened but would not start the command: still no session.
+        process
+            .write
+            .exec(true, command)
+            .await
+            .map_err(|e| process.lost(e).unreached(super::Unreached::SessionRefused))?;
         self.stats.bytes_sent.fetch_add(command.len() as u64, Ordering::Relaxed);
         Ok(process)
     }

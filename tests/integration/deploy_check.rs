@@ -66,3 +66,48 @@ fn check_passes_a_deploy_table_without_mistakes() {
     let run = ws.microctl(&["check"]);
     run.assert_code(0);
 }
+
+/// `deploy -e NAME=VALUE` that no field of `[deploy.app]` reads changes nothing: warned as
+/// converge and check warn (with the name it most likely means), in text and `--json`; the
+/// names the fields read (at top level or as `host.vars.NAME`) are not.
+#[test]
+fn deploy_warns_of_an_extra_var_no_deploy_field_reads() {
+    let ws = Workspace::new();
+    inventory(
+        &ws,
+        "hosts = \"app\"\nhealth_port = 8000\nroot = \"/srv/{{ app_dir }}\"\nrestart = \"systemctl restart {{ host.vars.unit | default('app') }}\"",
+    );
+    let deploy = |extra: &[&str], more: &[&str]| {
+        let mut args = vec!["deploy", "app"];
+        args.extend(more);
+        for e in extra {
+            args.extend(["-e", e]);
+        }
+        ws.microctl(&args)
+    };
+    let unread = "warning: -e app_dri: no field of [deploy.app] reads `app_dri`, so it changes nothing\n  \
+                  hint: did you mean `-e app_dir=...`?\n";
+    for more in [&[][..], &["--list"]] {
+        let run = deploy(&["app_dir=x", "unit=y", "app_dri=z", "zzz_unrelated=1"], more);
+        // a1's port 1 answers nothing: the warnings come before any host is tried.
+        run.assert_code(1);
+        assert!(run.stderr.contains(unread), "{more:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("warning: -e zzz_unrelated: no field of [deploy.app] reads `zzz_unrelated`"),
+            "{more:?}: {}",
+            run.stderr
+        );
+        for read in ["app_dir", "unit"] {
+            assert!(!run.stderr.contains(&format!("-e {read}:")), "{read} is read: {}", run.stderr);
+        }
+    }
+    let json = deploy(&["app_dir=x", "app_dri=z"], &["--json"]);
+    json.assert_code(1);
+    let warnings: Vec<serde_json::Value> = json.json().into_iter().filter(|v| v["type"] == "warning").collect();
+    assert_eq!(warnings.len(), 1, "{}", json.stdout);
+    assert_eq!(warnings[0]["message"], "-e app_dri: no field of [deploy.app] reads `app_dri`, so it changes nothing");
+    assert_eq!(warnings[0]["hint"], "did you mean `-e app_dir=...`?");
+    let quiet = deploy(&["app_dir=x", "unit=y"], &[]);
+    quiet.assert_code(1);
+    assert!(!quiet.stderr.contains("warning: -e"), "{}", quiet.stderr);
+}

@@ -340,10 +340,10 @@ down | error: cannot connect to down (127.0.0.1:PORT)
 down |   host: down
 down |   caused by: Connection refused (os error 111)
 down |   hint: check the address and port, and that sshd is running there
-host  status       detail       duration
-a     ok           exit 0       T
-b     ok           exit 0       T
-down  unreachable  unreachable  T
+host  status       detail              duration
+a     ok           exit 0              T
+b     ok           exit 0              T
+down  unreachable  connection refused  T
 3 hosts: 2 ok, 0 failed, 1 unreachable in T
 ",
         "a    | running

@@ -54,6 +54,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             f
         }
         "error" => vec![("error", "o")],
+        "interrupted" => vec![("signal", "s"), ("hosts", "a")],
         "summary" => vec![
             ("command", "s"),
             ("hosts", "u"),
@@ -64,6 +65,7 @@ fn fields_of(kind: &str, command: &str, v: &Value) -> Vec<(&'static str, &'stati
             ("check", "b"),
             ("duration_ms", "u"),
             ("exit_code", "u"),
+            ("interrupted", "s?"),
         ],
         other => panic!("unknown event type {other:?}"),
     }
@@ -170,7 +172,7 @@ pub fn check_json_lines(run: &Run) -> Vec<Value> {
             assert!(e["class"].is_string() && e["message"].is_string(), "error without class or message: {v}");
         }
         let enums: &[(&str, &[&str])] = &[
-            ("status", &["ok", "changed", "pending", "failed", "unreachable", "skipped"]),
+            ("status", &["ok", "changed", "pending", "failed", "unreachable", "skipped", "interrupted"]),
             ("state", &["changed", "failed", "pending"]),
             ("stream", &["stdout", "stderr"]),
         ];
@@ -196,7 +198,7 @@ fn schema_check_fails_on_a_broken_line() {
         stdout: "{\"type\":\"host\",\"host\":\"a\",\"status\":\"ok\",\"duration_ms\":\"5\",\"error\":null,\
                  \"exit_code\":0,\"signal\":null,\"stdout\":\"\",\"stderr\":\"\"}\n\
                  {\"type\":\"summary\",\"command\":\"exec\",\"hosts\":1,\"ok\":1,\"failed\":0,\"unreachable\":0,\
-                 \"changed\":0,\"check\":false,\"duration_ms\":1,\"exit_code\":0}\n"
+                 \"changed\":0,\"check\":false,\"duration_ms\":1,\"exit_code\":0,\"interrupted\":null}\n"
             .into(),
         stderr: String::new(),
     };
