@@ -14,7 +14,7 @@ if ! command -v cargo >/dev/null; then
   exit 2
 fi
 
-packages=(openssh-server openssh-client gnupg dash iproute2 procps git curl nginx prometheus shellcheck strace inotify-tools groff-base systemd systemd-container debootstrap python3 python3-pip python3-yaml openssl)
+packages=(openssh-server openssh-client gnupg dash iproute2 procps git curl nginx prometheus shellcheck strace inotify-tools groff-base systemd systemd-container debootstrap python3 python3-pip python3-yaml openssl nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

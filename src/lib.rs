@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod error;
 pub mod facts;
 pub(crate) mod fanout;
+pub(crate) mod firewall;
 pub mod inventory;
 pub(crate) mod lab;
 pub(crate) mod login;

@@ -437,6 +437,94 @@ fn envfile_reads_like_systemd(lab: &Path, inv: &str) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The lab inventory with every host's firewall on (SSH from the control host and jenkins, the
+/// CI), written beside the lab's (its secrets file is there); jenkins's `ssh_from` and confirm
+/// timeout replaced when `jenkins` is given.
+fn firewall_inventory(lab: &Path, jenkins: Option<(&str, u64)>) -> PathBuf {
+    let text = std::fs::read_to_string(lab.join("inventory.toml")).unwrap();
+    let mut out = String::new();
+    let mut host = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("[hosts.").and_then(|l| l.strip_suffix(']')) {
+            host = name.to_string();
+        }
+        match line.strip_prefix("vars = { private_address = ") {
+            Some(rest) => {
+                let (from, confirm) = match jenkins {
+                    Some((from, secs)) if host == "jenkins" => (from.to_string(), secs),
+                    _ => ("[\"198.18.0.1\", \"198.18.0.10\"]".to_string(), 30),
+                };
+                out.push_str(&format!(
+                    "vars = {{ firewall = true, ssh_from = {from}, firewall_confirm_timeout = {confirm}, private_address = {rest}\n"
+                ));
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    assert!(out.matches("firewall = true").count() >= 4, "{out}");
+    let path = lab.join(if jenkins.is_some() { "inventory-firewall-wrong.toml" } else { "inventory-firewall.toml" });
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// Issue #23: every host's firewall on, derived from the topology. From monitoring, app's
+/// node_exporter answers and app's gunicorn and SSH do not (dropped: a timeout, not a
+/// refusal); from web, gunicorn answers; from jenkins, app's node_exporter does not; a second
+/// converge changes nothing in one channel per host; a wrong `ssh_from` on jenkins is undone
+/// by the host within its confirm timeout and jenkins stays reachable.
+fn firewall_from_the_topology(lab: &Path, secret: &str) {
+    let fw = firewall_inventory(lab, None);
+    let fw = fw.to_str().unwrap();
+    let first = ok(&["-i", fw, "converge", "--json", "-e", secret]);
+    for h in json_lines(&first.stdout).iter().filter(|h| h["type"] == "host") {
+        assert!(h["changes"].to_string().contains("firewall table inet microctl"), "{h}");
+    }
+    let probe = |from: &str, command: &str| as_root(fw, from, command).stdout;
+    let metrics =
+        "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:9100/metrics; echo exit=$?";
+    let out = probe("monitoring", metrics);
+    assert!(out.contains("http=200") && out.contains("exit=0"), "monitoring -> app:9100: {out}");
+    let out = probe(
+        "monitoring",
+        "curl -s -o /dev/null --max-time 3 http://198.18.1.20:5000/; echo gunicorn=$?; \
+         timeout 3 bash -c '</dev/tcp/198.18.1.20/22' 2>/dev/null; echo ssh=$?",
+    );
+    assert!(
+        out.contains("gunicorn=28") && out.contains("ssh=124"),
+        "monitoring -> app:5000 and :22 must time out: {out}"
+    );
+    let out = probe(
+        "web",
+        "curl -s -o /dev/null -w 'http=%{http_code}\\n' --max-time 3 http://198.18.1.20:5000/; echo exit=$?",
+    );
+    assert!(out.contains("exit=0") && !out.contains("http=000"), "web -> app:5000: {out}");
+    let out = probe("jenkins", metrics);
+    assert!(!out.contains("exit=0"), "jenkins -> app:9100 must not answer: {out}");
+
+    let second = ok(&["-i", fw, "converge", "--json", "-e", secret]);
+    for h in json_lines(&second.stdout).iter().filter(|h| h["type"] == "host") {
+        assert_eq!(h["changed"], 0, "{h}");
+        assert_eq!(h["channels_opened"], 1, "{h}");
+    }
+
+    // jenkins's SSH only from an address that is not the controller's: cut, then undone.
+    let table = "nft list table inet microctl";
+    let before = as_root(fw, "jenkins", table).stdout;
+    let wrong = firewall_inventory(lab, Some(("\"198.18.0.99\"", 5)));
+    let wrong = wrong.to_str().unwrap();
+    let t = Instant::now();
+    let cut = microctl(&["-i", wrong, "converge", "jenkins", "--json", "-e", secret]);
+    let took = t.elapsed();
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    let host = json_lines(&cut.stdout).into_iter().find(|h| h["type"] == "host").unwrap();
+    assert_eq!(host["error"]["message"], "the new firewall cut our SSH path; the previous rules are back", "{host}");
+    assert!(took < Duration::from_secs(5 + 15), "took {took:?}");
+    eprintln!("lab e2e: a wrong ssh_from on jenkins undone, the converge failed after {:.1}s", took.as_secs_f64());
+    assert_eq!(as_root(fw, "jenkins", table).stdout, before, "the previous rules are back");
+    std::fs::remove_file(wrong).unwrap();
+    std::fs::remove_file(fw).unwrap();
+}
+
 /// A GET through nginx on web, timed.
 fn timed_get() -> (u16, String, Duration) {
     let t = Instant::now();
@@ -820,6 +908,9 @@ fn lab_converge_deploy_and_teardown() {
     timed("the app cannot start: maintenance page, then a deploy heals", || cannot_start_then_deploy(inv, vi));
 
     timed("HTTPS from the lab's ACME CA", || https_from_the_lab_acme_ca(&lab, inv, tmp.path(), vi));
+
+    // Last before lab down: the firewalls stay on (nothing later needs another path).
+    timed("the firewall from the topology", || firewall_from_the_topology(&lab, &secret));
 
     timed("lab down", || ok(&["lab", "down"]));
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();

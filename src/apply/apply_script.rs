@@ -175,6 +175,7 @@ pub fn build(desired: &Desired, plan: &Plan) -> String {
                 step(&mut s, &id, &format!("plain {p} && {}", set_meta(&dir.meta, &p)));
             }
             Action::WriteFile(_) => unreachable!("written by batch above"),
+            Action::Firewall => unreachable!("applied after the run, by crate::firewall::apply"),
             Action::FixFileMeta(i) => {
                 let f = &desired.files[*i];
                 let p = quote(&f.dest);
@@ -409,6 +410,7 @@ mod tests {
             host: "h".into(),
             apt_lock_timeout: 300,
             facts_fingerprint: None,
+            firewall: None,
             packages: vec![PackageSpec { origin: o(), name: "nginx".into() }],
             dirs: vec![DirSpec { origin: o(), path: "/srv/my site".into(), meta: meta.clone(), notify: vec![] }],
             files: vec![

@@ -175,6 +175,7 @@ impl<'a> Client<'a> {
     fn probed(&mut self, out: &str) -> Result<Next> {
         let (desired, state_dir) = (self.desired, self.state_dir.as_str());
         self.observed = probe::parse(out).map_err(|e| unparsed(desired, e))?;
+        self.run.firewall_seen = self.observed.firewall.clone();
         // --check on a host with no state folder: the session created none and holds no lock
         // (a host no run has converged); the host writes and deletes nothing (`NOSTATE`), so
         // there is no folder to judge. Otherwise the folder is judged before anything is sent.

@@ -63,6 +63,10 @@ pub struct HostRun {
     /// The facts this host was rendered with are not its own (`crate::facts`): nothing was
     /// applied; gather, render again and converge again.
     pub stale_facts: bool,
+    /// The hash the host's live firewall table carries (empty: none), when its firewall is on.
+    pub firewall_seen: Option<String>,
+    /// Its firewall step failed (`crate::firewall`): the hosts behind it are left alone.
+    pub firewall_failed: bool,
     pub channels_opened: u64,
     pub bytes_sent: u64,
     pub connect: Duration,
@@ -189,6 +193,7 @@ async fn talk(
     let c = std::mem::take(&mut client.run);
     (run.plan, run.changed, run.ok, run.failed, run.handlers_run, run.diffs, run.stale_facts) =
         (c.plan, c.changed, c.ok, c.failed, c.handlers_run, c.diffs, c.stale_facts);
+    run.firewall_seen = c.firewall_seen;
     result
 }
 

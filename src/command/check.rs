@@ -44,11 +44,14 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> Result<i32> {
     let mut results: Vec<(&str, Result<usize>, std::time::Duration)> = Vec::with_capacity(inv.hosts.len());
     // A templated snippet renders to few distinct texts: `sh -n` each once.
     let mut parsed: HashMap<String, Option<String>> = HashMap::new();
+    // Firewall tables (hosts with `firewall = true`) are checked with `nft -c` where it runs.
+    let nft = inv.hosts.iter().any(|h| crate::firewall::enabled(h).unwrap_or(true)) && crate::firewall::nft_available();
     for host in &inv.hosts {
         let started = Instant::now();
         let result = renderer.render(host, None).and_then(|desired| {
             let errors = crate::role::snippets::check(&desired, &roles.roles_dir, &mut parsed);
-            errors.into_iter().next().map_or(Ok(desired.len()), Err)
+            let n = errors.into_iter().next().map_or(Ok(desired.len()), Err)?;
+            Ok(n + crate::firewall::check(&inv, &roles, host, nft)?)
         });
         results.push((&host.name, result, started.elapsed()));
     }

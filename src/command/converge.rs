@@ -33,14 +33,19 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
     }
     let extra = extra_vars(&args.extra_vars)?;
 
-    // Render everything first, offline.
+    // Render everything first, offline; with the host's firewall (`crate::firewall`) when its
+    // `firewall` var is on, unless `--roles` narrows the run.
     let renderer = Renderer::new(&inv, &roles, &extra);
+    let with_firewall = |d: Desired, host: &Host| match args.roles {
+        Some(_) => Ok(d),
+        None => crate::firewall::attach(&inv, &roles, host, d),
+    };
     let hosts = crate::inventory::select(&inv, args.hosts())?;
     crate::facts::from_cache(&renderer, &hosts);
     let rendered: Vec<(Arc<Host>, Result<Desired>)> = hosts
         .into_iter()
         .map(|host| {
-            let d = renderer.render(&host, args.roles.as_deref());
+            let d = renderer.render(&host, args.roles.as_deref()).and_then(|d| with_firewall(d, &host));
             (host, d)
         })
         .collect();
@@ -95,6 +100,10 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
                 printer.event(name, &event)
             };
             let mut run = apply::converge_host(&pool, &host, &desired, &opts, &on_event).await;
+            // The firewall, after everything else, confirmed over a new connection.
+            if let (Some(table), None, false) = (&desired.firewall, &run.error, run.stale_facts) {
+                crate::firewall::converge_step(&pool, &host, table, &opts, &mut run, &on_event).await;
+            }
             for note in pool.take_notes() {
                 printer.notice(&note);
             }
@@ -118,7 +127,24 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         report_host(&printer, &run, args.check, true);
         run
     };
-    let runs: Vec<HostRun> = fan.block_on(async {
+    // One wave per jump depth when a jump host has its firewall on: a jump host's firewall is
+    // confirmed before anything behind it is contacted; hosts behind one whose firewall step
+    // failed are left alone.
+    let on: Vec<String> = jobs.iter().filter(|j| j.1.firewall.is_some()).map(|j| j.0.name.clone()).collect();
+    let behind = |host: &Host| -> Vec<String> {
+        inv.chain(host).iter().filter(|h| h.name != host.name && on.contains(&h.name)).map(|h| h.name.clone()).collect()
+    };
+    let mut waves: Vec<Vec<Job>> = Vec::new();
+    if jobs.iter().any(|j| !behind(&j.0).is_empty()) {
+        for job in jobs {
+            let depth = inv.chain(&job.0).len();
+            waves.resize_with(waves.len().max(depth), Vec::new);
+            waves[depth - 1].push(job);
+        }
+    } else {
+        waves.push(jobs);
+    }
+    let wave = async |jobs: Vec<Job>| {
         let hosts = hosts_of(&jobs);
         let mut runs = Vec::new();
         let mut stale = Vec::new();
@@ -156,7 +182,7 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
             };
             let rendered = gathered.and_then(|g| {
                 renderer.set_facts(&host, &g.facts, &g.fingerprint);
-                renderer.render(&host, args.roles.as_deref())
+                renderer.render(&host, args.roles.as_deref()).and_then(|d| with_firewall(d, &host))
             });
             match rendered {
                 Ok(desired) => again.push(Job(host, desired, Some(channels))),
@@ -165,6 +191,30 @@ pub fn run(global: &GlobalArgs, args: ConvergeArgs) -> Result<i32> {
         }
         for (host, outcome) in hosts_of(&again).into_iter().zip(fan.each(again, converge).await) {
             runs.push(outcome.unwrap_or_else(|e| failed(host.name.clone(), e)));
+        }
+        runs
+    };
+    let runs: Vec<HostRun> = fan.block_on(async {
+        let mut runs: Vec<HostRun> = Vec::new();
+        for jobs in waves {
+            let (mut go, mut left) = (Vec::new(), Vec::new());
+            for job in jobs {
+                let cut = behind(&job.0).into_iter().find(|j| runs.iter().any(|r| r.firewall_failed && &r.host == j));
+                match cut {
+                    Some(jump) => left.push((job.0.name.clone(), jump)),
+                    None => go.push(job),
+                }
+            }
+            for (host, jump) in left {
+                let e = Error::new(
+                    crate::error::ErrorKind::Remote,
+                    format!("{host} left alone: the firewall of its jump host {jump} failed"),
+                )
+                .host(&host)
+                .hint(format!("fix {jump}'s firewall first (see its error), then run again"));
+                runs.push(failed(host, e));
+            }
+            runs.extend(wave(go).await);
         }
         runs
     })?;

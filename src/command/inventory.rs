@@ -21,16 +21,28 @@ pub fn run(global: &GlobalArgs, args: InventoryArgs) -> Result<i32> {
     };
     if args.ports {
         let roles = load_roles(global, &inv)?;
+        // The same rules `crate::firewall` renders into a host's table (when its firewall is on).
+        let mut all = Vec::with_capacity(hosts.len());
+        for h in &hosts {
+            all.push((h, ports::rules(&inv, &roles, h)?, crate::firewall::enabled(h)?));
+        }
         if args.json {
-            for h in &hosts {
-                report::json_line(&ports::HostRules { host: &h.name, inbound: ports::rules(&inv, &roles, h) });
+            for (h, inbound, firewall) in all {
+                report::json_line(&ports::HostRules { host: &h.name, firewall, inbound });
             }
             return Ok(0);
         }
-        let mut table = Table::new(&["host", "port", "from", "why"]);
-        for h in &hosts {
-            for r in ports::rules(&inv, &roles, h) {
-                table.row(vec![h.name.clone(), format!("{}/{}", r.port, r.proto), r.from.join(","), r.reason]);
+        let mut table = Table::new(&["host", "port", "from", "why", "firewall"]);
+        for (h, rules, firewall) in all {
+            for r in rules {
+                let enforced = if firewall { "enforced" } else { "off" };
+                table.row(vec![
+                    h.name.clone(),
+                    format!("{}/{}", r.port, r.proto),
+                    r.from.join(","),
+                    r.reason,
+                    enforced.into(),
+                ]);
             }
         }
         print!("{}", table.render());

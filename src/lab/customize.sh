@@ -5,8 +5,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q libpam-systemd procps curl ca-certificates iputils-ping less python3 iproute2 python3-pip python3-venv
 # Every package the lab's roles install, downloaded now so hosts install offline (certbot: nginx
-# with tls = "acme"; pebble: the lab's ACME CA, run on monitoring by tests/lab.rs).
-apt-get install -y -q --download-only nginx prometheus prometheus-node-exporter git sqlite3 certbot pebble
+# with tls = "acme"; pebble: the lab's ACME CA, run on monitoring by tests/lab.rs; nftables:
+# the firewall).
+apt-get install -y -q --download-only nginx prometheus prometheus-node-exporter git sqlite3 certbot pebble nftables
 # The lab app's Python wheels (downloaded by lab.sh for this image's Python and copied in);
 # pip is told to use only them, so hosts build venvs offline.
 printf '[global]\nno-index = true\nfind-links = /var/cache/microctl/wheels\n' > /etc/pip.conf

@@ -115,6 +115,9 @@ pub struct Desired {
     /// empty: not gathered yet). The probe prints the host's; when they differ, nothing is
     /// applied and the host is rendered again from fresh facts.
     pub facts_fingerprint: Option<String>,
+    /// The host's firewall table when its `firewall` var is on (`crate::firewall`): the probe
+    /// reads the live table's hash; a different one is applied after the run, confirmed.
+    pub firewall: Option<Arc<crate::firewall::Table>>,
 }
 
 impl Desired {

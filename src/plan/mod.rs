@@ -38,6 +38,9 @@ pub enum Action {
     User(usize, String),
     /// The `authorized_keys` of `authorized_keys[i]`'s user (all its keys): the command.
     AuthorizedKeys(usize, String),
+    /// The host's firewall table (`crate::firewall`): applied after the run, never by the
+    /// apply script; listed for `--check` and the report.
+    Firewall,
 }
 
 /// One planned change, for display and for the JSON report (serialized: resource, role,

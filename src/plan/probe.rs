@@ -101,6 +101,9 @@ pub struct Observed {
     pub users: super::users::ObservedUsers,
     /// The facts' fingerprint line (`crate::facts`), when the roles read `facts`.
     pub facts_fingerprint: Option<String>,
+    /// The hash the live firewall table carries (`crate::firewall`; empty: none), when the
+    /// host's firewall is on.
+    pub firewall: Option<String>,
 }
 
 impl Observed {
@@ -195,6 +198,9 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
     }
     if desired.facts_fingerprint.is_some() {
         s.push_str(&crate::facts::gather::FINGERPRINT_SH);
+    }
+    if desired.firewall.is_some() {
+        s.push_str(crate::firewall::PROBE_SH);
     }
     s.push_str(&super::users::probe_script(desired));
     for svc in &desired.services {
@@ -296,6 +302,7 @@ pub fn parse(output: &str) -> Result<Observed, String> {
                 _ => return Err(bad(line)),
             },
             "F" if obs.facts_fingerprint.is_none() => obs.facts_fingerprint = Some(fields.to_string()),
+            "FW" if obs.firewall.is_none() => obs.firewall = Some(fields.to_string()),
             "N" => {
                 if !fields.is_empty() && !obs.pending_handlers.iter().any(|h| h == fields) {
                     obs.pending_handlers.push(fields.to_string());

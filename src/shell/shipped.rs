@@ -226,6 +226,7 @@ mod tests {
         const KEYS_READ: &str = "plan::users::tests::reader_output_parses_under_sh_and_dash";
         const APT: &str = "apply::apply_script::tests::apt::apt_wait_names_the_holder_once_and_goes_on_when_it_lets_go";
         const FACTS: &str = "facts::gather::tests::gather_under_sh_and_dash";
+        const FIREWALL: &str = "firewall::apply::tests::host_script_writes_nothing_to_stderr_under_sh_and_dash";
         const STOP: &str =
             "transport::stop::tests::the_stop_ends_the_connections_sessions_and_keeps_a_detached_one_under_sh_and_dash";
         let covered = [
@@ -253,6 +254,8 @@ mod tests {
             ("deploy/verdict.sh", DEPLOY),
             ("deploy/watchdog.sh", DEPLOY),
             ("role/fetch_key.sh", KEY),
+            ("firewall/firewall.sh", FIREWALL),
+            ("firewall/watchdog.sh", FIREWALL),
             ("transport/stop.sh", STOP),
         ];
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -112,6 +112,18 @@ impl Pool {
         }
     }
 
+    /// A NEW connection to `host`, never pooled (the caller disconnects it): through the pooled
+    /// connection of its jump host, so it takes the same path a later run would. One try,
+    /// no `--wait` retries (the firewall's confirmation: can we still get in?).
+    pub async fn dial_fresh(&self, host: &Host) -> Result<Connection> {
+        let via = match self.inventory.jump(host) {
+            Some(jump) => Some(self.connect(jump).await?),
+            None => None,
+        };
+        let on_note = |notes: Vec<String>| self.notes.lock().expect("notes lock").extend(notes);
+        connection::dial(host, via, &self.keys, &self.options, on_note).await
+    }
+
     /// The notes for the user the dials so far left (a host key recorded with
     /// `--accept-new`), each once: the caller prints them (`Printer::notice`), so nothing here
     /// draws over the spinners.

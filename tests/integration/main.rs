@@ -13,6 +13,7 @@ mod deploy;
 mod deploy_check;
 mod exec;
 mod facts;
+mod firewall;
 mod golden;
 mod host_bounds;
 mod host_keys;
