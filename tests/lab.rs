@@ -1007,7 +1007,7 @@ fn https_from_the_lab_acme_ca(lab: &Path, inv: &str, dir: &Path, vi: &str) {
 
     // web with tls = "acme" for the name, from pebble; the deploy trusts the lab CA's root.
     let text = std::fs::read_to_string(vi).unwrap();
-    let web = "[groups.web]\nroles = [\"nginx\"]\n";
+    let web = "[groups.web]\nroles = [\"nginx\", \"deploy_login\"]\n";
     assert!(text.contains(web), "{text}");
     let text = text.replace(
         web,
