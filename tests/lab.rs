@@ -627,8 +627,50 @@ fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathB
     path
 }
 
-/// Rolling over two app hosts (`lab up --app2`), batch 1: each host is out of nginx's rotation
-/// while it is switched and checked, and four clients through nginx see no failed request.
+/// A throwaway CA and a certificate from it for `name`: (the CA's PEM, the chain, the key).
+fn site_certificate(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "microctl lab team CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+/// `microctl secrets set NAME` of `inventory`, the value on stdin.
+fn set_secret(inventory: &str, name: &str, value: &str) {
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(["-i", inventory, "secrets", "set", name])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "secrets set {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The site's version over HTTPS (SNI and Host `SITE`, verified by `config`).
+fn page_version_https(config: &Arc<rustls::ClientConfig>) -> String {
+    let (status, _, body) = get_https("198.18.0.11:443", SITE, config, "/").unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.trim().strip_prefix("<footer>microblog-lite "))
+        .map(|v| v.trim_end_matches("</footer>").to_string())
+        .unwrap_or_default()
+}
+
+/// Rolling over two app hosts (`lab up --app2`), batch 1, over HTTPS with the team's own
+/// certificate (`tls = "files"`, the chain and key from secrets, issued by a CA this test
+/// makes; the deploy's check through nginx trusts it by `health_ca_file`): each host is out
+/// of nginx's rotation while it is switched and checked, and four HTTPS clients through nginx
+/// see no failed request.
 #[test]
 #[ignore = "needs root, takes down any running lab: run by scripts/test.sh"]
 fn lab_rolling_deploy_over_two_app_hosts() {
@@ -648,14 +690,47 @@ fn lab_rolling_deploy_over_two_app_hosts() {
     let repo = versions_repo(tmp.path());
     let vi = versions_inventory(&lab, tmp.path(), &repo, "app,app2");
     let vi = vi.to_str().unwrap();
-    timed("deploy v1 to app and app2", || ok(&["-i", vi, "deploy", "app", "--ref", "v1"]));
-    assert_eq!(page_version(), "1.0.0");
 
-    let load = Load::start(4);
-    let rolled = timed("rolling deploy of v2 under load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
+    // HTTPS with the team's own certificate, from secrets.
+    let (ca, chain, key) = site_certificate(SITE);
+    std::fs::write(tmp.path().join("team-ca.pem"), &ca).unwrap();
+    set_secret(vi, "tls_certificate", &chain);
+    set_secret(vi, "tls_key", &key);
+    let text = std::fs::read_to_string(vi).unwrap();
+    let web = "[groups.web]\nroles = [\"nginx\", \"deploy_login\"]\n";
+    assert!(text.contains(web), "{text}");
+    let text = text.replace(
+        web,
+        &format!(
+            "{web}vars = {{ tls = \"files\", server_name = \"{SITE}\", tls_certificate = {{ secret = \"tls_certificate\" }}, \
+             tls_key = {{ secret = \"tls_key\" }} }}\n"
+        ),
+    ) + "health_ca_file = \"team-ca.pem\"\n";
+    std::fs::write(vi, text).unwrap();
+    timed("converge web to tls = \"files\"", || ok(&["-i", vi, "converge", "web"]));
+    let site = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
+    assert!(site.contains("ssl_certificate /etc/nginx/microctl-tls/site.pem;"), "{site}");
+    let pem = as_root(inv, "web", "stat -c '%U %a' /etc/nginx/microctl-tls/site.pem").stdout;
+    assert!(pem.contains("| root 600"), "{pem}");
+    let team_ca = tls_client(&ca);
+
+    timed("deploy v1 to app and app2", || ok(&["-i", vi, "deploy", "app", "--ref", "v1"]));
+    // The certificate served is the one from secrets: verified against the team CA alone.
+    assert_eq!(page_version_https(&team_ca), "1.0.0");
+    let (status, _) = get("198.18.0.11:80", "/").unwrap();
+    assert_eq!(status, 301, "http:// redirects to https://");
+
+    let load = Load::start_https(4, SITE, team_ca.clone());
+    let rolled = timed("rolling deploy of v2 under HTTPS load", || ok(&["-i", vi, "deploy", "app", "--ref", "v2"]));
     let (sent, failed) = load.stop();
     eprintln!(
-        "lab e2e: requests during the rolling v2 deploy: {sent} sent, {failed} failed (4 clients, two app hosts)"
+        "lab e2e: HTTPS requests during the rolling v2 deploy: {sent} sent, {failed} failed (4 clients, two app hosts)"
+    );
+    assert_eq!(
+        rolled.stdout.matches("healthy: HTTP 200 through nginx on web").count(),
+        2,
+        "each host checked through nginx over HTTPS:\n{}",
+        rolled.stdout
     );
     for host in ["app ", "app2"] {
         for line in ["| out of nginx's rotation on web (drained) until healthy", "| back in nginx's rotation on web"] {
@@ -667,8 +742,8 @@ fn lab_rolling_deploy_over_two_app_hosts() {
         ["app  | back in", "app2 | out of"].iter().map(|l| rolled.stdout.find(l).unwrap()).collect();
     assert!(order[0] < order[1], "{}", rolled.stdout);
     assert!(sent > 100, "the load did not run: {sent} requests");
-    assert_eq!(failed, 0, "requests failed during a rolling deploy over two app hosts: {failed} of {sent}");
-    assert_eq!(page_version(), "2.0.0");
+    assert_eq!(failed, 0, "HTTPS requests failed during a rolling deploy over two app hosts: {failed} of {sent}");
+    assert_eq!(page_version_https(&team_ca), "2.0.0");
     let site_after = as_root(inv, "web", "cat /etc/nginx/sites-available/microblog").stdout;
     assert_eq!(site_after, site, "every host back in rotation");
     for addr in ["198.18.1.20", "198.18.1.21"] {
@@ -985,13 +1060,16 @@ fn https_from_the_lab_acme_ca(lab: &Path, inv: &str, dir: &Path, vi: &str) {
         ),
     );
     // web as a host that never had a certificate (hosts keep their disks between lab runs,
-    // and pebble's roots are new each start).
-    as_root(
+    // and pebble's roots are new each start), with nginx stopped: the converge's service step
+    // (before its ACME command) must start it although no certificate exists yet.
+    let stopped = as_root(
         inv,
         "web",
         "{ grep -q ' pebble$' /etc/hosts || echo '198.18.0.12 pebble' >> /etc/hosts; } && update-ca-certificates >/dev/null \
-         && rm -rf /etc/letsencrypt /var/log/letsencrypt /etc/nginx/microctl-tls",
+         && rm -rf /etc/letsencrypt /var/log/letsencrypt /etc/nginx/microctl-tls && systemctl stop nginx \
+         && echo \"nginx $(systemctl is-active nginx)\"",
     );
+    assert!(stopped.stdout.contains("| nginx inactive"), "{}", stopped.stdout);
     // The issuing root, from the management endpoint, over TLS verified with the minica root.
     let minica_client = tls_client(&minica);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -91,13 +91,18 @@ fn tool(cmd: &mut Command, quiet: bool) {
     assert!(!quiet || text.trim().is_empty(), "{shown} complained:\n{text}");
 }
 
-/// Writes every rendered file of every host under `root/HOST/`.
+/// Writes every rendered file of every host under `root/HOST/`, with its mode (a unit's
+/// `ExecStartPre=` may name a script the role installs).
 fn write_tree(root: &Path, rendered: &BTreeMap<String, Desired>) {
+    use std::os::unix::fs::PermissionsExt;
     for (host, d) in rendered {
         for f in &d.files {
             let path = root.join(host).join(f.dest.trim_start_matches('/'));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, f.content.as_slice()).unwrap();
+            if let Some(mode) = f.meta.mode {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
         }
     }
 }
@@ -403,6 +408,23 @@ fn https_sites_pass_nginx_t_with_modern_tls() {
             assert!(pem.sensitive && pem.meta.mode == Some(0o600), "{:?}", pem.meta);
             let certbot = web.packages.iter().any(|p| p.name == "certbot");
             let obtain = web.commands.iter().find(|c| c.name == "ACME certificate").unwrap();
+            // Every start of nginx (the service step of a converge runs before the command)
+            // makes a stand-in first with "acme"; nothing is added otherwise.
+            let drop_in = file(web, "/etc/systemd/system/nginx.service.d/microctl-tls.conf");
+            let pre: Vec<&str> = drop_in.lines().filter(|l| l.starts_with("ExecStartPre=")).collect();
+            if mode == "acme" {
+                assert_eq!(
+                    pre,
+                    [
+                        "ExecStartPre=",
+                        "ExecStartPre=/usr/local/lib/microctl/acme-certificate stand-in",
+                        "ExecStartPre=/usr/sbin/nginx -t -q -g 'daemon on; master_process on;'"
+                    ],
+                    "{drop_in}"
+                );
+            } else {
+                assert!(pre.is_empty() && !drop_in.contains("[Service]"), "{drop_in}");
+            }
             if mode == "acme" {
                 assert!(certbot && pem.content.is_empty());
                 assert_eq!(obtain.run, "/usr/local/lib/microctl/acme-certificate obtain");
