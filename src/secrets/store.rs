@@ -99,19 +99,23 @@ impl SecretsFile {
                     "add your SSH public key line (and your team's, and the CI agent's deploy key) to `recipients`",
                 ));
         }
+        // Every recipient, also one added in code since the file was read (it has no line).
         self.recipients
             .iter()
-            .zip(&self.recipient_lines)
-            .map(|(r, line)| {
+            .enumerate()
+            .map(|(i, r)| {
                 age::ssh::Recipient::from_str(r.trim()).map_err(|e| {
-                    Error::new(
+                    let err = Error::new(
                         ErrorKind::Inventory,
                         format!("recipient is not an SSH ed25519 or RSA public key: {e:?}"),
                     )
                     .at_file(&self.path)
-                    .at_line(*line, 1)
                     .field("recipients")
-                    .hint("paste a whole line of a .pub file, e.g. \"ssh-ed25519 AAAA... alice@laptop\"")
+                    .hint("paste a whole line of a .pub file, e.g. \"ssh-ed25519 AAAA... alice@laptop\"");
+                    match self.recipient_lines.get(i) {
+                        Some(line) => err.at_line(*line, 1),
+                        None => err,
+                    }
                 })
             })
             .collect()
@@ -366,6 +370,27 @@ mod tests {
         assert!(ok.success());
         let public = std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
         (path, public)
+    }
+
+    /// A recipient added in code (as `secrets keygen` and the lab add the agent's key) is
+    /// encrypted to like one read from the file (it used to be dropped: no line for it).
+    #[test]
+    fn a_recipient_added_in_code_can_read_what_is_set_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, alice_pub) = keygen(dir.path(), "alice", "ed25519");
+        let (bob, bob_pub) = keygen(dir.path(), "bob", "ed25519");
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, format!("recipients = [\"{alice_pub}\"]\n")).unwrap();
+        let mut file = SecretsFile::load_existing(&path).unwrap();
+        file.recipients.push(bob_pub);
+        file.set("token", "t0k3n").unwrap();
+        assert!(file.stale().is_empty(), "encrypted to both");
+        let ids = Identities::find(std::slice::from_ref(&bob)).unwrap();
+        assert_eq!(file.get("token", &ids).unwrap(), "t0k3n");
+        // A bad line added in code is an error too, with no line number to give.
+        file.recipients.push("ssh-ed25519 not-base64".into());
+        let err = file.set("token", "x").unwrap_err();
+        assert!(err.message.contains("not an SSH ed25519 or RSA public key"), "{err}");
     }
 
     #[test]
