@@ -70,7 +70,16 @@ tables() { # every host's live table
   done
 }
 
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The load average also counts the sessions of a bench that just ended: the share of idle CPU
+# over one second says whether someone else is using the machine.
+idle() {
+  local a b
+  read -ra a < /proc/stat
+  sleep 1
+  read -ra b < /proc/stat
+  echo "$(((b[4] - a[4]) * 100 / (b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7])))% idle"
+}
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), CPU $(idle)"
 "$bin" -i "$work/firewall.toml" --roles-dir "$roles" converge --forks "$n" --json > "$work/first.json" 2>&1 \
   || { echo "the first converge failed:" >&2; tail -20 "$work/first.json" >&2; exit 1; }
 tables > "$work/tables.before"
@@ -93,7 +102,7 @@ for _ in $(seq "$rounds"); do
   timed no-firewall "$bin" -i "$work/plain.toml" --roles-dir "$roles" converge --forks "$n" --json
   noop_ok no-firewall "$work/last.json"
 done
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), CPU $(idle) (a second after the last run)"
 tables > "$work/tables.after"
 cmp -s "$work/tables.before" "$work/tables.after" || { echo "a host's table changed during the rounds" >&2; exit 1; }
 python3 - "$times" << 'PY'
