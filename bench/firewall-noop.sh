@@ -105,15 +105,4 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), CPU $(idle) (a second after the last run)"
 tables > "$work/tables.after"
 cmp -s "$work/tables.before" "$work/tables.after" || { echo "a host's table changed during the rounds" >&2; exit 1; }
-python3 - "$times" << 'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    name, wall, user, system = line.split()
-    runs.setdefault(name, []).append((float(wall), float(user) + float(system)))
-floor = statistics.median(w for w, _ in runs["floor"])
-for name, rs in runs.items():
-    wall = statistics.median(w for w, _ in rs)
-    print(f"{name}: " + " ".join(f"{w:.2f}" for w, _ in rs) + f" | median {wall:.2f} s, {wall / floor:.2f}x the floor,"
-          f" controller CPU {statistics.median(c for _, c in rs):.2f} s")
-PY
+python3 bench/medians.py "$times"

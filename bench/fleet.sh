@@ -13,21 +13,12 @@
 # (pyenv init on the machine these numbers come from: ~100 ms of CPU per command) would
 # otherwise be charged to every command of every tool, as no fresh host would.
 
-fleet_up() {
-  local n=$1 dir i port
-  dir=$(realpath -m "$2")
-  mkdir -p "$dir/hosts" /run/sshd
-  [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/id_ed25519"
-  : > "$dir/known_hosts"
-  for i in $(seq 1 "$n"); do
-    port=$((22000 + i))
-    local h="$dir/hosts/h$i"
-    mkdir -p "$h"
-    [ -f "$h/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$h/host_key"
-    cp "$dir/id_ed25519.pub" "$h/authorized_keys"
-    cat > "$h/sshd_config" <<CFG
-Port $port
-ListenAddress 127.0.0.1
+# Host H's sshd_config (H: its folder), listening on ADDR:PORT.
+fleet_sshd_config() { # PORT ADDR H
+  local h=$3
+  cat > "$h/sshd_config" <<CFG
+Port $1
+ListenAddress $2
 HostKey $h/host_key
 PidFile $h/sshd.pid
 AuthorizedKeysFile $h/authorized_keys
@@ -41,15 +32,46 @@ MaxSessions 20
 LogLevel ERROR
 Subsystem sftp internal-sftp
 CFG
-    echo "[127.0.0.1]:$port $(cut -d' ' -f1-2 "$h/host_key.pub")" >> "$dir/known_hosts"
-  done
-  : > "$dir/empty"
+}
+
+# Host I's folder DIR/hosts/hI: host key, authorized_keys, sshd_config for ADDR:PORT, and
+# its known_hosts line under NAME.
+fleet_host() { # DIR I PORT ADDR NAME
+  local h="$1/hosts/h$2"
+  mkdir -p "$h"
+  [ -f "$h/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$h/host_key"
+  cp "$1/id_ed25519.pub" "$h/authorized_keys"
+  fleet_sshd_config "$3" "$4" "$h"
+  echo "$5 $(cut -d' ' -f1-2 "$h/host_key.pub")" >> "$1/known_hosts"
+}
+
+# Starts the N daemons of DIR, in their mcbench-I namespaces when NETNS is yes. `ip netns
+# exec` unshares a mount namespace of its own, a copy of this one: the bind mount stays.
+fleet_start() { # DIR N NETNS
+  : > "$1/empty"
   # shellcheck disable=SC2016
   unshare --mount --propagation private bash -c '
     set -e
     [ ! -f ~root/.bashrc ] || mount --bind "$1/empty" ~root/.bashrc
-    for i in $(seq 1 "$2"); do /usr/sbin/sshd -f "$1/hosts/h$i/sshd_config" -E "$1/hosts/h$i/sshd.log"; done
-  ' fleet "$dir" "$n"
+    for i in $(seq 1 "$2"); do
+      run=()
+      [ "$3" != yes ] || run=(ip netns exec "mcbench-$i")
+      "${run[@]}" /usr/sbin/sshd -f "$1/hosts/h$i/sshd_config" -E "$1/hosts/h$i/sshd.log"
+    done
+  ' fleet "$@"
+}
+
+fleet_up() {
+  local n=$1 dir i port
+  dir=$(realpath -m "$2")
+  mkdir -p "$dir/hosts" /run/sshd
+  [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/id_ed25519"
+  : > "$dir/known_hosts"
+  for i in $(seq 1 "$n"); do
+    port=$((22000 + i))
+    fleet_host "$dir" "$i" "$port" 127.0.0.1 "[127.0.0.1]:$port"
+  done
+  fleet_start "$dir" "$n" no
   # Wait until every daemon accepts connections.
   for i in $(seq 1 "$n"); do
     for _ in $(seq 1 100); do
@@ -77,7 +99,7 @@ fleet_netns_addr() {
 }
 
 fleet_up_netns() {
-  local n=$1 dir i here there h ns
+  local n=$1 dir i here there ns
   dir=$(realpath -m "$2")
   if [ "$n" -lt 1 ] || [ "$n" -gt 4095 ]; then echo "fleet_up_netns: N must be 1..4095" >&2; return 2; fi
   fleet_down_netns "$dir" # what a crashed run left
@@ -86,7 +108,7 @@ fleet_up_netns() {
   : > "$dir/known_hosts"
   for i in $(seq 1 "$n"); do
     read -r here there < <(fleet_netns_addr "$i")
-    ns=mcbench-$i h="$dir/hosts/h$i"
+    ns=mcbench-$i
     ip netns add "$ns"
     ip -n "$ns" link set lo up
     ip link add "mcbench$i" type veth peer name eth0 netns "$ns"
@@ -94,38 +116,9 @@ fleet_up_netns() {
     ip link set "mcbench$i" up
     ip -n "$ns" addr add "$there/30" dev eth0
     ip -n "$ns" link set eth0 up
-    mkdir -p "$h"
-    [ -f "$h/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$h/host_key"
-    cp "$dir/id_ed25519.pub" "$h/authorized_keys"
-    cat > "$h/sshd_config" <<CFG
-Port 22
-ListenAddress $there
-HostKey $h/host_key
-PidFile $h/sshd.pid
-AuthorizedKeysFile $h/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-MaxStartups 500:30:1000
-MaxSessions 20
-LogLevel ERROR
-Subsystem sftp internal-sftp
-CFG
-    echo "$there $(cut -d' ' -f1-2 "$h/host_key.pub")" >> "$dir/known_hosts"
+    fleet_host "$dir" "$i" 22 "$there" "$there"
   done
-  : > "$dir/empty"
-  # As fleet_up: root's ~/.bashrc is empty for the daemons. `ip netns exec` unshares a mount
-  # namespace of its own, a copy of this one: the bind mount stays.
-  # shellcheck disable=SC2016
-  unshare --mount --propagation private bash -c '
-    set -e
-    [ ! -f ~root/.bashrc ] || mount --bind "$1/empty" ~root/.bashrc
-    for i in $(seq 1 "$2"); do
-      ip netns exec "mcbench-$i" /usr/sbin/sshd -f "$1/hosts/h$i/sshd_config" -E "$1/hosts/h$i/sshd.log"
-    done
-  ' fleet "$dir" "$n"
+  fleet_start "$dir" "$n" yes
   for i in $(seq 1 "$n"); do
     read -r here there < <(fleet_netns_addr "$i")
     for _ in $(seq 1 100); do
