@@ -39,16 +39,5 @@ for _ in $(seq "$rounds"); do
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$times" << 'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    name, wall, user, system = line.split()
-    runs.setdefault(name, []).append((float(wall), float(user) + float(system)))
-floor = statistics.median(w for w, _ in runs["floor"])
-for name, rs in runs.items():
-    wall = statistics.median(w for w, _ in rs)
-    print(f"{name}: " + " ".join(f"{w:.2f}" for w, _ in rs) + f" | median {wall:.2f} s, {wall / floor:.2f}x the floor,"
-          f" controller CPU {statistics.median(c for _, c in rs):.2f} s")
-PY
+python3 bench/medians.py "$times"
 rm -f "$times"

@@ -40,9 +40,35 @@ pub struct Table {
     pub confirm_timeout: Duration,
 }
 
+/// The end of the probe's part: `fw_t` (the listing, or empty) to `FW<TAB>HASH`.
+macro_rules! fw_line_sh {
+    () => {
+        "case $fw_t in *'comment \"microctl sha256:'*) fw_t=${fw_t#*'comment \"microctl sha256:'}; fw_t=${fw_t%%'\"'*} ;; *) fw_t= ;; esac\nprintf 'FW\\t%s\\n' \"$fw_t\"\n"
+    };
+}
+
 /// The probe's part (converge's one round trip): prints `FW<TAB>HASH` with the hash the live
 /// table's comment carries, or `FW<TAB>` when there is no such table (or no `nft`).
-pub const PROBE_SH: &str = "fw_t=$(nft list table inet microctl 2>/dev/null) || fw_t=\ncase $fw_t in *'comment \"microctl sha256:'*) fw_t=${fw_t#*'comment \"microctl sha256:'}; fw_t=${fw_t%%'\"'*} ;; *) fw_t= ;; esac\nprintf 'FW\\t%s\\n' \"$fw_t\"\n";
+pub const PROBE_SH: &str = concat!("fw_t=$(nft list table inet microctl 2>/dev/null) || fw_t=\n", fw_line_sh!());
+
+/// [`PROBE_SH`] when the `nftables` package is the firewall's own ([`owns_package`]): an `nft`
+/// that lists the table is the package's evidence (`K<TAB>nftables<TAB>ii`, no process), so an
+/// unchanged rule set costs the one `nft` and no `dpkg-query`; only when the listing fails (no
+/// `nft`, or no table yet: a run that changes the host anyway) does `dpkg-query` say.
+pub const PROBE_WITH_PACKAGE_SH: &str = concat!(
+    "if fw_t=$(nft list table inet microctl 2>/dev/null); then printf 'K\\tnftables\\tii\\n'; else fw_t=; \
+     dpkg-query -W -f='K\\t${Package}\\t${db:Status-Abbrev}\\n' nftables 2>/dev/null; fi\n",
+    fw_line_sh!()
+);
+
+/// The origin role of the `nftables` package [`attach`] adds.
+const ROLE: &str = "firewall";
+
+/// Whether `desired` has a firewall whose `nftables` package [`attach`] added (no role of the
+/// host's names it): the probe then checks it with [`PROBE_WITH_PACKAGE_SH`], not `dpkg-query`.
+pub fn owns_package(desired: &Desired) -> bool {
+    desired.firewall.is_some() && desired.packages.iter().any(|p| p.name == "nftables" && p.origin.role == ROLE)
+}
 
 /// Whether `host` has the firewall on (its `firewall` var; default off).
 pub fn enabled(host: &Host) -> Result<bool> {
@@ -84,7 +110,7 @@ pub fn for_host(inv: &Inventory, roles: &RoleSet, host: &Host) -> Result<Option<
 pub fn attach(inv: &Inventory, roles: &RoleSet, host: &Host, mut desired: Desired) -> Result<Desired> {
     if let Some(table) = for_host(inv, roles, host)? {
         if !desired.packages.iter().any(|p| p.name == "nftables") {
-            let origin = Origin { role: "firewall".into(), line: 0 };
+            let origin = Origin { role: ROLE.into(), line: 0 };
             desired.packages.push(PackageSpec { origin, name: "nftables".into() });
         }
         desired.firewall = Some(Arc::new(table));
@@ -306,6 +332,57 @@ mod tests {
         let obs = crate::plan::probe::parse(out).unwrap();
         assert_eq!(obs.firewall.as_deref(), Some("abc"));
         assert_eq!(obs.users.accounts["root"].uid, 0);
+    }
+
+    /// An unchanged rule set costs the probe its one `nft` and no `dpkg-query` for the
+    /// firewall's own `nftables` package (issue 23's benchmark: `dpkg-query` was most of the
+    /// firewall's no-op cost): the listing says the package is there. Without a listing (no
+    /// nft, no table yet) `dpkg-query` still says. The whole probe, under sh and dash, with a
+    /// stand-in `nft` and a `dpkg-query` that leaves a mark.
+    #[test]
+    fn a_live_table_is_the_nftables_packages_evidence() {
+        use crate::plan::desired::{Desired, Origin, PackageSpec};
+        use std::os::unix::fs::PermissionsExt;
+        let (text, sha) = render("h", &[rule(22, &[ANYONE], "ssh")]).unwrap();
+        let table = Table { text: text.clone(), sha256: sha.clone(), confirm_timeout: Duration::from_secs(30) };
+        let origin = Origin { role: ROLE.into(), line: 0 };
+        let desired = Desired {
+            packages: vec![PackageSpec { origin, name: "nftables".into() }],
+            firewall: Some(Arc::new(table)),
+            ..Default::default()
+        };
+        for shell in ["sh", "dash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().display().to_string();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::fs::write(dir.path().join("table"), &text).unwrap();
+            for (name, body) in [
+                ("nft", format!("[ ! -e {d}/no-nft ] || exit 1\ncat {d}/table\n")),
+                ("dpkg-query", format!("printf '%s\\n' \"$*\" >> {d}/dpkg-ran\nprintf 'K\\tnftables\\tii\\n'\n")),
+            ] {
+                std::fs::write(bin.join(name), format!("#!/bin/sh\n{body}")).unwrap();
+                std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let script = format!(
+                "STATE={d}/state\nTIMEOUT=60\n{}",
+                crate::plan::probe::script(&desired, &format!("{d}/state"), false)
+            );
+            let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+            let run = || {
+                let out = std::process::Command::new(shell).arg("-c").arg(&script).env("PATH", &path).output().unwrap();
+                assert!(out.stderr.is_empty(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+                crate::plan::probe::parse(&String::from_utf8_lossy(&out.stdout)).unwrap()
+            };
+            let obs = run();
+            assert_eq!((obs.firewall.as_deref(), obs.packages.get("nftables")), (Some(sha.as_str()), Some(&true)));
+            assert!(!dir.path().join("dpkg-ran").exists(), "{shell}: dpkg-query ran on an unchanged rule set");
+            std::fs::write(dir.path().join("no-nft"), "").unwrap();
+            let obs = run();
+            assert_eq!((obs.firewall.as_deref(), obs.packages.get("nftables")), (Some(""), Some(&true)), "{shell}");
+            let ran = std::fs::read_to_string(dir.path().join("dpkg-ran")).unwrap();
+            assert!(ran.ends_with(" nftables\n") && ran.lines().count() == 1, "{shell}: {ran}");
+        }
     }
 
     #[test]

@@ -189,8 +189,11 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
             ));
         }
     }
-    if !desired.packages.is_empty() {
-        let names: Vec<String> = desired.packages.iter().map(|p| quote(&p.name)).collect();
+    // The firewall's own `nftables` is checked by its part, below, from `nft` itself.
+    let own_nft = crate::firewall::owns_package(desired);
+    let names: Vec<String> =
+        desired.packages.iter().filter(|p| !(own_nft && p.name == "nftables")).map(|p| quote(&p.name)).collect();
+    if !names.is_empty() {
         s.push_str(&format!(
             "dpkg-query -W -f='K\\t${{Package}}\\t${{db:Status-Abbrev}}\\n' {} 2>/dev/null\n",
             names.join(" ")
@@ -200,7 +203,7 @@ pub fn script(desired: &Desired, state_dir: &str, with_diff: bool) -> String {
         s.push_str(&crate::facts::gather::FINGERPRINT_SH);
     }
     if desired.firewall.is_some() {
-        s.push_str(crate::firewall::PROBE_SH);
+        s.push_str(if own_nft { crate::firewall::PROBE_WITH_PACKAGE_SH } else { crate::firewall::PROBE_SH });
     }
     s.push_str(&super::users::probe_script(desired));
     for svc in &desired.services {
