@@ -627,12 +627,13 @@ fn versions_inventory(lab: &Path, dir: &Path, repo: &Path, hosts: &str) -> PathB
     path
 }
 
-/// A throwaway CA and a certificate from it for `name`: (the CA's PEM, the chain, the key).
-fn site_certificate(name: &str) -> (String, String, String) {
+/// A throwaway CA called `ca_name` and a certificate from it for `name`: (the CA's PEM, the
+/// chain, the key).
+fn site_certificate(ca_name: &str, name: &str) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "microctl lab team CA");
+    ca.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
     let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
@@ -692,7 +693,7 @@ fn lab_rolling_deploy_over_two_app_hosts() {
     let vi = vi.to_str().unwrap();
 
     // HTTPS with the team's own certificate, from secrets.
-    let (ca, chain, key) = site_certificate(SITE);
+    let (ca, chain, key) = site_certificate("microctl lab team CA", SITE);
     std::fs::write(tmp.path().join("team-ca.pem"), &ca).unwrap();
     set_secret(vi, "tls_certificate", &chain);
     set_secret(vi, "tls_key", &key);
@@ -1024,21 +1025,14 @@ const SITE: &str = "blog.lab.test";
 /// check through nginx over HTTPS), and a second converge changes nothing (no certbot call).
 fn https_from_the_lab_acme_ca(lab: &Path, inv: &str, dir: &Path, vi: &str) {
     // The minica root and pebble's listener certificate, for the name web uses: "pebble".
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "microctl lab minica root");
-    let minica = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["pebble".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let (minica, cert, key) = site_certificate("microctl lab minica root", "pebble");
     let put = |host: &str, dest: &str, data: &str| {
         let p = lab.join("hosts").join(host).join("root").join(dest.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, data).unwrap();
     };
-    put("monitoring", "/etc/lab-pebble/cert.pem", &cert.pem());
-    put("monitoring", "/etc/lab-pebble/key.pem", &key.serialize_pem());
+    put("monitoring", "/etc/lab-pebble/cert.pem", &cert);
+    put("monitoring", "/etc/lab-pebble/key.pem", &key);
     put(
         "monitoring",
         "/etc/lab-pebble/config.json",
