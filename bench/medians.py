@@ -12,5 +12,5 @@ for line in open(sys.argv[1]):
 floor = statistics.median(w for w, _ in runs["floor"])
 for name, rs in runs.items():
     wall = statistics.median(w for w, _ in rs)
-    print(f"{name}: " + " ".join(f"{w:.2f}" for w, _ in rs) + f" | median {wall:.2f} s, {wall / floor:.2f}x the floor,"
+    print(f"{name}: " + " ".join(f"{w:.3f}" for w, _ in rs) + f" | median {wall:.3f} s, {wall / floor:.2f}x the floor,"
           f" controller CPU {statistics.median(c for _, c in rs):.2f} s")
