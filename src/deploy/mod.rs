@@ -131,6 +131,7 @@ const CONFIRM_MARGIN: Duration = Duration::from_secs(3);
 pub async fn run(fan: &Fanout, plans: Vec<HostPlan>, shared: Arc<Shared>, on_event: EventSink) -> Vec<HostDeploy> {
     let mut results = Vec::new();
     let mut failed = false;
+    let out_of_rotation = Arc::new(OutOfRotation::default());
     for batch in plans.chunks(shared.batch) {
         if failed {
             results.extend(batch.iter().map(|p| HostDeploy {
@@ -143,20 +144,80 @@ pub async fn run(fan: &Fanout, plans: Vec<HostPlan>, shared: Arc<Shared>, on_eve
         let outcomes = fan
             .each(batch.to_vec(), |plan| {
                 let (pool, shared, on_event) = (fan.pool().clone(), shared.clone(), on_event.clone());
-                async move { deploy_host(&pool, &plan, &shared, &*on_event).await }
+                let out_of_rotation = out_of_rotation.clone();
+                async move { deploy_host(&pool, &plan, &shared, &*on_event, &out_of_rotation).await }
             })
             .await;
         for (plan, outcome) in batch.iter().zip(outcomes) {
-            let r = outcome.unwrap_or_else(|e| HostDeploy {
+            let mut r = outcome.unwrap_or_else(|e| HostDeploy {
                 host: plan.host.name.clone(),
                 error: Some(e),
                 ..Default::default()
             });
+            // Interrupted (Ctrl-C) while out of nginx's rotation and still on its live release:
+            // back in, as the host task would have done. A switched host is left out: its
+            // watchdog rolls the unconfirmed release back (the next deploy or converge of the
+            // via host puts it back).
+            if crate::fanout::interrupted_exit().is_some()
+                && out_of_rotation.unswitched(&plan.host)
+                && let Err(e) = set_drain(fan.pool(), plan, &shared, false, &*on_event).await
+            {
+                let error = r
+                    .error
+                    .take()
+                    .map(|i| i.detail(format!("and it is still out of nginx's rotation: {}", e.one_line())));
+                r.error = error.or(Some(e));
+            }
             failed |= r.error.is_some();
             results.push(r);
         }
     }
     results
+}
+
+/// The hosts taken out of nginx's rotation and not yet put back, each with whether it has
+/// switched to its new release since: what an interrupted run (whose host tasks are
+/// cancelled mid-step) still has to put back.
+#[derive(Default)]
+struct OutOfRotation(std::sync::Mutex<Vec<(Arc<Host>, bool)>>);
+
+impl OutOfRotation {
+    fn update(&self, host: &Arc<Host>, change: impl FnOnce(&mut Vec<(Arc<Host>, bool)>, Option<usize>)) {
+        let mut hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = hosts.iter().position(|(h, _)| Arc::ptr_eq(h, host));
+        change(&mut hosts, at);
+    }
+
+    /// Being taken out (from before its drain session starts: it may be cut off halfway).
+    fn taken_out(&self, host: &Arc<Host>) {
+        self.update(host, |hosts, at| {
+            if at.is_none() {
+                hosts.push((host.clone(), false));
+            }
+        });
+    }
+
+    fn switched(&self, host: &Arc<Host>) {
+        self.update(host, |hosts, at| {
+            if let Some(i) = at {
+                hosts[i].1 = true;
+            }
+        });
+    }
+
+    fn put_back(&self, host: &Arc<Host>) {
+        self.update(host, |hosts, at| {
+            if let Some(i) = at {
+                hosts.remove(i);
+            }
+        });
+    }
+
+    /// Out of rotation and still on its live release.
+    fn unswitched(&self, host: &Arc<Host>) -> bool {
+        let hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.iter().any(|(h, switched)| Arc::ptr_eq(h, host) && !switched)
+    }
 }
 
 impl AsRef<Host> for HostPlan {
@@ -170,15 +231,22 @@ async fn deploy_host(
     plan: &HostPlan,
     shared: &Shared,
     on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
+    out_of_rotation: &OutOfRotation,
 ) -> HostDeploy {
     let started = Instant::now();
     let mut out = HostDeploy { host: plan.host.name.clone(), ..Default::default() };
+    if plan.drain.is_some() {
+        out_of_rotation.taken_out(&plan.host);
+    }
     let steps = match set_drain(pool, plan, shared, true, on_event).await {
-        Ok(()) => deploy_steps(pool, plan, shared, on_event, &mut out).await,
+        Ok(()) => deploy_steps(pool, plan, shared, on_event, &mut out, out_of_rotation).await,
         Err(e) => Err(e),
     };
     // Back in rotation whatever happened (a no-op when the health check already did it).
     let back = set_drain(pool, plan, shared, false, on_event).await;
+    if back.is_ok() {
+        out_of_rotation.put_back(&plan.host);
+    }
     if let Err(e) = steps.and(back) {
         out.error = Some(e);
     }
@@ -204,6 +272,7 @@ async fn deploy_steps(
     shared: &Shared,
     on_event: &(dyn Fn(&str, Event<'_>) + Send + Sync),
     out: &mut HostDeploy,
+    out_of_rotation: &OutOfRotation,
 ) -> Result<()> {
     let conn = pool.connect(&plan.host).await?;
     let what = if matches!(plan.target, Target::Previous { .. }) { "deploy --rollback" } else { "deploy" };
@@ -231,8 +300,10 @@ async fn deploy_steps(
                 if matches!(m, Marker::Armed(_)) {
                     armed = Instant::now();
                     // From here on the host decides alone if we are interrupted (as when the
-                    // controller is killed): its session must not be stopped.
+                    // controller is killed): its session must not be stopped, nor the host
+                    // put back in rotation on an unconfirmed release.
                     conn.keep_on_interrupt();
+                    out_of_rotation.switched(&plan.host);
                 }
                 if let Some(event) = log.take(m, out) {
                     on_event(&plan.host.name, event);
@@ -519,5 +590,25 @@ mod tests {
         assert_eq!(phase_of(&Marker::Armed("30".into())).as_deref(), Some("switch"));
         assert_eq!(phase_of(&Marker::Switched("r1".into())).as_deref(), Some("restart on r1"));
         assert_eq!(phase_of(&Marker::Release("r1".into())), None);
+    }
+
+    /// What an interrupted run puts back in rotation: a host taken out and not switched; not
+    /// one switched since (its watchdog decides), nor one already back, nor another host.
+    #[test]
+    fn only_a_host_out_of_rotation_and_not_switched_is_put_back() {
+        let text = "[hosts.a]\naddress = \"10.0.0.1\"\n[hosts.b]\naddress = \"10.0.0.2\"\n";
+        let inv = crate::inventory::Inventory::parse(std::path::Path::new("/inv/inventory.toml"), text).unwrap();
+        let (a, b) = (inv.hosts[0].clone(), inv.hosts[1].clone());
+        let out = OutOfRotation::default();
+        assert!(!out.unswitched(&a));
+        out.taken_out(&a);
+        out.taken_out(&b);
+        assert!(out.unswitched(&a) && out.unswitched(&b));
+        out.switched(&a);
+        assert!(!out.unswitched(&a) && out.unswitched(&b));
+        out.taken_out(&a);
+        assert!(!out.unswitched(&a), "taken out again: still switched");
+        out.put_back(&b);
+        assert!(!out.unswitched(&b));
     }
 }

@@ -263,6 +263,53 @@ fn ctrl_c_during_a_deploy_build_stops_it_and_leaves_the_live_release() {
     assert_eq!(crate::deploy::served(app.ports[0]), "version 2");
 }
 
+/// Ctrl-C during the build of a rolling deploy, while its host is out of nginx's rotation (its
+/// upstream line `down` on the via host): the build is stopped, the live release stays, and
+/// the host is put back in rotation as the deploy would have done (the site file as before);
+/// the next host is skipped. Exit 130.
+#[test]
+fn ctrl_c_during_a_rolling_deploy_build_puts_the_drained_host_back() {
+    let app = crate::deploy::setup_with(2, |ws| {
+        let web = ws.sshd(SshdOptions::default());
+        let repo = ws.path("src/app");
+        let slow = format!(
+            "\n[deploy.slow]\nhosts = \"app\"\nsource = \"{}\"\nroot = \"{{{{ root }}}}/srv\"\nuser = \"root\"\nenv_file = \"\"\n\
+             build = [\"sleep 600 & echo $! > {{{{ root }}}}/build.pid; wait\"]\nrestart = \"true\"\n\
+             health_address = \"127.0.0.1\"\nhealth_timeout = 2\nhealth_via = \"web\"\nhealth_via_port = {}\n\
+             drain_file = \"{}\"\ndrain_reload = \"true\"\n\
+             [hosts.web]\naddress = \"127.0.0.1\"\nport = {}\nstate_dir = \"{}\"\n",
+            repo.display(),
+            free_port(),
+            ws.path("site").display(),
+            web.port,
+            ws.path("web-state").display()
+        );
+        (slow, Some(web))
+    });
+    app.ws.microctl(&["deploy", "app", "--ref", "v1"]).assert_code(0);
+    let site = app.ws.path("site");
+    let upstream: String = app.ports.iter().map(|p| format!("    server 127.0.0.1:{p} max_fails=1;\n")).collect();
+    let original = format!("upstream microblog {{\n{upstream}}}\n");
+    std::fs::write(&site, &original).unwrap();
+    let current = app.ws.path("h0/srv/current");
+    let live = std::fs::read_link(&current).unwrap();
+
+    let mut child = spawn(&app.ws, &["deploy", "slow", "--ref", "v2"]);
+    let sleep = step_started(&app.ws, &app.ws.path("h0/build.pid"), &mut child);
+    // Out of rotation while it builds: the drain came first.
+    let drained = std::fs::read_to_string(&site).unwrap();
+    assert!(drained.contains(&format!("server 127.0.0.1:{} max_fails=1 down;", app.ports[0])), "{drained}");
+    let run = interrupt(&app.ws, child);
+    run.assert_code(130);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(gone_within(&sleep, 5), "the build step (sleep {sleep}) still runs: {all}");
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), original, "h0 is still out of rotation: {all}");
+    assert!(run.stdout.contains("h0 | back in nginx's rotation on web"), "{all}");
+    assert_eq!(std::fs::read_link(&current).unwrap(), live, "the live release changed: {all}");
+    assert!(run.stdout.lines().any(|l| l.starts_with("h1") && l.contains("skipped")), "{all}");
+    assert!(!app.ws.path("h1/build.pid").exists(), "h1 started: {all}");
+}
+
 /// Ctrl-C while a deploy waits for the health of a release already switched to (the confirm
 /// watchdog armed): the session is left to the host, as when the controller is killed, and
 /// the unconfirmed release is rolled back on the host; the run says so and exits 130.
