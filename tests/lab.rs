@@ -83,7 +83,12 @@ fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
 fn page_version() -> String {
     let (status, body) = get("198.18.0.11:80", "/").unwrap();
     assert_eq!(status, 200, "{body}");
-    body.lines()
+    footer_version(&body)
+}
+
+/// The version in the page's footer (`<footer>microblog-lite VERSION</footer>`).
+fn footer_version(page: &str) -> String {
+    page.lines()
         .find_map(|l| l.trim().strip_prefix("<footer>microblog-lite "))
         .map(|v| v.trim_end_matches("</footer>").to_string())
         .unwrap_or_default()
@@ -661,10 +666,7 @@ fn set_secret(inventory: &str, name: &str, value: &str) {
 fn page_version_https(config: &Arc<rustls::ClientConfig>) -> String {
     let (status, _, body) = get_https("198.18.0.11:443", SITE, config, "/").unwrap();
     assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|l| l.trim().strip_prefix("<footer>microblog-lite "))
-        .map(|v| v.trim_end_matches("</footer>").to_string())
-        .unwrap_or_default()
+    footer_version(&body)
 }
 
 /// Rolling over two app hosts (`lab up --app2`), batch 1, over HTTPS with the team's own

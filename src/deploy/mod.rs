@@ -182,41 +182,29 @@ pub async fn run(fan: &Fanout, plans: Vec<HostPlan>, shared: Arc<Shared>, on_eve
 struct OutOfRotation(std::sync::Mutex<Vec<(Arc<Host>, bool)>>);
 
 impl OutOfRotation {
-    fn update(&self, host: &Arc<Host>, change: impl FnOnce(&mut Vec<(Arc<Host>, bool)>, Option<usize>)) {
-        let mut hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let at = hosts.iter().position(|(h, _)| Arc::ptr_eq(h, host));
-        change(&mut hosts, at);
+    fn hosts(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<Host>, bool)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Being taken out (from before its drain session starts: it may be cut off halfway).
     fn taken_out(&self, host: &Arc<Host>) {
-        self.update(host, |hosts, at| {
-            if at.is_none() {
-                hosts.push((host.clone(), false));
-            }
-        });
+        let mut hosts = self.hosts();
+        if !hosts.iter().any(|(h, _)| Arc::ptr_eq(h, host)) {
+            hosts.push((host.clone(), false));
+        }
     }
 
     fn switched(&self, host: &Arc<Host>) {
-        self.update(host, |hosts, at| {
-            if let Some(i) = at {
-                hosts[i].1 = true;
-            }
-        });
+        self.hosts().iter_mut().filter(|(h, _)| Arc::ptr_eq(h, host)).for_each(|(_, switched)| *switched = true);
     }
 
     fn put_back(&self, host: &Arc<Host>) {
-        self.update(host, |hosts, at| {
-            if let Some(i) = at {
-                hosts.remove(i);
-            }
-        });
+        self.hosts().retain(|(h, _)| !Arc::ptr_eq(h, host));
     }
 
     /// Out of rotation and still on its live release.
     fn unswitched(&self, host: &Arc<Host>) -> bool {
-        let hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.iter().any(|(h, switched)| Arc::ptr_eq(h, host) && !switched)
+        self.hosts().iter().any(|(h, switched)| Arc::ptr_eq(h, host) && !switched)
     }
 }
 
